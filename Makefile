@@ -1,0 +1,50 @@
+# Every target does its own setup: a venv in .venv with meshkp installed in editable mode.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+APT_PKGS := gnupg dirmngr debian-keyring iptables iproute2
+
+.PHONY: run test test-slow bench chaos lint typecheck deps apt clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+deps: $(STAMP)
+
+# Debian packages the tests use (real GnuPG, the debian-keyring corpus, iptables for partitions).
+apt:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+## Start a local meshkp on loopback with the embedded default data directory.
+run: deps
+	$(BIN)/meshkp dev
+
+## The default test suite (unit, simulation, real-process and GnuPG tests).
+test: deps apt
+	$(BIN)/python -m pytest -q
+
+test-slow: deps apt
+	$(BIN)/python -m pytest -q -m slow
+
+bench: deps apt
+	$(BIN)/python -m bench.run_all
+
+chaos: deps apt
+	$(BIN)/python -m pytest -q -m chaos chaos/
+
+lint: deps
+	$(BIN)/ruff check meshkp crdt cli tests bench chaos
+
+typecheck: deps
+	$(BIN)/mypy crdt meshkp/swim
+
+clean:
+	rm -rf $(VENV) .meshkp-dev

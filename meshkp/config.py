@@ -1,0 +1,121 @@
+"""A node's configuration: one frozen dataclass, every field with its unit, default and trade-off.
+
+`NodeConfig()` carries the defaults of a single local keyserver; `meshkp serve` builds one from
+its options with `dataclasses.replace`. Later layers (membership, replication) add their own
+nested sections rather than growing this class: see `extensions`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from meshkp.errors import ConfigError
+from meshkp.limits import Limits
+from meshkp.net.identity import validate_node_id
+
+CONSISTENCY_LEVELS = ("one", "quorum", "all")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """Everything a Node needs to start; `validate()` raises ConfigError naming the bad field."""
+
+    # Directory of the LevelDB store, the node identity (node.key) and later admin.token.
+    # Created on first start. One node per directory: LevelDB takes an exclusive lock.
+    data_dir: Path = Path("./meshkp-data")
+    # Address the HKP/HTTP listener binds to. 127.0.0.1 keeps a fresh install private;
+    # use 0.0.0.0 (or a specific address) behind a reverse proxy or load balancer.
+    host: str = "127.0.0.1"
+    # HKP port. 11371 is the registered HKP port that gpg uses for hkp:// URLs without a port.
+    # 0 asks the OS for a free port (tests); Node.http_port tells which one it got.
+    http_port: int = 11371
+    # Node id used in version vectors. None: derived from the node's Ed25519 identity in
+    # data_dir (stable across restarts). Set it only to give nodes readable names in tests.
+    node_id: str | None = None
+    # Client-facing bounds (upload size, key size, search length, result caps): meshkp/limits.py.
+    limits: Limits = field(default_factory=Limits)
+    # x-consistency of POST /pks/add when the client does not send one. "one" replies once the
+    # write is durable here; quorum/all wait for peers (replication, issue 5) at a latency cost.
+    default_consistency: str = "one"
+    # Root logger level.
+    log_level: str = "INFO"
+    # One key=value line per HTTP request. Costs ~5% of op=get throughput; off for benchmarks.
+    access_log: bool = True
+    # fsync every acknowledged write before replying (an acknowledged upload survives kill -9
+    # and power loss). Off only for bulk tests; the group-commit writer keeps the cost shared.
+    sync_writes: bool = True
+    # Uploads at least this large are parsed and verified in a worker process instead of a
+    # thread, so that one big keyring upload runs on another core and cannot stall the loop's
+    # core. Small uploads stay in a thread: sending them to a process costs more (pickling, IPC)
+    # than verifying one key. 0 sends every upload to a process.
+    process_parse_bytes: int = 256 * 1024
+    # Worker processes for big parses; 0 = os.cpu_count(). Each holds a Python interpreter
+    # (~30 MB), so keep it at or below the core count.
+    parse_workers: int = 0
+    # Bytes of armored keys kept in memory for op=get (LRU, invalidated on write). Hot keys are
+    # then served without LevelDB or armor work. 64 MiB holds ~10,000 typical keys.
+    served_cache_bytes: int = 64 * 1024 * 1024
+    # Search results (index term -> fingerprints) kept in memory, invalidated per term on write.
+    term_cache_entries: int = 50_000
+    # Seconds a graceful stop waits for in-flight requests before closing connections.
+    shutdown_timeout_s: float = 5.0
+    # Sections owned by later layers (e.g. "gossip" for membership, "replication"), keyed by
+    # name. Each is its own frozen dataclass with its own validate(); NodeConfig validates them
+    # too. Kept as a read-only mapping so this class needs no edit when a layer is added.
+    extensions: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def validate(self) -> NodeConfig:
+        """Return self if every field and relation is valid, else raise ConfigError."""
+        if not str(self.data_dir):
+            raise ConfigError("data_dir must not be empty: pass --data-dir DIR")
+        if not self.host:
+            raise ConfigError("host must not be empty: pass --host 127.0.0.1 or an address")
+        if not isinstance(self.http_port, int) or not 0 <= self.http_port <= 65535:
+            raise ConfigError(f"http_port must be 0..65535, got {self.http_port!r}")
+        if self.node_id is not None:
+            validate_node_id(self.node_id)
+        self.limits.validate()
+        if self.default_consistency not in CONSISTENCY_LEVELS:
+            raise ConfigError(
+                f"default_consistency must be one of {', '.join(CONSISTENCY_LEVELS)}, "
+                f"got {self.default_consistency!r}"
+            )
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+        for name in ("process_parse_bytes", "parse_workers"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("served_cache_bytes", "term_cache_entries"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0 (0 disables the cache)")
+        if self.shutdown_timeout_s < 0:
+            raise ConfigError("shutdown_timeout_s must be >= 0")
+        for name, section in self.extensions.items():
+            check = getattr(section, "validate", None)
+            if check is not None:
+                try:
+                    check()
+                except ConfigError as exc:
+                    raise ConfigError(f"[{name}] {exc}") from None
+        return self
+
+    def with_extension(self, name: str, section: Any) -> NodeConfig:
+        """A copy with one extension section set (membership, replication ...)."""
+        merged = dict(self.extensions)
+        merged[name] = section
+        return dataclasses.replace(self, extensions=MappingProxyType(merged))
+
+    def extension(self, name: str) -> Any | None:
+        """The section a later layer registered under `name`, or None."""
+        return self.extensions.get(name)
+
+    @property
+    def numeric_log_level(self) -> int:
+        return int(getattr(logging, self.log_level.upper()))

@@ -1,0 +1,85 @@
+"""The error hierarchy: one base, specific subclasses; only the HTTP layer maps them to status codes."""
+
+
+class MeshkpError(Exception):
+    """Base of every error meshkp raises on purpose."""
+
+
+class ConfigError(MeshkpError):
+    """A configuration value, or a relation between values, is invalid."""
+
+
+class OpenPGPError(MeshkpError):
+    """Input is not acceptable OpenPGP data; the message says what and where."""
+
+
+class MalformedPacket(OpenPGPError):
+    """Packet framing or a packet body cannot be parsed."""
+
+
+class ArmorError(OpenPGPError):
+    """ASCII armor is broken (bad base64, CRC24 mismatch, missing footer)."""
+
+
+class UnsupportedAlgorithm(OpenPGPError):
+    """A signature or key uses an algorithm meshkp cannot verify."""
+
+
+class KeyRejected(OpenPGPError):
+    """A whole certificate is refused (e.g. no valid self-signature); `reason` is operator-facing."""
+
+    def __init__(self, reason: str, fingerprint: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.fingerprint = fingerprint
+
+
+class LimitExceeded(MeshkpError):
+    """Input exceeds a configured bound; `limit` names the config field to raise."""
+
+    def __init__(self, message: str, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class StoreError(MeshkpError):
+    """The key store failed (I/O, corruption, closed)."""
+
+
+class WireError(MeshkpError):
+    """A frame from a peer could not be decrypted, decoded or validated; it is dropped and counted."""
+
+    # The `reason` label of the frames_dropped counter; subclasses narrow it.
+    reason: str = "decode"
+
+
+class FrameTooLarge(WireError):
+    """A frame exceeds the transport's size bound; it was refused before decoding."""
+
+    reason = "oversize"
+
+
+class DecryptError(WireError):
+    """A frame did not open with any key of the cluster keyring (wrong key, or tampered)."""
+
+    reason = "decrypt"
+
+
+class UnsupportedWireVersion(WireError):
+    """A frame carries a wire version this node does not speak."""
+
+    reason = "version"
+
+
+class UnknownFrameType(WireError):
+    """A frame decoded fine but its type code has no handler on this transport."""
+
+    reason = "unknown_type"
+
+
+class PeerUnreachable(MeshkpError):
+    """A peer could not be reached or did not answer in time; the caller decides whether to retry."""
+
+
+class NotFound(MeshkpError):
+    """A lookup matched nothing."""

@@ -1,0 +1,47 @@
+"""Every bound a client or peer can push against, next to what it protects against.
+
+Each field is a config value (see docs/configuration.md); `Limits()` carries the defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from meshkp.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    # POST /pks/add body, in bytes. Without it a client could make us buffer an unbounded body.
+    # 8 MiB fits the largest real keys (a few MB with tens of thousands of signatures).
+    upload_bytes: int = 8 * 1024 * 1024
+    # One certificate after normalisation. Bounds what one key costs every node forever
+    # (storage, replication, op=get). Keys over it are rejected, not truncated.
+    key_bytes: int = 4 * 1024 * 1024
+    # One packet. A hostile length header could otherwise claim gigabytes; photo IDs are the
+    # largest honest packets (tens of KB).
+    packet_bytes: int = 1024 * 1024
+    # Signatures kept per component (user ID, subkey, primary). Above it we keep the N with the
+    # smallest SHA-256 of their bytes: a total order, so the cap commutes with merge (DESIGN.md)
+    # and two nodes with the same cap never fight. Defends against certificate flooding
+    # (CVE-2019-13050 style signature spam).
+    sigs_per_component: int = 1000
+    # User ID packet length. Real ones are < 200 bytes; spam UIDs carry megabytes of text.
+    uid_bytes: int = 2048
+    # The `search` variable of /pks/lookup, in characters. Bounds keyword parsing and scans.
+    search_chars: int = 256
+    # Results of a free-text search. gpg shows them all, so an unbounded "a" query would
+    # stream the whole index.
+    search_results: int = 100
+    # Keys in one op=get reply (several matches give one keyring).
+    get_results: int = 100
+
+    def validate(self) -> None:
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"limit {name} must be a positive integer, got {value!r}")
+        if self.packet_bytes > self.key_bytes:
+            raise ConfigError("limit packet_bytes must not exceed key_bytes")
+        if self.key_bytes > self.upload_bytes:
+            raise ConfigError("limit key_bytes must not exceed upload_bytes")

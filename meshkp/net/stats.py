@@ -1,0 +1,101 @@
+"""Transport counters: frames sent, received and dropped (by reason), exposed to Prometheus.
+
+One NetStats per node, not module-global Prometheus metrics, so several nodes in one process
+(simulations, tests) keep separate counts. `collector()` adapts it to a CollectorRegistry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+log = logging.getLogger("meshkp.net.drop")
+
+# Every reason a frame can be dropped for; the label set stays small and fixed.
+DROP_REASONS = (
+    "oversize",  # bigger than the transport's bound, refused before decrypting
+    "decrypt",  # no installed key opens it: wrong cluster key, tampering, or not meshkp at all
+    "version",  # a wire version this node does not speak
+    "decode",  # not a well-formed frame (msgpack, header, reserved keys)
+    "unknown_type",  # a type code no handler is registered for
+    "handler_error",  # the protocol's handler raised on it (a bug, logged with a traceback)
+    "conn_limit",  # TCP connection refused: too many concurrent connections
+    "timeout",  # TCP peer too slow to send a whole frame
+    "send_oversize",  # our own frame was too big to send (a bug in the sender)
+    "send_error",  # the OS refused to send (unreachable, buffer full)
+)
+
+
+class NetStats:
+    """Counts of frames and bytes per transport ("udp"/"tcp") and drops per (transport, reason)."""
+
+    def __init__(self) -> None:
+        self.dropped: Counter[tuple[str, str]] = Counter()
+        self.sent_frames: Counter[str] = Counter()
+        self.sent_bytes: Counter[str] = Counter()
+        self.received_frames: Counter[str] = Counter()
+        self.received_bytes: Counter[str] = Counter()
+
+    def drop(self, transport: str, reason: str, peer: object, detail: str) -> None:
+        """Count one dropped frame and log it at debug (reasons a bug causes log at warning)."""
+        self.dropped[(transport, reason)] += 1
+        level = logging.WARNING if reason in ("handler_error", "send_oversize") else logging.DEBUG
+        log.log(level, "event=frame_dropped transport=%s reason=%s peer=%s detail=%r",
+                transport, reason, peer, detail)
+
+    def sent(self, transport: str, nbytes: int) -> None:
+        """Count one frame put on the wire."""
+        self.sent_frames[transport] += 1
+        self.sent_bytes[transport] += nbytes
+
+    def received(self, transport: str, nbytes: int) -> None:
+        """Count one frame delivered to the protocol."""
+        self.received_frames[transport] += 1
+        self.received_bytes[transport] += nbytes
+
+    def dropped_total(self, reason: str | None = None) -> int:
+        """Return drops over all transports, optionally only those with one reason."""
+        return sum(n for (_, r), n in self.dropped.items() if reason is None or r == reason)
+
+    def snapshot(self) -> dict[str, object]:
+        """Return a JSON-ready view for /cluster/status."""
+        return {
+            "frames_dropped": {f"{t}/{r}": n for (t, r), n in sorted(self.dropped.items())},
+            "frames_sent": dict(self.sent_frames),
+            "bytes_sent": dict(self.sent_bytes),
+            "frames_received": dict(self.received_frames),
+            "bytes_received": dict(self.received_bytes),
+        }
+
+    def collector(self) -> Collector:
+        """Return a Prometheus collector reading these counters at scrape time."""
+        return _NetStatsCollector(self)
+
+
+class _NetStatsCollector(Collector):
+    def __init__(self, stats: NetStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        s = self._stats
+        dropped = CounterMetricFamily(
+            "meshkp_frames_dropped", "Frames dropped before reaching the protocol, by reason",
+            labels=["transport", "reason"],
+        )
+        for (transport, reason), n in sorted(s.dropped.items()):
+            dropped.add_metric([transport, reason], n)
+        yield dropped
+        for name, doc, counts in (
+            ("meshkp_frames_sent", "Frames sent", s.sent_frames),
+            ("meshkp_bytes_sent", "Sealed bytes sent", s.sent_bytes),
+            ("meshkp_frames_received", "Frames delivered to the protocol", s.received_frames),
+            ("meshkp_bytes_received", "Sealed bytes of delivered frames", s.received_bytes),
+        ):
+            family = CounterMetricFamily(name, doc, labels=["transport"])
+            for transport, n in sorted(counts.items()):
+                family.add_metric([transport], n)
+            yield family

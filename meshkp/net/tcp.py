@@ -1,0 +1,256 @@
+"""asyncio TCP server and client: length-prefixed sealed frames, bounded in size, time and count.
+
+Stream layout: repeated [4-byte big-endian length][sealed frame of that length]. The length is
+checked against the bound *before* the body is read, so a peer cannot make us buffer more.
+A connection carries request/reply exchanges: the server reads a frame, the handler may return
+a reply frame, and the server writes it back. Any bad frame closes the connection (there is no
+safe way to resynchronise, and a peer that sends one is not trusted further).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from meshkp.errors import ConfigError, FrameTooLarge, PeerUnreachable, WireError
+from meshkp.net.addr import Addr, format_addr
+from meshkp.net.codec import SealedCodec
+from meshkp.net.stats import NetStats
+from meshkp.net.wire import TCP_FRAME_BYTES, Frame
+
+log = logging.getLogger(__name__)
+
+RequestHandler = Callable[[Addr, Frame], Awaitable[Frame | None]]
+
+TRANSPORT = "tcp"
+LENGTH_BYTES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class TcpLimits:
+    """Bounds of the TCP transport, each with what it protects against."""
+
+    # Largest sealed frame, in bytes (see wire.TCP_FRAME_BYTES for why 8 MiB).
+    frame_bytes: int = TCP_FRAME_BYTES
+    # Concurrent inbound connections; more are closed at once and counted as conn_limit.
+    # With frame_bytes this caps buffered input at 64 x 8 MiB. memberlist allows 128
+    # concurrent push-pulls; a Python node on 2 cores is slower, so fewer.
+    max_connections: int = 64
+    # Seconds to read or write one whole frame once it has started, and to connect. A slowloris
+    # peer trickling bytes is cut off here. memberlist's TCPTimeout is 10 s on the LAN profile.
+    io_timeout: float = 10.0
+    # Seconds a server connection may sit idle between frames before we close it.
+    idle_timeout: float = 30.0
+    # Frames per inbound connection before it is closed; bounds one peer's hold on a slot.
+    frames_per_connection: int = 1024
+    # Concurrent outbound requests; protects peers and our own file descriptors from bursts.
+    max_outbound: int = 32
+
+    def validate(self) -> None:
+        """Raise ConfigError if a bound is not positive."""
+        for name in self.__slots__:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"tcp limit {name} must be positive")
+
+
+async def _read_sealed(
+    reader: asyncio.StreamReader, limits: TcpLimits, idle: float
+) -> bytes | None:
+    """Read one length-prefixed body; None on clean EOF before a frame starts."""
+    try:
+        header = await asyncio.wait_for(reader.readexactly(LENGTH_BYTES), idle)
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            return None
+        raise WireError("connection closed inside a frame header") from exc
+    length = int.from_bytes(header, "big")
+    if length > limits.frame_bytes:
+        raise FrameTooLarge(f"frame announces {length} bytes, bound is {limits.frame_bytes}")
+    try:
+        return await asyncio.wait_for(reader.readexactly(length), limits.io_timeout)
+    except asyncio.IncompleteReadError as exc:
+        raise WireError(f"connection closed after {len(exc.partial)} of {length} bytes") from exc
+
+
+async def _write_sealed(writer: asyncio.StreamWriter, data: bytes, timeout: float) -> None:
+    writer.write(len(data).to_bytes(LENGTH_BYTES, "big") + data)
+    await asyncio.wait_for(writer.drain(), timeout)
+
+
+class TcpTransport:
+    """A TCP listener answering framed requests, plus a client for `request` and `send`."""
+
+    def __init__(
+        self,
+        bind: Addr,
+        codec: SealedCodec,
+        on_request: RequestHandler,
+        stats: NetStats,
+        limits: TcpLimits | None = None,
+        sender_id: str | None = None,
+    ) -> None:
+        self._bind = bind
+        self._codec = codec
+        self._on_request = on_request
+        self._stats = stats
+        self._limits = limits or TcpLimits()
+        self._limits.validate()
+        self._sender_id = sender_id
+        self._server: asyncio.Server | None = None
+        self._local: Addr | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._outbound = asyncio.Semaphore(self._limits.max_outbound)
+
+    @property
+    def local_addr(self) -> Addr:
+        """The bound (host, port)."""
+        if self._local is None:
+            raise ConfigError("TCP transport is not started")
+        return self._local
+
+    @property
+    def active_connections(self) -> int:
+        """Inbound connections being served right now."""
+        return len(self._handlers)
+
+    async def start(self) -> Addr:
+        """Listen (idempotent) and return the bound address."""
+        if self._server is not None:
+            return self.local_addr
+        host, port = self._bind
+        self._server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
+        sockname = self._server.sockets[0].getsockname()
+        self._local = (sockname[0], sockname[1])
+        log.info("event=tcp_listening addr=%s", format_addr(self._local))
+        return self._local
+
+    async def stop(self) -> None:
+        """Stop listening and cancel connection handlers (idempotent)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        handlers = list(self._handlers)
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await server.wait_closed()
+        log.info("event=tcp_closed addr=%s", format_addr(self.local_addr))
+
+    # ---- server side ----
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peername = writer.get_extra_info("peername")
+        peer: Addr = (str(peername[0]), int(peername[1])) if peername else ("?", 0)
+        task = asyncio.current_task()
+        if len(self._handlers) >= self._limits.max_connections or task is None:
+            self._stats.drop(TRANSPORT, "conn_limit", format_addr(peer), "too many connections")
+            writer.close()
+            return
+        self._handlers.add(task)
+        try:
+            await self._serve_frames(peer, reader, writer)
+        finally:
+            self._handlers.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), self._limits.io_timeout)
+
+    async def _serve_frames(
+        self, peer: Addr, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        where = format_addr(peer)
+        for _ in range(self._limits.frames_per_connection):
+            try:
+                data = await _read_sealed(reader, self._limits, self._limits.idle_timeout)
+                if data is None:
+                    return
+                frame = self._codec.unpack(data)
+            except WireError as exc:
+                self._stats.drop(TRANSPORT, exc.reason, where, str(exc))
+                return
+            except TimeoutError:
+                self._stats.drop(TRANSPORT, "timeout", where, "peer too slow or idle")
+                return
+            except OSError as exc:
+                log.debug("event=tcp_read_failed peer=%s error=%r", where, exc)
+                return
+            self._stats.received(TRANSPORT, len(data))
+            try:
+                reply = await self._on_request(peer, frame)
+            except Exception as exc:  # the protocol's bug must not take the listener down
+                log.exception("event=tcp_handler_failed peer=%s type=%d", where, frame.type)
+                self._stats.drop(TRANSPORT, "handler_error", where, repr(exc))
+                return
+            if reply is None:
+                continue
+            try:
+                sealed = self._codec.pack(self._stamp(reply))
+            except WireError as exc:
+                self._stats.drop(TRANSPORT, "send_oversize", where, str(exc))
+                return
+            try:
+                await _write_sealed(writer, sealed, self._limits.io_timeout)
+            except (OSError, TimeoutError) as exc:
+                log.debug("event=tcp_write_failed peer=%s error=%r", where, exc)
+                return
+            self._stats.sent(TRANSPORT, len(sealed))
+
+    # ---- client side ----
+
+    def _stamp(self, frame: Frame) -> Frame:
+        if self._sender_id is not None and frame.sender is None:
+            return Frame(frame.type, frame.body, self._sender_id)
+        return frame
+
+    async def request(self, addr: Addr, frame: Frame, timeout: float | None = None) -> Frame:
+        """Send one frame and return the peer's reply frame.
+
+        Raises PeerUnreachable (connect/IO failure or timeout) or WireError (a bad reply, which
+        is also counted as dropped). Raises WireError if our own frame is too large.
+        """
+        reply = await self._exchange(addr, frame, timeout, want_reply=True)
+        if reply is None:
+            raise PeerUnreachable(f"{format_addr(addr)} sent no reply")
+        return reply
+
+    async def send(self, addr: Addr, frame: Frame, timeout: float | None = None) -> None:
+        """Send one frame without waiting for a reply; same errors as `request`."""
+        await self._exchange(addr, frame, timeout, want_reply=False)
+
+    async def _exchange(
+        self, addr: Addr, frame: Frame, timeout: float | None, want_reply: bool
+    ) -> Frame | None:
+        sealed = self._codec.pack(self._stamp(frame))
+        if len(sealed) > self._limits.frame_bytes:
+            raise FrameTooLarge(f"frame is {len(sealed)} bytes, bound {self._limits.frame_bytes}")
+        where = format_addr(addr)
+        deadline = timeout if timeout is not None else self._limits.io_timeout
+        async with self._outbound:
+            writer: asyncio.StreamWriter | None = None
+            try:
+                async with asyncio.timeout(deadline):
+                    reader, writer = await asyncio.open_connection(addr[0], addr[1])
+                    await _write_sealed(writer, sealed, deadline)
+                    self._stats.sent(TRANSPORT, len(sealed))
+                    if not want_reply:
+                        return None
+                    data = await _read_sealed(reader, self._limits, deadline)
+                if data is None:
+                    raise PeerUnreachable(f"{where} closed the connection without replying")
+                reply = self._codec.unpack(data)
+            except WireError as exc:
+                self._stats.drop(TRANSPORT, exc.reason, where, str(exc))
+                raise
+            except (OSError, TimeoutError) as exc:
+                raise PeerUnreachable(f"{where} unreachable: {exc!r}") from exc
+            finally:
+                if writer is not None:
+                    writer.close()
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(writer.wait_closed(), self._limits.io_timeout)
+        self._stats.received(TRANSPORT, len(data))
+        return reply

@@ -1,0 +1,70 @@
+"""The `Store` protocol: records by fingerprint, lookup indexes, counters, one atomic batch per change.
+
+The store knows nothing of OpenPGP: callers hand it encoded records and the index terms
+computed by meshkp.openpgp. LevelDBStore and MemoryStore implement it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+
+class IndexKind(str, Enum):
+    """Lookup indexes. Subkey fingerprints and IDs go into the same indexes as primary ones."""
+
+    FINGERPRINT = "f"  # 20-byte v4 or 32-byte v6 fingerprint (primary and subkeys)
+    KEY_ID64 = "k"  # 8-byte key ID
+    KEY_ID32 = "s"  # 4-byte short key ID
+    EMAIL = "e"  # exact address, lowercased, UTF-8
+    KEYWORD = "w"  # lowercased words of user IDs, e-mail, local part, domain
+    SKS_DIGEST = "d"  # 16-byte SKS MD5 digest of the live packets (op=hget, /pks/hashquery)
+
+
+IndexTerm = tuple[IndexKind, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordWrite:
+    """One key's change: its new encoded record (None deletes it) and index terms to move.
+
+    `extra` carries other keys to write in the same batch (e.g. Merkle tree nodes);
+    a value of None deletes that key.
+    """
+
+    fingerprint: bytes
+    record: bytes | None
+    old_terms: frozenset[IndexTerm] = frozenset()
+    new_terms: frozenset[IndexTerm] = frozenset()
+    counters: Mapping[str, int] = field(default_factory=dict)
+    extra: Sequence[tuple[bytes, bytes | None]] = ()
+
+
+class Store(Protocol):
+    """Synchronous store; meshkp/store/executor.py runs it off the event loop."""
+
+    def get(self, fingerprint: bytes) -> bytes | None:
+        """The encoded record of a primary fingerprint, or None."""
+
+    def lookup(self, kind: IndexKind, term: bytes, limit: int) -> list[bytes]:
+        """Primary fingerprints indexed under `term`, in fingerprint order, at most `limit`."""
+
+    def write(self, writes: Sequence[RecordWrite], sync: bool = True) -> None:
+        """Apply all writes as one atomic batch; with sync, durable before returning."""
+
+    def iter_records(self, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """(fingerprint, record) pairs in fingerprint order from `start`."""
+
+    def counter(self, name: str) -> int:
+        """A counter kept in the same batches as the records (e.g. "keys")."""
+
+    def get_extra(self, key: bytes) -> bytes | None:
+        """A value written through RecordWrite.extra."""
+
+    def iter_extra(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Extra keys under a prefix, in key order."""
+
+    def close(self) -> None:
+        """Release the database; further calls raise StoreError."""

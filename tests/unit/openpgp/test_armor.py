@@ -1,0 +1,60 @@
+"""ASCII armor: CRC24, several blocks per upload, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from meshkp.errors import ArmorError
+from meshkp.openpgp.armor import armor, crc24, dearmor
+
+
+def test_crc24_of_empty_input_is_the_init_value() -> None:
+    assert crc24(b"") == 0xB704CE
+
+
+def test_crc24_matches_a_known_vector() -> None:
+    # Python's own computation of the RFC 9580 §6.1 reference code over "123456789".
+    assert crc24(b"123456789") == 0x21CF02
+
+
+@given(st.binary(max_size=2000))
+def test_armor_round_trips(data: bytes) -> None:
+    assert dearmor(armor(data).encode()) == [data]
+
+
+def test_several_blocks_and_surrounding_text_are_all_decoded() -> None:
+    text = "intro\n" + armor(b"one") + "between\r\n" + armor(b"two", comment="x") + "outro"
+    assert dearmor(text.encode()) == [b"one", b"two"]
+
+
+def test_crc_mismatch_is_rejected() -> None:
+    good = armor(b"some key bytes")
+    lines = good.splitlines()
+    crc_index = next(i for i, line in enumerate(lines) if line.startswith("="))
+    lines[crc_index] = "=AAAA"
+    with pytest.raises(ArmorError, match="CRC24"):
+        dearmor("\n".join(lines).encode())
+
+
+def test_missing_crc_is_accepted() -> None:
+    lines = [line for line in armor(b"abc").splitlines() if not line.startswith("=")]
+    assert dearmor("\n".join(lines).encode()) == [b"abc"]
+
+
+def test_missing_end_line_is_rejected() -> None:
+    text = armor(b"abc").replace("-----END PGP PUBLIC KEY BLOCK-----", "")
+    with pytest.raises(ArmorError, match="no END line"):
+        dearmor(text.encode())
+
+
+def test_bad_base64_is_rejected() -> None:
+    text = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n!!!!\n-----END PGP PUBLIC KEY BLOCK-----\n"
+    with pytest.raises(ArmorError, match="base64"):
+        dearmor(text.encode())
+
+
+def test_no_armor_at_all_is_rejected() -> None:
+    with pytest.raises(ArmorError, match="BEGIN PGP"):
+        dearmor(b"just text")
