@@ -8,6 +8,9 @@ APT_PKGS := gnupg dirmngr debian-keyring iptables iproute2
 .PHONY: run test test-slow bench chaos lint typecheck deps apt clean
 
 $(STAMP): pyproject.toml
+	@$(PY) -c 'import ensurepip, venv' 2>/dev/null || { \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-venv; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

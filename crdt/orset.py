@@ -13,7 +13,7 @@ same effect (delta-state CRDTs, Almeida et al. 2018); the plain form is `merge(d
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from crdt.dots import (
@@ -133,7 +133,7 @@ class ORSet(Generic[E]):
         return cls.from_obj(unpackb(data, "or-set"), decode_element)
 
 
-def orset_of(node: str, elements: Mapping[E, object] | list[E]) -> ORSet[E]:
+def orset_of(node: str, elements: Iterable[E]) -> ORSet[E]:
     """A set holding `elements`, each added once by `node` (a convenience for callers/tests)."""
     state: ORSet[E] = ORSet()
     for element in elements:

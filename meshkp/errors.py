@@ -46,6 +46,18 @@ class StoreError(MeshkpError):
     """The key store failed (I/O, corruption, closed)."""
 
 
+class StoreClosed(StoreError):
+    """The store was used after close(); the caller must open it again (or is shutting down)."""
+
+
+class StoreUsageError(StoreError):
+    """A caller passed the store something it cannot hold (type, size, shape); nothing was changed."""
+
+
+class StoreInUse(StoreError):
+    """Another process (a running node) holds the data directory's LevelDB lock."""
+
+
 class WireError(MeshkpError):
     """A frame from a peer could not be decrypted, decoded or validated; it is dropped and counted."""
 
@@ -77,9 +89,21 @@ class UnknownFrameType(WireError):
     reason = "unknown_type"
 
 
+class DiscoveryError(MeshkpError):
+    """A discovery source (DNS, mDNS) gave an unusable answer; joining retries or goes on alone."""
+
+
 class PeerUnreachable(MeshkpError):
     """A peer could not be reached or did not answer in time; the caller decides whether to retry."""
 
 
 class NotFound(MeshkpError):
     """A lookup matched nothing."""
+
+
+class InvalidRequest(MeshkpError):
+    """A client request cannot be understood (bad search string, missing keytext); says why."""
+
+
+class Unsupported(MeshkpError):
+    """A well-formed request asks for something this server does not implement (HKP op, option)."""

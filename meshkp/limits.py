@@ -35,6 +35,13 @@ class Limits:
     search_results: int = 100
     # Keys in one op=get reply (several matches give one keyring).
     get_results: int = 100
+    # Keyword index terms per key (words of user IDs, e-mails, local parts, domains); the
+    # primary user ID's come first. Without it one key with hundreds of long user IDs writes
+    # thousands of index entries on every node. Real keys need < 150 (debian-keyring max).
+    keywords_per_key: int = 256
+    # One keyword, in UTF-8 bytes; longer words are cut (queries are cut the same way, so they
+    # still match). Bounds index key size.
+    keyword_bytes: int = 64
 
     def validate(self) -> None:
         for name in self.__slots__:

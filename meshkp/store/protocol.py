@@ -30,8 +30,11 @@ IndexTerm = tuple[IndexKind, bytes]
 class RecordWrite:
     """One key's change: its new encoded record (None deletes it) and index terms to move.
 
-    `extra` carries other keys to write in the same batch (e.g. Merkle tree nodes);
-    a value of None deletes that key.
+    `fingerprint` is raw bytes (16, 20 or 32: v3, v4, v6), never hex text.
+    `old_terms` are removed and `new_terms` added (terms in both stay).
+    `counters` are deltas added to named counters ({"keys": +1} for a new key).
+    `extra` carries other keys to write in the same batch (e.g. Merkle tree nodes), in their
+    own namespace, so they never collide with records; a value of None deletes that key.
     """
 
     fingerprint: bytes
@@ -43,7 +46,12 @@ class RecordWrite:
 
 
 class Store(Protocol):
-    """Synchronous store; meshkp/store/executor.py runs it off the event loop."""
+    """Synchronous store; meshkp/store/executor.py runs it off the event loop.
+
+    Reads may run on many threads at once. Writes must come from one writer at a time
+    (counters are read-modify-write); AsyncStore guarantees it. Bad arguments raise
+    StoreUsageError and change nothing; use after close() raises StoreClosed.
+    """
 
     def get(self, fingerprint: bytes) -> bytes | None:
         """The encoded record of a primary fingerprint, or None."""
@@ -52,19 +60,19 @@ class Store(Protocol):
         """Primary fingerprints indexed under `term`, in fingerprint order, at most `limit`."""
 
     def write(self, writes: Sequence[RecordWrite], sync: bool = True) -> None:
-        """Apply all writes as one atomic batch; with sync, durable before returning."""
+        """Apply all writes, in order, as one atomic batch; with sync, durable before returning."""
 
     def iter_records(self, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        """(fingerprint, record) pairs in fingerprint order from `start`."""
+        """(fingerprint, record) pairs in fingerprint order from `start` (inclusive)."""
 
     def counter(self, name: str) -> int:
-        """A counter kept in the same batches as the records (e.g. "keys")."""
+        """A counter kept in the same batches as the records (e.g. "keys"); 0 if never written."""
 
     def get_extra(self, key: bytes) -> bytes | None:
         """A value written through RecordWrite.extra."""
 
-    def iter_extra(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Extra keys under a prefix, in key order."""
+    def iter_extra(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) of extra keys under a prefix, in key order, from `start` (inclusive)."""
 
     def close(self) -> None:
-        """Release the database; further calls raise StoreError."""
+        """Release the database (idempotent); further calls raise StoreClosed."""

@@ -1,0 +1,83 @@
+"""`make bench`: run every benchmark present, each printing a table and writing bench/out/*.json.
+
+A benchmark that fails is reported and the others still run; the exit status is non-zero
+if any failed. `--only NAME` (repeatable) runs a subset.
+Run: python -m bench.run_all [--only load_vs_gpg ...] [--quick]
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import json
+import sys
+import time
+import traceback
+from collections.abc import Callable
+
+import click
+
+from bench.common import OUT_DIR, console
+
+# (name, module, keyword arguments of its run() for --quick). Modules owned by other parts of
+# the project are run when they exist.
+BENCHMARKS: list[tuple[str, str, dict[str, object]]] = [
+    ("load_vs_gpg", "bench.load_vs_gpg", {"runs": 1}),
+    ("http_read", "bench.http_read", {"runs": 1, "seconds": 2.0}),
+    ("load_generated", "bench.load_generated", {"count": 5_000, "runs": 1, "gpg_keys": 1_000}),
+    ("store_bench", "bench.store_bench", {}),
+    ("merkle_diff", "bench.merkle_diff", {}),
+    ("swim_sim", "bench.swim_sim", {}),
+    ("record_merge", "bench.record_merge", {}),
+]
+
+
+def _entry(module: object, quick_kwargs: dict[str, object], quick: bool) -> Callable[[], object]:
+    """The module's run() (with --quick arguments it accepts), else its main()."""
+    runner = getattr(module, "run", None)
+    if callable(runner):
+        if not quick:
+            return runner
+        accepted = inspect.signature(runner).parameters
+        kwargs = {k: v for k, v in quick_kwargs.items() if k in accepted}
+        return lambda: runner(**kwargs)
+    main = module.main  # type: ignore[attr-defined]
+    # click commands parse sys.argv; give them none and keep them from exiting the process.
+    if hasattr(main, "main") and hasattr(main, "params"):
+        return lambda: main.main(args=[], standalone_mode=False)
+    return main
+
+
+@click.command()
+@click.option("--only", multiple=True, help="Run only these benchmarks (by name).")
+@click.option("--quick", is_flag=True, help="Small sizes and one run: a smoke test, not figures.")
+def main(only: tuple[str, ...], quick: bool) -> None:
+    """Run the benchmarks and write a combined summary to bench/out/summary.json."""
+    outcomes: dict[str, dict[str, object]] = {}
+    for name, module_name, quick_kwargs in BENCHMARKS:
+        if only and name not in only:
+            continue
+        if importlib.util.find_spec(module_name) is None:
+            console.print(f"[dim]{name}: not present, skipped[/dim]")
+            continue
+        console.rule(name)
+        began = time.perf_counter()
+        try:
+            module = importlib.import_module(module_name)
+            _entry(module, quick_kwargs, quick)()
+            outcomes[name] = {"ok": True}
+        except Exception as exc:  # noqa: BLE001 - one failing benchmark must not hide the others
+            traceback.print_exc()
+            outcomes[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        outcomes[name]["seconds"] = round(time.perf_counter() - began, 1)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / "summary.json").write_text(json.dumps(outcomes, indent=2) + "\n")
+    failed = [name for name, outcome in outcomes.items() if not outcome["ok"]]
+    if failed:
+        console.print(f"[red]failed: {', '.join(failed)}[/red]")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

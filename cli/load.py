@@ -1,0 +1,163 @@
+"""`meshkp load`: bulk-load keyrings, armored files and SKS/Hockeypuck dumps into a data dir."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from meshkp.bulk.loader import LoadSummary
+from meshkp.bulk.source import InputKind
+from meshkp.errors import MeshkpError, StoreInUse
+
+log = logging.getLogger("meshkp.cli")
+LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
+
+
+class _RichProgress:
+    """A byte-based bar over all input files, with the key count and current file."""
+
+    def __init__(self, console: Console) -> None:
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TextColumn("{task.fields[keys]:,} keys"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task: TaskID | None = None
+        self.keys = 0
+
+    def begin(self, total_bytes: int) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task("loading", total=total_bytes, keys=0)
+
+    def file(self, path: Path, kind: InputKind) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, description=f"{path.name} ({kind.value})")
+
+    def advance(self, input_bytes: int, keys: int) -> None:
+        self.keys += keys
+        if self.task is not None:
+            self.bar.update(self.task, advance=input_bytes, keys=self.keys)
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, description="done")
+        self.bar.stop()
+
+
+def summary_table(summary: LoadSummary) -> Table:
+    rate = summary.keys / summary.seconds if summary.seconds else 0.0
+    table = Table(
+        title=f"meshkp load: {summary.files} file(s), {summary.input_bytes:,} bytes, "
+        f"{summary.seconds:.1f} s ({rate:,.0f} keys/s)"
+    )
+    table.add_column("outcome")
+    table.add_column("keys", justify="right")
+    table.add_row("loaded (new)", f"{summary.added:,}")
+    table.add_row("merged (new packets)", f"{summary.updated:,}")
+    table.add_row("unchanged", f"{summary.unchanged:,}")
+    table.add_row("rejected", f"{summary.rejected_total:,}")
+    for reason, count in summary.rejected.most_common():
+        table.add_row(f"  rejected: {reason}", f"{count:,}")
+    table.add_row("keys in store", f"{summary.keys_in_store:,}", style="bold")
+    return table
+
+
+@click.command("load")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("./meshkp-data"), show_default=True,
+              help="The node's data directory (the node must be stopped).")
+@click.option("--node-id", default=None,
+              help="Node id for the version vectors; as given to `meshkp serve`, if any.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Parser processes (default: one per core; 0: parse in this process).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar (default: when stderr is a terminal).")
+@click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the summary as JSON to this file.")
+@click.option("--log-level", default="WARNING", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              help="INFO logs every rejected key with its reason.")
+def load(files: tuple[Path, ...], data_dir: Path, node_id: str | None, workers: int | None,
+         progress: bool | None, summary_json: Path | None, log_level: str) -> None:
+    """Load FILES (binary keyrings, armored files, SKS dump *.pgp files or dump directories).
+
+    The format of each file is detected from its content. Keys are normalised and
+    their self-signatures verified exactly as POST /pks/add does; the summary counts
+    keys loaded, merged into a stored copy, unchanged, and rejected by reason.
+    """
+    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT, stream=sys.stderr, force=True)
+    err = Console(stderr=True)
+    try:
+        summary = _run(files, data_dir, node_id, workers, progress, err)
+    except StoreInUse as exc:
+        err.print(f"[red]meshkp load: {exc}[/red]", highlight=False)
+        sys.exit(2)
+    except MeshkpError as exc:
+        partial = getattr(exc, "summary", None)
+        if partial is not None:
+            Console().print(summary_table(partial))
+            _write_json(summary_json, partial, error=str(exc))
+        err.print(f"[red]meshkp load: {exc}[/red]", highlight=False)
+        sys.exit(1)
+    Console().print(summary_table(summary))
+    _write_json(summary_json, summary)
+
+
+def _run(files: tuple[Path, ...], data_dir: Path, node_id: str | None, workers: int | None,
+         progress: bool | None, err: Console) -> LoadSummary:
+    # Imported here: `meshkp --help` should not pay for LevelDB, cryptography and aiohttp.
+    from meshkp.bulk.datadir import open_store
+    from meshkp.bulk.loader import BulkLoader, LoadConfig, resolve_inputs
+    from meshkp.net.identity import load_or_create_identity
+
+    inputs = resolve_inputs(files)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    identity = load_or_create_identity(data_dir, node_id)
+    config = LoadConfig(node_id=identity.node_id)
+    if workers is not None:
+        config = LoadConfig(node_id=identity.node_id, workers=workers)
+    show = err.is_terminal if progress is None else progress
+    bar = _RichProgress(err) if show else None
+    with BulkLoader(config) as loader:
+        store = open_store(data_dir, "load keys",
+                           "send the keys to it with POST /pks/add "
+                           "(curl --data-urlencode keytext@FILE http://HOST:11371/pks/add)")
+        try:
+            return loader.load(inputs, store, bar)
+        finally:
+            if bar is not None:
+                bar.stop()
+            store.close()
+
+
+def _write_json(path: Path | None, summary: LoadSummary, error: str | None = None) -> None:
+    if path is None:
+        return
+    data = summary.to_json()
+    if error is not None:
+        data["error"] = error
+    path.write_text(json.dumps(data, indent=2) + "\n")

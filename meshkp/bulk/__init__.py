@@ -1,0 +1,1 @@
+"""Bulk import and export: `meshkp load` (keyrings, armored files, SKS dumps) and `meshkp dump`."""

@@ -1,0 +1,134 @@
+"""The aiohttp application of a node: HKP routes, /metrics, error mapping, access logs.
+
+Other layers add their routes (e.g. /cluster/*) to the app `make_app` returns before the
+node starts serving; they raise MeshkpError subclasses and this middleware maps them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_exceptions import HTTPException
+
+from meshkp.errors import MeshkpError
+from meshkp.http.errors import error_response, status_of, text_error
+from meshkp.http.hkp import LOOKUP_OPS, HkpHandlers, options_of, wants_json
+from meshkp.http.metrics import CONTENT_TYPE, HttpMetrics
+from meshkp.keys.service import KeyService
+from meshkp.limits import Limits
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("meshkp.access")
+
+SERVICE_KEY = web.AppKey("meshkp.service", KeyService)
+METRICS_KEY = web.AppKey("meshkp.metrics", HttpMetrics)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _labels(request: web.Request) -> tuple[str, str]:
+    """Bounded metric labels: the route template (not the raw path) and the HKP op."""
+    route = request.match_info.route
+    resource = route.resource
+    endpoint = resource.canonical if resource is not None else "unmatched"
+    op = ""
+    if endpoint == "/pks/lookup":
+        op = str(request.query.get("op", "")).lower()
+        if op not in LOOKUP_OPS:
+            op = "other"
+    return endpoint, op
+
+
+def make_error_middleware(metrics: HttpMetrics) -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def errors_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except MeshkpError as exc:
+            status = status_of(exc)
+            if status >= 500 and status != 501:
+                log.error("event=http_error status=%d path=%s error=%r", status, request.path, exc)
+            return error_response(exc, as_json=_json_error(request))
+        except HTTPException as exc:
+            status = exc.status
+            raise
+        except Exception:
+            # Not a MeshkpError: a bug. Answer 500 without details, log the traceback, count it.
+            metrics.bugs.inc()
+            log.exception("event=http_bug method=%s path=%s", request.method, request.path)
+            return text_error(500, "internal error (a bug; it was logged)")
+        finally:
+            endpoint, op = _labels(request)
+            metrics.observe(endpoint, op, status, time.perf_counter() - started)
+
+    return errors_and_metrics
+
+
+def _json_error(request: web.Request) -> bool:
+    return request.path == "/pks/add" and wants_json(request, options_of(request.query))
+
+
+class KeyValueAccessLogger(AbstractAccessLogger):
+    """One key=value line per request. The query string is not logged: it holds e-mail addresses."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        op = request.query.get("op", "") if request.path == "/pks/lookup" else ""
+        self.logger.info(
+            "event=http remote=%s method=%s path=%s op=%s status=%d bytes=%d ms=%.2f",
+            request.remote, request.method, request.path[:200], str(op)[:20],
+            response.status, response.body_length, time * 1000.0,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    metrics = request.app[METRICS_KEY]
+    stats = await service.stats()
+    metrics.keys.set(float(stats["keys"]))  # type: ignore[arg-type]
+    metrics.served_cache_entries.set(len(service.served))
+    metrics.served_cache_bytes.set(service.served.bytes)
+    metrics.served_cache_hits.set(service.served.hits)
+    metrics.served_cache_misses.set(service.served.misses)
+    response = web.Response(body=metrics.render())
+    response.headers["Content-Type"] = CONTENT_TYPE
+    return response
+
+
+async def _root(request: web.Request) -> web.Response:
+    return web.Response(
+        text=(
+            "meshkp OpenPGP keyserver (HKP).\n"
+            "  gpg --keyserver hkp://HOST:PORT --search-keys NAME\n"
+            "  GET  /pks/lookup?op=get|index|vindex|stats|hget&search=...\n"
+            "  POST /pks/add (keytext=...)\n"
+        ),
+        content_type="text/plain",
+    )
+
+
+def make_app(service: KeyService, limits: Limits, metrics: HttpMetrics | None = None) -> web.Application:
+    """The node's HTTP application (no I/O until a runner starts it)."""
+    metrics = metrics or HttpMetrics()
+    # client_max_size bounds every body aiohttp buffers (request.read/post) while reading, so
+    # a chunked upload without Content-Length cannot grow past the limit either.
+    app = web.Application(
+        client_max_size=limits.upload_bytes, middlewares=[make_error_middleware(metrics)]
+    )
+    app[SERVICE_KEY] = service
+    app[METRICS_KEY] = metrics
+    HkpHandlers(service, limits, metrics).register(app)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/", _root)
+    return app

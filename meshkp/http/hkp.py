@@ -1,0 +1,211 @@
+"""HKP endpoints (draft-shaw-openpgp-hkp, draft-gallagher-openpgp-hkp): /pks/lookup, /pks/add,
+/pks/hashquery and /pks/health.
+
+Variables the draft does not define are ignored (§3.1). The Host header plays no part: one
+node serves one key set, whatever name it was reached by.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import string
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+from multidict import MultiDict, MultiMapping
+
+from meshkp.errors import InvalidRequest, LimitExceeded, Unsupported
+from meshkp.http import html, mr
+from meshkp.http.metrics import HttpMetrics
+from meshkp.http.sks import encode_hashquery_response, parse_hashquery
+from meshkp.keys.ingest import Status
+from meshkp.keys.query import parse_query
+from meshkp.keys.service import AddReport, KeyService
+from meshkp.limits import Limits
+
+log = logging.getLogger(__name__)
+
+PGP_KEYS = "application/pgp-keys"
+# Ops of HKP we know but do not serve (SKS's photo ID op); anything else unknown is a 501 too.
+KNOWN_UNSUPPORTED = frozenset({"photo", "x-photo"})
+LOOKUP_OPS = frozenset({"get", "index", "vindex", "stats", "hget"})
+_HEX = frozenset(string.hexdigits)
+
+
+def options_of(params: MultiMapping[str]) -> frozenset[str]:
+    """The `options` variable as a set (it is comma-separated and may repeat, §3.2)."""
+    found: set[str] = set()
+    for value in params.getall("options", ()):
+        found.update(part.strip().lower() for part in str(value).split(",") if part.strip())
+    return frozenset(found)
+
+
+def _flag(params: MultiMapping[str], name: str) -> bool:
+    return str(params.get(name, "")).lower() in ("on", "1", "true", "yes")
+
+
+def wants_json(request: web.Request, options: frozenset[str]) -> bool:
+    return "mr" in options or "json" in options or "application/json" in request.headers.get(
+        "Accept", ""
+    )
+
+
+class HkpHandlers:
+    """The request handlers; all key logic is in KeyService."""
+
+    def __init__(self, service: KeyService, limits: Limits, metrics: HttpMetrics) -> None:
+        self.service = service
+        self.limits = limits
+        self.metrics = metrics
+
+    def register(self, app: web.Application) -> None:
+        app.router.add_get("/pks/lookup", self.lookup)
+        app.router.add_post("/pks/add", self.add)
+        app.router.add_post("/pks/hashquery", self.hashquery)
+        app.router.add_get("/pks/health", self.health)
+
+    # -- GET /pks/lookup ---------------------------------------------------------------------
+
+    async def lookup(self, request: web.Request) -> web.StreamResponse:
+        params = request.query
+        op = str(params.get("op", "")).strip().lower()
+        if not op:
+            raise InvalidRequest("missing the 'op' variable: use op=get, op=index or op=vindex")
+        options = options_of(params)
+        if op == "get":
+            return await self._get(params)
+        if op in ("index", "vindex"):
+            return await self._index(params, options, verbose=op == "vindex")
+        if op == "stats":
+            return await self._stats(options)
+        if op == "hget":
+            return await self._hget(params)
+        what = "known but not supported" if op in KNOWN_UNSUPPORTED else "not an HKP operation"
+        raise Unsupported(f"op={op[:40]} is {what} here; use get, index, vindex, stats or hget")
+
+    async def _get(self, params: MultiMapping[str]) -> web.Response:
+        query = parse_query(params.get("search"), _flag(params, "exact"), self.limits)
+        body = await self.service.get(query)
+        return web.Response(body=body, content_type=PGP_KEYS)
+
+    async def _index(
+        self, params: MultiMapping[str], options: frozenset[str], verbose: bool
+    ) -> web.Response:
+        search = params.get("search")
+        query = parse_query(search, _flag(params, "exact"), self.limits)
+        if "mr" in options:
+            blocks = await self.service.index_mr(query, mr.key_block)
+            body = mr.index_document(blocks, len(blocks))
+            return web.Response(body=body, content_type="text/plain", charset="utf-8")
+        views = await self.service.index(query)
+        page = html.index_page(query.text, views, self.service.clock(), verbose)
+        return web.Response(body=page, content_type="text/html", charset="utf-8")
+
+    async def _stats(self, options: frozenset[str]) -> web.Response:
+        stats = await self.service.stats()
+        if "mr" in options or "json" in options:
+            return web.json_response(stats)
+        return web.Response(body=html.stats_page(stats), content_type="text/html", charset="utf-8")
+
+    async def _hget(self, params: MultiMapping[str]) -> web.Response:
+        search = str(params.get("search", "")).strip()
+        if search[:2].lower() == "0x":
+            search = search[2:]
+        if len(search) != 32 or not all(c in _HEX for c in search):
+            raise InvalidRequest("op=hget needs search=<SKS digest>: 32 hex digits (MD5)")
+        body = await self.service.hget(bytes.fromhex(search))
+        return web.Response(body=body, content_type=PGP_KEYS)
+
+    # -- POST /pks/add -----------------------------------------------------------------------
+
+    async def add(self, request: web.Request) -> web.Response:
+        self._check_length(request)
+        form = await self._form(request)
+        options = options_of(form) | options_of(request.query)
+        as_json = wants_json(request, options)
+        keytext = await _field_bytes(form.get("keytext"))
+        if not keytext or not keytext.strip():
+            raise InvalidRequest("missing the 'keytext' form field: POST keytext=<armored key>")
+        report = await self.service.add(keytext)
+        self._count(report)
+        status = 200 if report.accepted else 400
+        log.info(
+            "event=upload added=%d updated=%d unchanged=%d rejected=%d",
+            *(report.count(s) for s in _STATUSES),
+        )
+        if as_json:
+            return web.Response(
+                status=status, text=json.dumps(report.to_json()) + "\n",
+                content_type="application/json",
+            )
+        return web.Response(status=status, text=report.to_text(), content_type="text/plain")
+
+    def _check_length(self, request: web.Request) -> None:
+        length = request.content_length
+        if length is not None and length > self.limits.upload_bytes:
+            raise LimitExceeded(
+                f"upload of {length} bytes exceeds the limit of {self.limits.upload_bytes} "
+                "(config limits.upload_bytes)",
+                limit="upload_bytes",
+            )
+
+    async def _form(self, request: web.Request) -> MultiMapping[object]:
+        """The form fields; aiohttp's client_max_size enforces upload_bytes while reading."""
+        try:
+            if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+                return await request.post()
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise LimitExceeded(
+                f"upload exceeds the limit of {self.limits.upload_bytes} bytes "
+                "(config limits.upload_bytes)",
+                limit="upload_bytes",
+            ) from None
+        except ValueError as exc:  # a multipart body aiohttp cannot parse
+            raise InvalidRequest(f"form data cannot be parsed: {exc}") from None
+        # No (or another) content type: accept a urlencoded body anyway, as SKS does.
+        text = body.decode("latin-1")
+        return MultiDict(
+            (k, v.encode("latin-1"))
+            for k, v in parse_qsl(text, keep_blank_values=True, encoding="latin-1")
+        )
+
+    def _count(self, report: AddReport) -> None:
+        for outcome in report.outcomes:
+            self.metrics.uploads.labels(outcome.status.value).inc()
+
+    # -- POST /pks/hashquery, GET /pks/health -------------------------------------------------
+
+    async def hashquery(self, request: web.Request) -> web.Response:
+        self._check_length(request)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise LimitExceeded("hashquery body too large", limit="upload_bytes") from None
+        keys = await self.service.hashquery(parse_hashquery(body))
+        return web.Response(body=encode_hashquery_response(keys), content_type="pgp/keys")
+
+    async def health(self, request: web.Request) -> web.Response:
+        stats = await self.service.stats()
+        return web.json_response(
+            {"status": "ok", "node_id": stats["node_id"], "keys": stats["keys"]}
+        )
+
+
+async def _field_bytes(value: object) -> bytes | None:
+    """A form field's content as bytes (a text field, or an uploaded file)."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", errors="surrogateescape")
+    file = getattr(value, "file", None)
+    if file is not None:
+        data = file.read()
+        return data if isinstance(data, bytes) else str(data).encode()
+    return str(value).encode()
+
+
+_STATUSES = (Status.ADDED, Status.UPDATED, Status.UNCHANGED, Status.REJECTED)

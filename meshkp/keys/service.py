@@ -1,0 +1,349 @@
+"""KeyService: the keyserver's operations (add, search, get, index, stats, hget, hashquery).
+
+The HTTP layer calls only this. Everything that touches LevelDB runs on the store's
+executor; what lookups serve is cached by fingerprint (armored key, index view, mr lines)
+and search results by index term, both invalidated by every write that goes through
+`note_writes`. A write made elsewhere (replication, delete) must call `note_writes` too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from meshkp.errors import InvalidRequest, NotFound
+from meshkp.keys.cache import ServedCache, ServedKey, TermCache
+from meshkp.keys.ingest import IngestResult, KeyOutcome, Status, ingest
+from meshkp.keys.parse import KeyParser
+from meshkp.keys.query import Query
+from meshkp.keys.viewbuild import build_view
+from meshkp.keys.views import KeyView
+from meshkp.limits import Limits
+from meshkp.openpgp.armor import armor
+from meshkp.record import KeyRecord, served_certificate_bytes
+from meshkp.store.protocol import IndexKind, IndexTerm, RecordWrite, Store
+
+log = logging.getLogger(__name__)
+
+# Candidates fetched per keyword when several keywords are ANDed. The intersection is taken
+# over at most this many keys per word, so a search for two very common words can miss keys
+# beyond it (documented in docs/hkp.md); it bounds the work of one search.
+KEYWORD_SCAN = 10_000
+# Bytes of keys in one /pks/hashquery reply (SKS asks for 100 digests at a time). Hockeypuck
+# bounds it the same way; the peer asks again for what is missing.
+HASHQUERY_MAX_BYTES = 32 * 1024 * 1024
+# Keys above this size are armored in a thread instead of on the event loop.
+_INLINE_ARMOR_BYTES = 16 * 1024
+
+
+class AsyncStoreLike(Protocol):
+    """What KeyService needs of meshkp.store.executor.AsyncStore."""
+
+    async def get(self, fingerprint: bytes) -> bytes | None: ...
+
+    async def lookup(self, kind: IndexKind, term: bytes, limit: int) -> list[bytes]: ...
+
+    async def counter(self, name: str) -> int: ...
+
+    async def run_exclusive(self, fn: Callable[[Store], Any]) -> Any: ...
+
+
+WriteHook = Callable[[Store, IngestResult], None]
+WriteListener = Callable[[IngestResult], Awaitable[None] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class AddReport:
+    """The outcome of one POST /pks/add, per key in upload order."""
+
+    outcomes: tuple[KeyOutcome, ...]
+
+    @property
+    def accepted(self) -> bool:
+        """True if any key was added, updated or already present."""
+        return any(o.status is not Status.REJECTED for o in self.outcomes)
+
+    def count(self, status: Status) -> int:
+        return sum(1 for o in self.outcomes if o.status is status)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "added": self.count(Status.ADDED),
+            "updated": self.count(Status.UPDATED),
+            "unchanged": self.count(Status.UNCHANGED),
+            "rejected": self.count(Status.REJECTED),
+            "keys": [o.to_json() for o in self.outcomes],
+        }
+
+    def to_text(self) -> str:
+        lines = [
+            f"{self.count(Status.ADDED)} added, {self.count(Status.UPDATED)} updated, "
+            f"{self.count(Status.UNCHANGED)} unchanged, {self.count(Status.REJECTED)} rejected"
+        ]
+        for o in self.outcomes:
+            line = f"{o.status.value:<9} {o.fingerprint or '(unidentified)'}"
+            if o.reason:
+                line += f": {o.reason}"
+            elif o.user_ids:
+                line += f" {o.user_ids[0]}"
+            lines.append(line)
+        return "\n".join(lines) + "\n"
+
+
+class KeyService:
+    """The key operations of one node; constructing it does no I/O."""
+
+    def __init__(
+        self,
+        store: AsyncStoreLike,
+        node_id: str,
+        limits: Limits,
+        parser: KeyParser,
+        *,
+        served_cache_bytes: int = 64 * 1024 * 1024,
+        term_cache_entries: int = 50_000,
+        sync_writes: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.node_id = node_id
+        self.limits = limits
+        self.parser = parser
+        self.sync_writes = sync_writes
+        self.clock = clock
+        self.served = ServedCache(served_cache_bytes)
+        self.terms = TermCache(term_cache_entries)
+        # Run on the writer thread inside the exclusive section, after ingest decided and
+        # before the batch is written: replication adds its Merkle updates to result.writes.
+        self.write_hooks: list[WriteHook] = []
+        # Called on the loop after a batch is durable: replication pushes result.records.
+        self.write_listeners: list[WriteListener] = []
+        self.started = clock()
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def add(self, keytext: bytes) -> AddReport:
+        """Parse, normalise and merge an upload; OpenPGPError if it cannot be framed at all."""
+        items = await self.parser.parse(keytext)
+        if not items:
+            raise InvalidRequest("keytext holds no OpenPGP public key")
+        result = await self.apply(items)
+        return AddReport(tuple(result.outcomes))
+
+    async def apply(self, items: Sequence[Any]) -> IngestResult:
+        """Merge parsed keytext items into the store atomically (read-merge-write, exclusive)."""
+
+        def read_merge_write(store: Store) -> IngestResult:
+            result = ingest(items, store.get, store.lookup, self.node_id, self.limits)
+            if result.writes:
+                for hook in self.write_hooks:
+                    hook(store, result)
+                store.write(result.writes, sync=self.sync_writes)
+            return result
+
+        result: IngestResult = await self.store.run_exclusive(read_merge_write)
+        if result.writes:
+            self.note_writes(result.writes)
+            await self._notify(result)
+        return result
+
+    def note_writes(self, writes: Sequence[RecordWrite]) -> None:
+        """Drop cached data of the written keys and terms; call after every committed write."""
+        self.served.invalidate(w.fingerprint for w in writes)
+        terms: set[IndexTerm] = set()
+        for write in writes:
+            terms |= write.old_terms
+            terms |= write.new_terms
+        self.terms.invalidate(terms)
+
+    async def _notify(self, result: IngestResult) -> None:
+        for listener in self.write_listeners:
+            try:
+                outcome = listener(result)
+                if outcome is not None:
+                    await outcome
+            except Exception:  # a listener bug must not fail an acknowledged write
+                log.exception("event=write_listener_failed listener=%r", listener)
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    async def find(self, query: Query, limit: int) -> list[bytes]:
+        """Primary fingerprints matching all terms of `query`, in fingerprint order, at most `limit`."""
+        if len(query.terms) == 1:
+            found = list(await self._term(query.terms[0], limit))
+        else:
+            sets = [await self._term(term, KEYWORD_SCAN) for term in query.terms]
+            sets.sort(key=len)
+            common = set(sets[0]).intersection(*sets[1:])
+            found = [fp for fp in sets[0] if fp in common]
+            found.sort()
+            found = found[:limit]
+        if query.exact_uid is not None:
+            found = await self._exact(found, query.exact_uid)
+        return found
+
+    async def _term(self, term: IndexTerm, limit: int) -> tuple[bytes, ...]:
+        cached = self.terms.get(term, limit)
+        if cached is not None:
+            return cached
+        epoch = self.terms.epoch
+        found = tuple(await self.store.lookup(term[0], term[1], limit))
+        self.terms.put(term, limit, found, epoch)
+        return found
+
+    async def _exact(self, fingerprints: list[bytes], uid: str) -> list[bytes]:
+        wanted = uid.strip().casefold()
+        kept = []
+        for fingerprint in fingerprints:
+            view = await self.view(fingerprint)
+            if view is not None and any(
+                u.text.decode("utf-8", "replace").strip().casefold() == wanted
+                for u in view.user_ids
+            ):
+                kept.append(fingerprint)
+        return kept
+
+    async def served_key(self, fingerprint: bytes) -> ServedKey | None:
+        """What is served for a live key (from cache or store), or None if absent or deleted."""
+        entry = self.served.get(fingerprint)
+        if entry is not None:
+            return entry
+        epoch = self.served.epoch
+        data = await self.store.get(fingerprint)
+        if data is None:
+            return None
+        binary = served_certificate_bytes(data)
+        if binary is None:
+            return None
+        entry = ServedKey(fingerprint, binary)
+        self.served.put(entry, epoch)
+        return entry
+
+    async def armored(self, entry: ServedKey) -> bytes:
+        """The ASCII-armored key of a cached entry (armored once, then kept with it)."""
+        if entry.armored is None:
+            before = entry.size()
+            entry.armored = await self._armor(entry.binary)
+            self.served.grew(entry, before)
+        return entry.armored
+
+    async def _armor(self, binary: bytes) -> bytes:
+        if len(binary) <= _INLINE_ARMOR_BYTES:
+            return armor(binary).encode("ascii")
+        text = await asyncio.get_running_loop().run_in_executor(None, armor, binary)
+        return text.encode("ascii")
+
+    async def get(self, query: Query) -> bytes:
+        """One armored keyring of every key matching `query` (at most Limits.get_results)."""
+        entries = await self._entries(query, self.limits.get_results)
+        if len(entries) == 1:
+            return await self.armored(entries[0])
+        return await self._armor(b"".join(entry.binary for entry in entries))
+
+    async def _entries(self, query: Query, limit: int) -> list[ServedKey]:
+        found = await self.find(query, limit)
+        entries = [e for e in [await self.served_key(fp) for fp in found] if e is not None]
+        if not entries:
+            raise NotFound(f"no key found for '{query.text}'")
+        return entries
+
+    async def view(self, fingerprint: bytes) -> KeyView | None:
+        """The index view of a live key (cached with the key)."""
+        entry = await self.served_key(fingerprint)
+        if entry is None:
+            return None
+        return await self._view_of(entry)
+
+    async def _view_of(self, entry: ServedKey) -> KeyView:
+        if entry.index is None:
+            before = entry.size()
+            if len(entry.binary) <= _INLINE_ARMOR_BYTES:
+                entry.index = build_view(entry.fingerprint, entry.binary)
+            else:
+                loop = asyncio.get_running_loop()
+                entry.index = await loop.run_in_executor(
+                    None, build_view, entry.fingerprint, entry.binary
+                )
+            self.served.grew(entry, before)
+        view: KeyView = entry.index
+        return view
+
+    async def index(self, query: Query) -> list[KeyView]:
+        """Index views of the keys matching `query` (at most Limits.search_results)."""
+        entries = await self._entries(query, self.limits.search_results)
+        return [await self._view_of(entry) for entry in entries]
+
+    async def index_mr(self, query: Query, render: Callable[[KeyView, float], bytes]) -> list[bytes]:
+        """The machine-readable block of each matching key, rendered once and cached."""
+        entries = await self._entries(query, self.limits.search_results)
+        now = self.clock()
+        blocks = []
+        for entry in entries:
+            valid_until = entry.extra.get("mr_valid_until", 0.0)
+            if entry.mr is None or now >= valid_until:
+                view = await self._view_of(entry)
+                before = entry.size()
+                entry.mr = render(view, now)
+                entry.extra["mr_valid_until"] = view.changes_after(now)
+                self.served.grew(entry, before)
+            blocks.append(entry.mr)
+        return blocks
+
+    async def hget(self, digest: bytes) -> bytes:
+        """The armored key whose SKS digest is `digest` (16 bytes)."""
+        found = await self._term((IndexKind.SKS_DIGEST, digest), 1)
+        entries = [e for e in [await self.served_key(fp) for fp in found] if e is not None]
+        if not entries:
+            raise NotFound(f"no key has SKS digest {digest.hex()}")
+        return await self.armored(entries[0])
+
+    async def hashquery(self, digests: Sequence[bytes]) -> list[bytes]:
+        """Binary keys for the SKS digests found, up to HASHQUERY_MAX_BYTES in all."""
+        keys: list[bytes] = []
+        total = 0
+        for digest in digests:
+            for fingerprint in await self._term((IndexKind.SKS_DIGEST, digest), 1):
+                entry = await self.served_key(fingerprint)
+                if entry is None:
+                    continue
+                if total + len(entry.binary) > HASHQUERY_MAX_BYTES:
+                    return keys
+                keys.append(entry.binary)
+                total += len(entry.binary)
+        return keys
+
+    async def record(self, fingerprint: bytes) -> KeyRecord | None:
+        """The full stored record (tombstones included), for admin and replication use."""
+        data = await self.store.get(fingerprint)
+        return KeyRecord.decode(data) if data is not None else None
+
+    async def stats(self) -> dict[str, object]:
+        keys = await self.store.counter("keys")
+        return {
+            "software": "meshkp",
+            "version": _version(),
+            "node_id": self.node_id,
+            "total": keys,
+            "keys": keys,
+            "uptime_s": round(self.clock() - self.started, 1),
+            "served_cache": {
+                "entries": len(self.served),
+                "bytes": self.served.bytes,
+                "hits": self.served.hits,
+                "misses": self.served.misses,
+            },
+            "limits": {name: getattr(self.limits, name) for name in self.limits.__slots__},
+        }
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        return version("meshkp")
+    except PackageNotFoundError:  # running from a source tree without install
+        return "0+unknown"

@@ -1,0 +1,121 @@
+"""Parse an upload (`keytext` of POST /pks/add, or a keyring file) into normalised keys.
+
+An upload is armored (one or more `BEGIN PGP` blocks) or binary, and each stream holds
+any number of transferable keys (RFC 9580 §10.1). Each armored block is split on its own:
+a revocation certificate in its own block must not attach to the key of the block before.
+
+Every key comes back as a `Certificate` or a `Rejected` with an operator-facing reason;
+signatures that stand before the first key of a stream come back as
+`RevocationCertificate`s (ingest merges them into the stored key they name) or as
+`Rejected`. A stream that cannot be framed at all (bad armor, truncated packet) raises
+`OpenPGPError`: the upload is malformed and nothing of it should be stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from meshkp.errors import KeyRejected, MeshkpError
+from meshkp.limits import Limits
+from meshkp.openpgp.armor import dearmor, is_armored
+from meshkp.openpgp.certificate import Certificate
+from meshkp.openpgp.framing import iter_packets
+from meshkp.openpgp.normalise import normalise
+from meshkp.openpgp.packet import Packet, Tag
+from meshkp.openpgp.pubkey import parse_public_key
+from meshkp.openpgp.revocation import RevocationCertificate, parse_revocation
+
+SECRET_KEY_REASON = "secret key material; upload the public key only"
+_SILENT = frozenset({Tag.TRUST, Tag.MARKER, Tag.PADDING})
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A key (or stray packet) of the upload that is not stored, and why."""
+
+    reason: str
+    fingerprint: str = ""  # uppercase hex, '' when the key could not be identified
+
+
+KeytextItem = Certificate | RevocationCertificate | Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class TransferableKey:
+    """The raw packets of one key as uploaded; `secret` if it began with a secret key packet."""
+
+    packets: tuple[Packet, ...]
+    secret: bool = False
+
+
+def streams(data: bytes) -> list[bytes]:
+    """The binary streams of an upload: each armored block, or the whole input if binary."""
+    return dearmor(data) if is_armored(data) else [data]
+
+
+def split_stream(packets: Sequence[Packet]) -> Iterator[TransferableKey | Packet]:
+    """Split one stream into transferable keys; packets before the first key come out bare."""
+    current: list[Packet] | None = None
+    secret = False
+    for packet in packets:
+        if packet.tag in (Tag.PUBLIC_KEY, Tag.SECRET_KEY):
+            if current is not None:
+                yield TransferableKey(tuple(current), secret)
+            current, secret = [packet], packet.tag == Tag.SECRET_KEY
+        elif current is None:
+            yield packet
+        else:
+            current.append(packet)
+    if current is not None:
+        yield TransferableKey(tuple(current), secret)
+
+
+def iter_keytext(data: bytes, limits: Limits | None = None) -> Iterator[KeytextItem]:
+    """Yield each key of an upload as it is normalised; raises OpenPGPError on unframeable input."""
+    limits = limits or Limits()
+    for stream in streams(data):
+        stray_reported = False
+        for item in split_stream(list(iter_packets(stream))):
+            if isinstance(item, TransferableKey):
+                yield _key(item, limits)
+            elif item.tag == Tag.SIGNATURE:
+                yield _bare_signature(item)
+            elif item.tag not in _SILENT and not stray_reported:
+                stray_reported = True
+                yield Rejected(
+                    f"packet of tag {item.tag} before the first public key was ignored; "
+                    "a key must start with a public key packet"
+                )
+
+
+def parse_keytext(data: bytes, limits: Limits | None = None) -> list[KeytextItem]:
+    """Every key of an upload (see iter_keytext)."""
+    return list(iter_keytext(data, limits))
+
+
+def _key(key: TransferableKey, limits: Limits) -> Certificate | Rejected:
+    if key.secret:
+        return Rejected(SECRET_KEY_REASON, _secret_fingerprint(key.packets[0]))
+    try:
+        return normalise(key.packets, limits)
+    except KeyRejected as exc:
+        return Rejected(exc.reason, exc.fingerprint)
+    except MeshkpError as exc:
+        return Rejected(str(exc))
+
+
+def _bare_signature(packet: Packet) -> RevocationCertificate | Rejected:
+    try:
+        return parse_revocation(packet)
+    except MeshkpError as exc:
+        return Rejected(str(exc))
+
+
+def _secret_fingerprint(packet: Packet) -> str:
+    # A v4 secret key packet starts with the public key fields; parse_public_key cuts the
+    # secret part off as trailing bytes, so the fingerprint can name the key in the reply.
+    try:
+        return parse_public_key(packet.body).fingerprint.hex().upper()
+    except MeshkpError:
+        return ""

@@ -1,0 +1,304 @@
+"""LevelDBStore: the Store contract on plyvel, one WriteBatch per write() (layout in layout.py).
+
+Durability: `write(..., sync=True)` is one `WriteBatch` written with `sync`, i.e. the LevelDB
+log is fsync'ed before write() returns, so an acknowledged write survives kill -9 and power
+loss; recovery replays the log on the next open. The batch is atomic: after a crash either all
+of a write's record, index, counter and extra changes are there or none is.
+
+Threads: LevelDB is safe for concurrent reads and writes, and plyvel releases the GIL inside
+LevelDB calls, so reads scale on a thread pool. write() is serialised by a lock because counters
+are read-modify-write (read the value, add the delta, put it in the batch); AsyncStore's single
+writer thread keeps that lock uncontended. LevelDB's LOCK file keeps other processes out.
+plyvel's close() frees the C++ DB even while another thread is inside it (a crash), so every
+call is counted in and out, and close() waits for the calls in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+import plyvel
+
+from meshkp.errors import StoreClosed, StoreError
+from meshkp.store import layout
+from meshkp.store.batch import apply_writes
+from meshkp.store.protocol import IndexKind, RecordWrite
+
+log = logging.getLogger(__name__)
+
+# Rows read per chunk of iter_records / iter_extra. Each chunk opens a fresh LevelDB iterator on
+# the call's snapshot while counted in (see module doc), so a slow consumer never holds a live
+# iterator across yields; 256 rows of ~2 KB is ~0.5 MB per chunk.
+SCAN_CHUNK_ROWS = 256
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class LevelDBOptions:
+    """LevelDB tuning; the defaults suit one node of a local mesh of ~10 up to a few million keys."""
+
+    # The memtable (LevelDB default 4 MiB). Larger means fewer, larger level-0 files and faster
+    # bulk loads (meshkp load, bootstrap of 100,000 keys); it costs up to twice this in RAM (the
+    # active and the flushing memtable) and a longer log replay on open after a crash (the log
+    # holds at most one memtable, so < 1 s). 16 MiB keeps a 10-node local mesh under ~350 MiB.
+    write_buffer_bytes: int = 16 * MiB
+    # Uncompressed block cache (LevelDB default 8 MiB). op=get and index lookups are point reads
+    # of hot keys; the OS page cache holds the compressed files too, so this only needs the
+    # working set of hot blocks. Filled lazily, so idle nodes do not pay for it.
+    block_cache_bytes: int = 64 * MiB
+    # Bloom filter bits per key (LevelDB default: none). 10 bits give ~1% false positives, so
+    # a get() of an absent fingerprint (every new upload, every sync pull) skips the tables
+    # that cannot hold it instead of reading one block per level. Prefix scans do not use it.
+    bloom_filter_bits: int = 10
+    # Open table files (LevelDB default 1000). With 2 MiB tables that covers ~2 GB before the
+    # table cache starts reopening files; an SKS-size dump (~12 GB) wants more, and needs a
+    # higher `ulimit -n` too.
+    max_open_files: int = 1000
+
+
+class LevelDBStore:
+    """Store on a LevelDB directory; the constructor opens it (creating it if missing)."""
+
+    def __init__(self, path: str | os.PathLike[str], options: LevelDBOptions | None = None) -> None:
+        self.path = Path(path)
+        self.options = options or LevelDBOptions()
+        self._write_lock = threading.Lock()
+        self._state = threading.Condition()
+        self._in_flight = 0
+        self._closed = False
+        self._db = _open(self.path, self.options)
+        try:
+            _check_schema(self._db, self.path)
+        except BaseException:
+            self._db.close()
+            raise
+        log.info("event=store_opened path=%s schema=%d", self.path, layout.SCHEMA_VERSION)
+
+    def get(self, fingerprint: bytes) -> bytes | None:
+        """The encoded record of a primary fingerprint, or None."""
+        key = layout.record_key(layout.require_bytes("fingerprint", fingerprint))
+        self._enter()
+        try:
+            value: bytes | None = self._db.get(key)
+            return value
+        except plyvel.Error as exc:
+            raise self._failed("get", exc) from exc
+        finally:
+            self._exit()
+
+    def lookup(self, kind: IndexKind, term: bytes, limit: int) -> list[bytes]:
+        """Primary fingerprints indexed under `term`, in fingerprint order, at most `limit`."""
+        kind = layout.require_kind(kind)
+        layout.require_bytes("term", term)
+        layout.require_limit(limit)
+        if limit == 0 or not layout.is_storable_term(term):
+            return []
+        prefix = layout.index_prefix(kind, term)
+        cut = len(prefix)
+        self._enter()
+        try:
+            with self._db.iterator(prefix=prefix, include_value=False) as keys:
+                return [key[cut:] for key in islice(keys, limit)]
+        except plyvel.Error as exc:
+            raise self._failed("lookup", exc) from exc
+        finally:
+            self._exit()
+
+    def write(self, writes: Sequence[RecordWrite], sync: bool = True) -> None:
+        """Apply all writes, in order, as one atomic WriteBatch; with sync, fsync'ed before return."""
+        with self._write_lock:
+            self._enter()
+            try:
+                with self._db.write_batch(transaction=True, sync=sync) as batch:
+                    apply_writes(writes, _BatchSink(batch), self._counter)
+            except plyvel.Error as exc:
+                raise self._failed("write", exc) from exc
+            finally:
+                self._exit()
+
+    def iter_records(self, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """(fingerprint, record) pairs in fingerprint order from `start`, as of the first next()."""
+        layout.require_bytes("start", start)
+        return self._scan(layout.RECORD, layout.RECORD + start)
+
+    def counter(self, name: str) -> int:
+        """A counter kept in the same batches as the records; 0 if never written."""
+        self._enter()
+        try:
+            return self._counter(name)
+        except plyvel.Error as exc:
+            raise self._failed("counter", exc) from exc
+        finally:
+            self._exit()
+
+    def get_extra(self, key: bytes) -> bytes | None:
+        """A value written through RecordWrite.extra."""
+        store_key = layout.extra_key(layout.require_bytes("key", key))
+        self._enter()
+        try:
+            value: bytes | None = self._db.get(store_key)
+            return value
+        except plyvel.Error as exc:
+            raise self._failed("get_extra", exc) from exc
+        finally:
+            self._exit()
+
+    def iter_extra(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) of extra keys under a prefix, in key order from `start`, as of the first next()."""
+        layout.require_bytes("prefix", prefix)
+        layout.require_bytes("start", start)
+        return self._scan(layout.EXTRA + prefix, layout.EXTRA + max(prefix, start))
+
+    def close(self) -> None:
+        """Wait for calls in flight, then release the database (idempotent)."""
+        with self._state:
+            if self._closed:
+                return
+            self._closed = True
+            self._state.wait_for(lambda: self._in_flight == 0)
+            self._db.close()
+        log.info("event=store_closed path=%s", self.path)
+
+    def _scan(self, prefix: bytes, start: bytes) -> Iterator[tuple[bytes, bytes]]:
+        # A generator: the snapshot is taken at the first next(), so an iterator that is never
+        # started holds nothing, and one dropped half-way releases its snapshot in `finally`.
+        stop = _prefix_end(prefix)
+        namespace = len(layout.RECORD)  # == len(layout.EXTRA): one namespace byte
+        self._enter()
+        try:
+            snapshot = self._db.snapshot()
+        finally:
+            self._exit()
+        include_start = True
+        try:
+            while True:
+                self._enter()
+                try:
+                    with snapshot.iterator(
+                        start=start, stop=stop, include_start=include_start
+                    ) as rows:
+                        chunk = list(islice(rows, SCAN_CHUNK_ROWS))
+                except plyvel.Error as exc:
+                    raise self._failed("scan", exc) from exc
+                finally:
+                    self._exit()
+                for key, value in chunk:
+                    yield key[namespace:], value
+                if len(chunk) < SCAN_CHUNK_ROWS:
+                    return
+                start, include_start = chunk[-1][0], False
+        finally:
+            self._release(snapshot)
+
+    def _release(self, snapshot: plyvel.Snapshot) -> None:
+        with self._state:
+            if self._closed:
+                return  # the C++ DB is gone and took its snapshots with it
+            self._in_flight += 1
+        try:
+            snapshot.close()
+        finally:
+            self._exit()
+
+    def _counter(self, name: str) -> int:
+        raw = self._db.get(layout.counter_key(name))
+        return 0 if raw is None else layout.decode_counter(raw)
+
+    def _enter(self) -> None:
+        with self._state:
+            if self._closed:
+                raise StoreClosed(f"store at {self.path} is closed; open it again to use it")
+            self._in_flight += 1
+
+    def _exit(self) -> None:
+        with self._state:
+            self._in_flight -= 1
+            if self._in_flight == 0 and self._closed:
+                self._state.notify_all()
+
+    def _failed(self, operation: str, exc: plyvel.Error) -> StoreError:
+        log.error("event=store_failed op=%s path=%s error=%s", operation, self.path, exc)
+        return StoreError(f"LevelDB {operation} failed at {self.path}: {exc}")
+
+
+class _BatchSink:
+    """Puts a batch's effects into a plyvel WriteBatch, in layout.py's keys."""
+
+    def __init__(self, batch: plyvel.WriteBatch) -> None:
+        self._batch = batch
+
+    def set_record(self, fingerprint: bytes, record: bytes | None) -> None:
+        self._set(layout.record_key(fingerprint), record)
+
+    def set_index(self, kind: IndexKind, term: bytes, fingerprint: bytes, present: bool) -> None:
+        self._set(layout.index_key(kind, term, fingerprint), b"" if present else None)
+
+    def set_extra(self, key: bytes, value: bytes | None) -> None:
+        self._set(layout.extra_key(key), value)
+
+    def set_counter(self, name: str, value: int) -> None:
+        self._set(layout.counter_key(name), layout.encode_counter(value))
+
+    def _set(self, key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self._batch.delete(key)
+        else:
+            self._batch.put(key, value)
+
+
+def _open(path: Path, options: LevelDBOptions) -> plyvel.DB:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return plyvel.DB(
+            str(path),
+            create_if_missing=True,
+            write_buffer_size=options.write_buffer_bytes,
+            lru_cache_size=options.block_cache_bytes,
+            bloom_filter_bits=options.bloom_filter_bits,
+            max_open_files=options.max_open_files,
+        )
+    except plyvel.CorruptionError as exc:
+        raise StoreError(
+            f"store at {path} is corrupt ({exc}); restore it from a backup, or move it away and "
+            "let the node bootstrap from its peers"
+        ) from exc
+    except (plyvel.Error, OSError) as exc:
+        hint = " (is another meshkp process using this data dir?)" if "lock" in str(exc) else ""
+        raise StoreError(f"cannot open store at {path}: {exc}{hint}") from exc
+
+
+def _check_schema(db: plyvel.DB, path: Path) -> None:
+    raw = db.get(layout.SCHEMA_KEY)
+    if raw is None:
+        with db.iterator(include_value=False) as keys:
+            empty = next(keys, None) is None
+        if not empty:
+            raise StoreError(
+                f"{path} holds a LevelDB database without a meshkp schema version, so it is not "
+                "a meshkp store; point --data-dir at a new or meshkp-created directory"
+            )
+        db.put(layout.SCHEMA_KEY, layout.encode_schema_version(layout.SCHEMA_VERSION), sync=True)
+        return
+    found = layout.decode_schema_version(raw)
+    if found != layout.SCHEMA_VERSION:
+        shown = f"v{found}" if found is not None else f"an unreadable version {raw[:16]!r}"
+        raise StoreError(
+            f"store at {path} has schema {shown}, but this meshkp reads "
+            f"v{layout.SCHEMA_VERSION}: run the meshkp version that wrote it to `meshkp dump` "
+            "the keys, then `meshkp load` them into a new data dir"
+        )
+
+
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with prefix (None: no such key)."""
+    trimmed = prefix.rstrip(b"\xff")
+    if not trimmed:
+        return None
+    return trimmed[:-1] + bytes([trimmed[-1] + 1])

@@ -1,0 +1,288 @@
+"""How news changes the member table: alive, suspect, dead and leave (memberlist state.go).
+
+Each handler checks the incarnation rules of SWIM §4.2: news about a member counts only if its
+incarnation is at least as new as ours (strictly newer for alive); news that we are suspect or
+dead makes us refute with a higher incarnation. Accepted news is re-broadcast through the
+piggyback queue, and every status change becomes a MemberChanged effect and a delegate call.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from meshkp.swim.awareness import Awareness
+from meshkp.swim.broadcast import BroadcastQueue
+from meshkp.swim.config import SwimConfig
+from meshkp.swim.effects import Delegate, Effect, MemberChanged, SendUdp
+from meshkp.swim.formulas import suspicion_confirmations_wanted, suspicion_timeout
+from meshkp.swim.messages import (
+    COMPOUND_HEADER,
+    FRAME_OVERHEAD,
+    Alive,
+    Dead,
+    Leave,
+    MemberRecord,
+    Message,
+    Suspect,
+    bundle,
+    part_size,
+)
+from meshkp.swim.state import Member, MemberTable
+from meshkp.swim.suspicion import Suspicion
+from meshkp.swim.types import Addr, Status
+
+log = logging.getLogger("meshkp.swim")
+
+
+@dataclass(slots=True)
+class SwimStats:
+    """Counters for metrics and tests."""
+
+    probes: int = 0
+    probe_failures: int = 0
+    indirect_probes: int = 0
+    suspicions: int = 0
+    confirmations: int = 0
+    refutations: int = 0
+    declared_dead: int = 0
+    address_conflicts: int = 0
+    misdirected_pings: int = 0
+
+
+class Membership:
+    """The member table plus the machinery that keeps it current."""
+
+    def __init__(
+        self,
+        config: SwimConfig,
+        local: Member,
+        delegate: Delegate,
+        table: MemberTable,
+        rng: random.Random,
+    ) -> None:
+        self.config = config
+        self._rng = rng  # places newcomers in the probe order; seeded in simulations
+        self.local = local
+        self.delegate = delegate
+        self.table = table
+        self.queue = BroadcastQueue(config.retransmit_mult, config.broadcast_queue_max)
+        self.suspicions: dict[str, Suspicion] = {}
+        self.awareness = Awareness(config.awareness_max_multiplier)
+        self.leaving = False
+        self.stats = SwimStats()
+        self._frame_budget = config.udp_frame_bytes - FRAME_OVERHEAD - COMPOUND_HEADER
+        self.queue.queue(local.node_id, self.local_alive())
+
+    @property
+    def node_id(self) -> str:
+        return self.local.node_id
+
+    def local_alive(self) -> Alive:
+        m = self.local
+        return Alive(m.node_id, m.addr, m.incarnation, m.meta)
+
+    # --- outgoing frames ----------------------------------------------------------------------
+
+    def packet(self, addr: Addr, primary: Sequence[Message]) -> SendUdp:
+        """One UDP frame to `addr`: the primary messages plus as much queued news as fits."""
+        budget = self._frame_budget - sum(part_size(m) for m in primary)
+        extra = self.queue.get(budget, self.table.active())
+        return SendUdp(addr, bundle([*primary, *extra]))
+
+    def gossip_batch(self) -> list[Message]:
+        """A frame's worth of queued news, or [] when there is none."""
+        return self.queue.get(self._frame_budget, self.table.active())
+
+    # --- news handlers ------------------------------------------------------------------------
+
+    def on_alive(self, a: Alive, now: float, out: list[Effect]) -> None:
+        is_local = a.node == self.node_id
+        if is_local and self.leaving:
+            return  # a queued alive must not undo our leave (memberlist aliveNode)
+        m = self.table.get(a.node)
+        if m is None:
+            m = Member(a.node, a.addr, a.incarnation, Status.ALIVE, dict(a.meta), now)
+            self.table.add(m, self._rng)
+            self.queue.queue(a.node, a)
+            self._changed(m, None, out)
+            return
+        reclaim = False
+        if m.addr != a.addr:
+            reclaim = m.status == Status.LEFT or (
+                m.status == Status.DEAD
+                and now - m.state_change >= self.config.dead_node_reclaim_time
+            )
+            if not reclaim:
+                self.stats.address_conflicts += 1
+                log.warning("event=address_conflict node=%s known=%s:%d claimed=%s:%d status=%s",
+                            a.node, *m.addr, *a.addr, m.status.label)
+                return
+        if is_local:
+            if a.incarnation < m.incarnation:
+                return
+            if a.incarnation == m.incarnation and dict(a.meta) == dict(m.meta):
+                return
+            # Someone holds a newer or different alive for us (e.g. from before a restart).
+            self.refute(a.incarnation)
+            return
+        if a.incarnation <= m.incarnation and not reclaim:
+            return
+        self.suspicions.pop(a.node, None)
+        self.queue.queue(a.node, a)
+        changed = dict(a.meta) != dict(m.meta) or a.addr != m.addr
+        m.incarnation, m.meta, m.addr = a.incarnation, dict(a.meta), a.addr
+        old = self.table.set_status(m, Status.ALIVE, now)
+        if old != Status.ALIVE or changed:
+            self._changed(m, old, out)
+
+    def on_suspect(self, s: Suspect, now: float, out: list[Effect]) -> None:
+        m = self.table.get(s.node)
+        if m is None:
+            return
+        if s.incarnation < m.incarnation:
+            if s.node == self.node_id and not self.leaving:
+                self.reassert()
+            return
+        timer = self.suspicions.get(s.node)
+        if timer is not None:
+            if s.incarnation == m.incarnation:
+                # Re-gossip new confirmations so others' timers decay too (Lifeguard §4.2).
+                if timer.confirm(s.source, now):
+                    self.stats.confirmations += 1
+                    self.queue.queue(s.node, s)
+                return
+            # A suspicion at a higher incarnation proves the node refuted the one we hold (we
+            # missed its alive): start over rather than count it as a confirmation. memberlist
+            # confirms here, which turns one lost refutation into a false "dead".
+            del self.suspicions[s.node]
+            self._suspect(m, s, now)
+            return
+        if m.status != Status.ALIVE:
+            return
+        if s.node == self.node_id:
+            self.refute(s.incarnation)
+            return
+        old = self.table.set_status(m, Status.SUSPECT, now)
+        self._suspect(m, s, now)
+        self._changed(m, old, out)
+
+    def _suspect(self, m: Member, s: Suspect, now: float) -> None:
+        """Record and re-gossip a suspicion of m and start its Lifeguard timer."""
+        self.queue.queue(s.node, s)
+        m.incarnation = s.incarnation
+        self.stats.suspicions += 1
+        n = self.table.active()
+        k = suspicion_confirmations_wanted(self.config.suspicion_mult, n)
+        low = suspicion_timeout(self.config.suspicion_mult, n, self.config.probe_interval)
+        high = self.config.suspicion_max_timeout_mult * low
+        self.suspicions[s.node] = Suspicion(s.source, k, low, high, now)
+
+    def on_dead(self, d: Dead, now: float, out: list[Effect]) -> None:
+        m = self.table.get(d.node)
+        if m is None:
+            return
+        if d.incarnation < m.incarnation:
+            if d.node == self.node_id and not self.leaving:
+                self.reassert()
+            return
+        self.suspicions.pop(d.node, None)
+        if m.gone:
+            return
+        if d.node == self.node_id:
+            if not self.leaving:
+                self.refute(d.incarnation)
+            return
+        self.queue.queue(d.node, d)
+        m.incarnation = d.incarnation
+        old = self.table.set_status(m, Status.DEAD, now)
+        self._changed(m, old, out)
+
+    def on_leave(self, msg: Leave, now: float, out: list[Effect]) -> None:
+        m = self.table.get(msg.node)
+        if m is None or msg.incarnation < m.incarnation or m.status == Status.LEFT:
+            return
+        if msg.node == self.node_id:
+            if not self.leaving:
+                self.refute(msg.incarnation)  # a stale leave from a previous life of ours
+            return
+        # A leave upgrades DEAD to LEFT: the node's own word beats our failure detector.
+        self.suspicions.pop(msg.node, None)
+        self.queue.queue(msg.node, msg)
+        m.incarnation = msg.incarnation
+        old = self.table.set_status(m, Status.LEFT, now)
+        self._changed(m, old, out)
+
+    def merge(self, records: Iterable[MemberRecord], now: float, out: list[Effect]) -> None:
+        """Merge a push-pull table (memberlist mergeState): remote dead counts only as suspect."""
+        for r in records:
+            if r.status == Status.ALIVE:
+                self.on_alive(Alive(r.node, r.addr, r.incarnation, r.meta), now, out)
+            elif r.status == Status.LEFT:
+                self.on_leave(Leave(r.node, r.incarnation), now, out)
+            elif r.node in self.suspicions:
+                # A suspicion we already time is not independent evidence: memberlist counts it
+                # as our own confirmation, which shortens the timer for nothing.
+                m = self.table.get(r.node)
+                if m is not None and r.incarnation > m.incarnation:
+                    self.on_suspect(Suspect(r.node, r.incarnation, self.node_id), now, out)
+            else:
+                self.on_suspect(Suspect(r.node, r.incarnation, self.node_id), now, out)
+
+    def expire_suspicions(self, now: float, out: list[Effect]) -> None:
+        """Declare dead every suspect whose Lifeguard timer ran out."""
+        for node_id, timer in list(self.suspicions.items()):
+            if not timer.expired(now):
+                continue
+            del self.suspicions[node_id]
+            m = self.table.get(node_id)
+            if m is None or m.status != Status.SUSPECT:
+                continue
+            self.stats.declared_dead += 1
+            log.info("event=suspect_timeout node=%s confirmations=%d after_s=%.2f",
+                     node_id, timer.confirmations, now - timer.start)
+            self.on_dead(Dead(node_id, m.incarnation, self.node_id), now, out)
+
+    def next_suspicion_deadline(self) -> float | None:
+        return min((t.deadline for t in self.suspicions.values()), default=None)
+
+    # --- our own state ------------------------------------------------------------------------
+
+    def refute(self, accused: int) -> None:
+        """Announce we are alive with an incarnation above `accused` (SWIM §4.2)."""
+        inc = max(self.local.incarnation + 1, accused + 1)
+        self.local.incarnation = inc
+        # Being suspected is a hint that we are the slow one (Lifeguard §4.1).
+        self.awareness.apply_delta(1)
+        self.stats.refutations += 1
+        self.queue.queue(self.node_id, self.local_alive())
+        log.info("event=refute node=%s incarnation=%d", self.node_id, inc)
+
+    def reassert(self) -> None:
+        """Someone still holds an accusation we already refuted: re-send our current alive.
+
+        Its refutation was lost on the way to them. Queuing it (no new incarnation) lets it ride
+        on the ack to the ping that carried the stale accusation.
+        """
+        if self.queue.transmits(self.node_id) is None:
+            self.queue.queue(self.node_id, self.local_alive())
+
+    def update_meta(self, meta: Mapping[str, str]) -> None:
+        self.local.meta = dict(meta)
+        self.local.incarnation += 1
+        self.queue.queue(self.node_id, self.local_alive())
+
+    def _changed(self, m: Member, old: Status | None, out: list[Effect]) -> None:
+        info = m.info()
+        out.append(MemberChanged(info, old, m.status))
+        log.info("event=member_%s node=%s addr=%s:%d incarnation=%d was=%s", m.status.label,
+                 m.node_id, *m.addr, m.incarnation, old.label if old is not None else "unknown")
+        if m.status == Status.ALIVE:
+            if old is None or old >= Status.DEAD:
+                self.delegate.notify_join(info)
+            elif old == Status.ALIVE:
+                self.delegate.notify_update(info)
+        elif m.status >= Status.DEAD and (old is None or old < Status.DEAD):
+            self.delegate.notify_leave(info)

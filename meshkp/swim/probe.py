@@ -1,0 +1,165 @@
+"""The SWIM failure detector with Lifeguard nacks (SWIM §3-4, Lifeguard §4.1, memberlist probeNode).
+
+One probe per (awareness-scaled) probe interval: ping the next member in round-robin order; if
+no ack within probe_timeout, ask `indirect_checks` alive members to ping-req it (they nack when
+they cannot reach it either); if still no ack when the interval ends, suspect it. Missing nacks
+mean *we* are the problem, so they raise our own health score instead of blaming the target.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from meshkp.swim.config import SwimConfig
+from meshkp.swim.effects import Effect
+from meshkp.swim.membership import Membership
+from meshkp.swim.messages import Ack, Message, Nack, Ping, PingReq, Suspect
+from meshkp.swim.types import Addr, Status
+
+
+@dataclass(slots=True)
+class _Probe:
+    target: str
+    incarnation: int  # at probe start: a refutation meanwhile makes our suspicion stale
+    seq: int
+    indirect_at: float
+    deadline: float
+    indirect_sent: bool = False
+    expected_nacks: int = 0
+    nacks: int = 0
+
+
+@dataclass(slots=True)
+class _Relay:
+    """A ping we send on behalf of a PingReq: forward the ack, or nack at the deadline."""
+
+    requester: Addr
+    seq: int
+    nack: bool
+    deadline: float
+
+
+class FailureDetector:
+    """Probe scheduling plus the ack/nack/ping-req bookkeeping."""
+
+    def __init__(self, config: SwimConfig, ms: Membership, rng: random.Random, now: float) -> None:
+        self.config = config
+        self.ms = ms
+        self.rng = rng
+        self._seq = 0
+        self._probe: _Probe | None = None
+        self._relays: dict[int, _Relay] = {}
+        # Random phase, so that nodes started together do not probe in lockstep (memberlist
+        # triggerFunc stagger).
+        self.next_probe_at = now + rng.uniform(0, config.probe_interval)
+
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def next_deadline(self) -> float:
+        times = [t.deadline for t in self._relays.values()]
+        if not self.ms.leaving:
+            times.append(self.next_probe_at)
+        p = self._probe
+        if p is not None:
+            times.append(p.deadline if p.indirect_sent else p.indirect_at)
+        return min(times, default=float("inf"))
+
+    def tick(self, now: float, out: list[Effect]) -> None:
+        p = self._probe
+        if p is not None:
+            if not p.indirect_sent and now >= p.indirect_at:
+                self._send_indirect(p, out)
+            if now >= p.deadline:
+                self._probe = None
+                self._failed(p, now, out)
+        for seq, relay in list(self._relays.items()):
+            if now >= relay.deadline:
+                del self._relays[seq]
+                if relay.nack:
+                    out.append(self.ms.packet(relay.requester, [Nack(relay.seq)]))
+        if now >= self.next_probe_at and not self.ms.leaving:
+            self._start(now, out)
+
+    # --- incoming -----------------------------------------------------------------------------
+
+    def on_ping(self, ping: Ping, out: list[Effect]) -> None:
+        if ping.target and ping.target != self.ms.node_id:
+            # Meant for a previous owner of our address: answering would keep it falsely alive.
+            self.ms.stats.misdirected_pings += 1
+            return
+        out.append(self.ms.packet(ping.source_addr, [Ack(ping.seq)]))
+
+    def on_ping_req(self, req: PingReq, now: float, out: list[Effect]) -> None:
+        seq = self.next_seq()
+        self._relays[seq] = _Relay(req.source_addr, req.seq, req.nack,
+                                   now + self.config.probe_timeout)
+        local = self.ms.local
+        ping = Ping(seq, req.target, local.node_id, local.addr)
+        out.append(self.ms.packet(req.target_addr, [ping]))
+
+    def on_ack(self, ack: Ack, out: list[Effect]) -> None:
+        p = self._probe
+        if p is not None and p.seq == ack.seq:
+            self._probe = None
+            self.ms.awareness.apply_delta(-1)  # a probe that completes is a sign of good health
+            return
+        relay = self._relays.pop(ack.seq, None)
+        if relay is not None:
+            out.append(self.ms.packet(relay.requester, [Ack(relay.seq)]))
+
+    def on_nack(self, nack: Nack) -> None:
+        p = self._probe
+        if p is not None and p.seq == nack.seq:
+            p.nacks += 1
+
+    # --- probe lifecycle ----------------------------------------------------------------------
+
+    def _start(self, now: float, out: list[Effect]) -> None:
+        interval = self.ms.awareness.scale(self.config.probe_interval)
+        self.next_probe_at = now + interval
+        target = self.ms.table.next_probe_target(now, self.rng)
+        if target is None:
+            return
+        self.ms.stats.probes += 1
+        local = self.ms.local
+        seq = self.next_seq()
+        primary: list[Message] = []
+        if target.status == Status.SUSPECT:
+            # Tell a suspect it is suspected, first in the frame, so that its refutation can
+            # ride back on the ack (memberlist probeNode; Lifeguard's "buddy system").
+            primary.append(Suspect(target.node_id, target.incarnation, local.node_id))
+        primary.append(Ping(seq, target.node_id, local.node_id, local.addr))
+        out.append(self.ms.packet(target.addr, primary))
+        self._probe = _Probe(target.node_id, target.incarnation, seq,
+                             now + self.config.probe_timeout, now + interval)
+
+    def _send_indirect(self, p: _Probe, out: list[Effect]) -> None:
+        p.indirect_sent = True
+        target = self.ms.table.get(p.target)
+        if target is None:
+            return
+        self.ms.stats.indirect_probes += 1
+        peers = self.ms.table.random_members(
+            self.config.indirect_checks, self.rng,
+            lambda m: m.status == Status.ALIVE and m.node_id != p.target,
+        )
+        local = self.ms.local
+        req = PingReq(p.seq, p.target, target.addr, local.node_id, local.addr, nack=True)
+        for peer in peers:
+            out.append(self.ms.packet(peer.addr, [req]))
+        p.expected_nacks = len(peers)
+
+    def _failed(self, p: _Probe, now: float, out: list[Effect]) -> None:
+        self.ms.stats.probe_failures += 1
+        # Lifeguard: every expected nack that did not come is evidence against *our* health;
+        # with nobody to ask, a failed probe counts once (memberlist probeNode).
+        if p.expected_nacks > 0:
+            self.ms.awareness.apply_delta(max(0, p.expected_nacks - p.nacks))
+        else:
+            self.ms.awareness.apply_delta(1)
+        target = self.ms.table.get(p.target)
+        if target is not None and not target.gone:
+            self.ms.on_suspect(Suspect(p.target, p.incarnation, self.ms.node_id), now, out)

@@ -1,0 +1,95 @@
+"""MembershipService on real sockets in one process (127.0.0.1, ephemeral ports, test profile):
+join, crash detection, graceful leave, and a wrong-key node that never gets in."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from meshkp.net.addr import format_addr
+from meshkp.net.crypto import Keyring, generate_key
+from meshkp.net.identity import NodeIdentity
+from meshkp.node.membership import MembershipConfig, MembershipService
+from meshkp.swim.config import SwimConfig
+from meshkp.swim.types import Status
+
+pytestmark = pytest.mark.integration
+
+KEY = generate_key()
+
+
+def node(name: str, join: tuple[str, ...] = (), key: bytes = KEY,
+         data_dir: Path | None = None) -> MembershipService:
+    cfg = MembershipConfig(bind_host="127.0.0.1", gossip_port=0, join=join,
+                           swim=SwimConfig.test())
+    return MembershipService(cfg, NodeIdentity.generate(name), Keyring([key]),
+                             meta={"http": f"127.0.0.1:{11000 + len(name)}"}, data_dir=data_dir)
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - start
+
+
+def view(svc: MembershipService) -> dict[str, Status]:
+    return {m.node_id: m.status for m in svc.members()}
+
+
+@pytest.fixture
+async def started() -> AsyncIterator[list[MembershipService]]:
+    nodes: list[MembershipService] = []
+    yield nodes
+    for n in nodes:
+        await n.stop()
+
+
+async def test_join_crash_leave_and_intruder(started: list[MembershipService],
+                                             tmp_path: Path) -> None:
+    a = node("a")
+    await a.start()
+    started.append(a)
+    seed = (format_addr(a.gossip_addr),)
+    b, c = node("b", seed, data_dir=tmp_path), node("c", seed)
+    for n in (b, c):
+        await n.start()
+        started.append(n)
+    everyone = {"a", "b", "c"}
+    await eventually(lambda: all({k for k, s in view(n).items() if s == Status.ALIVE} == everyone
+                                 for n in (a, b, c)), 10, "3 nodes see each other alive")
+    assert a.healthy() and a.status()["counts"] == {"alive": 3, "suspect": 0, "dead": 0,
+                                                    "left": 0}
+    assert {m.node_id: m.meta["http"] for m in b.members()}["c"] == "127.0.0.1:11001"
+
+    # A node with another cluster key: its frames are dropped, it never enters the view.
+    intruder = node("intruder", seed, key=generate_key())
+    await intruder.start()
+    started.append(intruder)
+    await eventually(lambda: a.stats.dropped[("tcp", "decrypt")] >= 1, 10, "intruder counted")
+    assert "intruder" not in view(a) and view(intruder).keys() == {"intruder"}
+    await intruder.stop()
+
+    # Graceful leave: c says goodbye; the others record "left", not "dead".
+    assert await c.leave()
+    await c.stop()
+    await eventually(lambda: view(a).get("c") == Status.LEFT and view(b).get("c") == Status.LEFT,
+                     10, "c seen as left")
+
+    # Crash: b disappears without a word; a declares it dead.
+    inc_before = b.swim.incarnation
+    await b.stop()
+    took = await eventually(lambda: view(a).get("b") == Status.DEAD, 15, "b declared dead")
+    assert not a.healthy()  # a alone out of {a, b} known and not left
+    print(f"detection_s={took:.2f}")
+
+    # b restarts on its data dir: higher incarnation, back to alive.
+    b2 = MembershipService(b.config, b.identity, Keyring([KEY]), data_dir=tmp_path)
+    await b2.start()
+    started.append(b2)
+    assert b2.swim.incarnation > inc_before
+    await eventually(lambda: view(a).get("b") == Status.ALIVE, 10, "b alive again")
