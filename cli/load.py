@@ -69,8 +69,9 @@ class _RichProgress:
 def summary_table(summary: LoadSummary) -> Table:
     rate = summary.keys / summary.seconds if summary.seconds else 0.0
     table = Table(
-        title=f"meshkp load: {summary.files} file(s), {summary.input_bytes:,} bytes, "
-        f"{summary.seconds:.1f} s ({rate:,.0f} keys/s)"
+        title="meshkp load",
+        caption=f"{summary.files} file(s), {summary.input_bytes:,} bytes, "
+        f"{summary.seconds:.1f} s, {rate:,.0f} keys/s",
     )
     table.add_column("outcome")
     table.add_column("keys", justify="right")
@@ -114,14 +115,14 @@ def load(files: tuple[Path, ...], data_dir: Path, node_id: str | None, workers: 
     try:
         summary = _run(files, data_dir, node_id, workers, progress, err)
     except StoreInUse as exc:
-        err.print(f"[red]meshkp load: {exc}[/red]", highlight=False)
+        click.echo(f"meshkp load: {exc}", err=True)
         sys.exit(2)
     except MeshkpError as exc:
         partial = getattr(exc, "summary", None)
         if partial is not None:
             Console().print(summary_table(partial))
             _write_json(summary_json, partial, error=str(exc))
-        err.print(f"[red]meshkp load: {exc}[/red]", highlight=False)
+        click.echo(f"meshkp load: {exc}", err=True)
         sys.exit(1)
     Console().print(summary_table(summary))
     _write_json(summary_json, summary)

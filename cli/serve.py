@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from cli.replication import replication_options, with_replication_options
 from meshkp.config import LOG_LEVELS, NodeConfig
 from meshkp.errors import ConfigError, MeshkpError
 
@@ -31,6 +32,9 @@ def run_node(config: NodeConfig, on_ready: Callable[[object], None] | None = Non
 
     async def main() -> int:
         node = Node(config)
+        from meshkp.replication.plugin import install as install_replication
+
+        install_replication(node)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -70,6 +74,7 @@ def run_node(config: NodeConfig, on_ready: Callable[[object], None] | None = Non
               help="One key=value log line per HTTP request.")
 @click.option("--upload-bytes", type=int, default=None,
               help="Limit of one POST /pks/add body (limits.upload_bytes).")
+@replication_options
 def serve(
     data_dir: Path, host: str, http_port: int, node_id: str | None, log_level: str,
     access_log: bool, upload_bytes: int | None,
@@ -87,6 +92,7 @@ def serve(
             packet_bytes=min(config.limits.packet_bytes, upload_bytes),
         )
         config = dataclasses.replace(config, limits=limits)
+    config = with_replication_options(config)
     try:
         config.validate()
     except ConfigError as exc:

@@ -25,7 +25,11 @@ class HLCTimestamp:
 
     def __post_init__(self) -> None:
         for name, value in (("wall_ms", self.wall_ms), ("logical", self.logical)):
-            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_UINT64:
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or not 0 <= value <= MAX_UINT64
+            ):
                 raise ValueError(f"HLC {name} must be an int in [0, 2**64), got {value!r}")
 
     def to_obj(self) -> list[int]:

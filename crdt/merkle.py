@@ -219,6 +219,7 @@ class MerkleTree:
             if raw is None:
                 return EMPTY_SLOT
             return node_slot(raw, sum(slot.size for slot in self._decode_node((), raw)))
+        self._check_path(path, leaf=len(path) == self.config.depth)
         return self.children(path[:-1])[path[-1]]
 
     def root(self) -> bytes:
@@ -283,7 +284,12 @@ class MerkleTree:
 
 
 class MerkleBatch:
-    """Staged updates over a tree. Apply the returned writes before reading the tree again."""
+    """Staged updates over a tree. Apply the returned writes before reading the tree again.
+
+    The batch reads nodes from storage when `writes()` runs, so updates must be serialized:
+    one writer computes and applies its writes before the next batch reads (in meshkp, under
+    the store's write lock, in the same WriteBatch as the records they describe).
+    """
 
     def __init__(self, tree: MerkleTree) -> None:
         self._tree = tree

@@ -39,6 +39,7 @@ from crdt.merkle_wire import (
     Geometry,
     NodeItem,
     Query,
+    WireSlot,
     decode_answer,
     decode_query,
     encode_answer,
@@ -66,8 +67,8 @@ class DiffConfig:
     # A peer's message over twice this is refused unread. Bounds memory per message; must
     # exceed the largest bucket listing (n / fanout**depth ids of ~56 B).
     max_message_bytes: int = 1 << 20
-    # Round trips before the initiator gives up. Without differences past the message budget
-    # a diff takes depth/2 + 1; the bound stops a responder that keeps deferring forever.
+    # Round trips before the initiator gives up. Within the message budget a diff takes
+    # floor(depth/2) + 1; the bound stops a responder that keeps deferring forever.
     max_round_trips: int = 1000
 
     def validate(self) -> None:
@@ -117,7 +118,9 @@ class DiffStats:
         return self.bytes_sent + self.bytes_received
 
 
-def should_list(at_leaf: bool, holder_size: int, other_size: int, inline_ids: int, chunk: int) -> bool:
+def should_list(
+    at_leaf: bool, holder_size: int, other_size: int, inline_ids: int, chunk: int
+) -> bool:
     """List the holder's entries of a differing subtree (True) or send its child slots (False).
 
     A bucket is always listed; so is a subtree the holder has few ids in, and one the other
@@ -128,15 +131,12 @@ def should_list(at_leaf: bool, holder_size: int, other_size: int, inline_ids: in
     return other_size == 0 and holder_size * _ENTRY_ESTIMATE <= chunk
 
 
-def _wire_slot(slot: Slot, hash_bytes: int) -> tuple[bytes, int]:
+def _wire_slot(slot: Slot, hash_bytes: int) -> WireSlot:
     return (slot.hash[:hash_bytes], slot.size)
 
 
 def _node_item(tree: MerkleTree, path: Path, hash_bytes: int) -> NodeItem:
-    slots = tree.children(path)
-    return NodeItem(
-        path, b"".join(slot.hash[:hash_bytes] for slot in slots), tuple(s.size for s in slots)
-    )
+    return NodeItem(path, tuple(_wire_slot(slot, hash_bytes) for slot in tree.children(path)))
 
 
 def _node_item_bytes(geometry: Geometry) -> int:
@@ -179,7 +179,9 @@ class _AnswerBuilder:
             return
         pieces = produce()
         size = sum(
-            _entries_item_bytes(p) if isinstance(p, EntriesItem) else _node_item_bytes(self._geometry)
+            _entries_item_bytes(p)
+            if isinstance(p, EntriesItem)
+            else _node_item_bytes(self._geometry)
             for p in pieces
         )
         if (self._nodes or self._entries) and self._used + size > self._config.max_message_bytes:
@@ -228,7 +230,7 @@ class DiffResponder:
         stats.messages += 2
         stats.bytes_received += len(data)
         stats.bytes_sent += len(reply)
-        stats.hashes += query.geometry.fanout * (len(query.nodes) + len(answer.nodes))
+        stats.hashes += sum(item.sent_hashes for item in (*query.nodes, *answer.nodes))
         stats.hashes += query.root is not None
         stats.entries += sum(len(item.entries) for item in answer.entries)
         return reply
@@ -256,7 +258,7 @@ class DiffResponder:
         hb = geometry.hash_bytes
         pieces: list[Piece] = []
         for index, slot in enumerate(self.tree.children(item.path)):
-            theirs = (item.hashes[index * hb : (index + 1) * hb], item.sizes[index])
+            theirs = item.slots[index]
             if _wire_slot(slot, hb) != theirs:
                 child = (*item.path, index)
                 pieces.append(self._describe(child, slot.size, theirs[1], geometry))
@@ -321,7 +323,7 @@ class DiffInitiator:
         stats.round_trips += 1
         stats.messages += 1
         stats.bytes_received += len(data)
-        stats.hashes += self.geometry.fanout * len(answer.nodes)
+        stats.hashes += sum(item.sent_hashes for item in answer.nodes)
         stats.entries += sum(len(item.entries) for item in answer.entries)
         if answer.same_root:
             self._queue.clear()
@@ -366,7 +368,7 @@ class DiffInitiator:
         stats = self.stats
         stats.messages += 1
         stats.bytes_sent += len(data)
-        stats.hashes += geometry.fanout * len(nodes) + (1 if with_root else 0)
+        stats.hashes += sum(item.sent_hashes for item in nodes) + (1 if with_root else 0)
         return data
 
     # -- checking and using answers --------------------------------------------------------
@@ -411,13 +413,15 @@ class DiffInitiator:
         depth = self.geometry.depth
         chunk = self.config.max_message_bytes // 4
         for index, mine in enumerate(self.tree.children(node.path)):
-            theirs = (node.hashes[index * hb : (index + 1) * hb], node.sizes[index])
+            theirs = node.slots[index]
             if _wire_slot(mine, hb) == theirs:
                 continue
             child = (*node.path, index)
             if theirs[1] == 0:
                 self._local_only.update(self.tree.entries(child))
-            elif should_list(len(child) == depth, theirs[1], mine.size, self.geometry.inline_ids, chunk):
+            elif should_list(
+                len(child) == depth, theirs[1], mine.size, self.geometry.inline_ids, chunk
+            ):
                 self._queue.append((True, child))
             else:
                 self._queue.append((False, child))

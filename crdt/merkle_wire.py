@@ -1,7 +1,8 @@
 """Messages of the Merkle diff protocol (crdt.merkle_diff) and their msgpack encoding.
 
-A path travels as bytes, one byte per level (fanout <= 256). A node's children travel as one
-blob of truncated hashes plus a list of their sizes. Entries travel as a flat list
+A path travels as bytes, one byte per level (fanout <= 256). A node's children travel as a
+list of their sizes plus one blob of the truncated hashes of the non-empty ones (an empty
+subtree's hash is known: all zero), which matters in sparse trees. Entries travel as a flat list
 [id, digest, id, digest, ...]. `decode_*` check shape and bounds and raise DiffProtocolError;
 checks that need the session (was this path asked for?) are the state machines' job.
 """
@@ -34,13 +35,20 @@ class Geometry:
     inline_ids: int
 
 
+WireSlot = tuple[bytes, int]  # (hash truncated to hash_bytes, ids in the subtree)
+
+
 @dataclass(frozen=True, slots=True)
 class NodeItem:
-    """The sender's child slots of the inner node at `path`."""
+    """The sender's child slots of the inner node at `path`, one per child."""
 
     path: Path
-    hashes: bytes  # fanout * hash_bytes, child i at [i*hash_bytes:(i+1)*hash_bytes]
-    sizes: tuple[int, ...]
+    slots: tuple[WireSlot, ...]
+
+    @property
+    def sent_hashes(self) -> int:
+        """Hashes this item puts on the wire (empty children cost none)."""
+        return sum(1 for _, size in self.slots if size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +85,8 @@ def _path_obj(path: Path) -> bytes:
 
 
 def _node_obj(item: NodeItem) -> list[object]:
-    return [_path_obj(item.path), item.hashes, list(item.sizes)]
+    hashes = b"".join(digest for digest, size in item.slots if size)
+    return [_path_obj(item.path), [size for _, size in item.slots], hashes]
 
 
 def _entries_obj(item: EntriesItem) -> list[object]:
@@ -124,12 +133,25 @@ def _decode_path(obj: object, geometry: Geometry, *, max_len: int) -> Path:
 
 
 def _decode_node(obj: object, geometry: Geometry) -> NodeItem:
-    raw_path, hashes, sizes = as_list(obj, "node item", 3)
+    raw_path, raw_sizes, raw_hashes = as_list(obj, "node item", 3)
     path = _decode_path(raw_path, geometry, max_len=geometry.depth - 1)
-    length = geometry.fanout * geometry.hash_bytes
-    blob = as_bytes(hashes, "node hashes", length, length)
-    size_list = as_list(sizes, "node sizes", geometry.fanout)
-    return NodeItem(path, blob, tuple(as_int(size, "subtree size", 0, _MAX_SIZE) for size in size_list))
+    hb = geometry.hash_bytes
+    sizes = [
+        as_int(size, "subtree size", 0, _MAX_SIZE)
+        for size in as_list(raw_sizes, "node sizes", geometry.fanout)
+    ]
+    length = hb * sum(1 for size in sizes if size)
+    blob = as_bytes(raw_hashes, "node hashes", length, length)
+    empty = bytes(hb)
+    slots: list[WireSlot] = []
+    at = 0
+    for size in sizes:
+        if size:
+            slots.append((blob[at : at + hb], size))
+            at += hb
+        else:
+            slots.append((empty, 0))
+    return NodeItem(path, tuple(slots))
 
 
 def _decode_entries(obj: object, geometry: Geometry) -> EntriesItem:

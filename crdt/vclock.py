@@ -32,7 +32,11 @@ class VersionVector:
     _entries: dict[str, int]
     _hash: int | None
 
-    def __init__(self, entries: Mapping[str, int] | Iterable[tuple[str, int]] = ()) -> None:
+    def __init__(
+        self, entries: VersionVector | Mapping[str, int] | Iterable[tuple[str, int]] = ()
+    ) -> None:
+        if isinstance(entries, VersionVector):
+            entries = entries._entries
         pairs = entries.items() if isinstance(entries, Mapping) else entries
         clean: dict[str, int] = {}
         for node, counter in pairs:
@@ -76,6 +80,10 @@ class VersionVector:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __iter__(self) -> Iterator[str]:
+        """Node ids with a counter above zero, sorted."""
+        return iter(sorted(self._entries))
 
     def __contains__(self, node_id: object) -> bool:
         return node_id in self._entries
@@ -167,4 +175,3 @@ class VersionVector:
     def from_wire(cls, data: bytes) -> VersionVector:
         """Inverse of to_wire; raises DecodeError on malformed bytes."""
         return cls.from_obj(unpackb(data, "version vector"))
-

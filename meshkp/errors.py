@@ -107,3 +107,20 @@ class InvalidRequest(MeshkpError):
 
 class Unsupported(MeshkpError):
     """A well-formed request asks for something this server does not implement (HKP op, option)."""
+
+
+class ReplicationError(MeshkpError):
+    """Replication with a peer failed (protocol violation, refused request); the round is abandoned."""
+
+
+class InvalidPeerRecord(ReplicationError):
+    """A record received from a peer failed validation; nothing of its batch was stored."""
+
+
+class ConsistencyNotReached(ReplicationError):
+    """Fewer nodes than the requested x-consistency merged a write before the timeout."""
+
+    def __init__(self, message: str, acked: int, needed: int) -> None:
+        super().__init__(message)
+        self.acked = acked
+        self.needed = needed

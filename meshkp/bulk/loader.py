@@ -32,10 +32,18 @@ from meshkp.bulk.source import InputError, InputKind, Piece, open_pieces
 from meshkp.bulk.split import key_spans
 from meshkp.bulk.worker import Normalised, WorkerItem, normalise_pieces, reason_category
 from meshkp.errors import LimitExceeded, MeshkpError, OpenPGPError
-from meshkp.keys.ingest import KEYS_COUNTER, IngestResult, KeyOutcome, Status, ingest
+from meshkp.keys.ingest import (
+    KEYS_COUNTER,
+    IngestResult,
+    KeyOutcome,
+    Status,
+    certificate_terms,
+    ingest,
+)
 from meshkp.limits import Limits
+from meshkp.openpgp.certificate import Certificate
 from meshkp.openpgp.keytext import KeytextItem
-from meshkp.store.protocol import Store
+from meshkp.store.protocol import IndexTerm, Store
 
 log = logging.getLogger(__name__)
 
@@ -291,6 +299,8 @@ class _BatchWriter:
         self.hooks = hooks
         self.summary = summary
         self.items: list[KeytextItem] = []
+        # Terms the workers computed, by fingerprint, with the certificate they belong to.
+        self.known: dict[bytes, tuple[Certificate, frozenset[IndexTerm]]] = {}
         self.bytes = 0
         self.unsynced = False
 
@@ -298,7 +308,9 @@ class _BatchWriter:
         for item in items:
             if isinstance(item, Normalised):
                 self.bytes += len(item.data)
-                self.items.append(item.certificate())
+                cert = item.certificate()
+                self.known[cert.fingerprint] = (cert, item.terms)
+                self.items.append(cert)
             else:
                 self.items.append(item)
         if len(self.items) >= self.config.batch_keys or self.bytes >= self.config.batch_bytes:
@@ -308,7 +320,8 @@ class _BatchWriter:
         """Merge and write the collected items; the final flush is fsync'ed."""
         items, self.items, self.bytes = self.items, [], 0
         result = ingest(items, self.store.get, self.store.lookup, self.config.node_id,
-                        self.config.limits)
+                        self.config.limits, terms=self._terms)
+        self.known.clear()
         if result.writes:
             for hook in self.hooks:
                 hook(self.store, result)
@@ -317,3 +330,11 @@ class _BatchWriter:
             self.unsynced = not final
         for outcome in result.outcomes:
             self.summary.count(outcome)
+
+    def _terms(self, cert: Certificate, limits: Limits) -> frozenset[IndexTerm]:
+        # A new key is stored as the very certificate a worker returned (`is`); a merge
+        # with a stored copy makes a new one, whose terms are computed here.
+        known = self.known.get(cert.fingerprint)
+        if known is not None and known[0] is cert:
+            return known[1]
+        return certificate_terms(cert, limits)

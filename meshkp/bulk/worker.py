@@ -13,12 +13,14 @@ import re
 from dataclasses import dataclass
 
 from meshkp.errors import MeshkpError
+from meshkp.keys.ingest import certificate_terms
 from meshkp.limits import Limits
 from meshkp.openpgp.armor import armor, is_armored
 from meshkp.openpgp.certificate import Certificate, certificate_from_packets
 from meshkp.openpgp.framing import parse_packets
 from meshkp.openpgp.keytext import KeytextItem, Rejected, iter_keytext
 from meshkp.openpgp.revocation import RevocationCertificate
+from meshkp.store.protocol import IndexTerm
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,9 @@ class Normalised:
 
     fingerprint: bytes
     data: bytes
+    # Index terms and SKS digest (ingest.certificate_terms), computed here so that the
+    # parent, the one serial stage of a load, does not have to.
+    terms: frozenset[IndexTerm]
 
     def certificate(self) -> Certificate:
         """The Certificate again, regrouped without re-verifying (the worker verified it)."""
@@ -48,7 +53,7 @@ def _items(piece: bytes, limits: Limits) -> list[WorkerItem]:
     # contain one would be misread, so such a piece is wrapped in real armor first.
     text = armor(piece) if is_armored(piece) else piece
     try:
-        return [_compact(item) for item in iter_keytext(text, limits)]
+        return [_compact(item, limits) for item in iter_keytext(text, limits)]
     except MeshkpError as exc:
         return [Rejected(str(exc))]
     except Exception as exc:  # noqa: BLE001 - one odd key must not abort a multi-GB load
@@ -56,9 +61,9 @@ def _items(piece: bytes, limits: Limits) -> list[WorkerItem]:
         return [Rejected(f"internal error while normalising ({type(exc).__name__}); please report")]
 
 
-def _compact(item: KeytextItem) -> WorkerItem:
+def _compact(item: KeytextItem, limits: Limits) -> WorkerItem:
     if isinstance(item, Certificate):
-        return Normalised(item.fingerprint, item.to_bytes())
+        return Normalised(item.fingerprint, item.to_bytes(), certificate_terms(item, limits))
     return item
 
 

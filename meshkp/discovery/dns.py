@@ -78,7 +78,8 @@ async def _query_udp(
     )
     try:
         transport.sendto(query)
-        return await asyncio.wait_for(proto.done, timeout)
+        async with asyncio.timeout(timeout):
+            return await proto.done
     finally:
         transport.close()
 

@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 import logging
 import string
+from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDict, MultiMapping
 
 from meshkp.errors import InvalidRequest, LimitExceeded, Unsupported
 from meshkp.http import html, mr
 from meshkp.http.metrics import HttpMetrics
+from meshkp.http.replycache import MAX_AGE_S, Reply, ReplyCache
 from meshkp.http.sks import encode_hashquery_response, parse_hashquery
 from meshkp.keys.ingest import Status
 from meshkp.keys.query import parse_query
@@ -27,18 +30,23 @@ from meshkp.limits import Limits
 log = logging.getLogger(__name__)
 
 PGP_KEYS = "application/pgp-keys"
+MR_TYPE = "text/plain"
 # Ops of HKP we know but do not serve (SKS's photo ID op); anything else unknown is a 501 too.
 KNOWN_UNSUPPORTED = frozenset({"photo", "x-photo"})
 LOOKUP_OPS = frozenset({"get", "index", "vindex", "stats", "hget"})
 _HEX = frozenset(string.hexdigits)
 
 
-def options_of(params: MultiMapping[str]) -> frozenset[str]:
+def options_of(params: MultiMapping[Any]) -> frozenset[str]:
     """The `options` variable as a set (it is comma-separated and may repeat, §3.2)."""
     found: set[str] = set()
     for value in params.getall("options", ()):
         found.update(part.strip().lower() for part in str(value).split(",") if part.strip())
     return frozenset(found)
+
+
+def _charset(content_type: str) -> str | None:
+    return "utf-8" if content_type.startswith("text/") else None
 
 
 def _flag(params: MultiMapping[str], name: str) -> bool:
@@ -58,6 +66,7 @@ class HkpHandlers:
         self.service = service
         self.limits = limits
         self.metrics = metrics
+        self.replies = ReplyCache()
 
     def register(self, app: web.Application) -> None:
         app.router.add_get("/pks/lookup", self.lookup)
@@ -68,36 +77,48 @@ class HkpHandlers:
     # -- GET /pks/lookup ---------------------------------------------------------------------
 
     async def lookup(self, request: web.Request) -> web.StreamResponse:
+        # Hot path: the same query string since the last write gets the same reply.
+        raw = request.query_string
+        epoch = self.service.epoch
+        hit = self.replies.get(raw, epoch, self.service.clock())
+        if hit is not None:
+            return web.Response(body=hit.body, content_type=hit.content_type,
+                                charset=_charset(hit.content_type))
         params = request.query
         op = str(params.get("op", "")).strip().lower()
         if not op:
             raise InvalidRequest("missing the 'op' variable: use op=get, op=index or op=vindex")
-        options = options_of(params)
         if op == "get":
-            return await self._get(params)
+            return await self._get(params, raw, epoch)
         if op in ("index", "vindex"):
-            return await self._index(params, options, verbose=op == "vindex")
+            return await self._index(params, options_of(params), op == "vindex", raw, epoch)
         if op == "stats":
-            return await self._stats(options)
+            return await self._stats(options_of(params))
         if op == "hget":
             return await self._hget(params)
         what = "known but not supported" if op in KNOWN_UNSUPPORTED else "not an HKP operation"
         raise Unsupported(f"op={op[:40]} is {what} here; use get, index, vindex, stats or hget")
 
-    async def _get(self, params: MultiMapping[str]) -> web.Response:
+    async def _get(self, params: MultiMapping[str], raw: str, epoch: tuple[int, int]) -> web.Response:
         query = parse_query(params.get("search"), _flag(params, "exact"), self.limits)
         body = await self.service.get(query)
+        until = self.service.clock() + MAX_AGE_S
+        self.replies.put(raw, Reply(epoch, until, body, PGP_KEYS))
         return web.Response(body=body, content_type=PGP_KEYS)
 
     async def _index(
-        self, params: MultiMapping[str], options: frozenset[str], verbose: bool
+        self, params: MultiMapping[str], options: frozenset[str], verbose: bool,
+        raw: str, epoch: tuple[int, int],
     ) -> web.Response:
         search = params.get("search")
         query = parse_query(search, _flag(params, "exact"), self.limits)
         if "mr" in options:
-            blocks = await self.service.index_mr(query, mr.key_block)
+            blocks, valid_until = await self.service.index_mr(query, mr.key_block)
             body = mr.index_document(blocks, len(blocks))
-            return web.Response(body=body, content_type="text/plain", charset="utf-8")
+            until = min(valid_until, self.service.clock() + MAX_AGE_S)
+            if not verbose:
+                self.replies.put(raw, Reply(epoch, until, body, MR_TYPE))
+            return web.Response(body=body, content_type=MR_TYPE, charset="utf-8")
         views = await self.service.index(query)
         page = html.index_page(query.text, views, self.service.clock(), verbose)
         return web.Response(body=page, content_type="text/html", charset="utf-8")
@@ -162,8 +183,8 @@ class HkpHandlers:
                 "(config limits.upload_bytes)",
                 limit="upload_bytes",
             ) from None
-        except ValueError as exc:  # a multipart body aiohttp cannot parse
-            raise InvalidRequest(f"form data cannot be parsed: {exc}") from None
+        except (ValueError, HttpProcessingError) as exc:  # a body aiohttp cannot parse
+            raise InvalidRequest(f"form data cannot be parsed: {exc!s:.200}") from None
         # No (or another) content type: accept a urlencoded body anyway, as SKS does.
         text = body.decode("latin-1")
         return MultiDict(

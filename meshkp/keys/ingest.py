@@ -34,6 +34,7 @@ from meshkp.store.protocol import IndexKind, IndexTerm, RecordWrite
 log = logging.getLogger(__name__)
 
 ReadRecord = Callable[[bytes], bytes | None]
+TermsOf = Callable[[Certificate, Limits], frozenset[IndexTerm]]
 LookupIndex = Callable[[IndexKind, bytes, int], list[bytes]]
 
 KEYS_COUNTER = "keys"
@@ -80,14 +81,16 @@ class IngestResult:
         return any(o.status is not Status.REJECTED for o in self.outcomes)
 
 
-def record_terms(record: KeyRecord | None, limits: Limits) -> frozenset[IndexTerm]:
+def record_terms(
+    record: KeyRecord | None, limits: Limits, terms: TermsOf | None = None
+) -> frozenset[IndexTerm]:
     """The index terms a stored record has: none while deleted, else its lookup terms + digest."""
     if record is None:
         return frozenset()
     cert = record.live_certificate
     if cert is None:
         return frozenset()
-    return certificate_terms(cert, limits)
+    return (terms or certificate_terms)(cert, limits)
 
 
 def certificate_terms(cert: Certificate, limits: Limits) -> frozenset[IndexTerm]:
@@ -125,11 +128,13 @@ def ingest(
     lookup: LookupIndex,
     node_id: str,
     limits: Limits,
+    terms: TermsOf | None = None,
 ) -> IngestResult:
     """Merge parsed upload items into the stored records; return the writes and outcomes.
 
     Several copies of one key in `items` are merged into one write. Rejected items from the
-    parser pass through as rejected outcomes, in order.
+    parser pass through as rejected outcomes, in order. `terms` replaces certificate_terms:
+    the bulk loader passes one that returns terms its worker processes already computed.
     """
     overlay = _Overlay(read)
     outcomes: list[tuple[int, bytes | None, KeyOutcome]] = []
@@ -157,8 +162,8 @@ def ingest(
             RecordWrite(
                 fingerprint=fingerprint,
                 record=after.encode(),
-                old_terms=record_terms(before, limits),
-                new_terms=record_terms(after, limits),
+                old_terms=record_terms(before, limits, terms),
+                new_terms=record_terms(after, limits, terms),
                 counters={KEYS_COUNTER: 1} if not was_live and not after.deleted else {},
             )
         )

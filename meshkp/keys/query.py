@@ -14,7 +14,6 @@ Forms, in the order they are tried:
 from __future__ import annotations
 
 import re
-import string
 from dataclasses import dataclass
 
 from meshkp.errors import InvalidRequest
@@ -26,7 +25,7 @@ from meshkp.store.protocol import IndexKind, IndexTerm
 # result is almost always empty anyway, and a hostile query could otherwise ask for hundreds.
 MAX_KEYWORDS = 8
 
-_HEX = frozenset(string.hexdigits)
+_HEX = re.compile(r"[0-9A-Fa-f]+")
 _KEY_ID_KINDS = {8: IndexKind.KEY_ID32, 16: IndexKind.KEY_ID64, 32: IndexKind.FINGERPRINT,
                  40: IndexKind.FINGERPRINT, 64: IndexKind.FINGERPRINT}
 # A mailbox as it appears in user IDs: no whitespace, no brackets, one '@' with text on both
@@ -78,7 +77,7 @@ def parse_query(search: str | None, exact: bool, limits: Limits) -> Query:
 
 
 def _is_hex(digits: str) -> bool:
-    return bool(digits) and all(c in _HEX for c in digits)
+    return _HEX.fullmatch(digits) is not None
 
 
 def _key_id_query(text: str, digits: str) -> Query:

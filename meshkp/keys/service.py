@@ -277,11 +277,20 @@ class KeyService:
         entries = await self._entries(query, self.limits.search_results)
         return [await self._view_of(entry) for entry in entries]
 
-    async def index_mr(self, query: Query, render: Callable[[KeyView, float], bytes]) -> list[bytes]:
-        """The machine-readable block of each matching key, rendered once and cached."""
+    @property
+    def epoch(self) -> tuple[int, int]:
+        """Changes whenever a write may have changed any lookup's answer."""
+        return (self.served.epoch, self.terms.epoch)
+
+    async def index_mr(
+        self, query: Query, render: Callable[[KeyView, float], bytes]
+    ) -> tuple[list[bytes], float]:
+        """The machine-readable block of each matching key (rendered once, cached), and the
+        time until which they stay correct (an expiry flag flips then)."""
         entries = await self._entries(query, self.limits.search_results)
         now = self.clock()
         blocks = []
+        valid_until = float("inf")
         for entry in entries:
             valid_until = entry.extra.get("mr_valid_until", 0.0)
             if entry.mr is None or now >= valid_until:
@@ -291,7 +300,8 @@ class KeyService:
                 entry.extra["mr_valid_until"] = view.changes_after(now)
                 self.served.grew(entry, before)
             blocks.append(entry.mr)
-        return blocks
+            valid_until = min(valid_until, entry.extra["mr_valid_until"])
+        return blocks, valid_until
 
     async def hget(self, digest: bytes) -> bytes:
         """The armored key whose SKS digest is `digest` (16 bytes)."""

@@ -1,5 +1,8 @@
 """asyncio TCP server and client: length-prefixed sealed frames, bounded in size, time and count.
 
+Timeouts use `asyncio.timeout()`, never `asyncio.wait_for()`: on Python 3.11 wait_for can swallow
+a cancellation that races with completion (CPython gh-86296), which made stop() hang forever.
+
 Stream layout: repeated [4-byte big-endian length][sealed frame of that length]. The length is
 checked against the bound *before* the body is read, so a peer cannot make us buffer more.
 A connection carries request/reply exchanges: the server reads a frame, the handler may return
@@ -61,7 +64,8 @@ async def _read_sealed(
 ) -> bytes | None:
     """Read one length-prefixed body; None on clean EOF before a frame starts."""
     try:
-        header = await asyncio.wait_for(reader.readexactly(LENGTH_BYTES), idle)
+        async with asyncio.timeout(idle):
+            header = await reader.readexactly(LENGTH_BYTES)
     except asyncio.IncompleteReadError as exc:
         if not exc.partial:
             return None
@@ -70,14 +74,16 @@ async def _read_sealed(
     if length > limits.frame_bytes:
         raise FrameTooLarge(f"frame announces {length} bytes, bound is {limits.frame_bytes}")
     try:
-        return await asyncio.wait_for(reader.readexactly(length), limits.io_timeout)
+        async with asyncio.timeout(limits.io_timeout):
+            return await reader.readexactly(length)
     except asyncio.IncompleteReadError as exc:
         raise WireError(f"connection closed after {len(exc.partial)} of {length} bytes") from exc
 
 
 async def _write_sealed(writer: asyncio.StreamWriter, data: bytes, timeout: float) -> None:
     writer.write(len(data).to_bytes(LENGTH_BYTES, "big") + data)
-    await asyncio.wait_for(writer.drain(), timeout)
+    async with asyncio.timeout(timeout):
+        await writer.drain()
 
 
 class TcpTransport:
@@ -157,7 +163,8 @@ class TcpTransport:
             self._handlers.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), self._limits.io_timeout)
+                async with asyncio.timeout(self._limits.io_timeout):
+                    await writer.wait_closed()
 
     async def _serve_frames(
         self, peer: Addr, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -251,6 +258,7 @@ class TcpTransport:
                 if writer is not None:
                     writer.close()
                     with contextlib.suppress(Exception):
-                        await asyncio.wait_for(writer.wait_closed(), self._limits.io_timeout)
+                        async with asyncio.timeout(self._limits.io_timeout):
+                            await writer.wait_closed()
         self._stats.received(TRANSPORT, len(data))
         return reply

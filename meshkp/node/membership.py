@@ -54,6 +54,8 @@ TCP_TYPES = frozenset({PushPull.TYPE})
 # If the core's next deadline does not move past `now`, sleep at least this long (seconds)
 # instead of spinning the event loop.
 MIN_TICK_GAP = 0.001
+# With gossip_port 0 the OS picks a free UDP port, which may be taken for TCP: try a few.
+BIND_ATTEMPTS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +201,14 @@ class MembershipService:
             "net": self.stats.snapshot(),
         }
 
+    def update_meta(self, changes: Mapping[str, str]) -> None:
+        """Merge `changes` into our gossiped meta (e.g. {"sync": "ip:port"}); spreads at once."""
+        swim = self.swim
+        local = swim.member(self.node_id)
+        meta = {**(local.meta if local is not None else {}), **changes}
+        swim.update_meta(self._clock.now(), meta)
+        self._wake.set()
+
     def add_listener(self, listener: ChangeListener) -> None:
         """Call listener(member, old, new) on every status change (synchronously, keep it quick)."""
         self._listeners.append(listener)
@@ -212,17 +222,7 @@ class MembershipService:
         cfg = self.config
         udp_codec = SealedCodec(self.keyring, cfg.swim.udp_frame_bytes, UDP_TYPES.__contains__)
         tcp_codec = SealedCodec(self.keyring, cfg.tcp.frame_bytes, TCP_TYPES.__contains__)
-        # UDP first with the asked port; TCP then takes the same port number (0 = UDP's pick).
-        self._udp = UdpTransport((cfg.bind_host, cfg.gossip_port), udp_codec, self._on_udp,
-                                 self.stats)
-        udp_addr = await self._udp.start()
-        self._tcp = TcpTransport((cfg.bind_host, udp_addr[1]), tcp_codec, self._on_tcp,
-                                 self.stats, cfg.tcp)
-        try:
-            await self._tcp.start()
-        except OSError:
-            await self._udp.stop()
-            raise
+        udp_addr = await self._bind_transports(udp_codec, tcp_codec)
         host = cfg.advertise_host or outbound_ip(cfg.bind_host)
         incarnation = self._next_incarnation()
         self._swim = Swim(cfg.swim, self.node_id, (host, udp_addr[1]), self._clock.now(),
@@ -242,6 +242,27 @@ class MembershipService:
             await self._mdns.start()
         if sources:
             self._spawn(self._initial_join(sources), "join")
+
+    async def _bind_transports(self, udp_codec: SealedCodec, tcp_codec: SealedCodec) -> Addr:
+        """Bind UDP, then TCP on the same port number; with port 0, retry until both fit."""
+        cfg = self.config
+        attempts = BIND_ATTEMPTS if cfg.gossip_port == 0 else 1
+        for attempt in range(1, attempts + 1):
+            udp = UdpTransport((cfg.bind_host, cfg.gossip_port), udp_codec, self._on_udp,
+                               self.stats)
+            udp_addr = await udp.start()
+            tcp = TcpTransport((cfg.bind_host, udp_addr[1]), tcp_codec, self._on_tcp,
+                               self.stats, cfg.tcp)
+            try:
+                await tcp.start()
+            except OSError:
+                await udp.stop()
+                if attempt == attempts:
+                    raise
+                continue
+            self._udp, self._tcp = udp, tcp
+            return udp_addr
+        raise ConfigError("unreachable: bind attempts exhausted")  # pragma: no cover
 
     async def stop(self) -> None:
         """Cancel tasks, close discovery and sockets (idempotent). Does not broadcast a leave."""
@@ -305,15 +326,17 @@ class MembershipService:
 
     async def _timer_loop(self) -> None:
         swim = self.swim
-        while True:
+        while not self._stopping:
             now = self._clock.now()
             due = swim.next_deadline()
             if now >= due:
                 self._apply(swim.tick(now))
                 due = max(swim.next_deadline(), now + MIN_TICK_GAP)
             self._wake.clear()
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow our stop() cancellation.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, due - self._clock.now()))
+                async with asyncio.timeout(max(0.0, due - self._clock.now())):
+                    await self._wake.wait()
 
     async def _initial_join(self, sources: list[SeedSource]) -> None:
         outcome = await join_with_retry(sources, self.join, self.config.retry,

@@ -11,8 +11,11 @@ decide from `expires`.
 - Revocation: a key revocation self-signature (0x20). Its reason (subpacket 29, RFC 9580
   §5.2.3.31) 1 "superseded" or 3 "retired" is soft; none, 0, 2 "compromised" and any
   other code is hard (the key must be treated as invalid for all time, HIP-5).
-- A user ID is described by its newest self-certification; it is revoked by a
-  certification revocation (0x30) at least as new as that certification.
+- A user ID is described by its newest self-certification: its creation, and its expiry
+  from the signature expiration subpacket (as GnuPG shows it; the key's own expiry is
+  `KeyInfo.expires`). It is revoked by a certification revocation (0x30) at least as new
+  as that certification. `revoked` is the user ID's own state: a revoked key's user IDs
+  are not marked (GnuPG shows them as revoked because the key is).
 - Primary user ID (GnuPG's rule): among user IDs not revoked, the one whose newest
   self-certification carries the primary flag, newest such first; if none is flagged, the
   one with the newest self-certification; ties broken by the user ID bytes.
@@ -52,7 +55,7 @@ class Revocation:
 @dataclass(frozen=True, slots=True)
 class UserIdInfo:
     user_id: bytes
-    created: int  # creation of the newest self-certification
+    created: int | None  # of the newest self-certification; None if only a revocation is left
     expires: int | None  # absolute Unix time, None = never
     revoked: bool
     primary: bool
@@ -109,8 +112,7 @@ class KeyInfo:
 def key_info(cert: Certificate) -> KeyInfo:
     """Everything op=index/vindex shows about a normalised certificate."""
     primary = parse_public_key(cert.primary.packet.body)
-    user_ids = _user_ids(cert, primary)
-    primary_uid = next((u for u in user_ids if u.primary), None)
+    described = _describe_user_ids(cert, primary)
     return KeyInfo(
         fingerprint=primary.fingerprint,
         key_id=primary.key_id,
@@ -120,9 +122,9 @@ def key_info(cert: Certificate) -> KeyInfo:
         bits=primary.bits,
         curve=primary.curve,
         created=primary.created,
-        expires=_key_expiry(cert, primary, primary_uid),
+        expires=_key_expiry(cert, primary, described),
         revocation=_revocation(_self_sigs(cert.primary, primary, {SigType.KEY_REVOCATION})),
-        user_ids=user_ids,
+        user_ids=_user_id_infos(described),
         user_attributes=len(cert.user_attributes),
         subkeys=tuple(
             sorted(
@@ -203,53 +205,73 @@ def _expiry(base: int, seconds: int | None) -> int | None:
     return base + seconds if seconds else None
 
 
-def _user_ids(cert: Certificate, primary: PublicKey) -> tuple[UserIdInfo, ...]:
+def _describe_user_ids(cert: Certificate, primary: PublicKey) -> list[_Described]:
     described = []
     for body, component in cert.user_ids.items():
         sigs = _self_sigs(component, primary, CERTIFICATIONS | {SigType.CERT_REVOCATION})
         certs = [s for s in sigs if s.sig_type in CERTIFICATIONS]
-        if not certs:
-            continue  # cannot happen for a normalised certificate
-        newest = certs[-1]
+        newest = certs[-1] if certs else None
+        if newest is None:
+            # Only a revocation is left (debian-keyring strips revoked user IDs' certifications).
+            described.append(_Described(body, None, True, None))
+            continue
         revoked = any(
             s.sig_type == SigType.CERT_REVOCATION and s.created >= newest.created for s in sigs
         )
-        expiries = [
-            e
-            for e in (
-                _expiry(newest.created, newest.expiration_seconds),
-                _expiry(primary.created, newest.key_expiration_seconds),
-            )
-            if e is not None
-        ]
-        described.append((body, newest, revoked, min(expiries) if expiries else None))
-    flagged = [d for d in described if not d[2] and d[1].is_primary_user_id]
-    candidates = flagged or [d for d in described if not d[2]]
-    chosen = max(candidates, key=lambda d: (d[1].created, _reverse(d[0])), default=None)
+        expires = _expiry(newest.created, newest.expiration_seconds)
+        described.append(_Described(body, newest, revoked, expires))
+    return described
+
+
+def _user_id_infos(described: list[_Described]) -> tuple[UserIdInfo, ...]:
+    live = [d for d in described if not d.revoked and d.newest is not None]
+    flagged = [d for d in live if d.newest is not None and d.newest.is_primary_user_id]
+    chosen = max(flagged or live, key=lambda d: d.rank, default=None)
     infos = [
-        UserIdInfo(body, sig.created, expires, revoked, chosen is not None and body == chosen[0])
-        for body, sig, revoked, expires in described
+        UserIdInfo(
+            user_id=d.body,
+            created=d.newest.created if d.newest else None,
+            expires=d.expires,
+            revoked=d.revoked,
+            primary=chosen is not None and d.body == chosen.body,
+        )
+        for d in described
     ]
     infos.sort(key=lambda u: (not u.primary, u.user_id))
     return tuple(infos)
 
 
-def _reverse(data: bytes) -> tuple[int, ...]:
-    # max() with ties broken towards the *smallest* user ID bytes.
-    return tuple(-b for b in data) + (1,)
+@dataclass(frozen=True, slots=True)
+class _Described:
+    body: bytes
+    newest: Signature | None  # newest self-certification
+    revoked: bool
+    expires: int | None
+
+    @property
+    def rank(self) -> tuple[int, int, bytes]:
+        """Newest certification wins; ties go to the longer, then greater user ID (GnuPG's
+        cmp_user_ids), so the choice never depends on packet order."""
+        created = self.newest.created if self.newest else -1
+        return created, len(self.body), self.body
 
 
-def _key_expiry(
-    cert: Certificate, primary: PublicKey, primary_uid: UserIdInfo | None
-) -> int | None:
+def _key_expiry(cert: Certificate, primary: PublicKey, user_ids: list[_Described]) -> int | None:
+    """GnuPG's rule (getkey.c merge_selfsigs_main): a key expiration in the newest direct-key
+    self-signature wins; else the one of the live user ID whose newest self-certification is
+    the newest among those that set an expiration."""
     if primary.version < 4:
         return primary.created + primary.expiry_days_v3 * 86400 if primary.expiry_days_v3 else None
-    candidates = _self_sigs(cert.primary, primary, {SigType.DIRECT_KEY})
-    if primary_uid is not None:
-        candidates += _self_sigs(cert.user_ids[primary_uid.user_id], primary, CERTIFICATIONS)
-    if not candidates:
+    direct = _self_sigs(cert.primary, primary, {SigType.DIRECT_KEY})
+    if direct and direct[-1].key_expiration_seconds:
+        return _expiry(primary.created, direct[-1].key_expiration_seconds)
+    setting = [
+        d.newest for d in user_ids
+        if d.newest is not None and not d.revoked and d.newest.key_expiration_seconds
+    ]
+    if not setting:
         return None
-    newest = max(candidates, key=lambda s: s.created)
+    newest = max(setting, key=lambda s: (s.created, s.key_expiration_seconds or 0))
     return _expiry(primary.created, newest.key_expiration_seconds)
 
 

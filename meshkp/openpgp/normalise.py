@@ -10,8 +10,10 @@ What is kept, per component (RFC 9580 §5.2.1 signature types, §10.1 structure)
 
 - A self-signature that does not verify is dropped: nobody but the key holder can make one,
   so a failing one is forged or damaged.
-- A user ID, user attribute or subkey is kept only with a valid *binding* self-signature
-  (a certification, resp. a subkey binding); a self-revocation alone does not bind.
+- A user ID, user attribute or subkey is kept only with at least one valid self-signature:
+  a binding (certification, subkey binding) or a revocation. GnuPG keeps a user ID whose
+  only self-signature is its revocation (debian-keyring strips the certifications of
+  revoked user IDs: 163 of its keys have such), and so does Hockeypuck.
 - Third-party signatures cannot be verified without the issuer's key. They are kept (they
   are the web of trust) but at most `Limits.sigs_per_component` per component: the N with
   the smallest SHA-256 of their encoding, a total order, so the cap commutes with merge.
@@ -53,11 +55,7 @@ _PRIMARY_SELF = frozenset({SigType.DIRECT_KEY, SigType.KEY_REVOCATION})
 _PRIMARY_THIRD_PARTY = CERTIFICATIONS | _PRIMARY_SELF
 _USER_SIGS = CERTIFICATIONS | {SigType.CERT_REVOCATION}
 _SUBKEY_SELF = frozenset({SigType.SUBKEY_BINDING, SigType.SUBKEY_REVOCATION})
-_BINDING = {
-    Tag.USER_ID: CERTIFICATIONS,
-    Tag.USER_ATTRIBUTE: CERTIFICATIONS,
-    Tag.PUBLIC_SUBKEY: frozenset({SigType.SUBKEY_BINDING}),
-}
+_COMPONENT_TAGS = (Tag.USER_ID, Tag.USER_ATTRIBUTE, Tag.PUBLIC_SUBKEY)
 
 # (component packet, or None for the primary) -> signature packet known to be a valid self-sig.
 KnownValid = Collection[tuple[Packet | None, Packet]]
@@ -127,12 +125,13 @@ def _cap(signatures: Iterable[Packet], primary: PublicKey, cap: int) -> frozense
     return frozenset(own) | smallest(others, cap)
 
 
-def smallest(signatures: list[Packet], cap: int) -> frozenset[Packet]:
+def smallest(signatures: Iterable[Packet], cap: int) -> frozenset[Packet]:
     """The `cap` signatures with the smallest SHA-256 of their encoding: a total order, so
     smallest(a ∪ b) == smallest(smallest(a) ∪ smallest(b)) and the cap commutes with merge."""
-    if len(signatures) > cap:
-        signatures = sorted(signatures, key=lambda p: hashlib.sha256(p.encode()).digest())[:cap]
-    return frozenset(signatures)
+    unique = frozenset(signatures)
+    if len(unique) <= cap:
+        return unique
+    return frozenset(sorted(unique, key=lambda p: hashlib.sha256(p.encode()).digest())[:cap])
 
 
 class _Checker:
@@ -193,13 +192,13 @@ def _normalise(key: RawKey, limits: Limits, known_valid: KnownValid) -> Certific
     primary_sigs, primary_valid = checker.check(
         key.direct, None, _PRIMARY_SELF, _PRIMARY_THIRD_PARTY, cap
     )
-    groups: dict[int, dict[bytes, Component]] = {tag: {} for tag in _BINDING}
+    groups: dict[int, dict[bytes, Component]] = {tag: {} for tag in _COMPONENT_TAGS}
     for packet, raw in key.components.items():
         if packet.tag == Tag.PUBLIC_SUBKEY:
             kept, valid = checker.check(raw.signatures, packet, _SUBKEY_SELF, (), cap)
         else:
             kept, valid = checker.check(raw.signatures, packet, _USER_SIGS, _USER_SIGS, cap)
-        if valid & _BINDING[packet.tag]:
+        if valid:
             groups[packet.tag][packet.body] = Component(packet, kept)
         else:
             key.dropped.append(f"tag {packet.tag} component without a valid self-signature")

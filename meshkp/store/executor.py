@@ -1,7 +1,8 @@
 """AsyncStore: a Store for asyncio code; reads on a thread pool, writes on ONE writer thread.
 
-Reads (`get`, `lookup`, ...) run on `read_threads` threads: LevelDB is thread-safe and plyvel
-drops the GIL inside LevelDB, so they never block the event loop and overlap on both cores.
+Reads (`get`, `lookup`, ...) run on `read_threads` threads (meshkp/store/readpool.py): LevelDB
+is thread-safe and plyvel drops the GIL inside LevelDB, so they never block the event loop and
+overlap on both cores.
 
 Writes and read-modify-write functions (`run_exclusive`) are jobs on one FIFO queue served by
 one writer thread, so the store has a single writer (counters and Merkle nodes are
@@ -25,13 +26,13 @@ import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, TypeVar
 
 from meshkp.errors import ConfigError, StoreClosed, StoreUsageError
 from meshkp.store.protocol import IndexKind, RecordWrite, Store
+from meshkp.store.readpool import ReadPool
 from meshkp.store.staged import StagedView, StagedWrites
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,10 @@ class ExecutorConfig:
     # Reader threads. Cached LevelDB reads take microseconds and drop the GIL; 4 threads keep
     # both cores busy while one waits on a disk read, without a pile of idle threads.
     read_threads: int = 4
+    # Reads one reader thread takes from the queue at once and answers with one loop wake-up.
+    # Larger amortises more under load, but a slow read (a cold disk block, a scan page)
+    # delays the others in its batch.
+    read_batch: int = 16
     # How long the writer waits, after taking a job, for more jobs to share its fsync (seconds).
     # Jobs that queue while a commit is running are grouped anyway; the window only helps
     # writers that arrive just after. It is added to the latency of a lone write, so it is kept
@@ -64,8 +69,8 @@ class ExecutorConfig:
 
     def validate(self) -> None:
         """ConfigError naming the first bad field."""
-        for name in ("read_threads", "max_group_writes", "max_group_bytes", "max_pending_jobs",
-                     "scan_page_rows"):
+        for name in ("read_threads", "read_batch", "max_group_writes", "max_group_bytes",
+                     "max_pending_jobs", "scan_page_rows"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"store executor {name} must be an integer >= 1, got {value!r}")
@@ -105,7 +110,7 @@ class AsyncStore:
         self.config = config or ExecutorConfig()
         self.config.validate()
         self.stats = WriterStats()
-        self._readers = ThreadPoolExecutor(self.config.read_threads, "store-read")
+        self._readers = ReadPool(self.config.read_threads, self.config.read_batch, "store-read")
         self._read_view = _ReadOnly(store)
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._submit_lock = threading.Lock()
@@ -182,7 +187,7 @@ class AsyncStore:
                 self._jobs.put(None)
         if writer is not None:
             await asyncio.to_thread(writer.join)
-        await asyncio.to_thread(self._readers.shutdown, True)
+        await asyncio.to_thread(self._readers.shutdown)
         await asyncio.to_thread(self.store.close)
 
     # -- machinery -------------------------------------------------------------------------
@@ -190,8 +195,7 @@ class AsyncStore:
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closing:
             raise StoreClosed("the store is closed (AsyncStore.close was called)")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, fn, *args)
+        return await self._readers.run(fn, *args)
 
     async def _pages(
         self, open_rows: Callable[[], Iterator[tuple[bytes, bytes]]]
@@ -245,8 +249,7 @@ class AsyncStore:
                 self._run_group(group)
             except BaseException as exc:  # a bug here must not strand callers forever
                 log.exception("event=store_writer_failed jobs=%d", len(group))
-                for job in group:
-                    self._resolve(job, None, exc)
+                self._deliver([(job, None, exc) for job in group])
         log.info("event=store_writer_stopped jobs=%d groups=%d", self.stats.jobs, self.stats.groups)
 
     def _gather(self, group: list[_Job]) -> bool:
@@ -288,7 +291,7 @@ class AsyncStore:
                 try:
                     staged.stage(job.writes, view.counter)
                 except StoreUsageError as exc:
-                    self._resolve(job, None, exc)
+                    self._deliver([(job, None, exc)])
                     continue
                 finished.append((job, None, None))
             else:
@@ -321,28 +324,33 @@ class AsyncStore:
             else:
                 self.stats.commits += 1
                 self.stats.writes_committed += len(writes)
-        for job, result, error in finished:
-            self._resolve(job, result, error or failure)
+        self._deliver([(job, result, error or failure) for job, result, error in finished])
         finished.clear()
         return failure
 
-    def _resolve(self, job: _Job, result: Any, error: BaseException | None) -> None:
-        if job.done:
-            return
-        job.done = True
-        try:
-            job.loop.call_soon_threadsafe(self._settle, job, result, error)
-        except RuntimeError:
-            pass  # the caller's event loop is gone; nobody is waiting
+    def _deliver(self, outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
+        """Answer jobs (each once), with one loop wake-up per event loop."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Any, BaseException | None]]] = {}
+        for outcome in outcomes:
+            job = outcome[0]
+            if not job.done:
+                job.done = True
+                by_loop.setdefault(job.loop, []).append(outcome)
+        for loop, answers in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(self._settle, answers)
+            except RuntimeError:
+                pass  # the callers' event loop is gone; nobody is waiting
 
-    def _settle(self, job: _Job, result: Any, error: BaseException | None) -> None:
-        self._room.release()
-        if job.future.done():
-            return  # the caller was cancelled
-        if error is None:
-            job.future.set_result(result)
-        else:
-            job.future.set_exception(error)
+    def _settle(self, answers: list[tuple[_Job, Any, BaseException | None]]) -> None:
+        for job, result, error in answers:
+            self._room.release()
+            if job.future.done():
+                continue  # the caller was cancelled
+            if error is None:
+                job.future.set_result(result)
+            else:
+                job.future.set_exception(error)
 
 
 class _ReadOnly:

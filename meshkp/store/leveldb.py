@@ -70,6 +70,9 @@ class LevelDBStore:
         self.path = Path(path)
         self.options = options or LevelDBOptions()
         self._write_lock = threading.Lock()
+        # Counter values as last written, so a write need not read each counter it bumps. Safe
+        # because this object is the database's only writer (write lock + LevelDB's LOCK file).
+        self._counter_cache: dict[str, int] = {}
         self._state = threading.Condition()
         self._in_flight = 0
         self._closed = False
@@ -116,8 +119,10 @@ class LevelDBStore:
         with self._write_lock:
             self._enter()
             try:
-                with self._db.write_batch(transaction=True, sync=sync) as batch:
-                    apply_writes(writes, _BatchSink(batch), self._counter)
+                sink = _BatchSink(self._db.write_batch(transaction=True, sync=sync))
+                with sink.batch:
+                    apply_writes(writes, sink, self._counter_for_write)
+                self._counter_cache.update(sink.counters)  # only once the batch is written
             except plyvel.Error as exc:
                 raise self._failed("write", exc) from exc
             finally:
@@ -211,6 +216,10 @@ class LevelDBStore:
         raw = self._db.get(layout.counter_key(name))
         return 0 if raw is None else layout.decode_counter(raw)
 
+    def _counter_for_write(self, name: str) -> int:
+        value = self._counter_cache.get(name)
+        return self._counter(name) if value is None else value
+
     def _enter(self) -> None:
         with self._state:
             if self._closed:
@@ -232,25 +241,30 @@ class _BatchSink:
     """Puts a batch's effects into a plyvel WriteBatch, in layout.py's keys."""
 
     def __init__(self, batch: plyvel.WriteBatch) -> None:
-        self._batch = batch
+        self.batch = batch
+        self.counters: dict[str, int] = {}
 
     def set_record(self, fingerprint: bytes, record: bytes | None) -> None:
         self._set(layout.record_key(fingerprint), record)
 
     def set_index(self, kind: IndexKind, term: bytes, fingerprint: bytes, present: bool) -> None:
-        self._set(layout.index_key(kind, term, fingerprint), b"" if present else None)
+        if present:
+            self.batch.put(layout.index_key(kind, term, fingerprint), b"")
+        else:
+            self.batch.delete(layout.index_key(kind, term, fingerprint))
 
     def set_extra(self, key: bytes, value: bytes | None) -> None:
         self._set(layout.extra_key(key), value)
 
     def set_counter(self, name: str, value: int) -> None:
+        self.counters[name] = value
         self._set(layout.counter_key(name), layout.encode_counter(value))
 
     def _set(self, key: bytes, value: bytes | None) -> None:
         if value is None:
-            self._batch.delete(key)
+            self.batch.delete(key)
         else:
-            self._batch.put(key, value)
+            self.batch.put(key, value)
 
 
 def _open(path: Path, options: LevelDBOptions) -> plyvel.DB:

@@ -125,7 +125,9 @@ class MemoryStore:
         with self._lock:
             self._check_open()
             rows = table.items_from(start, prefix)
-        yield from rows
+        for row in rows:
+            self._check_open()  # LevelDBStore raises too once the store is closed
+            yield row
 
     def _counter(self, name: str) -> int:
         return self._counters.get(name, 0)
@@ -146,7 +148,9 @@ class _MemoryBatch:
         self._effects.append(partial(self._store._records.set, fingerprint, record))
 
     def set_index(self, kind: IndexKind, term: bytes, fingerprint: bytes, present: bool) -> None:
-        self._effects.append(partial(_set_index, self._store._index, (kind, term), fingerprint, present))
+        # IndexKind("e") normalises a one-letter kind: "e" and IndexKind.EMAIL hash differently.
+        term_key = (IndexKind(kind), term)
+        self._effects.append(partial(_set_index, self._store._index, term_key, fingerprint, present))
 
     def set_extra(self, key: bytes, value: bytes | None) -> None:
         self._effects.append(partial(self._store._extras.set, key, value))

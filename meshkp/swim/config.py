@@ -57,6 +57,11 @@ class SwimConfig:
     # Every reconnect_interval, ping one random dead member with its death notice attached, so a
     # healed partition or a paused process refutes and rejoins (Serf reconnect). 0 disables.
     reconnect_interval: float = 30.0
+    # meshkp addition: when a suspicion timer runs out, probe the suspect once more (directly,
+    # with the accusation attached, and through indirect_checks members) and declare it dead only
+    # if that fails too. Costs up to one probe_interval of detection time; saves the false
+    # positive of an observer that missed the refutation. False gives memberlist's behaviour.
+    final_probe: bool = True
     # Bytes of one UDP frame, after encryption. 1,400 stays under a 1,500-byte Ethernet MTU with
     # IP/UDP headers (memberlist UDPBufferSize). Piggybacked news is packed up to this size.
     udp_frame_bytes: int = 1400

@@ -74,11 +74,17 @@ class Membership:
         self.leaving = False
         self.stats = SwimStats()
         self._frame_budget = config.udp_frame_bytes - FRAME_OVERHEAD - COMPOUND_HEADER
+        self._seq = 0
         self.queue.queue(local.node_id, self.local_alive())
 
     @property
     def node_id(self) -> str:
         return self.local.node_id
+
+    def next_seq(self) -> int:
+        """A fresh sequence number for a ping (probe, relay, final probe or reconnect)."""
+        self._seq += 1
+        return self._seq
 
     def local_alive(self) -> Alive:
         m = self.local
@@ -231,22 +237,44 @@ class Membership:
             else:
                 self.on_suspect(Suspect(r.node, r.incarnation, self.node_id), now, out)
 
-    def expire_suspicions(self, now: float, out: list[Effect]) -> None:
-        """Declare dead every suspect whose Lifeguard timer ran out."""
+    def due_suspicions(self, now: float) -> list[tuple[str, Suspicion]]:
+        """Suspicion timers that ran out (or whose final probe did), still about a suspect."""
+        due: list[tuple[str, Suspicion]] = []
         for node_id, timer in list(self.suspicions.items()):
             if not timer.expired(now):
                 continue
-            del self.suspicions[node_id]
             m = self.table.get(node_id)
             if m is None or m.status != Status.SUSPECT:
-                continue
-            self.stats.declared_dead += 1
+                del self.suspicions[node_id]
+            else:
+                due.append((node_id, timer))
+        return due
+
+    def declare_dead(self, node_id: str, now: float, out: list[Effect]) -> None:
+        """The suspicion of node_id ran out unrefuted: it is dead (SWIM §4.2)."""
+        timer = self.suspicions.pop(node_id, None)
+        m = self.table.get(node_id)
+        if m is None or m.status != Status.SUSPECT:
+            return
+        self.stats.declared_dead += 1
+        if timer is not None:
             log.info("event=suspect_timeout node=%s confirmations=%d after_s=%.2f",
                      node_id, timer.confirmations, now - timer.start)
-            self.on_dead(Dead(node_id, m.incarnation, self.node_id), now, out)
+        self.on_dead(Dead(node_id, m.incarnation, self.node_id), now, out)
+
+    def verified(self, seq: int, now: float) -> bool:
+        """An ack answered the final probe `seq`: the suspect lives, so give it another period."""
+        for timer in self.suspicions.values():
+            if timer.verify_seq == seq:
+                timer.verify_seq = None
+                timer.deadline = now + timer.min_timeout
+                return True
+        return False
 
     def next_suspicion_deadline(self) -> float | None:
-        return min((t.deadline for t in self.suspicions.values()), default=None)
+        if not self.suspicions:
+            return None
+        return min(t.deadline for t in self.suspicions.values())
 
     # --- our own state ------------------------------------------------------------------------
 

@@ -11,28 +11,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-import msgpack
-
 from meshkp.errors import WireError
+from meshkp.swim.fields import (
+    MAX_COMPOUND_PARTS,
+    MAX_COUNTER,
+    MAX_NODE_ID_CHARS,
+    MAX_PUSH_PULL_MEMBERS,
+    MAX_USER_STATE_BYTES,
+    check_addr,
+    check_meta,
+    check_status,
+    check_text,
+    get_addr,
+    get_bool,
+    get_field,
+    get_node_id,
+    get_uint,
+    packb,
+)
 from meshkp.swim.types import Addr, Status
-
-# --- Bounds on what a peer can make us hold, each with what it protects against. -------------
-# Counters (sequence numbers, incarnations) fit msgpack's int64; larger would not round-trip.
-MAX_COUNTER = 2**63 - 1
-# Node ids are names or key fingerprints (64 hex chars); longer ids only bloat every message.
-MAX_NODE_ID_CHARS = 128
-# DNS names are at most 253 characters; anything longer is not an address.
-MAX_HOST_CHARS = 253
-# Node meta (memberlist MetaMaxSize): it rides in every alive message and push-pull entry.
-MAX_META_BYTES = 512
-MAX_META_ENTRIES = 16
-# A compound frame is at most udp_frame_bytes; memberlist counts parts in one byte.
-MAX_COMPOUND_PARTS = 255
-# Push-pull carries the whole table: 10,000 members is ~1 MB, far above any planned mesh, and
-# stops a peer from making us allocate an unbounded list.
-MAX_PUSH_PULL_MEMBERS = 10_000
-# Delegate state in push-pull (replication summary); memberlist caps push state at 20 MB.
-MAX_USER_STATE_BYTES = 16 * 1024 * 1024
 
 # Bytes of a UDP frame that are not the message map: version byte, type byte, key id and the
 # NaCl SecretBox nonce (24) and MAC (16), with margin. The map budget is udp_frame_bytes minus it.
@@ -41,12 +38,6 @@ FRAME_OVERHEAD = 64
 COMPOUND_HEADER = 6
 # Each compound part adds a 2-element array header and its type code.
 PART_OVERHEAD = 2
-
-
-def packb(obj: object) -> bytes:
-    """msgpack-encode with bin type for bytes (the one encoding used for size and for the wire)."""
-    data: bytes = msgpack.packb(obj, use_bin_type=True)
-    return data
 
 
 class Message:
@@ -61,71 +52,6 @@ class Message:
     @classmethod
     def from_map(cls, m: Mapping[str, Any]) -> Self:
         raise NotImplementedError
-
-
-# --- field validators: each raises WireError naming the message, field and problem ------------
-
-def _field(m: Mapping[str, Any], key: str, where: str) -> Any:
-    if not isinstance(m, Mapping):
-        raise WireError(f"{where}: body must be a map, got {type(m).__name__}")
-    if key not in m:
-        raise WireError(f"{where}: missing field {key!r}")
-    return m[key]
-
-
-def _uint(m: Mapping[str, Any], key: str, where: str, maximum: int = MAX_COUNTER) -> int:
-    v = _field(m, key, where)
-    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= maximum:
-        raise WireError(f"{where}: {key} must be an integer in 0..{maximum}, got {v!r}")
-    return v
-
-
-def _bool(m: Mapping[str, Any], key: str, where: str) -> bool:
-    v = _field(m, key, where)
-    if not isinstance(v, bool):
-        raise WireError(f"{where}: {key} must be a boolean, got {v!r}")
-    return v
-
-
-def _text(v: Any, what: str, where: str, max_chars: int, allow_empty: bool = False) -> str:
-    if not isinstance(v, str) or len(v) > max_chars or (not v and not allow_empty):
-        raise WireError(f"{where}: {what} must be a string of 1..{max_chars} characters")
-    return v
-
-
-def _node_id(m: Mapping[str, Any], key: str, where: str, allow_empty: bool = False) -> str:
-    return _text(_field(m, key, where), key, where, MAX_NODE_ID_CHARS, allow_empty)
-
-
-def _addr_value(v: Any, what: str, where: str) -> Addr:
-    if not isinstance(v, list | tuple) or len(v) != 2:
-        raise WireError(f"{where}: {what} must be [host, port]")
-    host = _text(v[0], f"{what} host", where, MAX_HOST_CHARS)
-    port = v[1]
-    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-        raise WireError(f"{where}: {what} port must be within 1..65535, got {port!r}")
-    return (host, port)
-
-
-def _addr(m: Mapping[str, Any], key: str, where: str) -> Addr:
-    return _addr_value(_field(m, key, where), key, where)
-
-
-def _meta_value(v: Any, where: str) -> dict[str, str]:
-    if not isinstance(v, Mapping) or len(v) > MAX_META_ENTRIES:
-        raise WireError(f"{where}: meta must be a map of at most {MAX_META_ENTRIES} entries")
-    if not all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()):
-        raise WireError(f"{where}: meta keys and values must be strings")
-    meta = dict(v)
-    if len(packb(meta)) > MAX_META_BYTES:
-        raise WireError(f"{where}: meta exceeds {MAX_META_BYTES} bytes")
-    return meta
-
-
-def _status(v: Any, where: str) -> Status:
-    if not isinstance(v, int) or isinstance(v, bool) or v not in Status._value2member_map_:
-        raise WireError(f"{where}: unknown member status {v!r}")
-    return Status(v)
 
 
 # --- failure detector -------------------------------------------------------------------------
@@ -146,8 +72,8 @@ class Ping(Message):
 
     @classmethod
     def from_map(cls, m: Mapping[str, Any]) -> Self:
-        return cls(_uint(m, "seq", "ping"), _node_id(m, "target", "ping", allow_empty=True),
-                   _node_id(m, "source", "ping"), _addr(m, "source_addr", "ping"))
+        return cls(get_uint(m, "seq", "ping"), get_node_id(m, "target", "ping", allow_empty=True),
+                   get_node_id(m, "source", "ping"), get_addr(m, "source_addr", "ping"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +88,7 @@ class Ack(Message):
 
     @classmethod
     def from_map(cls, m: Mapping[str, Any]) -> Self:
-        return cls(_uint(m, "seq", "ack"))
+        return cls(get_uint(m, "seq", "ack"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +110,8 @@ class PingReq(Message):
     @classmethod
     def from_map(cls, m: Mapping[str, Any]) -> Self:
         w = "ping_req"
-        return cls(_uint(m, "seq", w), _node_id(m, "target", w), _addr(m, "target_addr", w),
-                   _node_id(m, "source", w), _addr(m, "source_addr", w), _bool(m, "nack", w))
+        return cls(get_uint(m, "seq", w), get_node_id(m, "target", w), get_addr(m, "target_addr", w),
+                   get_node_id(m, "source", w), get_addr(m, "source_addr", w), get_bool(m, "nack", w))
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +126,7 @@ class Nack(Message):
 
     @classmethod
     def from_map(cls, m: Mapping[str, Any]) -> Self:
-        return cls(_uint(m, "seq", "nack"))
+        return cls(get_uint(m, "seq", "nack"))
 
 
 # --- membership news (broadcast through the piggyback queue) ----------------------------------
@@ -221,8 +147,8 @@ class Alive(Message):
 
     @classmethod
     def from_map(cls, m: Mapping[str, Any]) -> Self:
-        return cls(_node_id(m, "node", "alive"), _addr(m, "addr", "alive"),
-                   _uint(m, "inc", "alive"), _meta_value(_field(m, "meta", "alive"), "alive"))
+        return cls(get_node_id(m, "node", "alive"), get_addr(m, "addr", "alive"),
+                   get_uint(m, "inc", "alive"), check_meta(get_field(m, "meta", "alive"), "alive"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,8 +165,8 @@ class Suspect(Message):
 
     @classmethod
     def from_map(cls, m: Mapping[str, Any]) -> Self:
-        return cls(_node_id(m, "node", "suspect"), _uint(m, "inc", "suspect"),
-                   _node_id(m, "source", "suspect"))
+        return cls(get_node_id(m, "node", "suspect"), get_uint(m, "inc", "suspect"),
+                   get_node_id(m, "source", "suspect"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,8 +183,8 @@ class Dead(Message):
 
     @classmethod
     def from_map(cls, m: Mapping[str, Any]) -> Self:
-        return cls(_node_id(m, "node", "dead"), _uint(m, "inc", "dead"),
-                   _node_id(m, "source", "dead"))
+        return cls(get_node_id(m, "node", "dead"), get_uint(m, "inc", "dead"),
+                   get_node_id(m, "source", "dead"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +200,7 @@ class Leave(Message):
 
     @classmethod
     def from_map(cls, m: Mapping[str, Any]) -> Self:
-        return cls(_node_id(m, "node", "leave"), _uint(m, "inc", "leave"))
+        return cls(get_node_id(m, "node", "leave"), get_uint(m, "inc", "leave"))
 
 
 # --- full state exchange over TCP -------------------------------------------------------------
@@ -297,12 +223,12 @@ class MemberRecord:
         w = "push_pull member"
         if not isinstance(v, list | tuple) or len(v) != 5:
             raise WireError(f"{w}: must be [node, addr, inc, status, meta]")
-        node = _text(v[0], "node", w, MAX_NODE_ID_CHARS)
+        node = check_text(v[0], "node", w, MAX_NODE_ID_CHARS)
         inc = v[2]
         if not isinstance(inc, int) or isinstance(inc, bool) or not 0 <= inc <= MAX_COUNTER:
             raise WireError(f"{w}: incarnation out of range: {inc!r}")
-        return cls(node, _addr_value(v[1], "addr", w), inc, _status(v[3], w),
-                   _meta_value(v[4], w))
+        return cls(node, check_addr(v[1], "addr", w), inc, check_status(v[3], w),
+                   check_meta(v[4], w))
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,13 +249,13 @@ class PushPull(Message):
     @classmethod
     def from_map(cls, m: Mapping[str, Any]) -> Self:
         w = "push_pull"
-        rows = _field(m, "members", w)
+        rows = get_field(m, "members", w)
         if not isinstance(rows, list | tuple) or len(rows) > MAX_PUSH_PULL_MEMBERS:
             raise WireError(f"{w}: members must be a list of at most {MAX_PUSH_PULL_MEMBERS}")
-        user = _field(m, "user", w)
+        user = get_field(m, "user", w)
         if not isinstance(user, bytes) or len(user) > MAX_USER_STATE_BYTES:
             raise WireError(f"{w}: user state must be bytes of at most {MAX_USER_STATE_BYTES}")
-        return cls(_node_id(m, "source", w), _bool(m, "join", w), _bool(m, "reply", w),
+        return cls(get_node_id(m, "source", w), get_bool(m, "join", w), get_bool(m, "reply", w),
                    tuple(MemberRecord.from_list(r) for r in rows), user)
 
 
@@ -347,7 +273,7 @@ class Compound(Message):
 
     @classmethod
     def from_map(cls, m: Mapping[str, Any]) -> Self:
-        parts = _field(m, "m", "compound")
+        parts = get_field(m, "m", "compound")
         if not isinstance(parts, list | tuple) or not 1 <= len(parts) <= MAX_COMPOUND_PARTS:
             raise WireError(f"compound: m must be a list of 1..{MAX_COMPOUND_PARTS} parts")
         out: list[Message] = []

@@ -15,6 +15,7 @@ from meshkp.swim.config import SwimConfig
 from meshkp.swim.effects import Effect
 from meshkp.swim.membership import Membership
 from meshkp.swim.messages import Ack, Message, Nack, Ping, PingReq, Suspect
+from meshkp.swim.state import Member
 from meshkp.swim.types import Addr, Status
 
 
@@ -47,25 +48,20 @@ class FailureDetector:
         self.config = config
         self.ms = ms
         self.rng = rng
-        self._seq = 0
         self._probe: _Probe | None = None
         self._relays: dict[int, _Relay] = {}
         # Random phase, so that nodes started together do not probe in lockstep (memberlist
         # triggerFunc stagger).
         self.next_probe_at = now + rng.uniform(0, config.probe_interval)
 
-    def next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
-
     def next_deadline(self) -> float:
-        times = [t.deadline for t in self._relays.values()]
-        if not self.ms.leaving:
-            times.append(self.next_probe_at)
+        due = float("inf") if self.ms.leaving else self.next_probe_at
         p = self._probe
         if p is not None:
-            times.append(p.deadline if p.indirect_sent else p.indirect_at)
-        return min(times, default=float("inf"))
+            due = min(due, p.deadline if p.indirect_sent else p.indirect_at)
+        for relay in self._relays.values():
+            due = min(due, relay.deadline)
+        return due
 
     def tick(self, now: float, out: list[Effect]) -> None:
         p = self._probe
@@ -93,14 +89,14 @@ class FailureDetector:
         out.append(self.ms.packet(ping.source_addr, [Ack(ping.seq)]))
 
     def on_ping_req(self, req: PingReq, now: float, out: list[Effect]) -> None:
-        seq = self.next_seq()
+        seq = self.ms.next_seq()
         self._relays[seq] = _Relay(req.source_addr, req.seq, req.nack,
                                    now + self.config.probe_timeout)
         local = self.ms.local
         ping = Ping(seq, req.target, local.node_id, local.addr)
         out.append(self.ms.packet(req.target_addr, [ping]))
 
-    def on_ack(self, ack: Ack, out: list[Effect]) -> None:
+    def on_ack(self, ack: Ack, now: float, out: list[Effect]) -> None:
         p = self._probe
         if p is not None and p.seq == ack.seq:
             self._probe = None
@@ -109,6 +105,8 @@ class FailureDetector:
         relay = self._relays.pop(ack.seq, None)
         if relay is not None:
             out.append(self.ms.packet(relay.requester, [Ack(relay.seq)]))
+            return
+        self.ms.verified(ack.seq, now)
 
     def on_nack(self, nack: Nack) -> None:
         p = self._probe
@@ -125,7 +123,7 @@ class FailureDetector:
             return
         self.ms.stats.probes += 1
         local = self.ms.local
-        seq = self.next_seq()
+        seq = self.ms.next_seq()
         primary: list[Message] = []
         if target.status == Status.SUSPECT:
             # Tell a suspect it is suspected, first in the frame, so that its refutation can
@@ -142,15 +140,41 @@ class FailureDetector:
         if target is None:
             return
         self.ms.stats.indirect_probes += 1
+        p.expected_nacks = self._ping_req(target, p.seq, out)
+
+    def _ping_req(self, target: Member, seq: int, out: list[Effect]) -> int:
+        """Ask up to indirect_checks alive members to probe target; return how many were asked."""
         peers = self.ms.table.random_members(
             self.config.indirect_checks, self.rng,
-            lambda m: m.status == Status.ALIVE and m.node_id != p.target,
+            lambda m: m.status == Status.ALIVE and m.node_id != target.node_id,
         )
         local = self.ms.local
-        req = PingReq(p.seq, p.target, target.addr, local.node_id, local.addr, nack=True)
+        req = PingReq(seq, target.node_id, target.addr, local.node_id, local.addr, nack=True)
         for peer in peers:
             out.append(self.ms.packet(peer.addr, [req]))
-        p.expected_nacks = len(peers)
+        return len(peers)
+
+    def final_probe(self, now: float, out: list[Effect]) -> None:
+        """Run out suspicion timers, probing each suspect one last time before calling it dead.
+
+        memberlist declares dead as soon as the timer runs out. An observer that missed the
+        refutation then turns one lost packet into a false positive, so (when final_probe is on)
+        we ping the suspect once more, directly with the accusation attached (so its alive rides
+        back on the ack) and through indirect_checks members, and wait one probe interval.
+        """
+        for node_id, timer in self.ms.due_suspicions(now):
+            target = self.ms.table.get(node_id)
+            if not self.config.final_probe or timer.verify_seq is not None or target is None:
+                self.ms.declare_dead(node_id, now, out)
+                continue
+            seq = self.ms.next_seq()
+            timer.verify_seq = seq
+            timer.deadline = now + self.config.probe_interval
+            local = self.ms.local
+            accusation = Suspect(node_id, target.incarnation, local.node_id)
+            ping = Ping(seq, node_id, local.node_id, local.addr)
+            out.append(self.ms.packet(target.addr, [accusation, ping]))
+            self._ping_req(target, seq, out)
 
     def _failed(self, p: _Probe, now: float, out: list[Effect]) -> None:
         self.ms.stats.probe_failures += 1

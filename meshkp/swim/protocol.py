@@ -135,26 +135,26 @@ class Swim:
     def next_deadline(self) -> float:
         """The earliest time at which tick() has work to do."""
         cfg = self.config
-        times = [self.fd.next_deadline()]
+        due = self.fd.next_deadline()
         suspicion = self.ms.next_suspicion_deadline()
-        if suspicion is not None:
-            times.append(suspicion)
+        if suspicion is not None and suspicion < due:
+            due = suspicion
         if len(self.ms.queue):
             self._next_gossip_at = _next_phase(self._next_gossip_at, cfg.gossip_interval,
                                                self._now)
-            times.append(self._next_gossip_at)
+            due = min(due, self._next_gossip_at)
         if cfg.push_pull_interval > 0 and not self.ms.leaving:
-            times.append(self._next_push_pull_at)
+            due = min(due, self._next_push_pull_at)
         if cfg.reconnect_interval > 0 and self.ms.table.count(Status.DEAD):
-            times.append(self._next_reconnect_at)
-        return min(times)
+            due = min(due, self._next_reconnect_at)
+        return due
 
     def tick(self, now: float) -> list[Effect]:
         """Run every timer due at `now`: probes, ping-req relays, suspicions, gossip, push-pull."""
         self._now = now
         out: list[Effect] = []
         self.fd.tick(now, out)
-        self.ms.expire_suspicions(now, out)
+        self.fd.final_probe(now, out)
         cfg = self.config
         if now >= self._next_gossip_at:
             self._next_gossip_at = _next_phase(self._next_gossip_at, cfg.gossip_interval, now)
@@ -181,7 +181,7 @@ class Swim:
         if isinstance(msg, Ping):
             self.fd.on_ping(msg, out)
         elif isinstance(msg, Ack):
-            self.fd.on_ack(msg, out)
+            self.fd.on_ack(msg, now, out)
         elif isinstance(msg, PingReq):
             self.fd.on_ping_req(msg, now, out)
         elif isinstance(msg, Nack):
@@ -275,5 +275,5 @@ class Swim:
         m = dead[0]
         local = self.ms.local
         notice = Dead(m.node_id, m.incarnation, local.node_id)
-        ping = Ping(self.fd.next_seq(), m.node_id, local.node_id, local.addr)
+        ping = Ping(self.ms.next_seq(), m.node_id, local.node_id, local.addr)
         out.append(self.ms.packet(m.addr, [notice, ping]))

@@ -13,7 +13,8 @@ from meshkp.swim.formulas import remaining_suspicion_time
 class Suspicion:
     """Suspicion of one member, started at `start` by `source` (who is not counted as a confirmer)."""
 
-    __slots__ = ("k", "min_timeout", "max_timeout", "start", "_confirmers", "_n", "deadline")
+    __slots__ = ("k", "min_timeout", "max_timeout", "start", "_confirmers", "_n", "deadline",
+                 "verify_seq")
 
     def __init__(
         self, source: str, k: int, min_timeout: float, max_timeout: float, start: float
@@ -27,6 +28,8 @@ class Suspicion:
         self._n = 0
         # With nobody to confirm (small cluster), waiting for max would only delay detection.
         self.deadline = start + (max_timeout if k >= 1 else min_timeout)
+        # Sequence number of the final probe sent when the timer ran out (None: not probing).
+        self.verify_seq: int | None = None
 
     @property
     def confirmations(self) -> int:
@@ -43,7 +46,8 @@ class Suspicion:
             self._n, self.k, elapsed, self.min_timeout, self.max_timeout
         )
         # A negative remainder means "already due": tick() fires it at the next call.
-        self.deadline = now + remaining
+        if self.verify_seq is None:  # a final probe in flight keeps its own deadline
+            self.deadline = now + remaining
         return True
 
     def expired(self, now: float) -> bool:

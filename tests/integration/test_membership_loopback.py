@@ -2,6 +2,7 @@
 join, crash detection, graceful leave, and a wrong-key node that never gets in."""
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -81,14 +82,15 @@ async def test_join_crash_leave_and_intruder(started: list[MembershipService],
                      10, "c seen as left")
 
     # Crash: b disappears without a word; a declares it dead.
-    inc_before = b.swim.incarnation
+    inc_before, b_addr = b.swim.incarnation, b.gossip_addr
     await b.stop()
     took = await eventually(lambda: view(a).get("b") == Status.DEAD, 15, "b declared dead")
     assert not a.healthy()  # a alone out of {a, b} known and not left
     print(f"detection_s={took:.2f}")
 
     # b restarts on its data dir: higher incarnation, back to alive.
-    b2 = MembershipService(b.config, b.identity, Keyring([KEY]), data_dir=tmp_path)
+    same_port = dataclasses.replace(b.config, gossip_port=b_addr[1])
+    b2 = MembershipService(same_port, b.identity, Keyring([KEY]), data_dir=tmp_path)
     await b2.start()
     started.append(b2)
     assert b2.swim.incarnation > inc_before

@@ -112,7 +112,9 @@ def _lww_op(data: st.DataObject, state: LWWRegister[bytes], node: str, ev: Event
 
 TYPES: list[CrdtType[object]] = [
     CrdtType("vclock", VersionVector, _vv_op, lambda a, b: a.merge(b), lambda s: s.to_wire()),
-    CrdtType("causal-context", CausalContext, _ctx_op, lambda a, b: a.merge(b), lambda s: s.to_wire()),
+    CrdtType(
+        "causal-context", CausalContext, _ctx_op, lambda a, b: a.merge(b), lambda s: s.to_wire()
+    ),
     CrdtType("gset", GSet, _gset_op, lambda a, b: a.merge(b), lambda s: s.to_wire()),
     CrdtType("orset", ORSet, _orset_op, lambda a, b: a.merge(b), lambda s: s.to_wire()),
     CrdtType("rwset", RWSet, _rwset_op, lambda a, b: a.merge(b), lambda s: s.to_wire()),

@@ -1,4 +1,4 @@
-"""Merge is a join: commutative, associative and idempotent, for every type, byte for byte."""
+"""Merge is a join: commutative, associative, idempotent (and absorbs its inputs), byte for byte."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _three_states(data: st.DataObject, kind: CrdtType[object]) -> tuple[object, 
 
 
 @pytest.mark.parametrize("name", sorted(BY_NAME))
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(data=st.data())
 def test_merge_is_a_join(name: str, data: st.DataObject) -> None:
     kind = BY_NAME[name]
@@ -29,15 +29,5 @@ def test_merge_is_a_join(name: str, data: st.DataObject) -> None:
     assert wire(merge(merge(a, b), c)) == wire(merge(a, merge(b, c))), "not associative"
     assert wire(merge(a, a)) == wire(a), "not idempotent"
     assert merge(a, b) == merge(b, a)
-
-
-@pytest.mark.parametrize("name", sorted(BY_NAME))
-@settings(max_examples=40, deadline=None)
-@given(data=st.data())
-def test_merge_result_is_an_upper_bound(name: str, data: st.DataObject) -> None:
-    """a ⊔ b absorbs a and b: merging either back in changes nothing."""
-    kind = BY_NAME[name]
-    a, b, _ = _three_states(data, kind)
-    joined = kind.merge(a, b)
-    assert kind.wire(kind.merge(joined, a)) == kind.wire(joined)
-    assert kind.wire(kind.merge(joined, b)) == kind.wire(joined)
+    joined = merge(a, b)
+    assert wire(merge(joined, a)) == wire(joined) == wire(merge(joined, b)), "not an upper bound"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -198,7 +199,7 @@ def test_close_is_idempotent_and_later_calls_raise_store_closed(store: Store) ->
     store.write([put(fpr(1))])
     store.close()
     store.close()
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: store.get(fpr(1)),
         lambda: store.lookup(W, b"t", 1),
         lambda: store.write([put(fpr(2))]),

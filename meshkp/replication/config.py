@@ -1,0 +1,92 @@
+"""ReplicationConfig: every knob of push gossip, anti-entropy and consistency, with its reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from meshkp.errors import ConfigError
+from meshkp.net.wire import TCP_FRAME_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicationConfig:
+    """Push, anti-entropy and consistency settings of one node (DESIGN.md "Replication")."""
+
+    # Seconds between anti-entropy rounds with one random live peer. Push makes writes fast;
+    # this bounds how long anything push missed (a dropped batch, a down node) stays missing.
+    # A round between equal trees costs one round trip of ~600 bytes, so 10 s is cheap.
+    sync_interval_s: float = 10.0
+    # Random +/- fraction applied to each interval so that nodes started together do not
+    # all sync at the same instant.
+    sync_jitter: float = 0.2
+    # Seconds after start before the first round (bootstrap of a new node begins here).
+    first_sync_delay_s: float = 0.5
+    # Peers each new record state is pushed to. With forward-while-new, a write reaches all
+    # n nodes in about log_fanout(n) hops; 3 covers a 10-node mesh in 2-3 hops.
+    fanout: int = 3
+    # Fingerprints waiting to be pushed to one peer. The queue holds fingerprints only (the
+    # record is read at send time), coalesced: a key changed twice is sent once. Beyond the
+    # bound the oldest entry is dropped and counted; anti-entropy repairs it. Without the
+    # bound a slow or dead peer would grow our memory with every write.
+    push_queue_max: int = 50_000
+    # Records in one push batch; one batch in flight per peer is the backpressure.
+    push_batch_records: int = 256
+    # Records asked for in one fetch during anti-entropy, and pushed per batch.
+    sync_batch_records: int = 1000
+    # Soft cap of the record bytes in one batch or fetch reply: stays well under the TCP frame
+    # bound (a larger single record travels alone; key_bytes <= 4 MiB keeps it under it).
+    batch_bytes: int = 4 * 1024 * 1024
+    # Seconds one request (push batch, diff step, fetch) may take before the peer is
+    # considered unreachable for this round.
+    request_timeout_s: float = 10.0
+    # Seconds a quorum/all upload waits for acks before answering 503.
+    consistency_timeout_s: float = 5.0
+    # Which records received from peers are re-normalised (every self-signature verified,
+    # signature cap checked) before they are stored, so a peer cannot store what POST
+    # /pks/add would refuse: "all", "push" (gossip pushes of new writes, not anti-entropy
+    # batches) or "none". Every record is always checked structurally (decodes, fingerprint
+    # is its key's, sizes within Limits). Verifying costs ~1.5 ms per key, i.e. 150 s of one
+    # core for a 100,000-key bootstrap, against the 60 s target; anti-entropy peers hold the
+    # cluster key and are trusted for bulk, so "push" is the default. Only records that would
+    # change our state are verified.
+    verify_peer_records: str = "push"
+    # Port of the replication TCP listener (encrypted with the cluster key); 0 picks one and
+    # announces it in the membership meta ("sync").
+    sync_port: int = 0
+    # Cluster key file for the replication listener, until membership provides the node's
+    # keyring (the same file as --cluster-key-file). None with no peers: replication only
+    # maintains the Merkle tree, deletes and conflicts locally.
+    cluster_key_file: Path | None = None
+    # Replication addresses ("host:port") of peers to use besides live membership (tests,
+    # and nodes run without gossip).
+    static_peers: tuple[str, ...] = ()
+
+    def validate(self) -> ReplicationConfig:
+        """Return self if every field is in range, else raise ConfigError naming it."""
+        if not 0.05 <= self.sync_interval_s <= 86_400:
+            raise ConfigError(f"sync_interval_s must be 0.05..86400 s, got {self.sync_interval_s}")
+        if not 0 <= self.sync_jitter < 1:
+            raise ConfigError(f"sync_jitter must be in [0, 1), got {self.sync_jitter}")
+        if self.first_sync_delay_s < 0:
+            raise ConfigError("first_sync_delay_s must be >= 0")
+        if not 1 <= self.fanout <= 64:
+            raise ConfigError(f"fanout must be 1..64, got {self.fanout}")
+        for name in ("push_queue_max", "push_batch_records", "sync_batch_records"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1")
+        if not 64 * 1024 <= self.batch_bytes <= TCP_FRAME_BYTES // 2:
+            raise ConfigError(
+                f"batch_bytes must be 64 KiB..{TCP_FRAME_BYTES // 2} (half a TCP frame), "
+                f"got {self.batch_bytes}"
+            )
+        for name in ("request_timeout_s", "consistency_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0")
+        if self.verify_peer_records not in ("all", "push", "none"):
+            raise ConfigError(
+                f"verify_peer_records must be all, push or none, got {self.verify_peer_records!r}"
+            )
+        if not 0 <= self.sync_port <= 65535:
+            raise ConfigError(f"sync_port must be 0..65535, got {self.sync_port}")
+        return self

@@ -1,0 +1,113 @@
+"""Deletes and conflicts: a tombstone written like any record state, and the conflict listing.
+
+A delete (DELETE /cluster/keys/<fp>) is `KeyRecord.delete`: its tombstone records the version
+vector this node had merged, so it wins against every add the deleter had seen, on every node
+and in any merge order, and a stale node that comes back cannot resurrect the key (its state
+is dominated). An add concurrent with it (neither saw the other) leaves the record in
+conflict: still not served (delete-wins), listed by GET /cluster/conflicts until the control
+plane resolves it. Tombstones are never garbage-collected in this version (see
+docs/replication.md): dropping one before every member has merged it could resurrect the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from crdt.vclock import VersionVector
+from meshkp.errors import InvalidRequest
+from meshkp.limits import Limits
+from meshkp.record import KeyRecord
+from meshkp.replication.apply import CONFLICT_PREFIX, MergeResult, merge_into_store
+from meshkp.replication.merkle_index import MerkleIndex
+from meshkp.replication.validate import FINGERPRINT_LENGTHS, MAX_ACTOR_CHARS, MAX_REASON_CHARS
+from meshkp.store.protocol import Store
+
+
+def parse_fingerprint(text: str) -> bytes:
+    """Raw fingerprint bytes from hex (an optional 0x); InvalidRequest otherwise."""
+    cleaned = text.strip().replace(" ", "")
+    if cleaned[:2].lower() == "0x":
+        cleaned = cleaned[2:]
+    try:
+        raw = bytes.fromhex(cleaned)
+    except ValueError:
+        raise InvalidRequest(f"{text[:80]!r} is not a hex fingerprint") from None
+    if len(raw) not in FINGERPRINT_LENGTHS:
+        raise InvalidRequest(
+            f"a fingerprint has 32, 40 or 64 hex digits (v3/v4/v6), got {len(cleaned)}"
+        )
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteOutcome:
+    """What a delete did."""
+
+    fingerprint: bytes
+    record: KeyRecord
+    changed: bool
+    existed: bool
+
+
+def delete_in_store(
+    store: Store,
+    fingerprint: bytes,
+    node_id: str,
+    hlc: int,
+    reason: str,
+    actor: str,
+    index: MerkleIndex,
+    limits: Limits,
+) -> tuple[DeleteOutcome, MergeResult]:
+    """Tombstone `fingerprint` (known here or not); run inside AsyncStore.run_exclusive."""
+    if len(reason) > MAX_REASON_CHARS or len(actor) > MAX_ACTOR_CHARS:
+        raise InvalidRequest(
+            f"reason is limited to {MAX_REASON_CHARS} characters and actor to {MAX_ACTOR_CHARS}"
+        )
+    data = store.get(fingerprint)
+    stored = KeyRecord.decode(data) if data is not None else None
+    base = stored if stored is not None else KeyRecord(fingerprint, None, VersionVector())
+    deleted = base.delete(node_id, hlc, reason, actor)
+    merged = merge_into_store(store, [deleted], index, limits)
+    outcome = DeleteOutcome(fingerprint, merged.records.get(fingerprint, deleted),
+                            bool(merged.changed and merged.changed[0]), stored is not None)
+    return outcome, merged
+
+
+def hlc_to_int(wall_ms: int, logical: int) -> int:
+    """A tombstone's HLC stamp as one ordered integer: wall milliseconds, then 16 logical bits."""
+    return (wall_ms << 16) | min(logical, 0xFFFF)
+
+
+def conflict_fingerprints(store: Store, limit: int) -> list[bytes]:
+    """Fingerprints of records in conflict, in order, at most `limit`."""
+    found: list[bytes] = []
+    for key, _ in store.iter_extra(CONFLICT_PREFIX):
+        found.append(key[len(CONFLICT_PREFIX):])
+        if len(found) >= limit:
+            break
+    return found
+
+
+def conflict_json(record: KeyRecord, hlc_to_time: Callable[[int], float] | None = None) -> dict[str, object]:
+    """The /cluster/conflicts entry of a record in conflict."""
+    conflict = record.conflict
+    tomb = record.tombstone
+    assert tomb is not None
+    entry: dict[str, object] = {
+        "fingerprint": record.fingerprint.hex().upper(),
+        "policy": "delete-wins",
+        "served": False,
+        "delete": {
+            "actor": tomb.actor,
+            "reason": tomb.reason,
+            "hlc": tomb.hlc,
+            "seen": tomb.seen.to_obj(),
+        },
+        "concurrent_adds": dict(conflict.unseen_adds) if conflict is not None else {},
+        "vv": record.vv.to_obj(),
+    }
+    if hlc_to_time is not None:
+        entry["delete"]["time"] = hlc_to_time(tomb.hlc)  # type: ignore[index]
+    return entry

@@ -1,0 +1,135 @@
+"""The persisted Merkle tree over fingerprint -> state hash, updated in the record's own batch.
+
+DESIGN.md "Replication": the tree's nodes live in the store's extra namespace under
+MERKLE_PREFIX, and every change of a record carries the Merkle writes for it in the same
+RecordWrite batch (`RecordWrite.extra`), so the tree never disagrees with the records after a
+crash. The leaf digest of a record is SHA-256 of its encoded bytes, which is
+`KeyRecord.state_hash()` (the encoding is deterministic).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+
+import msgpack
+
+from crdt.merkle import MemoryMerkleStorage, MerkleConfig, MerkleTree
+from meshkp.keys.ingest import KEYS_COUNTER, IngestResult
+from meshkp.record import RECORD_FORMAT
+from meshkp.store.protocol import RecordWrite, Store
+
+log = logging.getLogger(__name__)
+
+MERKLE_PREFIX = b"mk"
+TOMBSTONES_COUNTER = "tombstones"
+# A write that carries only extra keys (Merkle rebuild of an empty store): deleting a record
+# that cannot exist (all-zero v4 fingerprint) is a no-op for the records themselves.
+_CARRIER_FINGERPRINT = bytes(20)
+
+ExtraWrite = tuple[bytes, bytes | None]
+
+
+def state_hash(encoded_record: bytes) -> bytes:
+    """The Merkle leaf digest of an encoded record (== KeyRecord.state_hash())."""
+    return hashlib.sha256(encoded_record).digest()
+
+
+def is_tombstoned(encoded_record: bytes) -> bool:
+    """Whether an encoded record carries a tombstone, without parsing its packets."""
+    fmt, _fp, _cert, _vv, tomb = msgpack.unpackb(encoded_record, raw=False)
+    return bool(fmt == RECORD_FORMAT and tomb is not None)
+
+
+class StoreMerkleStorage:
+    """crdt.merkle.MerkleStorage over a Store's extra keys (reads only; writes go in batches)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def get(self, key: bytes) -> bytes | None:
+        """The tree node stored under `key`, or None."""
+        return self._store.get_extra(MERKLE_PREFIX + key)
+
+
+class MerkleIndex:
+    """Computes Merkle writes for record changes and reads the tree of a store."""
+
+    def __init__(self, config: MerkleConfig | None = None) -> None:
+        self.config = config or MerkleConfig()
+        self.config.validate()
+
+    def tree(self, store: Store) -> MerkleTree:
+        """The tree as stored in `store` (read through it, so a staged view sees staged nodes)."""
+        return MerkleTree(StoreMerkleStorage(store), self.config)
+
+    def root_hex(self, store: Store) -> str:
+        """The root hash as hex (all zeros for an empty tree)."""
+        return self.tree(store).root().hex()
+
+    def size(self, store: Store) -> int:
+        """Ids in the tree (records, tombstones included)."""
+        return len(self.tree(store))
+
+    def writes(self, store: Store, changes: Iterable[tuple[bytes, bytes | None]]) -> list[ExtraWrite]:
+        """Extra writes moving the tree to the new records (None: record removed)."""
+        batch = self.tree(store).batch()
+        for fingerprint, record in changes:
+            if record is None:
+                batch.delete(fingerprint)
+            else:
+                batch.put(fingerprint, state_hash(record))
+        return [(MERKLE_PREFIX + key, value) for key, value in batch.writes()]
+
+    def attach(self, store: Store, writes: Sequence[RecordWrite]) -> list[RecordWrite]:
+        """`writes` with the Merkle updates they imply added to the last one's extra."""
+        if not writes:
+            return []
+        extra = self.writes(store, ((w.fingerprint, w.record) for w in writes))
+        out = list(writes)
+        last = out[-1]
+        out[-1] = dataclasses.replace(last, extra=(*last.extra, *extra))
+        return out
+
+    def ingest_hook(self, store: Store, result: IngestResult) -> None:
+        """KeyService/bulk-loader write hook: put the Merkle updates into the upload's batch."""
+        result.writes[:] = self.attach(store, result.writes)
+
+    def rebuild(self, store: Store) -> tuple[int, int]:
+        """Recompute the tree and the key/tombstone counters from the records; one batch.
+
+        Run it inside AsyncStore.run_exclusive. Returns (records, tombstones).
+        """
+        fresh = MemoryMerkleStorage()
+        batch = MerkleTree(fresh, self.config).batch()
+        records = tombstones = 0
+        carrier: tuple[bytes, bytes] | None = None
+        for fingerprint, data in store.iter_records():
+            batch.put(fingerprint, state_hash(data))
+            records += 1
+            tombstones += is_tombstoned(data)
+            if carrier is None:
+                carrier = (fingerprint, data)
+        fresh.apply(batch.writes())
+        old_keys = [key for key, _ in store.iter_extra(MERKLE_PREFIX)]
+        extra: list[ExtraWrite] = [
+            (key, None) for key in old_keys if key[len(MERKLE_PREFIX):] not in fresh.data
+        ]
+        extra.extend((MERKLE_PREFIX + key, value) for key, value in sorted(fresh.data.items()))
+        counters = {
+            KEYS_COUNTER: (records - tombstones) - store.counter(KEYS_COUNTER),
+            TOMBSTONES_COUNTER: tombstones - store.counter(TOMBSTONES_COUNTER),
+        }
+        carrier_fp: bytes = _CARRIER_FINGERPRINT
+        carrier_data: bytes | None = None
+        if carrier is not None:
+            carrier_fp, carrier_data = carrier
+        store.write(
+            [RecordWrite(carrier_fp, carrier_data, counters={k: v for k, v in counters.items() if v},
+                         extra=tuple(extra))]
+        )
+        log.info("event=merkle_rebuilt records=%d tombstones=%d nodes=%d",
+                 records, tombstones, len(fresh.data))
+        return records, tombstones

@@ -1,0 +1,237 @@
+"""Replication wire messages: typed dataclasses with a stable TYPE code and validated maps.
+
+Each message travels in one sealed TCP frame (meshkp/net/tcp.py): version byte, TYPE byte,
+msgpack map of `to_map()`. `decode_message` checks shape and every bound before anything is
+built and raises WireError, which the server counts and drops: a peer's bytes never reach
+the store unchecked. Records themselves are validated later, in apply.py.
+Type codes 40-49 are replication's (SWIM uses 1-10).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from meshkp.errors import WireError
+from meshkp.net.wire import TCP_FRAME_BYTES
+
+# --- Bounds, each with what it protects against. ----------------------------------------------
+# Records in one push or fetch reply: bounds per-batch work and the ack list; honest senders
+# use ReplicationConfig.push_batch_records / sync_batch_records (<= this).
+MAX_BATCH_RECORDS = 4096
+# Bytes of one batch's records together: a frame is at most TCP_FRAME_BYTES anyway; this is
+# checked again so that a future larger frame bound cannot silently grow batches.
+MAX_BATCH_BYTES = TCP_FRAME_BYTES
+# Fingerprints in one fetch request.
+MAX_FETCH_IDS = 8192
+# A fingerprint is 16 (v3), 20 (v4) or 32 (v6) bytes (RFC 9580 §5.5.4).
+FINGERPRINT_LENGTHS = frozenset({16, 20, 32})
+# A diff message (crdt.merkle_diff hard limit is 2 x 1 MiB by default).
+MAX_DIFF_BYTES = 4 * 1024 * 1024
+# Free text a peer sends back (an error reason).
+MAX_REASON_CHARS = 512
+
+
+class Message:
+    """Base of every replication message."""
+
+    __slots__ = ()
+    TYPE: ClassVar[int]
+
+    def to_map(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_map(cls, body: Mapping[str, Any]) -> Message:
+        raise NotImplementedError
+
+
+def _list(body: Mapping[str, Any], key: str, limit: int) -> list[Any]:
+    value = body.get(key)
+    if not isinstance(value, list):
+        raise WireError(f"field {key!r} must be a list, got {type(value).__name__}")
+    if len(value) > limit:
+        raise WireError(f"field {key!r} has {len(value)} items, bound is {limit}")
+    return value
+
+
+def _records(body: Mapping[str, Any], key: str = "recs") -> tuple[bytes, ...]:
+    items = _list(body, key, MAX_BATCH_RECORDS)
+    total = 0
+    for item in items:
+        if not isinstance(item, bytes) or not item:
+            raise WireError(f"field {key!r} must hold non-empty bin records")
+        total += len(item)
+    if total > MAX_BATCH_BYTES:
+        raise WireError(f"batch holds {total} record bytes, bound is {MAX_BATCH_BYTES}")
+    return tuple(items)
+
+
+def _fingerprints(body: Mapping[str, Any], key: str, limit: int) -> tuple[bytes, ...]:
+    items = _list(body, key, limit)
+    for item in items:
+        if not isinstance(item, bytes) or len(item) not in FINGERPRINT_LENGTHS:
+            raise WireError(f"field {key!r} must hold 16/20/32-byte fingerprints")
+    return tuple(items)
+
+
+def _bool(body: Mapping[str, Any], key: str) -> bool:
+    value = body.get(key)
+    if not isinstance(value, bool):
+        raise WireError(f"field {key!r} must be a bool")
+    return value
+
+
+def _blob(body: Mapping[str, Any], key: str, limit: int) -> bytes:
+    value = body.get(key)
+    if not isinstance(value, bytes) or len(value) > limit:
+        raise WireError(f"field {key!r} must be bin of at most {limit} bytes")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class PushBatch(Message):
+    """Encoded record states; `forward`: the receiver pushes on whatever is new to it.
+
+    `origin_ts` is the wall time (Unix seconds) at which the oldest change in the batch was
+    accepted by its first node, carried along forwards: the receiver measures replication lag
+    with it. 0 when unknown (anti-entropy).
+    """
+
+    TYPE: ClassVar[int] = 40
+    records: tuple[bytes, ...]
+    forward: bool = True
+    origin_ts: float = 0.0
+
+    def to_map(self) -> dict[str, Any]:
+        return {"recs": list(self.records), "fwd": self.forward, "ts": self.origin_ts}
+
+    @classmethod
+    def from_map(cls, body: Mapping[str, Any]) -> PushBatch:
+        ts = body.get("ts", 0.0)
+        if not isinstance(ts, (int, float)) or isinstance(ts, bool) or not 0 <= ts < 2**40:
+            raise WireError("field 'ts' must be a Unix time")
+        return cls(_records(body), _bool(body, "fwd"), float(ts))
+
+
+# PushAck status codes, one per record of the batch.
+ACK_UNCHANGED = 0  # the receiver already had this state (or more)
+ACK_CHANGED = 1  # the record changed the receiver's state (it was new there)
+ACK_REJECTED = 2  # refused by validation; nothing stored
+ACK_CODES = frozenset({ACK_UNCHANGED, ACK_CHANGED, ACK_REJECTED})
+
+
+@dataclass(frozen=True, slots=True)
+class PushAck(Message):
+    """The receiver merged the batch (durably); per record, whether its state changed."""
+
+    TYPE: ClassVar[int] = 41
+    statuses: tuple[int, ...]
+
+    def to_map(self) -> dict[str, Any]:
+        return {"st": list(self.statuses)}
+
+    @classmethod
+    def from_map(cls, body: Mapping[str, Any]) -> PushAck:
+        items = _list(body, "st", MAX_BATCH_RECORDS)
+        if any(not isinstance(s, int) or isinstance(s, bool) or s not in ACK_CODES for s in items):
+            raise WireError("push ack statuses must be 0, 1 or 2")
+        return cls(tuple(items))
+
+
+@dataclass(frozen=True, slots=True)
+class DiffQuery(Message):
+    """One crdt.merkle_diff query (initiator -> responder), opaque here."""
+
+    TYPE: ClassVar[int] = 42
+    data: bytes
+
+    def to_map(self) -> dict[str, Any]:
+        return {"q": self.data}
+
+    @classmethod
+    def from_map(cls, body: Mapping[str, Any]) -> DiffQuery:
+        return cls(_blob(body, "q", MAX_DIFF_BYTES))
+
+
+@dataclass(frozen=True, slots=True)
+class DiffAnswer(Message):
+    """One crdt.merkle_diff answer (responder -> initiator), opaque here."""
+
+    TYPE: ClassVar[int] = 43
+    data: bytes
+
+    def to_map(self) -> dict[str, Any]:
+        return {"a": self.data}
+
+    @classmethod
+    def from_map(cls, body: Mapping[str, Any]) -> DiffAnswer:
+        return cls(_blob(body, "a", MAX_DIFF_BYTES))
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch(Message):
+    """Ask for the current records of these fingerprints."""
+
+    TYPE: ClassVar[int] = 44
+    fingerprints: tuple[bytes, ...]
+
+    def to_map(self) -> dict[str, Any]:
+        return {"ids": list(self.fingerprints)}
+
+    @classmethod
+    def from_map(cls, body: Mapping[str, Any]) -> Fetch:
+        return cls(_fingerprints(body, "ids", MAX_FETCH_IDS))
+
+
+@dataclass(frozen=True, slots=True)
+class RecordBatch(Message):
+    """Answer to Fetch: records found; `rest`: asked-for ids left out by the byte budget."""
+
+    TYPE: ClassVar[int] = 45
+    records: tuple[bytes, ...]
+    rest: tuple[bytes, ...] = ()
+
+    def to_map(self) -> dict[str, Any]:
+        return {"recs": list(self.records), "rest": list(self.rest)}
+
+    @classmethod
+    def from_map(cls, body: Mapping[str, Any]) -> RecordBatch:
+        return cls(_records(body), _fingerprints(body, "rest", MAX_FETCH_IDS))
+
+
+@dataclass(frozen=True, slots=True)
+class SyncError(Message):
+    """The responder refused a request; `reason` says why (logged, counted by the requester)."""
+
+    TYPE: ClassVar[int] = 46
+    reason: str
+
+    def to_map(self) -> dict[str, Any]:
+        return {"reason": self.reason[:MAX_REASON_CHARS]}
+
+    @classmethod
+    def from_map(cls, body: Mapping[str, Any]) -> SyncError:
+        reason = body.get("reason")
+        if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
+            raise WireError("sync error reason must be a short string")
+        return cls(reason)
+
+
+MESSAGE_TYPES: dict[int, type[Message]] = {
+    cls.TYPE: cls for cls in (PushBatch, PushAck, DiffQuery, DiffAnswer, Fetch, RecordBatch, SyncError)
+}
+
+
+def decode_message(type_code: int, body: Mapping[str, Any]) -> Message:
+    """The message of a frame; WireError for an unknown type or any invalid field."""
+    cls = MESSAGE_TYPES.get(type_code)
+    if cls is None:
+        raise WireError(f"frame type {type_code} is not a replication message")
+    try:
+        return cls.from_map(body)
+    except WireError:
+        raise
+    except (TypeError, ValueError, KeyError) as exc:  # belt and braces: never anything else
+        raise WireError(f"invalid {cls.__name__}: {exc}") from exc

@@ -1,0 +1,104 @@
+"""Wiring replication into a Node: listener, Replicator, service hooks, routes, metrics, tasks.
+
+`install(node)` adds a setup hook; at start it reads the "replication" config section
+(ReplicationConfig), the cluster keyring (`node.keyring` when membership set one, else
+ReplicationConfig.cluster_key_file) and the live membership (`node.membership`, if any), and
+plugs the Replicator into the KeyService (Merkle write hook, push and x-consistency
+listeners) and the HTTP app (meshkp/http/cluster_sync.py). stop() of the node stops it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from meshkp.errors import ConfigError, PeerUnreachable
+from meshkp.http.auth import load_or_create_token
+from meshkp.http.cluster_sync import ClusterSyncHandlers, collect_changes
+from meshkp.net.crypto import load_keyring
+from meshkp.net.stats import NetStats
+from meshkp.replication.config import ReplicationConfig
+from meshkp.replication.messages import Message
+from meshkp.replication.metrics import ReplicationMetrics
+from meshkp.replication.peers import ByteMeter, PeerRef, StaticPeers
+from meshkp.replication.replicator import Replicator
+from meshkp.replication.transport import MembershipPeers, ReplicationListener, parse_hostport
+
+log = logging.getLogger(__name__)
+
+SECTION = "replication"
+
+
+class _NoChannel:
+    """The channel of a node without a cluster key: it has no peers to reach."""
+
+    async def request(
+        self, peer: PeerRef, message: Message, timeout: float, meter: ByteMeter | None = None
+    ) -> Message:
+        raise PeerUnreachable("replication is off: no cluster key configured")
+
+
+def static_peer_refs(specs: tuple[str, ...]) -> list[PeerRef]:
+    """PeerRefs of "host:port" replication addresses (named by their address)."""
+    refs = []
+    for spec in specs:
+        addr = parse_hostport(spec)
+        if addr is None:
+            raise ConfigError(f"replication peer {spec!r} is not HOST:PORT")
+        refs.append(PeerRef(spec, addr))
+    return refs
+
+
+def install(node: Any) -> None:
+    """Make `node` replicate once started (call before node.start())."""
+    node.setup_hooks.append(_setup)
+
+
+async def _setup(node: Any) -> None:
+    config: ReplicationConfig = (node.config.extension(SECTION) or ReplicationConfig()).validate()
+    keyring = getattr(node, "keyring", None)
+    if keyring is None and config.cluster_key_file is not None:
+        keyring = load_keyring(Path(config.cluster_key_file))
+    membership = getattr(node, "membership", None)
+    static = static_peer_refs(config.static_peers)
+    stats = NetStats()
+    listener: ReplicationListener | None = None
+    channel: Any = _NoChannel()
+    if keyring is not None:
+        port = config.sync_port
+        gossip = getattr(getattr(membership, "config", None), "gossip_port", 0)
+        if port == 0 and gossip:
+            port = gossip + 1
+        listener = ReplicationListener((node.config.host, port), keyring, node.node_id, stats)
+        channel = listener.channel
+    elif static or membership is not None:
+        raise ConfigError(
+            "replication needs the cluster key: pass --cluster-key-file (the same file on every node)"
+        )
+    peers: Any = MembershipPeers(membership, static) if membership is not None else StaticPeers(static)
+    service = node.service
+    replicator = Replicator(node.store, node.node_id, node.config.limits, config, peers, channel,
+                            note_writes=service.note_writes)
+    replicator.net_stats = stats
+    service.write_hooks.append(replicator.ingest_hook)
+    service.write_listeners.append(replicator.on_ingest)
+    service.write_listeners.append(collect_changes)
+    token = load_or_create_token(Path(node.config.data_dir), getattr(node.config, "admin_token", None))
+    ClusterSyncHandlers(replicator, token, node.config.default_consistency).register(node.app)
+    ReplicationMetrics(replicator, node.metrics.registry)
+    if listener is not None:
+        listener.handler = replicator.handle
+        addr = await listener.start()
+        replicator.sync_addr = addr
+        log.info("event=replication_listening node_id=%s addr=%s:%d peers=%d",
+                 node.node_id, addr[0], addr[1], len(static))
+    await replicator.start()
+    node.replication = replicator
+
+    async def stop(_node: Any) -> None:
+        await replicator.stop()
+        if listener is not None:
+            await listener.stop()
+
+    node.stop_hooks.append(stop)

@@ -1,0 +1,215 @@
+"""Push gossip: per-peer bounded queues of fingerprints, batched sends, one batch in flight.
+
+A changed key is queued for `fanout` peers chosen at random from the live membership; each
+peer has one sender task that drains its queue in batches and waits for the ack before the
+next batch (backpressure: a slow peer slows only its own queue). Queues hold fingerprints,
+not records: the record is read at send time, so a key changed twice while queued is sent
+once in its newest state (coalescing), and memory per queued key is a few dozen bytes. A full
+queue drops its oldest entry and counts it; a batch that fails is dropped whole (and the
+queue cleared if the peer is unreachable). Anti-entropy repairs whatever was dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+from meshkp.errors import PeerUnreachable, WireError
+from meshkp.replication.config import ReplicationConfig
+from meshkp.replication.messages import PushAck, PushBatch, SyncError
+from meshkp.replication.peers import ByteMeter, Channel, PeerRef, PeerSource
+from meshkp.replication.status import ReplicationCounters
+
+log = logging.getLogger(__name__)
+
+ReadRecords = Callable[[Sequence[bytes]], Awaitable[list[bytes]]]
+
+
+class PeerQueue:
+    """Fingerprints waiting for one peer, oldest first, coalesced, at most `limit`."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._items: OrderedDict[bytes, float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, fingerprint: bytes, origin_ts: float) -> int:
+        """Queue a fingerprint (kept at its first position and time); returns how many dropped."""
+        if fingerprint in self._items:
+            self._items[fingerprint] = min(self._items[fingerprint], origin_ts)
+            return 0
+        self._items[fingerprint] = origin_ts
+        dropped = 0
+        while len(self._items) > self.limit:
+            self._items.popitem(last=False)
+            dropped += 1
+        return dropped
+
+    def take(self, count: int) -> tuple[list[bytes], float]:
+        """Up to `count` oldest fingerprints, and the earliest origin time among them."""
+        taken: list[bytes] = []
+        oldest = 0.0
+        while self._items and len(taken) < count:
+            fingerprint, ts = self._items.popitem(last=False)
+            taken.append(fingerprint)
+            oldest = ts if not oldest else min(oldest, ts)
+        return taken, oldest
+
+    def oldest_ts(self) -> float | None:
+        """Origin time of the oldest queued entry."""
+        if not self._items:
+            return None
+        return min(self._items.values())
+
+    def clear(self) -> int:
+        n = len(self._items)
+        self._items.clear()
+        return n
+
+
+def split_by_bytes(records: Sequence[bytes], budget: int) -> list[list[bytes]]:
+    """Consecutive chunks of at most `budget` bytes (a larger single record goes alone)."""
+    chunks: list[list[bytes]] = []
+    current: list[bytes] = []
+    used = 0
+    for record in records:
+        if current and used + len(record) > budget:
+            chunks.append(current)
+            current, used = [], 0
+        current.append(record)
+        used += len(record)
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+class Pusher:
+    """Queues changed keys for peers and runs one sender task per non-empty queue."""
+
+    def __init__(
+        self,
+        config: ReplicationConfig,
+        peers: PeerSource,
+        channel: Channel,
+        read_records: ReadRecords,
+        counters: ReplicationCounters,
+        rng: random.Random | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.peers = peers
+        self.channel = channel
+        self.read_records = read_records
+        self.counters = counters
+        self.rng = rng or random.Random()
+        self.wall = wall
+        self.queues: dict[str, PeerQueue] = {}
+        self._refs: dict[str, PeerRef] = {}
+        self._senders: dict[str, asyncio.Task[None]] = {}
+        self._closed = False
+
+    def pending(self) -> int:
+        """Fingerprints queued over all peers."""
+        return sum(len(q) for q in self.queues.values())
+
+    def oldest_pending_age(self) -> float:
+        """Seconds since the oldest queued change was accepted (0 when nothing is queued)."""
+        oldest = [ts for q in self.queues.values() if (ts := q.oldest_ts())]
+        return max(0.0, self.wall() - min(oldest)) if oldest else 0.0
+
+    def choose(self, exclude: Iterable[str] = ()) -> list[PeerRef]:
+        """`fanout` random live peers, none of `exclude`."""
+        skip = set(exclude)
+        candidates = [p for p in self.peers.alive_peers() if p.node_id not in skip]
+        if len(candidates) <= self.config.fanout:
+            return candidates
+        return self.rng.sample(candidates, self.config.fanout)
+
+    def enqueue(
+        self, fingerprints: Sequence[bytes], exclude: Iterable[str] = (), origin_ts: float | None = None
+    ) -> list[PeerRef]:
+        """Queue changed keys for `fanout` random live peers; returns the peers chosen."""
+        if self._closed or not fingerprints:
+            return []
+        ts = origin_ts or self.wall()
+        chosen = self.choose(exclude)
+        for peer in chosen:
+            queue = self.queues.get(peer.node_id)
+            if queue is None:
+                queue = self.queues[peer.node_id] = PeerQueue(self.config.push_queue_max)
+            self._refs[peer.node_id] = peer
+            dropped = sum(queue.add(fp, ts) for fp in fingerprints)
+            if dropped:
+                self.counters.push_dropped += dropped
+                log.debug("event=push_queue_full peer=%s dropped=%d", peer.node_id, dropped)
+            self._wake(peer.node_id)
+        return chosen
+
+    def _wake(self, node_id: str) -> None:
+        task = self._senders.get(node_id)
+        if task is None or task.done():
+            self._senders[node_id] = asyncio.get_running_loop().create_task(
+                self._drain(node_id), name=f"push-{node_id}"
+            )
+
+    async def _drain(self, node_id: str) -> None:
+        queue = self.queues[node_id]
+        while queue and not self._closed:
+            peer = self._refs[node_id]
+            fingerprints, origin_ts = queue.take(self.config.push_batch_records)
+            try:
+                records = await self.read_records(fingerprints)
+                for chunk in split_by_bytes(records, self.config.batch_bytes):
+                    await self.send(peer, chunk, forward=True, origin_ts=origin_ts)
+            except (PeerUnreachable, WireError) as exc:
+                self.counters.push_failures += 1
+                cleared = queue.clear() if isinstance(exc, PeerUnreachable) else 0
+                log.info("event=push_failed peer=%s error=%s dropped_queue=%d",
+                         node_id, exc, cleared)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a background sender must log and go on (STYLE.md §11)
+                self.counters.push_failures += 1
+                log.exception("event=push_bug peer=%s", node_id)
+        if not queue:
+            self.queues.pop(node_id, None)
+
+    async def send(
+        self,
+        peer: PeerRef,
+        records: Sequence[bytes],
+        forward: bool,
+        origin_ts: float = 0.0,
+        meter: ByteMeter | None = None,
+        timeout: float | None = None,
+    ) -> PushAck:
+        """Send one batch and return the peer's ack; PeerUnreachable/WireError on failure."""
+        meter = meter or ByteMeter()
+        before_sent, before_received = meter.sent, meter.received
+        reply = await self.channel.request(
+            peer, PushBatch(tuple(records), forward, origin_ts),
+            timeout or self.config.request_timeout_s, meter,
+        )
+        self.counters.bytes_out += meter.sent - before_sent
+        self.counters.bytes_in += meter.received - before_received
+        if isinstance(reply, SyncError):
+            raise WireError(f"{peer.node_id} refused the batch: {reply.reason}")
+        if not isinstance(reply, PushAck) or len(reply.statuses) != len(records):
+            raise WireError(f"{peer.node_id} answered a push batch with {type(reply).__name__}")
+        self.counters.pushes_sent += 1
+        return reply
+
+    async def close(self) -> None:
+        """Cancel the sender tasks (idempotent)."""
+        self._closed = True
+        tasks = list(self._senders.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._senders.clear()

@@ -1,0 +1,471 @@
+"""Replicator: one node's replication — receive, push, anti-entropy, deletes, consistency, status.
+
+It owns no sockets: requests go out through a `Channel` and come in through `handle()`, which
+the TCP listener (meshkp/replication/transport.py) or an in-process test channel calls. Store
+work runs on the AsyncStore's threads: reads on its pool, merges on its writer with
+`run_exclusive`, parsing and signature checks on the loop's default executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgpack
+
+from crdt.errors import CrdtError
+from crdt.hlc import HybridLogicalClock
+from crdt.merkle_diff import DiffConfig, DiffResponder
+from meshkp.errors import InvalidPeerRecord, PeerUnreachable, ReplicationError, WireError
+from meshkp.keys.ingest import KEYS_COUNTER, IngestResult
+from meshkp.limits import Limits
+from meshkp.net.stats import NetStats
+from meshkp.record import KeyRecord
+from meshkp.replication.antientropy import SyncOutcome, SyncRound
+from meshkp.replication.apply import MergeResult, merge_into_store
+from meshkp.replication.config import ReplicationConfig
+from meshkp.replication.consistency import gather_acks, required_acks
+from meshkp.replication.deletes import DeleteOutcome, conflict_fingerprints, delete_in_store, hlc_to_int
+from meshkp.replication.merkle_index import TOMBSTONES_COUNTER, MerkleIndex, state_hash
+from meshkp.replication.messages import (
+    ACK_CHANGED,
+    ACK_UNCHANGED,
+    DiffAnswer,
+    DiffQuery,
+    Fetch,
+    Message,
+    PushAck,
+    PushBatch,
+    RecordBatch,
+    SyncError,
+)
+from meshkp.replication.peers import Channel, PeerRef, PeerSource
+from meshkp.replication.push import Pusher
+from meshkp.replication.status import PeerSyncStatus, ReplicationCounters, SyncProgress
+from meshkp.replication.validate import parse_peer_record
+from meshkp.store.protocol import RecordWrite, Store
+
+log = logging.getLogger(__name__)
+
+NoteWrites = Callable[[Sequence[RecordWrite]], None]
+# Push lag samples kept for status (the Prometheus histogram keeps the full distribution).
+_LAG_SAMPLES = 256
+# Poll period while a node has no live peer yet (a new node waiting for membership).
+_NO_PEER_POLL_S = 0.5
+
+
+def _fingerprint_of(data: bytes) -> bytes:
+    """The fingerprint field of an encoded record, or InvalidPeerRecord."""
+    try:
+        fields = msgpack.unpackb(data, raw=False)
+    except Exception as exc:  # a peer's bytes: every msgpack failure is a rejection
+        raise InvalidPeerRecord(f"record is not msgpack: {exc}") from None
+    if not isinstance(fields, list) or len(fields) != 5 or not isinstance(fields[1], bytes):
+        raise InvalidPeerRecord("record is not a [format, fingerprint, cert, vv, tombstone] list")
+    return fields[1]
+
+
+class Replicator:
+    """Replication of one node's store with its peers; constructing it does no I/O."""
+
+    def __init__(
+        self,
+        store: Any,  # meshkp.store.executor.AsyncStore
+        node_id: str,
+        limits: Limits,
+        config: ReplicationConfig,
+        peers: PeerSource,
+        channel: Channel,
+        *,
+        merkle: MerkleIndex | None = None,
+        diff_config: DiffConfig | None = None,
+        note_writes: NoteWrites | None = None,
+        rng: random.Random | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.node_id = node_id
+        self.limits = limits
+        self.config = config.validate()
+        self.peers = peers
+        self.channel = channel
+        self.merkle = merkle or MerkleIndex()
+        self.diff_config = diff_config or DiffConfig()
+        self.note_writes = note_writes
+        self.rng = rng or random.Random()
+        self.wall = wall
+        self.hlc = HybridLogicalClock.from_seconds(wall)
+        self.counters = ReplicationCounters()
+        self.pusher = Pusher(config, peers, channel, self.read_records, self.counters, self.rng, wall)
+        self.statuses: dict[str, PeerSyncStatus] = {}
+        self.progress: SyncProgress | None = None
+        self.lag_observer: Callable[[float], None] | None = None
+        # Set by the node wiring: the transport's frame counters and the listener's address.
+        self.net_stats: NetStats | None = None
+        self.sync_addr: tuple[str, int] | None = None
+        self._sync_lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._kick = asyncio.Event()
+
+    # -- store access ------------------------------------------------------------------------
+
+    async def read_records(self, fingerprints: Sequence[bytes]) -> list[bytes]:
+        """Current encoded records of these fingerprints (missing ones left out)."""
+        fps = list(fingerprints)
+
+        def read(store: Store) -> list[bytes]:
+            return [data for fp in fps if (data := store.get(fp)) is not None]
+
+        result: list[bytes] = await self.store.read(read)
+        return result
+
+    async def _in_thread(self, fn: Callable[[], object]) -> object:
+        return await self.store.read(lambda _store: fn())
+
+    def _raw_store(self) -> Store:
+        raw: Store = self.store.store
+        return raw
+
+    async def _merge(self, records: Sequence[KeyRecord]) -> MergeResult:
+        def run(store: Store) -> MergeResult:
+            return merge_into_store(store, records, self.merkle, self.limits)
+
+        result: MergeResult = await self.store.run_exclusive(run)
+        if result.writes and self.note_writes is not None:
+            self.note_writes(result.writes)
+        return result
+
+    # -- local writes ------------------------------------------------------------------------
+
+    def ingest_hook(self, store: Store, result: IngestResult) -> None:
+        """KeyService write hook: the upload's Merkle updates join its batch."""
+        self.merkle.ingest_hook(store, result)
+
+    def on_ingest(self, result: IngestResult) -> None:
+        """KeyService write listener: push what an upload changed."""
+        if result.records:
+            self.pusher.enqueue(list(result.records))
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    async def handle(self, sender: str | None, message: Message) -> Message | None:
+        """Answer one request from a peer (errors become SyncError replies, never raise)."""
+        try:
+            if isinstance(message, PushBatch):
+                return await self._on_push(sender, message)
+            if isinstance(message, DiffQuery):
+                return await self._on_diff(message)
+            if isinstance(message, Fetch):
+                return await self._on_fetch(message)
+        except InvalidPeerRecord as exc:
+            self.counters.batches_rejected += 1
+            log.warning("event=peer_batch_rejected peer=%s error=%s", sender, exc)
+            return SyncError(f"batch rejected, nothing stored: {exc}")
+        except (CrdtError, ReplicationError) as exc:
+            log.info("event=peer_request_refused peer=%s error=%s", sender, exc)
+            return SyncError(str(exc))
+        self.counters.batches_rejected += 1
+        return SyncError(f"{type(message).__name__} is not a request")
+
+    async def _on_push(self, sender: str | None, batch: PushBatch) -> PushAck:
+        self.counters.records_received += len(batch.records)
+        mode = self.config.verify_peer_records
+        verify = mode == "all" or (mode == "push" and batch.forward)
+        statuses, result = await self.receive_records(batch.records, verify)
+        changed = list(result.records)
+        if changed:
+            self.counters.records_applied += len(changed)
+            if batch.origin_ts:
+                lag = max(0.0, self.wall() - batch.origin_ts)
+                self._observe_lag(lag)
+            if batch.forward:
+                exclude = [sender] if sender else []
+                self.pusher.enqueue(changed, exclude, batch.origin_ts or None)
+        return PushAck(tuple(statuses))
+
+    def _observe_lag(self, lag: float) -> None:
+        samples = self.counters.lag_samples
+        samples.append(lag)
+        if len(samples) > _LAG_SAMPLES:
+            del samples[: len(samples) - _LAG_SAMPLES]
+        if self.lag_observer is not None:
+            self.lag_observer(lag)
+
+    async def receive_records(
+        self, records: Sequence[bytes], verify: bool
+    ) -> tuple[list[int], MergeResult]:
+        """Validate and merge peer records: all or nothing (InvalidPeerRecord for the batch)."""
+        limits = self.limits
+        tree = self.merkle.tree(self._raw_store())
+
+        def check() -> list[KeyRecord | None]:
+            parsed: list[KeyRecord | None] = []
+            for data in records:
+                fingerprint = _fingerprint_of(data)
+                if len(fingerprint) in (16, 20, 32) and tree.get(fingerprint) == state_hash(data):
+                    parsed.append(None)  # we hold exactly this state: nothing to check or merge
+                    continue
+                parsed.append(parse_peer_record(data, limits, verify))
+            return parsed
+
+        loop = asyncio.get_running_loop()
+        try:
+            parsed = await loop.run_in_executor(None, check)
+        except InvalidPeerRecord:
+            self.counters.records_rejected += 1
+            raise
+        todo = [record for record in parsed if record is not None]
+        result = await self._merge(todo) if todo else MergeResult()
+        statuses: list[int] = []
+        changed = iter(result.changed)
+        for record in parsed:
+            statuses.append(ACK_CHANGED if record is not None and next(changed) else ACK_UNCHANGED)
+        return statuses, result
+
+    async def apply_pulled(self, records: Sequence[bytes]) -> int:
+        """Merge records fetched by anti-entropy; the number that changed our state."""
+        self.counters.records_received += len(records)
+        _, result = await self.receive_records(records, self.config.verify_peer_records == "all")
+        self.counters.records_applied += len(result.records)
+        return len(result.records)
+
+    async def _on_diff(self, query: DiffQuery) -> DiffAnswer:
+        responder = DiffResponder(self.merkle.tree(self._raw_store()), self.diff_config)
+
+        def answer(_store: Store) -> bytes:
+            return responder.handle(query.data)
+
+        data: bytes = await self.store.read(answer)
+        return DiffAnswer(data)
+
+    async def _on_fetch(self, fetch: Fetch) -> RecordBatch:
+        budget = self.config.batch_bytes
+        wanted = list(fetch.fingerprints)
+
+        def read(store: Store) -> RecordBatch:
+            found: list[bytes] = []
+            used = 0
+            for position, fingerprint in enumerate(wanted):
+                data = store.get(fingerprint)
+                if data is None:
+                    continue
+                if found and used + len(data) > budget:
+                    return RecordBatch(tuple(found), tuple(wanted[position:]))
+                found.append(data)
+                used += len(data)
+            return RecordBatch(tuple(found))
+
+        batch: RecordBatch = await self.store.read(read)
+        return batch
+
+    # -- anti-entropy ------------------------------------------------------------------------
+
+    async def sync_with(self, peer: PeerRef) -> SyncOutcome | None:
+        """One anti-entropy round with `peer`; None if it failed (recorded in its status)."""
+        async with self._sync_lock:
+            status = self.statuses.get(peer.node_id)
+            if status is None:
+                status = self.statuses[peer.node_id] = PeerSyncStatus(peer.node_id)
+            status.addr = f"{peer.addr[0]}:{peer.addr[1]}"
+            self.progress = SyncProgress(peer.node_id, started=self.wall())
+            round_ = SyncRound(
+                self.config, self.diff_config, self.merkle.tree(self._raw_store()), self.channel,
+                self.pusher, self._in_thread, self.apply_pulled, self.read_records, self.progress,
+            )
+            self.counters.sync_rounds += 1
+            status.rounds += 1
+            started = time.monotonic()
+            outcome: SyncOutcome | None = None
+            try:
+                outcome = await round_.run(peer)
+            except (PeerUnreachable, WireError, ReplicationError, InvalidPeerRecord) as exc:
+                self.counters.sync_errors += 1
+                status.errors += 1
+                status.last_result = f"error: {exc}"
+                log.info("event=sync_failed peer=%s error=%s", peer.node_id, exc)
+            finally:
+                meter = round_.meter
+                self.counters.bytes_out += meter.sent
+                self.counters.bytes_in += meter.received
+                status.last_sync_time = self.wall()
+                status.last_duration_s = time.monotonic() - started
+                status.last_bytes_sent, status.last_bytes_received = meter.sent, meter.received
+                status.bytes_sent += meter.sent
+                status.bytes_received += meter.received
+                status.last_keys_pulled = self.progress.pulled
+                status.last_keys_pushed = self.progress.pushed
+                self.progress = None
+            if outcome is not None:
+                status.last_result = "in_sync" if outcome.in_sync else "synced"
+                status.keys_pulled += outcome.keys_pulled
+                status.keys_pushed += outcome.keys_pushed
+                if not outcome.in_sync:
+                    log.info(
+                        "event=synced peer=%s pulled=%d pushed=%d bytes_out=%d bytes_in=%d s=%.3f",
+                        peer.node_id, outcome.keys_pulled, outcome.keys_pushed,
+                        outcome.meter.sent, outcome.meter.received, outcome.duration_s,
+                    )
+            return outcome
+
+    async def sync_now(self, node_id: str | None = None) -> list[dict[str, object]]:
+        """Anti-entropy now with one peer (by node id) or with every live peer."""
+        peers = self.peers.alive_peers()
+        if node_id is not None:
+            peers = [p for p in peers if p.node_id == node_id]
+            if not peers:
+                raise ReplicationError(f"no live peer with node id {node_id!r}")
+        results = []
+        for peer in peers:
+            await self.sync_with(peer)
+            results.append(self.statuses[peer.node_id].to_json())
+        return results
+
+    async def repair(self) -> dict[str, object]:
+        """Rebuild the Merkle tree and counters from the records, then sync with every peer."""
+        records, tombstones = await self.store.run_exclusive(self.merkle.rebuild)
+        synced = await self.sync_now()
+        return {"records": records, "tombstones": tombstones, "synced": synced}
+
+    async def _loop(self) -> None:
+        await asyncio.sleep(self.config.first_sync_delay_s)
+        while True:
+            peers = self.peers.alive_peers()
+            if not peers:
+                await self._pause(_NO_PEER_POLL_S)
+                continue
+            try:
+                await self.sync_with(self.rng.choice(peers))
+            except Exception:  # the loop must log and go on (STYLE.md §11)
+                log.exception("event=sync_loop_bug")
+            jitter = self.config.sync_jitter
+            await self._pause(self.config.sync_interval_s * self.rng.uniform(1 - jitter, 1 + jitter))
+
+    async def _pause(self, seconds: float) -> None:
+        self._kick.clear()
+        try:
+            async with asyncio.timeout(seconds):
+                await self._kick.wait()
+        except TimeoutError:
+            pass
+
+    def kick(self) -> None:
+        """Start the next anti-entropy round now (e.g. a new peer appeared)."""
+        self._kick.set()
+
+    # -- deletes and conflicts ---------------------------------------------------------------
+
+    async def delete(self, fingerprint: bytes, reason: str, actor: str) -> DeleteOutcome:
+        """Tombstone a key here and push the tombstone to peers."""
+        stamp = self.hlc.now()
+        hlc = hlc_to_int(stamp.wall_ms, stamp.logical)
+
+        def run(store: Store) -> tuple[DeleteOutcome, MergeResult]:
+            return delete_in_store(store, fingerprint, self.node_id, hlc, reason, actor,
+                                   self.merkle, self.limits)
+
+        done: tuple[DeleteOutcome, MergeResult] = await self.store.run_exclusive(run)
+        outcome, merged = done
+        if merged.writes and self.note_writes is not None:
+            self.note_writes(merged.writes)
+        if outcome.changed:
+            self.pusher.enqueue([fingerprint])
+        log.info("event=key_deleted fingerprint=%s actor=%s reason=%r existed=%s",
+                 fingerprint.hex(), actor, reason, outcome.existed)
+        return outcome
+
+    async def conflicts(self, limit: int = 1000) -> list[KeyRecord]:
+        """Records in conflict (an add concurrent with a delete), at most `limit`."""
+
+        def read(store: Store) -> list[KeyRecord]:
+            found = []
+            for fingerprint in conflict_fingerprints(store, limit):
+                data = store.get(fingerprint)
+                if data is not None:
+                    record = KeyRecord.decode(data)
+                    if record.conflict is not None:
+                        found.append(record)
+            return found
+
+        result: list[KeyRecord] = await self.store.read(read)
+        return result
+
+    # -- consistency -------------------------------------------------------------------------
+
+    async def wait_for(self, fingerprints: Sequence[bytes], level: str) -> tuple[int, int]:
+        """Push these records directly to every live peer; (acks incl. self, acks needed)."""
+        needed = required_acks(level, self.peers.cluster_size())
+        if needed <= 1:
+            return 1, needed
+        records = await self.read_records(fingerprints)
+        acked = await gather_acks(
+            self.pusher, self.peers.alive_peers(), records, needed,
+            self.config.consistency_timeout_s, self.config.batch_bytes,
+        )
+        return acked, needed
+
+    # -- status ------------------------------------------------------------------------------
+
+    async def status(self) -> dict[str, object]:
+        """The GET /cluster/sync/status document."""
+
+        def read(store: Store) -> tuple[str, int, int, int, int]:
+            tree = self.merkle.tree(store)
+            conflicts = len(conflict_fingerprints(store, 100_000))
+            return (tree.root().hex(), len(tree), store.counter(KEYS_COUNTER),
+                    store.counter(TOMBSTONES_COUNTER), conflicts)
+
+        root, records, keys, tombstones, conflicts = await self.store.read(read)
+        return {
+            "node_id": self.node_id,
+            "merkle_root": root,
+            "records": records,
+            "keys": keys,
+            "tombstones": tombstones,
+            "conflicts": conflicts,
+            "sync_interval_s": self.config.sync_interval_s,
+            "syncing": self.progress.to_json() if self.progress is not None else None,
+            "bootstrapping": bool(self.progress is not None and records == 0 and self.progress.to_pull),
+            "peers": {node: s.to_json() for node, s in sorted(self.statuses.items())},
+            "push": {
+                "pending": self.pusher.pending(),
+                "oldest_pending_s": round(self.pusher.oldest_pending_age(), 3),
+                "queues": {node: len(q) for node, q in sorted(self.pusher.queues.items())},
+            },
+            "counters": self.counters.to_json(),
+            "sync_addr": f"{self.sync_addr[0]}:{self.sync_addr[1]}" if self.sync_addr else None,
+            "net": self.net_stats.snapshot() if self.net_stats is not None else None,
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def check_tree(self) -> None:
+        """Rebuild the tree if it does not cover the records (e.g. keys bulk-loaded offline)."""
+
+        def read(store: Store) -> tuple[int, int]:
+            return (len(self.merkle.tree(store)),
+                    store.counter(KEYS_COUNTER) + store.counter(TOMBSTONES_COUNTER))
+
+        in_tree, counted = await self.store.read(read)
+        if in_tree != counted:
+            log.warning("event=merkle_incomplete in_tree=%d records=%d action=rebuild",
+                        in_tree, counted)
+            await self.store.run_exclusive(self.merkle.rebuild)
+
+    async def start(self) -> None:
+        """Check the tree and start the anti-entropy loop (idempotent)."""
+        if self._task is not None:
+            return
+        await self.check_tree()
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="anti-entropy")
+
+    async def stop(self) -> None:
+        """Stop the loop and the push senders (idempotent)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self.pusher.close()

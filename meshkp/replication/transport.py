@@ -1,0 +1,113 @@
+"""Replication over the encrypted TCP transport (meshkp/net/tcp.py), and peers from membership.
+
+The replication listener is its own TcpTransport (sealed with the cluster keyring, frames up
+to TCP_FRAME_BYTES, replication types only), so large key batches never queue behind SWIM's
+push-pull. Its address is announced in the membership meta as "sync" = "host:port"; a member
+without it is reached on its gossip port + 1 (the default sync port).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from meshkp.errors import WireError
+from meshkp.net.addr import Addr, format_addr
+from meshkp.net.codec import SealedCodec
+from meshkp.net.crypto import Keyring
+from meshkp.net.stats import NetStats
+from meshkp.net.tcp import TcpLimits, TcpTransport
+from meshkp.net.wire import Frame
+from meshkp.replication.messages import MESSAGE_TYPES, Message, decode_message
+from meshkp.replication.peers import ByteMeter, PeerRef, wire_size
+
+log = logging.getLogger(__name__)
+
+SYNC_META_KEY = "sync"
+Handler = Callable[[str | None, Message], Any]  # async (sender node id, message) -> reply
+
+
+def parse_hostport(text: str) -> Addr | None:
+    """(host, port) from "host:port" / "[v6]:port", or None if malformed."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        return None
+    return (host.strip("[]"), int(port))
+
+
+class TcpChannel:
+    """Channel over a TcpTransport: one request/reply per connection, bytes metered."""
+
+    def __init__(self, transport: TcpTransport) -> None:
+        self.transport = transport
+
+    async def request(
+        self, peer: PeerRef, message: Message, timeout: float, meter: ByteMeter | None = None
+    ) -> Message:
+        reply = await self.transport.request(peer.addr, Frame(message.TYPE, message.to_map()), timeout)
+        answer = decode_message(reply.type, reply.body)
+        if meter is not None:
+            meter.sent += wire_size(message)
+            meter.received += wire_size(answer)
+            meter.requests += 1
+        return answer
+
+
+class ReplicationListener:
+    """The replication TCP server: decodes frames and hands messages to the Replicator."""
+
+    def __init__(
+        self,
+        bind: Addr,
+        keyring: Keyring,
+        node_id: str,
+        stats: NetStats,
+        limits: TcpLimits | None = None,
+    ) -> None:
+        self.limits = limits or TcpLimits()
+        codec = SealedCodec(keyring, self.limits.frame_bytes, MESSAGE_TYPES.__contains__)
+        self.stats = stats
+        self.handler: Handler | None = None
+        self.transport = TcpTransport(bind, codec, self._on_request, stats, self.limits, node_id)
+        self.channel = TcpChannel(self.transport)
+
+    async def start(self) -> Addr:
+        return await self.transport.start()
+
+    async def stop(self) -> None:
+        await self.transport.stop()
+
+    async def _on_request(self, addr: Addr, frame: Frame) -> Frame | None:
+        try:
+            message = decode_message(frame.type, frame.body)
+        except WireError as exc:
+            self.stats.drop("tcp", exc.reason, format_addr(addr), str(exc))
+            return None
+        if self.handler is None:
+            return None
+        reply: Message | None = await self.handler(frame.sender, message)
+        return Frame(reply.TYPE, reply.to_map()) if reply is not None else None
+
+
+class MembershipPeers:
+    """PeerSource over a MembershipService (meshkp/node/membership.py)."""
+
+    def __init__(self, membership: Any, static: Sequence[PeerRef] = ()) -> None:
+        self.membership = membership
+        self.static = list(static)
+
+    def alive_peers(self) -> list[PeerRef]:
+        peers: list[PeerRef] = []
+        for member in self.membership.alive_peers():
+            addr = parse_hostport(member.meta.get(SYNC_META_KEY, ""))
+            if addr is None:
+                addr = (member.addr[0], member.addr[1] + 1)
+            peers.append(PeerRef(member.node_id, addr))
+        known = {p.addr for p in peers}
+        return peers + [p for p in self.static if p.addr not in known]
+
+    def cluster_size(self) -> int:
+        counts: dict[str, int] = self.membership.counts()
+        members = counts.get("alive", 0) + counts.get("suspect", 0) + counts.get("dead", 0)
+        return max(1, members) + len(self.static)

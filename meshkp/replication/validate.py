@@ -1,0 +1,96 @@
+"""Validation of a record received from a peer: a peer must not store what /pks/add would refuse.
+
+A record is checked structurally (it decodes; its fingerprint is its primary key's; its size,
+packet sizes, user ID lengths, version vector and tombstone are within bounds) and, when
+`verify` is on, its certificate is re-normalised and must come out unchanged: every
+self-signature verifies and the third-party signature cap holds (meshkp.openpgp.normalise).
+Anything else raises InvalidPeerRecord naming what was wrong.
+"""
+
+from __future__ import annotations
+
+from meshkp.errors import InvalidPeerRecord, MeshkpError
+from meshkp.limits import Limits
+from meshkp.openpgp.certificate import Certificate
+from meshkp.openpgp.normalise import normalise
+from meshkp.openpgp.packet import Tag
+from meshkp.openpgp.pubkey import parse_public_key
+from meshkp.record import KeyRecord
+
+# Version vector entries: one per node that ever updated the key. A mesh of thousands of
+# nodes is far beyond the design; the bound stops a peer from growing every record it touches.
+MAX_VV_ENTRIES = 4096
+# Tombstone text fields: an operator's reason and name.
+MAX_REASON_CHARS = 1024
+MAX_ACTOR_CHARS = 256
+# Bytes a record may carry beyond its certificate (version vector, tombstone, msgpack).
+RECORD_OVERHEAD_BYTES = 256 * 1024
+FINGERPRINT_LENGTHS = frozenset({16, 20, 32})
+
+
+def max_record_bytes(limits: Limits) -> int:
+    """The largest encoded record a peer may send."""
+    return limits.key_bytes + RECORD_OVERHEAD_BYTES
+
+
+def parse_peer_record(data: bytes, limits: Limits, verify: bool) -> KeyRecord:
+    """The record in `data` if it passes every check; InvalidPeerRecord otherwise."""
+    if len(data) > max_record_bytes(limits):
+        raise InvalidPeerRecord(f"record of {len(data)} bytes exceeds {max_record_bytes(limits)}")
+    try:
+        record = KeyRecord.decode(data)
+    # Decoding a peer's bytes: msgpack, packet framing and regrouping raise many types; any of
+    # them means the record is malformed, and the contract is one error type out.
+    except Exception as exc:
+        raise InvalidPeerRecord(f"record does not decode: {exc}") from None
+    if len(record.fingerprint) not in FINGERPRINT_LENGTHS:
+        raise InvalidPeerRecord(f"fingerprint of {len(record.fingerprint)} bytes")
+    if len(record.vv) > MAX_VV_ENTRIES:
+        raise InvalidPeerRecord(f"version vector of {len(record.vv)} entries")
+    if not record.vv:
+        raise InvalidPeerRecord("empty version vector: no update produced this record")
+    tomb = record.tombstone
+    if tomb is not None:
+        if len(tomb.reason) > MAX_REASON_CHARS or len(tomb.actor) > MAX_ACTOR_CHARS:
+            raise InvalidPeerRecord("tombstone reason or actor too long")
+        if len(tomb.seen) > MAX_VV_ENTRIES:
+            raise InvalidPeerRecord("tombstone version vector too large")
+    elif record.certificate is None:
+        raise InvalidPeerRecord("record has neither certificate nor tombstone")
+    if record.certificate is not None:
+        _check_certificate(record.fingerprint, record.certificate, limits, verify)
+    return record
+
+
+def _check_certificate(fingerprint: bytes, cert: Certificate, limits: Limits, verify: bool) -> None:
+    try:
+        primary = parse_public_key(cert.primary.packet.body)
+    except Exception as exc:  # a peer's bytes: any parse failure is a rejection
+        raise InvalidPeerRecord(f"primary key packet does not parse: {exc}") from None
+    if primary.fingerprint != fingerprint:
+        raise InvalidPeerRecord(
+            f"record is filed under {fingerprint.hex()} but its key is {primary.fingerprint.hex()}"
+        )
+    size = 0
+    for packet in cert.packets():
+        encoded = len(packet.body) + 6
+        size += encoded
+        if len(packet.body) > limits.packet_bytes:
+            raise InvalidPeerRecord(f"packet of {len(packet.body)} bytes over packet_bytes")
+        if packet.tag == Tag.USER_ID and len(packet.body) > limits.uid_bytes:
+            raise InvalidPeerRecord(f"user ID of {len(packet.body)} bytes over uid_bytes")
+    if size > limits.key_bytes:
+        raise InvalidPeerRecord(f"certificate of ~{size} bytes over key_bytes")
+    if not verify:
+        return
+    try:
+        canonical = normalise(list(cert.packets()), limits)
+    except MeshkpError as exc:
+        raise InvalidPeerRecord(f"certificate is not acceptable: {exc}") from None
+    except Exception as exc:  # a peer's bytes: a parse bug must not escape as a crash
+        raise InvalidPeerRecord(f"certificate does not verify: {exc!r}") from None
+    if canonical != cert:
+        raise InvalidPeerRecord(
+            "certificate is not in normal form here (a self-signature does not verify, or the "
+            "peer's limits differ from ours)"
+        )

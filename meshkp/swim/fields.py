@@ -1,0 +1,102 @@
+"""Validation of msgpack fields from peers, and the bounds on what a peer can make us hold.
+
+Every validator raises WireError naming the message, the field and what was wrong; the transport
+counts and drops such frames, so hostile input never reaches the protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgpack
+
+from meshkp.errors import WireError
+from meshkp.swim.types import Addr, Status
+
+# --- Bounds on what a peer can make us hold, each with what it protects against. -------------
+# Counters (sequence numbers, incarnations) fit msgpack's int64; larger would not round-trip.
+MAX_COUNTER = 2**63 - 1
+# Node ids are names or key fingerprints (64 hex chars); longer ids only bloat every message.
+MAX_NODE_ID_CHARS = 128
+# DNS names are at most 253 characters; anything longer is not an address.
+MAX_HOST_CHARS = 253
+# Node meta (memberlist MetaMaxSize): it rides in every alive message and push-pull entry.
+MAX_META_BYTES = 512
+MAX_META_ENTRIES = 16
+# A compound frame is at most udp_frame_bytes; memberlist counts parts in one byte.
+MAX_COMPOUND_PARTS = 255
+# Push-pull carries the whole table: 10,000 members is ~1 MB, far above any planned mesh, and
+# stops a peer from making us allocate an unbounded list.
+MAX_PUSH_PULL_MEMBERS = 10_000
+# Delegate state in push-pull (replication summary); memberlist caps push state at 20 MB.
+MAX_USER_STATE_BYTES = 16 * 1024 * 1024
+
+
+def packb(obj: object) -> bytes:
+    """msgpack-encode with bin type for bytes (the one encoding used for size and for the wire)."""
+    data: bytes = msgpack.packb(obj, use_bin_type=True)
+    return data
+
+
+def get_field(m: Mapping[str, Any], key: str, where: str) -> Any:
+    if type(m) is not dict and not isinstance(m, Mapping):  # exact-dict fast path: msgpack maps
+        raise WireError(f"{where}: body must be a map, got {type(m).__name__}")
+    if key not in m:
+        raise WireError(f"{where}: missing field {key!r}")
+    return m[key]
+
+
+def get_uint(m: Mapping[str, Any], key: str, where: str, maximum: int = MAX_COUNTER) -> int:
+    v = get_field(m, key, where)
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= maximum:
+        raise WireError(f"{where}: {key} must be an integer in 0..{maximum}, got {v!r}")
+    return v
+
+
+def get_bool(m: Mapping[str, Any], key: str, where: str) -> bool:
+    v = get_field(m, key, where)
+    if not isinstance(v, bool):
+        raise WireError(f"{where}: {key} must be a boolean, got {v!r}")
+    return v
+
+
+def check_text(v: Any, what: str, where: str, max_chars: int, allow_empty: bool = False) -> str:
+    if not isinstance(v, str) or len(v) > max_chars or (not v and not allow_empty):
+        raise WireError(f"{where}: {what} must be a string of 1..{max_chars} characters")
+    return v
+
+
+def get_node_id(m: Mapping[str, Any], key: str, where: str, allow_empty: bool = False) -> str:
+    return check_text(get_field(m, key, where), key, where, MAX_NODE_ID_CHARS, allow_empty)
+
+
+def check_addr(v: Any, what: str, where: str) -> Addr:
+    if not isinstance(v, list | tuple) or len(v) != 2:
+        raise WireError(f"{where}: {what} must be [host, port]")
+    host = check_text(v[0], what, where, MAX_HOST_CHARS)
+    port = v[1]
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise WireError(f"{where}: {what} port must be within 1..65535, got {port!r}")
+    return (host, port)
+
+
+def get_addr(m: Mapping[str, Any], key: str, where: str) -> Addr:
+    return check_addr(get_field(m, key, where), key, where)
+
+
+def check_meta(v: Any, where: str) -> dict[str, str]:
+    if not isinstance(v, Mapping) or len(v) > MAX_META_ENTRIES:
+        raise WireError(f"{where}: meta must be a map of at most {MAX_META_ENTRIES} entries")
+    if not all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()):
+        raise WireError(f"{where}: meta keys and values must be strings")
+    meta = dict(v)
+    if meta and len(packb(meta)) > MAX_META_BYTES:
+        raise WireError(f"{where}: meta exceeds {MAX_META_BYTES} bytes")
+    return meta
+
+
+def check_status(v: Any, where: str) -> Status:
+    if not isinstance(v, int) or isinstance(v, bool) or v not in Status._value2member_map_:
+        raise WireError(f"{where}: unknown member status {v!r}")
+    return Status(v)

@@ -1,0 +1,173 @@
+"""Real `meshkp serve` processes for integration tests, and a small blocking HTTP client.
+
+`start_server` runs `python -m cli.main serve --http-port 0` on a fresh data directory, reads
+the bound address from the one line the command prints on stdout, and waits for
+/pks/health. The process's stderr goes to DATA_DIR/../server.log; at teardown the fixture
+fails the test module if the log shows an unexpected exception (`event=http_bug`), since
+bad input must never reach the 500 path.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures"
+_LISTENING = re.compile(r"listening on http://([\d.]+):(\d+)")
+
+
+@dataclass
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> object:
+        return json.loads(self.body)
+
+
+@dataclass
+class ServerProcess:
+    """A running `meshkp serve`; `request` talks to it over a fresh connection each call."""
+
+    proc: subprocess.Popen[bytes]
+    host: str
+    port: int
+    data_dir: Path
+    log_path: Path
+    extra_args: Sequence[str] = field(default_factory=tuple)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def hkp(self) -> str:
+        return f"hkp://{self.host}:{self.port}"
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None,
+        headers: Mapping[str, str] | None = None, timeout: float = 30,
+    ) -> Response:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=dict(headers or {}))
+            raw = conn.getresponse()
+            data = raw.read()
+            return Response(raw.status, {k.lower(): v for k, v in raw.getheaders()}, data)
+        finally:
+            conn.close()
+
+    def lookup(self, headers: Mapping[str, str] | None = None, **params: str) -> Response:
+        return self.request("GET", "/pks/lookup?" + urlencode(params), headers=headers)
+
+    def add(self, keytext: bytes | str, headers: Mapping[str, str] | None = None,
+            **fields: str) -> Response:
+        if isinstance(keytext, str):
+            keytext = keytext.encode()
+        body = b"keytext=" + quote(keytext, safe="").encode()
+        for name, value in fields.items():
+            body += f"&{name}={quote(value)}".encode()
+        all_headers = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
+        return self.request("POST", "/pks/add", body=body, headers=all_headers)
+
+    def key_count(self) -> int:
+        stats = self.lookup(op="stats", options="mr").json()
+        assert isinstance(stats, dict)
+        return int(stats["keys"])
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+    def assert_no_bugs(self) -> None:
+        log = self.log_text()
+        bugs = [line for line in log.splitlines() if "event=http_bug" in line]
+        assert not bugs, "server hit the unexpected-exception path:\n" + log[-4000:]
+
+
+def start_server(data_dir: Path, *extra_args: str, timeout: float = 30) -> ServerProcess:
+    """Start `meshkp serve` on a free loopback port; return once /pks/health answers 200."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.parent / f"{data_dir.name}-server.log"
+    log_file = open(log_path, "ab")  # noqa: SIM115  (the child keeps writing to it)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--data-dir", str(data_dir),
+         "--host", "127.0.0.1", "--http-port", "0", *extra_args],
+        stdout=subprocess.PIPE, stderr=log_file, cwd=REPO, env=env,
+    )
+    log_file.close()
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    os.set_blocking(proc.stdout.fileno(), False)
+    buffer = b""
+    match = None
+    while match is None:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"meshkp serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}"
+            )
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"meshkp serve did not start in {timeout}s")
+        chunk = proc.stdout.read() or b""
+        buffer += chunk
+        match = _LISTENING.search(buffer.decode(errors="replace"))
+        if match is None:
+            time.sleep(0.05)
+    server = ServerProcess(proc, match.group(1), int(match.group(2)), data_dir, log_path,
+                           extra_args)
+    while True:
+        try:
+            if server.request("GET", "/pks/health", timeout=2).status == 200:
+                return server
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop(signal.SIGKILL)
+            raise RuntimeError("meshkp serve never answered /pks/health")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def meshkp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One real server per test module, on a fresh data dir; fails the module on a 500 bug."""
+    server = start_server(tmp_path_factory.mktemp("meshkp") / "node")
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.assert_no_bugs()
+
+
+def fixture_bytes(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()

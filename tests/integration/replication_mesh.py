@@ -1,0 +1,120 @@
+"""A mesh of real `meshkp serve` processes on 127.0.0.1 replicating with each other.
+
+Each node gets a free replication port chosen up front and the others' ports as --sync-peer,
+one shared cluster key file, and a short sync interval. Helpers poll (real processes: the only
+tier allowed to), always with a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from bench.keygen import generate_key
+from meshkp.net.crypto import generate_key as generate_cluster_key
+from meshkp.net.crypto import write_key_file
+from meshkp.openpgp.armor import armor
+from tests.integration.conftest import ServerProcess, start_server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def armored(index: int, seed: bytes = b"itest", with_subkey: bool = True) -> str:
+    return armor(generate_key(index, seed=seed, with_subkey=with_subkey).data)
+
+
+def fingerprint(index: int, seed: bytes = b"itest") -> str:
+    return generate_key(index, seed=seed, with_subkey=False).fingerprint.hex().upper()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.05) -> float:
+    """Poll until predicate() is true; seconds it took, or AssertionError naming `what`."""
+    began = time.monotonic()
+    while True:
+        if predicate():
+            return time.monotonic() - began
+        if time.monotonic() - began > timeout:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(step)
+
+
+@dataclass
+class Mesh:
+    root: Path
+    key_file: Path
+    sync_ports: list[int]
+    extra: Sequence[str] = ()
+    nodes: list[ServerProcess | None] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, root: Path, n: int, *extra: str) -> Mesh:
+        key_file = root / "cluster.key"
+        write_key_file(key_file, [generate_cluster_key()], overwrite=True)
+        mesh = cls(root, key_file, [free_port() for _ in range(n)], extra)
+        mesh.nodes = [None] * n
+        for i in range(n):
+            mesh.start_node(i)
+        return mesh
+
+    def args(self, i: int) -> list[str]:
+        peers = [f"--sync-peer=127.0.0.1:{p}" for j, p in enumerate(self.sync_ports) if j != i]
+        return ["--node-id", f"n{i}", "--sync-port", str(self.sync_ports[i]),
+                "--sync-key-file", str(self.key_file), "--no-access-log", *peers, *self.extra]
+
+    def start_node(self, i: int, *more: str) -> ServerProcess:
+        node = start_server(self.root / f"n{i}", *self.args(i), *more)
+        self.nodes[i] = node
+        return node
+
+    def __getitem__(self, i: int) -> ServerProcess:
+        node = self.nodes[i]
+        assert node is not None, f"node {i} is stopped"
+        return node
+
+    def live(self) -> list[ServerProcess]:
+        return [n for n in self.nodes if n is not None]
+
+    def stop_node(self, i: int) -> None:
+        node = self.nodes[i]
+        if node is not None:
+            node.stop()
+            self.nodes[i] = None
+
+    def close(self) -> None:
+        for i in range(len(self.nodes)):
+            self.stop_node(i)
+
+    def token(self, i: int) -> str:
+        return (self.root / f"n{i}" / "admin.token").read_text().strip()
+
+    def status(self, node: ServerProcess) -> dict:
+        return json.loads(node.request("GET", "/cluster/sync/status").body)
+
+    def roots(self) -> set[str]:
+        return {self.status(n)["merkle_root"] for n in self.live()}
+
+    def has_key(self, node: ServerProcess, fpr: str) -> bool:
+        return node.lookup(op="get", search="0x" + fpr).status == 200
+
+    def delete(self, i: int, fpr: str, reason: str = "test", actor: str = "tester") -> dict:
+        response = self[i].request(
+            "DELETE", f"/cluster/keys/{fpr}?reason={quote(reason)}&actor={quote(actor)}",
+            headers={"Authorization": f"Bearer {self.token(i)}"},
+        )
+        assert response.status == 200, response.text
+        return json.loads(response.body)
+
+    def sync(self, i: int) -> dict:
+        response = self[i].request("POST", "/cluster/sync",
+                                   headers={"Authorization": f"Bearer {self.token(i)}"})
+        assert response.status == 200, response.text
+        return json.loads(response.body)

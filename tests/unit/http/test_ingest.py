@@ -1,0 +1,131 @@
+"""The pure merge core (meshkp.keys.ingest) on a MemoryStore: outcomes, writes, index terms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crdt.vclock import VersionVector
+from meshkp.keys.ingest import KEYS_COUNTER, Status, certificate_terms, ingest
+from meshkp.limits import Limits
+from meshkp.openpgp.certificate import Certificate
+from meshkp.openpgp.keytext import Rejected, parse_keytext
+from meshkp.record import KeyRecord, Tombstone
+from meshkp.store.memory import MemoryStore
+from meshkp.store.protocol import IndexKind
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+LIMITS = Limits()
+ALICE = bytes.fromhex("10FE8CF1B483F7525039AA2A361BC1F023E0DCCA")
+
+
+def items(name: str) -> list:
+    return parse_keytext((FIXTURES / name).read_bytes(), LIMITS)
+
+
+def run(store: MemoryStore, parsed: list, node: str = "n1"):
+    result = ingest(parsed, store.get, store.lookup, node, LIMITS)
+    store.write(result.writes)
+    return result
+
+
+def test_new_key_is_added_with_terms_and_counter() -> None:
+    store = MemoryStore()
+    result = run(store, items("alice_unsigned.asc"))
+    assert [o.status for o in result.outcomes] == [Status.ADDED]
+    assert result.outcomes[0].user_ids == ("alice <alice@example.com>",)
+    (write,) = result.writes
+    assert write.fingerprint == ALICE and write.old_terms == frozenset()
+    assert (IndexKind.EMAIL, b"alice@example.com") in write.new_terms
+    assert any(kind is IndexKind.SKS_DIGEST for kind, _ in write.new_terms)
+    assert write.counters == {KEYS_COUNTER: 1}
+    assert store.counter(KEYS_COUNTER) == 1
+    assert store.lookup(IndexKind.KEY_ID64, ALICE[-8:], 10) == [ALICE]
+    record = KeyRecord.decode(store.get(ALICE) or b"")
+    assert record.vv == VersionVector({"n1": 1})
+
+
+def test_same_key_again_is_unchanged_and_writes_nothing() -> None:
+    store = MemoryStore()
+    run(store, items("alice_signed.asc"))
+    result = run(store, items("alice_signed.asc"))
+    assert [o.status for o in result.outcomes] == [Status.UNCHANGED]
+    assert result.writes == []
+
+
+def test_superset_updates_and_moves_terms() -> None:
+    store = MemoryStore()
+    run(store, items("alice_unsigned.asc"))
+    stored = KeyRecord.decode(store.get(ALICE) or b"")
+    result = run(store, items("alice_signed.asc"), node="n2")
+    assert [o.status for o in result.outcomes] == [Status.UPDATED]
+    (write,) = result.writes
+    assert stored.certificate is not None
+    assert write.old_terms == certificate_terms(stored.certificate, LIMITS)
+    assert write.counters == {}
+    record = KeyRecord.decode(store.get(ALICE) or b"")
+    assert record.vv == VersionVector({"n1": 1, "n2": 1})
+    assert store.counter(KEYS_COUNTER) == 1
+
+
+def test_copies_in_one_upload_make_one_write() -> None:
+    store = MemoryStore()
+    result = run(store, items("alice_unsigned.asc") + items("alice_signed.asc"))
+    assert [o.status for o in result.outcomes] == [Status.ADDED, Status.UPDATED]
+    assert len(result.writes) == 1 and store.counter(KEYS_COUNTER) == 1
+
+
+def test_rejected_items_pass_through() -> None:
+    result = run(MemoryStore(), [Rejected("no valid self-signature", "AB" * 20)])
+    assert result.outcomes[0].status is Status.REJECTED
+    assert result.outcomes[0].reason == "no valid self-signature"
+    assert not result.accepted and result.writes == []
+
+
+def test_deleted_key_is_refused_with_who_and_why() -> None:
+    store = MemoryStore()
+    run(store, items("alice_signed.asc"))
+    record = KeyRecord.decode(store.get(ALICE) or b"")
+    deleted = record.delete("admin-node", hlc=1, reason="takedown request #12", actor="ops@x")
+    from meshkp.store.protocol import RecordWrite
+
+    store.write([RecordWrite(ALICE, deleted.encode(), old_terms=frozenset(), counters={})])
+    before = store.get(ALICE)
+    result = run(store, items("alice_signed.asc"))
+    (outcome,) = result.outcomes
+    assert outcome.status is Status.REJECTED
+    assert "deleted by ops@x: takedown request #12" in outcome.reason
+    assert "contact the operator" in outcome.reason
+    assert store.get(ALICE) == before and result.writes == []
+    assert isinstance(deleted.tombstone, Tombstone)
+
+
+def test_bare_revocation_merges_into_stored_key() -> None:
+    store = MemoryStore()
+    run(store, items("test-key.asc"))
+    result = run(store, items("test-key-revoke.asc"))
+    assert [o.status for o in result.outcomes] == [Status.UPDATED]
+    again = run(store, items("test-key-revoke.asc"))
+    assert [o.status for o in again.outcomes] == [Status.UNCHANGED]
+
+
+def test_revocation_without_stored_key_is_rejected() -> None:
+    result = run(MemoryStore(), items("test-key-revoke.asc"))
+    (outcome,) = result.outcomes
+    assert outcome.status is Status.REJECTED and "not on this server" in outcome.reason
+
+
+def test_merge_over_key_bytes_is_rejected() -> None:
+    unsigned = items("alice_unsigned.asc")[0]
+    signed = items("alice_signed.asc")[0]
+    assert isinstance(unsigned, Certificate) and isinstance(signed, Certificate)
+    limits = Limits(key_bytes=len(unsigned.to_bytes()) + 1, packet_bytes=4096)
+    store = MemoryStore()
+    store.write(ingest([unsigned], store.get, store.lookup, "n1", limits).writes)
+    result = ingest([signed], store.get, store.lookup, "n1", limits)
+    (outcome,) = result.outcomes
+    if len(signed.merge(unsigned).to_bytes()) > limits.key_bytes:
+        assert outcome.status is Status.REJECTED and "key_bytes" in outcome.reason
+    else:  # pragma: no cover - the fixtures guarantee growth
+        pytest.fail("alice_signed should be larger than alice_unsigned")

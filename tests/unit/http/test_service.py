@@ -1,0 +1,84 @@
+"""KeyService on AsyncStore(MemoryStore): lookups, caching and invalidation on write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from meshkp.errors import InvalidRequest, NotFound
+from meshkp.http.mr import key_block
+from meshkp.keys.parse import KeyParser
+from meshkp.keys.query import parse_query
+from meshkp.keys.service import KeyService
+from meshkp.limits import Limits
+from meshkp.openpgp.armor import dearmor
+from meshkp.store.executor import AsyncStore
+from meshkp.store.memory import MemoryStore
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+LIMITS = Limits()
+ALICE = "10FE8CF1B483F7525039AA2A361BC1F023E0DCCA"
+
+
+@pytest.fixture
+async def service():
+    store = AsyncStore(MemoryStore())
+    parser = KeyParser(LIMITS, process_threshold=1 << 30)
+    yield KeyService(store, "n1", LIMITS, parser)
+    parser.close()
+    await store.close()
+
+
+def q(text: str, exact: bool = False):
+    return parse_query(text, exact, LIMITS)
+
+
+async def test_get_is_served_from_cache_and_refreshed_after_update(service: KeyService) -> None:
+    await service.add((FIXTURES / "alice_unsigned.asc").read_bytes())
+    first = await service.get(q("0x" + ALICE))
+    misses = service.served.misses
+    assert await service.get(q("0x" + ALICE)) is first  # the cached bytes object
+    assert service.served.misses == misses
+    report = await service.add((FIXTURES / "alice_signed.asc").read_bytes())
+    assert [o.status.value for o in report.outcomes] == ["updated"]
+    second = await service.get(q("0x" + ALICE))
+    assert len(dearmor(second)[0]) > len(dearmor(first)[0])
+
+
+async def test_index_mr_lines_are_cached_and_invalidated(service: KeyService) -> None:
+    await service.add((FIXTURES / "test-key.asc").read_bytes())
+    def pub_flags(block: bytes) -> bytes:
+        return block.split(b"\n")[0].split(b":")[6]
+
+    (block,), _ = await service.index_mr(q("test@example.org"), key_block)
+    assert b"r" not in pub_flags(block)
+    await service.add((FIXTURES / "test-key-revoke.asc").read_bytes())
+    (block,), _ = await service.index_mr(q("test@example.org"), key_block)
+    assert b"r" in pub_flags(block)
+
+
+async def test_term_cache_sees_new_keys(service: KeyService) -> None:
+    with pytest.raises(NotFound):
+        await service.get(q("steven-test@example.com"))
+    await service.add((FIXTURES / "steven-12345.asc").read_bytes())
+    assert await service.get(q("steven-test@example.com"))
+
+
+async def test_exact_user_id_filter(service: KeyService) -> None:
+    await service.add((FIXTURES / "steven-12345.asc").read_bytes())
+    uid = "steven-12345 (Test Encryption) <steven-test@example.com>"
+    assert await service.get(q(uid.upper(), exact=True))
+    with pytest.raises(NotFound):
+        await service.get(q("Somebody Else <steven-test@example.com>", exact=True))
+
+
+async def test_add_without_keys_is_invalid(service: KeyService) -> None:
+    with pytest.raises(InvalidRequest):
+        await service.add(b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n-----END PGP PUBLIC KEY BLOCK-----\n")
+
+
+async def test_stats_count_keys(service: KeyService) -> None:
+    await service.add((FIXTURES / "ecc_keys.asc").read_bytes())
+    stats = await service.stats()
+    assert stats["keys"] == 6 and stats["software"] == "meshkp"
