@@ -26,19 +26,20 @@ BENCHMARKS: list[tuple[str, str, dict[str, object]]] = [
     ("load_vs_gpg", "bench.load_vs_gpg", {"runs": 1}),
     ("http_read", "bench.http_read", {"runs": 1, "seconds": 2.0}),
     ("load_generated", "bench.load_generated", {"count": 5_000, "runs": 1, "gpg_keys": 1_000}),
-    ("store_bench", "bench.store_bench", {}),
+    ("store_bench", "bench.store_bench", {"count": 10_000, "runs": 1}),
     ("merkle_diff", "bench.merkle_diff", {}),
     ("swim_sim", "bench.swim_sim", {}),
-    ("record_merge", "bench.record_merge", {}),
+    ("record_merge", "bench.record_merge", {"runs": 1}),
+    ("verify_selfsigs", "bench.verify_selfsigs", {}),
+    ("replication_propagation", "bench.replication_propagation", {}),
+    ("replication_antientropy", "bench.replication_antientropy", {}),
 ]
 
 
 def _entry(module: object, quick_kwargs: dict[str, object], quick: bool) -> Callable[[], object]:
-    """The module's run() (with --quick arguments it accepts), else its main()."""
+    """With --quick, run(**small sizes) when the module has run(); else its main() as from a shell."""
     runner = getattr(module, "run", None)
-    if callable(runner):
-        if not quick:
-            return runner
+    if quick and callable(runner):
         accepted = inspect.signature(runner).parameters
         kwargs = {k: v for k, v in quick_kwargs.items() if k in accepted}
         return lambda: runner(**kwargs)
@@ -46,6 +47,8 @@ def _entry(module: object, quick_kwargs: dict[str, object], quick: bool) -> Call
     # click commands parse sys.argv; give them none and keep them from exiting the process.
     if hasattr(main, "main") and hasattr(main, "params"):
         return lambda: main.main(args=[], standalone_mode=False)
+    if "argv" in inspect.signature(main).parameters:
+        return lambda: main([])
     return main
 
 

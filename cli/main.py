@@ -23,8 +23,9 @@ COMMANDS: dict[str, str] = {
     "leave": "cli.cluster:leave",
     "members": "cli.cluster:members",
     "status": "cli.cluster:status",
-    "delete": "cli.admin:delete",
-    "conflicts": "cli.admin:conflicts",
+    "delete": "cli.delete:delete",
+    "conflicts": "cli.delete:conflicts",
+    "sync": "cli.delete:sync",
 }
 
 

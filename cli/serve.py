@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from cli.cluster_options import membership_options, with_membership_options
 from cli.replication import replication_options, with_replication_options
 from meshkp.config import LOG_LEVELS, NodeConfig
 from meshkp.errors import ConfigError, MeshkpError
@@ -32,8 +33,10 @@ def run_node(config: NodeConfig, on_ready: Callable[[object], None] | None = Non
 
     async def main() -> int:
         node = Node(config)
+        from meshkp.node.membership_plugin import install as install_membership
         from meshkp.replication.plugin import install as install_replication
 
+        install_membership(node)  # first: replication reads node.membership and node.keyring
         install_replication(node)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
@@ -75,6 +78,7 @@ def run_node(config: NodeConfig, on_ready: Callable[[object], None] | None = Non
 @click.option("--upload-bytes", type=int, default=None,
               help="Limit of one POST /pks/add body (limits.upload_bytes).")
 @replication_options
+@membership_options
 def serve(
     data_dir: Path, host: str, http_port: int, node_id: str | None, log_level: str,
     access_log: bool, upload_bytes: int | None,
@@ -93,6 +97,7 @@ def serve(
         )
         config = dataclasses.replace(config, limits=limits)
     config = with_replication_options(config)
+    config = with_membership_options(config)
     try:
         config.validate()
     except ConfigError as exc:

@@ -52,10 +52,12 @@ class NodeConfig:
     # and power loss). Off only for bulk tests; the group-commit writer keeps the cost shared.
     sync_writes: bool = True
     # Uploads at least this large are parsed and verified in a worker process instead of a
-    # thread, so that one big keyring upload runs on another core and cannot stall the loop's
-    # core. Small uploads stay in a thread: sending them to a process costs more (pickling, IPC)
-    # than verifying one key. 0 sends every upload to a process.
-    process_parse_bytes: int = 256 * 1024
+    # thread; 0 keeps every parse in a thread. Off by default: measured on 2 cores with slices of
+    # debian-keyring, a process was no faster than a thread
+    # from 256 KiB to 3 MiB (3 MiB: 0.9 s thread, 2.3 s process: pickling the certificates
+    # back costs more than the second core gains) and the loop stayed responsive either way
+    # (max lag ~30 ms). Turn it on for nodes that take many multi-MB uploads on idle cores.
+    process_parse_bytes: int = 0
     # Worker processes for big parses; 0 = os.cpu_count(). Each holds a Python interpreter
     # (~30 MB), so keep it at or below the core count.
     parse_workers: int = 0

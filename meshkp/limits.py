@@ -39,6 +39,10 @@ class Limits:
     # primary user ID's come first. Without it one key with hundreds of long user IDs writes
     # thousands of index entries on every node. Real keys need < 150 (debian-keyring max).
     keywords_per_key: int = 256
+    # Self-signatures of one uploaded key that fail verification before the key is refused.
+    # Each costs a public-key operation (~0.2 ms for RSA-4096): without it an 8 MiB upload of
+    # forged "self-signatures" buys seconds of CPU. Honest keys have none or a few.
+    bad_self_signatures: int = 64
     # One keyword, in UTF-8 bytes; longer words are cut (queries are cut the same way, so they
     # still match). Bounds index key size.
     keyword_bytes: int = 64

@@ -10,8 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from meshkp.errors import StoreError, StoreInUse
-from meshkp.node.node import KEYS_DIR
 from meshkp.store.leveldb import LevelDBStore
+
+# meshkp.node.node.KEYS_DIR, repeated so that the offline commands do not import the HTTP
+# stack (aiohttp, ~0.5 s of start-up); tests/unit/bulk/test_datadir.py keeps them equal.
+KEYS_DIR = "keys"
 
 
 def store_path(data_dir: Path) -> Path:

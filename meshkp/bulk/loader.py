@@ -309,7 +309,7 @@ class _BatchWriter:
             if isinstance(item, Normalised):
                 self.bytes += len(item.data)
                 cert = item.certificate()
-                self.known[cert.fingerprint] = (cert, item.terms)
+                self.known[cert.fingerprint] = (cert, item.terms())
                 self.items.append(cert)
             else:
                 self.items.append(item)

@@ -12,11 +12,19 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_exceptions import HTTPException
 
 from meshkp.errors import MeshkpError
 from meshkp.http.errors import error_response, status_of, text_error
-from meshkp.http.hkp import LOOKUP_OPS, HkpHandlers, options_of, wants_json
+from meshkp.http.hkp import (
+    LOOKUP_OPS,
+    OP_LABEL,
+    HkpHandlers,
+    options_of,
+    read_add_form,
+    wants_json,
+)
 from meshkp.http.metrics import CONTENT_TYPE, HttpMetrics
 from meshkp.keys.service import KeyService
 from meshkp.limits import Limits
@@ -37,18 +45,23 @@ def _labels(request: web.Request) -> tuple[str, str]:
     endpoint = resource.canonical if resource is not None else "unmatched"
     op = ""
     if endpoint == "/pks/lookup":
-        op = str(request.query.get("op", "")).lower()
+        op = request.get(OP_LABEL) or str(request.query.get("op", "")).lower()
         if op not in LOOKUP_OPS:
             op = "other"
     return endpoint, op
 
 
-def make_error_middleware(metrics: HttpMetrics) -> Callable[..., Awaitable[web.StreamResponse]]:
+def make_error_middleware(
+    metrics: HttpMetrics, limits: Limits
+) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def errors_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         status = 500
         try:
+            if request.method == "POST" and request.path == "/pks/add":
+                # Read (and bound) the upload once, before any inner middleware looks at it.
+                await read_add_form(request, limits)
             response = await handler(request)
             status = response.status
             return response
@@ -60,6 +73,11 @@ def make_error_middleware(metrics: HttpMetrics) -> Callable[..., Awaitable[web.S
         except HTTPException as exc:
             status = exc.status
             raise
+        except HttpProcessingError as exc:
+            # aiohttp could not parse part of the request (a header of a multipart body...):
+            # the client's fault, whichever layer tripped over it.
+            status = 400
+            return text_error(400, f"malformed request: {exc.message or exc!s:.200}")
         except Exception:
             # Not a MeshkpError: a bug. Answer 500 without details, log the traceback, count it.
             metrics.bugs.inc()
@@ -124,7 +142,7 @@ def make_app(service: KeyService, limits: Limits, metrics: HttpMetrics | None = 
     # client_max_size bounds every body aiohttp buffers (request.read/post) while reading, so
     # a chunked upload without Content-Length cannot grow past the limit either.
     app = web.Application(
-        client_max_size=limits.upload_bytes, middlewares=[make_error_middleware(metrics)]
+        client_max_size=limits.upload_bytes, middlewares=[make_error_middleware(metrics, limits)]
     )
     app[SERVICE_KEY] = service
     app[METRICS_KEY] = metrics

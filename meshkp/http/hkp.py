@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import string
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -35,6 +35,8 @@ MR_TYPE = "text/plain"
 KNOWN_UNSUPPORTED = frozenset({"photo", "x-photo"})
 LOOKUP_OPS = frozenset({"get", "index", "vindex", "stats", "hget"})
 _HEX = frozenset(string.hexdigits)
+# The HKP op of a /pks/lookup request, as the metrics label (set by the handler).
+OP_LABEL = web.RequestKey("meshkp.op", str)
 
 
 def options_of(params: MultiMapping[Any]) -> frozenset[str]:
@@ -82,10 +84,12 @@ class HkpHandlers:
         epoch = self.service.epoch
         hit = self.replies.get(raw, epoch, self.service.clock())
         if hit is not None:
+            request[OP_LABEL] = hit.op
             return web.Response(body=hit.body, content_type=hit.content_type,
                                 charset=_charset(hit.content_type))
         params = request.query
         op = str(params.get("op", "")).strip().lower()
+        request[OP_LABEL] = op if op in LOOKUP_OPS else "other"
         if not op:
             raise InvalidRequest("missing the 'op' variable: use op=get, op=index or op=vindex")
         if op == "get":
@@ -103,7 +107,7 @@ class HkpHandlers:
         query = parse_query(params.get("search"), _flag(params, "exact"), self.limits)
         body = await self.service.get(query)
         until = self.service.clock() + MAX_AGE_S
-        self.replies.put(raw, Reply(epoch, until, body, PGP_KEYS))
+        self.replies.put(raw, Reply(epoch, until, body, PGP_KEYS, "get"))
         return web.Response(body=body, content_type=PGP_KEYS)
 
     async def _index(
@@ -117,7 +121,7 @@ class HkpHandlers:
             body = mr.index_document(blocks, len(blocks))
             until = min(valid_until, self.service.clock() + MAX_AGE_S)
             if not verbose:
-                self.replies.put(raw, Reply(epoch, until, body, MR_TYPE))
+                self.replies.put(raw, Reply(epoch, until, body, MR_TYPE, "index"))
             return web.Response(body=body, content_type=MR_TYPE, charset="utf-8")
         views = await self.service.index(query)
         page = html.index_page(query.text, views, self.service.clock(), verbose)
@@ -141,8 +145,7 @@ class HkpHandlers:
     # -- POST /pks/add -----------------------------------------------------------------------
 
     async def add(self, request: web.Request) -> web.Response:
-        self._check_length(request)
-        form = await self._form(request)
+        form = await read_add_form(request, self.limits)
         options = options_of(form) | options_of(request.query)
         as_json = wants_json(request, options)
         keytext = await _field_bytes(form.get("keytext"))
@@ -162,36 +165,6 @@ class HkpHandlers:
             )
         return web.Response(status=status, text=report.to_text(), content_type="text/plain")
 
-    def _check_length(self, request: web.Request) -> None:
-        length = request.content_length
-        if length is not None and length > self.limits.upload_bytes:
-            raise LimitExceeded(
-                f"upload of {length} bytes exceeds the limit of {self.limits.upload_bytes} "
-                "(config limits.upload_bytes)",
-                limit="upload_bytes",
-            )
-
-    async def _form(self, request: web.Request) -> MultiMapping[object]:
-        """The form fields; aiohttp's client_max_size enforces upload_bytes while reading."""
-        try:
-            if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-                return await request.post()
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise LimitExceeded(
-                f"upload exceeds the limit of {self.limits.upload_bytes} bytes "
-                "(config limits.upload_bytes)",
-                limit="upload_bytes",
-            ) from None
-        except (ValueError, HttpProcessingError) as exc:  # a body aiohttp cannot parse
-            raise InvalidRequest(f"form data cannot be parsed: {exc!s:.200}") from None
-        # No (or another) content type: accept a urlencoded body anyway, as SKS does.
-        text = body.decode("latin-1")
-        return MultiDict(
-            (k, v.encode("latin-1"))
-            for k, v in parse_qsl(text, keep_blank_values=True, encoding="latin-1")
-        )
-
     def _count(self, report: AddReport) -> None:
         for outcome in report.outcomes:
             self.metrics.uploads.labels(outcome.status.value).inc()
@@ -199,7 +172,7 @@ class HkpHandlers:
     # -- POST /pks/hashquery, GET /pks/health -------------------------------------------------
 
     async def hashquery(self, request: web.Request) -> web.Response:
-        self._check_length(request)
+        check_length(request, self.limits)
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
@@ -212,6 +185,64 @@ class HkpHandlers:
         return web.json_response(
             {"status": "ok", "node_id": stats["node_id"], "keys": stats["keys"]}
         )
+
+
+ADD_FORM_KEY = web.RequestKey("meshkp.add_form", object)
+
+
+async def read_add_form(request: web.Request, limits: Limits) -> MultiMapping[Any]:
+    """The fields of a POST /pks/add body, read once per request (later calls get the same).
+
+    The error middleware calls it before any other middleware runs, so that a layer that
+    looks at the form early (x-consistency) sees the same fields and the body errors (413,
+    unparseable multipart) are reported as such. It raises LimitExceeded or InvalidRequest.
+    """
+    cached = request.get(ADD_FORM_KEY)
+    if isinstance(cached, BaseException):
+        raise cached
+    if cached is not None:
+        return cast(MultiMapping[Any], cached)
+    try:
+        form = await _read_form(request, limits)
+    except (LimitExceeded, InvalidRequest) as exc:
+        request[ADD_FORM_KEY] = exc
+        raise
+    request[ADD_FORM_KEY] = form
+    return form
+
+
+def check_length(request: web.Request, limits: Limits) -> None:
+    """413 before reading anything when Content-Length already says the body is too big."""
+    length = request.content_length
+    if length is not None and length > limits.upload_bytes:
+        raise LimitExceeded(
+            f"upload of {length} bytes exceeds the limit of {limits.upload_bytes} "
+            "(config limits.upload_bytes)",
+            limit="upload_bytes",
+        )
+
+
+async def _read_form(request: web.Request, limits: Limits) -> MultiMapping[Any]:
+    """The form fields; aiohttp's client_max_size enforces upload_bytes while reading."""
+    check_length(request, limits)
+    try:
+        if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            return await request.post()
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise LimitExceeded(
+            f"upload exceeds the limit of {limits.upload_bytes} bytes "
+            "(config limits.upload_bytes)",
+            limit="upload_bytes",
+        ) from None
+    except (ValueError, HttpProcessingError) as exc:  # a body aiohttp cannot parse
+        raise InvalidRequest(f"form data cannot be parsed: {exc!s:.200}") from None
+    # No (or another) content type: accept a urlencoded body anyway, as SKS does.
+    text = body.decode("latin-1")
+    return MultiDict(
+        (k, v.encode("latin-1"))
+        for k, v in parse_qsl(text, keep_blank_values=True, encoding="latin-1")
+    )
 
 
 async def _field_bytes(value: object) -> bytes | None:

@@ -7,8 +7,13 @@ Other layers (replication, membership) register their collectors on `HttpMetrics
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import bisect
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 # Buckets from 100 µs (a cached op=get) to 10 s (a large keyring upload).
 _LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -22,14 +27,8 @@ class HttpMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.requests = Counter(
-            "meshkp_http_requests", "HTTP requests by endpoint, HKP op and status",
-            ["endpoint", "op", "status"], registry=self.registry,
-        )
-        self.latency = Histogram(
-            "meshkp_http_request_seconds", "Time to answer an HTTP request",
-            ["endpoint", "op"], buckets=_LATENCY_BUCKETS, registry=self.registry,
-        )
+        self.requests = _RequestCollector()
+        self.registry.register(self.requests)
         self.bugs = Counter(
             "meshkp_http_unexpected_errors", "Requests that raised an unexpected exception (bugs)",
             registry=self.registry,
@@ -51,21 +50,57 @@ class HttpMetrics:
         self.served_cache_misses = Gauge(
             "meshkp_served_cache_misses", "op=get cache misses since start", registry=self.registry
         )
-        # Pre-resolved children for the hot endpoints: labels() costs a lock and a dict walk.
-        self._children: dict[tuple[str, str, int], Counter] = {}
-        self._latency_children: dict[tuple[str, str], Histogram] = {}
 
     def observe(self, endpoint: str, op: str, status: int, seconds: float) -> None:
-        key = (endpoint, op, status)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = self.requests.labels(endpoint, op, str(status))
-        child.inc()
-        lat_key = (endpoint, op)
-        lat = self._latency_children.get(lat_key)
-        if lat is None:
-            lat = self._latency_children[lat_key] = self.latency.labels(endpoint, op)
-        lat.observe(seconds)
+        """Count one answered request (called on the event loop for every request)."""
+        self.requests.observe(endpoint, op, status, seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _RequestCollector(Collector):
+    """Request counts and latencies kept in plain dicts, exported at scrape time.
+
+    prometheus-client's Counter and Histogram take a lock and walk label maps on every
+    observation; at tens of thousands of requests per second that is a visible share of an
+    op=get. Everything here is touched only on the event loop thread (requests and the
+    /metrics handler), so no lock is needed.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str, int], int] = {}
+        # (endpoint, op) -> [per-bucket counts..., +Inf count], and the sum of seconds.
+        self.buckets: dict[tuple[str, str], list[int]] = {}
+        self.sums: dict[tuple[str, str], float] = {}
+
+    def observe(self, endpoint: str, op: str, status: int, seconds: float) -> None:
+        key = (endpoint, op, status)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        lat_key = (endpoint, op)
+        counts = self.buckets.get(lat_key)
+        if counts is None:
+            counts = self.buckets[lat_key] = [0] * (len(_LATENCY_BUCKETS) + 1)
+            self.sums[lat_key] = 0.0
+        counts[bisect.bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        self.sums[lat_key] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "meshkp_http_requests", "HTTP requests by endpoint, HKP op and status",
+            labels=["endpoint", "op", "status"],
+        )
+        for (endpoint, op, status), count in sorted(self.counts.items()):
+            requests.add_metric([endpoint, op, str(status)], count)
+        yield requests
+        latency = HistogramMetricFamily(
+            "meshkp_http_request_seconds", "Time to answer an HTTP request",
+            labels=["endpoint", "op"],
+        )
+        for (endpoint, op), counts in sorted(self.buckets.items()):
+            cumulative, running = [], 0
+            for bound, count in zip((*map(str, _LATENCY_BUCKETS), "+Inf"), counts, strict=True):
+                running += count
+                cumulative.append((bound, running))
+            latency.add_metric([endpoint, op], cumulative, self.sums[(endpoint, op)])
+        yield latency

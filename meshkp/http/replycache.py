@@ -25,6 +25,7 @@ class Reply:
     until: float
     body: bytes
     content_type: str
+    op: str  # the HKP op, for the metrics label
 
 
 class ReplyCache:

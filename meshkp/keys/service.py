@@ -49,7 +49,7 @@ class AsyncStoreLike(Protocol):
 
     async def counter(self, name: str) -> int: ...
 
-    async def run_exclusive(self, fn: Callable[[Store], Any]) -> Any: ...
+    async def run_exclusive(self, fn: Callable[[Store], Any], sync: bool = True) -> Any: ...
 
 
 WriteHook = Callable[[Store, IngestResult], None]
@@ -145,7 +145,7 @@ class KeyService:
                 store.write(result.writes, sync=self.sync_writes)
             return result
 
-        result: IngestResult = await self.store.run_exclusive(read_merge_write)
+        result: IngestResult = await self.store.run_exclusive(read_merge_write, sync=self.sync_writes)
         if result.writes:
             self.note_writes(result.writes)
             await self._notify(result)

@@ -247,22 +247,30 @@ class MembershipService:
         """Bind UDP, then TCP on the same port number; with port 0, retry until both fit."""
         cfg = self.config
         attempts = BIND_ATTEMPTS if cfg.gossip_port == 0 else 1
+        where = f"{cfg.bind_host}:{cfg.gossip_port}"
         for attempt in range(1, attempts + 1):
             udp = UdpTransport((cfg.bind_host, cfg.gossip_port), udp_codec, self._on_udp,
                                self.stats)
-            udp_addr = await udp.start()
+            try:
+                udp_addr = await udp.start()
+            except OSError as exc:
+                raise ConfigError(f"cannot bind gossip UDP {where}: {exc.strerror or exc}; "
+                                  "pick another --gossip-port") from None
             tcp = TcpTransport((cfg.bind_host, udp_addr[1]), tcp_codec, self._on_tcp,
                                self.stats, cfg.tcp)
             try:
                 await tcp.start()
-            except OSError:
+            except OSError as exc:
                 await udp.stop()
                 if attempt == attempts:
-                    raise
+                    raise ConfigError(
+                        f"cannot bind gossip TCP {cfg.bind_host}:{udp_addr[1]}: "
+                        f"{exc.strerror or exc}; pick another --gossip-port (replication "
+                        "listens on gossip port + 1 by default)") from None
                 continue
             self._udp, self._tcp = udp, tcp
             return udp_addr
-        raise ConfigError("unreachable: bind attempts exhausted")  # pragma: no cover
+        raise ConfigError(f"cannot bind gossip listeners on {where}")  # not reached
 
     async def stop(self) -> None:
         """Cancel tasks, close discovery and sockets (idempotent). Does not broadcast a leave."""

@@ -10,7 +10,8 @@ packets survive structurally, before any signature is checked:
   parse (e.g. v5, LibrePGP), secret subkeys, unknown packets and packets longer than
   `Limits.packet_bytes` are dropped *together with the signatures that follow them*, so
   those signatures never attach to the previous component;
-- a component that appears twice is one component (its signature sets are unioned).
+- a component that appears twice is one component (its signature sets are unioned), and
+  so is the primary key: two copies of one key concatenated normalise as their union.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ class RawComponent:
 
     packet: Packet
     signatures: set[Packet] = field(default_factory=set)
-    subkey: PublicKey | None = None  # parsed, for subkeys
 
 
 @dataclass(slots=True)
@@ -87,6 +87,14 @@ def group_packets(packets: Sequence[Packet], limits: Limits) -> RawKey:
             if sink is not None:
                 sink.add(packet)
             continue
+        if packet.tag == Tag.PUBLIC_KEY:
+            # The same primary again (two copies of one key, concatenated): its signatures
+            # are the primary's. Any other primary key does not belong in this key.
+            same = _canonical_key_body(packet) == key.primary.body
+            sink = key.direct if same else None
+            if not same:
+                key.dropped.append("a second, different primary key packet")
+            continue
         component = _component(key, packet, limits) if packet.tag in _COMPONENT_TAGS else None
         if component is None:
             if packet.tag not in _COMPONENT_TAGS:
@@ -96,6 +104,13 @@ def group_packets(packets: Sequence[Packet], limits: Limits) -> RawKey:
         existing = key.components.setdefault(component.packet, component)
         sink = existing.signatures
     return key
+
+
+def _canonical_key_body(packet: Packet) -> bytes | None:
+    try:
+        return parse_public_key(packet.body).body
+    except MalformedPacket:
+        return None
 
 
 def _component(key: RawKey, packet: Packet, limits: Limits) -> RawComponent | None:
@@ -117,4 +132,4 @@ def _component(key: RawKey, packet: Packet, limits: Limits) -> RawComponent | No
     if subkey.fingerprint == key.primary.fingerprint:
         key.dropped.append("subkey identical to the primary key")
         return None
-    return RawComponent(Packet(Tag.PUBLIC_SUBKEY, subkey.body), subkey=subkey)
+    return RawComponent(Packet(Tag.PUBLIC_SUBKEY, subkey.body))

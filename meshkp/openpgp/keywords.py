@@ -30,7 +30,7 @@ def user_id_text(user_id: bytes) -> str:
 
 def email_of(text: str) -> str | None:
     """The lowercased e-mail of a user ID: the last <addr>, or the whole ID if it is one."""
-    found = _BRACKETED.findall(text)
+    found: list[str] = _BRACKETED.findall(text)
     if found:
         return found[-1].lower()
     stripped = text.strip()

@@ -25,12 +25,14 @@ What is kept, per component (RFC 9580 §5.2.1 signature types, §10.1 structure)
   survived; otherwise KeyRejected("no valid self-signature"). A key none of whose
   self-signatures can be *checked* (e.g. a post-quantum primary) is rejected naming why.
 
-Merge: `normalise` is a per-packet filter once the components' validity is fixed, so
-`normalise(a ∪ b) == merge(normalise(a), normalise(b))` whenever each component carries
-its binding signature in every copy it appears in (how every implementation exports).
-A copy holding a component *without* its binding signature loses that component's
-third-party signatures; ingest therefore normalises an upload together with the stored
-copy (`normalise_update`), which keeps them.
+Merge: once the validity of each component is fixed, `normalise` is a per-packet filter
+and the cap keeps the N smallest by a total order, so `normalise(a ∪ b) ==
+merge(normalise(a), normalise(b))` (`merge` re-applies the cap) whenever every copy is a
+valid key and a component is valid in every copy it appears in, i.e. travels with its
+self-signatures, as every implementation exports it (tests/unit/openpgp/
+test_merge_properties.py). A copy holding a component *without* its self-signature loses
+that component's third-party signatures when normalised alone; `normalise_update(stored,
+packets)` normalises an upload together with the stored copy and keeps them.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def normalise_update(
     """normalise(stored's packets + packets), without re-verifying stored self-signatures."""
     limits = limits or Limits()
     key = group_packets(list(stored.packets()) + list(packets), limits)
-    known = {(None, sig) for sig in stored.primary.signatures}
+    known: set[tuple[Packet | None, Packet]] = {(None, sig) for sig in stored.primary.signatures}
     for component in stored.components():
         if component is not stored.primary:
             known.update((component.packet, sig) for sig in component.signatures)
@@ -117,7 +119,8 @@ def cap_signatures(cert: Certificate, primary: PublicKey, cap: int) -> Certifica
 
 
 def _cap(signatures: Iterable[Packet], primary: PublicKey, cap: int) -> frozenset[Packet]:
-    own, others = [], []
+    own: list[Packet] = []
+    others: list[Packet] = []
     for packet in signatures:
         header = peek_signature(packet.body)
         # Stored signatures always parse; an unparsable one is capped rather than trusted.
@@ -137,10 +140,12 @@ def smallest(signatures: Iterable[Packet], cap: int) -> frozenset[Packet]:
 class _Checker:
     """Classifies the signatures of one key; remembers why a verification was impossible."""
 
-    def __init__(self, primary: PublicKey, known_valid: KnownValid) -> None:
+    def __init__(self, primary: PublicKey, known_valid: KnownValid, max_failures: int) -> None:
         self.primary = primary
         self.known_valid = known_valid
         self.unsupported: str | None = None
+        self.failures = 0
+        self.max_failures = max_failures
 
     def check(
         self,
@@ -170,12 +175,21 @@ class _Checker:
         if (target, packet) in self.known_valid:
             return True
         try:
-            return verify_binding(self.primary, parse_signature(packet.body), target)
+            valid = verify_binding(self.primary, parse_signature(packet.body), target)
         except UnsupportedAlgorithm as exc:
             self.unsupported = self.unsupported or str(exc)
             return False
         except MalformedPacket:
-            return False  # unreachable while peek_signature mirrors parse_signature
+            valid = False  # unreachable while peek_signature mirrors parse_signature
+        if not valid:
+            self.failures += 1
+            if self.failures > self.max_failures:
+                raise KeyRejected(
+                    f"more than {self.max_failures} self-signatures fail verification "
+                    "(limit bad_self_signatures); the upload looks forged",
+                    fingerprint_hex(self.primary),
+                )
+        return valid
 
 
 def encoded_size(packet: Packet) -> int:
@@ -186,7 +200,7 @@ def encoded_size(packet: Packet) -> int:
 
 def _normalise(key: RawKey, limits: Limits, known_valid: KnownValid) -> Certificate:
     fingerprint = fingerprint_hex(key.primary)
-    checker = _Checker(key.primary, known_valid)
+    checker = _Checker(key.primary, known_valid, limits.bad_self_signatures)
     cap = limits.sigs_per_component
 
     primary_sigs, primary_valid = checker.check(

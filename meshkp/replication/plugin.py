@@ -16,6 +16,7 @@ from typing import Any
 from meshkp.errors import ConfigError, PeerUnreachable
 from meshkp.http.auth import load_or_create_token
 from meshkp.http.cluster_sync import ClusterSyncHandlers, collect_changes
+from meshkp.net.addr import format_addr
 from meshkp.net.crypto import load_keyring
 from meshkp.net.stats import NetStats
 from meshkp.replication.config import ReplicationConfig
@@ -23,7 +24,12 @@ from meshkp.replication.messages import Message
 from meshkp.replication.metrics import ReplicationMetrics
 from meshkp.replication.peers import ByteMeter, PeerRef, StaticPeers
 from meshkp.replication.replicator import Replicator
-from meshkp.replication.transport import MembershipPeers, ReplicationListener, parse_hostport
+from meshkp.replication.transport import (
+    SYNC_META_KEY,
+    MembershipPeers,
+    ReplicationListener,
+    parse_hostport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +97,10 @@ async def _setup(node: Any) -> None:
         listener.handler = replicator.handle
         addr = await listener.start()
         replicator.sync_addr = addr
+        if membership is not None:
+            # Peers reach us at our gossip host on this port (announced in the member meta).
+            announce = (membership.gossip_addr[0], addr[1])
+            membership.update_meta({SYNC_META_KEY: format_addr(announce)})
         log.info("event=replication_listening node_id=%s addr=%s:%d peers=%d",
                  node.node_id, addr[0], addr[1], len(static))
     await replicator.start()

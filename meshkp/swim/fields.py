@@ -72,7 +72,7 @@ def get_node_id(m: Mapping[str, Any], key: str, where: str, allow_empty: bool = 
 
 
 def check_addr(v: Any, what: str, where: str) -> Addr:
-    if not isinstance(v, list | tuple) or len(v) != 2:
+    if not isinstance(v, list) and not isinstance(v, tuple) or len(v) != 2:
         raise WireError(f"{where}: {what} must be [host, port]")
     host = check_text(v[0], what, where, MAX_HOST_CHARS)
     port = v[1]
@@ -86,6 +86,8 @@ def get_addr(m: Mapping[str, Any], key: str, where: str) -> Addr:
 
 
 def check_meta(v: Any, where: str) -> dict[str, str]:
+    if type(v) is dict and not v:
+        return {}  # the common case, checked without the costlier ABC test below
     if not isinstance(v, Mapping) or len(v) > MAX_META_ENTRIES:
         raise WireError(f"{where}: meta must be a map of at most {MAX_META_ENTRIES} entries")
     if not all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()):

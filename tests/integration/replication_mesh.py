@@ -15,10 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from bench.keygen import generate_key
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bench.keygen import (
+    _key_hash_input,
+    _sign,
+    _v4_fingerprint,
+    generate_key,
+)
 from meshkp.net.crypto import generate_key as generate_cluster_key
 from meshkp.net.crypto import write_key_file
 from meshkp.openpgp.armor import armor
+from meshkp.openpgp.framing import parse_packets
+from meshkp.openpgp.packet import Packet
 from tests.integration.conftest import ServerProcess, start_server
 
 
@@ -30,6 +39,21 @@ def free_port() -> int:
 
 def armored(index: int, seed: bytes = b"itest", with_subkey: bool = True) -> str:
     return armor(generate_key(index, seed=seed, with_subkey=with_subkey).data)
+
+
+def with_user_id(index: int, user_id: str, seed: bytes = b"itest") -> str:
+    """Armored key `index` carrying only a new, self-certified user ID (an update of the key)."""
+    import hashlib
+
+    base = generate_key(index, seed=seed, with_subkey=False)
+    secret = hashlib.sha256(seed + b"/primary/" + index.to_bytes(8, "big")).digest()
+    signer = Ed25519PrivateKey.from_private_bytes(secret)
+    primary_body = parse_packets(base.data)[0].body
+    uid = user_id.encode()
+    sig = _sign(signer, _v4_fingerprint(primary_body), 0x13, 1704067300, 0x03,
+                _key_hash_input(primary_body) + b"\xb4" + len(uid).to_bytes(4, "big") + uid)
+    packets = [Packet(6, primary_body), Packet(13, uid), Packet(2, sig)]
+    return armor(b"".join(p.encode() for p in packets))
 
 
 def fingerprint(index: int, seed: bytes = b"itest") -> str:
@@ -65,13 +89,14 @@ class Mesh:
             mesh.start_node(i)
         return mesh
 
-    def args(self, i: int) -> list[str]:
-        peers = [f"--sync-peer=127.0.0.1:{p}" for j, p in enumerate(self.sync_ports) if j != i]
+    def args(self, i: int, peers_on: bool = True) -> list[str]:
+        peers = [f"--sync-peer=127.0.0.1:{p}" for j, p in enumerate(self.sync_ports)
+                 if j != i and peers_on]
         return ["--node-id", f"n{i}", "--sync-port", str(self.sync_ports[i]),
                 "--sync-key-file", str(self.key_file), "--no-access-log", *peers, *self.extra]
 
-    def start_node(self, i: int, *more: str) -> ServerProcess:
-        node = start_server(self.root / f"n{i}", *self.args(i), *more)
+    def start_node(self, i: int, *more: str, peers_on: bool = True) -> ServerProcess:
+        node = start_server(self.root / f"n{i}", *self.args(i, peers_on), *more)
         self.nodes[i] = node
         return node
 

@@ -6,18 +6,21 @@ import random
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from meshkp.errors import ArmorError, KeyRejected, MalformedPacket
+from meshkp.errors import ArmorError, KeyRejected, MalformedPacket, OpenPGPError
 from meshkp.limits import Limits
 from meshkp.openpgp.armor import armor
 from meshkp.openpgp.certificate import Certificate
+from meshkp.openpgp.index import index_terms, key_info
 from meshkp.openpgp.keytext import SECRET_KEY_REASON, Rejected, parse_keytext
 from meshkp.openpgp.normalise import claims_self, normalise, normalise_update
 from meshkp.openpgp.packet import Packet, Tag
 from meshkp.openpgp.pubkey import parse_public_key
 from meshkp.openpgp.revocation import RevocationCertificate, apply_revocation
 from meshkp.openpgp.signature import SigType, parse_signature
-from tests.unit.openpgp.keyfiles import FIXTURES, cert, fixture, raw_key, raw_keys
+from tests.unit.openpgp.keyfiles import FIXTURES, all_packets, cert, fixture, raw_key, raw_keys
 
 CORPUS_KEYS = sorted(p.name for p in FIXTURES.glob("*.asc")) + ["snowcrash.gpg"]
 
@@ -371,3 +374,52 @@ def test_limits_are_dataclass_replaceable() -> None:
     c = normalise(raw_key("alice_signed.asc"), tight)
     (uid,) = c.user_ids.values()
     assert len(uid.signatures) == 2  # one self-signature (exempt) + one third-party
+
+
+@st.composite
+def mutated_keys(draw: st.DrawFn) -> bytes:
+    name = draw(st.sampled_from(["alice_signed.asc", "badselfsig.asc", "test-key-revoked.asc",
+                                 "rfc9580-v6-sample.asc", "ecc_keys.asc", "uat.asc"]))
+    data = bytearray(b"".join(p.encode() for p in all_packets(name)))
+    for _ in range(draw(st.integers(1, 6))):
+        position = draw(st.integers(0, len(data) - 1))
+        action = draw(st.sampled_from(("flip", "cut", "insert", "delete")))
+        if action == "flip":
+            data[position] = draw(st.integers(0, 255))
+        elif action == "cut":
+            del data[max(position, 1) :]
+        elif action == "insert":
+            data[position:position] = draw(st.binary(min_size=1, max_size=8))
+        else:
+            del data[position : position + draw(st.integers(1, 32))]
+        if not data:
+            data = bytearray(b"\x99")
+    return bytes(data)
+
+
+@given(mutated_keys())
+def test_mutated_keys_never_crash_the_parser(data: bytes) -> None:
+    # Bad input ends as items (Certificate / Rejected / revocation) or a typed OpenPGP error.
+    try:
+        items = parse_keytext(data)
+    except OpenPGPError:
+        return
+    for item in items:
+        assert isinstance(item, (Certificate, Rejected, RevocationCertificate))
+        if isinstance(item, Certificate):
+            assert normalise(list(item.packets())) == item
+            key_info(item)
+            index_terms(item)
+
+
+def test_many_forged_self_signatures_reject_the_upload_early() -> None:
+    raw = list(raw_key("alice_unsigned.asc"))
+    uid_at = raw.index(next(p for p in raw if p.tag == Tag.USER_ID))
+    real = raw[uid_at + 1]
+    forged = [
+        Packet(Tag.SIGNATURE, real.body[:-2] + i.to_bytes(2, "big")) for i in range(0, 40)
+    ]
+    noisy = raw[: uid_at + 2] + forged + raw[uid_at + 2 :]
+    with pytest.raises(KeyRejected, match="bad_self_signatures"):
+        normalise(noisy, Limits(bad_self_signatures=10))
+    assert normalise(noisy) == normalise(raw)  # under the default limit they are just dropped

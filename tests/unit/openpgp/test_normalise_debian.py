@@ -58,6 +58,7 @@ def test_debian_keys_match_gpg_user_ids_subkeys_and_index_data(debian) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_debian_keyring_matches_gpg_import() -> None:
     """The same comparison against a real `gpg --import` (about 80 s on this machine)."""
     certs, rejected, _ = normalise_keyring(DEBIAN_KEYRING)

@@ -22,9 +22,14 @@ W = IndexKind.KEYWORD
 GROUPING = ExecutorConfig(commit_window_s=0.02)
 
 
+async def _open(path: Path) -> LevelDBStore:
+    """Open a LevelDBStore off the loop: opening creates files and fsyncs the schema key."""
+    return await asyncio.to_thread(LevelDBStore, path)
+
+
 @pytest.fixture(params=["memory", "leveldb"])
 async def astore(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncStore]:
-    base: Store = MemoryStore() if request.param == "memory" else LevelDBStore(tmp_path / "db")
+    base: Store = MemoryStore() if request.param == "memory" else await _open(tmp_path / "db")
     wrapped = AsyncStore(base, GROUPING)
     yield wrapped
     await wrapped.close()
@@ -109,7 +114,7 @@ async def test_read_functions_cannot_write(astore: AsyncStore) -> None:
 
 
 async def test_async_iteration_pages_through_one_snapshot(tmp_path: Path) -> None:
-    astore = AsyncStore(LevelDBStore(tmp_path / "db"), ExecutorConfig(scan_page_rows=7))
+    astore = AsyncStore(await _open(tmp_path / "db"), ExecutorConfig(scan_page_rows=7))
     keys = sorted(fpr(n) for n in range(50))
     await astore.write([put(k, b"old", extra=[(b"m/" + k, b"e")]) for k in keys])
     seen: list[tuple[bytes, bytes]] = []
@@ -150,7 +155,7 @@ async def test_a_failed_commit_fails_every_job_in_the_group_and_stores_nothing()
 
 
 async def test_close_finishes_queued_writes_then_refuses(tmp_path: Path) -> None:
-    base = LevelDBStore(tmp_path / "db")
+    base = await _open(tmp_path / "db")
     astore = AsyncStore(base, GROUPING)
     pending = [asyncio.create_task(astore.write([put(fpr(n))])) for n in range(20)]
     await asyncio.sleep(0)  # the tasks queue their jobs
@@ -161,9 +166,9 @@ async def test_close_finishes_queued_writes_then_refuses(tmp_path: Path) -> None
         await astore.write([put(fpr(99))])
     with pytest.raises(StoreClosed):
         await astore.get(fpr(1))
-    reopened = LevelDBStore(tmp_path / "db")
-    assert len(list(reopened.iter_records())) == 20
-    reopened.close()
+    reopened = await _open(tmp_path / "db")
+    assert len(await asyncio.to_thread(lambda: list(reopened.iter_records()))) == 20
+    await asyncio.to_thread(reopened.close)
 
 
 async def test_pending_jobs_are_bounded_and_drain() -> None:
@@ -189,7 +194,7 @@ async def test_a_cancelled_caller_does_not_wedge_the_writer(astore: AsyncStore) 
 
 
 async def test_heavy_synced_writes_and_reads_never_block_the_loop(tmp_path: Path) -> None:
-    astore = AsyncStore(LevelDBStore(tmp_path / "db"))
+    astore = AsyncStore(await _open(tmp_path / "db"))
     worst = 0.0
 
     async def ticker(stop: asyncio.Event) -> None:

@@ -1,0 +1,25 @@
+"""Offline commands find the store where the node keeps it, and explain a held lock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from meshkp.bulk import datadir
+from meshkp.errors import StoreInUse
+from meshkp.node import node
+
+
+def test_store_directory_is_the_nodes() -> None:
+    assert datadir.KEYS_DIR == node.KEYS_DIR
+
+
+def test_a_held_lock_is_explained(tmp_path: Path) -> None:
+    first = datadir.open_store(tmp_path, "load keys", "use POST /pks/add")
+    try:
+        with pytest.raises(StoreInUse, match="in use by a running meshkp node.*use POST /pks/add"):
+            datadir.open_store(tmp_path, "load keys", "use POST /pks/add")
+    finally:
+        first.close()
+    datadir.open_store(tmp_path, "load keys", "use POST /pks/add").close()

@@ -1,0 +1,126 @@
+"""The failure detector: ping, ack, ping-req, nack, suspicion and Lifeguard health."""
+
+from meshkp.swim.messages import Ack, Alive, Nack, Ping, PingReq, Suspect
+from meshkp.swim.protocol import Swim
+from meshkp.swim.types import Status
+
+from .helpers import addr, changes, know, make, run, sent, udp
+
+
+def test_ping_is_acked_with_piggybacked_news() -> None:
+    s = make("a")
+    effects = s.handle(0.0, addr("b"), Ping(7, "a", "b", addr("b")))
+    acks = sent(effects, Ack)
+    assert acks == [(addr("b"), Ack(7))]
+    # The new node's own alive rides on the ack.
+    assert sent(effects, Alive) == [(addr("b"), Alive("a", addr("a"), 1, {}))]
+
+
+def test_ping_for_another_node_is_not_answered() -> None:
+    s = make("a")
+    assert s.handle(0.0, addr("b"), Ping(7, "someone-else", "b", addr("b"))) == []
+    assert s.stats.misdirected_pings == 1
+    # An empty target (a seed probe) is answered.
+    assert sent(s.handle(0.0, addr("b"), Ping(8, "", "b", addr("b"))), Ack)
+
+
+def first_probe(s: Swim, names: str) -> tuple[float, str, int]:
+    """Run s until it sends its first ping; return (time, target name, seq)."""
+    for _ in range(100):
+        t = s.next_deadline()
+        pings = sent(s.tick(t), Ping)
+        if pings:
+            (dest, ping), = pings
+            assert ping.target in names and dest == addr(ping.target)
+            return t, ping.target, ping.seq
+    raise AssertionError("no probe")
+
+
+def test_acked_probe_changes_nothing() -> None:
+    s = make("a")
+    know(s, "b", "c", "d", "e")
+    t, target, seq = first_probe(s, "bcde")
+    s.handle(t + 0.1, addr(target), Ack(seq))
+    effects = run(s, t + 1.0)
+    assert not sent(effects, PingReq)
+    assert changes(effects) == []
+    assert s.health_score == 0
+
+
+def test_unanswered_probe_goes_indirect_then_suspects() -> None:
+    s = make("a")
+    know(s, "b", "c", "d", "e")
+    t, target, seq = first_probe(s, "bcde")
+    indirect = run(s, t + 0.5)
+    reqs = sent(indirect, PingReq)
+    assert len(reqs) == 3
+    assert {r.target for _, r in reqs} == {target}
+    assert all(r.seq == seq and r.nack for _, r in reqs)
+    assert target not in {dest[0].split(".")[0] for dest, _ in reqs}
+    final = run(s, t + 1.0)
+    assert (target, Status.ALIVE, Status.SUSPECT) in changes(final)
+    # No nacks from three asked members: we are probably the slow one (Lifeguard).
+    assert s.health_score == 3
+
+
+def test_nacks_prove_our_own_health() -> None:
+    s = make("a")
+    know(s, "b", "c", "d", "e")
+    t, target, seq = first_probe(s, "bcde")
+    run(s, t + 0.5)
+    for _ in range(3):
+        s.handle(t + 0.7, addr("x"), Nack(seq))
+    run(s, t + 1.0)
+    assert s.member(target).status == Status.SUSPECT  # type: ignore[union-attr]
+    assert s.health_score == 0
+
+
+def test_poor_health_stretches_the_probe_interval() -> None:
+    s = make("a")
+    know(s, "b", "c", "d", "e")
+    s.ms.awareness.apply_delta(3)
+    t, _, _ = first_probe(s, "bcde")
+    assert s.fd.next_probe_at == t + 4.0  # probe_interval * (score + 1)
+
+
+def test_indirect_probe_ack_counts() -> None:
+    s = make("a")
+    know(s, "b", "c", "d", "e")
+    t, target, seq = first_probe(s, "bcde")
+    run(s, t + 0.5)
+    s.handle(t + 0.8, addr("c"), Ack(seq))  # relayed by a helper
+    assert changes(run(s, t + 1.0)) == []
+
+
+def test_ping_req_relays_the_ack() -> None:
+    s = make("a")
+    req = PingReq(41, "c", addr("c"), "b", addr("b"), nack=True)
+    effects = s.handle(0.0, addr("b"), req)
+    (dest, ping), = sent(effects, Ping)
+    assert dest == addr("c") and ping.target == "c" and ping.source == "a"
+    relayed = s.handle(0.1, addr("c"), Ack(ping.seq))
+    assert sent(relayed, Ack) == [(addr("b"), Ack(41))]
+    assert not sent(run(s, 1.0), Nack)  # acked: no nack later
+
+
+def test_ping_req_nacks_when_the_target_is_silent() -> None:
+    s = make("a")
+    s.handle(0.0, addr("b"), PingReq(41, "c", addr("c"), "b", addr("b"), nack=True))
+    late = run(s, 0.5)
+    assert sent(late, Nack) == [(addr("b"), Nack(41))]
+    s.handle(0.0, addr("b"), PingReq(42, "c", addr("c"), "b", addr("b"), nack=False))
+    assert not sent(run(s, 1.5), Nack)
+
+
+def test_probe_of_a_suspect_carries_the_accusation_first() -> None:
+    s = make("a")
+    know(s, "b")
+    s.handle(0.0, addr("c"), Suspect("b", 1, "c"))
+    for _ in range(20):
+        for dest, msgs in udp(s.tick(s.next_deadline())):
+            if any(isinstance(m, Ping) for m in msgs):
+                # First in the frame, so the refutation is queued before the ack is built.
+                assert dest == addr("b")
+                assert msgs[0] == Suspect("b", 1, "a") and isinstance(msgs[1], Ping)
+                return
+    raise AssertionError("b was never probed")
