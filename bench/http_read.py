@@ -88,15 +88,16 @@ def _alternate(urls: dict[str, str], runs: int, connections: int,
     return results
 
 
-def _start(args: list[str], health_url: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def _start(args: list[str], health_url: str, log_path: Path) -> subprocess.Popen[bytes]:
+    # stderr goes to a file: an unread pipe fills up and stalls the server mid-benchmark.
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log_file)
     try:
         wait_http(health_url, START_TIMEOUT_S)
     except RuntimeError:
         stop_process(process)
         raise RuntimeError(
-            f"{' '.join(args[:3])} did not start: "
-            f"{process.stderr.read().decode(errors='replace')[-2000:] if process.stderr else ''}"
+            f"{' '.join(args[:3])} did not start: {log_path.read_text(errors='replace')[-2000:]}"
         ) from None
     return process
 
@@ -113,6 +114,7 @@ def compare(name: str, meshkp_url: str, runs: int, connections: int, seconds: fl
         [sys.executable, "-m", "bench.bare_server", "--port", str(port), "--body", str(body_file),
          "--content-type", content_type],
         f"http://127.0.0.1:{port}/",
+        work / f"bare-{name}.log",
     )
     bare_url = f"http://127.0.0.1:{port}{urllib.parse.urlsplit(meshkp_url).path}"
     try:
@@ -151,9 +153,11 @@ def run(runs: int = 3, connections: int = 16, seconds: float = 5.0) -> dict[str,
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         server = _start(
+            # No access log: the bare handler writes none either (it costs meshkp ~5%).
             [*meshkp_command(), "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1",
-             "--http-port", str(port)],
+             "--http-port", str(port), "--no-access-log"],
             f"{base}/pks/health",
+            work / "meshkp.log",
         )
         try:
             get_url = f"{base}/pks/lookup?op=get&search=0x{target.fingerprint}"

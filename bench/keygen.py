@@ -60,20 +60,21 @@ def generate_key(
     seed: bytes = DEFAULT_SEED,
     created: int = DEFAULT_CREATED,
     with_subkey: bool = True,
+    user_id: str | None = None,
 ) -> GeneratedKey:
     """The key number `index` of the deterministic sequence named by `seed`."""
     secret = hashlib.sha256(seed + b"/primary/" + index.to_bytes(8, "big")).digest()
     signer = Ed25519PrivateKey.from_private_bytes(secret)
     primary_body = _eddsa_key_body(signer.public_key().public_bytes(*_RAW), created)
     fingerprint = _v4_fingerprint(primary_body)
-    user_id = user_id_for(index).encode()
+    uid = (user_id or user_id_for(index)).encode()
     # Key flags 0x03: certify + sign (RFC 9580 §5.2.3.29).
     uid_sig = _sign(
         signer, fingerprint, 0x13, created, key_flags=0x03,
-        hashed_context=_key_hash_input(primary_body) + b"\xb4" + len(user_id).to_bytes(4, "big")
-        + user_id,
+        hashed_context=_key_hash_input(primary_body) + b"\xb4" + len(uid).to_bytes(4, "big")
+        + uid,
     )
-    packets = [Packet(6, primary_body), Packet(13, user_id), Packet(2, uid_sig)]
+    packets = [Packet(6, primary_body), Packet(13, uid), Packet(2, uid_sig)]
     if with_subkey:
         sub_secret = hashlib.sha256(seed + b"/subkey/" + index.to_bytes(8, "big")).digest()
         sub_public = X25519PrivateKey.from_private_bytes(sub_secret).public_key()
@@ -85,7 +86,7 @@ def generate_key(
         )
         packets += [Packet(14, subkey_body), Packet(2, binding)]
     data = b"".join(packet.encode() for packet in packets)
-    return GeneratedKey(index, fingerprint, user_id.decode(), data)
+    return GeneratedKey(index, fingerprint, uid.decode(), data)
 
 
 def _mpi(value: bytes) -> bytes:

@@ -45,7 +45,9 @@ def gpg_import_seconds(keyring: Path) -> float:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def meshkp_load(keyring: Path, timeout: float = LOAD_TIMEOUT_S) -> tuple[float, dict, int]:
+def meshkp_load(
+    keyring: Path, timeout: float = LOAD_TIMEOUT_S
+) -> tuple[float, dict[str, object], int]:
     """(seconds, summary JSON, bytes on disk) of one `meshkp load` into a fresh data dir."""
     data_dir = Path(tempfile.mkdtemp(prefix="bench-meshkp-"))
     summary_path = data_dir.with_name(data_dir.name + ".json")
@@ -71,7 +73,8 @@ def main(runs: int, gpg_runs: int, keyring: Path) -> None:
 
 
 def run(runs: int = 3, gpg_runs: int = 1, keyring: Path = DEBIAN_KEYRING) -> dict[str, object]:
-    meshkp_times, summary = [], {}
+    meshkp_times: list[float] = []
+    summary: dict[str, object] = {}
     for attempt in range(runs):
         seconds, summary, _disk = meshkp_load(keyring)
         meshkp_times.append(seconds)

@@ -37,6 +37,7 @@ def run_load(url: str, connections: int, seconds: float) -> LoadResult:
 
 
 def _wrk(url: str, connections: int, seconds: float) -> LoadResult:
+    assert WRK is not None
     # One wrk thread: the machine has 2 cores and the server under test needs one.
     result = subprocess.run(
         [WRK, "-t1", f"-c{connections}", f"-d{seconds:.0f}s", url],

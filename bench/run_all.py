@@ -43,7 +43,7 @@ def _entry(module: object, quick_kwargs: dict[str, object], quick: bool) -> Call
         accepted = inspect.signature(runner).parameters
         kwargs = {k: v for k, v in quick_kwargs.items() if k in accepted}
         return lambda: runner(**kwargs)
-    main = module.main  # type: ignore[attr-defined]
+    main: Callable[..., object] = module.main  # type: ignore[attr-defined]
     # click commands parse sys.argv; give them none and keep them from exiting the process.
     if hasattr(main, "main") and hasattr(main, "params"):
         return lambda: main.main(args=[], standalone_mode=False)

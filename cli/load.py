@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -141,7 +142,7 @@ def _run(files: tuple[Path, ...], data_dir: Path, node_id: str | None, workers: 
     identity = load_or_create_identity(data_dir, node_id)
     config = LoadConfig(node_id=identity.node_id)
     if workers is not None:
-        config = LoadConfig(node_id=identity.node_id, workers=workers)
+        config = dataclasses.replace(config, workers=workers)
     show = err.is_terminal if progress is None else progress
     bar = _RichProgress(err) if show else None
     # The Merkle tree of anti-entropy is kept in the same batches as the records, as the

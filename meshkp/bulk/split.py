@@ -8,13 +8,15 @@ raised here, before any key of the file is stored, so a damaged file changes not
 
 from __future__ import annotations
 
+import mmap
+
 from meshkp.errors import LimitExceeded, MalformedPacket
 
 # Packet tags that open a new transferable key: public key (6) and secret key (5).
 KEY_START_TAGS = frozenset({5, 6})
 
 
-def key_spans(data: bytes | memoryview, max_packet_bytes: int) -> list[tuple[int, int]]:
+def key_spans(data: bytes | memoryview | mmap.mmap, max_packet_bytes: int) -> list[tuple[int, int]]:
     """(start, end) byte offsets of each key in a binary keyring; raise on a framing error.
 
     Packets before the first key packet form a span of their own, so that the worker

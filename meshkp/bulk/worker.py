@@ -58,7 +58,7 @@ def normalise_pieces(pieces: list[bytes], limits: Limits) -> list[list[WorkerIte
 def _items(piece: bytes, limits: Limits) -> list[WorkerItem]:
     # keytext sniffs armor by looking for a BEGIN line; a binary key whose user ID happens to
     # contain one would be misread, so such a piece is wrapped in real armor first.
-    text = armor(piece) if is_armored(piece) else piece
+    text = armor(piece).encode("ascii") if is_armored(piece) else piece
     try:
         return [_compact(item, limits) for item in iter_keytext(text, limits)]
     except MeshkpError as exc:

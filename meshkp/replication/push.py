@@ -123,22 +123,27 @@ class Pusher:
         oldest = [ts for q in self.queues.values() if (ts := q.oldest_ts())]
         return max(0.0, self.wall() - min(oldest)) if oldest else 0.0
 
-    def choose(self, exclude: Iterable[str] = ()) -> list[PeerRef]:
-        """`fanout` random live peers, none of `exclude`."""
+    def choose(self, exclude: Iterable[str] = (), fanout: int | None = None) -> list[PeerRef]:
+        """`fanout` random live peers (all if 0), none of `exclude`."""
         skip = set(exclude)
+        count = self.config.fanout if fanout is None else fanout
         candidates = [p for p in self.peers.alive_peers() if p.node_id not in skip]
-        if len(candidates) <= self.config.fanout:
+        if count == 0 or len(candidates) <= count:
             return candidates
-        return self.rng.sample(candidates, self.config.fanout)
+        return self.rng.sample(candidates, count)
 
     def enqueue(
-        self, fingerprints: Sequence[bytes], exclude: Iterable[str] = (), origin_ts: float | None = None
+        self,
+        fingerprints: Sequence[bytes],
+        exclude: Iterable[str] = (),
+        origin_ts: float | None = None,
+        fanout: int | None = None,
     ) -> list[PeerRef]:
         """Queue changed keys for `fanout` random live peers; returns the peers chosen."""
         if self._closed or not fingerprints:
             return []
         ts = origin_ts or self.wall()
-        chosen = self.choose(exclude)
+        chosen = self.choose(exclude, fanout)
         for peer in chosen:
             queue = self.queues.get(peer.node_id)
             if queue is None:

@@ -148,7 +148,7 @@ class Replicator:
     def on_ingest(self, result: IngestResult) -> None:
         """KeyService write listener: push what an upload changed."""
         if result.records:
-            self.pusher.enqueue(list(result.records))
+            self.pusher.enqueue(list(result.records), fanout=self.config.origin_fanout)
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -372,7 +372,7 @@ class Replicator:
         if merged.writes and self.note_writes is not None:
             self.note_writes(merged.writes)
         if outcome.changed:
-            self.pusher.enqueue([fingerprint])
+            self.pusher.enqueue([fingerprint], fanout=self.config.origin_fanout)
         log.info("event=key_deleted fingerprint=%s actor=%s reason=%r existed=%s",
                  fingerprint.hex(), actor, reason, outcome.existed)
         return outcome

@@ -73,7 +73,10 @@ class LevelDBStore:
         # Counter values as last written, so a write need not read each counter it bumps. Safe
         # because this object is the database's only writer (write lock + LevelDB's LOCK file).
         self._counter_cache: dict[str, int] = {}
-        self._state = threading.Condition()
+        # Calls in flight, counted under a plain Lock (cheap on every read); close() sets _closed
+        # and waits for _idle, which the last call out sets.
+        self._state = threading.Lock()
+        self._idle = threading.Event()
         self._in_flight = 0
         self._closed = False
         self._db = _open(self.path, self.options)
@@ -167,7 +170,10 @@ class LevelDBStore:
             if self._closed:
                 return
             self._closed = True
-            self._state.wait_for(lambda: self._in_flight == 0)
+            if self._in_flight == 0:
+                self._idle.set()
+        self._idle.wait()
+        with self._state:
             self._db.close()
         log.info("event=store_closed path=%s", self.path)
 
@@ -230,7 +236,7 @@ class LevelDBStore:
         with self._state:
             self._in_flight -= 1
             if self._in_flight == 0 and self._closed:
-                self._state.notify_all()
+                self._idle.set()
 
     def _failed(self, operation: str, exc: plyvel.Error) -> StoreError:
         log.error("event=store_failed op=%s path=%s error=%s", operation, self.path, exc)

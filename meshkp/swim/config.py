@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from meshkp.errors import ConfigError
+from meshkp.swim.fields import MAX_META_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +149,8 @@ class SwimConfig:
         if self.dead_node_forget_time < self.gossip_to_the_dead_time:
             raise ConfigError("swim.dead_node_forget_time must be >= gossip_to_the_dead_time: "
                               "a forgotten node cannot be gossiped to")
-        if self.max_meta_bytes > self.udp_frame_bytes // 2:
-            raise ConfigError("swim.max_meta_bytes must be at most half of udp_frame_bytes, so an "
-                              "alive message always fits in a frame beside a ping")
+        if self.max_meta_bytes > min(MAX_META_BYTES, self.udp_frame_bytes // 2):
+            raise ConfigError(f"swim.max_meta_bytes must be at most {MAX_META_BYTES} (what peers "
+                              "accept) and half of udp_frame_bytes, so an alive message always "
+                              "fits in a frame beside a ping")
         return self

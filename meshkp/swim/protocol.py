@@ -19,6 +19,7 @@ import math
 import random
 from collections.abc import Iterable, Mapping
 
+from meshkp.errors import ConfigError, WireError
 from meshkp.swim.config import SwimConfig
 from meshkp.swim.effects import (
     Delegate,
@@ -29,6 +30,7 @@ from meshkp.swim.effects import (
     SendTcp,
     SendUdp,
 )
+from meshkp.swim.fields import check_meta, packb
 from meshkp.swim.formulas import push_pull_scale
 from meshkp.swim.membership import Membership, SwimStats
 from meshkp.swim.messages import (
@@ -77,7 +79,7 @@ class Swim:
         self.config = config
         self.delegate: Delegate = delegate or NullDelegate()
         self.rng = rng or random.Random()
-        meta = dict(self.delegate.node_meta())
+        meta = self._checked_meta(self.delegate.node_meta())
         local = Member(node_id, addr, incarnation, Status.ALIVE, meta, now)
         table = MemberTable(local, config.dead_node_forget_time)
         self.ms = Membership(config, local, self.delegate, table, self.rng)
@@ -229,7 +231,17 @@ class Swim:
     def update_meta(self, now: float, meta: Mapping[str, str]) -> None:
         """Change our meta (e.g. the HTTP address) and gossip it at a new incarnation."""
         self._now = now
-        self.ms.update_meta(meta)
+        self.ms.update_meta(self._checked_meta(meta))
+
+    def _checked_meta(self, meta: Mapping[str, str]) -> dict[str, str]:
+        try:
+            checked = check_meta(dict(meta), "node meta")
+        except WireError as exc:
+            raise ConfigError(f"{exc}; peers would drop our alive messages") from exc
+        if len(packb(checked)) > self.config.max_meta_bytes:
+            raise ConfigError(f"node meta is larger than swim.max_meta_bytes "
+                              f"({self.config.max_meta_bytes}): keep it to a few addresses")
+        return checked
 
     def local_push_pull(self, join: bool, reply: bool) -> PushPull:
         records = tuple(m.record() for m in self.ms.table)

@@ -114,7 +114,7 @@ class ServerProcess:
         assert not bugs, "server hit the unexpected-exception path:\n" + log[-4000:]
 
 
-def start_server(data_dir: Path, *extra_args: str, timeout: float = 30) -> ServerProcess:
+def start_server(data_dir: Path, *extra_args: str, timeout: float = 90) -> ServerProcess:
     """Start `meshkp serve` on a free loopback port; return once /pks/health answers 200."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}-server.log"

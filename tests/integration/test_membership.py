@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -31,20 +32,22 @@ PROFILE = os.environ.get("MESHKP_GOSSIP_PROFILE", "test")
 
 
 def gossip_port() -> int:
-    """A port free for UDP and TCP, whose successor (replication's default) is free too."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = int(udp.getsockname()[1])
-        if port >= 65535:
-            continue
+    """A port free for UDP and TCP whose successor (replication's default) is free too.
+
+    Drawn below the kernel's ephemeral range (32768+ on Linux), so the outgoing connections of
+    already-running nodes cannot take it between this check and the node's bind.
+    """
+    rng = random.Random()
+    for _ in range(500):
+        port = rng.randrange(20000, 32000, 2)
         try:
-            for candidate in (port, port + 1):
-                with socket.socket() as tcp:
-                    tcp.bind(("127.0.0.1", candidate))
-            return port
+            for kind, candidate in ((socket.SOCK_DGRAM, port), (socket.SOCK_STREAM, port),
+                                    (socket.SOCK_STREAM, port + 1)):
+                with socket.socket(socket.AF_INET, kind) as sock:
+                    sock.bind(("127.0.0.1", candidate))
         except OSError:
             continue
+        return port
     raise RuntimeError("no free gossip port pair found")
 
 

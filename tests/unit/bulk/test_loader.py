@@ -139,3 +139,14 @@ def test_worker_processes_store_the_same_as_in_process(tmp_path: Path) -> None:
     two = load([path], parallel, workers=2, task_keys=4, batch_keys=9, max_in_flight=3)
     assert contents(serial) == contents(parallel)
     assert one.to_json()["totals"] == two.to_json()["totals"]
+
+
+def test_binary_key_whose_user_id_looks_like_armor_loads(tmp_path: Path) -> None:
+    tricky = generate_key(7, user_id="-----BEGIN PGP PUBLIC KEY BLOCK----- <x@example.org>")
+    path = tmp_path / "tricky.gpg"
+    path.write_bytes(tricky.data + ring(range(2)))
+    store = MemoryStore()
+    summary = load([path], store)
+    assert (summary.added, summary.rejected_total) == (3, 0)
+    cert = KeyRecord.decode(store.get(tricky.fingerprint) or b"").certificate
+    assert cert is not None and list(cert.user_ids) == [tricky.user_id.encode()]

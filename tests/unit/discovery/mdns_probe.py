@@ -21,7 +21,7 @@ async def main(cluster: str, node_id: str, port: int, want: int, deadline: float
         print(json.dumps({"node": node_id, "peers": found, "ignored": disc.ignored,
                           "seconds": round(time.monotonic() - start, 2)}), flush=True)
         # Stay announced a little longer so slower siblings can still see us.
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(1.0)
     finally:
         await disc.stop()
 

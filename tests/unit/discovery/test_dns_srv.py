@@ -87,10 +87,17 @@ class FakeDns(asyncio.DatagramProtocol):
 
 async def serve(fake: FakeDns) -> tuple[tuple[str, int], asyncio.BaseTransport, asyncio.Server]:
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(lambda: fake, local_addr=("127.0.0.1", 0))
-    port = transport.get_extra_info("sockname")[1]
-    server = await asyncio.start_server(fake.tcp, "127.0.0.1", port)
-    return ("127.0.0.1", port), transport, server
+    for _ in range(20):  # the UDP port the OS picked may be taken for TCP: try another
+        transport, _ = await loop.create_datagram_endpoint(lambda: fake,
+                                                           local_addr=("127.0.0.1", 0))
+        port = transport.get_extra_info("sockname")[1]
+        try:
+            server = await asyncio.start_server(fake.tcp, "127.0.0.1", port)
+        except OSError:
+            transport.close()
+            continue
+        return ("127.0.0.1", port), transport, server
+    raise RuntimeError("no port free for both UDP and TCP")
 
 
 SRV = [(10, 50, 7001, "pod-b.meshkp.default.svc.cluster.local"),

@@ -74,7 +74,7 @@ def test_three_nodes_find_each_other_and_ignore_another_cluster(netns: str) -> N
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
     procs = [spawn("alpha", f"n{i}", 7000 + 10 * i, 2, 20) for i in range(3)]
-    procs.append(spawn("beta", "intruder", 7100, 1, 4))
+    procs.append(spawn("beta", "intruder", 7100, 1, 3))
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=60)

@@ -36,7 +36,7 @@ async def test_an_upload_is_pushed_to_every_peer(mesh3: Mesh) -> None:
 
 
 async def test_forward_while_new_reaches_nodes_beyond_the_fanout() -> None:
-    mesh = Mesh(6, dataclasses.replace(FAST, fanout=2), seed=7)
+    mesh = Mesh(6, dataclasses.replace(FAST, fanout=2, origin_fanout=2), seed=7)
     try:
         await mesh[0].upload(*range(5))
         await mesh.settle()

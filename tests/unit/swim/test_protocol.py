@@ -126,3 +126,17 @@ def test_tick_always_moves_the_next_deadline_forward() -> None:
         t = s.next_deadline()
         s.tick(t)
         assert s.next_deadline() > t
+
+
+def test_meta_that_peers_would_refuse_is_a_config_error() -> None:
+    import random
+
+    from meshkp.errors import ConfigError
+
+    config = make("a").config
+    with pytest.raises(ConfigError, match="meta exceeds 512 bytes"):
+        Swim(config, "a", addr("a"), 0.0, delegate=NullDelegate({"pad": "x" * 600}))
+    s = Swim(config, "a", addr("a"), 0.0, rng=random.Random(1))
+    with pytest.raises(ConfigError, match="meta"):
+        s.update_meta(1.0, {"port": 11371})  # type: ignore[dict-item]
+    assert s.incarnation == 1
