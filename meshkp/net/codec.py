@@ -26,7 +26,11 @@ class SealedCodec:
 
     def pack(self, frame: Frame) -> bytes:
         """Encode and seal; FrameTooLarge if the result would exceed the bound."""
-        return self.keyring.seal(encode_frame(frame, self.max_frame))
+        return self.keyring.seal(self.encode(frame))
+
+    def encode(self, frame: Frame) -> bytes:
+        """The plaintext frame (pack = seal(encode)); split so big frames can seal off-loop."""
+        return encode_frame(frame, self.max_frame)
 
     def unpack(self, data: bytes) -> Frame:
         """Check size, open, decode and check the type; raise a WireError subclass on failure."""

@@ -30,6 +30,10 @@ RequestHandler = Callable[[Addr, Frame], Awaitable[Frame | None]]
 
 TRANSPORT = "tcp"
 LENGTH_BYTES = 4
+# Frames above this size are sealed/opened/decoded in a worker thread: a 1 MB frame costs
+# ~5 ms of crypto and msgpack, an 8 MB one ~50 ms, which must not stall the event loop
+# (STYLE.md §10). PyNaCl and msgpack run in C, so the thread does not hold the loop back.
+OFFLOAD_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +179,7 @@ class TcpTransport:
                 data = await _read_sealed(reader, self._limits, self._limits.idle_timeout)
                 if data is None:
                     return
-                frame = self._codec.unpack(data)
+                frame = await self._unpack(data)
             except WireError as exc:
                 self._stats.drop(TRANSPORT, exc.reason, where, str(exc))
                 return
@@ -195,7 +199,7 @@ class TcpTransport:
             if reply is None:
                 continue
             try:
-                sealed = self._codec.pack(self._stamp(reply))
+                sealed = await self._pack(self._stamp(reply))
             except WireError as exc:
                 self._stats.drop(TRANSPORT, "send_oversize", where, str(exc))
                 return
@@ -207,6 +211,18 @@ class TcpTransport:
             self._stats.sent(TRANSPORT, len(sealed))
 
     # ---- client side ----
+
+    async def _pack(self, frame: Frame) -> bytes:
+        plain = self._codec.encode(frame)
+        if len(plain) <= OFFLOAD_BYTES:
+            return self._codec.keyring.seal(plain)
+        return await asyncio.get_running_loop().run_in_executor(
+            None, self._codec.keyring.seal, plain)
+
+    async def _unpack(self, data: bytes) -> Frame:
+        if len(data) <= OFFLOAD_BYTES:
+            return self._codec.unpack(data)
+        return await asyncio.get_running_loop().run_in_executor(None, self._codec.unpack, data)
 
     def _stamp(self, frame: Frame) -> Frame:
         if self._sender_id is not None and frame.sender is None:
@@ -231,7 +247,7 @@ class TcpTransport:
     async def _exchange(
         self, addr: Addr, frame: Frame, timeout: float | None, want_reply: bool
     ) -> Frame | None:
-        sealed = self._codec.pack(self._stamp(frame))
+        sealed = await self._pack(self._stamp(frame))
         if len(sealed) > self._limits.frame_bytes:
             raise FrameTooLarge(f"frame is {len(sealed)} bytes, bound {self._limits.frame_bytes}")
         where = format_addr(addr)
@@ -248,7 +264,7 @@ class TcpTransport:
                     data = await _read_sealed(reader, self._limits, deadline)
                 if data is None:
                     raise PeerUnreachable(f"{where} closed the connection without replying")
-                reply = self._codec.unpack(data)
+                reply = await self._unpack(data)
             except WireError as exc:
                 self._stats.drop(TRANSPORT, exc.reason, where, str(exc))
                 raise
