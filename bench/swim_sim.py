@@ -14,6 +14,7 @@ Simulated durations shrink as n grows so the whole run stays within a few minute
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import statistics
 import sys
@@ -77,8 +78,7 @@ def settle(cluster: SimCluster, timeout: float = 180.0) -> None:
         raise RuntimeError(f"cluster of {len(cluster.running())} did not converge")
 
 
-def measure(plan: Plan, seed: int) -> Result:
-    config = SwimConfig.lan()
+def measure(plan: Plan, seed: int, config: SwimConfig) -> Result:
     cluster = SimCluster(config, seed=seed, sealed=False)
     rng = random.Random(seed)
     res = Result(plan.n)
@@ -171,7 +171,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="10,50,200", help="comma-separated cluster sizes")
     parser.add_argument("--quick", action="store_true", help="quarter the simulated durations")
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--no-final-probe", action="store_true",
+                        help="declare dead when the suspicion timer runs out, as memberlist does")
     args = parser.parse_args(argv)
+    config = dataclasses.replace(SwimConfig.lan(), final_probe=not args.no_final_probe)
     results = []
     for n in (int(x) for x in args.sizes.split(",")):
         plan = PLANS.get(n, Plan(n, 5, 5, 300.0, 120.0))
@@ -180,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
                         plan.fp_seconds / 4, plan.bytes_window)
         t0 = time.perf_counter()
         say(f"n={n}: {plan}")
-        res = measure(plan, args.seed + n)
+        res = measure(plan, args.seed + n, config)
         say(f"n={n}: {res.simulated:.0f} simulated s in {time.perf_counter() - t0:.0f} s")
         results.append(res)
     print(HEADER)

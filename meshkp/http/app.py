@@ -22,7 +22,6 @@ from meshkp.http.hkp import (
     OP_LABEL,
     HkpHandlers,
     options_of,
-    read_add_form,
     wants_json,
 )
 from meshkp.http.metrics import CONTENT_TYPE, HttpMetrics
@@ -59,9 +58,6 @@ def make_error_middleware(
         started = time.perf_counter()
         status = 500
         try:
-            if request.method == "POST" and request.path == "/pks/add":
-                # Read (and bound) the upload once, before any inner middleware looks at it.
-                await read_add_form(request, limits)
             response = await handler(request)
             status = response.status
             return response

@@ -11,7 +11,10 @@ x-consistency (header `X-Consistency`, or an `x-consistency` query or form varia
 by a middleware around POST /pks/add: the add handler runs unchanged, the keys it changed are
 collected through the service's write listener (same task, via a context variable), and the
 reply waits for that many nodes to acknowledge them; short of it after the timeout, the reply
-is 503 and says how many did (the write stays stored and keeps spreading).
+is 503 and says how many did (the write stays stored and keeps spreading). The form variable
+is read through `read_add_form`, the one reader of an upload body (bounded, cached per
+request): its errors (413, unparseable body) propagate to the error middleware as they would
+from the add handler.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from meshkp.errors import InvalidRequest, MeshkpError
+from meshkp.errors import InvalidRequest
 from meshkp.http.auth import require_admin
+from meshkp.http.hkp import read_add_form
 from meshkp.keys.ingest import IngestResult
+from meshkp.limits import Limits
 from meshkp.replication.consistency import parse_level
 from meshkp.replication.deletes import conflict_json, parse_fingerprint
 from meshkp.replication.replicator import Replicator
@@ -53,9 +58,12 @@ def collect_changes(result: IngestResult) -> None:
 class ClusterSyncHandlers:
     """Routes and the consistency middleware of one node's replication."""
 
-    def __init__(self, replicator: Replicator, token: str, default_consistency: str = "one") -> None:
+    def __init__(
+        self, replicator: Replicator, token: str, limits: Limits, default_consistency: str = "one"
+    ) -> None:
         self.replicator = replicator
         self.token = token
+        self.limits = limits
         self.default_consistency = default_consistency
 
     def register(self, app: web.Application) -> None:
@@ -114,7 +122,7 @@ class ClusterSyncHandlers:
     async def consistency_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method != "POST" or request.path != "/pks/add":
             return await handler(request)
-        level = parse_level(await _asked_level(request), self.default_consistency)
+        level = parse_level(await self._asked_level(request), self.default_consistency)
         if level == "one":
             return await handler(request)
         changed: list[bytes] = []
@@ -145,16 +153,14 @@ class ClusterSyncHandlers:
         return web.Response(status=503, text=f"{message}\n{body}", content_type="text/plain",
                             headers={"X-Consistency-Acks": f"{acked}/{needed}"})
 
-
-async def _asked_level(request: web.Request) -> str | None:
-    asked = request.headers.get(CONSISTENCY_HEADER) or request.query.get("x-consistency")
-    if asked:
-        return asked
-    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        try:
-            form = await request.post()  # cached by aiohttp: the add handler reads it again
-        except (MeshkpError, web.HTTPException, ValueError):
-            return None  # the add handler reports the body problem itself
+    async def _asked_level(self, request: web.Request) -> str | None:
+        """The x-consistency asked for: header, query variable, then form field."""
+        asked = request.headers.get(CONSISTENCY_HEADER) or request.query.get("x-consistency")
+        if asked:
+            return asked
+        # Raises LimitExceeded/InvalidRequest for a bad body: the error middleware maps them.
+        form = await read_add_form(request, self.limits)
         value = form.get("x-consistency")
-        return str(value) if isinstance(value, str) else None
-    return None
+        if isinstance(value, bytes):
+            return value.decode("latin-1")
+        return value if isinstance(value, str) else None

@@ -193,9 +193,10 @@ ADD_FORM_KEY = web.RequestKey("meshkp.add_form", object)
 async def read_add_form(request: web.Request, limits: Limits) -> MultiMapping[Any]:
     """The fields of a POST /pks/add body, read once per request (later calls get the same).
 
-    The error middleware calls it before any other middleware runs, so that a layer that
-    looks at the form early (x-consistency) sees the same fields and the body errors (413,
-    unparseable multipart) are reported as such. It raises LimitExceeded or InvalidRequest.
+    Every reader of an upload goes through here (the add handler, and the x-consistency
+    middleware of meshkp/http/cluster_sync.py, which may look first), so that the body is
+    read and bounded once and its errors (413, unparseable multipart) are reported as such,
+    whoever meets them first. It raises LimitExceeded or InvalidRequest.
     """
     cached = request.get(ADD_FORM_KEY)
     if isinstance(cached, BaseException):
@@ -235,7 +236,10 @@ async def _read_form(request: web.Request, limits: Limits) -> MultiMapping[Any]:
             "(config limits.upload_bytes)",
             limit="upload_bytes",
         ) from None
-    except (ValueError, HttpProcessingError) as exc:  # a body aiohttp cannot parse
+    # A body aiohttp cannot parse. Its multipart reader also raises LookupError for a part's
+    # unknown charset and RuntimeError for an unknown Content-Transfer-Encoding/-Encoding:
+    # the client's fault too, never a 500.
+    except (ValueError, LookupError, RuntimeError, HttpProcessingError) as exc:
         raise InvalidRequest(f"form data cannot be parsed: {exc!s:.200}") from None
     # No (or another) content type: accept a urlencoded body anyway, as SKS does.
     text = body.decode("latin-1")

@@ -298,9 +298,14 @@ class MembershipService:
         limit = timeout if timeout is not None else swim.config.leave_timeout
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
-        while not swim.leave_broadcast_done and loop.time() < deadline:
+        def told_everyone() -> bool:
+            # Alone (no alive or suspect peer), there is nobody to tell: do not wait.
+            return swim.leave_broadcast_done or not any(
+                m.status <= Status.SUSPECT and m.node_id != self.node_id for m in swim.members())
+
+        while not told_everyone() and loop.time() < deadline:
             await asyncio.sleep(min(swim.config.gossip_interval, 0.05))
-        done = swim.leave_broadcast_done
+        done = told_everyone()
         log.info("event=leave_broadcast node_id=%s complete=%s", self.node_id, done)
         return done
 

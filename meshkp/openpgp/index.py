@@ -139,26 +139,38 @@ def index_terms(cert: Certificate, limits: Limits | None = None) -> frozenset[In
     """The store index terms of a certificate: key IDs of all keys, e-mails, keywords."""
     limits = limits or Limits()
     terms: set[IndexTerm] = set()
-    keys = [parse_public_key(cert.primary.packet.body)]
-    keys += [parse_public_key(c.packet.body) for c in cert.subkeys.values()]
-    for key in keys:
+    for body in (cert.primary.packet.body, *(c.packet.body for c in cert.subkeys.values())):
+        key = parse_public_key(body)
         terms.add((IndexKind.FINGERPRINT, key.fingerprint))
         terms.add((IndexKind.KEY_ID64, key.key_id))
         terms.add((IndexKind.KEY_ID32, key.short_id))
-    keywords: list[str] = []
-    for info in key_info(cert).user_ids:  # primary first: its keywords survive the cap
-        text, email = info.text, info.email
+    words_of: dict[bytes, list[str]] = {}
+    for user_id in cert.user_ids:
+        text = user_id_text(user_id)
+        email = email_of(text)
         if email:
             terms.add((IndexKind.EMAIL, email.encode("utf-8")))
-        keywords += tokens(text, limits.keyword_bytes, email)
-    seen: set[str] = set()
-    for word in keywords:
-        if len(seen) >= limits.keywords_per_key:
-            break
-        if word not in seen:
-            seen.add(word)
-            terms.add((IndexKind.KEYWORD, word.encode("utf-8")))
+        words_of[user_id] = tokens(text, limits.keyword_bytes, email)
+    keywords = {word for words in words_of.values() for word in words}
+    if len(keywords) > limits.keywords_per_key:
+        keywords = _capped_keywords(cert, words_of, limits.keywords_per_key)
+    terms.update((IndexKind.KEYWORD, word.encode("utf-8")) for word in keywords)
     return frozenset(terms)
+
+
+def _capped_keywords(cert: Certificate, words_of: dict[bytes, list[str]], cap: int) -> set[str]:
+    """The first `cap` distinct keywords, primary user ID's first (then by user ID bytes).
+
+    Only a key over the cap needs the order, and finding the primary user ID parses every
+    self-signature (the dearest part of indexing), so index_terms calls this only then.
+    """
+    seen: set[str] = set()
+    for info in key_info(cert).user_ids:
+        for word in words_of[info.user_id]:
+            if len(seen) >= cap:
+                return seen
+            seen.add(word)
+    return seen
 
 
 def keyword_terms(query: str, limits: Limits | None = None) -> list[bytes]:

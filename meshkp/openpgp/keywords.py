@@ -24,8 +24,12 @@ _IN_TEXT = re.compile(r"[^<>\s@(),;:\"']+@[^<>\s@(),;:\"']+")
 
 
 def user_id_text(user_id: bytes) -> str:
-    """A user ID as text: UTF-8 (RFC 9580 §5.11), invalid bytes replaced."""
-    return user_id.decode("utf-8", errors="replace")
+    """A user ID as text: UTF-8 (RFC 9580 §5.11), else Latin-1 (what old PGP versions wrote,
+    so "M\xfcller" is still found as "müller")."""
+    try:
+        return user_id.decode("utf-8")
+    except UnicodeDecodeError:
+        return user_id.decode("latin-1")
 
 
 def email_of(text: str) -> str | None:

@@ -23,7 +23,8 @@ What is kept, per component (RFC 9580 §5.2.1 signature types, §10.1 structure)
   digest peers compare, e.g. gentoo-l1.asc); other types there are dropped.
 - A key is kept if at least one component, direct-key signature or self-revocation
   survived; otherwise KeyRejected("no valid self-signature"). A key none of whose
-  self-signatures can be *checked* (e.g. a post-quantum primary) is rejected naming why.
+  self-signatures can be *checked* (e.g. a post-quantum primary) is rejected with
+  "no verifiable self-signature ..." naming the algorithm.
 
 Merge: once the validity of each component is fixed, `normalise` is a per-packet filter
 and the cap keeps the N smallest by a total order, so `normalise(a ∪ b) ==
@@ -221,8 +222,8 @@ def _normalise(key: RawKey, limits: Limits, known_valid: KnownValid) -> Certific
         reason = "no valid self-signature"
         if checker.unsupported:
             reason = (
-                f"no valid self-signature: none could be verified on this "
-                f"{key.primary.algorithm_name} v{key.primary.version} key ({checker.unsupported})"
+                f"no verifiable self-signature on this v{key.primary.version} key: "
+                f"{checker.unsupported}"
             )
         raise KeyRejected(reason, fingerprint)
     cert = Certificate(

@@ -91,7 +91,9 @@ async def _setup(node: Any) -> None:
     service.write_listeners.append(replicator.on_ingest)
     service.write_listeners.append(collect_changes)
     token = load_or_create_token(Path(node.config.data_dir), getattr(node.config, "admin_token", None))
-    ClusterSyncHandlers(replicator, token, node.config.default_consistency).register(node.app)
+    ClusterSyncHandlers(
+        replicator, token, node.config.limits, node.config.default_consistency
+    ).register(node.app)
     ReplicationMetrics(replicator, node.metrics.registry)
     if listener is not None:
         listener.handler = replicator.handle

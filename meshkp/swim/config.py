@@ -59,8 +59,8 @@ class SwimConfig:
     # healed partition or a paused process refutes and rejoins (Serf reconnect). 0 disables.
     reconnect_interval: float = 30.0
     # meshkp addition: when a suspicion timer runs out, probe the suspect once more (directly,
-    # with the accusation attached, and through indirect_checks members) and declare it dead only
-    # if that fails too. Costs up to one probe_interval of detection time; saves the false
+    # with the accusation attached, and through 2 * indirect_checks members) and declare it dead
+    # only if that fails too. Costs up to one probe_interval of detection time; saves the false
     # positive of an observer that missed the refutation. False gives memberlist's behaviour.
     final_probe: bool = True
     # Bytes of one UDP frame, after encryption. 1,400 stays under a 1,500-byte Ethernet MTU with

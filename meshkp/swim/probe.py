@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from meshkp.swim.config import SwimConfig
 from meshkp.swim.effects import Effect
 from meshkp.swim.membership import Membership
-from meshkp.swim.messages import Ack, Message, Nack, Ping, PingReq, Suspect
+from meshkp.swim.messages import Ack, Alive, Message, Nack, Ping, PingReq, Suspect
 from meshkp.swim.state import Member
 from meshkp.swim.types import Addr, Status
 
@@ -37,6 +37,7 @@ class _Relay:
 
     requester: Addr
     seq: int
+    target: str
     nack: bool
     deadline: float
 
@@ -75,7 +76,7 @@ class FailureDetector:
             if now >= relay.deadline:
                 del self._relays[seq]
                 if relay.nack:
-                    out.append(self.ms.packet(relay.requester, [Nack(relay.seq)]))
+                    out.append(self._answer(relay, Nack(relay.seq)))
         if now >= self.next_probe_at and not self.ms.leaving:
             self._start(now, out)
 
@@ -90,7 +91,7 @@ class FailureDetector:
 
     def on_ping_req(self, req: PingReq, now: float, out: list[Effect]) -> None:
         seq = self.ms.next_seq()
-        self._relays[seq] = _Relay(req.source_addr, req.seq, req.nack,
+        self._relays[seq] = _Relay(req.source_addr, req.seq, req.target, req.nack,
                                    now + self.config.probe_timeout)
         local = self.ms.local
         ping = Ping(seq, req.target, local.node_id, local.addr)
@@ -104,7 +105,7 @@ class FailureDetector:
             return
         relay = self._relays.pop(ack.seq, None)
         if relay is not None:
-            out.append(self.ms.packet(relay.requester, [Ack(relay.seq)]))
+            out.append(self._answer(relay, Ack(relay.seq)))
             return
         self.ms.verified(ack.seq, now)
 
@@ -140,12 +141,26 @@ class FailureDetector:
         if target is None:
             return
         self.ms.stats.indirect_probes += 1
-        p.expected_nacks = self._ping_req(target, p.seq, out)
+        p.expected_nacks = self._ping_req(target, p.seq, out, self.config.indirect_checks)
 
-    def _ping_req(self, target: Member, seq: int, out: list[Effect]) -> int:
-        """Ask up to indirect_checks alive members to probe target; return how many were asked."""
+    def _answer(self, relay: _Relay, answer: Ack | Nack) -> Effect:
+        """Our ack or nack for a ping-req, with our own view of the target when we hold it alive.
+
+        meshkp addition: a requester that missed the target's refutation learns the newer
+        incarnation from any helper that answers, even when the target itself stays out of reach.
+        An alive at an incarnation the requester already has changes nothing, so this cannot keep
+        a really dead node alive.
+        """
+        primary: list[Message] = [answer]
+        target = self.ms.table.get(relay.target)
+        if target is not None and target.status == Status.ALIVE:
+            primary.append(Alive(target.node_id, target.addr, target.incarnation, target.meta))
+        return self.ms.packet(relay.requester, primary)
+
+    def _ping_req(self, target: Member, seq: int, out: list[Effect], helpers: int) -> int:
+        """Ask up to `helpers` alive members to probe target; return how many were asked."""
         peers = self.ms.table.random_members(
-            self.config.indirect_checks, self.rng,
+            helpers, self.rng,
             lambda m: m.status == Status.ALIVE and m.node_id != target.node_id,
         )
         local = self.ms.local
@@ -160,7 +175,8 @@ class FailureDetector:
         memberlist declares dead as soon as the timer runs out. An observer that missed the
         refutation then turns one lost packet into a false positive, so (when final_probe is on)
         we ping the suspect once more, directly with the accusation attached (so its alive rides
-        back on the ack) and through indirect_checks members, and wait one probe interval.
+        back on the ack) and through 2 * indirect_checks members (whose answers carry their own
+        view of it), and wait one probe interval.
         """
         for node_id, timer in self.ms.due_suspicions(now):
             target = self.ms.table.get(node_id)
@@ -174,7 +190,8 @@ class FailureDetector:
             accusation = Suspect(node_id, target.incarnation, local.node_id)
             ping = Ping(seq, node_id, local.node_id, local.addr)
             out.append(self.ms.packet(target.addr, [accusation, ping]))
-            self._ping_req(target, seq, out)
+            # Twice the usual helpers: this probe decides, so buy it a lower miss rate.
+            self._ping_req(target, seq, out, 2 * max(1, self.config.indirect_checks))
 
     def _failed(self, p: _Probe, now: float, out: list[Effect]) -> None:
         self.ms.stats.probe_failures += 1

@@ -50,7 +50,7 @@ began = time.monotonic()
 alpha = {"m0": "alive", "m1": "alive", "m2": "alive"}
 while True:
     views = [view(11371 + i) for i in range(4)]
-    if views[:3] == [alpha] * 3 or time.monotonic() - began > float(sys.argv[1]):
+    if (views[:3] == [alpha] * 3 and views[3]) or time.monotonic() - began > float(sys.argv[1]):
         break
     time.sleep(0.2)
 print(json.dumps({"views": views, "seconds": time.monotonic() - began}))

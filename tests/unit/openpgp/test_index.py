@@ -187,6 +187,15 @@ def test_keyword_terms_tokenise_like_user_ids_most_selective_first() -> None:
     assert keyword_terms("  ,;: ") == []
 
 
+def test_latin1_user_ids_are_searchable() -> None:
+    from meshkp.openpgp.keywords import tokens, user_id_text
+
+    text = user_id_text("Jürgen Müller <jm@example.de>".encode("latin-1"))
+    assert text == "Jürgen Müller <jm@example.de>"
+    assert "müller" in tokens(text, 64)
+    assert keyword_terms("Müller") == ["müller".encode()]
+
+
 def test_keywords_capped_in_number_and_length() -> None:
     c = cert("lp1195901.asc")
     limits = Limits(keywords_per_key=5, keyword_bytes=6)

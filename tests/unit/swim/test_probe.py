@@ -4,7 +4,7 @@ from meshkp.swim.messages import Ack, Alive, Nack, Ping, PingReq, Suspect
 from meshkp.swim.protocol import Swim
 from meshkp.swim.types import Status
 
-from .helpers import addr, changes, know, make, run, sent, udp
+from .helpers import addr, changes, drain, know, make, run, sent, udp
 
 
 def test_ping_is_acked_with_piggybacked_news() -> None:
@@ -124,3 +124,14 @@ def test_probe_of_a_suspect_carries_the_accusation_first() -> None:
                 assert msgs[0] == Suspect("b", 1, "a") and isinstance(msgs[1], Ping)
                 return
     raise AssertionError("b was never probed")
+
+
+def test_ping_req_answers_carry_the_helpers_view_of_the_target() -> None:
+    s = make("a")
+    s.handle(0.0, addr("c"), Alive("c", addr("c"), 4, {}))
+    s.handle(0.0, addr("b"), PingReq(41, "c", addr("c"), "b", addr("b"), nack=True))
+    drain(s, 0.0)
+    late = run(s, 0.5)
+    # b may have missed c's refutation: the nack tells b what we know of c.
+    (dest, msgs), = [(d, m) for d, m in udp(late) if d == addr("b")]
+    assert msgs[:2] == [Nack(41), Alive("c", addr("c"), 4, {})]
