@@ -1,0 +1,182 @@
+"""Bootstrap of a new node from an N-key node, against `cp -r` of the LevelDB directory (issue 5).
+
+A source `meshkp serve` holds N generated Ed25519 keys (bench/keygen.py), loaded once with
+`meshkp load` and cached under bench/out/ with its keyring. Each run copies the source's
+LevelDB directory with `cp -r` (the baseline, timed) and starts the source on that copy; then a
+new, empty node is started with the source as its only replication peer, and the figure is the
+wall time from launching it until its merkle_root equals the source's (process start, the
+Merkle diff, fetching, validating and merging every record included). Both processes run on
+this machine's loopback, so they share its cores. Also reported: the CPU seconds each process
+used during the run, and the wire bytes of the bootstrap.
+
+    python -m bench.replication_bootstrap --keys 100000 --runs 3
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bench.common import OUT_DIR, free_port, meshkp_command, report, timed_run
+from bench.keygen import write_keyring
+from meshkp.net.crypto import generate_key, write_key_file
+from tests.integration.conftest import ServerProcess, start_server
+
+# Seconds one bootstrap may take before the run is declared failed (the target is 60 s).
+BOOTSTRAP_TIMEOUT_S = 900
+# Status polling period of the new node: often enough for a sub-second resolution, rarely
+# enough not to cost it CPU (each poll reads the Merkle root and the counters).
+POLL_S = 0.25
+
+
+def keyring_path(n: int) -> Path:
+    """The cached keyring of n generated keys (written on first use)."""
+    path = OUT_DIR / f"bootstrap-keys-{n}.pgp"
+    if not path.exists():
+        began = time.perf_counter()
+        partial = path.with_suffix(".tmp")
+        write_keyring(str(partial), n)
+        partial.rename(path)
+        print(f"generated {n} keys into {path} in {time.perf_counter() - began:.1f} s")
+    return path
+
+
+def source_dir(n: int) -> Path:
+    """The cached data directory of the source node, loaded with `meshkp load` on first use."""
+    path = OUT_DIR / f"bootstrap-source-{n}"
+    done = path / "loaded.json"
+    if done.exists():
+        return path
+    ring = keyring_path(n)
+    partial = OUT_DIR / f"bootstrap-source-{n}.tmp"
+    shutil.rmtree(partial, ignore_errors=True)
+    seconds = timed_run([*meshkp_command(), "load", "--data-dir", str(partial), "--node-id", "src",
+                         "--no-progress", "--summary-json", str(partial / "load.json"), str(ring)],
+                        timeout=3600)
+    summary = json.loads((partial / "load.json").read_text())
+    if summary.get("keys_in_store") != n:
+        raise RuntimeError(f"meshkp load stored {summary.get('keys_in_store')} keys, not {n}")
+    (partial / "loaded.json").write_text(json.dumps({"keys": n, "load_seconds": seconds}))
+    shutil.rmtree(path, ignore_errors=True)
+    partial.rename(path)
+    print(f"loaded the source ({n} keys) with meshkp load in {seconds:.1f} s")
+    return path
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def status(node: ServerProcess) -> dict[str, Any]:
+    reply = node.request("GET", "/cluster/sync/status", timeout=60)
+    assert reply.status == 200, reply.text
+    data = reply.json()
+    assert isinstance(data, dict)
+    return data
+
+
+def one_run(n: int, cached: Path, work: Path, run: int, verify: str) -> dict[str, Any]:
+    """One baseline copy and one bootstrap; their figures."""
+    run_dir = work / f"run{run}"
+    run_dir.mkdir(parents=True)
+    key_file = run_dir / "cluster.key"
+    write_key_file(key_file, [generate_key()], overwrite=True)
+    src = run_dir / "src"
+    src.mkdir()
+    for item in cached.iterdir():  # the node identity and small files; the store is the baseline
+        if item.name != "keys" and item.is_file():
+            shutil.copy2(item, src / item.name)
+    cp_s = timed_run(["cp", "-r", str(cached / "keys"), str(src / "keys")], timeout=600)
+    ports = free_port(), free_port()
+    common = ["--sync-key-file", str(key_file), "--no-access-log", "--log-level", "WARNING"]
+    source = start_server(src, "--node-id", "src", "--sync-port", str(ports[0]), *common)
+    new: ServerProcess | None = None
+    try:
+        want = status(source)
+        assert want["keys"] == n, f"source holds {want['keys']} keys, not {n}"
+        source_cpu0 = cpu_seconds(source.proc.pid)
+        began = time.monotonic()
+        new = start_server(run_dir / "new", "--node-id", "new", "--sync-port", str(ports[1]),
+                           "--sync-peer", f"127.0.0.1:{ports[0]}",
+                           "--verify-peer-records", verify, *common)
+        started_s = time.monotonic() - began
+        samples: list[tuple[float, int]] = []
+        while True:
+            now = status(new)
+            elapsed = time.monotonic() - began
+            if now["syncing"]:
+                samples.append((round(elapsed, 2), now["syncing"]["pulled"]))
+            if now["merkle_root"] == want["merkle_root"]:
+                break
+            if elapsed > BOOTSTRAP_TIMEOUT_S:
+                raise RuntimeError(f"no convergence after {elapsed:.0f} s: {now}")
+            time.sleep(POLL_S)
+        wall = time.monotonic() - began
+        new_cpu = cpu_seconds(new.proc.pid)
+        source_cpu = cpu_seconds(source.proc.pid) - source_cpu0
+        assert now["keys"] == n, f"new node holds {now['keys']} keys, not {n}"
+        peer = now["peers"].get(f"127.0.0.1:{ports[0]}", {})
+        total = peer.get("total", {})
+    finally:
+        if new is not None:
+            new.stop()
+        source.stop()
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return {
+        "wall_s": wall, "cp_s": cp_s, "ratio": wall / cp_s, "node_start_s": started_s,
+        "new_cpu_s": new_cpu, "source_cpu_s": source_cpu,
+        "bytes_received": total.get("bytes_received"), "bytes_sent": total.get("bytes_sent"),
+        "progress": samples[:: max(1, len(samples) // 20)],
+    }
+
+
+@click.command()
+@click.option("--keys", "n", default=100_000, show_default=True)
+@click.option("--runs", default=3, show_default=True)
+@click.option("--verify-peer-records", "verify", default="push", show_default=True,
+              type=click.Choice(["all", "push", "none"]),
+              help="The new node's setting (push: anti-entropy records checked structurally).")
+def main(n: int, runs: int, verify: str) -> None:
+    cached = source_dir(n)
+    work = OUT_DIR / "bootstrap-work"  # same disk as the cached source, for cp -r
+    shutil.rmtree(work, ignore_errors=True)
+    results = []
+    try:
+        for run in range(runs):
+            result = one_run(n, cached, work, run, verify)
+            results.append(result)
+            print(f"run {run}: bootstrap {result['wall_s']:.1f} s ({n / result['wall_s']:,.0f} keys/s), "
+                  f"cp -r {result['cp_s']:.2f} s, ratio {result['ratio']:.0f}x, "
+                  f"cpu new {result['new_cpu_s']:.1f} s source {result['source_cpu_s']:.1f} s",
+                  flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    wall = statistics.median(r["wall_s"] for r in results)
+    cp_s = statistics.median(r["cp_s"] for r in results)
+    rows = [[f"run {i}", f"{r['wall_s']:.1f}", f"{r['cp_s']:.2f}", f"{r['ratio']:.0f}x",
+             f"{r['new_cpu_s']:.1f}", f"{r['source_cpu_s']:.1f}", f"{r['bytes_received'] or 0:,}"]
+            for i, r in enumerate(results)]
+    rows.append(["median", f"{wall:.1f}", f"{cp_s:.2f}", f"{wall / cp_s:.0f}x", "", "", ""])
+    report("replication_bootstrap",
+           f"Bootstrap of a new node from {n:,} keys (median of {runs}, verify={verify})",
+           ["run", "bootstrap s", "cp -r s", "ratio", "new node CPU s", "source CPU s",
+            "bytes in"],
+           rows,
+           {"keys": n, "runs": results, "median_wall_s": wall, "median_cp_s": cp_s,
+            "median_ratio": wall / cp_s, "keys_per_s": n / wall, "verify_peer_records": verify,
+            "target_s": 60, "python": sys.version.split()[0],
+            "load_seconds": json.loads((cached / "loaded.json").read_text())["load_seconds"]})
+
+
+if __name__ == "__main__":
+    main()
