@@ -120,6 +120,8 @@ def report(name: str, title: str, columns: Sequence[str], rows: Sequence[Sequenc
         "title": title,
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "host_cpus": os.cpu_count(),
+        # Other work on the machine skews absolute figures; ratios are measured side by side.
+        "load_average_at_end": os.getloadavg(),
         "table": {"columns": list(columns), "rows": [[str(c) for c in r] for r in rows]},
         **data,
     }

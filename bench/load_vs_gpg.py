@@ -75,15 +75,17 @@ def main(runs: int, gpg_runs: int, keyring: Path) -> None:
 def run(runs: int = 3, gpg_runs: int = 1, keyring: Path = DEBIAN_KEYRING) -> dict[str, object]:
     meshkp_times: list[float] = []
     summary: dict[str, object] = {}
-    for attempt in range(runs):
-        seconds, summary, _disk = meshkp_load(keyring)
-        meshkp_times.append(seconds)
-        console.print(f"meshkp load run {attempt + 1}: {seconds:.2f} s  {summary.get('totals')}")
-    gpg_times = []
-    for attempt in range(gpg_runs):
-        seconds = gpg_import_seconds(keyring)
-        gpg_times.append(seconds)
-        console.print(f"gpg --import run {attempt + 1}: {seconds:.2f} s")
+    gpg_times: list[float] = []
+    # Interleaved (meshkp, gpg, meshkp, ...) so that a change in machine load hits both.
+    for attempt in range(max(runs, gpg_runs)):
+        if attempt < runs:
+            seconds, summary, _disk = meshkp_load(keyring)
+            meshkp_times.append(seconds)
+            console.print(f"meshkp load run {attempt + 1}: {seconds:.2f} s  {summary.get('totals')}")
+        if attempt < gpg_runs:
+            seconds = gpg_import_seconds(keyring)
+            gpg_times.append(seconds)
+            console.print(f"gpg --import run {attempt + 1}: {seconds:.2f} s")
     speedup = median(gpg_times) / median(meshkp_times)
     rows = [
         ["gpg --import (baseline)", len(gpg_times), f"{median(gpg_times):.2f}", "1.0x"],
