@@ -155,6 +155,14 @@ class KeyRecord:
         tombstone = Tombstone.from_obj(tomb) if tomb is not None else None
         return cls(fingerprint, certificate, VersionVector.from_obj(vv), tombstone)
 
+    @property
+    def sks_digest(self) -> str | None:
+        """SKS MD5 digest of the live packets (op=hget, /pks/hashquery); None when not served."""
+        from meshkp.openpgp.digest import certificate_digest
+
+        live = self.live_certificate
+        return certificate_digest(live) if live is not None else None
+
     def state_hash(self) -> bytes:
         """SHA-256 of the encoded state: the Merkle leaf digest for anti-entropy."""
         return hashlib.sha256(self.encode()).digest()

@@ -117,3 +117,65 @@ def test_concurrent_deletes_join_their_seen_vectors() -> None:
     assert merged == b.merge(a)
     assert merged.seen == VersionVector({"n1": 2, "n2": 3})
     assert (merged.actor, merged.reason) == ("bob", "takedown")
+
+
+@st.composite
+def replica_histories(draw: st.DrawFn) -> tuple[int, list[tuple[str, int, int]]]:
+    """(replica count, ops): each op is (kind, replica, argument) in the order they happen."""
+    count = draw(st.integers(3, 5))
+    ops = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["add", "add", "add", "delete", "send"]),
+                st.integers(0, count - 1),
+                st.integers(0, 2**60),
+            ),
+            min_size=1, max_size=25,
+        )
+    )
+    return count, ops
+
+
+@given(replica_histories(), st.randoms(use_true_random=False))
+def test_replicas_converge_under_reordering_duplicates_and_drops(history, rng) -> None:
+    count, ops = history
+    replicas: list[KeyRecord | None] = [None] * count
+    in_flight: list[tuple[int, KeyRecord]] = []
+    for kind, replica, argument in ops:
+        node = f"n{replica}"
+        state = replicas[replica]
+        if kind == "add":
+            cert = _subset(argument)
+            replicas[replica] = KeyRecord.new(cert, node) if state is None else state.add(cert, node)
+        elif kind == "delete" and state is not None:
+            replicas[replica] = state.delete(node, argument, "takedown", node)
+        elif state is not None:
+            in_flight.append((argument % count, state))
+        # The channel delivers a random queued message; it may stay queued (a duplicate later).
+        if in_flight and rng.random() < 0.7:
+            target, message = rng.choice(in_flight)
+            if rng.random() < 0.5:
+                in_flight.remove((target, message))
+            mine = replicas[target]
+            replicas[target] = message if mine is None else mine.merge(message)
+    # Whatever is still queued is dropped; a final full exchange must converge everyone.
+    states = [s for s in replicas if s is not None]
+    if not states:
+        return
+    final = states[0]
+    for other in states[1:]:
+        final = final.merge(other)
+    converged = []
+    for state in states:
+        for other in states:
+            state = state.merge(other)
+        converged.append(state.encode())
+    assert set(converged) == {final.encode()}
+    # Delete-wins: a key with any tombstone is not served anywhere.
+    assert (final.live_certificate is None) == any(s.tombstone is not None for s in states)
+
+
+def test_sks_digest_is_of_the_live_packets() -> None:
+    record = KeyRecord.new(FULL, "n1")
+    assert record.sks_digest is not None and len(record.sks_digest) == 32
+    assert record.delete("n1", 1, "r", "a").sks_digest is None
