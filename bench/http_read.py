@@ -6,7 +6,8 @@ the keyring (a typical key, not a toy). For each request (`op=get` by fingerprin
 `op=index&options=mr` by that key's e-mail address) the baseline is a bare aiohttp handler
 (bench/bare_server.py) that returns the very bytes meshkp returned, with the same content
 type. Both are driven by the same generator (wrk if installed), same connections, same
-duration, alternating meshkp/baseline runs; the figure is median(meshkp) / median(bare).
+duration, in back-to-back pairs of alternating order; the figure is the median over the
+pairs of meshkp/bare (robust to load from other processes drifting between runs).
 Run: python -m bench.http_read
 """
 
@@ -79,7 +80,10 @@ def _alternate(urls: dict[str, str], runs: int, connections: int,
     for url in urls.values():  # warm-up: first connections, caches, lazy imports
         run_load(url, connections, 1)
     for attempt in range(runs):
-        for name, url in urls.items():
+        # Each run is a back-to-back pair, in alternating order, so drift in machine load
+        # between runs hits both servers alike; the figure is the median of pair ratios.
+        order = list(urls.items()) if attempt % 2 == 0 else list(reversed(urls.items()))
+        for name, url in order:
             result = run_load(url, connections, seconds)
             if result.errors:
                 raise RuntimeError(f"{name}: {result.errors} failed requests in {url}")
@@ -121,21 +125,22 @@ def compare(name: str, meshkp_url: str, runs: int, connections: int, seconds: fl
         results = _alternate({"meshkp": meshkp_url, "bare": bare_url}, runs, connections, seconds)
     finally:
         stop_process(bare)
-    ours = median([r.requests_per_s for r in results["meshkp"]])
-    base = median([r.requests_per_s for r in results["bare"]])
+    pair_ratios = [m.requests_per_s / b.requests_per_s
+                   for m, b in zip(results["meshkp"], results["bare"], strict=True)]
     return {
         "url": meshkp_url,
         "response_bytes": len(body),
         "content_type": content_type,
         "meshkp_rps": [r.requests_per_s for r in results["meshkp"]],
         "bare_rps": [r.requests_per_s for r in results["bare"]],
-        "ratio": ours / base,
+        "pair_ratios": pair_ratios,
+        "ratio": median(pair_ratios),
         "tool": results["meshkp"][0].tool,
     }
 
 
 @click.command()
-@click.option("--runs", type=int, default=3, show_default=True)
+@click.option("--runs", type=int, default=5, show_default=True)
 @click.option("--connections", type=int, default=16, show_default=True)
 @click.option("--seconds", type=float, default=5.0, show_default=True)
 def main(runs: int, connections: int, seconds: float) -> None:
@@ -143,7 +148,7 @@ def main(runs: int, connections: int, seconds: float) -> None:
     run(runs, connections, seconds)
 
 
-def run(runs: int = 3, connections: int = 16, seconds: float = 5.0) -> dict[str, object]:
+def run(runs: int = 5, connections: int = 16, seconds: float = 5.0) -> dict[str, object]:
     target = pick_median_key(DEBIAN_KEYRING)
     work = Path(tempfile.mkdtemp(prefix="bench-http-"))
     data_dir = work / "data"

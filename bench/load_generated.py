@@ -24,7 +24,7 @@ from bench.load_vs_gpg import gpg_import_seconds, meshkp_load
 LOAD_TIMEOUT_S = 900
 
 
-def run(count: int = 100_000, runs: int = 3, gpg_keys: int = 10_000) -> dict[str, object]:
+def run(count: int = 100_000, runs: int = 3, gpg_keys: int = 2_000) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="bench-gen-"))
     try:
         keyring = work / f"ed25519-{count}.gpg"
@@ -70,7 +70,7 @@ def run(count: int = 100_000, runs: int = 3, gpg_keys: int = 10_000) -> dict[str
 @click.command()
 @click.option("--count", type=int, default=100_000, show_default=True)
 @click.option("--runs", type=int, default=3, show_default=True)
-@click.option("--gpg-keys", type=int, default=10_000, show_default=True)
+@click.option("--gpg-keys", type=int, default=2_000, show_default=True)
 def main(count: int, runs: int, gpg_keys: int) -> None:
     """Generate COUNT keys, load them with meshkp RUNS times, compare with gpg."""
     run(count, runs, gpg_keys)

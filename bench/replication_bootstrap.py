@@ -15,7 +15,7 @@ used during the run, and the wire bytes of the bootstrap.
 from __future__ import annotations
 
 import json
-import os
+import resource
 import shutil
 import statistics
 import sys
@@ -71,10 +71,10 @@ def source_dir(n: int) -> Path:
     return path
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a running process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def children_cpu() -> float:
+    """User + system CPU seconds of this process's reaped children (and theirs, when reaped)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def status(node: ServerProcess) -> dict[str, Any]:
@@ -104,7 +104,6 @@ def one_run(n: int, cached: Path, work: Path, run: int, verify: str) -> dict[str
     try:
         want = status(source)
         assert want["keys"] == n, f"source holds {want['keys']} keys, not {n}"
-        source_cpu0 = cpu_seconds(source.proc.pid)
         began = time.monotonic()
         new = start_server(run_dir / "new", "--node-id", "new", "--sync-port", str(ports[1]),
                            "--sync-peer", f"127.0.0.1:{ports[0]}",
@@ -122,15 +121,20 @@ def one_run(n: int, cached: Path, work: Path, run: int, verify: str) -> dict[str
                 raise RuntimeError(f"no convergence after {elapsed:.0f} s: {now}")
             time.sleep(POLL_S)
         wall = time.monotonic() - began
-        new_cpu = cpu_seconds(new.proc.pid)
-        source_cpu = cpu_seconds(source.proc.pid) - source_cpu0
         assert now["keys"] == n, f"new node holds {now['keys']} keys, not {n}"
-        peer = now["peers"].get(f"127.0.0.1:{ports[0]}", {})
+        time.sleep(1.0)  # let the round finish (its worker processes stop with it)
+        peer = status(new)["peers"].get(f"127.0.0.1:{ports[0]}", {})
         total = peer.get("total", {})
     finally:
+        # Lifetime CPU of each process (start-up included; worker processes included once
+        # the node has reaped them), from the rusage of reaped children.
+        cpu0 = children_cpu()
         if new is not None:
             new.stop()
+        cpu1 = children_cpu()
         source.stop()
+        cpu2 = children_cpu()
+    new_cpu, source_cpu = cpu1 - cpu0, cpu2 - cpu1
     shutil.rmtree(run_dir, ignore_errors=True)
     return {
         "wall_s": wall, "cp_s": cp_s, "ratio": wall / cp_s, "node_start_s": started_s,

@@ -8,19 +8,23 @@ For n = 10, 50 and 200 it measures, in simulated time on a seeded SimNetwork:
 and prints them beside memberlist's formulas and Serf's convergence model (docs/membership.md).
 
 Frames use the key-tag codec (same byte sizes as NaCl sealing, without the cipher's CPU cost).
-Simulated durations shrink as n grows so the whole run stays within a few minutes.
+Simulated durations shrink as n grows so the whole run stays within a few minutes; `make bench
+--quick` (bench.run_all) calls run() for n = 10 and 50 with a quarter of the loss durations.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import random
 import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
+from bench.common import OUT_DIR
 from meshkp.net.simcluster import Event, SimCluster
 from meshkp.swim.config import SwimConfig
 from meshkp.swim.formulas import (
@@ -95,7 +99,7 @@ def measure(plan: Plan, seed: int, config: SwimConfig) -> Result:
     # Join: a fresh node joins through one seed; time until every node lists it alive.
     for k in range(plan.joins):
         joiner = cluster.add_node(f"joiner-{k}", seeds=[cluster.nodes["node-0"].addr])
-        took = cluster.run_until(lambda j=joiner: cluster.all_see(j.node_id, Status.ALIVE),
+        took = cluster.run_until(partial(cluster.all_see, joiner.node_id, Status.ALIVE),
                                  timeout=120.0, step=0.05)
         if took is None:
             raise RuntimeError(f"{joiner.node_id} never reached every view")
@@ -117,7 +121,7 @@ def measure(plan: Plan, seed: int, config: SwimConfig) -> Result:
 
         cluster.listeners.append(listen)
         cluster.crash(victim)
-        took = cluster.run_until(lambda v=victim: cluster.all_see(v, Status.DEAD),
+        took = cluster.run_until(partial(cluster.all_see, victim, Status.DEAD),
                                  timeout=180.0, step=0.05)
         cluster.listeners.remove(listen)
         if took is None:
@@ -166,29 +170,54 @@ HEADER = (
 )
 
 
+def run(sizes: str = "10,50", quick: bool = True, seed: int = 2024,
+        final_probe: bool = True) -> list[Result]:
+    """Measure each size, print the markdown table and write bench/out/swim_sim.json."""
+    config = dataclasses.replace(SwimConfig.lan(), final_probe=final_probe)
+    results = []
+    for n in (int(x) for x in sizes.split(",")):
+        plan = PLANS.get(n, Plan(n, 5, 5, 300.0, 120.0))
+        if quick:
+            plan = Plan(n, max(2, plan.crashes // 2), max(2, plan.joins // 2),
+                        plan.fp_seconds / 4, plan.bytes_window)
+        t0 = time.perf_counter()
+        say(f"n={n}: {plan}")
+        res = measure(plan, seed + n, config)
+        say(f"n={n}: {res.simulated:.0f} simulated s in {time.perf_counter() - t0:.0f} s")
+        results.append(res)
+    print(HEADER)
+    for res in results:
+        print(row(res))
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / "swim_sim.json").write_text(json.dumps(
+        {"profile": "lan", "final_probe": final_probe, "quick": quick,
+         "results": [summary(r) for r in results]}, indent=2) + "\n")
+    return results
+
+
+def summary(res: Result) -> dict[str, object]:
+    return {
+        "n": res.n,
+        "detect_p50_s": pct(res.detect, 0.5), "detect_p99_s": pct(res.detect, 0.99),
+        "detect_all_p50_s": statistics.median(res.detect_all),
+        "detect_all_max_s": max(res.detect_all),
+        "join_all_p50_s": statistics.median(res.join_all), "join_all_max_s": max(res.join_all),
+        "false_dead": {f"{loss:.2f}": {"events": c, "node_hours": h}
+                       for loss, (c, h) in res.false_per_node_hour.items()},
+        "bytes_per_node_s": res.bytes_per_node_s,
+        "simulated_s": res.simulated,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="10,50,200", help="comma-separated cluster sizes")
     parser.add_argument("--quick", action="store_true", help="quarter the simulated durations")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--no-final-probe", action="store_true",
                         help="declare dead when the suspicion timer runs out, as memberlist does")
     args = parser.parse_args(argv)
-    config = dataclasses.replace(SwimConfig.lan(), final_probe=not args.no_final_probe)
-    results = []
-    for n in (int(x) for x in args.sizes.split(",")):
-        plan = PLANS.get(n, Plan(n, 5, 5, 300.0, 120.0))
-        if args.quick:
-            plan = Plan(n, max(2, plan.crashes // 2), max(2, plan.joins // 2),
-                        plan.fp_seconds / 4, plan.bytes_window)
-        t0 = time.perf_counter()
-        say(f"n={n}: {plan}")
-        res = measure(plan, args.seed + n, config)
-        say(f"n={n}: {res.simulated:.0f} simulated s in {time.perf_counter() - t0:.0f} s")
-        results.append(res)
-    print(HEADER)
-    for res in results:
-        print(row(res))
+    run(args.sizes, args.quick, args.seed, final_probe=not args.no_final_probe)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,15 @@ class Limits:
     # Results of a free-text search. gpg shows them all, so an unbounded "a" query would
     # stream the whole index.
     search_results: int = 100
+    # Keywords ANDed in one free-text search. Each costs one index scan of up to
+    # `keyword_scan` keys; beyond a handful the result is almost always empty anyway, and a
+    # hostile query could otherwise ask for a hundred scans (search_chars allows ~128 words).
+    search_keywords: int = 8
+    # Candidate keys read per keyword when several keywords are ANDed; the intersection is
+    # taken over at most this many keys per word (in fingerprint order), so a search for two
+    # very common words can miss keys beyond it. Bounds one search to search_keywords x this
+    # index entries; at least search_results and get_results so a reply can still be filled.
+    keyword_scan: int = 10_000
     # Keys in one op=get reply (several matches give one keyring).
     get_results: int = 100
     # Keyword index terms per key (words of user IDs, e-mails, local parts, domains); the
@@ -43,6 +52,13 @@ class Limits:
     # Each costs a public-key operation (~0.2 ms for RSA-4096): without it an 8 MiB upload of
     # forged "self-signatures" buys seconds of CPU. Honest keys have none or a few.
     bad_self_signatures: int = 64
+    # Candidate components hashed per key while looking for the one a misfiled self-signature
+    # binds (GnuPG's "signatures reordered", meshkp/openpgp/relocate.py). Each is one hash of
+    # the primary key and the candidate, a few µs and no public-key operation (those count
+    # against bad_self_signatures); without it forged "self-signatures" filed among thousands
+    # of tiny user IDs would cost strays x components hashes. Real keys need a few dozen
+    # (rtt-140.asc: 25). When it runs out the remaining misfiled signatures are just dropped.
+    relocation_hashes: int = 4096
     # One keyword, in UTF-8 bytes; longer words are cut (queries are cut the same way, so they
     # still match). Bounds index key size.
     keyword_bytes: int = 64
@@ -56,3 +72,8 @@ class Limits:
             raise ConfigError("limit packet_bytes must not exceed key_bytes")
         if self.key_bytes > self.upload_bytes:
             raise ConfigError("limit key_bytes must not exceed upload_bytes")
+        if self.keyword_scan < max(self.search_results, self.get_results):
+            raise ConfigError(
+                "limit keyword_scan must be at least search_results and get_results, or a "
+                "search of several keywords could never fill a reply"
+            )

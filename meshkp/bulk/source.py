@@ -38,8 +38,14 @@ class Piece:
     weight: int
 
 
+# Editors on Windows start text files with a UTF-8 byte order mark; its first byte has bit 7
+# set, so without this check an armored file would be taken for binary.
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def detect(head: bytes) -> InputKind:
     """The kind of an input from its first bytes."""
+    head = head.removeprefix(UTF8_BOM)
     stripped = head.lstrip()
     if not head:
         return InputKind.EMPTY
@@ -71,7 +77,7 @@ def open_pieces(path: Path) -> Iterator[tuple[InputKind, list[Piece]]]:
         else:
             handle.seek(0)
             try:
-                blocks = dearmor(handle.read())
+                blocks = dearmor(handle.read().removeprefix(UTF8_BOM))
             except ArmorError as exc:
                 raise InputError(
                     f"{path}: not binary OpenPGP (first byte has bit 7 clear) and not valid "

@@ -3,7 +3,10 @@
 Pure and synchronous: it reads through the functions it is given and returns what to write;
 it never writes. The HTTP path runs it inside `AsyncStore.run_exclusive` (so two uploads of
 one key cannot interleave their read-merge-write), and the bulk loader runs it on its own
-batches. Parsing and signature checks happen before, in meshkp.openpgp.keytext.
+batches. Parsing and signature checks happen before, in meshkp.openpgp.keytext, except for
+a `PartialKey` (an upload with signatures only the stored copy can place, e.g. a third-party
+certification of a user ID sent without its self-signature): it is normalised here together
+with the stored copy (normalise_update), so those signatures are kept.
 
 Per key the outcome is:
 - added:     no record existed; a new record with vv {node_id: 1};
@@ -20,13 +23,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from meshkp.errors import MeshkpError
+from meshkp.errors import KeyRejected, MeshkpError
 from meshkp.limits import Limits
 from meshkp.openpgp.certificate import Certificate
 from meshkp.openpgp.digest import certificate_digest
 from meshkp.openpgp.index import index_terms
-from meshkp.openpgp.keytext import KeytextItem, Rejected
-from meshkp.openpgp.normalise import merge
+from meshkp.openpgp.keytext import KeytextItem, PartialKey, Rejected
+from meshkp.openpgp.normalise import merge, normalise_update
 from meshkp.openpgp.revocation import RevocationCertificate, apply_revocation
 from meshkp.record import KeyRecord
 from meshkp.store.protocol import IndexKind, IndexTerm, RecordWrite
@@ -149,7 +152,10 @@ def ingest(
             if fingerprint is not None and outcome.status is Status.UPDATED:
                 changed[fingerprint] = None
         else:
-            outcome = _add(item, overlay, node_id, limits)
+            if isinstance(item, PartialKey):
+                outcome = _add_partial(item, overlay, node_id, limits)
+            else:
+                outcome = _add(item, overlay, node_id, limits)
             outcomes.append((position, item.fingerprint, outcome))
             if outcome.status in (Status.ADDED, Status.UPDATED):
                 changed[item.fingerprint] = None
@@ -216,6 +222,25 @@ def _add(cert: Certificate, overlay: _Overlay, node_id: str, limits: Limits) -> 
         )
     overlay.decided[cert.fingerprint] = _bump(stored, merged, node_id)
     return KeyOutcome(Status.UPDATED, fingerprint_hex)
+
+
+def _add_partial(item: PartialKey, overlay: _Overlay, node_id: str, limits: Limits) -> KeyOutcome:
+    stored = overlay.get(item.fingerprint)
+    if stored is None or stored.live_certificate is None:
+        if isinstance(item.alone, Rejected):
+            return KeyOutcome(Status.REJECTED, item.alone.fingerprint, item.alone.reason)
+        return _add(item.alone, overlay, node_id, limits)
+    # Start from stored + what the upload validly brought on its own, so that only the
+    # orphaned signatures get checked again (normalise_update trusts the base's).
+    base = stored.live_certificate
+    if not isinstance(item.alone, Rejected):
+        base = merge(base, item.alone, limits)
+    try:
+        updated = normalise_update(base, item.packets, limits)
+    except MeshkpError as exc:
+        reason = exc.reason if isinstance(exc, KeyRejected) else str(exc)
+        return KeyOutcome(Status.REJECTED, item.fingerprint.hex().upper(), reason)
+    return _add(updated, overlay, node_id, limits)
 
 
 def _bump(stored: KeyRecord, certificate: Certificate, node_id: str) -> KeyRecord:

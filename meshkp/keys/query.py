@@ -8,7 +8,7 @@ Forms, in the order they are tried:
   the exact-address index, lowercased. This is what gpg's `--locate-external-keys` sends
   (with `exact=on`) and what `--search-keys alice@example.org` sends (without).
 - `exact=on` with any other text: keys with a user ID equal to the text (case-insensitive).
-- anything else: free text, the AND of its keywords, at most MAX_KEYWORDS of them.
+- anything else: free text, the AND of its keywords, at most `Limits.search_keywords`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,6 @@ from meshkp.errors import InvalidRequest
 from meshkp.limits import Limits
 from meshkp.openpgp.index import keyword_terms
 from meshkp.store.protocol import IndexKind, IndexTerm
-
-# Keywords ANDed in one free-text search. Each costs one index scan; beyond a handful the
-# result is almost always empty anyway, and a hostile query could otherwise ask for hundreds.
-MAX_KEYWORDS = 8
 
 _HEX = re.compile(r"[0-9A-Fa-f]+")
 _KEY_ID_KINDS = {8: IndexKind.KEY_ID32, 16: IndexKind.KEY_ID64, 32: IndexKind.FINGERPRINT,
@@ -106,8 +102,9 @@ def _keyword_query(text: str, limits: Limits) -> Query:
             f"search '{text}' has no searchable words; search by key ID (0x...), "
             "e-mail address, or name"
         )
-    if len(words) > MAX_KEYWORDS:
+    if len(words) > limits.search_keywords:
         raise InvalidRequest(
-            f"search has {len(words)} words; at most {MAX_KEYWORDS} are combined, use fewer"
+            f"search has {len(words)} words; at most {limits.search_keywords} are combined "
+            "(config limits.search_keywords), use fewer"
         )
     return Query(text, tuple((IndexKind.KEYWORD, word) for word in words))

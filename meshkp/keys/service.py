@@ -29,10 +29,6 @@ from meshkp.store.protocol import IndexKind, IndexTerm, RecordWrite, Store
 
 log = logging.getLogger(__name__)
 
-# Candidates fetched per keyword when several keywords are ANDed. The intersection is taken
-# over at most this many keys per word, so a search for two very common words can miss keys
-# beyond it (documented in docs/hkp.md); it bounds the work of one search.
-KEYWORD_SCAN = 10_000
 # Bytes of keys in one /pks/hashquery reply (SKS asks for 100 digests at a time). Hockeypuck
 # bounds it the same way; the peer asks again for what is missing.
 HASHQUERY_MAX_BYTES = 32 * 1024 * 1024
@@ -176,7 +172,7 @@ class KeyService:
         if len(query.terms) == 1:
             found = list(await self._term(query.terms[0], limit))
         else:
-            sets = [await self._term(term, KEYWORD_SCAN) for term in query.terms]
+            sets = [await self._term(term, self.limits.keyword_scan) for term in query.terms]
             sets.sort(key=len)
             common = set(sets[0]).intersection(*sets[1:])
             found = [fp for fp in sets[0] if fp in common]

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from meshkp.clock import FakeClock, FakeTimer
-from meshkp.net.sim import DEFAULT_KEY, SimNetwork, make_codec
+from meshkp.net.sim import SimNetwork
+from meshkp.net.simcodec import DEFAULT_KEY, make_codec
 from meshkp.swim.config import SwimConfig
 from meshkp.swim.effects import Effect, MemberChanged, ReplyTcp, SendTcp, SendUdp
 from meshkp.swim.messages import Message
@@ -65,8 +66,9 @@ class SimNode:
         self._apply(self.swim.handle(self.cluster.clock.now(), src, message))
 
     def on_resume(self) -> None:
-        self._timer_at = float("inf")
-        self._wake()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._wake()  # timers that fell due during the pause run now, late, as after SIGCONT
 
     # --- driving ------------------------------------------------------------------------------
 

@@ -46,6 +46,10 @@ class RawKey:
     direct: set[Packet] = field(default_factory=set)
     components: dict[Packet, RawComponent] = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)  # why packets were dropped, for logs
+    # Set by the normaliser: third-party signatures it dropped because their component (a
+    # user ID uploaded without its self-signature) or the whole key had no valid
+    # self-signature here. A stored copy can keep them: ingest then uses normalise_update.
+    orphans: int = 0
 
 
 def fingerprint_hex(key: PublicKey) -> str:

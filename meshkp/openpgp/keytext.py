@@ -4,8 +4,10 @@ An upload is armored (one or more `BEGIN PGP` blocks) or binary, and each stream
 any number of transferable keys (RFC 9580 §10.1). Each armored block is split on its own:
 a revocation certificate in its own block must not attach to the key of the block before.
 
-Every key comes back as a `Certificate` or a `Rejected` with an operator-facing reason;
-signatures that stand before the first key of a stream come back as
+Every key comes back as a `Certificate` or a `Rejected` with an operator-facing reason, or
+as a `PartialKey` when the upload holds signatures that only a stored copy of the key can
+place (ingest then normalises it together with that copy); signatures that stand before the
+first key of a stream come back as
 `RevocationCertificate`s (ingest merges them into the stored key they name) or as
 `Rejected`. A stream that cannot be framed at all (bad armor, truncated packet) raises
 `OpenPGPError`: the upload is malformed and nothing of it should be stored.
@@ -21,7 +23,8 @@ from meshkp.limits import Limits
 from meshkp.openpgp.armor import dearmor, is_armored
 from meshkp.openpgp.certificate import Certificate
 from meshkp.openpgp.framing import iter_packets
-from meshkp.openpgp.normalise import normalise
+from meshkp.openpgp.grouping import group_packets
+from meshkp.openpgp.normalise import normalise_grouped
 from meshkp.openpgp.packet import Packet, Tag
 from meshkp.openpgp.pubkey import parse_public_key
 from meshkp.openpgp.revocation import RevocationCertificate, parse_revocation
@@ -38,7 +41,23 @@ class Rejected:
     fingerprint: str = ""  # uppercase hex, '' when the key could not be identified
 
 
-KeytextItem = Certificate | RevocationCertificate | Rejected
+@dataclass(frozen=True, slots=True)
+class PartialKey:
+    """A key whose upload holds signatures normalising it alone would lose, and its raw packets.
+
+    Those are third-party certifications of a user ID uploaded without its self-signature
+    (the signer exported only what they signed) and self-signatures that bind none of the
+    uploaded components. A stored copy of the key can place them: ingest calls
+    normalise_update(stored, packets). Without a stored copy, `alone` is the outcome.
+    Rare, so the common path (new keys, bulk loads) keeps its compact Certificate.
+    """
+
+    fingerprint: bytes
+    packets: tuple[Packet, ...]
+    alone: Certificate | Rejected  # normalise(packets), or why it was rejected
+
+
+KeytextItem = Certificate | PartialKey | RevocationCertificate | Rejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,15 +113,25 @@ def parse_keytext(data: bytes, limits: Limits | None = None) -> list[KeytextItem
     return list(iter_keytext(data, limits))
 
 
-def _key(key: TransferableKey, limits: Limits) -> Certificate | Rejected:
+def _key(key: TransferableKey, limits: Limits) -> Certificate | PartialKey | Rejected:
     if key.secret:
         return Rejected(SECRET_KEY_REASON, _secret_fingerprint(key.packets[0]))
     try:
-        return normalise(key.packets, limits)
+        grouped = group_packets(key.packets, limits)
     except KeyRejected as exc:
         return Rejected(exc.reason, exc.fingerprint)
     except MeshkpError as exc:
         return Rejected(str(exc))
+    alone: Certificate | Rejected
+    try:
+        alone = normalise_grouped(grouped, limits)
+    except KeyRejected as exc:
+        alone = Rejected(exc.reason, exc.fingerprint)
+    except MeshkpError as exc:
+        alone = Rejected(str(exc))
+    if grouped.orphans:
+        return PartialKey(grouped.primary.fingerprint, key.packets, alone)
+    return alone
 
 
 def _bare_signature(packet: Packet) -> RevocationCertificate | Rejected:

@@ -48,6 +48,7 @@ from meshkp.openpgp.certificate import Certificate, Component
 from meshkp.openpgp.grouping import RawKey, fingerprint_hex, group_packets
 from meshkp.openpgp.packet import Packet, Tag
 from meshkp.openpgp.pubkey import PublicKey, parse_public_key
+from meshkp.openpgp.relocate import Stray, relocate
 from meshkp.openpgp.signature import CERTIFICATIONS, Signature, SigType, parse_signature
 from meshkp.openpgp.sigpeek import SigHeader, peek_signature
 from meshkp.openpgp.verify import verify_binding
@@ -78,6 +79,12 @@ def normalise(packets: Sequence[Packet], limits: Limits | None = None) -> Certif
     """The canonical certificate of one transferable key; KeyRejected says why if none."""
     limits = limits or Limits()
     return _normalise(group_packets(packets, limits), limits, known_valid=frozenset())
+
+
+def normalise_grouped(key: RawKey, limits: Limits) -> Certificate:
+    """normalise() of an already grouped key; afterwards `key.orphans` tells whether the
+    upload held signatures that only a stored copy can place (see normalise_update)."""
+    return _normalise(key, limits, known_valid=frozenset())
 
 
 def normalise_update(
@@ -147,6 +154,8 @@ class _Checker:
         self.unsupported: str | None = None
         self.failures = 0
         self.max_failures = max_failures
+        # Self-signatures that failed on the component they were filed under (relocate.py).
+        self.strays: dict[Packet, Stray] = {}
 
     def check(
         self,
@@ -176,12 +185,21 @@ class _Checker:
         if (target, packet) in self.known_valid:
             return True
         try:
-            valid = verify_binding(self.primary, parse_signature(packet.body), target)
+            sig = parse_signature(packet.body)
+            valid = self.verify(sig, target)
         except UnsupportedAlgorithm as exc:
             self.unsupported = self.unsupported or str(exc)
             return False
         except MalformedPacket:
-            valid = False  # unreachable while peek_signature mirrors parse_signature
+            return False  # unreachable while peek_signature mirrors parse_signature
+        if not valid and target is not None:
+            _, filed = self.strays.get(packet, (sig, frozenset()))
+            self.strays[packet] = (sig, filed | {target})
+        return valid
+
+    def verify(self, sig: Signature, target: Packet | None) -> bool:
+        """verify_binding, counting failures against the bad_self_signatures budget."""
+        valid = verify_binding(self.primary, sig, target)
         if not valid:
             self.failures += 1
             if self.failures > self.max_failures:
@@ -191,6 +209,20 @@ class _Checker:
                     fingerprint_hex(self.primary),
                 )
         return valid
+
+
+def _place_strays(
+    checker: _Checker, checked: dict[Packet, tuple[frozenset[Packet], set[int]]], limits: Limits
+) -> None:
+    """Move misfiled self-signatures to the component they bind, in place (relocate.py)."""
+    placed = {sig for kept, _ in checked.values() for sig in kept}
+    moved = relocate(
+        checker.primary, checker.strays, checked.keys(), placed,
+        limits.relocation_hashes, checker.verify,
+    )
+    for packet, target in moved.items():
+        kept, valid = checked[target]
+        checked[target] = (kept | {packet}, valid | {checker.strays[packet][0].sig_type})
 
 
 def encoded_size(packet: Packet) -> int:
@@ -207,18 +239,24 @@ def _normalise(key: RawKey, limits: Limits, known_valid: KnownValid) -> Certific
     primary_sigs, primary_valid = checker.check(
         key.direct, None, _PRIMARY_SELF, _PRIMARY_THIRD_PARTY, cap
     )
-    groups: dict[int, dict[bytes, Component]] = {tag: {} for tag in _COMPONENT_TAGS}
+    checked: dict[Packet, tuple[frozenset[Packet], set[int]]] = {}
     for packet, raw in key.components.items():
         if packet.tag == Tag.PUBLIC_SUBKEY:
-            kept, valid = checker.check(raw.signatures, packet, _SUBKEY_SELF, (), cap)
+            checked[packet] = checker.check(raw.signatures, packet, _SUBKEY_SELF, (), cap)
         else:
-            kept, valid = checker.check(raw.signatures, packet, _USER_SIGS, _USER_SIGS, cap)
+            checked[packet] = checker.check(raw.signatures, packet, _USER_SIGS, _USER_SIGS, cap)
+    if checker.strays:
+        _place_strays(checker, checked, limits)
+    groups: dict[int, dict[bytes, Component]] = {tag: {} for tag in _COMPONENT_TAGS}
+    for packet, (kept, valid) in checked.items():
         if valid:
             groups[packet.tag][packet.body] = Component(packet, kept)
         else:
             key.dropped.append(f"tag {packet.tag} component without a valid self-signature")
+            key.orphans += len(kept)  # third-party certifications a stored self-sig would keep
 
     if not primary_valid and not any(groups.values()):
+        key.orphans += len(primary_sigs)  # all third-party here: no self-signature is valid
         reason = "no valid self-signature"
         if checker.unsupported:
             reason = (

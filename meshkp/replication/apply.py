@@ -6,7 +6,8 @@ in between). Per record it merges the stored state with the received one by the 
 commutes with merge), and writes only if the state changed: the record, its index terms
 (none while a tombstone stands), the key/tombstone counters, the conflict marker and the
 Merkle leaf, all in one batch. It reports which records were new, so that only those are
-forwarded (forward-while-new).
+forwarded (forward-while-new). Records from peers arrive as `Prepared` states (prepare.py):
+a key not stored yet is then written without parsing it again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from meshkp.limits import Limits
 from meshkp.openpgp.normalise import merge as merge_certificates
 from meshkp.record import KeyRecord
 from meshkp.replication.merkle_index import TOMBSTONES_COUNTER, MerkleIndex
-from meshkp.store.protocol import RecordWrite, Store
+from meshkp.replication.prepare import Prepared
+from meshkp.store.protocol import IndexTerm, RecordWrite, Store
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,8 @@ class MergeResult:
     """What one merge call did: per input, whether the state changed; the new states."""
 
     changed: list[bool] = field(default_factory=list)
-    records: dict[bytes, KeyRecord] = field(default_factory=dict)  # changed fps -> new state
+    # changed fps -> new state (a Prepared one for a key stored as received: not decoded here)
+    records: dict[bytes, KeyRecord | Prepared] = field(default_factory=dict)
     encoded: dict[bytes, bytes] = field(default_factory=dict)  # changed fps -> new bytes
     writes: list[RecordWrite] = field(default_factory=list)
 
@@ -51,31 +54,37 @@ def join(stored: KeyRecord | None, incoming: KeyRecord, limits: Limits) -> KeyRe
     return merged
 
 
-def _live(record: KeyRecord | None) -> bool:
-    return record is not None and not record.deleted and record.certificate is not None
+def _facts(
+    state: KeyRecord | Prepared | None, limits: Limits
+) -> tuple[frozenset[IndexTerm], bool, bool, bool]:
+    """(index terms, live, deleted, in conflict) of a state; a Prepared one has them ready."""
+    if state is None:
+        return frozenset(), False, False, False
+    if isinstance(state, Prepared):
+        return state.terms, state.live, state.deleted, state.conflict
+    live = not state.deleted and state.certificate is not None
+    return record_terms(state, limits), live, state.deleted, state.conflict is not None
 
 
 def record_write(
-    before: KeyRecord | None, after: KeyRecord, encoded: bytes, limits: Limits
+    before: KeyRecord | None, after: KeyRecord | Prepared, encoded: bytes, limits: Limits
 ) -> RecordWrite:
     """The RecordWrite moving one key from `before` to `after` (without the Merkle update)."""
+    old_terms, was_live, was_deleted, was_conflict = _facts(before, limits)
+    new_terms, is_live, is_deleted, is_conflict = _facts(after, limits)
     counters: dict[str, int] = {}
-    keys_delta = int(_live(after)) - int(_live(before))
-    if keys_delta:
-        counters[KEYS_COUNTER] = keys_delta
-    tomb_delta = int(after.deleted) - int(before is not None and before.deleted)
-    if tomb_delta:
-        counters[TOMBSTONES_COUNTER] = tomb_delta
+    if is_live != was_live:
+        counters[KEYS_COUNTER] = int(is_live) - int(was_live)
+    if is_deleted != was_deleted:
+        counters[TOMBSTONES_COUNTER] = int(is_deleted) - int(was_deleted)
     extra: tuple[tuple[bytes, bytes | None], ...] = ()
-    was_conflict = before is not None and before.conflict is not None
-    is_conflict = after.conflict is not None
     if was_conflict != is_conflict:
         extra = ((CONFLICT_PREFIX + after.fingerprint, b"1" if is_conflict else None),)
     return RecordWrite(
         fingerprint=after.fingerprint,
         record=encoded,
-        old_terms=record_terms(before, limits),
-        new_terms=record_terms(after, limits),
+        old_terms=old_terms,
+        new_terms=new_terms,
         counters=counters,
         extra=extra,
     )
@@ -83,25 +92,35 @@ def record_write(
 
 def merge_into_store(
     store: Store,
-    incoming: Sequence[KeyRecord],
+    incoming: Sequence[KeyRecord | Prepared],
     index: MerkleIndex,
     limits: Limits,
     sync: bool = True,
 ) -> MergeResult:
-    """Join each incoming state into the store; write what changed as one batch."""
+    """Join each incoming state into the store; write what changed as one batch.
+
+    A Prepared state of a key the store does not hold is written as it is (its bytes and
+    terms were computed when it was prepared); any other is joined with the stored state.
+    """
     result = MergeResult()
-    current: dict[bytes, tuple[KeyRecord | None, bytes | None]] = {}
+    current: dict[bytes, tuple[KeyRecord | Prepared | None, bytes | None]] = {}
     original: dict[bytes, KeyRecord | None] = {}
-    for record in incoming:
-        fingerprint = record.fingerprint
+    for item in incoming:
+        fingerprint = item.fingerprint
         if fingerprint not in current:
             data = store.get(fingerprint)
             stored = KeyRecord.decode(data) if data is not None else None
             current[fingerprint] = (stored, data)
             original[fingerprint] = stored
-        stored, data = current[fingerprint]
-        merged = join(stored, record, limits)
-        encoded = merged.encode()
+        state, data = current[fingerprint]
+        merged: KeyRecord | Prepared
+        if state is None and isinstance(item, Prepared):
+            merged, encoded = item, item.encoded
+        else:
+            base = state.key_record() if isinstance(state, Prepared) else state
+            record = item.key_record() if isinstance(item, Prepared) else item
+            merged = join(base, record, limits)
+            encoded = merged.encode()
         if encoded == data:
             result.changed.append(False)
             continue

@@ -70,7 +70,9 @@ def delete_in_store(
     base = stored if stored is not None else KeyRecord(fingerprint, None, VersionVector())
     deleted = base.delete(node_id, hlc, reason, actor)
     merged = merge_into_store(store, [deleted], index, limits)
-    outcome = DeleteOutcome(fingerprint, merged.records.get(fingerprint, deleted),
+    state = merged.records.get(fingerprint, deleted)
+    record = state if isinstance(state, KeyRecord) else state.key_record()
+    outcome = DeleteOutcome(fingerprint, record,
                             bool(merged.changed and merged.changed[0]), stored is not None)
     return outcome, merged
 

@@ -9,6 +9,7 @@ listeners) and the HTTP app (meshkp/http/cluster_sync.py). stop() of the node st
 
 from __future__ import annotations
 
+import errno
 import logging
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,36 @@ def static_peer_refs(specs: tuple[str, ...]) -> list[PeerRef]:
     return refs
 
 
+async def _listen(
+    node: Any, config: ReplicationConfig, keyring: Any, membership: Any, stats: NetStats
+) -> ReplicationListener:
+    """The started replication listener, on --sync-port, or by default on gossip port + 1.
+
+    The default port is only a convention (peers learn the real one from the member meta):
+    when it is taken (with gossip ports in the ephemeral range, by any outgoing connection
+    that happened to get it) the listener takes a free port instead of failing the start.
+    A port the operator chose must be free: ConfigError if not.
+    """
+    host = node.config.host
+    gossip = getattr(getattr(membership, "config", None), "gossip_port", 0)
+    implicit = config.sync_port == 0 and bool(gossip)
+    port = gossip + 1 if implicit else config.sync_port
+    listener = ReplicationListener((host, port), keyring, node.node_id, stats)
+    try:
+        await listener.start()
+        return listener
+    except OSError as exc:
+        if not implicit or exc.errno != errno.EADDRINUSE:
+            raise ConfigError(
+                f"replication cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                "choose another --sync-port (0 picks a free one)"
+            ) from None
+    log.warning("event=sync_port_fallback wanted=%s:%d reason=in_use action=free_port", host, port)
+    listener = ReplicationListener((host, 0), keyring, node.node_id, stats)
+    await listener.start()
+    return listener
+
+
 def install(node: Any) -> None:
     """Make `node` replicate once started (call before node.start())."""
     node.setup_hooks.append(_setup)
@@ -72,11 +103,7 @@ async def _setup(node: Any) -> None:
     listener: ReplicationListener | None = None
     channel: Any = _NoChannel()
     if keyring is not None:
-        port = config.sync_port
-        gossip = getattr(getattr(membership, "config", None), "gossip_port", 0)
-        if port == 0 and gossip:
-            port = gossip + 1
-        listener = ReplicationListener((node.config.host, port), keyring, node.node_id, stats)
+        listener = await _listen(node, config, keyring, membership, stats)
         channel = listener.channel
     elif static or membership is not None:
         raise ConfigError(
@@ -97,7 +124,7 @@ async def _setup(node: Any) -> None:
     ReplicationMetrics(replicator, node.metrics.registry)
     if listener is not None:
         listener.handler = replicator.handle
-        addr = await listener.start()
+        addr = listener.transport.local_addr
         replicator.sync_addr = addr
         if membership is not None:
             # Peers reach us at our gossip host on this port (announced in the member meta).

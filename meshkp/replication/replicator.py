@@ -44,9 +44,10 @@ from meshkp.replication.messages import (
     SyncError,
 )
 from meshkp.replication.peers import Channel, PeerRef, PeerSource
+from meshkp.replication.prepare import Prepared, PreparePool
 from meshkp.replication.push import Pusher
 from meshkp.replication.status import PeerSyncStatus, ReplicationCounters, SyncProgress
-from meshkp.replication.validate import parse_peer_record
+from meshkp.replication.validate import FINGERPRINT_LENGTHS
 from meshkp.store.protocol import RecordWrite, Store
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,9 @@ class Replicator:
         self.hlc = HybridLogicalClock.from_seconds(wall)
         self.counters = ReplicationCounters()
         self.pusher = Pusher(config, peers, channel, self.read_records, self.counters, self.rng, wall)
+        workers = config.prepare_workers
+        self.preparer = PreparePool(PreparePool.default_workers() if workers is None else workers,
+                                    config.prepare_min_batch)
         self.statuses: dict[str, PeerSyncStatus] = {}
         self.progress: SyncProgress | None = None
         self.lag_observer: Callable[[float], None] | None = None
@@ -130,7 +134,7 @@ class Replicator:
         raw: Store = self.store.store
         return raw
 
-    async def _merge(self, records: Sequence[KeyRecord]) -> MergeResult:
+    async def _merge(self, records: Sequence[KeyRecord | Prepared]) -> MergeResult:
         def run(store: Store) -> MergeResult:
             return merge_into_store(store, records, self.merkle, self.limits)
 
@@ -199,31 +203,28 @@ class Replicator:
         self, records: Sequence[bytes], verify: bool
     ) -> tuple[list[int], MergeResult]:
         """Validate and merge peer records: all or nothing (InvalidPeerRecord for the batch)."""
-        limits = self.limits
         tree = self.merkle.tree(self._raw_store())
 
-        def check() -> list[KeyRecord | None]:
-            parsed: list[KeyRecord | None] = []
+        def held() -> list[bool]:
+            # Records whose exact state we hold need no check and no merge (re-sent pushes).
+            found = []
             for data in records:
                 fingerprint = _fingerprint_of(data)
-                if len(fingerprint) in (16, 20, 32) and tree.get(fingerprint) == state_hash(data):
-                    parsed.append(None)  # we hold exactly this state: nothing to check or merge
-                    continue
-                parsed.append(parse_peer_record(data, limits, verify))
-            return parsed
+                found.append(len(fingerprint) in FINGERPRINT_LENGTHS
+                             and tree.get(fingerprint) == state_hash(data))
+            return found
 
         loop = asyncio.get_running_loop()
         try:
-            parsed = await loop.run_in_executor(None, check)
+            same = await loop.run_in_executor(None, held)
+            todo = [data for data, known in zip(records, same, strict=True) if not known]
+            prepared = await self.preparer.prepare(todo, self.limits, verify) if todo else []
         except InvalidPeerRecord:
             self.counters.records_rejected += 1
             raise
-        todo = [record for record in parsed if record is not None]
-        result = await self._merge(todo) if todo else MergeResult()
-        statuses: list[int] = []
+        result = await self._merge(prepared) if prepared else MergeResult()
         changed = iter(result.changed)
-        for record in parsed:
-            statuses.append(ACK_CHANGED if record is not None and next(changed) else ACK_UNCHANGED)
+        statuses = [ACK_UNCHANGED if known or not next(changed) else ACK_CHANGED for known in same]
         return statuses, result
 
     async def apply_pulled(self, records: Sequence[bytes]) -> int:
@@ -299,6 +300,7 @@ class Replicator:
                 status.last_keys_pulled = self.progress.pulled
                 status.last_keys_pushed = self.progress.pushed
                 self.progress = None
+                await self.preparer.close()  # started only by large pulls: no idle workers
             if outcome is not None:
                 status.last_result = "in_sync" if outcome.in_sync else "synced"
                 status.keys_pulled += outcome.keys_pulled
@@ -469,3 +471,4 @@ class Replicator:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         await self.pusher.close()
+        await self.preparer.close()

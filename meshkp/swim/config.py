@@ -71,6 +71,10 @@ class SwimConfig:
     # Pending broadcasts kept at most; beyond it the most-sent are dropped. Bounds memory when
     # news arrives faster than it can be gossiped (Serf MaxQueueDepth: 4096).
     broadcast_queue_max: int = 4096
+    # Ping-reqs we are probing for at once. Each costs a ping and a pending entry; the honest
+    # load is a few (indirect_checks per failed probe in the cluster), so the cap only stops a
+    # peer from using us to amplify its traffic.
+    max_pending_relays: int = 1024
     # Encoded size of a node's meta map (e.g. its HTTP address). memberlist MetaMaxSize: 512.
     max_meta_bytes: int = 512
     # After leave(), the driver waits at most this long for the "left" broadcast to go out
@@ -131,7 +135,7 @@ class SwimConfig:
                 raise ConfigError(f"swim.{name} must be >= 0 seconds, got {value!r}")
         at_least_one = ("suspicion_mult", "suspicion_max_timeout_mult", "retransmit_mult",
                         "gossip_nodes", "awareness_max_multiplier", "broadcast_queue_max",
-                        "max_meta_bytes")
+                        "max_meta_bytes", "max_pending_relays")
         for name in at_least_one:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

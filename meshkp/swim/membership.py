@@ -50,6 +50,7 @@ class SwimStats:
     declared_dead: int = 0
     address_conflicts: int = 0
     misdirected_pings: int = 0
+    relays_refused: int = 0
 
 
 class Membership:

@@ -90,6 +90,9 @@ class FailureDetector:
         out.append(self.ms.packet(ping.source_addr, [Ack(ping.seq)]))
 
     def on_ping_req(self, req: PingReq, now: float, out: list[Effect]) -> None:
+        if len(self._relays) >= self.config.max_pending_relays:
+            self.ms.stats.relays_refused += 1
+            return
         seq = self.ms.next_seq()
         self._relays[seq] = _Relay(req.source_addr, req.seq, req.target, req.nack,
                                    now + self.config.probe_timeout)

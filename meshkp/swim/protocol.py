@@ -279,12 +279,9 @@ class Swim:
         A live node that reads its own death refutes, and its alive rides back on the ack; this is
         how a healed partition or a resumed process finds its way back.
         """
-        if self.ms.leaving:
+        if self.ms.leaving or not self.ms.table.count(Status.DEAD):
             return
-        dead = self.ms.table.random_members(1, self.rng, lambda m: m.status == Status.DEAD)
-        if not dead:
-            return
-        m = dead[0]
+        m = self.rng.choice([m for m in self.ms.table if m.status == Status.DEAD])
         local = self.ms.local
         notice = Dead(m.node_id, m.incarnation, local.node_id)
         ping = Ping(self.ms.next_seq(), m.node_id, local.node_id, local.addr)

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -66,7 +66,7 @@ class ServerProcess:
         self, method: str, path: str, body: bytes | None = None,
         headers: Mapping[str, str] | None = None, timeout: float = 30,
     ) -> Response:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        conn = self.connection(timeout)
         try:
             conn.request(method, path, body=body, headers=dict(headers or {}))
             raw = conn.getresponse()
@@ -74,6 +74,10 @@ class ServerProcess:
             return Response(raw.status, {k.lower(): v for k, v in raw.getheaders()}, data)
         finally:
             conn.close()
+
+    def connection(self, timeout: float) -> http.client.HTTPConnection:
+        """A new, unconnected HTTP connection to the server (chaos/ overrides it for netns)."""
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
     def lookup(self, headers: Mapping[str, str] | None = None, **params: str) -> Response:
         return self.request("GET", "/pks/lookup?" + urlencode(params), headers=headers)
@@ -114,15 +118,23 @@ class ServerProcess:
         assert not bugs, "server hit the unexpected-exception path:\n" + log[-4000:]
 
 
-def start_server(data_dir: Path, *extra_args: str, timeout: float = 90) -> ServerProcess:
-    """Start `meshkp serve` on a free loopback port; return once /pks/health answers 200."""
+def start_server(
+    data_dir: Path, *extra_args: str, timeout: float = 90, host: str = "127.0.0.1",
+    command_prefix: Sequence[str] = (),
+    server_type: Callable[..., ServerProcess] = ServerProcess,
+) -> ServerProcess:
+    """Start `meshkp serve` on a free port of `host`; return once /pks/health answers 200.
+
+    `command_prefix` runs the command elsewhere (chaos/ uses `ip netns exec NS`); `server_type`
+    builds the handle from ServerProcess's fields (chaos/ passes one that connects in a netns).
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
     log_file = open(log_path, "ab")  # noqa: SIM115  (the child keeps writing to it)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--data-dir", str(data_dir),
-         "--host", "127.0.0.1", "--http-port", "0", *extra_args],
+        [*command_prefix, sys.executable, "-m", "cli.main", "serve", "--data-dir", str(data_dir),
+         "--host", host, "--http-port", "0", *extra_args],
         stdout=subprocess.PIPE, stderr=log_file, cwd=REPO, env=env,
     )
     log_file.close()
@@ -144,8 +156,8 @@ def start_server(data_dir: Path, *extra_args: str, timeout: float = 90) -> Serve
         match = _LISTENING.search(buffer.decode(errors="replace"))
         if match is None:
             time.sleep(0.05)
-    server = ServerProcess(proc, match.group(1), int(match.group(2)), data_dir, log_path,
-                           extra_args)
+    server = server_type(proc, match.group(1), int(match.group(2)), data_dir, log_path,
+                         extra_args)
     while True:
         try:
             if server.request("GET", "/pks/health", timeout=2).status == 200:

@@ -7,7 +7,8 @@ from collections import Counter
 import pytest
 
 from meshkp.clock import FakeClock
-from meshkp.net.sim import DEFAULT_KEY, PAUSED_BUFFER_DATAGRAMS, SimNetwork, make_codec
+from meshkp.net.sim import PAUSED_BUFFER_DATAGRAMS, SimNetwork
+from meshkp.net.simcodec import DEFAULT_KEY, make_codec
 from meshkp.swim.messages import Ack, Alive, Message, PushPull
 from meshkp.swim.types import Addr
 

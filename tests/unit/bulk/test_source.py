@@ -18,6 +18,7 @@ from meshkp.openpgp.armor import armor
         (b"\xc6\x33", InputKind.BINARY),
         (b"-----BEGIN PGP PUBLIC KEY BLOCK-----", InputKind.ARMORED),
         (b"Some mail text\n-----BEGIN PGP", InputKind.ARMORED),
+        (b"\xef\xbb\xbf-----BEGIN PGP PUBLIC KEY BLOCK-----", InputKind.ARMORED),
         (b"", InputKind.EMPTY),
         (b" \n\t", InputKind.EMPTY),
     ],
@@ -44,6 +45,15 @@ def test_armored_file_gives_each_block(tmp_path: Path) -> None:
         assert kind is InputKind.ARMORED
         assert [p.data for p in pieces] == [first, second]
         assert sum(p.weight for p in pieces) <= path.stat().st_size
+
+
+def test_armored_file_with_a_byte_order_mark(tmp_path: Path) -> None:
+    key = generate_key(0).data
+    path = tmp_path / "windows.asc"
+    path.write_bytes(b"\xef\xbb\xbf" + armor(key).replace("\n", "\r\n").encode())
+    with open_pieces(path) as (kind, pieces):
+        assert kind is InputKind.ARMORED
+        assert [p.data for p in pieces] == [key]
 
 
 def test_text_without_armor_is_an_input_error(tmp_path: Path) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from meshkp.errors import InvalidRequest
-from meshkp.keys.query import MAX_KEYWORDS, parse_query
+from meshkp.errors import ConfigError, InvalidRequest
+from meshkp.keys.query import parse_query
 from meshkp.limits import Limits
 from meshkp.store.protocol import IndexKind
 
@@ -49,9 +49,24 @@ def test_free_text_is_keywords() -> None:
 @pytest.mark.parametrize("search", [
     None, "", "   ", "0x", "0x123", "0x" + "g" * 8, "0x" + "a" * 12, "0x" + "a" * 41,
     "!!! ???", "x" * (LIMITS.search_chars + 1),
-    " ".join(f"word{i}" for i in range(MAX_KEYWORDS + 1)),
+    " ".join(f"word{i}" for i in range(LIMITS.search_keywords + 1)),
 ])
 def test_malformed_searches_raise_with_reason(search: str | None) -> None:
     with pytest.raises(InvalidRequest) as info:
         parse_query(search, False, LIMITS)
     assert len(str(info.value)) > 10
+
+
+def test_keywords_per_search_is_the_configured_limit() -> None:
+    three = "alpha beta gamma"
+    assert len(parse_query(three, False, Limits(search_keywords=3)).terms) == 3
+    with pytest.raises(InvalidRequest, match="limits.search_keywords"):
+        parse_query(three, False, Limits(search_keywords=2))
+
+
+def test_keyword_scan_must_cover_a_reply() -> None:
+    Limits(keyword_scan=100, search_results=100, get_results=10).validate()
+    with pytest.raises(ConfigError, match="keyword_scan"):
+        Limits(keyword_scan=99, search_results=100).validate()
+    with pytest.raises(ConfigError, match="search_keywords"):
+        Limits(search_keywords=0).validate()

@@ -82,3 +82,38 @@ async def test_stats_count_keys(service: KeyService) -> None:
     await service.add((FIXTURES / "ecc_keys.asc").read_bytes())
     stats = await service.stats()
     assert stats["keys"] == 6 and stats["software"] == "meshkp"
+
+
+@pytest.fixture(scope="module")
+def keyword_keys() -> tuple[list[bytes], bytes]:
+    """Three generated keys sharing the word "common"; the one with the highest fingerprint
+    also has "rare". Built outside the event loop (key generation is CPU work)."""
+    from bench.keygen import generate_key
+
+    seed = b"keyword-scan"
+    rare = max(range(3), key=lambda i: generate_key(i, seed=seed).fingerprint)
+    keys = [
+        generate_key(i, seed=seed, user_id=f"{'common rare' if i == rare else 'common'} <k{i}@x.org>")
+        for i in range(3)
+    ]
+    return [k.data for k in keys], keys[rare].fingerprint
+
+
+@pytest.mark.parametrize("scan, found", [(1, False), (3, True)])
+async def test_keywords_are_intersected_over_limits_keyword_scan(
+    keyword_keys: tuple[list[bytes], bytes], scan: int, found: bool
+) -> None:
+    keys, rare = keyword_keys
+    limits = Limits(keyword_scan=scan, search_results=1, get_results=1)
+    store = AsyncStore(MemoryStore())
+    parser = KeyParser(limits, process_threshold=1 << 30)
+    service = KeyService(store, "n1", limits, parser)
+    try:
+        for data in keys:
+            await service.add(data)
+        # "common" is scanned first only up to `scan` keys (fingerprint order): with 1, the
+        # key that also has "rare" is beyond it and the AND finds nothing.
+        assert (await service.find(parse_query("common rare", False, limits), 1) == [rare]) is found
+    finally:
+        parser.close()
+        await store.close()

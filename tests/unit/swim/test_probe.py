@@ -135,3 +135,12 @@ def test_ping_req_answers_carry_the_helpers_view_of_the_target() -> None:
     # b may have missed c's refutation: the nack tells b what we know of c.
     (dest, msgs), = [(d, m) for d, m in udp(late) if d == addr("b")]
     assert msgs[:2] == [Nack(41), Alive("c", addr("c"), 4, {})]
+
+
+def test_pending_ping_reqs_are_capped() -> None:
+    s = make("a", max_pending_relays=2)
+    for seq in range(3):
+        s.handle(0.0, addr("b"), PingReq(seq, "c", addr("c"), "b", addr("b"), nack=True))
+    assert s.stats.relays_refused == 1
+    run(s, 1.0)  # the two pending ones expire and nack
+    assert s.handle(1.0, addr("b"), PingReq(9, "c", addr("c"), "b", addr("b"), nack=True))

@@ -1,0 +1,225 @@
+"""A gossip-joined mesh of real `meshkp serve` processes that chaos runs can kill, pause and
+restart, on 127.0.0.1 or one process per network namespace (chaos/netns.py).
+
+It extends tests/integration/replication_mesh.Mesh (status, roots, deletes, sync): nodes find
+each other through SWIM (`--join` every other node, `--gossip-profile`), not `--sync-peer`,
+so that failure detection and rejoin are part of what is tested.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import json
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+from chaos.netns import Topology, connect_in
+from meshkp.net.crypto import generate_key as generate_cluster_key
+from meshkp.net.crypto import write_key_file
+from tests.integration.conftest import ServerProcess, start_server
+from tests.integration.replication_mesh import Mesh
+from tests.integration.test_membership import gossip_port
+
+# Inside a namespace every node has its own address, so the ports can be fixed.
+NETNS_GOSSIP_PORT = 7946
+# Per-request bound of the observer's HTTP calls: a paused or partitioned node must not stall a
+# poll loop for the default 30 s.
+OBSERVE_TIMEOUT_S = 5.0
+
+
+@dataclass
+class NsServer(ServerProcess):
+    """A server inside a network namespace, reached from the client namespace."""
+
+    netns: str = ""
+
+    def connection(self, timeout: float) -> http.client.HTTPConnection:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        conn.sock = connect_in(self.netns, self.host, self.port, timeout)
+        return conn
+
+
+@dataclass
+class ChaosCluster(Mesh):
+    """Mesh of n gossip-joined nodes; node i has id `n{i}` and data dir ROOT/n{i}."""
+
+    gossip_ports: list[int] = field(default_factory=list)
+    topology: Topology | None = None
+    profile: str = "test"
+    sync_interval_s: float = 2.0
+    paused: set[int] = field(default_factory=set)
+
+    @classmethod
+    def launch(
+        cls, root: Path, n: int, topology: Topology | None = None, profile: str = "test",
+        sync_interval_s: float = 2.0, extra: tuple[str, ...] = (),
+    ) -> ChaosCluster:
+        """Start n nodes (in parallel) and return once each answers /pks/health."""
+        key_file = root / "cluster.key"
+        write_key_file(key_file, [generate_cluster_key()], overwrite=True)
+        gossip = [NETNS_GOSSIP_PORT] * n if topology else [gossip_port() for _ in range(n)]
+        cluster = cls(root, key_file, [g + 1 for g in gossip], extra, gossip_ports=gossip,
+                      topology=topology, profile=profile, sync_interval_s=sync_interval_s)
+        cluster.nodes = [None] * n
+        try:
+            with ThreadPoolExecutor(max_workers=n) as pool:
+                list(pool.map(cluster.start_node, range(n)))
+        except BaseException:
+            cluster.close()
+            raise
+        return cluster
+
+    @property
+    def n(self) -> int:
+        return len(self.nodes)
+
+    def node_id(self, i: int) -> str:
+        return f"n{i}"
+
+    def host(self, i: int) -> str:
+        return "127.0.0.1" if self.topology is None else self.topology.host(i)
+
+    def args(self, i: int, peers_on: bool = True) -> list[str]:
+        seeds = [f"--join={self.host(j)}:{self.gossip_ports[j]}"
+                 for j in range(self.n) if j != i and peers_on]
+        return ["--node-id", self.node_id(i), "--gossip-port", str(self.gossip_ports[i]),
+                "--sync-port", str(self.sync_ports[i]), "--cluster-key-file", str(self.key_file),
+                "--gossip-profile", self.profile, "--sync-interval", f"{self.sync_interval_s:g}",
+                "--no-access-log", *seeds, *self.extra]
+
+    def start_node(self, i: int, *more: str, peers_on: bool = True) -> ServerProcess:
+        data_dir = self.root / f"n{i}"
+        if self.topology is None:
+            node = start_server(data_dir, *self.args(i, peers_on), *more)
+        else:
+            node = start_server(
+                data_dir, *self.args(i, peers_on), *more, host=self.topology.host(i),
+                command_prefix=self.topology.exec_prefix(i),
+                server_type=functools.partial(NsServer, netns=self.topology.client),
+            )
+        self.nodes[i] = node
+        return node
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def kill(self, i: int) -> None:
+        """kill -9 node i (no shutdown of any kind)."""
+        node = self.nodes[i]
+        if node is not None:
+            node.stop(signal.SIGKILL)
+            self.nodes[i] = None
+
+    def pause(self, i: int) -> None:
+        os.kill(self[i].proc.pid, signal.SIGSTOP)
+        self.paused.add(i)
+
+    def resume(self, i: int) -> None:
+        os.kill(self[i].proc.pid, signal.SIGCONT)
+        self.paused.discard(i)
+
+    def close(self) -> None:
+        for i in list(self.paused):
+            self.resume(i)
+        with ThreadPoolExecutor(max_workers=max(1, self.n)) as pool:
+            list(pool.map(self.stop_node, range(self.n)))
+
+    # -- observation -------------------------------------------------------------------------
+
+    def running(self) -> list[int]:
+        """Nodes started and neither killed nor paused."""
+        return [i for i, node in enumerate(self.nodes) if node is not None and i not in self.paused]
+
+    def crashed(self) -> list[int]:
+        """Nodes we believe are running whose process has exited on its own."""
+        return [i for i, node in enumerate(self.nodes)
+                if node is not None and node.proc.poll() is not None]
+
+    def get_json(self, i: int, path: str) -> dict | None:
+        """GET path on node i as JSON, or None when it does not answer 200 in time."""
+        node = self.nodes[i]
+        if node is None:
+            return None
+        try:
+            reply = node.request("GET", path, timeout=OBSERVE_TIMEOUT_S)
+        except OSError:
+            return None
+        if reply.status != 200:
+            return None
+        body = json.loads(reply.body)
+        return body if isinstance(body, dict) else None
+
+    def view(self, i: int) -> dict[str, str]:
+        """node id -> status as node i's membership sees it ({} if it does not answer)."""
+        body = self.get_json(i, "/cluster/nodes")
+        return {} if body is None else {m["id"]: m["status"] for m in body["nodes"]}
+
+    def all_alive(self, among: list[int] | None = None) -> bool:
+        """Every running node (of `among`) lists every node of the cluster as alive."""
+        want = {self.node_id(j): "alive" for j in range(self.n)}
+        nodes = self.running() if among is None else among
+        return all(self.view(i) == want for i in nodes)
+
+    def sees_dead(self, observer: int, target: int) -> bool:
+        return self.view(observer).get(self.node_id(target)) in ("dead", "left")
+
+    def root_of(self, i: int) -> str | None:
+        body = self.get_json(i, "/cluster/sync/status")
+        return None if body is None else str(body["merkle_root"])
+
+    def roots_equal(self) -> bool:
+        roots = [self.root_of(i) for i in self.running()]
+        return None not in roots and len(set(roots)) == 1
+
+    def final_sync(self) -> None:
+        """Anti-entropy now on every node with all its peers (POST /cluster/sync)."""
+        for i in self.running():
+            self.sync(i)
+
+    def served(self, fingerprints: list[str], i: int) -> dict[str, bool]:
+        """fingerprint -> whether node i serves it (op=get is 200), over one kept-alive connection."""
+        node = self[i]
+        result: dict[str, bool] = {}
+        conn = node.connection(30)
+        try:
+            for fpr in fingerprints:
+                conn.request("GET", "/pks/lookup?" + urlencode({"op": "get", "search": "0x" + fpr}))
+                reply = conn.getresponse()
+                reply.read()
+                result[fpr] = reply.status == 200
+        finally:
+            conn.close()
+        return result
+
+    def serves(self, i: int, fpr: str) -> bool | None:
+        """Whether node i serves the key now; None if it does not answer."""
+        node = self.nodes[i]
+        if node is None:
+            return None
+        try:
+            reply = node.lookup(op="get", search="0x" + fpr)
+        except OSError:
+            return None
+        return reply.status == 200
+
+    def conflicts(self, i: int) -> set[str]:
+        body = self.get_json(i, "/cluster/conflicts")
+        assert body is not None, f"node {i} did not answer /cluster/conflicts"
+        return {c["fingerprint"] for c in body["conflicts"]}
+
+
+def poll(predicate: object, timeout: float, step: float = 0.25) -> float | None:
+    """Seconds until predicate() held, or None if it did not within timeout."""
+    assert callable(predicate)
+    began = time.monotonic()
+    while True:
+        if predicate():
+            return time.monotonic() - began
+        if time.monotonic() - began > timeout:
+            return None
+        time.sleep(step)

@@ -1,0 +1,128 @@
+"""What every chaos run checks once its faults are healed, and the report it prints.
+
+(a) every acknowledged write is served by every node, after healing and a final sync;
+(b) all merkle_root values are equal;
+(c) no acknowledged delete is undone: the key is served by no node;
+(d) membership reconverges: every node lists every node alive;
+and no node process exited on its own. Reconvergence is timed *before* the final sync, from
+the moment the last fault was healed, so it measures what gossip and anti-entropy do alone.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from chaos.cluster import ChaosCluster
+from chaos.workload import Ledger
+
+OUT_DIR = Path(__file__).resolve().parent / "out"
+# After the final sync every root must agree within this (it is one round per peer).
+FINAL_SYNC_SETTLE_S = 30.0
+
+
+@dataclass
+class RunReport:
+    """One chaos run's figures; `problems()` lists every violated invariant."""
+
+    name: str
+    nodes: int
+    started: float = field(default_factory=time.monotonic)
+    seconds: float = 0.0
+    ledger: dict[str, object] = field(default_factory=dict)
+    lost: dict[str, list[str]] = field(default_factory=dict)  # fingerprint -> nodes without it
+    resurrected: dict[str, list[str]] = field(default_factory=dict)
+    quorum_short: list[str] = field(default_factory=list)
+    members_reconverged_s: float | None = None
+    roots_reconverged_s: float | None = None
+    roots_equal: bool = False
+    all_alive: bool = False
+    crashed: list[str] = field(default_factory=list)
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.lost:
+            found.append(f"{len(self.lost)} acknowledged writes lost: {dict(list(self.lost.items())[:5])}")
+        if self.resurrected:
+            found.append(f"{len(self.resurrected)} deleted keys served again: "
+                         f"{dict(list(self.resurrected.items())[:5])}")
+        if self.quorum_short:
+            found.append(f"quorum acks not held by a quorum: {self.quorum_short[:5]}")
+        if not self.roots_equal:
+            found.append("merkle roots differ after the final sync")
+        if not self.all_alive:
+            found.append("membership did not reconverge to all alive")
+        if self.crashed:
+            found.append(f"node processes exited on their own: {self.crashed}")
+        return found
+
+    def line(self) -> str:
+        """The short report printed at the end of the run."""
+        def secs(value: float | None) -> str:
+            return "never" if value is None else f"{value:.1f}s"
+        led = self.ledger
+        extra = " ".join(f"{k}={v}" for k, v in self.extra.items())
+        return (
+            f"chaos run={self.name} nodes={self.nodes} seconds={self.seconds:.0f} "
+            f"writes_acked={led.get('writes_acked')} (by level {led.get('acked_by_level')}) "
+            f"uncertain={led.get('writes_uncertain')} deletes_acked={led.get('deletes_acked')} "
+            f"lost={len(self.lost)} resurrected={len(self.resurrected)} "
+            f"reconverge: members={secs(self.members_reconverged_s)} "
+            f"roots={secs(self.roots_reconverged_s)} roots_equal={self.roots_equal} "
+            f"{extra}".rstrip()
+        )
+
+    def save(self) -> Path:
+        OUT_DIR.mkdir(exist_ok=True)
+        path = OUT_DIR / f"{self.name}.json"
+        path.write_text(json.dumps(asdict(self), indent=2, default=str) + "\n")
+        return path
+
+
+def measure_reconvergence(
+    cluster: ChaosCluster, report: RunReport, healed_at: float, timeout: float
+) -> None:
+    """Time from `healed_at` (monotonic) until all nodes list all alive, and all roots agree."""
+    began = healed_at
+    while time.monotonic() - began < timeout:
+        now = time.monotonic() - began
+        if report.members_reconverged_s is None and cluster.all_alive():
+            report.members_reconverged_s = now
+        if report.roots_reconverged_s is None and cluster.roots_equal():
+            report.roots_reconverged_s = time.monotonic() - began
+        if report.members_reconverged_s is not None and report.roots_reconverged_s is not None:
+            return
+        time.sleep(0.25)
+
+
+def verify(cluster: ChaosCluster, ledger: Ledger, report: RunReport, healed_at: float,
+           reconverge_timeout: float = 90.0) -> RunReport:
+    """After healing at `healed_at`: time reconvergence, final sync, check (a)-(d)."""
+    measure_reconvergence(cluster, report, healed_at, reconverge_timeout)
+    report.crashed = [cluster.node_id(i) for i in cluster.crashed()]
+    cluster.final_sync()
+    deadline = time.monotonic() + FINAL_SYNC_SETTLE_S
+    while not cluster.roots_equal() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    report.roots_equal = cluster.roots_equal()
+    report.all_alive = cluster.all_alive()
+    must = ledger.must_be_present()
+    deleted = sorted(ledger.deleted)
+    for i in cluster.running():
+        present = cluster.served(must, i)
+        for fpr, ok in present.items():
+            if not ok:
+                report.lost.setdefault(fpr, []).append(cluster.node_id(i))
+        for fpr, ok in cluster.served(deleted, i).items():
+            if ok:
+                report.resurrected.setdefault(fpr, []).append(cluster.node_id(i))
+    report.quorum_short = list(ledger.quorum_short)
+    report.ledger = ledger.summary()
+    report.crashed += [cluster.node_id(i) for i in cluster.crashed()
+                       if cluster.node_id(i) not in report.crashed]
+    report.seconds = time.monotonic() - report.started
+    report.save()
+    return report

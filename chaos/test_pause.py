@@ -1,0 +1,51 @@
+"""Chaos run 2: SIGSTOP a node for longer than the suspicion timeout during a write stream.
+The others must declare it dead; after SIGCONT it must rejoin (alive everywhere) and catch up
+on what was written meanwhile."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from chaos.cluster import ChaosCluster, poll
+from chaos.invariants import RunReport, verify
+from chaos.workload import Ledger, Writer, key_stream, wait_writes
+
+pytestmark = pytest.mark.chaos
+
+N = 5
+VICTIM = 2
+DEAD_WITHIN_S = 60.0  # bound of the wait for every other node to declare the victim dead
+STAY_DEAD_S = 4.0  # keep it paused (and writing) this long after it was declared dead
+
+
+def test_sigstop_longer_than_suspicion_timeout(
+    launch: Callable[..., ChaosCluster], report: Callable[[str, int], RunReport],
+) -> None:
+    cluster = launch(N)
+    run = report("pause", N)
+    assert poll(cluster.all_alive, 60) is not None, "the mesh never formed"
+    ledger = Ledger()
+    writer = Writer(cluster, ledger, key_stream(b"chaos-pause"),
+                    targets=lambda: [i for i in range(N) if i not in cluster.paused],
+                    delete_every=15, max_writes=1200)
+    others = [i for i in range(N) if i != VICTIM]
+    writer.start()
+    try:
+        wait_writes(ledger, 30, 30)
+        cluster.pause(VICTIM)
+        declared = poll(lambda: all(cluster.sees_dead(o, VICTIM) for o in others), DEAD_WITHIN_S)
+        run.extra["declared_dead_s"] = None if declared is None else round(declared, 1)
+        assert declared is not None, f"n{VICTIM} paused but not declared dead by all others"
+        time.sleep(STAY_DEAD_S)
+    finally:
+        writer.stop()
+        healed_at = time.monotonic()
+        if VICTIM in cluster.paused:
+            cluster.resume(VICTIM)
+    assert writer.error is None, writer.error
+    verify(cluster, ledger, run, healed_at)
+    print(run.line())
+    assert not run.problems(), run.problems()
