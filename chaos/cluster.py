@@ -68,8 +68,7 @@ class ChaosCluster(Mesh):
                       topology=topology, profile=profile, sync_interval_s=sync_interval_s)
         cluster.nodes = [None] * n
         try:
-            with ThreadPoolExecutor(max_workers=n) as pool:
-                list(pool.map(cluster.start_node, range(n)))
+            cluster.restart_all()
         except BaseException:
             cluster.close()
             raise
@@ -114,6 +113,21 @@ class ChaosCluster(Mesh):
         if node is not None:
             node.stop(signal.SIGKILL)
             self.nodes[i] = None
+
+    def kill_all(self) -> None:
+        """kill -9 every node at once (signals first, then reap), like a power cut minus the disk."""
+        for node in self.nodes:
+            if node is not None and node.proc.poll() is None:
+                os.kill(node.proc.pid, signal.SIGKILL)
+        for i in range(self.n):
+            self.kill(i)
+        self.paused.clear()
+
+    def restart_all(self) -> None:
+        """Start every stopped node, in parallel."""
+        stopped = [i for i, node in enumerate(self.nodes) if node is None]
+        with ThreadPoolExecutor(max_workers=max(1, len(stopped))) as pool:
+            list(pool.map(self.start_node, stopped))
 
     def pause(self, i: int) -> None:
         os.kill(self[i].proc.pid, signal.SIGSTOP)
@@ -197,12 +211,13 @@ class ChaosCluster(Mesh):
         return result
 
     def serves(self, i: int, fpr: str) -> bool | None:
-        """Whether node i serves the key now; None if it does not answer."""
+        """Whether node i serves the key now; None if it is down, paused or does not answer."""
         node = self.nodes[i]
-        if node is None:
+        if node is None or i in self.paused:
             return None
         try:
-            reply = node.lookup(op="get", search="0x" + fpr)
+            reply = node.request("GET", f"/pks/lookup?op=get&search=0x{fpr}",
+                                 timeout=OBSERVE_TIMEOUT_S)
         except OSError:
             return None
         return reply.status == 200

@@ -8,18 +8,21 @@ Run with `make chaos` (= `pytest -q -m chaos chaos/`); the default suite deselec
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from chaos.cluster import ChaosCluster
-from chaos.invariants import RunReport
+from chaos.invariants import OUT_DIR, RunReport
 from chaos.netns import Topology, unavailable_reason
 
 # Gossip timers of the runs: `test` (probe 0.5 s) keeps every run within a few minutes on 2
 # shared cores; MESHKP_CHAOS_PROFILE=lan measures memberlist's LAN timers instead.
 PROFILE = os.environ.get("MESHKP_CHAOS_PROFILE", "test")
+# Seed of the runs' random choices (victims, targets, delays); set it to replay or vary a run.
+SEED = int(os.environ.get("MESHKP_CHAOS_SEED", "20240601"))
 
 _REPORTS: list[RunReport] = []
 
@@ -27,9 +30,14 @@ ClusterFactory = Callable[..., ChaosCluster]
 
 
 @pytest.fixture
-def launch(tmp_path: Path) -> Iterator[ClusterFactory]:
+def seed() -> int:
+    return SEED
+
+
+@pytest.fixture
+def launch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ClusterFactory]:
     """launch(n, netns=False, **kw): a started ChaosCluster, stopped (and its namespaces
-    deleted) at teardown whatever happened."""
+    deleted) at teardown whatever happened; the node logs are kept in chaos/out/logs/TEST/."""
     made: list[tuple[ChaosCluster | None, Topology | None]] = []
 
     def factory(n: int, netns: bool = False, **kwargs: object) -> ChaosCluster:
@@ -56,15 +64,24 @@ def launch(tmp_path: Path) -> Iterator[ClusterFactory]:
         for _, topology in reversed(made):
             if topology is not None:
                 topology.close()
+        _keep_logs(tmp_path, OUT_DIR / "logs" / request.node.name)
+
+
+def _keep_logs(source: Path, target: Path) -> None:
+    """Copy the server logs out of pytest's temporary directory (which is soon recycled)."""
+    shutil.rmtree(target, ignore_errors=True)
+    for log in source.glob("cluster*/*.log"):
+        (target / log.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(log, target / log.parent.name / log.name)
 
 
 @pytest.fixture
-def report(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str, int], RunReport]:
+def report() -> Callable[[str, int], RunReport]:
     """report(name, nodes): a RunReport printed in the session summary."""
 
     def make(name: str, nodes: int) -> RunReport:
         run = RunReport(name, nodes)
-        run.extra["logs"] = str(tmp_path)
+        run.extra["seed"] = SEED
         _REPORTS.append(run)
         return run
 

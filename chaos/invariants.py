@@ -1,6 +1,7 @@
 """What every chaos run checks once its faults are healed, and the report it prints.
 
-(a) every acknowledged write is served by every node, after healing and a final sync;
+(a) every acknowledged write (and every write stored before a 503 "quorum not reached") is
+    served by every node, after healing and a final sync;
 (b) all merkle_root values are equal;
 (c) no acknowledged delete is undone: the key is served by no node;
 (d) membership reconverges: every node lists every node alive;
@@ -68,7 +69,8 @@ class RunReport:
         return (
             f"chaos run={self.name} nodes={self.nodes} seconds={self.seconds:.0f} "
             f"writes_acked={led.get('writes_acked')} (by level {led.get('acked_by_level')}) "
-            f"uncertain={led.get('writes_uncertain')} deletes_acked={led.get('deletes_acked')} "
+            f"stored_503={led.get('writes_stored_503')} uncertain={led.get('writes_uncertain')} "
+            f"deletes_acked={led.get('deletes_acked')} "
             f"lost={len(self.lost)} resurrected={len(self.resurrected)} "
             f"reconverge: members={secs(self.members_reconverged_s)} "
             f"roots={secs(self.roots_reconverged_s)} roots_equal={self.roots_equal} "

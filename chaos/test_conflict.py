@@ -23,7 +23,7 @@ SPLIT_S = 8.0
 
 
 def test_delete_and_concurrent_upload_across_a_partition(
-    launch: Callable[..., ChaosCluster], report: Callable[[str, int], RunReport],
+    launch: Callable[..., ChaosCluster], report: Callable[[str, int], RunReport], seed: int,
 ) -> None:
     cluster = launch(N, netns=True)
     assert cluster.topology is not None
@@ -40,9 +40,9 @@ def test_delete_and_concurrent_upload_across_a_partition(
     plan = [(0, SIDE_A[1], SIDE_B[1]), (1, SIDE_B[0], SIDE_A[2])]  # (key, deleter, updater)
     writers = [
         Writer(cluster, ledger, key_stream(b"chaos-conflict-a"), targets=lambda: SIDE_A,
-               levels=("one", "quorum"), max_writes=400, seed=1),
+               levels=("one", "quorum"), max_writes=400, seed=seed),
         Writer(cluster, ledger, key_stream(b"chaos-conflict-b"), targets=lambda: SIDE_B,
-               levels=("one",), max_writes=400, seed=2),
+               levels=("one",), max_writes=400, seed=seed + 1),
     ]
     cluster.topology.partition([SIDE_A, SIDE_B])
     for writer in writers:

@@ -6,6 +6,7 @@ The minority side of the partition must not acknowledge a quorum write: it answe
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -21,7 +22,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.netns]
 N = 5
 MAJORITY, MINORITY = [0, 1, 2], [3, 4]
 SPLIT_S = 10.0  # writes on both sides after each side has declared the other dead
-LOSS = 0.2
+LOSS = float(os.environ.get("MESHKP_CHAOS_LOSS", "0.2"))  # DESIGN.md's figure is for 20%
 LOSS_S = 40.0
 
 
@@ -31,7 +32,7 @@ def sides_apart(cluster: ChaosCluster) -> bool:
 
 
 def test_partition_heals(
-    launch: Callable[..., ChaosCluster], report: Callable[[str, int], RunReport],
+    launch: Callable[..., ChaosCluster], report: Callable[[str, int], RunReport], seed: int,
 ) -> None:
     cluster = launch(N, netns=True)
     assert cluster.topology is not None
@@ -40,10 +41,10 @@ def test_partition_heals(
     ledger = Ledger()
     writers = [
         Writer(cluster, ledger, key_stream(b"chaos-part-a"), targets=lambda: MAJORITY,
-               delete_every=15, max_writes=600, seed=1),
+               delete_every=15, max_writes=600, seed=seed),
         # quorum is out of reach for the minority: its writes use `one` (quorum checked below)
         Writer(cluster, ledger, key_stream(b"chaos-part-b"), targets=lambda: MINORITY,
-               levels=("one",), delete_every=15, max_writes=600, seed=2),
+               levels=("one",), delete_every=15, max_writes=600, seed=seed + 1),
     ]
     for writer in writers:
         writer.start()
@@ -53,9 +54,10 @@ def test_partition_heals(
         apart = poll(lambda: sides_apart(cluster), 60)
         run.extra["declared_dead_s"] = None if apart is None else round(apart, 1)
         assert apart is not None, "the two sides never declared each other dead"
-        minority_quorum = cluster[MINORITY[0]].add(
-            next(key_stream(b"chaos-part-minority"))[1], headers={"X-Consistency": "quorum"})
+        fpr, keytext = next(key_stream(b"chaos-part-minority"))
+        minority_quorum = cluster[MINORITY[0]].add(keytext, headers={"X-Consistency": "quorum"})
         run.extra["minority_quorum_status"] = minority_quorum.status
+        ledger.stored_on_timeout.add(fpr)  # stored there first; must spread after the heal
         assert minority_quorum.status == 503, (
             f"a minority of 2 of 5 acknowledged a quorum write: {minority_quorum.status} "
             f"{minority_quorum.headers.get('x-consistency-acks')}")
@@ -72,7 +74,7 @@ def test_partition_heals(
 
 
 def test_packet_loss(
-    launch: Callable[..., ChaosCluster], report: Callable[[str, int], RunReport],
+    launch: Callable[..., ChaosCluster], report: Callable[[str, int], RunReport], seed: int,
 ) -> None:
     cluster = launch(N, netns=True)
     assert cluster.topology is not None
@@ -80,7 +82,7 @@ def test_packet_loss(
     assert poll(cluster.all_alive, 60) is not None, "the mesh never formed"
     ledger = Ledger()
     writer = Writer(cluster, ledger, key_stream(b"chaos-loss"), targets=lambda: list(range(N)),
-                    delete_every=15, max_writes=1000)
+                    delete_every=15, max_writes=1000, seed=seed)
     seen: Counter[str] = Counter()  # membership states other than alive, seen during the loss
     writer.start()
     try:

@@ -1,10 +1,12 @@
 """The write stream of a chaos run, and the ledger of what the mesh acknowledged.
 
 A write counts as acknowledged only when /pks/add answered 200 (with x-consistency=quorum,
-that reply came after a majority merged it). A request that got no answer (node killed,
-paused, timed out) is *uncertain*: it may or may not be stored, and nothing is asserted about
-it. Acknowledged deletes are followed by an attempt to upload the key again on another node;
-whatever that answers, the key must never be served again.
+that reply came after a majority merged it). A 503 carrying X-Consistency-Acks is a quorum
+not reached in time: the write was stored durably on the node first and "keeps spreading"
+(docs/replication.md), so it must end up everywhere too. A request that got no answer (node
+killed, paused, timed out) is *uncertain*: nothing is asserted about it. Acknowledged
+deletes are followed by an attempt to upload the key again on another node; whatever that
+answers, the key must never be served again.
 """
 
 from __future__ import annotations
@@ -42,18 +44,21 @@ class Ledger:
 
     attempted: int = 0
     acked: dict[str, str] = field(default_factory=dict)  # fingerprint -> consistency level
+    stored_on_timeout: set[str] = field(default_factory=set)  # 503 + X-Consistency-Acks
     uncertain: set[str] = field(default_factory=set)
     refused: Counter[int] = field(default_factory=Counter)  # HTTP status -> count
     deleted: set[str] = field(default_factory=set)
     delete_uncertain: set[str] = field(default_factory=set)
     reuploads: Counter[int] = field(default_factory=Counter)  # status of re-uploads after delete
     quorum_short: list[str] = field(default_factory=list)
+    keytext: dict[str, str] = field(default_factory=dict)  # every key sent, for re-uploads
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def must_be_present(self) -> list[str]:
-        """Acknowledged adds that no delete (acknowledged or not) may have removed."""
+        """Acknowledged (or stored-then-503) adds that no delete may have removed."""
         with self.lock:
-            return sorted(set(self.acked) - self.deleted - self.delete_uncertain)
+            stored = set(self.acked) | self.stored_on_timeout
+            return sorted(stored - self.deleted - self.delete_uncertain)
 
     def summary(self) -> dict[str, object]:
         with self.lock:
@@ -62,6 +67,7 @@ class Ledger:
                 "writes_attempted": self.attempted,
                 "writes_acked": len(self.acked),
                 "acked_by_level": dict(levels),
+                "writes_stored_503": len(self.stored_on_timeout),
                 "writes_uncertain": len(self.uncertain),
                 "writes_refused": dict(self.refused),
                 "deletes_acked": len(self.deleted),
@@ -91,7 +97,6 @@ class Writer:
         self.interval_s, self.check_quorum = interval_s, check_quorum
         self.rng = random.Random(seed)
         self.stopping = threading.Event()
-        self.keytext: dict[str, str] = {}
         self.error: BaseException | None = None
 
     def start(self) -> None:
@@ -139,17 +144,18 @@ class Writer:
 
     def _add(self, target: int, level: str) -> None:
         fpr, keytext = next(self.keys)
-        self.keytext[fpr] = keytext
         with self.ledger.lock:
             self.ledger.attempted += 1
+            self.ledger.keytext[fpr] = keytext
         status, headers = self._post(target, keytext, level)
         with self.ledger.lock:
             if status == 200:
                 self.ledger.acked[fpr] = level
+            elif status == 503 and "x-consistency-acks" in headers:
+                self.ledger.stored_on_timeout.add(fpr)
             elif status is None:
                 self.ledger.uncertain.add(fpr)
             else:
-                # 503: quorum not reached; the write is stored locally and still spreads.
                 self.ledger.refused[status] += 1
                 self.ledger.uncertain.add(fpr)
         if status == 200 and level != "one" and self.check_quorum:
@@ -168,9 +174,7 @@ class Writer:
                     f"{fpr}: acked {acks} but only {holding} nodes serve it (answers={answers})")
 
     def _delete(self, target: int) -> None:
-        with self.ledger.lock:
-            candidates = sorted(set(self.ledger.acked) - self.ledger.deleted
-                                - self.ledger.delete_uncertain)
+        candidates = self.ledger.must_be_present()
         if not candidates:
             return
         fpr = self.rng.choice(candidates)
@@ -196,7 +200,7 @@ class Writer:
         # Try to bring it back through another node, which may not have the tombstone yet.
         other = self._pick(avoid=target)
         if other is not None:
-            status, _ = self._post(other, self.keytext[fpr], "one")
+            status, _ = self._post(other, self.ledger.keytext[fpr], "one")
             with self.ledger.lock:
                 self.ledger.reuploads[status or 0] += 1
 

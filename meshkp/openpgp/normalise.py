@@ -9,7 +9,9 @@ What is kept, per component (RFC 9580 §5.2.1 signature types, §10.1 structure)
 | subkey           | 0x18 binding, 0x28 revocation; verified          | dropped (martian.asc)      |
 
 - A self-signature that does not verify is dropped: nobody but the key holder can make one,
-  so a failing one is forged or damaged.
+  so a failing one is forged or damaged. Unless it verifies on another component of the
+  same kind: then it was misfiled, and it moves there as `gpg --import` moves it
+  (relocate.py; bounded by `Limits.relocation_hashes` and `bad_self_signatures`).
 - A user ID, user attribute or subkey is kept only with at least one valid self-signature:
   a binding (certification, subkey binding) or a revocation. GnuPG keeps a user ID whose
   only self-signature is its revocation (debian-keyring strips the certifications of
@@ -33,7 +35,11 @@ valid key and a component is valid in every copy it appears in, i.e. travels wit
 self-signatures, as every implementation exports it (tests/unit/openpgp/
 test_merge_properties.py). A copy holding a component *without* its self-signature loses
 that component's third-party signatures when normalised alone; `normalise_update(stored,
-packets)` normalises an upload together with the stored copy and keeps them.
+packets)` normalises an upload together with the stored copy and keeps them (ingest does,
+for uploads whose `RawKey.orphans` is not zero: keytext.PartialKey). The same holds for a
+self-signature misfiled under a component whose rightful component is only in the other
+copy: that case is not tracked (it needs a damaged upload of a partial key) and such a
+signature is dropped.
 """
 
 from __future__ import annotations
@@ -212,17 +218,29 @@ class _Checker:
 
 
 def _place_strays(
-    checker: _Checker, checked: dict[Packet, tuple[frozenset[Packet], set[int]]], limits: Limits
-) -> None:
-    """Move misfiled self-signatures to the component they bind, in place (relocate.py)."""
-    placed = {sig for kept, _ in checked.values() for sig in kept}
+    checker: _Checker,
+    components: Collection[Packet],
+    groups: dict[int, dict[bytes, Component]],
+    unbound: list[Packet],
+    unbound_sigs: dict[int, frozenset[Packet]],
+    limits: Limits,
+) -> list[Packet]:
+    """Move misfiled self-signatures into `groups` at the component they bind (relocate.py);
+    return `unbound` less the components that got their first valid self-signature."""
+    placed = {sig for group in groups.values() for c in group.values() for sig in c.signatures}
     moved = relocate(
-        checker.primary, checker.strays, checked.keys(), placed,
-        limits.relocation_hashes, checker.verify,
+        checker.primary, checker.strays, components, placed, limits.relocation_hashes,
+        checker.verify,
     )
-    for packet, target in moved.items():
-        kept, valid = checked[target]
-        checked[target] = (kept | {packet}, valid | {checker.strays[packet][0].sig_type})
+    bound: set[int] = set()  # by id(): relocate returns the very packets it was given
+    for sig, target in moved.items():
+        group = groups[target.tag]
+        current = group.get(target.body)
+        if current is None:
+            current = Component(target, unbound_sigs.get(id(target), frozenset()))
+            bound.add(id(target))
+        group[target.body] = Component(target, current.signatures | {sig})
+    return [packet for packet in unbound if id(packet) not in bound] if bound else unbound
 
 
 def encoded_size(packet: Packet) -> int:
@@ -239,21 +257,29 @@ def _normalise(key: RawKey, limits: Limits, known_valid: KnownValid) -> Certific
     primary_sigs, primary_valid = checker.check(
         key.direct, None, _PRIMARY_SELF, _PRIMARY_THIRD_PARTY, cap
     )
-    checked: dict[Packet, tuple[frozenset[Packet], set[int]]] = {}
+    groups: dict[int, dict[bytes, Component]] = {tag: {} for tag in _COMPONENT_TAGS}
+    # Components without a valid self-signature, and the third-party signatures of those that
+    # have any, by id(): kept apart so that a key of many bare user IDs allocates nothing more.
+    unbound: list[Packet] = []
+    unbound_sigs: dict[int, frozenset[Packet]] = {}
     for packet, raw in key.components.items():
         if packet.tag == Tag.PUBLIC_SUBKEY:
-            checked[packet] = checker.check(raw.signatures, packet, _SUBKEY_SELF, (), cap)
+            kept, valid = checker.check(raw.signatures, packet, _SUBKEY_SELF, (), cap)
         else:
-            checked[packet] = checker.check(raw.signatures, packet, _USER_SIGS, _USER_SIGS, cap)
-    if checker.strays:
-        _place_strays(checker, checked, limits)
-    groups: dict[int, dict[bytes, Component]] = {tag: {} for tag in _COMPONENT_TAGS}
-    for packet, (kept, valid) in checked.items():
+            kept, valid = checker.check(raw.signatures, packet, _USER_SIGS, _USER_SIGS, cap)
         if valid:
             groups[packet.tag][packet.body] = Component(packet, kept)
         else:
-            key.dropped.append(f"tag {packet.tag} component without a valid self-signature")
-            key.orphans += len(kept)  # third-party certifications a stored self-sig would keep
+            unbound.append(packet)
+            if kept:
+                unbound_sigs[id(packet)] = kept
+    if checker.strays:
+        unbound = _place_strays(checker, key.components.keys(), groups, unbound, unbound_sigs,
+                                limits)
+    for packet in unbound:
+        key.dropped.append(f"tag {packet.tag} component without a valid self-signature")
+        # Third-party certifications that a stored copy's self-signature would keep.
+        key.orphans += len(unbound_sigs.get(id(packet), ()))
 
     if not primary_valid and not any(groups.values()):
         key.orphans += len(primary_sigs)  # all third-party here: no self-signature is valid

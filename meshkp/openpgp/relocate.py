@@ -21,6 +21,7 @@ operation and counts against `Limits.bad_self_signatures` like any failing self-
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
+from operator import attrgetter
 
 from meshkp.errors import UnsupportedAlgorithm
 from meshkp.openpgp.hashing import hash_algorithm, signature_digest
@@ -33,6 +34,7 @@ from meshkp.openpgp.signature import Signature
 Stray = tuple[Signature, frozenset[Packet]]
 # Full verification of a signature against a target; counts failures, may raise KeyRejected.
 Verify = Callable[[Signature, Packet], bool]
+_BODY = attrgetter("body")  # canonical order within one kind (all strays are signatures)
 
 
 def relocate(
@@ -50,20 +52,24 @@ def relocate(
     (tag, body) order, so the hash budget cuts the search off at the same place.
     """
     found: dict[Packet, Packet] = {}
-    candidates = sorted(components)
-    for packet in sorted(strays):
+    by_kind: dict[int, list[Packet]] = {}  # candidates of each kind, sorted by body
+    for packet in sorted(strays, key=_BODY):
         if packet in placed:
             continue  # a copy of a signature that is filed correctly too (lp1195901.asc)
         sig, filed = strays[packet]
-        kinds = {target.tag for target in filed}
-        for target in candidates:
-            if target.tag not in kinds or target in filed:
-                continue
-            if hashes <= 0:
-                return found
-            hashes -= 1
-            if _left16_fits(primary, sig, target) and _verifies(verify, sig, target):
-                found[packet] = target
+        for kind in sorted({target.tag for target in filed}):
+            if kind not in by_kind:
+                by_kind[kind] = sorted((c for c in components if c.tag == kind), key=_BODY)
+            for target in by_kind[kind]:
+                if target in filed:
+                    continue
+                if hashes <= 0:
+                    return found
+                hashes -= 1
+                if _left16_fits(primary, sig, target) and _verifies(verify, sig, target):
+                    found[packet] = target
+                    break
+            if packet in found:
                 break
     return found
 

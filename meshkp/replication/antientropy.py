@@ -1,6 +1,10 @@
 """Anti-entropy: a Merkle diff with one peer, then pull and push the differing records.
 
 One round (`SyncRound.run`) with a peer:
+0. scan, only when our tree is empty (a new node): the peer's records are pulled in
+   fingerprint order, page by page (Scan/ScanBatch), without a diff, which against an empty
+   tree would only send every id and digest ahead of the records. The diff that follows
+   finds what changed on the peer during the scan.
 1. diff: crdt.merkle_diff's initiator runs here (its tree reads on a store reader thread),
    each query a DiffQuery request, each answer a DiffAnswer; it ends knowing exactly which
    fingerprints differ or are missing on either side. Cost ~ d * depth * fanout hashes.
@@ -10,7 +14,9 @@ One round (`SyncRound.run`) with a peer:
    batches (forward=False).
 Nothing is kept between rounds: a round interrupted by a crash simply runs again after the
 restart, against the tree persisted with the records, and moves only what is still missing.
-A new, empty node bootstraps through exactly this path, its progress in `SyncProgress`.
+A new, empty node bootstraps through this path (scan, then diff), its progress in
+`SyncProgress`. Pulls are pipelined: the next batch is requested while earlier ones are
+validated (worker processes, prepare.py) and merged (the store's writer).
 """
 
 from __future__ import annotations
@@ -27,7 +33,15 @@ from crdt.merkle import MerkleTree
 from crdt.merkle_diff import DiffConfig, DiffInitiator, DiffResult
 from meshkp.errors import ReplicationError, WireError
 from meshkp.replication.config import ReplicationConfig
-from meshkp.replication.messages import DiffAnswer, DiffQuery, Fetch, RecordBatch, SyncError
+from meshkp.replication.messages import (
+    DiffAnswer,
+    DiffQuery,
+    Fetch,
+    RecordBatch,
+    Scan,
+    ScanBatch,
+    SyncError,
+)
 from meshkp.replication.peers import ByteMeter, Channel, PeerRef
 from meshkp.replication.push import Pusher, split_by_bytes
 from meshkp.replication.status import SyncProgress
@@ -37,6 +51,12 @@ log = logging.getLogger(__name__)
 InThread = Callable[[Callable[[], object]], Awaitable[object]]
 ApplyRecords = Callable[[Sequence[bytes]], Awaitable[int]]  # -> records that changed our state
 ReadRecords = Callable[[Sequence[bytes]], Awaitable[list[bytes]]]
+# Pulled batches being applied at once: one merging while the next is validated.
+_APPLYING = 2
+# Records one bootstrap scan may pull: several times the largest public key set (SKS's ~7
+# million keys). Each page must move the cursor on, but a hostile peer could invent keys
+# forever; this ends such a round.
+_MAX_SCAN_RECORDS = 50_000_000
 
 
 @dataclass(slots=True)
@@ -78,25 +98,78 @@ class SyncRound:
         self.meter = ByteMeter()
 
     async def run(self, peer: PeerRef) -> SyncOutcome:
-        """Diff, pull, push; ReplicationError/PeerUnreachable/WireError if the round fails."""
+        """(Scan,) diff, pull, push; ReplicationError/PeerUnreachable/WireError on failure."""
         started = time.monotonic()
-        result = await self._diff(peer)
+        scanned = 0
+        if await self.in_thread(self._empty):
+            # Bootstrap: with nothing here, a diff would only list every id of the peer.
+            self.progress.phase = "scan"
+            scanned = await self._scan(peer)
+        self.progress.phase = "diff"
+        result = await self._diff(peer)  # after a scan: what changed on the peer meanwhile
         pull = sorted(set(result.remote_only) | set(result.differing))
         push = sorted(set(result.local_only) | set(result.differing))
-        self.progress.to_pull, self.progress.to_push = len(pull), len(push)
+        self.progress.to_pull += len(pull)
+        self.progress.to_push = len(push)
         self.progress.phase = "pull"
         pulled = await self._pull(peer, pull)
         self.progress.phase = "push"
         pushed = await self._push(peer, push)
         self.progress.phase = "done"
         return SyncOutcome(
-            in_sync=not pull and not push,
-            keys_pulled=pulled,
+            in_sync=not pull and not push and not scanned,
+            keys_pulled=pulled + scanned,
             keys_pushed=pushed,
             diff_ids=len(set(pull) | set(push)),
             meter=self.meter,
             duration_s=time.monotonic() - started,
         )
+
+    def _empty(self) -> bool:
+        return len(self.tree) == 0
+
+    async def _scan(self, peer: PeerRef) -> int:
+        """Pull every record of the peer in fingerprint order; the number that changed ours.
+
+        Like _pull, the next page is asked for as soon as one arrives, and pages are applied
+        `_APPLYING` at a time.
+        """
+        applying: deque[asyncio.Task[int]] = deque()
+        changed = 0
+        cursor = b""
+        received = 0
+        try:
+            while True:
+                if received > _MAX_SCAN_RECORDS:
+                    raise ReplicationError(f"{peer.node_id} keeps scanning on: round abandoned")
+                reply = await self.channel.request(
+                    peer, Scan(cursor, self.config.sync_batch_records),
+                    self.config.request_timeout_s, self.meter,
+                )
+                if isinstance(reply, SyncError):
+                    raise ReplicationError(f"{peer.node_id} refused a scan: {reply.reason}")
+                if not isinstance(reply, ScanBatch):
+                    raise WireError(f"{peer.node_id} answered a scan with {type(reply).__name__}")
+                if reply.next and (not reply.records or reply.next <= cursor):
+                    raise WireError(f"{peer.node_id} answered a scan without moving on")
+                self.progress.to_pull = max(self.progress.to_pull, reply.total)
+                received += len(reply.records)
+                if reply.records:
+                    applying.append(asyncio.create_task(self._apply(reply.records)))
+                while len(applying) >= _APPLYING or (not reply.next and applying):
+                    changed += await applying.popleft()
+                if not reply.next:
+                    return changed
+                cursor = reply.next
+        finally:
+            for task in applying:
+                task.cancel()
+            await asyncio.gather(*applying, return_exceptions=True)
+
+    async def _apply(self, records: Sequence[bytes]) -> int:
+        done = await self.apply_records(records)
+        self.progress.pulled += len(records)
+        return done
 
     async def _diff(self, peer: PeerRef) -> DiffResult:
         initiator = DiffInitiator(self.tree, self.diff_config)
@@ -122,19 +195,21 @@ class SyncRound:
         return initiator.result
 
     async def _pull(self, peer: PeerRef, fingerprints: list[bytes]) -> int:
-        """Fetch and merge `fingerprints` in batches, the next fetch in flight while one applies.
+        """Fetch and merge `fingerprints` in batches, as a pipeline of three stages.
 
-        Pipelining lets the peer read and send batch N+1 while we validate and write batch N,
-        so the two nodes work at once (bootstrap speed); one fetch ahead bounds the records
-        held in memory to two batches.
+        While batch N is merged (the store's writer) and N+1 is validated (apply_records'
+        first stage: worker processes for large batches), N+2 is being read and sent by the
+        peer: both nodes and every core work at once, which is what makes a bootstrap fast.
+        At most one fetch and `_APPLYING` batches are in flight: memory stays bounded.
         """
-        changed = 0
         step = self.config.sync_batch_records
         queue = deque(fingerprints)
         rounds = 0
-        pending: asyncio.Task[RecordBatch] | None = None
+        fetching: asyncio.Task[RecordBatch] | None = None
+        applying: deque[asyncio.Task[int]] = deque()
+        changed = 0
 
-        def launch() -> asyncio.Task[RecordBatch] | None:
+        def fetch_next() -> asyncio.Task[RecordBatch] | None:
             nonlocal rounds
             if not queue:
                 return None
@@ -145,18 +220,21 @@ class SyncRound:
             return asyncio.create_task(self._fetch(peer, asked), name=f"fetch-{peer.node_id}")
 
         try:
-            pending = launch()
-            while pending is not None:
-                reply = await pending
+            fetching = fetch_next()
+            while fetching is not None:
+                reply = await fetching
                 queue.extendleft(reversed(reply.rest))  # deferred by the peer's byte budget
-                pending = launch()
+                fetching = fetch_next()
                 if reply.records:
-                    changed += await self.apply_records(reply.records)
-                self.progress.pulled += len(reply.records)
+                    applying.append(asyncio.create_task(self._apply(reply.records)))
+                while len(applying) >= _APPLYING or (fetching is None and applying):
+                    changed += await applying.popleft()
         finally:
-            if pending is not None and not pending.done():
-                pending.cancel()
-                await asyncio.gather(pending, return_exceptions=True)
+            for task in (fetching, *applying):
+                if task is not None and not task.done():
+                    task.cancel()
+            await asyncio.gather(*(t for t in (fetching, *applying) if t is not None),
+                                 return_exceptions=True)
         return changed
 
     async def _fetch(self, peer: PeerRef, asked: list[bytes]) -> RecordBatch:

@@ -219,8 +219,61 @@ class SyncError(Message):
         return cls(reason)
 
 
+@dataclass(frozen=True, slots=True)
+class Scan(Message):
+    """Ask for records in fingerprint order after `after` (b"": from the first), at most `limit`.
+
+    A node with an empty tree bootstraps this way: a diff against nothing would only send
+    every id and digest before the records themselves.
+    """
+
+    TYPE: ClassVar[int] = 47
+    after: bytes
+    limit: int
+
+    def to_map(self) -> dict[str, Any]:
+        return {"after": self.after, "n": self.limit}
+
+    @classmethod
+    def from_map(cls, body: Mapping[str, Any]) -> Scan:
+        limit = body.get("n")
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_BATCH_RECORDS:
+            raise WireError(f"field 'n' must be 1..{MAX_BATCH_RECORDS}")
+        return cls(_cursor(body, "after"), limit)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanBatch(Message):
+    """Answer to Scan: the next records; `next`: the cursor to scan on from (b"": the end);
+    `total`: records the responder holds (progress of a bootstrap)."""
+
+    TYPE: ClassVar[int] = 48
+    records: tuple[bytes, ...]
+    next: bytes
+    total: int
+
+    def to_map(self) -> dict[str, Any]:
+        return {"recs": list(self.records), "next": self.next, "total": self.total}
+
+    @classmethod
+    def from_map(cls, body: Mapping[str, Any]) -> ScanBatch:
+        total = body.get("total")
+        if not isinstance(total, int) or isinstance(total, bool) or not 0 <= total < 2**40:
+            raise WireError("field 'total' must be a record count")
+        return cls(_records(body), _cursor(body, "next"), total)
+
+
+def _cursor(body: Mapping[str, Any], key: str) -> bytes:
+    value = body.get(key)
+    if not isinstance(value, bytes) or (value and len(value) not in FINGERPRINT_LENGTHS):
+        raise WireError(f"field {key!r} must be empty or a 16/20/32-byte fingerprint")
+    return value
+
+
 MESSAGE_TYPES: dict[int, type[Message]] = {
-    cls.TYPE: cls for cls in (PushBatch, PushAck, DiffQuery, DiffAnswer, Fetch, RecordBatch, SyncError)
+    cls.TYPE: cls
+    for cls in (PushBatch, PushAck, DiffQuery, DiffAnswer, Fetch, RecordBatch, SyncError, Scan,
+                ScanBatch)
 }
 
 

@@ -41,6 +41,8 @@ from meshkp.replication.messages import (
     PushAck,
     PushBatch,
     RecordBatch,
+    Scan,
+    ScanBatch,
     SyncError,
 )
 from meshkp.replication.peers import Channel, PeerRef, PeerSource
@@ -165,6 +167,8 @@ class Replicator:
                 return await self._on_diff(message)
             if isinstance(message, Fetch):
                 return await self._on_fetch(message)
+            if isinstance(message, Scan):
+                return await self._on_scan(message)
         except InvalidPeerRecord as exc:
             self.counters.batches_rejected += 1
             log.warning("event=peer_batch_rejected peer=%s error=%s", sender, exc)
@@ -261,6 +265,27 @@ class Replicator:
             return RecordBatch(tuple(found))
 
         batch: RecordBatch = await self.store.read(read)
+        return batch
+
+    async def _on_scan(self, scan: Scan) -> ScanBatch:
+        budget = self.config.batch_bytes
+        # The smallest key after `after`: fingerprints compare as byte strings.
+        start = scan.after + b"\x00" if scan.after else b""
+
+        def read(store: Store) -> ScanBatch:
+            found: list[bytes] = []
+            used = 0
+            last = b""
+            total = len(self.merkle.tree(store))
+            for fingerprint, data in store.iter_records(start):
+                if found and (len(found) >= scan.limit or used + len(data) > budget):
+                    return ScanBatch(tuple(found), last, total)
+                found.append(data)
+                used += len(data)
+                last = fingerprint
+            return ScanBatch(tuple(found), b"", total)
+
+        batch: ScanBatch = await self.store.read(read)
         return batch
 
     # -- anti-entropy ------------------------------------------------------------------------

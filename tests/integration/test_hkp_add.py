@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 
 from meshkp.openpgp.armor import armor, dearmor
+from meshkp.openpgp.framing import parse_packets
+from meshkp.openpgp.packet import Tag
+from meshkp.openpgp.signature import parse_signature
+from tests.gpgtools import GPG, gnupg_home, gpg
 from tests.integration.conftest import ServerProcess, fixture_bytes, start_server
 
 pytestmark = pytest.mark.integration
@@ -209,6 +213,43 @@ def test_revocation_for_unknown_key_is_rejected(server: ServerProcess) -> None:
     assert snapshot(server) == before
     assert server.add(fixture_bytes("revok_orig.asc")).status == 200
     assert "updated" in server.add(fixture_bytes("revok_cert.asc")).text
+
+
+@pytest.mark.gpg
+@pytest.mark.skipif(GPG is None, reason="gpg is not installed (apt-get install gnupg)")
+def test_certification_sent_without_the_self_signature_is_kept(server: ServerProcess) -> None:
+    """A signer uploads the owner's user ID with only their certification (no self-signature
+    on it): merged into the stored copy, it is served and verifies in gpg."""
+    with gnupg_home() as home:
+        owner = _generate(home, "Olga Orphan <olga@orphan.example>")
+        signer = _generate(home, "Sid Signer <sid@orphan.example>")
+        assert "1 added" in server.add(gpg(home, "--armor", "--export", owner).stdout).text
+        signed = gpg(home, "--yes", "--passphrase", "", "--pinentry-mode", "loopback",
+                     "--local-user", signer, "--quick-sign-key", owner)
+        assert signed.returncode == 0, signed.stderr
+        exported = parse_packets(gpg(home, "--export", owner).stdout)
+        signer_public = gpg(home, "--export", signer).stdout
+    owner_id = bytes.fromhex(owner[-16:])
+    upload = [p for p in exported
+              if p.tag != Tag.SIGNATURE or parse_signature(p.body).issuer_key_id != owner_id]
+    assert [p.tag for p in upload] == [Tag.PUBLIC_KEY, Tag.USER_ID, Tag.SIGNATURE]
+    reply = server.add(armor(b"".join(p.encode() for p in upload)))
+    assert reply.status == 200 and "1 updated" in reply.text, reply.text
+    served = server.lookup(op="get", search="0x" + owner).body
+    with gnupg_home() as holder:
+        assert gpg(holder, "--import", input=signer_public).returncode == 0
+        assert gpg(holder, "--import", input=served).returncode == 0
+        checked = gpg(holder, "--with-colons", "--check-sigs", owner).stdout.decode()
+    good = {line.split(":")[4] for line in checked.splitlines() if line.startswith("sig:!")}
+    assert {owner[-16:], signer[-16:]} <= good, checked
+
+
+def _generate(home: Path, uid: str) -> str:
+    made = gpg(home, "--passphrase", "", "--pinentry-mode", "loopback",
+               "--quick-gen-key", uid, "ed25519", "sign", "never")
+    assert made.returncode == 0, made.stderr
+    listed = gpg(home, "--with-colons", "--list-keys", uid).stdout.decode()
+    return next(line.split(":")[9] for line in listed.splitlines() if line.startswith("fpr:"))
 
 
 def test_acknowledged_upload_survives_kill_9(tmp_path: Path) -> None:

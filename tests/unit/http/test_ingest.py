@@ -10,7 +10,10 @@ from crdt.vclock import VersionVector
 from meshkp.keys.ingest import KEYS_COUNTER, Status, certificate_terms, ingest
 from meshkp.limits import Limits
 from meshkp.openpgp.certificate import Certificate
-from meshkp.openpgp.keytext import Rejected, parse_keytext
+from meshkp.openpgp.framing import parse_packets
+from meshkp.openpgp.keytext import PartialKey, Rejected, parse_keytext, split_stream, streams
+from meshkp.openpgp.packet import Tag
+from meshkp.openpgp.signature import parse_signature
 from meshkp.record import KeyRecord, Tombstone
 from meshkp.store.memory import MemoryStore
 from meshkp.store.protocol import IndexKind
@@ -129,3 +132,53 @@ def test_merge_over_key_bytes_is_rejected() -> None:
         assert outcome.status is Status.REJECTED and "key_bytes" in outcome.reason
     else:  # pragma: no cover - the fixtures guarantee growth
         pytest.fail("alice_signed should be larger than alice_unsigned")
+
+
+def signed_by_someone_else(with_subkey: bool) -> bytes:
+    """alice_signed.asc (alice's key certified by 0x62AEA01D67640FB5) as the signer would
+    send it back: alice's user ID with only the new certification, no self-signature on it."""
+    (stream,) = streams((FIXTURES / "alice_signed.asc").read_bytes())
+    (key,) = split_stream(parse_packets(stream))
+    packets = list(key.packets)
+    uid_at = next(i for i, p in enumerate(packets) if p.tag == Tag.USER_ID)
+    sub_at = next(i for i, p in enumerate(packets) if p.tag == Tag.PUBLIC_SUBKEY)
+    certification = next(
+        p for p in packets[uid_at:sub_at]
+        if p.tag == Tag.SIGNATURE and parse_signature(p.body).sig_type == 0x10
+    )
+    upload = [packets[0], packets[uid_at], certification]
+    if with_subkey:
+        upload += packets[sub_at:]  # a valid subkey binding: the key stands on its own
+    return b"".join(p.encode() for p in upload)
+
+
+@pytest.mark.parametrize("with_subkey", [False, True])
+def test_third_party_certification_without_self_signature_is_kept(with_subkey: bool) -> None:
+    store = MemoryStore()
+    run(store, items("alice_unsigned.asc"))
+    upload = parse_keytext(signed_by_someone_else(with_subkey), LIMITS)
+    result = run(store, upload)
+    assert [o.status for o in result.outcomes] == [Status.UPDATED]
+    stored = KeyRecord.decode(store.get(ALICE) or b"").certificate
+    (expected,) = items("alice_signed.asc")
+    assert stored == expected  # the certification is on alice's user ID
+    assert [o.status for o in run(store, upload).outcomes] == [Status.UNCHANGED]
+
+
+def test_certification_without_self_signature_and_no_stored_key() -> None:
+    alone = parse_keytext(signed_by_someone_else(with_subkey=False), LIMITS)
+    (outcome,) = run(MemoryStore(), alone).outcomes
+    assert outcome.status is Status.REJECTED and outcome.reason == "no valid self-signature"
+    store = MemoryStore()
+    (added,) = run(store, parse_keytext(signed_by_someone_else(with_subkey=True), LIMITS)).outcomes
+    assert added.status is Status.ADDED
+    stored = KeyRecord.decode(store.get(ALICE) or b"").certificate
+    assert stored is not None and stored.user_ids == {}  # nothing to bind the user ID to
+
+
+def test_only_uploads_with_orphaned_signatures_carry_their_packets() -> None:
+    (partial,) = parse_keytext(signed_by_someone_else(with_subkey=True), LIMITS)
+    assert isinstance(partial, PartialKey) and partial.fingerprint == ALICE
+    assert isinstance(partial.alone, Certificate) and partial.alone.user_ids == {}
+    for name in ("alice_signed.asc", "lp1195901.asc", "rtt-140.asc", "badselfsig.asc"):
+        assert all(isinstance(i, Certificate) for i in items(name)), name

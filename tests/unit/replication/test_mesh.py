@@ -77,6 +77,49 @@ async def test_an_empty_node_bootstraps_through_anti_entropy(mesh3: Mesh) -> Non
     assert status["keys"] == 60 and status["peers"]["n0"]["last"]["keys_pulled"] == 60
 
 
+async def test_a_bootstrap_scans_in_pages_and_moves_little_more_than_the_records() -> None:
+    config = dataclasses.replace(FAST, sync_batch_records=7)  # 60 keys: 9 pages
+    mesh = Mesh(2, config)
+    try:
+        mesh.net.down.add("n1")
+        await mesh[0].upload(*range(60))
+        mesh.net.down.clear()
+        outcome = await mesh[1].replicator.sync_with(PeerRef("n0", ("127.0.0.1", 0)))
+        assert outcome is not None and outcome.keys_pulled == 60
+        assert await mesh[1].root() == await mesh[0].root()
+        records = await mesh[0].replicator.read_records([certificate(i).fingerprint for i in range(60)])
+        # Pages of records, then one diff of equal trees: no list of every id and digest.
+        assert outcome.meter.received < sum(map(len, records)) * 1.1 + 2000
+        assert outcome.meter.requests <= 9 + 1 + 2
+        # A node that holds something diffs instead of scanning, and is then in sync.
+        again = await mesh[1].replicator.sync_with(PeerRef("n0", ("127.0.0.1", 0)))
+        assert again is not None and again.in_sync and again.meter.requests == 1
+    finally:
+        await mesh.close()
+
+
+async def test_a_scan_page_with_an_invalid_record_stores_nothing_of_it() -> None:
+    mesh = Mesh(2)
+    try:
+        mesh.net.down.add("n1")
+        await mesh[0].upload(1, 2)
+        mesh.net.down.clear()
+        bad = dataclasses.replace(record(3), fingerprint=certificate(4).fingerprint)
+
+        async def scan_answer(_sender, message):  # n0 answers scans with a forged page
+            from meshkp.replication.messages import ScanBatch
+
+            return ScanBatch((record(1).encode(), bad.encode()), b"", 2)
+
+        mesh.net.nodes["n0"] = type("Forger", (), {"handle": staticmethod(scan_answer)})()
+        outcome = await mesh[1].replicator.sync_with(PeerRef("n0", ("127.0.0.1", 0)))
+        assert outcome is None
+        assert "filed under" in mesh[1].replicator.statuses["n0"].last_result
+        assert (await mesh[1].replicator.status())["records"] == 0
+    finally:
+        await mesh.close()
+
+
 async def test_concurrent_updates_converge_to_the_union(mesh3: Mesh) -> None:
     # n0 holds key 5 without its subkey, n1 adds the subkey while partitioned from n0.
     bare = normalise(parse_packets(generate_key(5, seed=b"repl-test", with_subkey=False).data))

@@ -17,6 +17,8 @@ from meshkp.replication.messages import (
     PushAck,
     PushBatch,
     RecordBatch,
+    Scan,
+    ScanBatch,
     SyncError,
     decode_message,
 )
@@ -31,6 +33,10 @@ SAMPLES = [
     Fetch((FP, bytes(32), bytes(16))),
     RecordBatch((b"r",), (FP,)),
     SyncError("nope"),
+    Scan(b"", 1000),
+    Scan(FP, 1),
+    ScanBatch((b"r", b"s"), FP, 12),
+    ScanBatch((), b"", 0),
 ]
 
 
@@ -59,6 +65,12 @@ def test_type_codes_are_unique_and_outside_swim_range() -> None:
         (RecordBatch.TYPE, {"recs": [b"x"], "rest": [1]}),
         (DiffQuery.TYPE, {"q": "text"}),
         (SyncError.TYPE, {"reason": "x" * 10_000}),
+        (Scan.TYPE, {"after": b"", "n": 0}),
+        (Scan.TYPE, {"after": b"", "n": MAX_BATCH_RECORDS + 1}),
+        (Scan.TYPE, {"after": b"short", "n": 10}),
+        (Scan.TYPE, {"after": b"", "n": True}),
+        (ScanBatch.TYPE, {"recs": [b"x"], "next": b"", "total": -1}),
+        (ScanBatch.TYPE, {"recs": [b"x"], "next": b"abc", "total": 1}),
         (99, {}),
     ],
 )
@@ -74,7 +86,8 @@ def test_a_batch_over_the_byte_bound_is_refused() -> None:
 
 
 @given(st.sampled_from(sorted(MESSAGE_TYPES)),
-       st.dictionaries(st.sampled_from(["recs", "fwd", "ts", "st", "q", "a", "ids", "rest", "reason"]),
+       st.dictionaries(st.sampled_from(["recs", "fwd", "ts", "st", "q", "a", "ids", "rest", "reason",
+                                        "after", "n", "next", "total"]),
                        st.one_of(st.none(), st.booleans(), st.integers(), st.binary(max_size=40),
                                  st.text(max_size=20), st.lists(st.binary(max_size=33), max_size=4))))
 def test_arbitrary_bodies_decode_or_raise_wire_error_only(type_code: int, body: dict) -> None:
