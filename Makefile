@@ -40,6 +40,7 @@ test-slow: deps apt
 bench: deps apt
 	$(BIN)/python -m bench.run_all
 
+## Chaos runs with real processes: kill -9, SIGSTOP, partition, loss (root: netns); docs/chaos.md.
 chaos: deps apt
 	$(BIN)/python -m pytest -q -m chaos chaos/
 

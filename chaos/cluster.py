@@ -54,6 +54,7 @@ class ChaosCluster(Mesh):
     profile: str = "test"
     sync_interval_s: float = 2.0
     paused: set[int] = field(default_factory=set)
+    exited: list[str] = field(default_factory=list)  # nodes found exited when about to kill
 
     @classmethod
     def launch(
@@ -111,16 +112,24 @@ class ChaosCluster(Mesh):
         """kill -9 node i (no shutdown of any kind)."""
         node = self.nodes[i]
         if node is not None:
+            if node.proc.poll() is not None:
+                self.exited.append(f"{self.node_id(i)} rc={node.proc.returncode}")
             node.stop(signal.SIGKILL)
             self.nodes[i] = None
 
     def kill_all(self) -> None:
         """kill -9 every node at once (signals first, then reap), like a power cut minus the disk."""
-        for node in self.nodes:
-            if node is not None and node.proc.poll() is None:
+        for i, node in enumerate(self.nodes):
+            if node is None:
+                continue
+            if node.proc.poll() is not None:
+                self.exited.append(f"{self.node_id(i)} rc={node.proc.returncode}")
+            else:
                 os.kill(node.proc.pid, signal.SIGKILL)
-        for i in range(self.n):
-            self.kill(i)
+        for i, node in enumerate(self.nodes):
+            if node is not None:
+                node.stop(signal.SIGKILL)  # reaps it
+                self.nodes[i] = None
         self.paused.clear()
 
     def restart_all(self) -> None:

@@ -5,8 +5,10 @@
 (b) all merkle_root values are equal;
 (c) no acknowledged delete is undone: the key is served by no node;
 (d) membership reconverges: every node lists every node alive;
-and no node process exited on its own. Reconvergence is timed *before* the final sync, from
-the moment the last fault was healed, so it measures what gossip and anti-entropy do alone.
+and no node process exited on its own or logged an error (every `level=ERROR` line of meshkp
+is a bug or a failed write: see `log.error`/`log.exception` in meshkp/). Reconvergence is
+timed *before* the final sync, from the moment the last fault was healed, so it measures what
+gossip and anti-entropy do alone.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class RunReport:
     roots_equal: bool = False
     all_alive: bool = False
     crashed: list[str] = field(default_factory=list)
+    log_errors: list[str] = field(default_factory=list)
     extra: dict[str, object] = field(default_factory=dict)
 
     def problems(self) -> list[str]:
@@ -58,6 +61,8 @@ class RunReport:
             found.append("membership did not reconverge to all alive")
         if self.crashed:
             found.append(f"node processes exited on their own: {self.crashed}")
+        if self.log_errors:
+            found.append(f"{len(self.log_errors)} error lines in node logs: {self.log_errors[:3]}")
         return found
 
     def line(self) -> str:
@@ -82,6 +87,16 @@ class RunReport:
         path = OUT_DIR / f"{self.name}.json"
         path.write_text(json.dumps(asdict(self), indent=2, default=str) + "\n")
         return path
+
+
+def error_lines(root: Path) -> list[str]:
+    """`level=ERROR` and traceback lines of every node log under root."""
+    found = []
+    for log in sorted(root.glob("*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if "level=ERROR" in line or line.startswith("Traceback"):
+                found.append(f"{log.stem}: {line[:300]}")
+    return found
 
 
 def measure_reconvergence(
@@ -121,10 +136,16 @@ def verify(cluster: ChaosCluster, ledger: Ledger, report: RunReport, healed_at: 
         for fpr, ok in cluster.served(deleted, i).items():
             if ok:
                 report.resurrected.setdefault(fpr, []).append(cluster.node_id(i))
+    status = cluster.get_json(cluster.running()[0], "/cluster/sync/status") or {}
+    report.extra["keys"] = status.get("keys")
+    report.extra["tombstones"] = status.get("tombstones")
+    report.extra["conflicts"] = status.get("conflicts")
     report.quorum_short = list(ledger.quorum_short)
     report.ledger = ledger.summary()
     report.crashed += [cluster.node_id(i) for i in cluster.crashed()
                        if cluster.node_id(i) not in report.crashed]
+    report.crashed += [f"{node} (found dead before a kill)" for node in cluster.exited]
+    report.log_errors = error_lines(cluster.root)
     report.seconds = time.monotonic() - report.started
     report.save()
     return report

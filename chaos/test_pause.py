@@ -18,7 +18,10 @@ pytestmark = pytest.mark.chaos
 
 N = 5
 DEAD_WITHIN_S = 60.0  # bound of the wait for every other node to declare the victim dead
-STAY_DEAD_S = 4.0  # keep it paused (and writing) this long after it was declared dead
+# Keep it paused (and writing) this long after it was declared dead: longer than the test
+# profile's gossip_to_the_dead_time (5 s), so the others have stopped gossiping to it and it
+# must rejoin through refutation and reconnect probes.
+STAY_DEAD_S = 8.0
 
 
 def test_sigstop_longer_than_suspicion_timeout(

@@ -16,6 +16,7 @@ rewrites each touched node once (bulk loads cost one pass, not n * depth).
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
@@ -336,16 +337,27 @@ class MerkleBatch:
             encoded = encode_bucket(entries)
             writes.append((bucket_key(path), encoded if entries else None))
             changed.setdefault(path[:-1], {})[path[-1]] = leaf_slot(encoded, len(entries))
+        fanout = tree.config.fanout
+        counts = struct.Struct(">" + f"{HASH_BYTES}xI" * fanout)
         while changed:
             above: dict[Path, dict[int, Slot]] = {}
             for path in sorted(changed):
-                slots = list(tree.children(path))
+                # The node's bytes are patched in place rather than decoded into Slots and
+                # encoded again: this loop runs for every touched node of every write batch
+                # (a bootstrap rewrites most of the tree's nodes each batch), and the bytes
+                # are exactly encode_node() of the updated slots.
+                tree._check_path(path, leaf=False)
+                raw = tree.storage.get(node_key(path))
+                if raw is not None and len(raw) != fanout * _SLOT_BYTES:
+                    raise MerkleError(f"corrupt Merkle node at {path!r}: {len(raw)} bytes")
+                node = bytearray(raw if raw is not None else encode_node((EMPTY_SLOT,) * fanout))
                 for index, slot in changed[path].items():
-                    slots[index] = slot
-                count = sum(slot.size for slot in slots)
+                    at = index * _SLOT_BYTES
+                    node[at:at + _SLOT_BYTES] = slot.hash + slot.size.to_bytes(_COUNT_BYTES, "big")
+                count = sum(counts.unpack(node))
                 if count > _MAX_COUNT:
                     raise MerkleError(f"subtree {path!r} would hold {count} ids, over 2**32-1")
-                encoded = encode_node(slots)
+                encoded = bytes(node)
                 writes.append((node_key(path), encoded if count else None))
                 if path:
                     above.setdefault(path[:-1], {})[path[-1]] = node_slot(encoded, count)

@@ -225,7 +225,10 @@ def _add(cert: Certificate, overlay: _Overlay, node_id: str, limits: Limits) -> 
 
 
 def _add_partial(item: PartialKey, overlay: _Overlay, node_id: str, limits: Limits) -> KeyOutcome:
+    """_add for an upload with orphaned signatures: normalised together with the stored copy."""
     stored = overlay.get(item.fingerprint)
+    if stored is not None and stored.deleted:
+        return KeyOutcome(Status.REJECTED, item.fingerprint.hex().upper(), _deleted_reason(stored))
     if stored is None or stored.live_certificate is None:
         if isinstance(item.alone, Rejected):
             return KeyOutcome(Status.REJECTED, item.alone.fingerprint, item.alone.reason)

@@ -45,11 +45,12 @@ class Rejected:
 class PartialKey:
     """A key whose upload holds signatures normalising it alone would lose, and its raw packets.
 
-    Those are third-party certifications of a user ID uploaded without its self-signature
-    (the signer exported only what they signed) and self-signatures that bind none of the
-    uploaded components. A stored copy of the key can place them: ingest calls
-    normalise_update(stored, packets). Without a stored copy, `alone` is the outcome.
-    Rare, so the common path (new keys, bulk loads) keeps its compact Certificate.
+    Those are third-party signatures whose component had no valid self-signature in the
+    upload: a user ID sent with only someone's new certification on it (the signer's export
+    minus the self-signature), or a key with no valid self-signature at all. A stored copy
+    of the key can keep them: ingest calls normalise_update(stored, packets). Without a
+    stored copy, `alone` is the outcome. Rare (no key of the corpus or of debian-keyring is
+    one), so the common path (new keys, bulk loads) keeps its compact Certificate.
     """
 
     fingerprint: bytes

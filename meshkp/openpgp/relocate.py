@@ -2,14 +2,14 @@
 
 Old keyservers and keyrings sometimes filed a self-signature under the wrong component:
 rtt-140.asc carries subkey bindings under the wrong subkey, lp1195901.asc user ID
-certifications and a revocation under the wrong user ID. `gpg --import` moves each such
-signature to the component it verifies on ("N signatures reordered", GnuPG's
-`collapse_uids`/`chk_self_sigs`), so a component whose only binding was misfiled is kept;
-`gpg --show-keys` does not reorder. meshkp does what import does, within the kind the
-signature was filed under: one filed under a user ID is tried on the other user IDs (and
-attributes on attributes), one filed under a subkey on the other subkeys. A binding swapped
-between a user ID and a subkey (snowcrash_evaporated.asc) is not moved, so that key stays
-rejected as Hockeypuck's tests require.
+certifications and a revocation under the wrong user ID. `gpg --import` (2.2) moves each
+such signature to the component it verifies on and says "N signatures reordered", so a
+component whose only binding was misfiled is kept; `gpg --show-keys` does not reorder.
+meshkp does what import does, within the kind the signature was filed under: one filed
+under a user ID is tried on the other user IDs (and attributes on attributes), one filed
+under a subkey on the other subkeys. Bindings swapped between a user ID and a subkey
+(snowcrash_evaporated.asc) are not moved: that key stays rejected, as the corpus README and
+Hockeypuck's tests require, although `gpg --import` accepts it.
 
 A hostile upload can file many forged "self-signatures" among many components, so the
 search is bounded twice. Each candidate is first checked by the left 16 bits of the digest

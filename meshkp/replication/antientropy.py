@@ -143,7 +143,7 @@ class SyncRound:
                 if received > _MAX_SCAN_RECORDS:
                     raise ReplicationError(f"{peer.node_id} keeps scanning on: round abandoned")
                 reply = await self.channel.request(
-                    peer, Scan(cursor, self.config.sync_batch_records),
+                    peer, Scan(cursor, self.config.scan_batch_records),
                     self.config.request_timeout_s, self.meter,
                 )
                 if isinstance(reply, SyncError):

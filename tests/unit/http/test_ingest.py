@@ -182,3 +182,18 @@ def test_only_uploads_with_orphaned_signatures_carry_their_packets() -> None:
     assert isinstance(partial.alone, Certificate) and partial.alone.user_ids == {}
     for name in ("alice_signed.asc", "lp1195901.asc", "rtt-140.asc", "badselfsig.asc"):
         assert all(isinstance(i, Certificate) for i in items(name)), name
+
+
+def test_orphaned_certification_for_a_deleted_key_changes_nothing() -> None:
+    from meshkp.store.protocol import RecordWrite
+
+    store = MemoryStore()
+    run(store, items("alice_unsigned.asc"))
+    record = KeyRecord.decode(store.get(ALICE) or b"")
+    deleted = record.delete("admin-node", hlc=1, reason="takedown", actor="ops@x")
+    store.write([RecordWrite(ALICE, deleted.encode(), old_terms=frozenset(), counters={})])
+    before = store.get(ALICE)
+    result = run(store, parse_keytext(signed_by_someone_else(with_subkey=False), LIMITS))
+    (outcome,) = result.outcomes
+    assert outcome.status is Status.REJECTED and "deleted by ops@x" in outcome.reason
+    assert result.writes == [] and store.get(ALICE) == before

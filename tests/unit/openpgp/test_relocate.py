@@ -20,6 +20,7 @@ from meshkp.errors import KeyRejected
 from meshkp.limits import Limits
 from meshkp.openpgp.certificate import Certificate
 from meshkp.openpgp.index import key_info
+from meshkp.openpgp.keytext import parse_keytext
 from meshkp.openpgp.normalise import claims_self, normalise
 from meshkp.openpgp.packet import Packet, Tag
 from meshkp.openpgp.pubkey import parse_public_key
@@ -27,8 +28,9 @@ from meshkp.openpgp.signature import SigType, parse_signature
 from meshkp.openpgp.sigpeek import peek_signature
 from meshkp.openpgp.verify import verify_binding
 from tests.gpgtools import GPG, gnupg_home, gpg
-from tests.unit.openpgp.gpgcolons import parse, structure_differences
-from tests.unit.openpgp.keyfiles import raw_key
+from tests.unit.openpgp.gpgcolons import all_differences, parse, structure_differences
+from tests.unit.openpgp.keyfiles import FIXTURES, fixture, raw_key
+from tests.unit.openpgp.test_index import GPG_COMPARABLE
 
 RTT_SUBKEY = "dd2f4160d468906c"  # its binding is also filed under subkey 5eb3406d3df45908
 DEMON_UID = b"Phil Pennock <pdp@spodhuis.demon.nl>"  # revoked; sigs also under other UIDs
@@ -172,3 +174,24 @@ def test_user_ids_and_subkeys_match_gpg_import(
     cert = normalise(packets)
     (seen,) = parse(listed.stdout).values()
     assert structure_differences(cert, seen) == []
+
+
+# gpg --import moves bindings across kinds too; meshkp and Hockeypuck reject this key.
+_IMPORT_DIFFERS = {"snowcrash_evaporated.asc"}
+
+
+@pytest.mark.gpg
+@pytest.mark.skipif(GPG is None, reason="gpg is not installed (apt-get install gnupg)")
+@pytest.mark.parametrize("name", [n for n in GPG_COMPARABLE if n not in _IMPORT_DIFFERS])
+def test_corpus_matches_gpg_import(name: str) -> None:
+    """test_index compares with `gpg --show-keys`; `gpg --import` reorders, and agrees too."""
+    certs = {c.fingerprint.hex().upper(): c for c in parse_keytext(fixture(name))
+             if isinstance(c, Certificate)}
+    with gnupg_home() as home:
+        gpg(home, "--import", str(FIXTURES / name))
+        listing = parse(gpg(home, "--list-keys", "--with-colons", "--fixed-list-mode").stdout)
+    for fingerprint, seen in listing.items():
+        if seen.pub[1] != b"i":
+            assert fingerprint in certs
+    listed = [c for fp, c in certs.items() if fp in listing]
+    assert all_differences(listed, listing) == {}
