@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 import msgpack
 
+from crdt.errors import CrdtError
 from crdt.vclock import VersionVector
-from meshkp.errors import StoreError
+from meshkp.errors import MeshkpError, StoreError
 from meshkp.openpgp.certificate import Certificate, certificate_from_packets
 from meshkp.openpgp.framing import parse_packets
 
@@ -48,9 +49,18 @@ class Tombstone:
         return [self.seen.to_obj(), self.hlc, self.reason, self.actor]
 
     @classmethod
-    def from_obj(cls, obj: list[object]) -> Tombstone:
+    def from_obj(cls, obj: object) -> Tombstone:
+        """Inverse of to_obj; raises StoreError naming what is malformed."""
+        if not isinstance(obj, list) or len(obj) != 4:
+            raise StoreError("tombstone must be a list of [seen, hlc, reason, actor]")
         seen, hlc, reason, actor = obj
-        return cls(VersionVector.from_obj(seen), int(hlc), str(reason), str(actor))  # type: ignore[arg-type]
+        if not isinstance(hlc, int) or not isinstance(reason, str) or not isinstance(actor, str):
+            raise StoreError("tombstone hlc must be an int and reason/actor strings")
+        try:
+            vector = VersionVector.from_obj(seen)
+        except CrdtError as exc:
+            raise StoreError(f"tombstone version vector is malformed: {exc}") from None
+        return cls(vector, hlc, reason, actor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,23 +147,31 @@ class KeyRecord:
         """Deterministic bytes: the same state gives the same bytes on every node."""
         cert = self.certificate.to_bytes() if self.certificate is not None else None
         tomb = self.tombstone.to_obj() if self.tombstone is not None else None
-        return msgpack.packb(
+        encoded: bytes = msgpack.packb(
             [RECORD_FORMAT, self.fingerprint, cert, self.vv.to_obj(), tomb], use_bin_type=True
         )
+        return encoded
 
     @classmethod
     def decode(cls, data: bytes) -> KeyRecord:
+        """Inverse of encode; any malformed input raises StoreError saying what is wrong."""
         try:
             fmt, fingerprint, cert, vv, tomb = msgpack.unpackb(data, raw=False)
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
-            raise StoreError(f"stored key record is corrupt: {exc}; run `meshkp repair`") from None
+            raise StoreError(f"key record is corrupt: {exc}; run POST /cluster/repair") from None
         if fmt != RECORD_FORMAT:
             raise StoreError(f"key record format {fmt} is not supported by this meshkp version")
-        certificate = None
-        if cert is not None:
-            certificate = certificate_from_packets(fingerprint, parse_packets(cert))
+        if not isinstance(fingerprint, bytes) or not isinstance(cert, bytes | None):
+            raise StoreError("key record fingerprint and certificate must be bytes")
+        try:
+            certificate = None
+            if cert is not None:
+                certificate = certificate_from_packets(fingerprint, parse_packets(cert))
+            vector = VersionVector.from_obj(vv)
+        except (MeshkpError, CrdtError, ValueError, KeyError) as exc:
+            raise StoreError(f"key record content is malformed: {exc}") from None
         tombstone = Tombstone.from_obj(tomb) if tomb is not None else None
-        return cls(fingerprint, certificate, VersionVector.from_obj(vv), tombstone)
+        return cls(fingerprint, certificate, vector, tombstone)
 
     @property
     def sks_digest(self) -> str | None:
@@ -171,6 +189,6 @@ class KeyRecord:
 def served_certificate_bytes(data: bytes) -> bytes | None:
     """The binary key to serve from an encoded record, without regrouping (the op=get fast path)."""
     fmt, _fingerprint, cert, _vv, tomb = msgpack.unpackb(data, raw=False)
-    if fmt != RECORD_FORMAT or tomb is not None:
+    if fmt != RECORD_FORMAT or tomb is not None or not isinstance(cert, bytes):
         return None
     return cert

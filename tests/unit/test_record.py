@@ -179,3 +179,30 @@ def test_sks_digest_is_of_the_live_packets() -> None:
     record = KeyRecord.new(FULL, "n1")
     assert record.sks_digest is not None and len(record.sks_digest) == 32
     assert record.delete("n1", 1, "r", "a").sks_digest is None
+
+
+@given(st.binary(max_size=200))
+def test_garbage_records_raise_only_store_error(data: bytes) -> None:
+    from meshkp.errors import StoreError
+
+    try:
+        KeyRecord.decode(data)
+    except StoreError:
+        pass
+
+
+def test_structurally_wrong_records_raise_store_error() -> None:
+    import msgpack
+    import pytest
+
+    from meshkp.errors import StoreError
+
+    for bad in (
+        [1, b"fp", "not bytes", {}, None],
+        [1, b"fp", None, {"n1": "x"}, None],
+        [1, b"fp", None, {}, [1, 2]],
+        [1, b"fp", None, {}, [{}, "hlc", "r", "a"]],
+        [1, b"fp", b"\x01\x02", {}, None],
+    ):
+        with pytest.raises(StoreError):
+            KeyRecord.decode(msgpack.packb(bad, use_bin_type=True))
