@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "bench" / "out"
 DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-keyring.gpg")
 console = Console()
+# Set by `run_all --quick`: smoke-test results go to <name>.quick.json and never overwrite
+# the figures of a full run.
+RESULT_SUFFIX = ""
 
 
 def meshkp_command() -> list[str]:
@@ -114,7 +117,7 @@ def report(name: str, title: str, columns: Sequence[str], rows: Sequence[Sequenc
         table.add_row(*(str(cell) for cell in row))
     console.print(table)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    path = OUT_DIR / f"{name}.json"
+    path = OUT_DIR / f"{name}{RESULT_SUFFIX}.json"
     payload = {
         "benchmark": name,
         "title": title,

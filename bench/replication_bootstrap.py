@@ -151,6 +151,13 @@ def one_run(n: int, cached: Path, work: Path, run: int, verify: str) -> dict[str
               type=click.Choice(["all", "push", "none"]),
               help="The new node's setting (push: anti-entropy records checked structurally).")
 def main(n: int, runs: int, verify: str) -> None:
+    """Bootstrap a new node from an N-key node, RUNS times; report against cp -r."""
+    run(n, runs, verify)
+
+
+def run(keys: int = 100_000, runs: int = 3, verify: str = "push") -> None:
+    """The benchmark (bench.run_all calls it with small sizes for --quick)."""
+    n = keys
     cached = source_dir(n)
     work = OUT_DIR / "bootstrap-work"  # same disk as the cached source, for cp -r
     shutil.rmtree(work, ignore_errors=True)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import click
 
+from bench import common
 from bench.common import OUT_DIR, console
 
 # (name, module, keyword arguments of its run() for --quick). Modules owned by other parts of
@@ -58,6 +59,8 @@ def _entry(module: object, quick_kwargs: dict[str, object], quick: bool) -> Call
 def main(only: tuple[str, ...], quick: bool) -> None:
     """Run the benchmarks and write a combined summary to bench/out/summary.json."""
     outcomes: dict[str, dict[str, object]] = {}
+    if quick:
+        common.RESULT_SUFFIX = ".quick"
     for name, module_name, quick_kwargs in BENCHMARKS:
         if only and name not in only:
             continue
@@ -75,7 +78,7 @@ def main(only: tuple[str, ...], quick: bool) -> None:
             outcomes[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         outcomes[name]["seconds"] = round(time.perf_counter() - began, 1)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    (OUT_DIR / "summary.json").write_text(json.dumps(outcomes, indent=2) + "\n")
+    (OUT_DIR / f"summary{common.RESULT_SUFFIX}.json").write_text(json.dumps(outcomes, indent=2) + "\n")
     failed = [name for name, outcome in outcomes.items() if not outcome["ok"]]
     if failed:
         console.print(f"[red]failed: {', '.join(failed)}[/red]")

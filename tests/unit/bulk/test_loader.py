@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bench.keygen import generate_key
 from meshkp.bulk.loader import BulkLoader, LoadConfig, LoadError, resolve_inputs
@@ -150,3 +152,29 @@ def test_binary_key_whose_user_id_looks_like_armor_loads(tmp_path: Path) -> None
     assert (summary.added, summary.rejected_total) == (3, 0)
     cert = KeyRecord.decode(store.get(tricky.fingerprint) or b"").certificate
     assert cert is not None and list(cert.user_ids) == [tricky.user_id.encode()]
+
+
+_SAMPLE = ring(range(3), with_subkey=True)
+
+
+@given(flips=st.lists(st.tuples(st.integers(0, len(_SAMPLE) - 1), st.integers(0, 255)),
+                     max_size=4),
+       cut=st.integers(0, len(_SAMPLE)))
+@settings(max_examples=40)
+def test_mutated_and_truncated_keyrings_never_crash(
+    flips: list[tuple[int, int]], cut: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    data = bytearray(_SAMPLE[:cut])
+    for position, value in flips:
+        if position < len(data):
+            data[position] = value
+    path = tmp_path_factory.mktemp("fuzz") / "keys.gpg"
+    path.write_bytes(bytes(data))
+    store = MemoryStore()
+    try:
+        summary = load([path], store)
+    except LoadError:
+        assert contents(store) == {}  # a file that cannot be framed stores nothing
+        return
+    assert summary.keys == summary.added + summary.updated + summary.unchanged + summary.rejected_total
+    assert store.counter(KEYS_COUNTER) == len(contents(store)) == summary.added
