@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from meshkp.errors import MeshkpError
 from meshkp.keys.ingest import certificate_terms
 from meshkp.limits import Limits
-from meshkp.openpgp.armor import armor, is_armored
 from meshkp.openpgp.certificate import Certificate, certificate_from_packets
 from meshkp.openpgp.framing import parse_packets
 from meshkp.openpgp.keytext import KeytextItem, Rejected, iter_keytext
@@ -56,11 +55,8 @@ def normalise_pieces(pieces: list[bytes], limits: Limits) -> list[list[WorkerIte
 
 
 def _items(piece: bytes, limits: Limits) -> list[WorkerItem]:
-    # keytext sniffs armor by looking for a BEGIN line; a binary key whose user ID happens to
-    # contain one would be misread, so such a piece is wrapped in real armor first.
-    text = armor(piece).encode("ascii") if is_armored(piece) else piece
     try:
-        return [_compact(item, limits) for item in iter_keytext(text, limits)]
+        return [_compact(item, limits) for item in iter_keytext(piece, limits)]
     except MeshkpError as exc:
         return [Rejected(str(exc))]
     except Exception as exc:  # noqa: BLE001 - one odd key must not abort a multi-GB load

@@ -40,8 +40,14 @@ def crc24(data: bytes) -> int:
 
 
 def is_armored(data: bytes) -> bool:
-    """True when the input contains an armor header line (binary keys never do at offset 0)."""
-    return b"-----BEGIN PGP " in data[:65536] or data.lstrip()[:5] == b"-----"
+    """True when the input is armored text rather than binary packets.
+
+    Binary OpenPGP starts with a packet header, whose bit 7 is always set (RFC 9580 §4.2);
+    text never starts with such a byte. Looking for "-----BEGIN PGP" anywhere instead would
+    misread a binary key whose user ID contains that string.
+    """
+    stripped = data.lstrip().removeprefix(b"\xef\xbb\xbf")  # editors add a UTF-8 BOM to text
+    return bool(stripped) and not stripped[0] & 0x80
 
 
 def dearmor(data: bytes) -> list[bytes]:

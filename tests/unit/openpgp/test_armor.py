@@ -58,3 +58,14 @@ def test_bad_base64_is_rejected() -> None:
 def test_no_armor_at_all_is_rejected() -> None:
     with pytest.raises(ArmorError, match="BEGIN PGP"):
         dearmor(b"just text")
+
+
+def test_binary_key_whose_user_id_mentions_an_armor_line_is_still_binary() -> None:
+    from meshkp.openpgp.armor import is_armored
+    from meshkp.openpgp.packet import Packet
+
+    binary = Packet(6, b"\x04key").encode() + Packet(13, b"-----BEGIN PGP PUBLIC KEY BLOCK-----").encode()
+    assert not is_armored(binary)
+    assert is_armored(b"\n\n" + armor(b"x").encode())
+    assert is_armored(b"Some text before\n" + armor(b"x").encode())
+    assert is_armored(b"\xef\xbb\xbf" + armor(b"x").encode())
