@@ -4,7 +4,14 @@ Two Replicators on real LevelDB stores talk through the loopback channel, which 
 message through the real frame codec and counts its bytes plus the TCP length prefix and
 sealing overhead, i.e. the bytes on the wire. For each d, node B lacks d of A's keys; one
 round from B moves them. Reported: wire bytes of the round, time to converge, the bytes of the
-d records themselves (ratio, target < 3 for d >= 10), and the ratio to the full N-key transfer.
+d records themselves (ratio, target < 3 for d >= 10), and the ratio to the full N-key transfer
+(an empty node pulling all N keys: a bootstrap scan, then a diff of equal trees).
+
+The generated keys are tiny (~420 B: one user ID, one subkey), while the diff costs a fixed
+~950 B per differing id (fanout 16, depth 4, 16-byte hashes), so their ratio is the worst
+case. With `--real-keys` (default: the Debian keyring, if present) the d differing keys are
+also taken from real keys (the N - d common ones stay generated), which is what a keyserver
+mostly holds.
 
     python -m bench.replication_antientropy --keys 100000
 """
@@ -13,19 +20,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
-from bench.common import OUT_DIR
+from bench.common import DEBIAN_KEYRING, OUT_DIR
 from bench.keygen import generate_keyring
 from meshkp.limits import Limits
-from meshkp.openpgp.certificate import certificate_from_packets
+from meshkp.openpgp.certificate import Certificate, certificate_from_packets
 from meshkp.openpgp.framing import parse_packets
-from meshkp.openpgp.keytext import split_stream
+from meshkp.openpgp.keytext import parse_keytext, split_stream
 from meshkp.openpgp.pubkey import parse_public_key
 from meshkp.record import KeyRecord
 from meshkp.replication.apply import merge_into_store
@@ -46,6 +55,13 @@ def records(count: int, seed: bytes) -> list[KeyRecord]:
         fpr = parse_public_key(packets[0].body).fingerprint
         out.append(KeyRecord.new(certificate_from_packets(fpr, packets), "a"))
     return out
+
+
+def real_records(path: Path, count: int, seed: int = 5) -> list[KeyRecord]:
+    """`count` keys of a real keyring, normalised as an upload would be, chosen at random."""
+    certs = [c for c in parse_keytext(path.read_bytes()) if isinstance(c, Certificate)]
+    chosen = random.Random(seed).sample(certs, min(count, len(certs)))
+    return [KeyRecord.new(c, "a") for c in chosen]
 
 
 def fill(path: Path, recs: list[KeyRecord]) -> None:
@@ -73,10 +89,40 @@ async def one_round(a_dir: Path, b_dir: Path) -> tuple[int, int, int, float]:
     return outcome.meter.sent + outcome.meter.received, outcome.keys_pulled, outcome.meter.requests, elapsed
 
 
+def measure(common: Path, work: Path, extra: list[KeyRecord], label: str) -> dict[str, Any]:
+    """One round from a node lacking `extra` to one holding it, both on copies of `common`."""
+    d = len(extra)
+    a_dir, b_dir = work / f"a{label}{d}", work / f"b{label}{d}"
+    shutil.copytree(common, a_dir)
+    shutil.copytree(common, b_dir)
+    try:
+        fill(a_dir, extra)
+        wire, pulled, requests, seconds = asyncio.run(one_round(a_dir, b_dir))
+    finally:
+        shutil.rmtree(a_dir, ignore_errors=True)
+        shutil.rmtree(b_dir, ignore_errors=True)
+    record_bytes = sum(len(r.encode()) for r in extra)
+    print(f"{label or 'generated':9s} d={d:5d} wire={wire:10d} B records={record_bytes:10d} B "
+          f"ratio={wire / record_bytes:6.2f} requests={requests} converge={seconds:.3f} s")
+    return {"keys": label or "generated", "d": d, "wire_bytes": wire, "record_bytes": record_bytes,
+            "ratio": wire / record_bytes, "requests": requests, "seconds": seconds,
+            "pulled": pulled, "mean_record_bytes": record_bytes / d}
+
+
 @click.command()
 @click.option("--keys", "n", default=100_000, show_default=True)
 @click.option("--diffs", default="1,10,100,1000", show_default=True)
-def main(n: int, diffs: str) -> None:
+@click.option("--real-keys", type=click.Path(dir_okay=False, path_type=Path),
+              default=DEBIAN_KEYRING, show_default=True,
+              help="Keyring whose keys are also used as the d differing keys (d <= 100).")
+def main(n: int, diffs: str, real_keys: Path) -> None:
+    """Anti-entropy cost between two N-key nodes differing by d keys."""
+    run(n, diffs, real_keys)
+
+
+def run(keys: int = 100_000, diffs: str = "1,10,100,1000", real_keys: Path | None = DEBIAN_KEYRING) -> None:
+    """The benchmark (bench.run_all calls it with small sizes for --quick)."""
+    n = keys
     ds = [int(d) for d in diffs.split(",")]
     work = Path(tempfile.mkdtemp(prefix="ae-bench-"))
     began = time.perf_counter()
@@ -87,27 +133,20 @@ def main(n: int, diffs: str) -> None:
         common = work / "common"
         fill(common, recs[: n - max(ds)])
         for d in ds:
-            a_dir, b_dir = work / f"a{d}", work / f"b{d}"
-            shutil.copytree(common, a_dir)
-            shutil.copytree(common, b_dir)
-            extra = recs[n - max(ds): n - max(ds) + d]
-            fill(a_dir, extra)
-            wire, pulled, requests, seconds = asyncio.run(one_round(a_dir, b_dir))
-            record_bytes = sum(len(r.encode()) for r in extra)
-            rows.append({"d": d, "wire_bytes": wire, "record_bytes": record_bytes,
-                         "ratio": wire / record_bytes, "requests": requests,
-                         "seconds": seconds, "pulled": pulled})
-            print(f"d={d:5d} wire={wire:10d} B records={record_bytes:10d} B "
-                  f"ratio={wire / record_bytes:6.2f} requests={requests} converge={seconds:.3f} s")
-            shutil.rmtree(a_dir)
-            shutil.rmtree(b_dir)
+            rows.append(measure(common, work, recs[n - max(ds): n - max(ds) + d], ""))
+        real_ds = [d for d in ds if 10 <= d <= 100]
+        if real_keys is not None and real_keys.exists() and real_ds:
+            real = real_records(real_keys, max(real_ds))
+            for d in (d for d in real_ds if d <= len(real)):
+                rows.append(measure(common, work, real[:d], "real"))
         full_dir = work / "empty"
         full_dir.mkdir()
         wire, pulled, requests, seconds = asyncio.run(one_round(common, full_dir))
         print(f"full transfer of {pulled} keys: wire={wire} B in {seconds:.1f} s")
+        print(f"full transfer: {wire / max(1, pulled):.0f} wire bytes per key")
         for row in rows:
             row["vs_full"] = row["wire_bytes"] / wire
-            print(f"d={row['d']:5d} wire/full = {row['vs_full']:.5f}")
+            print(f"{row['keys']:9s} d={row['d']:5d} wire/full = {row['vs_full']:.5f}")
         OUT_DIR.mkdir(parents=True, exist_ok=True)
         (OUT_DIR / "replication_antientropy.json").write_text(json.dumps(
             {"keys": n, "rows": rows, "full": {"keys": pulled, "wire_bytes": wire, "seconds": seconds}},

@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from chaos.netns import Topology, connect_in
@@ -163,7 +164,7 @@ class ChaosCluster(Mesh):
         return [i for i, node in enumerate(self.nodes)
                 if node is not None and node.proc.poll() is not None]
 
-    def get_json(self, i: int, path: str) -> dict | None:
+    def get_json(self, i: int, path: str) -> dict[str, Any] | None:
         """GET path on node i as JSON, or None when it does not answer 200 in time."""
         node = self.nodes[i]
         if node is None:

@@ -44,9 +44,12 @@ class RunReport:
     all_alive: bool = False
     crashed: list[str] = field(default_factory=list)
     log_errors: list[str] = field(default_factory=list)
+    verified: bool = False  # verify() ran to the end
     extra: dict[str, object] = field(default_factory=dict)
 
     def problems(self) -> list[str]:
+        if not self.verified:
+            return []  # the test failed before the checks; its own error says why
         found = []
         if self.lost:
             found.append(f"{len(self.lost)} acknowledged writes lost: {dict(list(self.lost.items())[:5])}")
@@ -67,6 +70,8 @@ class RunReport:
 
     def line(self) -> str:
         """The short report printed at the end of the run."""
+        if not self.verified:
+            return f"chaos run={self.name} nodes={self.nodes} stopped before the checks (see its failure)"
         def secs(value: float | None) -> str:
             return "never" if value is None else f"{value:.1f}s"
         led = self.ledger
@@ -147,5 +152,6 @@ def verify(cluster: ChaosCluster, ledger: Ledger, report: RunReport, healed_at: 
     report.crashed += [f"{node} (found dead before a kill)" for node in cluster.exited]
     report.log_errors = error_lines(cluster.root)
     report.seconds = time.monotonic() - report.started
+    report.verified = True
     report.save()
     return report

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-_CREATION_TIME = 2
-_ISSUER_KEY_ID = 16
-_ISSUER_FINGERPRINT = 33
+from meshkp.openpgp.signature import Subpacket
+
+# Plain ints: compared once per subpacket on the hot path, faster than enum members.
+_CREATION_TIME = int(Subpacket.CREATION_TIME)
+_ISSUER_KEY_ID = int(Subpacket.ISSUER_KEY_ID)
+_ISSUER_FINGERPRINT = int(Subpacket.ISSUER_FINGERPRINT)
 
 
 @dataclass(frozen=True, slots=True)

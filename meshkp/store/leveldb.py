@@ -89,15 +89,7 @@ class LevelDBStore:
 
     def get(self, fingerprint: bytes) -> bytes | None:
         """The encoded record of a primary fingerprint, or None."""
-        key = layout.record_key(layout.require_bytes("fingerprint", fingerprint))
-        self._enter()
-        try:
-            value: bytes | None = self._db.get(key)
-            return value
-        except plyvel.Error as exc:
-            raise self._failed("get", exc) from exc
-        finally:
-            self._exit()
+        return self._get("get", layout.record_key(layout.require_bytes("fingerprint", fingerprint)))
 
     def lookup(self, kind: IndexKind, term: bytes, limit: int) -> list[bytes]:
         """Primary fingerprints indexed under `term`, in fingerprint order, at most `limit`."""
@@ -148,15 +140,7 @@ class LevelDBStore:
 
     def get_extra(self, key: bytes) -> bytes | None:
         """A value written through RecordWrite.extra."""
-        store_key = layout.extra_key(layout.require_bytes("key", key))
-        self._enter()
-        try:
-            value: bytes | None = self._db.get(store_key)
-            return value
-        except plyvel.Error as exc:
-            raise self._failed("get_extra", exc) from exc
-        finally:
-            self._exit()
+        return self._get("get_extra", layout.extra_key(layout.require_bytes("key", key)))
 
     def iter_extra(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         """(key, value) of extra keys under a prefix, in key order from `start`, as of the first next()."""
@@ -176,6 +160,16 @@ class LevelDBStore:
         with self._state:
             self._db.close()
         log.info("event=store_closed path=%s", self.path)
+
+    def _get(self, operation: str, key: bytes) -> bytes | None:
+        self._enter()
+        try:
+            value: bytes | None = self._db.get(key)
+            return value
+        except plyvel.Error as exc:
+            raise self._failed(operation, exc) from exc
+        finally:
+            self._exit()
 
     def _scan(self, prefix: bytes, start: bytes) -> Iterator[tuple[bytes, bytes]]:
         # A generator: the snapshot is taken at the first next(), so an iterator that is never

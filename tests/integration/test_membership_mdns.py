@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,25 +15,15 @@ import pytest
 
 from meshkp.net.crypto import generate_key, write_key_file
 from tests.integration.conftest import REPO
+from tests.netns import loopback_netns
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
 
 
 @pytest.fixture
 def netns() -> Iterator[str]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create a network namespace (ip netns add)")
-    if shutil.which("ip") is None:
-        pytest.skip("needs iproute2 (`ip`)")
-    name = f"mkp-mesh-{uuid.uuid4().hex[:8]}"
-    made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot create a network namespace here: {made.stderr.strip()}")
-    try:
-        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+    with loopback_netns("mkp-mesh") as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 POLLER = """

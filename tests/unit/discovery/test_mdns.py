@@ -3,10 +3,8 @@ namespace the test creates (so multicast can never reach the host's network)."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 
 from meshkp.discovery.mdns import MdnsDiscovery, peer_from_txt, validate_cluster_name
 from meshkp.errors import ConfigError
+from tests.netns import loopback_netns
 
 GOOD = {"v": "1", "cluster": "prod", "id": "abc", "gossip": "7946", "http": "11371"}
 
@@ -38,28 +37,10 @@ def test_config_is_validated_without_io() -> None:
     MdnsDiscovery("prod", "n1", 7946, advertise=["127.0.0.1"])  # constructing opens nothing
 
 
-def _netns_unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root to create a network namespace (ip netns add)"
-    if shutil.which("ip") is None:
-        return "needs iproute2 (`ip`)"
-    return None
-
-
 @pytest.fixture
 def netns() -> Iterator[str]:
-    reason = _netns_unavailable()
-    if reason:
-        pytest.skip(reason)
-    name = f"mkp-mdns-{uuid.uuid4().hex[:8]}"
-    made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot create a network namespace here: {made.stderr.strip()}")
-    try:
-        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+    with loopback_netns("mkp-mdns") as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 @pytest.mark.netns
