@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Protocol, Self, TypeVar
 
 import msgpack
 
@@ -29,6 +30,22 @@ from meshkp.openpgp.certificate import Certificate, certificate_from_packets
 from meshkp.openpgp.framing import parse_packets
 
 RECORD_FORMAT = 1
+
+
+class _Joinable(Protocol):
+    def merge(self, other: Self) -> Self: ...
+
+
+J = TypeVar("J", bound=_Joinable)
+
+
+def _join(mine: J | None, theirs: J | None) -> J | None:
+    """The join of two optional states: an absent one is the identity."""
+    if mine is None:
+        return theirs
+    if theirs is None:
+        return mine
+    return mine.merge(theirs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,19 +127,8 @@ class KeyRecord:
         """The join of two replicas' states (commutative, associative, idempotent)."""
         if other.fingerprint != self.fingerprint:
             raise ValueError("cannot merge records of different fingerprints")
-        if self.certificate is None:
-            certificate = other.certificate
-        elif other.certificate is None:
-            certificate = self.certificate
-        else:
-            certificate = self.certificate.merge(other.certificate)
-        if self.tombstone is None:
-            tombstone = other.tombstone
-        elif other.tombstone is None:
-            tombstone = self.tombstone
-        else:
-            tombstone = self.tombstone.merge(other.tombstone)
-        return KeyRecord(self.fingerprint, certificate, self.vv.merge(other.vv), tombstone)
+        return KeyRecord(self.fingerprint, _join(self.certificate, other.certificate),
+                         self.vv.merge(other.vv), _join(self.tombstone, other.tombstone))
 
     def add(self, certificate: Certificate, node_id: str) -> KeyRecord:
         """A local accepted upload: union the packets and count one update by `node_id`."""

@@ -26,7 +26,9 @@ def gnupg_home() -> Iterator[Path]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def gpg(home: Path, *args: str, input: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+def gpg(
+    home: Path, *args: str, input: bytes | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[bytes]:
     """Run gpg in batch mode inside `home`; never raises on gpg's exit code."""
     env = {**os.environ, "GNUPGHOME": str(home), "LC_ALL": "C"}
     return subprocess.run(

@@ -47,11 +47,14 @@ def get_field(m: Mapping[str, Any], key: str, where: str) -> Any:
     return m[key]
 
 
-def get_uint(m: Mapping[str, Any], key: str, where: str, maximum: int = MAX_COUNTER) -> int:
-    v = get_field(m, key, where)
-    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= maximum:
-        raise WireError(f"{where}: {key} must be an integer in 0..{maximum}, got {v!r}")
+def check_int(v: Any, what: str, where: str, low: int, high: int) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
+        raise WireError(f"{where}: {what} must be an integer in {low}..{high}, got {v!r}")
     return v
+
+
+def get_uint(m: Mapping[str, Any], key: str, where: str, maximum: int = MAX_COUNTER) -> int:
+    return check_int(get_field(m, key, where), key, where, 0, maximum)
 
 
 def get_bool(m: Mapping[str, Any], key: str, where: str) -> bool:
@@ -75,10 +78,7 @@ def check_addr(v: Any, what: str, where: str) -> Addr:
     if not isinstance(v, list) and not isinstance(v, tuple) or len(v) != 2:
         raise WireError(f"{where}: {what} must be [host, port]")
     host = check_text(v[0], what, where, MAX_HOST_CHARS)
-    port = v[1]
-    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-        raise WireError(f"{where}: {what} port must be within 1..65535, got {port!r}")
-    return (host, port)
+    return (host, check_int(v[1], f"{what} port", where, 1, 65535))
 
 
 def get_addr(m: Mapping[str, Any], key: str, where: str) -> Addr:

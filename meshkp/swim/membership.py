@@ -145,13 +145,23 @@ class Membership:
         if old != Status.ALIVE or changed:
             self._changed(m, old, out)
 
-    def on_suspect(self, s: Suspect, now: float, out: list[Effect]) -> None:
-        m = self.table.get(s.node)
+    def _accused(self, node: str, incarnation: int) -> Member | None:
+        """The member a Suspect or Dead about (node, incarnation) applies to; None if unknown or stale.
+
+        A stale accusation of ourselves means our refutation did not reach its sender: re-assert.
+        """
+        m = self.table.get(node)
         if m is None:
-            return
-        if s.incarnation < m.incarnation:
-            if s.node == self.node_id and not self.leaving:
+            return None
+        if incarnation < m.incarnation:
+            if node == self.node_id and not self.leaving:
                 self.reassert()
+            return None
+        return m
+
+    def on_suspect(self, s: Suspect, now: float, out: list[Effect]) -> None:
+        m = self._accused(s.node, s.incarnation)
+        if m is None:
             return
         timer = self.suspicions.get(s.node)
         if timer is not None:
@@ -188,12 +198,8 @@ class Membership:
         self.suspicions[s.node] = Suspicion(s.source, k, low, high, now)
 
     def on_dead(self, d: Dead, now: float, out: list[Effect]) -> None:
-        m = self.table.get(d.node)
+        m = self._accused(d.node, d.incarnation)
         if m is None:
-            return
-        if d.incarnation < m.incarnation:
-            if d.node == self.node_id and not self.leaving:
-                self.reassert()
             return
         self.suspicions.pop(d.node, None)
         if m.gone:

@@ -19,6 +19,7 @@ from meshkp.swim.fields import (
     MAX_PUSH_PULL_MEMBERS,
     MAX_USER_STATE_BYTES,
     check_addr,
+    check_int,
     check_meta,
     check_status,
     check_text,
@@ -77,10 +78,10 @@ class Ping(Message):
 
 
 @dataclass(frozen=True, slots=True)
-class Ack(Message):
-    """Answer to a Ping (or relayed answer to a PingReq) carrying the prober's sequence number."""
+class _ProbeReply(Message):
+    """The wire form Ack and Nack share: the prober's sequence number alone."""
 
-    TYPE: ClassVar[int] = 2
+    NAME: ClassVar[str]
     seq: int
 
     def to_map(self) -> dict[str, Any]:
@@ -88,7 +89,15 @@ class Ack(Message):
 
     @classmethod
     def from_map(cls, m: Mapping[str, Any]) -> Self:
-        return cls(get_uint(m, "seq", "ack"))
+        return cls(get_uint(m, "seq", cls.NAME))
+
+
+@dataclass(frozen=True, slots=True)
+class Ack(_ProbeReply):
+    """Answer to a Ping (or relayed answer to a PingReq) carrying the prober's sequence number."""
+
+    TYPE: ClassVar[int] = 2
+    NAME: ClassVar[str] = "ack"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,18 +124,11 @@ class PingReq(Message):
 
 
 @dataclass(frozen=True, slots=True)
-class Nack(Message):
+class Nack(_ProbeReply):
     """An indirect prober could not reach the target: evidence that we, the asker, are healthy."""
 
     TYPE: ClassVar[int] = 4
-    seq: int
-
-    def to_map(self) -> dict[str, Any]:
-        return {"seq": self.seq}
-
-    @classmethod
-    def from_map(cls, m: Mapping[str, Any]) -> Self:
-        return cls(get_uint(m, "seq", "nack"))
+    NAME: ClassVar[str] = "nack"
 
 
 # --- membership news (broadcast through the piggyback queue) ----------------------------------
@@ -152,10 +154,10 @@ class Alive(Message):
 
 
 @dataclass(frozen=True, slots=True)
-class Suspect(Message):
-    """`source` suspects `node` at `incarnation`; the node refutes with a higher incarnation."""
+class _Accusation(Message):
+    """The wire form Suspect and Dead share: `source` accuses `node` at `incarnation`."""
 
-    TYPE: ClassVar[int] = 6
+    NAME: ClassVar[str]
     node: str
     incarnation: int
     source: str
@@ -165,26 +167,24 @@ class Suspect(Message):
 
     @classmethod
     def from_map(cls, m: Mapping[str, Any]) -> Self:
-        return cls(get_node_id(m, "node", "suspect"), get_uint(m, "inc", "suspect"),
-                   get_node_id(m, "source", "suspect"))
+        return cls(get_node_id(m, "node", cls.NAME), get_uint(m, "inc", cls.NAME),
+                   get_node_id(m, "source", cls.NAME))
 
 
 @dataclass(frozen=True, slots=True)
-class Dead(Message):
+class Suspect(_Accusation):
+    """`source` suspects `node` at `incarnation`; the node refutes with a higher incarnation."""
+
+    TYPE: ClassVar[int] = 6
+    NAME: ClassVar[str] = "suspect"
+
+
+@dataclass(frozen=True, slots=True)
+class Dead(_Accusation):
     """`source` declares `node` failed at `incarnation`."""
 
     TYPE: ClassVar[int] = 7
-    node: str
-    incarnation: int
-    source: str
-
-    def to_map(self) -> dict[str, Any]:
-        return {"node": self.node, "inc": self.incarnation, "source": self.source}
-
-    @classmethod
-    def from_map(cls, m: Mapping[str, Any]) -> Self:
-        return cls(get_node_id(m, "node", "dead"), get_uint(m, "inc", "dead"),
-                   get_node_id(m, "source", "dead"))
+    NAME: ClassVar[str] = "dead"
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,9 +224,7 @@ class MemberRecord:
         if not isinstance(v, list | tuple) or len(v) != 5:
             raise WireError(f"{w}: must be [node, addr, inc, status, meta]")
         node = check_text(v[0], "node", w, MAX_NODE_ID_CHARS)
-        inc = v[2]
-        if not isinstance(inc, int) or isinstance(inc, bool) or not 0 <= inc <= MAX_COUNTER:
-            raise WireError(f"{w}: incarnation out of range: {inc!r}")
+        inc = check_int(v[2], "incarnation", w, 0, MAX_COUNTER)
         return cls(node, check_addr(v[1], "addr", w), inc, check_status(v[3], w),
                    check_meta(v[4], w))
 

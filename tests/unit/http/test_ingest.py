@@ -16,7 +16,7 @@ from meshkp.openpgp.packet import Tag
 from meshkp.openpgp.signature import parse_signature
 from meshkp.record import KeyRecord, Tombstone
 from meshkp.store.memory import MemoryStore
-from meshkp.store.protocol import IndexKind
+from meshkp.store.protocol import IndexKind, RecordWrite
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 LIMITS = Limits()
@@ -31,6 +31,14 @@ def run(store: MemoryStore, parsed: list, node: str = "n1"):
     result = ingest(parsed, store.get, store.lookup, node, LIMITS)
     store.write(result.writes)
     return result
+
+
+def delete_alice(store: MemoryStore, reason: str) -> KeyRecord:
+    """Store a tombstone on ALICE's record (actor ops@x); return the deleted record."""
+    record = KeyRecord.decode(store.get(ALICE) or b"")
+    deleted = record.delete("admin-node", hlc=1, reason=reason, actor="ops@x")
+    store.write([RecordWrite(ALICE, deleted.encode(), old_terms=frozenset(), counters={})])
+    return deleted
 
 
 def test_new_key_is_added_with_terms_and_counter() -> None:
@@ -89,11 +97,7 @@ def test_rejected_items_pass_through() -> None:
 def test_deleted_key_is_refused_with_who_and_why() -> None:
     store = MemoryStore()
     run(store, items("alice_signed.asc"))
-    record = KeyRecord.decode(store.get(ALICE) or b"")
-    deleted = record.delete("admin-node", hlc=1, reason="takedown request #12", actor="ops@x")
-    from meshkp.store.protocol import RecordWrite
-
-    store.write([RecordWrite(ALICE, deleted.encode(), old_terms=frozenset(), counters={})])
+    deleted = delete_alice(store, "takedown request #12")
     before = store.get(ALICE)
     result = run(store, items("alice_signed.asc"))
     (outcome,) = result.outcomes
@@ -185,13 +189,9 @@ def test_only_uploads_with_orphaned_signatures_carry_their_packets() -> None:
 
 
 def test_orphaned_certification_for_a_deleted_key_changes_nothing() -> None:
-    from meshkp.store.protocol import RecordWrite
-
     store = MemoryStore()
     run(store, items("alice_unsigned.asc"))
-    record = KeyRecord.decode(store.get(ALICE) or b"")
-    deleted = record.delete("admin-node", hlc=1, reason="takedown", actor="ops@x")
-    store.write([RecordWrite(ALICE, deleted.encode(), old_terms=frozenset(), counters={})])
+    delete_alice(store, "takedown")
     before = store.get(ALICE)
     result = run(store, parse_keytext(signed_by_someone_else(with_subkey=False), LIMITS))
     (outcome,) = result.outcomes

@@ -73,6 +73,21 @@ def _int(field_value: bytes) -> int | None:
     return int(field_value) if field_value else None
 
 
+def _date_and_size_differences(
+    what: str, row: list[bytes], created: int, expires: int | None, bits: int
+) -> list[str]:
+    """Where a pub/sub colon record's creation, expiry and size (fields 6, 7, 3) differ from ours."""
+    return [
+        f"{what} {name}: gpg {theirs}, ours {ours}"
+        for name, theirs, ours in (
+            ("created", _int(row[5]), created),
+            ("expires", _int(row[6]), expires),
+            ("bits", _int(row[2]), bits),
+        )
+        if theirs != ours
+    ]
+
+
 def structure_differences(cert: Certificate, seen: GpgKey) -> list[str]:
     """Differences in user IDs and subkeys between a certificate and gpg's listing of it."""
     problems = []
@@ -95,13 +110,7 @@ def index_differences(info: KeyInfo, seen: GpgKey) -> list[str]:
     pub = seen.pub
     if (pub[1] == b"r") != info.revoked:
         problems.append(f"revoked: gpg {pub[1]!r}, ours {info.revocation}")
-    for name, theirs, ours in (
-        ("created", _int(pub[5]), info.created),
-        ("expires", _int(pub[6]), info.expires),
-        ("bits", _int(pub[2]), info.bits),
-    ):
-        if theirs != ours:
-            problems.append(f"key {name}: gpg {theirs}, ours {ours}")
+    problems += _date_and_size_differences("key", pub, info.created, info.expires, info.bits)
     by_text = {unescape(u[9]): u for u in seen.uids}
     for uid in info.user_ids:
         theirs_uid = by_text.get(uid.user_id)
@@ -126,13 +135,9 @@ def index_differences(info: KeyInfo, seen: GpgKey) -> list[str]:
         # 'i' (invalid) is gpg's verdict on some subkeys of revoked keys; not a revocation fact.
         if theirs_sub[1] != b"i" and (theirs_sub[1] == b"r") != (sub.revoked or info.revoked):
             problems.append(f"subkey {sub.key_id.hex()} revoked: gpg {theirs_sub[1]!r}, ours {sub.revoked}")
-        for name, theirs, ours in (
-            ("created", _int(theirs_sub[5]), sub.created),
-            ("expires", _int(theirs_sub[6]), sub.expires),
-            ("bits", _int(theirs_sub[2]), sub.bits),
-        ):
-            if theirs != ours:
-                problems.append(f"subkey {sub.key_id.hex()} {name}: gpg {theirs}, ours {ours}")
+        problems += _date_and_size_differences(
+            f"subkey {sub.key_id.hex()}", theirs_sub, sub.created, sub.expires, sub.bits
+        )
     return problems
 
 

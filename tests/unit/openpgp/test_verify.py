@@ -77,6 +77,14 @@ def only(name: str) -> Cert:
     return cert
 
 
+def assert_one_uid_and_subkey_verify(cert: Cert) -> None:
+    """cert has one user ID with one self-signature and one subkey with one binding, all valid."""
+    ((uid, uid_sigs),) = cert.user_ids()
+    ((subkey, subkey_sigs),) = cert.subkeys()
+    assert [verify_binding(cert.primary, s, uid) for s in cert.self_signed(uid_sigs)] == [True]
+    assert [verify_binding(cert.primary, s, subkey) for s in subkey_sigs] == [True]
+
+
 # --- real certificates -------------------------------------------------------------------
 
 
@@ -87,19 +95,13 @@ def only(name: str) -> Cert:
 )
 def test_ecc_keys_have_valid_uid_and_subkey_self_signatures(curve: str) -> None:
     (cert,) = [c for c in fixture("ecc_keys.asc") if c.primary.curve == curve]
-    ((uid, uid_sigs),) = cert.user_ids()
-    ((subkey, subkey_sigs),) = cert.subkeys()
-    assert [verify_binding(cert.primary, s, uid) for s in cert.self_signed(uid_sigs)] == [True]
-    assert [verify_binding(cert.primary, s, subkey) for s in subkey_sigs] == [True]
+    assert_one_uid_and_subkey_verify(cert)
 
 
 def test_rsa_1023_bit_key_still_validates() -> None:
     cert = only("rsa1023.asc")
     assert cert.primary.bits == 1023
-    ((uid, uid_sigs),) = cert.user_ids()
-    ((subkey, subkey_sigs),) = cert.subkeys()
-    assert [verify_binding(cert.primary, s, uid) for s in cert.self_signed(uid_sigs)] == [True]
-    assert [verify_binding(cert.primary, s, subkey) for s in subkey_sigs] == [True]
+    assert_one_uid_and_subkey_verify(cert)
 
 
 def test_rfc9580_v6_sample_certificate_verifies() -> None:
