@@ -88,10 +88,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def one_config(peers: int, count: int, clients: int) -> dict[str, Any]:
+def one_config(peers: int, count: int, clients: int, fanout: int) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix=f"repl-tput-{peers}-"))
     work = bodies(count, seed=f"tput-{peers}".encode())
-    mesh = Mesh.start(root, peers + 1, "--sync-interval", "10")
+    mesh = Mesh.start(root, peers + 1, "--sync-interval", "10", "--fanout", str(fanout))
     try:
         writer = mesh[0]
         load0 = os.getloadavg()[0]
@@ -129,16 +129,18 @@ def one_config(peers: int, count: int, clients: int) -> dict[str, Any]:
 @click.option("--peers", "peer_counts", default="0,4,9", show_default=True)
 @click.option("--keys", "count", default=1500, show_default=True, help="Writes per configuration.")
 @click.option("--clients", default=8, show_default=True, help="Concurrent client connections.")
-def main(peer_counts: str, count: int, clients: int) -> None:
+@click.option("--fanout", default=3, show_default=True,
+              help="Peers each node forwards a change new to it to (meshkp serve --fanout).")
+def main(peer_counts: str, count: int, clients: int, fanout: int) -> None:
     """Write throughput of one node with each number of peers attached."""
-    run(peer_counts, count, clients)
+    run(peer_counts, count, clients, fanout)
 
 
-def run(peer_counts: str = "0,4,9", count: int = 1500, clients: int = 8) -> None:
+def run(peer_counts: str = "0,4,9", count: int = 1500, clients: int = 8, fanout: int = 3) -> None:
     """The benchmark (bench.run_all calls it with small sizes for --quick)."""
     results = []
     for peers in (int(p) for p in peer_counts.split(",")):
-        result = one_config(peers, count, clients)
+        result = one_config(peers, count, clients, fanout)
         results.append(result)
         print(f"peers={peers} {result['keys_per_s']:.0f} keys/s ({result['accepted']} in "
               f"{result['seconds']:.1f} s, {result['failed']} failed), peers caught up "
@@ -149,10 +151,11 @@ def run(peer_counts: str = "0,4,9", count: int = 1500, clients: int = 8) -> None
              f"{r['drain_s']:.1f}", f"{r['bytes_out'] or 0:,}", f"{r['load_avg_1m']:.1f}"]
             for r in results]
     report("replication_throughput",
-           f"POST /pks/add throughput of one node by peers attached ({count} keys, {clients} clients)",
+           f"POST /pks/add throughput of one node by peers attached ({count} keys, {clients} "
+           f"clients, fanout {fanout})",
            ["peers", "keys/s", "vs 0 peers", "writer CPU ms/key", "all nodes CPU ms/key",
             "peers caught up after (s)", "bytes pushed", "load avg"],
-           rows, {"clients": clients, "keys": count, "results": results})
+           rows, {"clients": clients, "keys": count, "fanout": fanout, "results": results})
 
 
 if __name__ == "__main__":

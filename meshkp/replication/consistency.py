@@ -62,7 +62,8 @@ async def gather_acks(
 
     async def one(peer: PeerRef) -> bool:
         for chunk in chunks:
-            ack = await pusher.send(peer, chunk, forward=True, timeout=timeout)
+            # Every live peer gets it from us here: no relaying needed (PushBatch.relay).
+            ack = await pusher.send(peer, chunk, forward=True, timeout=timeout, relay=False)
             if any(status == ACK_REJECTED for status in ack.statuses):
                 return False
         return True

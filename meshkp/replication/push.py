@@ -30,42 +30,54 @@ ReadRecords = Callable[[Sequence[bytes]], Awaitable[list[bytes]]]
 
 
 class PeerQueue:
-    """Fingerprints waiting for one peer, oldest first, coalesced, at most `limit`."""
+    """Fingerprints waiting for one peer, oldest first, coalesced, at most `limit`.
+
+    Each entry carries its origin time and whether the peer should relay it (see
+    PushBatch.relay); a key queued twice keeps its first position, its earliest time, and
+    is relayed if either enqueue asked for it.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._items: OrderedDict[bytes, float] = OrderedDict()
+        self._items: OrderedDict[bytes, tuple[float, bool]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def add(self, fingerprint: bytes, origin_ts: float) -> int:
+    def add(self, fingerprint: bytes, origin_ts: float, relay: bool = True) -> int:
         """Queue a fingerprint (kept at its first position and time); returns how many dropped."""
-        if fingerprint in self._items:
-            self._items[fingerprint] = min(self._items[fingerprint], origin_ts)
+        old = self._items.get(fingerprint)
+        if old is not None:
+            self._items[fingerprint] = (min(old[0], origin_ts), old[1] or relay)
             return 0
-        self._items[fingerprint] = origin_ts
+        self._items[fingerprint] = (origin_ts, relay)
         dropped = 0
         while len(self._items) > self.limit:
             self._items.popitem(last=False)
             dropped += 1
         return dropped
 
-    def take(self, count: int) -> tuple[list[bytes], float]:
-        """Up to `count` oldest fingerprints, and the earliest origin time among them."""
+    def take(self, count: int) -> tuple[list[bytes], float, bool]:
+        """Up to `count` oldest fingerprints that share the oldest one's relay flag, the
+        earliest origin time among them, and that flag (a batch has one)."""
         taken: list[bytes] = []
         oldest = 0.0
+        relay = True
         while self._items and len(taken) < count:
-            fingerprint, ts = self._items.popitem(last=False)
+            fingerprint, (ts, flag) = next(iter(self._items.items()))
+            if taken and flag != relay:
+                break
+            del self._items[fingerprint]
+            relay = flag
             taken.append(fingerprint)
             oldest = ts if not oldest else min(oldest, ts)
-        return taken, oldest
+        return taken, oldest, relay
 
     def oldest_ts(self) -> float | None:
         """Origin time of the oldest queued entry."""
         if not self._items:
             return None
-        return min(self._items.values())
+        return min(ts for ts, _ in self._items.values())
 
     def clear(self) -> int:
         n = len(self._items)
@@ -126,8 +138,10 @@ class Pusher:
     def choose(self, exclude: Iterable[str] = (), fanout: int | None = None) -> list[PeerRef]:
         """`fanout` random live peers (all if 0), none of `exclude`."""
         skip = set(exclude)
+        return self._pick([p for p in self.peers.alive_peers() if p.node_id not in skip], fanout)
+
+    def _pick(self, candidates: list[PeerRef], fanout: int | None) -> list[PeerRef]:
         count = self.config.fanout if fanout is None else fanout
-        candidates = [p for p in self.peers.alive_peers() if p.node_id not in skip]
         if count == 0 or len(candidates) <= count:
             return candidates
         return self.rng.sample(candidates, count)
@@ -139,17 +153,25 @@ class Pusher:
         origin_ts: float | None = None,
         fanout: int | None = None,
     ) -> list[PeerRef]:
-        """Queue changed keys for `fanout` random live peers; returns the peers chosen."""
+        """Queue changed keys for `fanout` random live peers; returns the peers chosen.
+
+        The receivers are asked to relay what is new to them only if some live peer (besides
+        `exclude`, who has the keys) was not chosen: otherwise every peer we know gets them
+        from us directly, and relays would only repeat our pushes.
+        """
         if self._closed or not fingerprints:
             return []
         ts = origin_ts or self.wall()
-        chosen = self.choose(exclude, fanout)
+        skip = set(exclude)
+        candidates = [p for p in self.peers.alive_peers() if p.node_id not in skip]
+        chosen = self._pick(candidates, fanout)
+        relay = len(chosen) < len(candidates)
         for peer in chosen:
             queue = self.queues.get(peer.node_id)
             if queue is None:
                 queue = self.queues[peer.node_id] = PeerQueue(self.config.push_queue_max)
             self._refs[peer.node_id] = peer
-            dropped = sum(queue.add(fp, ts) for fp in fingerprints)
+            dropped = sum(queue.add(fp, ts, relay) for fp in fingerprints)
             if dropped:
                 self.counters.push_dropped += dropped
                 log.debug("event=push_queue_full peer=%s dropped=%d", peer.node_id, dropped)
@@ -167,11 +189,11 @@ class Pusher:
         queue = self.queues[node_id]
         while queue and not self._closed:
             peer = self._refs[node_id]
-            fingerprints, origin_ts = queue.take(self.config.push_batch_records)
+            fingerprints, origin_ts, relay = queue.take(self.config.push_batch_records)
             try:
                 records = await self.read_records(fingerprints)
                 for chunk in split_by_bytes(records, self.config.batch_bytes):
-                    await self.send(peer, chunk, forward=True, origin_ts=origin_ts)
+                    await self.send(peer, chunk, forward=True, origin_ts=origin_ts, relay=relay)
             except (PeerUnreachable, WireError) as exc:
                 self.counters.push_failures += 1
                 cleared = queue.clear() if isinstance(exc, PeerUnreachable) else 0
@@ -193,12 +215,13 @@ class Pusher:
         origin_ts: float = 0.0,
         meter: ByteMeter | None = None,
         timeout: float | None = None,
+        relay: bool = True,
     ) -> PushAck:
         """Send one batch and return the peer's ack; PeerUnreachable/WireError on failure."""
         meter = meter or ByteMeter()
         before_sent, before_received = meter.sent, meter.received
         reply = await self.channel.request(
-            peer, PushBatch(tuple(records), forward, origin_ts),
+            peer, PushBatch(tuple(records), forward, origin_ts, relay),
             timeout or self.config.request_timeout_s, meter,
         )
         self.counters.bytes_out += meter.sent - before_sent

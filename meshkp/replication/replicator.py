@@ -190,7 +190,7 @@ class Replicator:
             if batch.origin_ts:
                 lag = max(0.0, self.wall() - batch.origin_ts)
                 self._observe_lag(lag)
-            if batch.forward:
+            if batch.forward and batch.relay:
                 exclude = [sender] if sender else []
                 self.pusher.enqueue(changed, exclude, batch.origin_ts or None)
         return PushAck(tuple(statuses))

@@ -59,14 +59,27 @@ def test_three_gossip_joined_nodes_replicate(tmp_path: Path) -> None:
             node.stop()
 
 
+def _gossip_port_with_next_taken() -> tuple[int, socket.socket]:
+    """A free gossip port whose port + 1 (the default sync port) we hold with a listener."""
+    for _ in range(50):
+        port = free_port()
+        blocker = socket.socket()
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
+        try:
+            blocker.bind(("127.0.0.1", port + 1))
+            blocker.listen()
+            return port, blocker
+        except OSError:  # port + 1 in use by a live connection: try another
+            blocker.close()
+    raise AssertionError("no gossip port with a free port + 1 found in 50 tries")
+
+
 def test_a_taken_default_sync_port_falls_back_to_a_free_one(tmp_path: Path) -> None:
     key = _key(tmp_path)
-    ports = [free_port(), free_port()]
-    blocker = socket.socket()
+    gossip, blocker = _gossip_port_with_next_taken()
+    ports = [free_port(), gossip]
     nodes = []
     try:
-        blocker.bind(("127.0.0.1", ports[1] + 1))  # node 1's default replication port
-        blocker.listen()
         for i, port in enumerate(ports):
             join = [f"--join=127.0.0.1:{ports[0]}"] if i else []
             nodes.append(start_server(tmp_path / f"f{i}", "--node-id", f"f{i}", "--gossip-port",

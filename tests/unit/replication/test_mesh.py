@@ -47,6 +47,19 @@ async def test_forward_while_new_reaches_nodes_beyond_the_fanout() -> None:
         await mesh.close()
 
 
+async def test_a_node_that_pushed_to_every_peer_asks_nobody_to_relay() -> None:
+    mesh = Mesh(5)  # origin_fanout 0: the accepting node pushes to all four peers itself
+    try:
+        await mesh[0].upload(*range(8))
+        await mesh.settle()
+        for peer in mesh.members[1:]:
+            assert peer.replicator.counters.records_received == 8  # once each, no relays
+            assert peer.replicator.counters.pushes_sent == 0
+        assert len({await m.root() for m in mesh.members}) == 1
+    finally:
+        await mesh.close()
+
+
 async def test_anti_entropy_repairs_what_push_missed_in_both_directions(mesh3: Mesh) -> None:
     a, b = mesh3[0], mesh3[1]
     mesh3.net.down.add("n1")

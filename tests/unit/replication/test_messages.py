@@ -27,6 +27,7 @@ FP = bytes(range(20))
 SAMPLES = [
     PushBatch((b"rec1", b"rec2"), True, 1700000000.5),
     PushBatch((b"x",), False),
+    PushBatch((b"x",), True, 0.0, relay=False),
     PushAck((0, 1, 2)),
     DiffQuery(b"\x81\xa1v\x01"),
     DiffAnswer(b""),
@@ -59,6 +60,7 @@ def test_type_codes_are_unique_and_outside_swim_range() -> None:
         (PushBatch.TYPE, {"recs": [b"x"], "fwd": 1}),
         (PushBatch.TYPE, {"recs": [b"x"] * (MAX_BATCH_RECORDS + 1), "fwd": True}),
         (PushBatch.TYPE, {"recs": [b"x"], "fwd": True, "ts": -1}),
+        (PushBatch.TYPE, {"recs": [b"x"], "fwd": True, "rly": 1}),
         (PushAck.TYPE, {"st": [3]}),
         (PushAck.TYPE, {"st": [True]}),
         (Fetch.TYPE, {"ids": [b"short"]}),
@@ -77,6 +79,10 @@ def test_type_codes_are_unique_and_outside_swim_range() -> None:
 def test_malformed_bodies_are_wire_errors(type_code: int, body: dict) -> None:
     with pytest.raises(WireError):
         decode_message(type_code, body)
+
+
+def test_a_push_without_the_relay_field_asks_to_relay() -> None:
+    assert decode_message(PushBatch.TYPE, {"recs": [b"x"], "fwd": True}) == PushBatch((b"x",))
 
 
 def test_a_batch_over_the_byte_bound_is_refused() -> None:
