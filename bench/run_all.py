@@ -33,7 +33,9 @@ BENCHMARKS: list[tuple[str, str, dict[str, object]]] = [
     ("record_merge", "bench.record_merge", {"runs": 1}),
     ("verify_selfsigs", "bench.verify_selfsigs", {}),
     ("replication_propagation", "bench.replication_propagation", {}),
-    ("replication_antientropy", "bench.replication_antientropy", {}),
+    ("replication_antientropy", "bench.replication_antientropy", {"keys": 5_000}),
+    ("replication_bootstrap", "bench.replication_bootstrap", {"keys": 5_000}),
+    ("replication_throughput", "bench.replication_throughput", {"count": 200}),
 ]
 
 
