@@ -59,11 +59,14 @@ async def gather_acks(
     if needed <= acked or not records or not peers:
         return acked
     chunks = split_by_bytes(records, batch_bytes)
+    accepted_at = pusher.wall()  # receivers measure replication lag from here
 
     async def one(peer: PeerRef) -> bool:
         for chunk in chunks:
             # Every live peer gets it from us here: no relaying needed (PushBatch.relay).
-            ack = await pusher.send(peer, chunk, forward=True, timeout=timeout, relay=False)
+            ack = await pusher.send(
+                peer, chunk, forward=True, timeout=timeout, relay=False, origin_ts=accepted_at
+            )
             if any(status == ACK_REJECTED for status in ack.statuses):
                 return False
         return True

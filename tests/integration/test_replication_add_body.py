@@ -89,3 +89,23 @@ def test_consistency_asked_in_a_form_field_is_honoured(mesh2: Mesh) -> None:
     bad = mesh2[0].add(armored(802), **{"x-consistency": "most"})
     assert bad.status == 400 and "x-consistency" in bad.text
     assert not mesh2.has_key(mesh2[0], fingerprint(802))  # refused before anything was stored
+
+
+def _metric(text: str, name: str) -> float:
+    """The value of an unlabelled sample `name` in a Prometheus text exposition."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} is not exposed on /metrics")
+
+
+def test_replication_metrics_show_pushes_bytes_and_lag(mesh2: Mesh) -> None:
+    reply = mesh2[0].add(armored(810), **{"x-consistency": "all"})
+    assert reply.status == 200, reply.text
+    sender = mesh2[0].request("GET", "/metrics").text
+    receiver = mesh2[1].request("GET", "/metrics").text
+    assert _metric(sender, "meshkp_replication_bytes_out_total") > 0
+    assert _metric(sender, "meshkp_replication_push_batches_total") >= 1
+    assert _metric(sender, "meshkp_replication_pending_pushes") == 0
+    assert _metric(receiver, "meshkp_replication_records_applied_total") >= 1
+    assert _metric(receiver, "meshkp_replication_lag_seconds_count") >= 1
