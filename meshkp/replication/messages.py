@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from meshkp.errors import WireError
+from meshkp.net.message import Message as Message  # re-exported: the protocol's base
 from meshkp.net.wire import TCP_FRAME_BYTES
 
 # --- Bounds, each with what it protects against. ----------------------------------------------
@@ -33,18 +34,6 @@ MAX_DIFF_BYTES = 4 * 1024 * 1024
 MAX_REASON_CHARS = 512
 
 
-class Message:
-    """Base of every replication message."""
-
-    __slots__ = ()
-    TYPE: ClassVar[int]
-
-    def to_map(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    @classmethod
-    def from_map(cls, body: Mapping[str, Any]) -> Message:
-        raise NotImplementedError
 
 
 def _list(body: Mapping[str, Any], key: str, limit: int) -> list[Any]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 from meshkp.errors import WireError
+from meshkp.net.message import Message as Message  # re-exported: the protocol's base
 from meshkp.swim.fields import (
     MAX_COMPOUND_PARTS,
     MAX_COUNTER,
@@ -41,18 +42,6 @@ COMPOUND_HEADER = 6
 PART_OVERHEAD = 2
 
 
-class Message:
-    """Base of every SWIM message. Subclasses are frozen dataclasses with a unique TYPE."""
-
-    __slots__ = ()
-    TYPE: ClassVar[int]
-
-    def to_map(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    @classmethod
-    def from_map(cls, m: Mapping[str, Any]) -> Self:
-        raise NotImplementedError
 
 
 # --- failure detector -------------------------------------------------------------------------
