@@ -77,11 +77,14 @@ def run_node(config: NodeConfig, on_ready: Callable[[object], None] | None = Non
               help="One key=value log line per HTTP request.")
 @click.option("--upload-bytes", type=int, default=None,
               help="Limit of one POST /pks/add body (limits.upload_bytes).")
+@click.option("--limit", "limit_overrides", multiple=True, metavar="NAME=VALUE",
+              help="Set any limit of docs/configuration.md, e.g. --limit sigs_per_component=500 "
+                   "(repeatable).")
 @replication_options
 @membership_options
 def serve(
     data_dir: Path, host: str, http_port: int, node_id: str | None, log_level: str,
-    access_log: bool, upload_bytes: int | None,
+    access_log: bool, upload_bytes: int | None, limit_overrides: tuple[str, ...],
 ) -> None:
     """Serve HKP on HOST:PORT from the key store in DATA_DIR."""
     setup_logging(log_level)
@@ -96,6 +99,11 @@ def serve(
             packet_bytes=min(config.limits.packet_bytes, upload_bytes),
         )
         config = dataclasses.replace(config, limits=limits)
+    try:
+        if limit_overrides:
+            config = dataclasses.replace(config, limits=config.limits.with_overrides(limit_overrides))
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
     config = with_replication_options(config)
     config = with_membership_options(config)
     try:

@@ -5,7 +5,8 @@ Each field is a config value (see docs/configuration.md); `Limits()` carries the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from meshkp.errors import ConfigError
 
@@ -77,3 +78,20 @@ class Limits:
                 "limit keyword_scan must be at least search_results and get_results, or a "
                 "search of several keywords could never fill a reply"
             )
+
+    def with_overrides(self, assignments: Iterable[str]) -> Limits:
+        """A copy with NAME=VALUE assignments applied (the --limit option); ConfigError if bad."""
+        changes: dict[str, int] = {}
+        for assignment in assignments:
+            name, sep, value = assignment.partition("=")
+            name = name.strip().replace("-", "_")
+            if not sep or name not in self.__slots__:
+                known = ", ".join(self.__slots__)
+                raise ConfigError(f"--limit takes NAME=VALUE with NAME one of: {known}; got {assignment!r}")
+            try:
+                changes[name] = int(value.replace("_", ""))
+            except ValueError:
+                raise ConfigError(f"limit {name} must be an integer, got {value!r}") from None
+        updated = replace(self, **changes)
+        updated.validate()
+        return updated
