@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 TOKEN_ENV = "MESHKP_ADMIN_TOKEN"
@@ -133,11 +134,13 @@ def members(node_url: str, as_json: bool) -> None:
     for column in ("id", "gossip addr", "http", "status", "incarnation"):
         table.add_column(column, justify="right" if column == "incarnation" else "left")
     for node in body.get("nodes", []):
+        # Ids, addresses and meta come from gossip: escape them, or "[/]" in one is a MarkupError.
         state = str(node.get("status", "?"))
         ident = str(node.get("id", "?")) + (" *" if node.get("id") == body.get("self") else "")
-        table.add_row(ident, str(node.get("addr", "")), str(node.get("http", "")),
-                      f"[{STATUS_STYLE.get(state, 'white')}]{state}[/]",
-                      str(node.get("incarnation", "")))
+        table.add_row(escape(ident), escape(str(node.get("addr", ""))),
+                      escape(str(node.get("http", ""))),
+                      f"[{STATUS_STYLE.get(state, 'white')}]{escape(state)}[/]",
+                      escape(str(node.get("incarnation", ""))))
     Console().print(table)
 
 

@@ -11,6 +11,7 @@ network namespace) so discovery traffic never leaves them; None means every inte
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import re
 from collections.abc import Callable
@@ -69,17 +70,28 @@ def _port(value: str | None) -> int | None:
     return int(value)
 
 
+def _is_loopback(host: str) -> bool:
+    return is_ip_literal(host) and ipaddress.ip_address(host).is_loopback
+
+
 def peer_from_txt(
-    properties: dict[str, str | None], addresses: list[str], cluster: str, own_id: str
+    properties: dict[str, str | None], addresses: list[str], cluster: str, own_id: str,
+    loopback_only: bool = False,
 ) -> MdnsPeer | None:
-    """Validate a resolved service; None if it is foreign, ourselves, or malformed."""
+    """Validate a resolved service; None if it is foreign, ourselves, or malformed.
+
+    With `loopback_only`, only loopback addresses count: zeroconf's receive socket is bound to
+    0.0.0.0:5353, so it also hears the LAN whenever another process on the host (avahi) joined
+    the mDNS group there, even when we pinned ourselves to 127.0.0.1.
+    """
     if properties.get("v") != TXT_VERSION or properties.get("cluster") != cluster:
         return None
     node_id = properties.get("id")
     gossip = _port(properties.get("gossip"))
     if not node_id or len(node_id) > 64 or node_id == own_id or gossip is None:
         return None
-    ips = tuple(a for a in addresses if is_ip_literal(a))[:8]
+    ips = tuple(a for a in addresses
+                if is_ip_literal(a) and (not loopback_only or _is_loopback(a)))[:8]
     if not ips:
         return None
     return MdnsPeer(node_id, ips, gossip, _port(properties.get("http")))
@@ -106,6 +118,8 @@ class MdnsDiscovery(SeedSource):
         self._http_port = http_port
         self._advertise = advertise
         self._interfaces = interfaces
+        # Pinned to loopback only (the default for a node on 127.0.0.1): never join other hosts.
+        self._loopback_only = bool(interfaces) and all(map(_is_loopback, interfaces or []))
         self._on_peer = on_peer
         self._zc: AsyncZeroconf | None = None
         self._browser: AsyncServiceBrowser | None = None
@@ -195,7 +209,8 @@ class MdnsDiscovery(SeedSource):
             log.debug("event=mdns_resolve_timeout name=%s", name)
             return
         peer = peer_from_txt(
-            info.decoded_properties, info.parsed_addresses(), self.cluster, self._node_id
+            info.decoded_properties, info.parsed_addresses(), self.cluster, self._node_id,
+            loopback_only=self._loopback_only,
         )
         if peer is None:
             self.ignored += 1

@@ -43,7 +43,10 @@ def require_admin(request: web.Request, token: str) -> None:
     """Raise 401 unless the request carries `Authorization: Bearer <token>`."""
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    # aiohttp decodes header bytes with surrogateescape: undo it exactly, so bytes that are not
+    # UTF-8 compare unequal (401) instead of raising UnicodeEncodeError (500).
+    given_bytes = given.strip().encode("utf-8", "surrogateescape")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given_bytes, token.encode()):
         raise web.HTTPUnauthorized(
             text="this endpoint needs Authorization: Bearer <token> (DATA_DIR/admin.token)\n",
             headers={"WWW-Authenticate": 'Bearer realm="meshkp"'},

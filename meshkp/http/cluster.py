@@ -37,6 +37,17 @@ def _json(data: Any, status: int = 200) -> web.Response:
                         content_type="application/json")
 
 
+async def _read_bounded(request: web.Request, limit: int) -> bytes:
+    """The whole body (content.read(n) returns only what has arrived); InvalidRequest past limit."""
+    raw = bytearray()
+    while len(raw) <= limit:
+        chunk = await request.content.read(limit + 1 - len(raw))
+        if not chunk:
+            return bytes(raw)
+        raw += chunk
+    raise InvalidRequest(f"join body larger than {limit} bytes")
+
+
 class ClusterHandlers:
     """The /cluster/* membership routes of one node."""
 
@@ -83,9 +94,10 @@ class ClusterHandlers:
         require_admin(request, self.token)
         if request.content_length is not None and request.content_length > MAX_JOIN_BODY:
             raise InvalidRequest(f"join body larger than {MAX_JOIN_BODY} bytes")
+        raw = await _read_bounded(request, MAX_JOIN_BODY)
         try:
-            body = json.loads(await request.content.read(MAX_JOIN_BODY + 1))
-        except (ValueError, UnicodeDecodeError) as exc:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # "[[[..." nests too deep
             raise InvalidRequest('join body must be JSON: {"peers": ["host:port", ...]}') from exc
         peers = body.get("peers") if isinstance(body, dict) else None
         if (not isinstance(peers, list) or not peers or len(peers) > MAX_JOIN_PEERS

@@ -163,6 +163,11 @@ class TcpTransport:
         self._handlers.add(task)
         try:
             await self._serve_frames(peer, reader, writer)
+        except asyncio.CancelledError:
+            # stop() cancelled us. Python 3.11's stream callback calls task.exception() on this
+            # task, which raises for a cancelled one and logs an error: end normally instead.
+            if self._server is not None:
+                raise
         finally:
             self._handlers.discard(task)
             writer.close()

@@ -20,7 +20,7 @@ from typing import Any
 from meshkp.clock import Clock, SystemClock
 from meshkp.discovery.backoff import RetryPolicy, SeedSource, join_with_retry
 from meshkp.discovery.dns import parse_join_spec
-from meshkp.discovery.mdns import MdnsDiscovery, MdnsPeer
+from meshkp.discovery.mdns import MdnsDiscovery, MdnsPeer, validate_cluster_name
 from meshkp.errors import ConfigError, PeerUnreachable, WireError
 from meshkp.net.addr import DEFAULT_GOSSIP_PORT, Addr, format_addr, is_ip_literal
 from meshkp.net.codec import SealedCodec
@@ -56,6 +56,9 @@ TCP_TYPES = frozenset({PushPull.TYPE})
 MIN_TICK_GAP = 0.001
 # With gossip_port 0 the OS picks a free UDP port, which may be taken for TCP: try a few.
 BIND_ATTEMPTS = 20
+# Joins started by mDNS announcements at once. mDNS is unauthenticated: unbounded, a host on
+# the LAN could make us queue one push-pull (a sealed copy of our member table) per announcement.
+MAX_MDNS_JOINS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,8 @@ class MembershipConfig:
             raise ConfigError(f"--gossip-port must be 0-65535, got {self.gossip_port}")
         if self.advertise_host is not None and not is_ip_literal(self.advertise_host):
             raise ConfigError("advertise host must be an IP address")
+        if self.discovery == "mdns":
+            validate_cluster_name(self.cluster_name)  # else start() fails after binding
         self.swim.validate()
         self.retry.validate()
         self.tcp.validate()
@@ -142,6 +147,7 @@ class MembershipService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
+        self._mdns_joins: set[str] = set()  # node ids an mDNS-triggered join is running for
 
     # ---- views (for HTTP /cluster/* and the replication layer) ----
 
@@ -223,6 +229,21 @@ class MembershipService:
         udp_codec = SealedCodec(self.keyring, cfg.swim.udp_frame_bytes, UDP_TYPES.__contains__)
         tcp_codec = SealedCodec(self.keyring, cfg.tcp.frame_bytes, TCP_TYPES.__contains__)
         udp_addr = await self._bind_transports(udp_codec, tcp_codec)
+        try:
+            await self._start_protocol(udp_addr)
+        except BaseException:
+            # E.g. mDNS cannot open its sockets: leave nothing bound or running, so that the
+            # error is the whole outcome and start() can be retried.
+            if self._swim is not None:
+                await self.stop()
+            else:
+                for transport in (self._tcp, self._udp):
+                    if transport is not None:
+                        await transport.stop()
+            raise
+
+    async def _start_protocol(self, udp_addr: Addr) -> None:
+        cfg = self.config
         host = cfg.advertise_host or outbound_ip(cfg.bind_host)
         incarnation = self._next_incarnation()
         self._swim = Swim(cfg.swim, self.node_id, (host, udp_addr[1]), self._clock.now(),
@@ -363,10 +384,17 @@ class MembershipService:
         known = self._swim.member(peer.node_id)
         if known is not None and known.status == Status.ALIVE:
             return
-        self._spawn(self._join_quietly(peer.gossip_addrs), f"mdns-join-{peer.node_id}")
+        if peer.node_id in self._mdns_joins or len(self._mdns_joins) >= MAX_MDNS_JOINS:
+            return  # a live peer is found again through gossip or its next announcement
+        self._mdns_joins.add(peer.node_id)
+        self._spawn(self._join_quietly(peer), f"mdns-join-{peer.node_id}")
 
-    async def _join_quietly(self, addrs: list[Addr]) -> None:
-        joined = await self.join(addrs)
+    async def _join_quietly(self, peer: MdnsPeer) -> None:
+        addrs = peer.gossip_addrs
+        try:
+            joined = await self.join(addrs)
+        finally:
+            self._mdns_joins.discard(peer.node_id)
         log.info("event=mdns_join addrs=%s answered=%d",
                  ",".join(format_addr(a) for a in addrs), joined)
 

@@ -3,16 +3,19 @@ join, crash detection, graceful leave, and a wrong-key node that never gets in."
 
 import asyncio
 import dataclasses
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
+from meshkp.discovery.mdns import MdnsPeer
+from meshkp.errors import ConfigError
 from meshkp.net.addr import format_addr
 from meshkp.net.crypto import Keyring, generate_key
 from meshkp.net.identity import NodeIdentity
-from meshkp.node.membership import MembershipConfig, MembershipService
+from meshkp.node.membership import MAX_MDNS_JOINS, MembershipConfig, MembershipService
 from meshkp.swim.config import SwimConfig
 from meshkp.swim.types import Status
 
@@ -95,3 +98,46 @@ async def test_join_crash_leave_and_intruder(started: list[MembershipService],
     started.append(b2)
     assert b2.swim.incarnation > inc_before
     await eventually(lambda: view(a).get("b") == Status.ALIVE, 10, "b alive again")
+
+
+def test_a_bad_mdns_cluster_name_is_refused_before_binding() -> None:
+    cfg = MembershipConfig(bind_host="127.0.0.1", gossip_port=0, discovery="mdns",
+                           cluster_name="two words", swim=SwimConfig.test())
+    with pytest.raises(ConfigError, match="cluster name"):
+        cfg.validate()
+
+
+async def test_a_failed_start_leaves_nothing_running() -> None:
+    # mDNS pinned to an address no interface has: zeroconf cannot join the group (ENODEV).
+    # Before, start() raised but left the sockets bound, the timer task running, and a retried
+    # start() returned at once as if it had worked.
+    cfg = MembershipConfig(bind_host="127.0.0.1", gossip_port=0, discovery="mdns",
+                           mdns_interfaces=("203.0.113.7",), swim=SwimConfig.test())
+    svc = MembershipService(cfg, NodeIdentity.generate("a"), Keyring([KEY]))
+    before = asyncio.all_tasks()
+    with pytest.raises(OSError):
+        await svc.start()
+    assert not svc.running and svc.members() == []
+    assert {t.get_name() for t in asyncio.all_tasks() - before} == set()
+    with pytest.raises(ConfigError):
+        svc.swim  # noqa: B018 - the property raises when not started
+
+
+async def test_mdns_announcements_cannot_queue_unbounded_joins(
+        started: list[MembershipService]) -> None:
+    # mDNS is unauthenticated: a LAN host can announce endless "peers". Each used to start its
+    # own join task (one sealed push-pull of our table each), without any bound.
+    a = node("a")
+    await a.start()
+    started.append(a)
+    blackhole = socket.socket()  # listens but never accepts: every push-pull waits to time out
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(0)
+    try:
+        port = blackhole.getsockname()[1]
+        for i in range(500):
+            a._on_mdns_peer(MdnsPeer(f"fake{i}", ("127.0.0.1",), port, None))
+        joins = [t for t in asyncio.all_tasks() if t.get_name().startswith("mdns-join-")]
+        assert 0 < len(joins) <= MAX_MDNS_JOINS
+    finally:
+        blackhole.close()

@@ -29,6 +29,16 @@ def test_peer_from_txt_accepts_same_cluster_only() -> None:
     assert peer_from_txt(GOOD, ["not-an-ip"], "prod", "me") is None
 
 
+def test_a_node_pinned_to_loopback_joins_only_loopback_peers() -> None:
+    # zeroconf listens on 0.0.0.0:5353: with avahi on the host it hears LAN announcements even
+    # when pinned to 127.0.0.1, and the node then opened gossip connections to other hosts.
+    mixed = ["10.0.0.2", "127.0.0.5", "::1", "fe80::1"]
+    peer = peer_from_txt(GOOD, mixed, "prod", "me", loopback_only=True)
+    assert peer is not None and peer.addresses == ("127.0.0.5", "::1")
+    assert peer_from_txt(GOOD, ["10.0.0.2"], "prod", "me", loopback_only=True) is None
+    assert peer_from_txt(GOOD, mixed, "prod", "me").addresses == tuple(mixed)  # type: ignore[union-attr]
+
+
 def test_config_is_validated_without_io() -> None:
     with pytest.raises(ConfigError):
         validate_cluster_name("has space")

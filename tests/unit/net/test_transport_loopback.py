@@ -238,3 +238,28 @@ async def test_tcp_reply_that_does_not_open_is_wire_error_and_counted() -> None:
         assert c_stats.dropped == {("tcp", "decrypt"): 1}
     finally:
         await server.stop()
+
+
+async def test_tcp_stop_with_open_connections_is_clean() -> None:
+    # On Python 3.11, asyncio's stream callback calls task.exception() on the handler task; a
+    # handler that ends cancelled made every stop() with a peer connected log an ERROR traceback
+    # ("Exception in callback ... CancelledError").
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        server, _, _ = tcp_pair(generate_key())
+        addr = await server.start()
+        holders = [await asyncio.open_connection(*addr) for _ in range(3)]
+        async with asyncio.timeout(5):
+            while server.active_connections < 3:
+                await asyncio.sleep(0.01)
+        await server.stop()
+        assert server.active_connections == 0
+        for _ in range(5):
+            await asyncio.sleep(0)
+        for _, writer in holders:
+            writer.close()
+        assert errors == []
+    finally:
+        loop.set_exception_handler(None)

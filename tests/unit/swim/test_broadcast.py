@@ -1,5 +1,7 @@
 """The piggyback queue: least-sent first, transmit limit, invalidation by key, byte budget."""
 
+import time
+
 from meshkp.swim.broadcast import BroadcastQueue
 from meshkp.swim.formulas import retransmit_limit
 from meshkp.swim.messages import Alive, Dead, Suspect, part_size
@@ -83,3 +85,16 @@ def test_queue_is_bounded_dropping_the_most_sent() -> None:
         q.queue(name, alive(name))
     assert len(q) == 3
     assert "old" not in q
+
+
+def test_a_flood_of_news_stays_bounded_without_sorting_on_every_insert() -> None:
+    # A push-pull may carry 10,000 new members, each queued as news. Sorting the full queue on
+    # every insert past the bound blocked the event loop for seconds (~12 s for this flood).
+    q = BroadcastQueue(retransmit_mult=4, max_items=4096)
+    start = time.perf_counter()
+    for i in range(20_000):
+        q.queue(f"n{i}", alive(f"n{i}"))
+        assert len(q) <= 4096
+    elapsed = time.perf_counter() - start
+    assert "n19999" in q and "n0" not in q  # the oldest unsent news goes first
+    assert elapsed < 3.0, f"queueing 20,000 items took {elapsed:.1f} s"
