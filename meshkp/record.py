@@ -71,7 +71,9 @@ class Tombstone:
         if not isinstance(obj, list) or len(obj) != 4:
             raise StoreError("tombstone must be a list of [seen, hlc, reason, actor]")
         seen, hlc, reason, actor = obj
-        if not isinstance(hlc, int) or not isinstance(reason, str) or not isinstance(actor, str):
+        # bool is an int to Python but not to msgpack: True would re-encode unlike 1.
+        if (not isinstance(hlc, int) or isinstance(hlc, bool)
+                or not isinstance(reason, str) or not isinstance(actor, str)):
             raise StoreError("tombstone hlc must be an int and reason/actor strings")
         try:
             vector = VersionVector.from_obj(seen)

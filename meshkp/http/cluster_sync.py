@@ -29,7 +29,7 @@ from aiohttp import web
 from meshkp.errors import InvalidRequest
 from meshkp.http.auth import require_admin
 from meshkp.http.hkp import read_add_form
-from meshkp.keys.ingest import IngestResult
+from meshkp.keys.ingest import IngestResult, Status
 from meshkp.limits import Limits
 from meshkp.replication.consistency import parse_level
 from meshkp.replication.deletes import conflict_json, parse_fingerprint
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# The fingerprints the current request's upload changed (set per POST /pks/add).
+# The fingerprints the current request's upload changed or found unchanged (per POST /pks/add).
 _CHANGED: contextvars.ContextVar[list[bytes] | None] = contextvars.ContextVar(
     "meshkp_changed_keys", default=None
 )
@@ -49,10 +49,14 @@ MAX_CONFLICTS_LISTED = 1000
 
 
 def collect_changes(result: IngestResult) -> None:
-    """KeyService write listener: note the keys this request changed (for x-consistency)."""
+    """KeyService write listener: note the keys this request changed or already held."""
     changed = _CHANGED.get()
     if changed is not None:
         changed.extend(result.records)
+        # A key already stored here (a retry after a 503, or another client's upload still
+        # waiting for its acks) is not known to be on `quorum` nodes: wait for its acks too.
+        changed.extend(bytes.fromhex(o.fingerprint) for o in result.outcomes
+                       if o.status is Status.UNCHANGED and o.fingerprint)
 
 
 class ClusterSyncHandlers:

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from meshkp.errors import InvalidPeerRecord
 from meshkp.keys.ingest import KEYS_COUNTER, record_terms
 from meshkp.limits import Limits
 from meshkp.openpgp.normalise import merge as merge_certificates
@@ -44,11 +45,20 @@ class MergeResult:
 
 
 def join(stored: KeyRecord | None, incoming: KeyRecord, limits: Limits) -> KeyRecord:
-    """The CRDT join of two states of one key, with the signature cap re-applied."""
+    """The CRDT join of two states of one key, with the signature cap re-applied.
+
+    InvalidPeerRecord if the two hold different primary key packets (nothing to join).
+    """
     if stored is None:
         return incoming
-    merged = stored.merge(incoming)
     mine, theirs = stored.certificate, incoming.certificate
+    if mine is not None and theirs is not None and mine.primary.packet != theirs.primary.packet:
+        # A v3 fingerprint (RFC 4880 §12.2: MD5 of n and e) does not cover the creation time,
+        # so two different primary packets can share one: no union exists, refuse the record.
+        raise InvalidPeerRecord(
+            f"record {incoming.fingerprint.hex()} has another primary key packet than ours"
+        )
+    merged = stored.merge(incoming)
     if mine is not None and theirs is not None and mine != theirs:
         merged = dataclasses.replace(merged, certificate=merge_certificates(mine, theirs, limits))
     return merged

@@ -20,6 +20,10 @@ from meshkp.record import KeyRecord
 # Version vector entries: one per node that ever updated the key. A mesh of thousands of
 # nodes is far beyond the design; the bound stops a peer from growing every record it touches.
 MAX_VV_ENTRIES = 4096
+# A version vector counter: a local update adds one to this node's, and one at 2**64-1
+# (msgpack's largest integer) could never be encoded again, so the key could not be updated or
+# deleted here. Honest counters count updates; 2**63 leaves 2**63 more.
+MAX_VV_COUNTER = 2**63
 # Tombstone text fields: an operator's reason and name.
 MAX_REASON_CHARS = 1024
 MAX_ACTOR_CHARS = 256
@@ -49,6 +53,8 @@ def parse_peer_record(data: bytes, limits: Limits, verify: bool) -> KeyRecord:
         raise InvalidPeerRecord(f"version vector of {len(record.vv)} entries")
     if not record.vv:
         raise InvalidPeerRecord("empty version vector: no update produced this record")
+    if max(counter for _node, counter in record.vv.items()) > MAX_VV_COUNTER:
+        raise InvalidPeerRecord(f"version vector counter over {MAX_VV_COUNTER}")
     tomb = record.tombstone
     if tomb is not None:
         if len(tomb.reason) > MAX_REASON_CHARS or len(tomb.actor) > MAX_ACTOR_CHARS:
