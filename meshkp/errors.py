@@ -41,6 +41,11 @@ class LimitExceeded(MeshkpError):
         super().__init__(message)
         self.limit = limit
 
+    def __reduce__(self) -> "tuple[type[LimitExceeded], tuple[str, str]]":
+        # Raised in parse worker processes (meshkp/keys/parse.py): the default pickling
+        # rebuilds from args alone, which lack `limit`, and the pool breaks on the TypeError.
+        return (type(self), (str(self), self.limit))
+
 
 class StoreError(MeshkpError):
     """The key store failed (I/O, corruption, closed)."""

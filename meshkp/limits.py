@@ -16,6 +16,11 @@ class Limits:
     # POST /pks/add body, in bytes. Without it a client could make us buffer an unbounded body.
     # 8 MiB fits the largest real keys (a few MB with tens of thousands of signatures).
     upload_bytes: int = 8 * 1024 * 1024
+    # Keys (and stray signatures) in one POST /pks/add. Each costs objects and a reply line
+    # of ~150 bytes, while a junk "key" can be a 2-byte packet: without it an 8 MiB upload
+    # makes a ~600 MB reply and GBs of memory. gpg sends one key per upload; a keyring of
+    # thousands of keys goes through `meshkp load`.
+    upload_keys: int = 10_000
     # One certificate after normalisation. Bounds what one key costs every node forever
     # (storage, replication, op=get). Keys over it are rejected, not truncated.
     key_bytes: int = 4 * 1024 * 1024
@@ -45,6 +50,11 @@ class Limits:
     keyword_scan: int = 10_000
     # Keys in one op=get reply (several matches give one keyring).
     get_results: int = 100
+    # Bytes of keys (binary, before armor) in one op=get or index reply; the keys after the
+    # one that crosses it are left out (the first key is always served). Without it one
+    # search for a word shared by get_results keys of key_bytes each builds a ~500 MB reply
+    # (and the HTML or mr text of as much) per request.
+    reply_bytes: int = 16 * 1024 * 1024
     # Keyword index terms per key (words of user IDs, e-mails, local parts, domains); the
     # primary user ID's come first. Without it one key with hundreds of long user IDs writes
     # thousands of index entries on every node. Real keys need < 150 (debian-keyring max).

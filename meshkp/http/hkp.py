@@ -7,6 +7,7 @@ node serves one key set, whatever name it was reached by.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import string
@@ -124,7 +125,10 @@ class HkpHandlers:
                 self.replies.put(raw, Reply(epoch, until, body, MR_TYPE, "index"))
             return web.Response(body=body, content_type=MR_TYPE, charset="utf-8")
         views = await self.service.index(query)
-        page = html.index_page(query.text, views, self.service.clock(), verbose)
+        # Up to Limits.reply_bytes of keys to escape into HTML: built off the event loop.
+        page = await asyncio.get_running_loop().run_in_executor(
+            None, html.index_page, query.text, views, self.service.clock(), verbose
+        )
         return web.Response(body=page, content_type="text/html", charset="utf-8")
 
     async def _stats(self, options: frozenset[str]) -> web.Response:

@@ -3,9 +3,10 @@
 A repeated `op=get&search=0x...` or `op=index&options=mr&search=...` is then answered without
 parsing the query or walking the service: one dict lookup. An entry is valid while the
 service's read epoch (bumped by every write) is the one it was computed at, and until its
-`until` time (mr flags such as "expired" flip with the clock). The bound is an entry count;
-bodies are the bytes objects the service already caches, so an entry costs little more than
-its key.
+`until` time (mr flags such as "expired" flip with the clock). It is bounded by entries and by
+body bytes: a single-key op=get body is the armored bytes the service already caches, but a
+several-key keyring or an mr index is built for the reply, and a client can vary the query
+string freely (unknown variables are ignored), so each such entry holds its own body.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 # Distinct hot query strings remembered. Beyond it the cache is cleared and refills with
 # what is hot now: simpler than LRU bookkeeping on every hit, and a hit costs one dict get.
 MAX_ENTRIES = 10_000
+# Body bytes held in all (shared bodies counted once per entry, so this over-counts).
+MAX_BYTES = 64 * 1024 * 1024
 # Upper bound on an entry's life even without writes, so time-dependent output is refreshed.
 MAX_AGE_S = 60.0
 
@@ -29,9 +32,11 @@ class Reply:
 
 
 class ReplyCache:
-    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES) -> None:
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self._replies: dict[str, Reply] = {}
+        self._bytes = 0
 
     def get(self, key: str, epoch: tuple[int, int], now: float) -> Reply | None:
         reply = self._replies.get(key)
@@ -40,11 +45,22 @@ class ReplyCache:
         return reply
 
     def put(self, key: str, reply: Reply) -> None:
-        if self.max_entries <= 0:
-            return
-        if len(self._replies) >= self.max_entries:
+        size = len(reply.body)
+        if self.max_entries <= 0 or size > self.max_bytes // 4:
+            return  # one huge reply must not flush the others
+        old = self._replies.pop(key, None)
+        if old is not None:
+            self._bytes -= len(old.body)
+        if len(self._replies) >= self.max_entries or self._bytes + size > self.max_bytes:
             self._replies.clear()
+            self._bytes = 0
         self._replies[key] = reply
+        self._bytes += size
+
+    @property
+    def bytes(self) -> int:
+        """Body bytes held (each entry's body counted, shared or not)."""
+        return self._bytes
 
     def __len__(self) -> int:
         return len(self._replies)

@@ -30,6 +30,7 @@ from meshkp.openpgp.digest import certificate_digest
 from meshkp.openpgp.index import index_terms
 from meshkp.openpgp.keytext import KeytextItem, PartialKey, Rejected
 from meshkp.openpgp.normalise import merge, normalise_update
+from meshkp.openpgp.pubkey import parse_public_key
 from meshkp.openpgp.revocation import RevocationCertificate, apply_revocation
 from meshkp.record import KeyRecord
 from meshkp.store.protocol import IndexKind, IndexTerm, RecordWrite
@@ -44,6 +45,13 @@ KEYS_COUNTER = "keys"
 # Candidate keys a revocation's issuer key ID may name. Key IDs collide only by accident or
 # attack; the signature is verified against each candidate, so a few are plenty.
 _REVOCATION_CANDIDATES = 8
+# Same fingerprint, different key packet: possible only for v3 keys, whose fingerprint is
+# MD5(n || e) without the creation time (RFC 4880 §12.2). A certificate has one primary key
+# packet, so the two cannot be merged; the stored one stays.
+OTHER_KEY_PACKET = (
+    "its key packet differs from the stored key packet with the same (v3) fingerprint; "
+    "the stored key is kept, a v3 key cannot be replaced by re-dating it"
+)
 
 
 class Status(str, Enum):
@@ -115,6 +123,13 @@ class _Overlay:
         self._read = read
         self.decided: dict[bytes, KeyRecord] = {}
         self.original: dict[bytes, KeyRecord | None] = {}
+        # Keys new in this ingest, by 64-bit key ID: they are not in the store's index yet, and
+        # a revocation certificate later in the same upload must find them too.
+        self.added_by_key_id: dict[bytes, list[bytes]] = {}
+
+    def add_new(self, record: KeyRecord, key_id: bytes) -> None:
+        self.decided[record.fingerprint] = record
+        self.added_by_key_id.setdefault(key_id, []).append(record.fingerprint)
 
     def get(self, fingerprint: bytes) -> KeyRecord | None:
         if fingerprint in self.decided:
@@ -202,12 +217,14 @@ def _add(cert: Certificate, overlay: _Overlay, node_id: str, limits: Limits) -> 
     fingerprint_hex = cert.fingerprint.hex().upper()
     stored = overlay.get(cert.fingerprint)
     if stored is None:
-        overlay.decided[cert.fingerprint] = KeyRecord.new(cert, node_id)
+        overlay.add_new(KeyRecord.new(cert, node_id), _key_id(cert))
         return KeyOutcome(Status.ADDED, fingerprint_hex)
     if stored.deleted:
         return KeyOutcome(Status.REJECTED, fingerprint_hex, _deleted_reason(stored))
     if stored.certificate is None:  # a delete of a key never seen here; deleted covers it
         return KeyOutcome(Status.REJECTED, fingerprint_hex, "no certificate stored")
+    if cert.primary.packet != stored.certificate.primary.packet:
+        return KeyOutcome(Status.REJECTED, fingerprint_hex, OTHER_KEY_PACKET)
     try:
         merged = merge(stored.certificate, cert, limits)
     except MeshkpError as exc:
@@ -224,6 +241,15 @@ def _add(cert: Certificate, overlay: _Overlay, node_id: str, limits: Limits) -> 
     return KeyOutcome(Status.UPDATED, fingerprint_hex)
 
 
+def _key_id(cert: Certificate) -> bytes:
+    """The 64-bit key ID (RFC 9580 §5.5.4): cut from a v4/v6 fingerprint, parsed for v3."""
+    if len(cert.fingerprint) == 20:
+        return cert.fingerprint[-8:]
+    if len(cert.fingerprint) == 32:
+        return cert.fingerprint[:8]
+    return parse_public_key(cert.primary.packet.body).key_id
+
+
 def _add_partial(item: PartialKey, overlay: _Overlay, node_id: str, limits: Limits) -> KeyOutcome:
     """_add for an upload with orphaned signatures: normalised together with the stored copy."""
     stored = overlay.get(item.fingerprint)
@@ -237,6 +263,8 @@ def _add_partial(item: PartialKey, overlay: _Overlay, node_id: str, limits: Limi
     # orphaned signatures get checked again (normalise_update trusts the base's).
     base = stored.live_certificate
     if not isinstance(item.alone, Rejected):
+        if item.alone.primary.packet != base.primary.packet:
+            return KeyOutcome(Status.REJECTED, item.fingerprint.hex().upper(), OTHER_KEY_PACKET)
         base = merge(base, item.alone, limits)
     try:
         updated = normalise_update(base, item.packets, limits)
@@ -257,7 +285,11 @@ def _revoke(
     issuer = revocation.issuer
     candidates: list[bytes] = []
     for kind, term in revocation.lookup_terms():
-        for fingerprint in lookup(kind, term, _REVOCATION_CANDIDATES):
+        if kind is IndexKind.FINGERPRINT:
+            new = [term] if term in overlay.decided else []
+        else:
+            new = overlay.added_by_key_id.get(term, [])
+        for fingerprint in [*lookup(kind, term, _REVOCATION_CANDIDATES), *new]:
             if fingerprint not in candidates:
                 candidates.append(fingerprint)
     deleted_reason = ""

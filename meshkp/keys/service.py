@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 # Bytes of keys in one /pks/hashquery reply (SKS asks for 100 digests at a time). Hockeypuck
 # bounds it the same way; the peer asks again for what is missing.
 HASHQUERY_MAX_BYTES = 32 * 1024 * 1024
-# Keys above this size are armored in a thread instead of on the event loop.
+# Keys above this size are armored (and their index views built and rendered) in a thread
+# instead of on the event loop.
 _INLINE_ARMOR_BYTES = 16 * 1024
 
 
@@ -144,7 +145,7 @@ class KeyService:
         result: IngestResult = await self.store.run_exclusive(read_merge_write, sync=self.sync_writes)
         if result.writes:
             self.note_writes(result.writes)
-            await self._notify(result)
+        await self._notify(result)  # also unchanged: x-consistency of a retry waits for acks
         return result
 
     def note_writes(self, writes: Sequence[RecordWrite]) -> None:
@@ -241,8 +242,18 @@ class KeyService:
         return await self._armor(b"".join(entry.binary for entry in entries))
 
     async def _entries(self, query: Query, limit: int) -> list[ServedKey]:
+        """The live keys of `query`, at most `limit` and (after the first) Limits.reply_bytes."""
         found = await self.find(query, limit)
-        entries = [e for e in [await self.served_key(fp) for fp in found] if e is not None]
+        entries: list[ServedKey] = []
+        total = 0
+        for fingerprint in found:
+            entry = await self.served_key(fingerprint)
+            if entry is None:
+                continue
+            total += len(entry.binary)
+            if entries and total > self.limits.reply_bytes:
+                break
+            entries.append(entry)
         if not entries:
             raise NotFound(f"no key found for '{query.text}'")
         return entries
@@ -288,11 +299,15 @@ class KeyService:
         blocks = []
         valid_until = float("inf")
         for entry in entries:
-            valid_until = entry.extra.get("mr_valid_until", 0.0)
-            if entry.mr is None or now >= valid_until:
+            if entry.mr is None or now >= entry.extra.get("mr_valid_until", 0.0):
                 view = await self._view_of(entry)
+                if len(entry.binary) <= _INLINE_ARMOR_BYTES:
+                    block = render(view, now)
+                else:  # thousands of user IDs to escape: not on the event loop
+                    loop = asyncio.get_running_loop()
+                    block = await loop.run_in_executor(None, render, view, now)
                 before = entry.size()
-                entry.mr = render(view, now)
+                entry.mr = block
                 entry.extra["mr_valid_until"] = view.changes_after(now)
                 self.served.grew(entry, before)
             blocks.append(entry.mr)

@@ -15,10 +15,10 @@ first key of a stream come back as
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from meshkp.errors import KeyRejected, MeshkpError
+from meshkp.errors import KeyRejected, LimitExceeded, MeshkpError
 from meshkp.limits import Limits
 from meshkp.openpgp.armor import dearmor, is_armored
 from meshkp.openpgp.certificate import Certificate
@@ -74,7 +74,7 @@ def streams(data: bytes) -> list[bytes]:
     return dearmor(data) if is_armored(data) else [data]
 
 
-def split_stream(packets: Sequence[Packet]) -> Iterator[TransferableKey | Packet]:
+def split_stream(packets: Iterable[Packet]) -> Iterator[TransferableKey | Packet]:
     """Split one stream into transferable keys; packets before the first key come out bare."""
     current: list[Packet] | None = None
     secret = False
@@ -96,7 +96,9 @@ def iter_keytext(data: bytes, limits: Limits | None = None) -> Iterator[KeytextI
     limits = limits or Limits()
     for stream in streams(data):
         stray_reported = False
-        for item in split_stream(list(iter_packets(stream))):
+        # Framed lazily: parse_keytext stops at Limits.upload_keys without holding every
+        # packet of the upload (millions of 2-byte ones fit in upload_bytes).
+        for item in split_stream(iter_packets(stream)):
             if isinstance(item, TransferableKey):
                 yield _key(item, limits)
             elif item.tag == Tag.SIGNATURE:
@@ -110,8 +112,18 @@ def iter_keytext(data: bytes, limits: Limits | None = None) -> Iterator[KeytextI
 
 
 def parse_keytext(data: bytes, limits: Limits | None = None) -> list[KeytextItem]:
-    """Every key of an upload (see iter_keytext)."""
-    return list(iter_keytext(data, limits))
+    """Every key of an upload (see iter_keytext); LimitExceeded past Limits.upload_keys items."""
+    limits = limits or Limits()
+    items: list[KeytextItem] = []
+    for item in iter_keytext(data, limits):
+        if len(items) == limits.upload_keys:
+            raise LimitExceeded(
+                f"upload holds more than {limits.upload_keys} keys (config limits.upload_keys); "
+                "send fewer keys per upload, or load a keyring with `meshkp load`",
+                limit="upload_keys",
+            )
+        items.append(item)
+    return items
 
 
 def _key(key: TransferableKey, limits: Limits) -> Certificate | PartialKey | Rejected:

@@ -197,3 +197,78 @@ def test_orphaned_certification_for_a_deleted_key_changes_nothing() -> None:
     (outcome,) = result.outcomes
     assert outcome.status is Status.REJECTED and "deleted by ops@x" in outcome.reason
     assert result.writes == [] and store.get(ALICE) == before
+
+
+@pytest.fixture(scope="module")
+def v3_twins() -> tuple[bytes, bytes, bytes]:
+    """Two self-signed v3 copies of one RSA key that differ only in the creation time of the
+    key packet. A v3 fingerprint is MD5(n || e) (RFC 4880 §12.2), so both have the same
+    fingerprint but different key packets. Also: the second copy plus a user ID carrying
+    only a (bogus) third-party certification, which makes it a PartialKey upload."""
+    import hashlib
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    from meshkp.openpgp.packet import Packet
+
+    def mpi(value: int) -> bytes:
+        return value.bit_length().to_bytes(2, "big") + value.to_bytes((value.bit_length() + 7) // 8, "big")
+
+    secret = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    n, e = secret.public_key().public_numbers().n, secret.public_key().public_numbers().e
+    key_id = n.to_bytes((n.bit_length() + 7) // 8, "big")[-8:]
+    uid = b"v3 twin <v3@example.org>"
+
+    def v3_sig(prefix: bytes, hashed: bytes, issuer: bytes | None = None) -> bytes:
+        signature = secret.sign(hashed, padding.PKCS1v15(), hashes.SHA256())
+        left16 = hashlib.sha256(hashed).digest()[:2]
+        return (bytes([3, 5]) + prefix + (issuer or key_id) + bytes([1, 8]) + left16
+                + mpi(int.from_bytes(signature, "big")))
+
+    def copy(created: int) -> list[Packet]:
+        body = bytes([3]) + created.to_bytes(4, "big") + b"\x00\x00\x01" + mpi(n) + mpi(e)
+        prefix = bytes([0x13]) + created.to_bytes(4, "big")
+        hashed = b"\x99" + len(body).to_bytes(2, "big") + body + uid + prefix
+        return [Packet(Tag.PUBLIC_KEY, body), Packet(Tag.USER_ID, uid),
+                Packet(Tag.SIGNATURE, v3_sig(prefix, hashed))]
+
+    first, second = copy(1_000_000_000), copy(1_000_000_001)
+    other_uid = Packet(Tag.USER_ID, b"someone else <x@example.org>")
+    certification = Packet(
+        Tag.SIGNATURE, v3_sig(bytes([0x10]) + (7).to_bytes(4, "big"), b"", issuer=b"\x5a" * 8)
+    )
+    partial = [*second, other_uid, certification]
+    return tuple(b"".join(p.encode() for p in packets) for packets in (first, second, partial))
+
+
+@pytest.mark.parametrize("which", [1, 2])
+def test_v3_key_packet_differing_from_the_stored_one_is_rejected(
+    v3_twins: tuple[bytes, bytes, bytes], which: int
+) -> None:
+    # A different key packet under the same fingerprint cannot be merged (there is one
+    # primary): it is that upload's rejection, never an exception (a 500 on /pks/add).
+    store = MemoryStore()
+    (added,) = run(store, parse_keytext(v3_twins[0], LIMITS)).outcomes
+    assert added.status is Status.ADDED
+    before = store.get(added_fp := bytes.fromhex(added.fingerprint))
+    upload = parse_keytext(v3_twins[which], LIMITS)
+    assert isinstance(upload[0], PartialKey if which == 2 else Certificate)
+    result = run(store, upload)
+    (outcome,) = result.outcomes
+    assert outcome.status is Status.REJECTED and "key packet" in outcome.reason
+    assert result.writes == [] and store.get(added_fp) == before
+
+
+def test_revocation_after_its_key_in_the_same_upload_revokes_it() -> None:
+    # `cat key.asc revoke.asc` as one upload (or one batch of meshkp load): the key is not in
+    # the store's index yet when its revocation is placed, but the revocation must find it.
+    data = (FIXTURES / "test-key.asc").read_bytes() + (FIXTURES / "test-key-revoke.asc").read_bytes()
+    store = MemoryStore()
+    result = run(store, parse_keytext(data, LIMITS))
+    assert [o.status for o in result.outcomes] == [Status.ADDED, Status.UPDATED]
+    (write,) = result.writes
+    record = KeyRecord.decode(store.get(write.fingerprint) or b"")
+    (revoked,) = items("test-key-revoked.asc")
+    assert record.certificate == revoked
+    assert store.counter(KEYS_COUNTER) == 1

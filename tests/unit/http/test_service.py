@@ -8,6 +8,7 @@ import pytest
 
 from meshkp.errors import InvalidRequest, NotFound
 from meshkp.http.mr import key_block
+from meshkp.keys.ingest import Status
 from meshkp.keys.parse import KeyParser
 from meshkp.keys.query import parse_query
 from meshkp.keys.service import KeyService
@@ -117,3 +118,70 @@ async def test_keywords_are_intersected_over_limits_keyword_scan(
     finally:
         parser.close()
         await store.close()
+
+
+async def test_index_mr_valid_until_is_the_earliest_flag_flip_of_all_keys() -> None:
+    # gentoo-l2-infra (first in fingerprint order) expires at 1782907201; gentoo-l1 already
+    # expired at `now`, so nothing of it flips again. The reply stays correct only until the
+    # first key's "e" flag appears, on the first call (nothing cached) and on later ones.
+    now = 1782907200.5
+    store = AsyncStore(MemoryStore())
+    parser = KeyParser(LIMITS, process_threshold=1 << 30)
+    service = KeyService(store, "n1", LIMITS, parser, clock=lambda: now)
+    try:
+        for name in ("gentoo-l1.asc", "gentoo-l2-infra.asc"):
+            await service.add((FIXTURES / name).read_bytes())
+        for _ in range(2):
+            blocks, valid_until = await service.index_mr(q("gentoo"), key_block)
+            assert len(blocks) == 2
+            assert valid_until == 1782907201.0
+    finally:
+        parser.close()
+        await store.close()
+
+
+async def test_upload_of_more_keys_than_upload_keys_is_refused_before_building_a_reply() -> None:
+    # 2-byte "keys" (an empty public key packet) each become a rejection with a ~150-byte
+    # reply line: 2 MB of them made a 145 MB reply and ~900 MB of memory.
+    from meshkp.errors import LimitExceeded
+
+    limits = Limits(upload_keys=50)
+    store = AsyncStore(MemoryStore())
+    parser = KeyParser(limits, process_threshold=1 << 30)
+    service = KeyService(store, "n1", limits, parser)
+    try:
+        report = await service.add(b"\xc6\x00" * 50)
+        assert report.count(Status.REJECTED) == 50
+        with pytest.raises(LimitExceeded, match="upload_keys") as raised:
+            await service.add(b"\xc6\x00" * 51)
+        assert raised.value.limit == "upload_keys"
+        assert await service.store.counter("keys") == 0
+    finally:
+        parser.close()
+        await store.close()
+
+
+async def test_replies_stop_at_reply_bytes_but_always_serve_one_key(
+    keyword_keys: tuple[list[bytes], bytes],
+) -> None:
+    # Without a byte budget, a word shared by get_results keys of key_bytes each makes one
+    # op=get (or index) build ~500 MB.
+    keys, _ = keyword_keys
+    sizes = []
+    for reply_bytes in (1, 10 * 1024 * 1024):
+        limits = Limits(reply_bytes=reply_bytes)
+        store = AsyncStore(MemoryStore())
+        parser = KeyParser(limits, process_threshold=1 << 30)
+        service = KeyService(store, "n1", limits, parser)
+        try:
+            for data in keys:
+                await service.add(data)
+            query = parse_query("common", False, limits)
+            got = dearmor(await service.get(query))[0]
+            blocks, _ = await service.index_mr(query, key_block)
+            sizes.append((len(await service.index(query)), len(blocks), len(got)))
+        finally:
+            parser.close()
+            await store.close()
+    (one, one_mr, small), (three, three_mr, big) = sizes
+    assert (one, one_mr, three, three_mr) == (1, 1, 3, 3) and small < big
