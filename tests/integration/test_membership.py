@@ -64,11 +64,13 @@ def nodes_seen(server: ServerProcess) -> dict[str, str]:
     return {n["id"]: n["status"] for n in body["nodes"]}
 
 
-def wait_until(predicate, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
+def wait_until(predicate, timeout: float, what: str, state=None) -> float:  # type: ignore[no-untyped-def]
+    """Seconds until predicate() holds; on timeout the error shows `state()` for diagnosis."""
     began = time.monotonic()
     while not predicate():
         if time.monotonic() - began > timeout:
-            raise AssertionError(f"not within {timeout} s: {what}")
+            seen = f"; last seen: {state()}" if state is not None else ""
+            raise AssertionError(f"not within {timeout} s: {what}{seen}")
         time.sleep(0.1)
     return time.monotonic() - began
 
@@ -101,6 +103,10 @@ class Mesh:
         return [s for name, s in self.servers.items() if name not in excluded
                 and s.proc.poll() is None]
 
+    def views(self) -> dict[str, dict[str, str]]:
+        """Every running server's view of the membership (for failure messages)."""
+        return {name: nodes_seen(s) for name, s in self.servers.items() if s.proc.poll() is None}
+
     def all_see(self, node: str, status: str, *excluded: str) -> bool:
         return all(nodes_seen(s).get(node) == status for s in self.others(node, *excluded))
 
@@ -122,7 +128,7 @@ def test_five_process_mesh(mesh: Mesh, tmp_path: Path) -> None:
         mesh.start(i)
     names = {f"n{i}" for i in range(N)}
     wait_until(lambda: all(nodes_seen(s) == dict.fromkeys(names, "alive")
-                           for s in mesh.servers.values()), 30, "all 5 alive everywhere")
+                           for s in mesh.servers.values()), 30, "all 5 alive everywhere", mesh.views)
     n0 = mesh.servers["n0"]
     assert n0.request("GET", "/cluster/health").status == 200
     listed = n0.request("GET", "/cluster/nodes").json()
@@ -143,7 +149,7 @@ def test_five_process_mesh(mesh: Mesh, tmp_path: Path) -> None:
     # kill -9: the others declare it dead within 10 s.
     mesh.servers["n4"].proc.kill()
     mesh.servers["n4"].proc.wait(10)
-    detection = wait_until(lambda: mesh.all_see("n4", "dead"), 10, "n4 dead everywhere")
+    detection = wait_until(lambda: mesh.all_see("n4", "dead"), 10, "n4 dead everywhere", mesh.views)
     print(f"\nkill -9 detection in a 5-node mesh ({PROFILE} profile): {detection:.2f} s")
 
     # `meshkp leave` (token found through --data-dir): n3 exits and shows as left.
@@ -151,14 +157,14 @@ def test_five_process_mesh(mesh: Mesh, tmp_path: Path) -> None:
     result = meshkp_cli("leave", "--node", n3.url, "--data-dir", str(n3.data_dir))
     assert result.returncode == 0, result.stderr
     assert n3.proc.wait(20) == 0
-    wait_until(lambda: mesh.all_see("n3", "left", "n4"), 10, "n3 left everywhere")
+    wait_until(lambda: mesh.all_see("n3", "left", "n4"), 10, "n3 left everywhere", mesh.views)
 
     members = meshkp_cli("members", "--node", n0.url)
     assert members.returncode == 0 and "left" in members.stdout and "dead" in members.stdout
 
     # The killed node restarts on its data dir and comes back alive.
     mesh.start(4)
-    wait_until(lambda: mesh.all_see("n4", "alive", "n3"), 15, "n4 alive again")
+    wait_until(lambda: mesh.all_see("n4", "alive", "n3"), 15, "n4 alive again", mesh.views)
 
     # A node with another cluster key never appears; its frames are counted as dropped.
     other_key = tmp_path / "other.key"
