@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from crdt.errors import CrdtError
 from crdt.merkle import MerkleTree
 from crdt.merkle_diff import DiffConfig, DiffInitiator, DiffResult
-from meshkp.errors import ReplicationError, WireError
+from meshkp.errors import InvalidPeerRecord, ReplicationError, WireError
 from meshkp.replication.config import ReplicationConfig
 from meshkp.replication.messages import (
     DiffAnswer,
@@ -69,6 +69,7 @@ class SyncOutcome:
     diff_ids: int
     meter: ByteMeter
     duration_s: float
+    refused: int = 0  # pulled records that failed validation: counted, logged, never stored
 
 
 class SyncRound:
@@ -96,6 +97,7 @@ class SyncRound:
         self.read_records = read_records
         self.progress = progress
         self.meter = ByteMeter()
+        self.refused = 0
 
     async def run(self, peer: PeerRef) -> SyncOutcome:
         """(Scan,) diff, pull, push; ReplicationError/PeerUnreachable/WireError on failure."""
@@ -123,6 +125,7 @@ class SyncRound:
             diff_ids=len(set(pull) | set(push)),
             meter=self.meter,
             duration_s=time.monotonic() - started,
+            refused=self.refused,
         )
 
     def _empty(self) -> bool:
@@ -167,7 +170,22 @@ class SyncRound:
             await asyncio.gather(*applying, return_exceptions=True)
 
     async def _apply(self, records: Sequence[bytes]) -> int:
-        done = await self.apply_records(records)
+        """Merge one pulled page; a page we refuse is retried record by record.
+
+        Pages are all-or-nothing, but one record we refuse (a peer running other limits, two
+        concurrent updates merged past key_bytes, a forgery) must not stop every record after
+        it from ever arriving: rounds pull in fingerprint order, so aborting at it would stall
+        this peer's sync there for good. The refused records are counted and never stored.
+        """
+        try:
+            done = await self.apply_records(records)
+        except InvalidPeerRecord as exc:
+            if len(records) == 1:
+                self.refused += 1
+                log.warning("event=pulled_record_refused error=%s", exc)
+                done = 0
+            else:
+                return sum([await self._apply([record]) for record in records])
         self.progress.pulled += len(records)
         return done
 

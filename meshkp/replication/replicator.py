@@ -328,6 +328,8 @@ class Replicator:
                 await self.preparer.close()  # started only by large pulls: no idle workers
             if outcome is not None:
                 status.last_result = "in_sync" if outcome.in_sync else "synced"
+                if outcome.refused:
+                    status.last_result += f" ({outcome.refused} refused records)"
                 status.keys_pulled += outcome.keys_pulled
                 status.keys_pushed += outcome.keys_pushed
                 if not outcome.in_sync:
