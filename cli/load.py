@@ -22,9 +22,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from cli.limit_option import apply_limit_overrides, limit_option
 from meshkp.bulk.loader import LoadSummary
 from meshkp.bulk.source import InputKind
 from meshkp.errors import MeshkpError, StoreInUse
+from meshkp.limits import Limits
 
 log = logging.getLogger("meshkp.cli")
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
@@ -103,8 +105,10 @@ def summary_table(summary: LoadSummary) -> Table:
 @click.option("--log-level", default="WARNING", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
               help="INFO logs every rejected key with its reason.")
+@limit_option
 def load(files: tuple[Path, ...], data_dir: Path, node_id: str | None, workers: int | None,
-         progress: bool | None, summary_json: Path | None, log_level: str) -> None:
+         progress: bool | None, summary_json: Path | None, log_level: str,
+         limit_overrides: tuple[str, ...]) -> None:
     """Load FILES (binary keyrings, armored files, SKS dump *.pgp files or dump directories).
 
     The format of each file is detected from its content. Keys are normalised and
@@ -113,8 +117,9 @@ def load(files: tuple[Path, ...], data_dir: Path, node_id: str | None, workers: 
     """
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT, stream=sys.stderr, force=True)
     err = Console(stderr=True)
+    limits = apply_limit_overrides(Limits(), limit_overrides)
     try:
-        summary = _run(files, data_dir, node_id, workers, progress, err)
+        summary = _run(files, data_dir, node_id, workers, progress, err, limits)
     except StoreInUse as exc:
         click.echo(f"meshkp load: {exc}", err=True)
         sys.exit(2)
@@ -130,7 +135,7 @@ def load(files: tuple[Path, ...], data_dir: Path, node_id: str | None, workers: 
 
 
 def _run(files: tuple[Path, ...], data_dir: Path, node_id: str | None, workers: int | None,
-         progress: bool | None, err: Console) -> LoadSummary:
+         progress: bool | None, err: Console, limits: Limits) -> LoadSummary:
     # Imported here: `meshkp --help` should not pay for LevelDB, cryptography and aiohttp.
     from meshkp.bulk.datadir import open_store
     from meshkp.bulk.loader import BulkLoader, LoadConfig, resolve_inputs
@@ -140,7 +145,7 @@ def _run(files: tuple[Path, ...], data_dir: Path, node_id: str | None, workers: 
     inputs = resolve_inputs(files)
     data_dir.mkdir(parents=True, exist_ok=True)
     identity = load_or_create_identity(data_dir, node_id)
-    config = LoadConfig(node_id=identity.node_id)
+    config = LoadConfig(node_id=identity.node_id, limits=limits)
     if workers is not None:
         config = dataclasses.replace(config, workers=workers)
     show = err.is_terminal if progress is None else progress

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from cli.cluster_options import membership_options, with_membership_options
+from cli.limit_option import apply_limit_overrides, limit_option
 from cli.replication import replication_options, with_replication_options
 from meshkp.config import LOG_LEVELS, NodeConfig
 from meshkp.errors import ConfigError, MeshkpError
@@ -77,9 +78,7 @@ def run_node(config: NodeConfig, on_ready: Callable[[object], None] | None = Non
               help="One key=value log line per HTTP request.")
 @click.option("--upload-bytes", type=int, default=None,
               help="Limit of one POST /pks/add body (limits.upload_bytes).")
-@click.option("--limit", "limit_overrides", multiple=True, metavar="NAME=VALUE",
-              help="Set any limit of docs/configuration.md, e.g. --limit sigs_per_component=500 "
-                   "(repeatable).")
+@limit_option
 @replication_options
 @membership_options
 def serve(
@@ -99,11 +98,9 @@ def serve(
             packet_bytes=min(config.limits.packet_bytes, upload_bytes),
         )
         config = dataclasses.replace(config, limits=limits)
-    try:
-        if limit_overrides:
-            config = dataclasses.replace(config, limits=config.limits.with_overrides(limit_overrides))
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+    config = dataclasses.replace(
+        config, limits=apply_limit_overrides(config.limits, limit_overrides)
+    )
     config = with_replication_options(config)
     config = with_membership_options(config)
     try:

@@ -30,3 +30,17 @@ def test_overrides_set_named_fields() -> None:
 def test_bad_overrides_name_the_problem(assignment: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Limits().with_overrides([assignment])
+
+
+def test_serve_and_load_share_the_limit_option(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    for command in ("serve", "load"):
+        result = CliRunner().invoke(
+            main, [command, "--data-dir", str(tmp_path / command), "--limit", "bogus=1",
+                   *(["/dev/null"] if command == "load" else [])],
+        )
+        assert result.exit_code == 2, (command, result.output)
+        assert "NAME one of" in result.output
