@@ -98,7 +98,7 @@ def one_run(n: int, cached: Path, work: Path, run: int, verify: str) -> dict[str
             shutil.copy2(item, src / item.name)
     cp_s = timed_run(["cp", "-r", str(cached / "keys"), str(src / "keys")], timeout=600)
     ports = free_port(), free_port()
-    common = ["--sync-key-file", str(key_file), "--no-access-log", "--log-level", "WARNING"]
+    common = ["--cluster-key-file", str(key_file), "--no-access-log", "--log-level", "WARNING"]
     source = start_server(src, "--node-id", "src", "--sync-port", str(ports[0]), *common)
     new: ServerProcess | None = None
     try:

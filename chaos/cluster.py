@@ -89,7 +89,7 @@ class ChaosCluster(Mesh):
     def args(self, i: int, peers_on: bool = True) -> list[str]:
         seeds = [f"--join={self.host(j)}:{self.gossip_ports[j]}"
                  for j in range(self.n) if j != i and peers_on]
-        return ["--node-id", self.node_id(i), "--gossip-port", str(self.gossip_ports[i]),
+        return ["--mesh", "--node-id", self.node_id(i), "--gossip-port", str(self.gossip_ports[i]),
                 "--sync-port", str(self.sync_ports[i]), "--cluster-key-file", str(self.key_file),
                 "--gossip-profile", self.profile, "--sync-interval", f"{self.sync_interval_s:g}",
                 "--no-access-log", *seeds, *self.extra]

@@ -113,7 +113,7 @@ def dev(root: Path, nodes: int, first_http_port: int, first_gossip_port: int, lo
         command = [
             sys.executable, "-m", "cli.main", "serve",
             "--data-dir", str(root / f"node{index + 1}"), "--host", "127.0.0.1",
-            "--http-port", str(http_port), "--gossip-port", str(first_gossip_port + 2 * index),
+            "--http-port", str(http_port), "--mesh", "--gossip-port", str(first_gossip_port + 2 * index),
             "--cluster-key-file", str(key_file), "--log-level", log_level,
         ]
         if index:

@@ -23,13 +23,13 @@ from rich.progress import (
 from rich.table import Table
 
 from cli.limit_option import apply_limit_overrides, limit_option
+from cli.logs import setup_logging
 from meshkp.bulk.loader import LoadSummary
 from meshkp.bulk.source import InputKind
 from meshkp.errors import MeshkpError, StoreInUse
 from meshkp.limits import Limits
 
 log = logging.getLogger("meshkp.cli")
-LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
 
 class _RichProgress:
@@ -115,7 +115,7 @@ def load(files: tuple[Path, ...], data_dir: Path, node_id: str | None, workers: 
     their self-signatures verified exactly as POST /pks/add does; the summary counts
     keys loaded, merged into a stored copy, unchanged, and rejected by reason.
     """
-    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT, stream=sys.stderr, force=True)
+    setup_logging(log_level)
     err = Console(stderr=True)
     limits = apply_limit_overrides(Limits(), limit_overrides)
     try:

@@ -1,10 +1,9 @@
-"""`meshkp serve`: run one node until SIGINT or SIGTERM."""
+"""`meshkp serve`: turn the options into a NodeConfig and run `Node(config)` until a signal."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 import signal
 import sys
 from collections.abc import Callable
@@ -12,33 +11,22 @@ from pathlib import Path
 
 import click
 
-from cli.cluster_options import membership_options, with_membership_options
 from cli.limit_option import apply_limit_overrides, limit_option
-from cli.replication import replication_options, with_replication_options
-from meshkp.config import LOG_LEVELS, NodeConfig
+from cli.logs import setup_logging
+from cli.mesh_options import mesh_options
+from cli.replication_options import replication_options
 from meshkp.errors import ConfigError, MeshkpError
+from meshkp.limits import Limits
+from meshkp.node.config import CONSISTENCY_LEVELS, LOG_LEVELS, NodeConfig
+from meshkp.node.membership import MembershipConfig
+from meshkp.node.node import Node
+from meshkp.replication.config import ReplicationConfig
 
-log = logging.getLogger("meshkp.cli")
-
-LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
-
-
-def setup_logging(level: str) -> None:
-    """key=value lines on stderr, one per event."""
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr, force=True)
-
-
-def run_node(config: NodeConfig, on_ready: Callable[[object], None] | None = None) -> int:
+def run_node(config: NodeConfig, on_ready: Callable[[Node], None] | None = None) -> int:
     """Start a node, call on_ready(node), serve until a signal; the process exit code."""
-    from meshkp.node.node import Node
 
     async def main() -> int:
         node = Node(config)
-        from meshkp.node.membership_plugin import install as install_membership
-        from meshkp.replication.plugin import install as install_replication
-
-        install_membership(node)  # first: replication reads node.membership and node.keyring
-        install_replication(node)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -64,6 +52,16 @@ def run_node(config: NodeConfig, on_ready: Callable[[object], None] | None = Non
     return asyncio.run(main())
 
 
+def upload_limits(limits: Limits, upload_bytes: int | None) -> Limits:
+    """`limits` with --upload-bytes applied: a key or packet can be no larger than an upload."""
+    if upload_bytes is None:
+        return limits
+    return dataclasses.replace(
+        limits, upload_bytes=upload_bytes, key_bytes=min(limits.key_bytes, upload_bytes),
+        packet_bytes=min(limits.packet_bytes, upload_bytes),
+    )
+
+
 @click.command("serve")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("./meshkp-data"), show_default=True,
@@ -78,31 +76,29 @@ def run_node(config: NodeConfig, on_ready: Callable[[object], None] | None = Non
               help="One key=value log line per HTTP request.")
 @click.option("--upload-bytes", type=int, default=None,
               help="Limit of one POST /pks/add body (limits.upload_bytes).")
+@click.option("--cluster-key-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Cluster keyring (meshkp keygen), the same file on every node; "
+                   "default DATA_DIR/cluster.key with --mesh (created if missing).")
+@click.option("--consistency", "default_consistency", type=click.Choice(CONSISTENCY_LEVELS),
+              default="one", show_default=True, help="Default x-consistency of POST /pks/add.")
 @limit_option
 @replication_options
-@membership_options
+@mesh_options
 def serve(
     data_dir: Path, host: str, http_port: int, node_id: str | None, log_level: str,
-    access_log: bool, upload_bytes: int | None, limit_overrides: tuple[str, ...],
+    access_log: bool, upload_bytes: int | None, cluster_key_file: Path | None,
+    default_consistency: str, limit_overrides: tuple[str, ...],
+    replication: ReplicationConfig, membership: MembershipConfig | None,
 ) -> None:
     """Serve HKP on HOST:PORT from the key store in DATA_DIR."""
     setup_logging(log_level)
+    limits = apply_limit_overrides(upload_limits(Limits(), upload_bytes), limit_overrides)
     config = NodeConfig(
         data_dir=data_dir, host=host, http_port=http_port, node_id=node_id,
-        log_level=log_level.upper(), access_log=access_log,
+        log_level=log_level.upper(), access_log=access_log, limits=limits,
+        default_consistency=default_consistency, cluster_key_file=cluster_key_file,
+        membership=membership, replication=replication,
     )
-    if upload_bytes is not None:
-        limits = dataclasses.replace(
-            config.limits, upload_bytes=upload_bytes,
-            key_bytes=min(config.limits.key_bytes, upload_bytes),
-            packet_bytes=min(config.limits.packet_bytes, upload_bytes),
-        )
-        config = dataclasses.replace(config, limits=limits)
-    config = dataclasses.replace(
-        config, limits=apply_limit_overrides(config.limits, limit_overrides)
-    )
-    config = with_replication_options(config)
-    config = with_membership_options(config)
     try:
         config.validate()
     except ConfigError as exc:

@@ -1,6 +1,6 @@
 """Opening a node's data directory from an offline command (`meshkp load`, `meshkp dump`).
 
-The store lives in DATA_DIR/keys (meshkp.node.node.KEYS_DIR) and LevelDB lets one process
+The store lives in DATA_DIR/keys (`store_path`, which the node opens too) and LevelDB lets one process
 open it at a time. A running node holds that lock, so an offline command must say so
 plainly instead of surfacing LevelDB's "IO error: lock ... Resource temporarily unavailable".
 """
@@ -12,8 +12,7 @@ from pathlib import Path
 from meshkp.errors import StoreError, StoreInUse
 from meshkp.store.leveldb import LevelDBStore
 
-# meshkp.node.node.KEYS_DIR, repeated so that the offline commands do not import the HTTP
-# stack (aiohttp, ~0.5 s of start-up); tests/unit/bulk/test_datadir.py keeps them equal.
+# The LevelDB directory inside a data directory, for the node and the offline commands alike.
 KEYS_DIR = "keys"
 
 

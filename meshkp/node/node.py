@@ -1,38 +1,39 @@
-"""Node: one keyserver process's parts wired together, with an idempotent start() and stop().
+"""Node: one keyserver process's parts, declared as typed fields and built in one place.
 
-The constructor does no I/O (STYLE.md §9). start() creates the data directory, loads the
-node identity (its id names this node's updates in version vectors), opens LevelDB behind
-the async executor, builds the KeyService and the aiohttp app, and listens. stop() undoes it
-in reverse order. Later layers (membership, replication) plug in through `setup_hooks`
-(called at start with the node, before the HTTP listener opens, so they can add routes,
-write hooks and tasks) and `spawn` (a tracked background task, cancelled by stop()).
+The constructor does no I/O (STYLE.md §9). `start()` builds the parts in dependency order:
+data directory and identity, admin token, LevelDB store, key service, cluster keyring,
+membership (in a mesh only), replication, and last the HTTP listener. Each part is entered into
+one AsyncExitStack with its start and its stop written together (meshkp/node/parts.py and
+mesh_parts.py); the HTTP routes are added once every service they call exists. So
+`stop()`, or a start that failed half-way, stops exactly what started, in reverse order: the
+HTTP listener first (in-flight requests finish while replication still runs), the store last.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
-from meshkp.config import NodeConfig
-from meshkp.errors import ConfigError
-from meshkp.http.app import KeyValueAccessLogger, make_app
-from meshkp.http.app import access_log as http_access_log
+from meshkp.http.app import make_app
+from meshkp.http.auth import load_or_create_token
+from meshkp.http.cluster import ClusterHandlers
+from meshkp.http.cluster_sync import ClusterSyncHandlers, collect_changes
 from meshkp.http.metrics import HttpMetrics
-from meshkp.keys.parse import KeyParser
 from meshkp.keys.service import KeyService
-from meshkp.net.identity import NodeIdentity, load_or_create_identity
+from meshkp.net.crypto import Keyring
+from meshkp.net.identity import NodeIdentity
+from meshkp.node import mesh_parts, parts
+from meshkp.node.config import NodeConfig
+from meshkp.node.membership import MembershipService
+from meshkp.replication.metrics import ReplicationMetrics
+from meshkp.replication.replicator import Replicator
+from meshkp.store.executor import AsyncStore
 
 log = logging.getLogger(__name__)
-
-KEYS_DIR = "keys"  # LevelDB directory inside data_dir
-
-SetupHook = Callable[["Node"], Awaitable[None] | None]
-StopHook = Callable[["Node"], Awaitable[None] | None]
 
 
 class Node:
@@ -40,17 +41,18 @@ class Node:
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        self.identity: NodeIdentity | None = None
-        self.store: Any = None  # meshkp.store.executor.AsyncStore once started
-        self.service: KeyService | None = None
         self.metrics = HttpMetrics()
+        # Set by start(), in this order; None again after stop().
+        self.identity: NodeIdentity | None = None
+        self.admin_token: str | None = None
+        self.store: AsyncStore | None = None
+        self.keys: KeyService | None = None
+        self.keyring: Keyring | None = None  # only with a cluster key (mesh or --cluster-key-file)
+        self.membership: MembershipService | None = None  # only in a mesh
+        self.replicator: Replicator | None = None
         self.app: web.Application | None = None
-        self.setup_hooks: list[SetupHook] = []
-        self.stop_hooks: list[StopHook] = []
-        self._parser: KeyParser | None = None
-        self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.http: parts.HttpListener | None = None
+        self._stack: AsyncExitStack | None = None
         self._state = "new"  # new -> starting -> running -> stopping -> stopped
         self._lock = asyncio.Lock()
         self._stopped = asyncio.Event()
@@ -58,121 +60,85 @@ class Node:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the store and listen; a second call does nothing. ConfigError if misconfigured."""
+        """Build and start every part; a second call does nothing. ConfigError if misconfigured."""
         async with self._lock:
             if self._state != "new":
                 return
             self._state = "starting"
+            stack = AsyncExitStack()
             try:
-                await self._start()
+                await self._build(stack, self.config.validate())
             except BaseException:
-                await self._teardown()
+                await stack.aclose()
+                self._clear()
                 self._state = "stopped"
                 self._stopped.set()
                 raise
+            self._stack = stack
             self._state = "running"
 
-    async def _start(self) -> None:
-        config = self.config.validate()
-        data_dir = Path(config.data_dir)
+    async def _build(self, stack: AsyncExitStack, config: NodeConfig) -> None:
         loop = asyncio.get_running_loop()
-        self.identity = await loop.run_in_executor(None, self._prepare_data_dir, data_dir)
-        self.store = await loop.run_in_executor(None, _open_store, data_dir / KEYS_DIR, config)
-        self._parser = KeyParser(config.limits, config.process_parse_bytes, config.parse_workers)
-        self.service = KeyService(
-            self.store, self.identity.node_id, config.limits, self._parser,
-            served_cache_bytes=config.served_cache_bytes,
-            term_cache_entries=config.term_cache_entries,
-            sync_writes=config.sync_writes,
+        data_dir = Path(config.data_dir)
+        self.identity = identity = await loop.run_in_executor(None, parts.prepare_data_dir, config)
+        self.admin_token = token = await loop.run_in_executor(
+            None, load_or_create_token, data_dir, config.admin_token
         )
-        self.app = make_app(self.service, config.limits, self.metrics)
-        for hook in self.setup_hooks:
-            result = hook(self)
-            if result is not None:
-                await result
-        self._runner = web.AppRunner(
-            self.app,
-            access_log_class=KeyValueAccessLogger,
-            access_log=http_access_log if config.access_log else None,
-            handle_signals=False,
-            shutdown_timeout=config.shutdown_timeout_s,
-        )
-        await self._runner.setup()
-        self._site = web.TCPSite(self._runner, config.host, config.http_port, reuse_address=True)
-        try:
-            await self._site.start()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot listen on {config.host}:{config.http_port}: {exc.strerror or exc}; "
-                "pick another --http-port or stop the process using it"
-            ) from None
-        log.info(
-            "event=node_started node_id=%s http=%s data_dir=%s",
-            self.identity.node_id, self.url, data_dir,
-        )
-
-    def _prepare_data_dir(self, data_dir: Path) -> NodeIdentity:
-        try:
-            data_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot create data directory {data_dir}: {exc}") from None
-        return load_or_create_identity(data_dir, self.config.node_id)
+        self.store = await stack.enter_async_context(parts.open_store(data_dir))
+        self.keys = stack.enter_context(parts.key_service(config, self.store, identity))
+        if config.has_cluster_key:
+            self.keyring = await loop.run_in_executor(None, parts.load_cluster_keyring, config)
+        if config.membership is not None and self.keyring is not None:
+            self.membership = await stack.enter_async_context(
+                mesh_parts.run_membership(config, identity, self.keyring)
+            )
+        self.replicator = await stack.enter_async_context(mesh_parts.run_replication(
+            config, identity.node_id, self.store, self.keys, self.keyring, self.membership
+        ))
+        self.app = make_app(self.keys, config.limits, self.metrics)
+        if self.membership is not None:
+            cluster = ClusterHandlers(self.membership, token, on_leave=self.stop)
+            cluster.register(self.app)
+            stack.push_async_callback(cluster.close)  # a running leave broadcast finishes first
+            self.metrics.registry.register(self.membership.stats.collector())
+        ClusterSyncHandlers(
+            self.replicator, token, config.limits, config.default_consistency
+        ).register(self.app)
+        self.keys.write_listeners.append(collect_changes)
+        ReplicationMetrics(self.replicator, self.metrics.registry)
+        self.http = await stack.enter_async_context(parts.serve_http(config, self.app))
+        if self.membership is not None and config.membership is not None and config.http_port == 0:
+            # The real port is known only now: gossip it so that peers' /cluster/nodes show it.
+            self.membership.update_meta(
+                mesh_parts.http_meta(config, config.membership, self.http.port)
+            )
+        log.info("event=node_started node_id=%s http=%s data_dir=%s mesh=%s",
+                 identity.node_id, self.url, data_dir, self.membership is not None)
 
     async def stop(self) -> None:
-        """Stop listening, cancel tasks, close the store; idempotent and safe after a failed start."""
+        """Stop every part that started, in reverse order; idempotent, safe after a failed start."""
         async with self._lock:
             if self._state in ("stopped", "new"):
                 self._state = "stopped"
                 self._stopped.set()
                 return
             self._state = "stopping"
-            await self._teardown()
+            stack, self._stack = self._stack, None
+            if stack is not None:
+                await stack.aclose()
+            self._clear()
             self._state = "stopped"
             self._stopped.set()
             log.info("event=node_stopped")
 
-    async def _teardown(self) -> None:
-        for hook in reversed(self.stop_hooks):
-            try:
-                result = hook(self)
-                if result is not None:
-                    await result
-            except Exception:
-                log.exception("event=stop_hook_failed hook=%r", hook)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-            self._site = None
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
-        if self._parser is not None:
-            self._parser.close()
-            self._parser = None
-        if self.store is not None:
-            store, self.store = self.store, None
-            await _close_store(store)
+    def _clear(self) -> None:
+        self.store = self.keys = self.keyring = self.membership = None
+        self.replicator = self.app = self.http = None
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
 
-    # -- for other layers --------------------------------------------------------------------
-
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        """Run a background task owned by the node: logged if it fails, cancelled by stop()."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("event=task_failed task=%s error=%r", task.get_name(), task.exception(),
-                      exc_info=task.exception())
+    # -- views -------------------------------------------------------------------------------
 
     @property
     def node_id(self) -> str:
@@ -183,12 +149,7 @@ class Node:
     @property
     def http_port(self) -> int:
         """The bound port (differs from config.http_port when that is 0)."""
-        if self._site is None or self._runner is None:
-            return self.config.http_port
-        for address in self._runner.addresses:
-            if isinstance(address, tuple) and len(address) >= 2:
-                return int(address[1])
-        return self.config.http_port
+        return self.http.port if self.http is not None else self.config.http_port
 
     @property
     def url(self) -> str:
@@ -200,17 +161,3 @@ class Node:
     @property
     def running(self) -> bool:
         return self._state == "running"
-
-
-def _open_store(path: Path, config: NodeConfig) -> Any:
-    from meshkp.store.executor import AsyncStore
-    from meshkp.store.leveldb import LevelDBStore
-
-    return AsyncStore(LevelDBStore(path))
-
-
-async def _close_store(store: Any) -> None:
-    close = store.close
-    result = close()
-    if asyncio.iscoroutine(result):
-        await result

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from meshkp.errors import ConfigError
 from meshkp.net.wire import TCP_FRAME_BYTES
@@ -74,10 +73,6 @@ class ReplicationConfig:
     # Port of the replication TCP listener (encrypted with the cluster key); 0 picks one and
     # announces it in the membership meta ("sync").
     sync_port: int = 0
-    # Cluster key file for the replication listener, until membership provides the node's
-    # keyring (the same file as --cluster-key-file). None with no peers: replication only
-    # maintains the Merkle tree, deletes and conflicts locally.
-    cluster_key_file: Path | None = None
     # Replication addresses ("host:port") of peers to use besides live membership (tests,
     # and nodes run without gossip).
     static_peers: tuple[str, ...] = ()

@@ -93,7 +93,7 @@ class Mesh:
         peers = [f"--sync-peer=127.0.0.1:{p}" for j, p in enumerate(self.sync_ports)
                  if j != i and peers_on]
         return ["--node-id", f"n{i}", "--sync-port", str(self.sync_ports[i]),
-                "--sync-key-file", str(self.key_file), "--no-access-log", *peers, *self.extra]
+                "--cluster-key-file", str(self.key_file), "--no-access-log", *peers, *self.extra]
 
     def start_node(self, i: int, *more: str, peers_on: bool = True) -> ServerProcess:
         node = start_server(self.root / f"n{i}", *self.args(i, peers_on), *more)

@@ -90,7 +90,7 @@ class Mesh:
         self.servers: dict[str, ServerProcess] = {}
 
     def args(self, i: int, key_file: Path | None = None, port: int | None = None) -> list[str]:
-        return ["--node-id", f"n{i}", "--gossip-port", str(port or self.ports[i]),
+        return ["--mesh", "--node-id", f"n{i}", "--gossip-port", str(port or self.ports[i]),
                 "--cluster-key-file", str(key_file or self.key_file), "--gossip-profile", PROFILE,
                 "--join", f"127.0.0.1:{self.ports[0]}", "--no-access-log"]
 

@@ -60,7 +60,7 @@ def test_three_mdns_nodes_find_each_other(netns: str, tmp_path: Path) -> None:
             log = open(tmp_path / f"{node_id}.log", "wb")  # noqa: SIM115 (child writes to it)
             procs.append(subprocess.Popen(
                 in_ns(netns, "serve", "--data-dir", str(tmp_path / node_id), "--host",
-                      "127.0.0.1", "--http-port", str(11371 + i), "--gossip-port",
+                      "127.0.0.1", "--http-port", str(11371 + i), "--mesh", "--gossip-port",
                       str(7946 + 10 * i), "--discovery", "mdns", "--cluster-name", cluster,
                       "--cluster-key-file", str(key), "--gossip-profile", "test",
                       "--node-id", node_id, "--no-access-log"),

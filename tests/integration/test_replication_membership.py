@@ -46,7 +46,7 @@ def test_three_gossip_joined_nodes_replicate(tmp_path: Path) -> None:
     try:
         for i, port in enumerate(ports):
             join = [f"--join=127.0.0.1:{ports[0]}"] if i else []
-            nodes.append(start_server(tmp_path / f"g{i}", "--node-id", f"g{i}", "--gossip-port",
+            nodes.append(start_server(tmp_path / f"g{i}", "--node-id", f"g{i}", "--mesh", "--gossip-port",
                                       str(port), "--cluster-key-file", str(key), *COMMON, *join))
         wait_until(lambda: _alive_everywhere(nodes), 30, "membership of 3, all alive")
         assert nodes[2].add(armored(700)).status == 200
@@ -82,7 +82,7 @@ def test_a_taken_default_sync_port_falls_back_to_a_free_one(tmp_path: Path) -> N
     try:
         for i, port in enumerate(ports):
             join = [f"--join=127.0.0.1:{ports[0]}"] if i else []
-            nodes.append(start_server(tmp_path / f"f{i}", "--node-id", f"f{i}", "--gossip-port",
+            nodes.append(start_server(tmp_path / f"f{i}", "--node-id", f"f{i}", "--mesh", "--gossip-port",
                                       str(port), "--cluster-key-file", str(key), *COMMON, *join))
         sync_addr = json.loads(nodes[1].request("GET", "/cluster/sync/status").body)["sync_addr"]
         assert sync_addr != f"127.0.0.1:{ports[1] + 1}"

@@ -9,7 +9,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from cli.cluster import TOKEN_ENV, find_token, members
+from cli.cluster import members
+from cli.node_client import TOKEN_ENV, find_token
 
 
 def test_token_sources_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

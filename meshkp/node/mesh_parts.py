@@ -1,0 +1,159 @@
+"""The mesh parts of a Node (membership and replication), each with its start and stop together.
+
+Like meshkp/node/parts.py: context managers entered into the Node's AsyncExitStack. They build
+no HTTP routes; the Node adds those once every service exists (meshkp/node/routes.py).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from meshkp.errors import ConfigError, PeerUnreachable
+from meshkp.keys.service import KeyService
+from meshkp.net.addr import format_addr
+from meshkp.net.crypto import Keyring
+from meshkp.net.identity import NodeIdentity
+from meshkp.net.stats import NetStats
+from meshkp.node.config import NodeConfig
+from meshkp.node.membership import MembershipConfig, MembershipService, outbound_ip
+from meshkp.replication.config import ReplicationConfig
+from meshkp.replication.messages import Message
+from meshkp.replication.peers import ByteMeter, PeerRef, PeerSource, StaticPeers
+from meshkp.replication.replicator import Replicator
+from meshkp.replication.transport import (
+    SYNC_META_KEY,
+    MembershipPeers,
+    ReplicationListener,
+    parse_hostport,
+)
+from meshkp.store.executor import AsyncStore
+
+log = logging.getLogger(__name__)
+
+HTTP_META_KEY = "http"  # member meta: the node's HKP address, shown by /cluster/nodes
+
+
+def http_meta(config: NodeConfig, membership: MembershipConfig, port: int) -> dict[str, str]:
+    """The member meta announcing this node's HKP address to its peers."""
+    host = membership.advertise_host or outbound_ip(config.host)
+    return {HTTP_META_KEY: format_addr((host, port))}
+
+
+@asynccontextmanager
+async def run_membership(
+    config: NodeConfig, identity: NodeIdentity, keyring: Keyring
+) -> AsyncIterator[MembershipService]:
+    """SWIM membership on the gossip port, joined to the configured seeds; left on exit."""
+    settings = config.membership
+    if settings is None:
+        raise ConfigError("membership is off: run the node with --mesh")
+    membership = MembershipService(
+        settings, identity, keyring, meta=http_meta(config, settings, config.http_port),
+        data_dir=Path(config.data_dir),
+    )
+    await membership.start()
+    try:
+        yield membership
+    finally:
+        await membership.stop()
+
+
+class _NoChannel:
+    """The channel of a node without a cluster key: it has no peers to reach."""
+
+    async def request(
+        self, peer: PeerRef, message: Message, timeout: float, meter: ByteMeter | None = None
+    ) -> Message:
+        raise PeerUnreachable("replication is off: no cluster key configured (--cluster-key-file)")
+
+
+def static_peer_refs(specs: Sequence[str]) -> list[PeerRef]:
+    """PeerRefs of "host:port" replication addresses (named by their address)."""
+    refs = []
+    for spec in specs:
+        addr = parse_hostport(spec)
+        if addr is None:
+            raise ConfigError(f"replication peer {spec!r} is not HOST:PORT")
+        refs.append(PeerRef(spec, addr))
+    return refs
+
+
+async def _listen(
+    config: NodeConfig, node_id: str, keyring: Keyring, stats: NetStats
+) -> ReplicationListener:
+    """The started replication listener, on --sync-port, or by default on gossip port + 1.
+
+    The default port is only a convention (peers learn the real one from the member meta):
+    when it is taken (with gossip ports in the ephemeral range, by any outgoing connection
+    that happened to get it) the listener takes a free port instead of failing the start.
+    A port the operator chose must be free: ConfigError if not.
+    """
+    gossip = config.membership.gossip_port if config.membership is not None else 0
+    implicit = config.replication.sync_port == 0 and bool(gossip)
+    port = gossip + 1 if implicit else config.replication.sync_port
+    listener = ReplicationListener((config.host, port), keyring, node_id, stats)
+    try:
+        await listener.start()
+        return listener
+    except OSError as exc:
+        if not implicit or exc.errno != errno.EADDRINUSE:
+            raise ConfigError(
+                f"replication cannot listen on {config.host}:{port}: {exc.strerror or exc}; "
+                "choose another --sync-port (0 picks a free one)"
+            ) from None
+    log.warning("event=sync_port_fallback wanted=%s:%d reason=in_use action=free_port",
+                config.host, port)
+    listener = ReplicationListener((config.host, 0), keyring, node_id, stats)
+    await listener.start()
+    return listener
+
+
+@asynccontextmanager
+async def run_replication(
+    config: NodeConfig,
+    node_id: str,
+    store: AsyncStore,
+    keys: KeyService,
+    keyring: Keyring | None,
+    membership: MembershipService | None,
+) -> AsyncIterator[Replicator]:
+    """Push and anti-entropy with the mesh's peers (a listener only with a cluster key).
+
+    Without a cluster key there is nobody to talk to, but the Replicator still keeps the
+    Merkle tree, deletes and conflicts of the local store.
+    """
+    settings: ReplicationConfig = config.replication
+    static = static_peer_refs(settings.static_peers)
+    stats = NetStats()
+    listener = await _listen(config, node_id, keyring, stats) if keyring is not None else None
+    try:
+        peers: PeerSource = (MembershipPeers(membership, static) if membership is not None
+                             else StaticPeers(static))
+        channel = listener.channel if listener is not None else _NoChannel()
+        replicator = Replicator(store, node_id, config.limits, settings, peers, channel,
+                                note_writes=keys.note_writes)
+        replicator.net_stats = stats
+        keys.write_hooks.append(replicator.ingest_hook)
+        keys.write_listeners.append(replicator.on_ingest)
+        if listener is not None:
+            listener.handler = replicator.handle
+            addr = listener.transport.local_addr
+            replicator.sync_addr = addr
+            if membership is not None:
+                # Peers reach us at our gossip host on this port (announced in the member meta).
+                announce = (membership.gossip_addr[0], addr[1])
+                membership.update_meta({SYNC_META_KEY: format_addr(announce)})
+            log.info("event=replication_listening node_id=%s addr=%s:%d peers=%d",
+                     node_id, addr[0], addr[1], len(static))
+        await replicator.start()
+        try:
+            yield replicator
+        finally:
+            await replicator.stop()
+    finally:
+        if listener is not None:
+            await listener.stop()

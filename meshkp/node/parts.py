@@ -1,0 +1,120 @@
+"""The local parts of a Node, each with its start and its stop written together.
+
+Each function is a context manager that the Node enters into its AsyncExitStack: what it
+yields is the running part, and leaving it stops that part. A part whose start failed is not
+entered, so it is never stopped (aiohttp's `cleanup_ctx` idea). Mesh parts live in
+meshkp/node/mesh_parts.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+from aiohttp import web
+
+from meshkp.bulk.datadir import store_path
+from meshkp.errors import ConfigError
+from meshkp.http.app import KeyValueAccessLogger
+from meshkp.http.app import access_log as http_access_log
+from meshkp.keys.parse import KeyParser
+from meshkp.keys.service import KeyService
+from meshkp.net.crypto import Keyring, generate_key, load_keyring, write_key_file
+from meshkp.net.identity import NodeIdentity, load_or_create_identity
+from meshkp.node.config import NodeConfig
+from meshkp.store.executor import AsyncStore
+from meshkp.store.leveldb import LevelDBStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KEY_FILE = "cluster.key"  # the cluster keyring inside data_dir when none is configured
+
+
+def prepare_data_dir(config: NodeConfig) -> NodeIdentity:
+    """Create the data directory if needed; the node identity kept in it (blocking)."""
+    data_dir = Path(config.data_dir)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create data directory {data_dir}: {exc}") from None
+    return load_or_create_identity(data_dir, config.node_id)
+
+
+def load_cluster_keyring(config: NodeConfig) -> Keyring:
+    """The cluster keyring of config (blocking); created with one fresh key if the file is missing."""
+    path = config.cluster_key_file or Path(config.data_dir) / DEFAULT_KEY_FILE
+    if not path.exists():
+        write_key_file(path, [generate_key()], overwrite=False)
+        log.warning("event=cluster_key_created path=%s hint=copy_this_file_to_every_node", path)
+    return load_keyring(path)
+
+
+@asynccontextmanager
+async def open_store(data_dir: Path) -> AsyncIterator[AsyncStore]:
+    """The node's LevelDB behind the async executor; closed (lock released) on exit."""
+    loop = asyncio.get_running_loop()
+    raw = await loop.run_in_executor(None, LevelDBStore, store_path(data_dir))
+    store = AsyncStore(raw)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@contextmanager
+def key_service(config: NodeConfig, store: AsyncStore, identity: NodeIdentity) -> Iterator[KeyService]:
+    """The KeyService over the store; its parser's worker processes are stopped on exit."""
+    parser = KeyParser(config.limits, config.process_parse_bytes, config.parse_workers)
+    try:
+        yield KeyService(
+            store, identity.node_id, config.limits, parser,
+            served_cache_bytes=config.served_cache_bytes,
+            term_cache_entries=config.term_cache_entries,
+            sync_writes=config.sync_writes,
+        )
+    finally:
+        parser.close()
+
+
+class HttpListener:
+    """The running HTTP listener of a node: its runner and the port it got."""
+
+    def __init__(self, runner: web.AppRunner, fallback_port: int) -> None:
+        self.runner = runner
+        self._fallback_port = fallback_port
+
+    @property
+    def port(self) -> int:
+        """The bound port (the OS's choice when config.http_port is 0)."""
+        for address in self.runner.addresses:
+            if isinstance(address, tuple) and len(address) >= 2:
+                return int(address[1])
+        return self._fallback_port
+
+
+@asynccontextmanager
+async def serve_http(config: NodeConfig, app: web.Application) -> AsyncIterator[HttpListener]:
+    """Listen on config.host:http_port; on exit stop listening and let requests finish."""
+    runner = web.AppRunner(
+        app,
+        access_log_class=KeyValueAccessLogger,
+        access_log=http_access_log if config.access_log else None,
+        handle_signals=False,
+        shutdown_timeout=config.shutdown_timeout_s,
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.host, config.http_port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {config.host}:{config.http_port}: {exc.strerror or exc}; "
+                "pick another --http-port or stop the process using it"
+            ) from None
+        yield HttpListener(runner, config.http_port)
+    finally:
+        await runner.cleanup()
