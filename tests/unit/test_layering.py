@@ -38,6 +38,23 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 CORES = ("crdt", "meshkp.swim", "meshkp.control")
 CORE_DRIVERS = ("meshkp.control.driver", "meshkp.control.storage")
 IO_MODULES = ("asyncio", "socket", "plyvel", "aiohttp", "threading")
+# Upward imports that the issue-8 refactor is removing right now (file, imported module). The
+# test fails on a new one, and on an entry here that is gone: delete the entry then. Empty
+# when the refactor is done.
+BEING_REMOVED = {
+    ("meshkp/http/cluster.py", "meshkp.node.membership"),
+    ("meshkp/net/sim.py", "meshkp.swim.messages"),
+    ("meshkp/net/sim.py", "meshkp.swim.types"),
+    ("meshkp/net/simcluster.py", "meshkp.swim.config"),
+    ("meshkp/net/simcluster.py", "meshkp.swim.effects"),
+    ("meshkp/net/simcluster.py", "meshkp.swim.messages"),
+    ("meshkp/net/simcluster.py", "meshkp.swim.protocol"),
+    ("meshkp/net/simcluster.py", "meshkp.swim.types"),
+    ("meshkp/net/simcodec.py", "meshkp.swim.fields"),
+    ("meshkp/net/simcodec.py", "meshkp.swim.messages"),
+    ("meshkp/openpgp/index.py", "meshkp.store.protocol"),
+    ("meshkp/openpgp/revocation.py", "meshkp.store.protocol"),
+}
 
 
 def layer_of(module: str) -> int | None:
@@ -100,11 +117,18 @@ def sources() -> list[Path]:
 
 def test_every_import_runs_down_the_layers() -> None:
     upward = []
+    seen = set()
     for path in sources():
         source = path.read_text(encoding="utf-8")
+        relative = str(path.relative_to(ROOT))
         for line, target in upward_imports(source, module_name(path), path.name == "__init__.py"):
-            upward.append(f"{path.relative_to(ROOT)}:{line} imports {target}")
+            if (relative, target) in BEING_REMOVED:
+                seen.add((relative, target))
+            else:
+                upward.append(f"{relative}:{line} imports {target}")
     assert not upward, "imports up the layers:\n" + "\n".join(upward)
+    gone = BEING_REMOVED - seen
+    assert not gone, f"no longer imported, remove from BEING_REMOVED: {sorted(gone)}"
 
 
 def test_protocol_cores_do_no_io() -> None:
