@@ -15,6 +15,7 @@ import click
 
 COMMANDS: dict[str, str] = {
     "serve": "cli.serve:serve",
+    "config": "cli.config_cmd:config",
     "dev": "cli.dev:dev",
     "load": "cli.load:load",
     "dump": "cli.dump:dump",

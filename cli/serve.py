@@ -1,26 +1,52 @@
-"""`meshkp serve`: turn the options into a NodeConfig and run `Node(config)` until a signal."""
+"""`meshkp serve`: turn the config file, MESHKP_* variables and options into a NodeConfig and
+run `Node(config)` until a signal.
+
+Precedence, highest first: options typed on the command line, MESHKP_* environment variables,
+the `--config` TOML file, the defaults of the config dataclasses (docs/configuration.md).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import logging
+import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
-from cli.limit_option import apply_limit_overrides, limit_option
+from cli.flag_settings import FlagTarget, flag_layer, limit_layer
+from cli.limit_option import limit_option
 from cli.logs import setup_logging
-from cli.mesh_options import mesh_options
-from cli.replication_options import replication_options
-from meshkp.errors import ConfigError, MeshkpError
-from meshkp.limits import Limits
+from cli.mesh_options import MESH_FLAGS, mesh_options
+from cli.replication_options import REPLICATION_FLAGS, replication_options
+from meshkp.errors import InvalidSettings, MeshkpError
 from meshkp.node.config import CONSISTENCY_LEVELS, LOG_LEVELS, NodeConfig
-from meshkp.node.membership import MembershipConfig
 from meshkp.node.node import Node
-from meshkp.replication.config import ReplicationConfig
+from meshkp.node.settings.build import UPLOAD_CAP, Resolved, resolve
+from meshkp.node.settings.environment import read_environment
+from meshkp.node.settings.layers import merge
+from meshkp.node.settings.toml_file import read_config_file
+
+log = logging.getLogger(__name__)
+
+CONFIG_ENV = "MESHKP_CONFIG"  # the --config file, for containers
+
+SERVE_FLAGS = {
+    "data_dir": FlagTarget("--data-dir", "node.data_dir"),
+    "host": FlagTarget("--host", "node.host"),
+    "http_port": FlagTarget("--http-port", "node.http_port"),
+    "node_id": FlagTarget("--node-id", "node.node_id"),
+    "log_level": FlagTarget("--log-level", "node.log_level", str.upper),
+    "access_log": FlagTarget("--access-log", "node.access_log"),
+    "upload_bytes": FlagTarget("--upload-bytes", UPLOAD_CAP),
+    "cluster_key_file": FlagTarget("--cluster-key-file", "node.cluster_key_file"),
+    "default_consistency": FlagTarget("--consistency", "node.default_consistency"),
+}
+
 
 def run_node(config: NodeConfig, on_ready: Callable[[Node], None] | None = None) -> int:
     """Start a node, call on_ready(node), serve until a signal; the process exit code."""
@@ -52,17 +78,29 @@ def run_node(config: NodeConfig, on_ready: Callable[[Node], None] | None = None)
     return asyncio.run(main())
 
 
-def upload_limits(limits: Limits, upload_bytes: int | None) -> Limits:
-    """`limits` with --upload-bytes applied: a key or packet can be no larger than an upload."""
-    if upload_bytes is None:
-        return limits
-    return dataclasses.replace(
-        limits, upload_bytes=upload_bytes, key_bytes=min(limits.key_bytes, upload_bytes),
-        packet_bytes=min(limits.packet_bytes, upload_bytes),
-    )
+def serve_settings(
+    ctx: click.Context, config_file: Path | None, environ: Mapping[str, str]
+) -> Resolved:
+    """The node config of a `meshkp serve` invocation: defaults < file < environment < flags.
+
+    Raises click.UsageError listing every problem, each with where it came from.
+    """
+    file_layer, problems = read_config_file(config_file) if config_file else ({}, [])
+    env_layer, env_problems = read_environment(environ)
+    limits_layer, limit_problems = limit_layer(ctx.params["limit_overrides"])
+    flags = flag_layer(ctx, {**SERVE_FLAGS, **MESH_FLAGS, **REPLICATION_FLAGS})
+    try:
+        return resolve(merge((file_layer, env_layer, limits_layer, flags)),
+                       [*problems, *env_problems, *limit_problems])
+    except InvalidSettings as exc:
+        raise click.UsageError("\n".join(exc.errors)) from None
 
 
 @click.command("serve")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, envvar=CONFIG_ENV, show_envvar=True,
+              help="TOML config file (docs/configuration.md); MESHKP_* variables and the "
+                   "options given here override it.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("./meshkp-data"), show_default=True,
               help="Directory for the key store and node identity (created if missing).")
@@ -84,23 +122,23 @@ def upload_limits(limits: Limits, upload_bytes: int | None) -> Limits:
 @limit_option
 @replication_options
 @mesh_options
-def serve(
-    data_dir: Path, host: str, http_port: int, node_id: str | None, log_level: str,
-    access_log: bool, upload_bytes: int | None, cluster_key_file: Path | None,
-    default_consistency: str, limit_overrides: tuple[str, ...],
-    replication: ReplicationConfig, membership: MembershipConfig | None,
-) -> None:
+@click.pass_context
+def serve(ctx: click.Context, /, config_file: Path | None, **_options: Any) -> None:
     """Serve HKP on HOST:PORT from the key store in DATA_DIR."""
-    setup_logging(log_level)
-    limits = apply_limit_overrides(upload_limits(Limits(), upload_bytes), limit_overrides)
-    config = NodeConfig(
-        data_dir=data_dir, host=host, http_port=http_port, node_id=node_id,
-        log_level=log_level.upper(), access_log=access_log, limits=limits,
-        default_consistency=default_consistency, cluster_key_file=cluster_key_file,
-        membership=membership, replication=replication,
-    )
-    try:
-        config.validate()
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+    resolved = serve_settings(ctx, config_file, os.environ)
+    config = resolved.config
+    setup_logging(config.log_level)
+    _log_settings(config_file, resolved)
     sys.exit(run_node(config))
+
+
+def _log_settings(config_file: Path | None, resolved: Resolved) -> None:
+    if config_file is not None:
+        log.info("event=config_loaded file=%s mesh=%s", config_file, resolved.config.in_mesh)
+    if resolved.unused:
+        log.warning("event=config_mesh_settings_unused settings=%s hint=set_enabled_true_in_cluster",
+                    ",".join(o.label.lstrip("[").replace("] ", ".") for o in resolved.unused))
+    if resolved.consensus:
+        # Read and checked, but nothing uses them until the control plane is built (issue 9).
+        log.warning("event=config_consensus_not_used_yet settings=%s",
+                    ",".join(sorted(resolved.consensus)))

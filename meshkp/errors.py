@@ -129,3 +129,18 @@ class ConsistencyNotReached(ReplicationError):
         super().__init__(message)
         self.acked = acked
         self.needed = needed
+
+
+class InvalidSettings(ConfigError):
+    """Settings from a config file, the environment or flags are invalid; `errors` lists each.
+
+    Every entry is a line that names where the value came from (FILE:LINE, the variable or the
+    flag), the key and what is wrong, so one run shows every mistake of a file at once.
+    """
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+    def __reduce__(self) -> "tuple[type[InvalidSettings], tuple[list[str]]]":
+        return (type(self), (self.errors,))

@@ -9,11 +9,18 @@ from click.testing import CliRunner
 
 from cli.delete import delete, sync
 from cli.main import main
-from cli.mesh_options import membership_config
 from cli.node_client import TOKEN_ENV
+from meshkp.node.membership import MembershipConfig
+from meshkp.node.settings.build import build
+from meshkp.node.settings.layers import FLAG, Origin, Setting
 
-MESH_DEFAULTS = dict(gossip_port=None, join_specs=(), discovery="static", cluster_name="meshkp",
-                     advertise_addr=None, mdns_interfaces=(), gossip_profile="lan")
+
+def membership_config(host: str, gossip_profile: str = "lan") -> MembershipConfig:
+    """The membership section of `serve --mesh --host HOST --gossip-profile PROFILE`."""
+    values = {"mesh": True, "node.host": host, "membership.profile": gossip_profile}
+    config = build({t: Setting(v, Origin(FLAG, t, t)) for t, v in values.items()}).config
+    assert config.membership is not None
+    return config.membership
 
 
 @pytest.mark.parametrize("option", [["--join", "127.0.0.1:7946"], ["--gossip-port", "7946"],
@@ -33,16 +40,16 @@ def test_sync_peers_without_a_cluster_key_are_a_usage_error(tmp_path: Path) -> N
 
 
 def test_membership_binds_and_pins_mdns_to_the_node_host() -> None:
-    config = membership_config("127.0.0.1", **MESH_DEFAULTS)  # type: ignore[arg-type]
+    config = membership_config("127.0.0.1")
     assert config.bind_host == "127.0.0.1" and config.mdns_interfaces == ("127.0.0.1",)
     assert config.gossip_port == 7946
-    everywhere = membership_config("0.0.0.0", **MESH_DEFAULTS)  # type: ignore[arg-type]
+    everywhere = membership_config("0.0.0.0")
     assert everywhere.mdns_interfaces is None
 
 
 def test_mesh_profile_selects_the_swim_timers() -> None:
-    fast = membership_config("127.0.0.1", **{**MESH_DEFAULTS, "gossip_profile": "test"})  # type: ignore[arg-type]
-    lan = membership_config("127.0.0.1", **MESH_DEFAULTS)  # type: ignore[arg-type]
+    fast = membership_config("127.0.0.1", gossip_profile="test")
+    lan = membership_config("127.0.0.1")
     assert fast.swim.probe_interval < lan.swim.probe_interval
 
 
