@@ -122,19 +122,24 @@ def start_server(
     data_dir: Path, *extra_args: str, timeout: float = 90, host: str = "127.0.0.1",
     command_prefix: Sequence[str] = (),
     server_type: Callable[..., ServerProcess] = ServerProcess,
+    serve_args: Sequence[str] | None = None,
 ) -> ServerProcess:
     """Start `meshkp serve` on a free port of `host`; return once /pks/health answers 200.
 
     `command_prefix` runs the command elsewhere (chaos/ uses `ip netns exec NS`); `server_type`
     builds the handle from ServerProcess's fields (chaos/ passes one that connects in a netns).
+    `serve_args` replaces `--data-dir DATA_DIR --host HOST --http-port 0`, e.g. with
+    `--config FILE` when a config file says where the node keeps its data and listens
+    (DATA_DIR still names the server's log file).
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
     log_file = open(log_path, "ab")  # noqa: SIM115  (the child keeps writing to it)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if serve_args is None:
+        serve_args = ("--data-dir", str(data_dir), "--host", host, "--http-port", "0")
     proc = subprocess.Popen(
-        [*command_prefix, sys.executable, "-m", "cli.main", "serve", "--data-dir", str(data_dir),
-         "--host", host, "--http-port", "0", *extra_args],
+        [*command_prefix, sys.executable, "-m", "cli.main", "serve", *serve_args, *extra_args],
         stdout=subprocess.PIPE, stderr=log_file, cwd=REPO, env=env,
     )
     log_file.close()
