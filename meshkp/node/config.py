@@ -2,8 +2,10 @@
 
 `NodeConfig()` carries the defaults of a single local keyserver. Each subsystem has its own typed
 section (`membership`, `replication`), a frozen dataclass with its own `validate()`, defined next
-to the code it configures. Every section has one source: `meshkp serve`'s options today
-(cli/serve.py turns them into a NodeConfig and nothing else reads them).
+to the code it configures. Every value has one way in: meshkp/node/settings/ reads the TOML
+config file, the MESHKP_* environment and the options of `meshkp serve` (cli/serve.py), lays
+them over these defaults and builds the NodeConfig once, before the node starts; nothing else
+reads any of them.
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ class NodeConfig:
     # (for `replication.static_peers`) only when a key file is given.
     cluster_key_file: Path | None = None
     # Membership (SWIM gossip and discovery). None: the node runs alone and opens no gossip
-    # socket. `meshkp serve --mesh` sets it; nothing else switches it on.
+    # socket. The mesh switch sets it (`--mesh`, or `enabled = true` in [cluster] of the
+    # config file); nothing else switches it on.
     membership: MembershipConfig | None = None
     # Push gossip, anti-entropy and consistency. Always present: without peers it still keeps
     # the Merkle tree, deletes and conflicts of the local store.
