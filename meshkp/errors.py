@@ -141,6 +141,3 @@ class InvalidSettings(ConfigError):
     def __init__(self, errors: list[str]) -> None:
         super().__init__("\n".join(errors))
         self.errors = errors
-
-    def __reduce__(self) -> "tuple[type[InvalidSettings], tuple[list[str]]]":
-        return (type(self), (self.errors,))

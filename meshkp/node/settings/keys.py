@@ -45,7 +45,6 @@ class Key:
     path: str
     kind: Kind
     target: str | tuple[str, str]
-    help: str = ""
     # The `meshkp serve` option that sets the same value, if there is one.
     flag: str | None = None
     # True for keys that only matter in a mesh: unused (and reported so) when the mesh is off.
@@ -102,112 +101,75 @@ def _dataclass_keys(section: str, target: str, config: object, mesh_only: bool) 
 
 
 KEYS: tuple[Key, ...] = (
-    # [cluster]: the node's identity in the mesh and where it keeps its data.
-    Key("cluster.enabled", Boolean(), "mesh", "run this node in a mesh (membership and "
-        "replication with its members); false: the node runs alone", flag="--mesh"),
-    Key("cluster.node_id", Text(), "node.node_id", "id in version vectors and membership "
-        "(default: derived from DATA_DIR/node.key)", flag="--node-id"),
+    # [cluster]: the node's identity in the mesh and where it keeps its data. Meanings and
+    # defaults of every key: docs/configuration.md (tested against this table).
+    Key("cluster.enabled", Boolean(), "mesh", flag="--mesh"),
+    Key("cluster.node_id", Text(), "node.node_id", flag="--node-id"),
     Key("cluster.bind_address", Address(), ("membership.bind_host", "membership.gossip_port"),
-        "gossip UDP+TCP listener, HOST or HOST:PORT (default: [hkp] host, port 7946)",
         flag="--gossip-port", mesh_only=True),
     Key("cluster.advertise_address", Address(ip_only=True),
         ("membership.advertise_host", "membership.advertise_port"),
-        "what peers dial, IP or IP:PORT (the port, if given, must be the gossip port)",
         flag="--advertise-addr", mesh_only=True),
-    Key("cluster.data_dir", FilePath(), "node.data_dir", "LevelDB store, node identity, "
-        "admin token, cluster key if generated", flag="--data-dir"),
-    Key("cluster.key_file", FilePath(), "node.cluster_key_file", "the cluster keyring "
-        "(meshkp keygen), the same file on every node (default: DATA_DIR/cluster.key)",
-        flag="--cluster-key-file"),
-    Key("cluster.name", Text(), "membership.cluster_name", "only nodes with the same name "
-        "join through mDNS", flag="--cluster-name", mesh_only=True),
-    # [cluster.consensus]: the control plane's Raft timers.
-    Key("cluster.consensus.algorithm", Choice(("raft",)), "consensus.algorithm",
-        "the control plane's consensus protocol", mesh_only=True),
+    Key("cluster.data_dir", FilePath(), "node.data_dir", flag="--data-dir"),
+    Key("cluster.key_file", FilePath(), "node.cluster_key_file", flag="--cluster-key-file"),
+    Key("cluster.name", Text(), "membership.cluster_name", flag="--cluster-name", mesh_only=True),
+    # [cluster.consensus]: the control plane's Raft timers, named as hashicorp/raft names them.
+    Key("cluster.consensus.algorithm", Choice(("raft",)), "consensus.algorithm", mesh_only=True),
     Key("cluster.consensus.heartbeat_timeout", Duration(), "consensus.heartbeat_timeout",
-        "a follower without word from the leader this long starts an election", mesh_only=True),
+        mesh_only=True),
     Key("cluster.consensus.election_timeout", Duration(), "consensus.election_timeout",
-        "a candidate without a majority this long starts another election", mesh_only=True),
+        mesh_only=True),
     Key("cluster.consensus.commit_timeout", Duration(), "consensus.commit_timeout",
-        "the leader sends a heartbeat after this long without new entries", mesh_only=True),
+        mesh_only=True),
     # [cluster.discovery]: how peers are found.
     Key("cluster.discovery.method", Choice(("static", "dns", "mdns")), "membership.discovery",
-        "static: the peers list; dns: peers are dns:NAME or srv:NAME; mdns: browse the LAN",
         flag="--discovery", mesh_only=True),
-    Key("cluster.discovery.peers", TextList(), "membership.join", "seeds to join: HOST:PORT, "
-        "dns:NAME[:PORT] or srv:NAME; retried with backoff", flag="--join", mesh_only=True),
+    Key("cluster.discovery.peers", TextList(), "membership.join", flag="--join", mesh_only=True),
     Key("cluster.discovery.mdns_interfaces", TextList(), "membership.mdns_interfaces",
-        "interface addresses mDNS may use (default: the bind address)",
         flag="--mdns-interface", mesh_only=True),
-    # [cluster.replication]: push gossip and anti-entropy.
+    # [cluster.replication]: push gossip and anti-entropy (ReplicationConfig).
     Key("cluster.replication.sync_interval", Duration(), "replication.sync_interval_s",
-        "between anti-entropy rounds with one random peer", flag="--sync-interval"),
-    Key("cluster.replication.batch_size", Integer(), "replication.sync_batch_records",
-        "records per anti-entropy fetch and push batch"),
+        flag="--sync-interval"),
+    Key("cluster.replication.batch_size", Integer(), "replication.sync_batch_records"),
     Key("cluster.replication.compression", Choice(COMPRESSIONS, why=COMPRESSION_WHY),
-        "replication.compression",
-        'compression of sync batches; only "none" for now'),
-    Key("cluster.replication.sync_port", Integer(), "replication.sync_port",
-        "replication TCP port (0: gossip port + 1 in a mesh, else a free one)",
-        flag="--sync-port"),
+        "replication.compression"),
+    Key("cluster.replication.sync_port", Integer(), "replication.sync_port", flag="--sync-port"),
     Key("cluster.replication.sync_peers", TextList(), "replication.static_peers",
-        "replication HOST:PORT of peers besides membership (needs the cluster key)",
         flag="--sync-peer"),
-    Key("cluster.replication.fanout", Integer(), "replication.fanout",
-        "peers a forwarded change goes to", flag="--fanout"),
-    Key("cluster.replication.origin_fanout", Integer(), "replication.origin_fanout",
-        "peers a local write is pushed to (0: every live peer)"),
+    Key("cluster.replication.fanout", Integer(), "replication.fanout", flag="--fanout"),
+    Key("cluster.replication.origin_fanout", Integer(), "replication.origin_fanout"),
     Key("cluster.replication.verify_peer_records", Choice(("all", "push", "none")),
-        "replication.verify_peer_records", "which peer records get their self-signatures "
-        "re-verified", flag="--verify-peer-records"),
-    Key("cluster.replication.sync_jitter", Number(), "replication.sync_jitter",
-        "random +/- fraction of each sync interval"),
-    Key("cluster.replication.first_sync_delay", Duration(), "replication.first_sync_delay_s",
-        "after start, before the first round (and a new node's bootstrap)"),
-    Key("cluster.replication.push_queue_max", Integer(), "replication.push_queue_max",
-        "fingerprints waiting to be pushed to one peer"),
-    Key("cluster.replication.push_batch_records", Integer(), "replication.push_batch_records",
-        "records in one push batch"),
-    Key("cluster.replication.scan_batch_records", Integer(), "replication.scan_batch_records",
-        "records per page of a bootstrap scan"),
-    Key("cluster.replication.batch_bytes", Size(), "replication.batch_bytes",
-        "soft cap of the record bytes in one batch"),
-    Key("cluster.replication.request_timeout", Duration(), "replication.request_timeout_s",
-        "one replication request before the peer counts as unreachable"),
+        "replication.verify_peer_records", flag="--verify-peer-records"),
+    Key("cluster.replication.sync_jitter", Number(), "replication.sync_jitter"),
+    Key("cluster.replication.first_sync_delay", Duration(), "replication.first_sync_delay_s"),
+    Key("cluster.replication.push_queue_max", Integer(), "replication.push_queue_max"),
+    Key("cluster.replication.push_batch_records", Integer(), "replication.push_batch_records"),
+    Key("cluster.replication.scan_batch_records", Integer(), "replication.scan_batch_records"),
+    Key("cluster.replication.batch_bytes", Size(), "replication.batch_bytes"),
+    Key("cluster.replication.request_timeout", Duration(), "replication.request_timeout_s"),
     Key("cluster.replication.consistency_timeout", Duration(),
-        "replication.consistency_timeout_s", "a quorum/all upload waits this long for acks "
-        "before answering 503"),
-    # [hkp]: the HKP and /cluster/* listener, and the write path behind it.
-    Key("hkp.host", Text(), "node.host", "address HKP listens on", flag="--host"),
-    Key("hkp.port", Integer(), "node.http_port", "HKP port (0: a free port, printed)",
-        flag="--http-port"),
+        "replication.consistency_timeout_s"),
+    # [hkp]: the HKP and /cluster/* listener, and the write path behind it (NodeConfig).
+    Key("hkp.host", Text(), "node.host", flag="--host"),
+    Key("hkp.port", Integer(), "node.http_port", flag="--http-port"),
     Key("hkp.default_consistency", Choice(CONSISTENCY_LEVELS), "node.default_consistency",
-        "x-consistency of POST /pks/add when the client sends none", flag="--consistency"),
-    Key("hkp.sync_writes", Boolean(), "node.sync_writes",
-        "fsync every acknowledged write before replying"),
-    Key("hkp.shutdown_timeout", Duration(), "node.shutdown_timeout_s",
-        "a graceful stop waits this long for in-flight requests"),
-    Key("hkp.process_parse_bytes", Size(), "node.process_parse_bytes",
-        "uploads at least this large are parsed in a worker process (0: never)"),
-    Key("hkp.parse_workers", Integer(), "node.parse_workers",
-        "worker processes for big parses (0: one per core)"),
+        flag="--consistency"),
+    Key("hkp.sync_writes", Boolean(), "node.sync_writes"),
+    Key("hkp.shutdown_timeout", Duration(), "node.shutdown_timeout_s"),
+    Key("hkp.process_parse_bytes", Size(), "node.process_parse_bytes"),
+    Key("hkp.parse_workers", Integer(), "node.parse_workers"),
     # [limits]: every bound of meshkp/limits.py.
     *_dataclass_keys("limits", "limits", Limits(), mesh_only=False),
-    # [membership]: the SWIM profile, then any of its timers.
+    # [membership]: the SWIM profile, then any of its timers (SwimConfig).
     Key("membership.profile", Choice(SWIM_PROFILES), "membership.profile",
-        "the timer profile the other keys of [membership] change: lan (memberlist), "
-        "local, test", flag="--gossip-profile", mesh_only=True),
+        flag="--gossip-profile", mesh_only=True),
     *_dataclass_keys("membership", "swim", SwimConfig.lan(), mesh_only=True),
     # [cache]: the key service's memory.
-    Key("cache.served_cache_bytes", Size(), "node.served_cache_bytes",
-        "armored keys kept for op=get (0: off)"),
-    Key("cache.term_cache_entries", Integer(), "node.term_cache_entries",
-        "search results kept (0: off)"),
+    Key("cache.served_cache_bytes", Size(), "node.served_cache_bytes"),
+    Key("cache.term_cache_entries", Integer(), "node.term_cache_entries"),
     # [log]
-    Key("log.level", Choice(LOG_LEVELS, upper=True), "node.log_level",
-        "structured key=value logs on stderr", flag="--log-level"),
-    Key("log.access_log", Boolean(), "node.access_log", "one line per HTTP request",
-        flag="--access-log"),
+    Key("log.level", Choice(LOG_LEVELS, upper=True), "node.log_level", flag="--log-level"),
+    Key("log.access_log", Boolean(), "node.access_log", flag="--access-log"),
 )
 
 KEYS_BY_PATH: dict[str, Key] = {key.path: key for key in KEYS}
