@@ -40,6 +40,7 @@ _WORD = re.compile(r"[a-z][a-z0-9_]*")
 _FLAG = re.compile(r"--[a-z][a-z-]*[a-z]")
 _SECTION_PREFIX = re.compile(r"^\[[a-z]+\] (swim\.)?")
 _SOURCE_ORDER = {FILE: 0, ENV: 1, FLAG: 2}
+ALONE = "configures the mesh, but this node runs alone: add --mesh (or enabled = true in [cluster])"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,30 +96,35 @@ def resolve(settings: Mapping[str, Setting], problems: Iterable[Problem] = ()) -
     problem found here, each naming the setting that causes it."""
     found = list(problems)
     active = dict(settings)
-    if not active.get("mesh", Setting(False, Origin(FLAG, "", ""))).value:
-        for target, setting in list(active.items()):
-            if target.startswith(MESH_ONLY) and setting.origin.source == FLAG:
-                found.append(Problem("configures the mesh, but this node runs alone: add --mesh "
-                                     "(or enabled = true in [cluster])", setting.origin))
-                del active[target]
-    resolved = None
-    failed: set[str] = set()
-    for _ in range(len(settings) + 1):
-        try:
-            resolved = _checked(active)
-            break
-        except ConfigError as exc:
-            origin = _cause(exc, active)
-            if origin is None:
-                found.append(Problem(str(exc)))
-                break
-            if not set(_WORD.findall(str(exc).lower())) & failed:
-                found.append(Problem(_in_terms_of(str(exc), origin), origin))
-            failed |= {_leaf(t) for t, s in active.items() if s.origin == origin}
-            active = {t: s for t, s in active.items() if s.origin != origin}
+    if not (active["mesh"].value if "mesh" in active else False):
+        # A mesh option typed for a node that runs alone is a mistake (a file may keep them).
+        for target in [t for t, s in active.items()
+                       if t.startswith(MESH_ONLY) and s.origin.source == FLAG]:
+            found.append(Problem(ALONE, active.pop(target).origin))
+    resolved, failures = _check_all(active)
+    found += failures
     if found or resolved is None:
         raise InvalidSettings([str(p) for p in sorted(found, key=_order)])
     return resolved
+
+
+def _check_all(settings: Mapping[str, Setting]) -> tuple[Resolved | None, list[Problem]]:
+    """Build and validate; on a failure put its cause aside and go on, up to every setting."""
+    active = dict(settings)
+    found: list[Problem] = []
+    put_aside: set[str] = set()  # field names of the settings found at fault
+    for _ in range(len(settings) + 1):
+        try:
+            return _checked(active), found
+        except ConfigError as exc:
+            origin = _cause(exc, active)
+            if origin is None:
+                return None, [*found, Problem(str(exc))]
+            if not set(_WORD.findall(str(exc).lower())) & put_aside:  # else: a consequence
+                found.append(Problem(_in_terms_of(str(exc), origin), origin))
+            put_aside |= {_leaf(t) for t, s in active.items() if s.origin == origin}
+            active = {t: s for t, s in active.items() if s.origin != origin}
+    return None, found
 
 
 # -- building ----------------------------------------------------------------------------------
