@@ -20,9 +20,10 @@ def config() -> None:
 @config.command("check")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def check(file: Path) -> None:
-    """Check FILE as `meshkp serve --config FILE` would read it, without starting anything.
+    """Validate FILE: every error with its line, or a one-line summary.
 
-    Exit 0 with a one-line summary when it is valid; exit 1 listing every error, each as
+    Reads FILE as `meshkp serve --config FILE` would, without starting anything. Exit 0 with a
+    one-line summary when it is valid; exit 1 listing every error, each as
     FILE:LINE: [table] key: what is wrong. The environment and options are not read.
     """
     layer, problems = read_config_file(file)
