@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import quote
 
-from meshkp.keys.views import KeyView, SignatureView
+from meshkp.openpgp.keyview import KeyView, SignatureView
 from meshkp.openpgp.pubkey import PublicKeyAlgorithm
 
 _STYLE = (
@@ -73,7 +73,7 @@ def _key(view: KeyView, now: float, verbose: bool) -> str:
         lines.extend(_signature(sig) for sig in view.signatures)
     for uid in view.user_ids:
         marks = ' <span class="r">[revoked]</span>' if uid.revoked else ""
-        lines.append(f"<b>uid</b>  {_uid_text(uid.text)}{marks}")
+        lines.append(f"<b>uid</b>  {_uid_text(uid.user_id)}{marks}")
         if verbose:
             lines.extend(_signature(sig) for sig in uid.signatures)
     if view.user_attributes:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from meshkp.keys.views import KeyView, UserIdView
+from meshkp.openpgp.keyview import KeyView, UserIdView
 
 # Printable 7-bit ASCII except ':' and '%' passes through; everything else is %XX. Control
 # bytes (CR, LF) must be escaped too, or a user ID could forge extra index lines.
@@ -60,7 +60,7 @@ def pub_line(view: KeyView, now: float) -> str:
 
 def uid_line(uid: UserIdView, now: float) -> str:
     return (
-        f"uid:{escape_uid(uid.text)}:{_time(uid.created)}:{_time(uid.expires)}:"
+        f"uid:{escape_uid(uid.user_id)}:{_time(uid.created)}:{_time(uid.expires)}:"
         f"{_flags(uid.revoked, uid.expires, now)}\n"
     )
 

@@ -27,7 +27,7 @@ class ServedKey:
     fingerprint: bytes
     binary: bytes
     armored: bytes | None = None
-    index: Any = None  # meshkp.keys.views.KeyView, filled on first op=index
+    index: Any = None  # meshkp.openpgp.keyview.KeyView, filled on first op=index
     mr: bytes | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

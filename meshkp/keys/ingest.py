@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from meshkp.errors import KeyRejected, MeshkpError
+from meshkp.keys.terms import index_terms, revocation_lookup_terms
 from meshkp.limits import Limits
 from meshkp.openpgp.certificate import Certificate
 from meshkp.openpgp.digest import certificate_digest
-from meshkp.openpgp.index import index_terms
 from meshkp.openpgp.keytext import KeytextItem, PartialKey, Rejected
 from meshkp.openpgp.normalise import merge, normalise_update
 from meshkp.openpgp.pubkey import parse_public_key
@@ -284,7 +284,7 @@ def _revoke(
 ) -> tuple[bytes | None, KeyOutcome]:
     issuer = revocation.issuer
     candidates: list[bytes] = []
-    for kind, term in revocation.lookup_terms():
+    for kind, term in revocation_lookup_terms(revocation):
         if kind is IndexKind.FINGERPRINT:
             new = [term] if term in overlay.decided else []
         else:

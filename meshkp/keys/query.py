@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 
 from meshkp.errors import InvalidRequest
+from meshkp.keys.terms import keyword_terms
 from meshkp.limits import Limits
-from meshkp.openpgp.index import keyword_terms
 from meshkp.store.protocol import IndexKind, IndexTerm
 
 _HEX = re.compile(r"[0-9A-Fa-f]+")

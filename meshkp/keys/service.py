@@ -21,9 +21,9 @@ from meshkp.keys.ingest import IngestResult, KeyOutcome, Status, ingest
 from meshkp.keys.parse import KeyParser
 from meshkp.keys.query import Query
 from meshkp.keys.viewbuild import build_view
-from meshkp.keys.views import KeyView
 from meshkp.limits import Limits
 from meshkp.openpgp.armor import armor
+from meshkp.openpgp.keyview import KeyView
 from meshkp.record import KeyRecord, served_certificate_bytes
 from meshkp.store.protocol import IndexKind, IndexTerm, RecordWrite, Store
 
@@ -198,7 +198,7 @@ class KeyService:
         for fingerprint in fingerprints:
             view = await self.view(fingerprint)
             if view is not None and any(
-                u.text.decode("utf-8", "replace").strip().casefold() == wanted
+                u.user_id.decode("utf-8", "replace").strip().casefold() == wanted
                 for u in view.user_ids
             ):
                 kept.append(fingerprint)

@@ -88,13 +88,6 @@ class PublicKey:
     def short_id(self) -> bytes:
         return self.key_id[-4:]
 
-    @property
-    def algorithm_name(self) -> str:
-        try:
-            return PublicKeyAlgorithm(self.algorithm).name
-        except ValueError:
-            return f"algo{self.algorithm}"
-
 
 def parse_public_key(body: bytes) -> PublicKey:
     """Parse a public key or subkey packet body; raise MalformedPacket with the reason."""

@@ -1,9 +1,9 @@
 """Bare revocation certificates: a key revocation signature (0x20) uploaded without its key.
 
 `gpg --gen-revoke` writes one signature packet and nothing else (RFC 9580 §5.2.1.11). It
-names its key only through the issuer subpackets, so ingest looks the stored key up by
-`lookup_terms()` and calls `apply_revocation` on each candidate; the signature is merged
-only into a key whose primary it verifies against.
+names its key only through the issuer subpackets, so ingest looks the stored key up by the
+issuer fingerprint or key ID and calls `apply_revocation` on each candidate; the signature
+is merged only into a key whose primary it verifies against.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from meshkp.openpgp.packet import Packet, Tag
 from meshkp.openpgp.pubkey import parse_public_key
 from meshkp.openpgp.signature import Signature, SigType, parse_signature
 from meshkp.openpgp.verify import verify_binding
-from meshkp.store.protocol import IndexKind, IndexTerm
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,15 +30,6 @@ class RevocationCertificate:
         """The issuer as hex, fingerprint if known, else the 64-bit key ID ('' if neither)."""
         found = self.signature.issuer_fingerprint or self.signature.issuer_key_id
         return found.hex().upper() if found else ""
-
-    def lookup_terms(self) -> list[IndexTerm]:
-        """Index terms that find the key this revocation names (fingerprint first)."""
-        terms: list[IndexTerm] = []
-        if self.signature.issuer_fingerprint:
-            terms.append((IndexKind.FINGERPRINT, self.signature.issuer_fingerprint))
-        if self.signature.issuer_key_id:
-            terms.append((IndexKind.KEY_ID64, self.signature.issuer_key_id))
-        return terms
 
 
 def parse_revocation(packet: Packet) -> RevocationCertificate:

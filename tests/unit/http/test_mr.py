@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from meshkp.http.mr import escape_uid, index_document, key_block, key_field
-from meshkp.keys.views import KeyView, UserIdView
+from meshkp.openpgp.keyview import KeyView, Revocation, UserIdView
 
 NOW = 1_700_000_000
 
@@ -15,7 +15,7 @@ def view(**changes: object) -> KeyView:
     fields: dict[str, object] = dict(
         fingerprint=bytes.fromhex("10FE8CF1B483F7525039AA2A361BC1F023E0DCCA"), version=4,
         key_id=bytes.fromhex("361BC1F023E0DCCA"), algorithm=1, bits=2048, created=1345589945,
-        expires=None, revoked=False,
+        expires=None, revocation=None,
         user_ids=(UserIdView(b"alice <alice@example.com>", 1345589945, None, False),),
     )
     fields.update(changes)
@@ -43,7 +43,7 @@ def test_plain_key_block() -> None:
 
 
 def test_flags_and_expiry() -> None:
-    block = key_block(view(expires=NOW - 1, revoked=True, user_ids=(
+    block = key_block(view(expires=NOW - 1, revocation=Revocation(NOW - 5, None, ""), user_ids=(
         UserIdView(b"a", 5, NOW + 10, True), UserIdView(b"b", 5, NOW - 10, False))), NOW)
     lines = block.decode().splitlines()
     assert lines[0].endswith(f":{NOW - 1}:re")

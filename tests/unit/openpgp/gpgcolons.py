@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from meshkp.openpgp.certificate import Certificate
-from meshkp.openpgp.index import KeyInfo, key_info
+from meshkp.openpgp.index import key_view
+from meshkp.openpgp.keyview import KeyView
 from meshkp.openpgp.pubkey import parse_public_key
 from tests.gpgtools import gnupg_home, gpg
 
@@ -100,11 +101,11 @@ def structure_differences(cert: Certificate, seen: GpgKey) -> list[str]:
     return problems
 
 
-def index_differences(info: KeyInfo, seen: GpgKey) -> list[str]:
-    """Differences between key_info and what gpg shows (validity, dates, bits, primary UID).
+def index_differences(info: KeyView, seen: GpgKey) -> list[str]:
+    """Differences between key_view and what gpg shows (validity, dates, bits, primary UID).
 
     gpg marks every user ID and subkey of a revoked key as revoked, and shows no creation
-    date for a revoked user ID; KeyInfo keeps each component's own state.
+    date for a revoked user ID; KeyView keeps each component's own state.
     """
     problems = []
     pub = seen.pub
@@ -150,7 +151,7 @@ def all_differences(certs: Iterable[Certificate], listing: dict[str, GpgKey]) ->
         if seen is None:
             found[fingerprint] = ["not listed by gpg"]
             continue
-        problems = structure_differences(cert, seen) + index_differences(key_info(cert), seen)
+        problems = structure_differences(cert, seen) + index_differences(key_view(cert), seen)
         if problems:
             found[fingerprint] = problems
     return found

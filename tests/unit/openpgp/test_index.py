@@ -1,15 +1,14 @@
-"""HKP index data and store index terms of corpus keys, checked against GnuPG where it can tell."""
+"""The HKP index view of corpus keys, checked against GnuPG where it can tell."""
 
 from __future__ import annotations
 
 import pytest
 
-from meshkp.limits import Limits
 from meshkp.openpgp.certificate import Certificate
-from meshkp.openpgp.index import Revocation, email_term, index_terms, key_info, keyword_terms
+from meshkp.openpgp.index import key_view
 from meshkp.openpgp.keytext import SECRET_KEY_REASON, Rejected, parse_keytext
+from meshkp.openpgp.keyview import Revocation
 from meshkp.openpgp.revocation import RevocationCertificate, apply_revocation
-from meshkp.store.protocol import IndexKind
 from tests.gpgtools import GPG, gnupg_home, gpg
 from tests.unit.openpgp.gpgcolons import all_differences, show_keys
 from tests.unit.openpgp.keyfiles import FIXTURES, cert, fixture
@@ -22,10 +21,6 @@ GPG_COMPARABLE = sorted(
 ) + ["snowcrash.gpg"]
 
 needs_gpg = pytest.mark.skipif(GPG is None, reason="gpg is not installed (apt-get install gnupg)")
-
-
-def _words(c: Certificate) -> set[str]:
-    return {t.decode() for k, t in index_terms(c) if k == IndexKind.KEYWORD}
 
 
 @pytest.mark.gpg
@@ -50,21 +45,21 @@ def test_index_data_matches_gnupg(name: str) -> None:
 
 
 def test_primary_user_id_selection_lp1195901() -> None:
-    info = key_info(cert("lp1195901.asc"))
+    info = key_view(cert("lp1195901.asc"))
     assert info.user_ids[0].text == "Phil Pennock <phil.pennock@spodhuis.org>"
     assert info.user_ids[0].primary
     assert sum(u.primary for u in info.user_ids) == 1
     demon = next(u for u in info.user_ids if u.text == "Phil Pennock <pdp@spodhuis.demon.nl>")
     assert demon.revoked and not demon.primary
-    assert key_info(cert("lp1195901_2.asc")).user_ids[0].text == (
+    assert key_view(cert("lp1195901_2.asc")).user_ids[0].text == (
         "Phil Pennock <phil.pennock@globnix.org>"
     )
     merged = cert("lp1195901.asc").merge(cert("lp1195901_globnix.asc"))
-    assert key_info(merged).user_ids[0].text == "Phil Pennock <phil.pennock@spodhuis.org>"
+    assert key_view(merged).user_ids[0].text == "Phil Pennock <phil.pennock@spodhuis.org>"
 
 
 def test_key_facts_of_a_plain_rsa_key() -> None:
-    info = key_info(cert("gentoo-l1.asc"))
+    info = key_view(cert("gentoo-l1.asc"))
     assert info.algorithm == 1 and info.algorithm_name == "RSA" and info.bits == 2048
     assert info.key_id.hex() == "2839fe0d796198b1"
     # Hockeypuck TestPrimaryUserIDSig: the newest self-signature's key expiration.
@@ -74,7 +69,7 @@ def test_key_facts_of_a_plain_rsa_key() -> None:
 
 
 def test_v6_key_facts() -> None:
-    info = key_info(cert("rfc9580-v6-sample.asc"))
+    info = key_view(cert("rfc9580-v6-sample.asc"))
     assert info.version == 6 and info.algorithm_name == "ED25519" and info.bits == 255
     assert info.fingerprint.hex().upper() == (
         "CB186C4F0609A697E4D52DFA6C722B0C1F1E27C18A56708F6525EC27BAD9ACC9"
@@ -83,7 +78,7 @@ def test_v6_key_facts() -> None:
 
 
 def test_hard_revocation_from_the_key_itself() -> None:
-    info = key_info(cert("test-key-revoked.asc"))
+    info = key_view(cert("test-key-revoked.asc"))
     assert info.revoked and info.hard_revoked
     assert info.revocation == Revocation(1611408186, 0, "")
     assert not info.user_ids[0].revoked  # the user ID's own state
@@ -94,10 +89,10 @@ def test_bare_revocation_merged_makes_the_key_revoked() -> None:
     assert isinstance(revocation, RevocationCertificate)
     revoked = apply_revocation(cert("test-rtbf.asc"), revocation)
     assert revoked is not None
-    info = key_info(revoked)
+    info = key_view(revoked)
     assert info.revocation == Revocation(1700606689, 2, "test RTBF revocation")
     assert info.hard_revoked
-    assert not key_info(cert("test-rtbf.asc")).revoked
+    assert not key_view(cert("test-rtbf.asc")).revoked
 
 
 @pytest.mark.parametrize(
@@ -109,7 +104,7 @@ def test_revocation_reason_hardness(code: int | None, hard: bool) -> None:
 
 
 def test_user_id_revocation_newer_than_certification() -> None:
-    info = key_info(cert("test-key-uid-revoked.asc"))
+    info = key_view(cert("test-key-uid-revoked.asc"))
     states = {u.text: u.revoked for u in info.user_ids}
     assert states == {"uid@example.com": False, "revokeduid@example.com": True}
     assert info.user_ids[0].text == "uid@example.com"
@@ -128,85 +123,17 @@ def test_user_id_with_only_its_revocation_left() -> None:
         c.fingerprint, c.primary, {**c.user_ids, demon: type(component)(component.packet, only_rev)},
         c.user_attributes, c.subkeys,
     )
-    uid = next(u for u in key_info(stripped).user_ids if u.user_id == demon)
+    uid = next(u for u in key_view(stripped).user_ids if u.user_id == demon)
     assert uid.revoked and uid.created is None and not uid.primary
 
 
 def test_subkey_facts_lp1195901() -> None:
-    subkeys = key_info(cert("lp1195901.asc")).subkeys
+    subkeys = key_view(cert("lp1195901.asc")).subkeys
     assert len(subkeys) == 7
     assert [s.created for s in subkeys] == sorted(s.created for s in subkeys)
     first = subkeys[0]
     assert first.key_id.hex() == "bd53847773fd5f8d"
     assert (first.algorithm, first.bits, first.expires) == (16, 1024, 1175187315)
-
-
-def test_index_terms_cover_key_ids_of_primary_and_subkeys() -> None:
-    c = cert("steven-12345.asc")
-    terms = index_terms(c)
-    info = key_info(c)
-    for fingerprint, key_id in [(info.fingerprint, info.key_id)] + [
-        (s.fingerprint, s.key_id) for s in info.subkeys
-    ]:
-        assert (IndexKind.FINGERPRINT, fingerprint) in terms
-        assert (IndexKind.KEY_ID64, key_id) in terms
-        assert (IndexKind.KEY_ID32, key_id[-4:]) in terms
-    assert (IndexKind.KEY_ID64, bytes.fromhex("3287F5A32632C2C3")) in terms
-
-
-def test_hyphenated_words_are_keywords() -> None:
-    words = _words(cert("steven-12345.asc"))
-    assert {"steven-12345", "steven", "12345", "test", "encryption"} <= words
-    assert {"steven-test@example.com", "steven-test", "example.com", "example", "com"} <= words
-    for query in ("steven-12345", "Steven-12345", "steven-test@example.com", "STEVEN 12345"):
-        assert {t.decode() for t in keyword_terms(query)} <= words, query
-
-
-def test_bare_email_user_id() -> None:
-    c = cert("bare-email-posteo.asc")
-    terms = index_terms(c)
-    assert (IndexKind.EMAIL, b"support@posteo.de") in terms
-    assert {"support@posteo.de", "support", "posteo.de", "posteo", "de"} == _words(c)
-    assert key_info(c).user_ids[0].email == "support@posteo.de"
-
-
-def test_email_is_lowercased_and_taken_from_angle_brackets() -> None:
-    terms = index_terms(cert("lp1195901.asc"))
-    emails = {t for k, t in terms if k == IndexKind.EMAIL}
-    assert emails == {
-        b"phil.pennock@spodhuis.org", b"pdp@exim.org", b"pdp@spodhuis.org",
-        b"pdp@spodhuis.demon.nl", b"phil.pennock@globnix.org",
-    }
-    assert email_term(" Phil.Pennock@Spodhuis.ORG ") == b"phil.pennock@spodhuis.org"
-
-
-def test_keyword_terms_tokenise_like_user_ids_most_selective_first() -> None:
-    assert keyword_terms("Phil Pennock") == [b"pennock", b"phil"]
-    assert keyword_terms("pdp@exim.org")[0] == b"pdp@exim.org"
-    assert keyword_terms("Jelmer Vernooĳ") == ["vernooĳ".encode(), b"jelmer"]
-    assert keyword_terms("  ,;: ") == []
-
-
-def test_latin1_user_ids_are_searchable() -> None:
-    from meshkp.openpgp.keywords import tokens, user_id_text
-
-    text = user_id_text("Jürgen Müller <jm@example.de>".encode("latin-1"))
-    assert text == "Jürgen Müller <jm@example.de>"
-    assert "müller" in tokens(text, 64)
-    assert keyword_terms("Müller") == ["müller".encode()]
-
-
-def test_keywords_capped_in_number_and_length() -> None:
-    c = cert("lp1195901.asc")
-    limits = Limits(keywords_per_key=5, keyword_bytes=6)
-    words = [t for k, t in index_terms(c, limits) if k == IndexKind.KEYWORD]
-    assert len(words) == 5
-    assert all(len(w) <= 6 for w in words)
-    # The primary user ID's keywords come first, so they survive the cap.
-    assert b"phil.p" in words
-    assert keyword_terms("phil.pennock@spodhuis.org", limits)[0] == b"phil.p"
-    # Non-keyword terms are never capped.
-    assert len([t for k, t in index_terms(c, limits) if k == IndexKind.FINGERPRINT]) == 8
 
 
 @pytest.mark.gpg
@@ -240,7 +167,7 @@ def test_soft_revocation_and_secret_key_from_real_gnupg() -> None:
     assert isinstance(revocation, RevocationCertificate)
     revoked = apply_revocation(key, revocation)
     assert revoked is not None
-    info = key_info(revoked)
+    info = key_view(revoked)
     assert info.revoked and not info.hard_revoked
     assert (info.revocation.reason_code, info.revocation.reason_text) == (3, "retired")
     (refused,) = parse_keytext(secret)

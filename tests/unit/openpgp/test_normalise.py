@@ -10,10 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from meshkp.errors import ArmorError, KeyRejected, MalformedPacket, OpenPGPError
+from meshkp.keys.terms import index_terms, revocation_lookup_terms
 from meshkp.limits import Limits
 from meshkp.openpgp.armor import armor
 from meshkp.openpgp.certificate import Certificate
-from meshkp.openpgp.index import index_terms, key_info
+from meshkp.openpgp.index import key_view
 from meshkp.openpgp.keytext import SECRET_KEY_REASON, PartialKey, Rejected, parse_keytext
 from meshkp.openpgp.normalise import claims_self, normalise, normalise_update
 from meshkp.openpgp.packet import Packet, Tag
@@ -302,7 +303,7 @@ def test_bare_revocation_certificate_is_returned_and_merges_into_its_key() -> No
     (revocation,) = parse_keytext(fixture("test-key-revoke.asc"))
     assert isinstance(revocation, RevocationCertificate)
     stored = cert("test-key.asc")
-    assert any(term[1] == stored.fingerprint for term in revocation.lookup_terms())
+    assert any(term[1] == stored.fingerprint for term in revocation_lookup_terms(revocation))
     revoked = apply_revocation(stored, revocation)
     assert revoked is not None
     assert revoked == stored.merge(cert("test-key-revoked.asc"))
@@ -410,7 +411,7 @@ def test_mutated_keys_never_crash_the_parser(data: bytes) -> None:
             assert isinstance(item.alone, (Certificate, Rejected))
         if isinstance(item, Certificate):
             assert normalise(list(item.packets())) == item
-            key_info(item)
+            key_view(item)
             index_terms(item)
 
 

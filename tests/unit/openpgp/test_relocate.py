@@ -19,7 +19,7 @@ import pytest
 from meshkp.errors import KeyRejected
 from meshkp.limits import Limits
 from meshkp.openpgp.certificate import Certificate
-from meshkp.openpgp.index import key_info
+from meshkp.openpgp.index import key_view
 from meshkp.openpgp.keytext import parse_keytext
 from meshkp.openpgp.normalise import claims_self, normalise
 from meshkp.openpgp.packet import Packet, Tag
@@ -93,7 +93,7 @@ def test_user_id_self_signatures_filed_under_other_user_ids_are_moved() -> None:
     own = [s for s in sigs if claims_self(s, primary)]
     assert own and all(verify_binding(primary, s, cert.user_ids[DEMON_UID].packet) for s in own)
     assert SigType.CERT_REVOCATION in {s.sig_type for s in own}
-    demon = next(u for u in key_info(cert).user_ids if u.user_id == DEMON_UID)
+    demon = next(u for u in key_view(cert).user_ids if u.user_id == DEMON_UID)
     assert demon.revoked  # as gpg --import shows it (uid:r)
     # Moving never changes the correctly filed key.
     assert normalise(raw_key("lp1195901.asc")).user_ids.keys() == cert.user_ids.keys()

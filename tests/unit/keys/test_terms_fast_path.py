@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from meshkp.keys.terms import index_terms
 from meshkp.limits import Limits
 from meshkp.openpgp.certificate import Certificate
-from meshkp.openpgp.index import index_terms, key_info
+from meshkp.openpgp.index import key_view
 from meshkp.openpgp.keytext import parse_keytext
 from meshkp.openpgp.keywords import tokens
 from meshkp.openpgp.pubkey import parse_public_key
@@ -18,14 +19,14 @@ NAMES = sorted(p.name for p in FIXTURES.glob("*.asc"))
 
 
 def ordered_terms(cert: Certificate, limits: Limits) -> frozenset[IndexTerm]:
-    """The reference: keywords of every user ID in key_info order (primary first), capped."""
+    """The reference: keywords of every user ID in key_view order (primary first), capped."""
     terms: set[IndexTerm] = set()
     for body in (cert.primary.packet.body, *(c.packet.body for c in cert.subkeys.values())):
         key = parse_public_key(body)
         terms |= {(IndexKind.FINGERPRINT, key.fingerprint), (IndexKind.KEY_ID64, key.key_id),
                   (IndexKind.KEY_ID32, key.short_id)}
     seen: list[str] = []
-    for info in key_info(cert).user_ids:
+    for info in key_view(cert).user_ids:
         if info.email:
             terms.add((IndexKind.EMAIL, info.email.encode()))
         for word in tokens(info.text, limits.keyword_bytes, info.email):
