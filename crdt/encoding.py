@@ -2,30 +2,22 @@
 
 msgpack keeps a dict's insertion order, so two replicas that built the same state in a
 different order would otherwise encode it differently. `packb` sorts every map by key and
-refuses unordered containers; types put their set members in a sorted list themselves
-(ordered by `sort_key`). `unpackb` turns every decoding failure into `DecodeError`, and the
-`as_*` checkers validate the decoded shape, so a peer's bytes never crash a caller.
+refuses unordered containers (a type sorts its members into a list itself). `unpackb` turns
+every decoding failure into `DecodeError`, and the `as_*` checkers validate the decoded
+shape, so a peer's bytes never crash a caller.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from typing import TypeVar
 
 import msgpack
 
 from crdt.errors import DecodeError
 
-T = TypeVar("T")
-
-# A node id names a replica in every version vector and dot. A peer could otherwise grow every
+# A node id names a replica in every version vector. A peer could otherwise grow every
 # record it touches by sending huge ids; real ids are a hex Ed25519 key (64) or a host name.
 MAX_NODE_ID_CHARS = 255
 # msgpack's largest unsigned integer; counters and clock fields above it cannot be encoded.
 MAX_UINT64 = 2**64 - 1
-# One set element or register value, encoded. Elements are hashes, fingerprints or short
-# names; bigger ones are a bug or an attack on every replica's memory.
-MAX_ELEMENT_BYTES = 4096
 
 _KEY_RANK = {bool: 0, int: 1, str: 2, bytes: 3}
 
@@ -52,11 +44,6 @@ def packb(obj: object) -> bytes:
     """Encode `obj` deterministically (maps sorted by key, bin type for bytes)."""
     data: bytes = msgpack.packb(canonical(obj), use_bin_type=True)
     return data
-
-
-def sort_key(obj: object) -> bytes:
-    """A total order on encodable values, identical on every node: their canonical bytes."""
-    return packb(obj)
 
 
 def _refuse_ext(code: int, data: bytes) -> object:
@@ -102,7 +89,7 @@ def as_int(obj: object, what: str, minimum: int = 0, maximum: int = MAX_UINT64) 
     return obj
 
 
-def as_str(obj: object, what: str, max_chars: int = MAX_ELEMENT_BYTES) -> str:
+def as_str(obj: object, what: str, max_chars: int) -> str:
     """`obj` as a str of at most `max_chars` characters."""
     if not isinstance(obj, str):
         raise DecodeError(f"{what}: expected a string, got {type(obj).__name__}")
@@ -111,7 +98,7 @@ def as_str(obj: object, what: str, max_chars: int = MAX_ELEMENT_BYTES) -> str:
     return obj
 
 
-def as_bytes(obj: object, what: str, min_len: int = 0, max_len: int = MAX_ELEMENT_BYTES) -> bytes:
+def as_bytes(obj: object, what: str, min_len: int, max_len: int) -> bytes:
     """`obj` as bytes whose length is in [min_len, max_len]."""
     if not isinstance(obj, bytes):
         raise DecodeError(f"{what}: expected bytes, got {type(obj).__name__}")
@@ -126,29 +113,3 @@ def as_node_id(obj: object, what: str) -> str:
     if not node:
         raise DecodeError(f"{what}: empty node id")
     return node
-
-
-# Element decoders for the generic set and register types: `ORSet.from_obj(obj, decode_bytes)`.
-def decode_bytes(obj: object) -> bytes:
-    """An element that must be bytes (packet hashes, fingerprints)."""
-    return as_bytes(obj, "element")
-
-
-def decode_str(obj: object) -> str:
-    """An element that must be a string (names, policy entries)."""
-    return as_str(obj, "element")
-
-
-def decode_int(obj: object) -> int:
-    """An element that must be a non-negative integer."""
-    return as_int(obj, "element")
-
-
-def decode_with(decode: Callable[[object], T], obj: object, what: str) -> T:
-    """Run a caller's element decoder, turning its failures into DecodeError."""
-    try:
-        return decode(obj)
-    except DecodeError:
-        raise
-    except (ValueError, TypeError, KeyError) as exc:
-        raise DecodeError(f"{what}: element decoder refused {obj!r:.80} ({exc})") from exc

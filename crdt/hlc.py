@@ -3,8 +3,9 @@
 A timestamp is (wall_ms, logical). `wall_ms` tracks the largest physical time seen, locally
 or in a received stamp; `logical` orders events within one millisecond and keeps the clock
 moving when the wall clock stalls or jumps back. Stamps follow causality (a received stamp
-is always below the next local one) and stay close to physical time, which is what
-last-writer-wins needs. The wall clock is injected, so tests drive it.
+is always below the next local one) and stay close to physical time, so a stamp (a
+tombstone's, in meshkp) both orders events and says roughly when they happened. The wall
+clock is injected, so tests drive it.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class HybridLogicalClock:
         last: HLCTimestamp = ZERO,
     ) -> None:
         # max_drift_ms: refuse received stamps this far ahead of our wall clock. Without it one
-        # peer with a clock set to 2099 drags every node's LWW stamps into 2099 for good
+        # peer with a clock set to 2099 drags every node's stamps into 2099 for good
         # (Kulkarni et al. §3.3 bound ε). None accepts any stamp.
         # last: the largest stamp issued before a restart, so stamps stay monotonic across it.
         if max_drift_ms is not None and max_drift_ms < 0:

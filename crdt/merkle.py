@@ -61,11 +61,6 @@ class MerkleConfig:
             raise CrdtConfigError(f"depth={self.depth!r}: must be an int in [1, 16]")
 
     @property
-    def bits_per_level(self) -> int:
-        """log2(fanout): hash bits consumed per level."""
-        return self.fanout.bit_length() - 1
-
-    @property
     def buckets(self) -> int:
         """Number of leaf buckets, fanout**depth."""
         return int(self.fanout**self.depth)

@@ -16,17 +16,9 @@ from typing import Generic, TypeVar
 
 from hypothesis import strategies as st
 
-from crdt.dots import CausalContext, Dot
-from crdt.gset import GSet
-from crdt.hlc import HLCTimestamp
-from crdt.lww import LWWRegister
-from crdt.orset import ORSet
-from crdt.rwset import RWSet
 from crdt.vclock import VersionVector
 
 S = TypeVar("S")
-
-ELEMENTS = [b"a", b"b", b"c", b"d"]  # a small pool, so ops on one element collide often
 
 
 def node_name(index: int) -> str:
@@ -36,11 +28,8 @@ def node_name(index: int) -> str:
 
 @dataclass
 class Events:
-    """What the operations did, for oracles: add/remove dots and what each had observed."""
+    """What the operations did, for oracles."""
 
-    adds: list[tuple[bytes, Dot]] = field(default_factory=list)
-    removes: list[tuple[bytes, Dot]] = field(default_factory=list)
-    observed: set[Dot] = field(default_factory=set)
     values: list[object] = field(default_factory=list)
 
 
@@ -61,64 +50,8 @@ def _vv_op(data: st.DataObject, state: VersionVector, node: str, ev: Events):
     return new, VersionVector({node: new.get(node)})
 
 
-def _ctx_op(data: st.DataObject, state: CausalContext, node: str, ev: Events):
-    # Arbitrary dots, not only the next one: builds dot clouds with gaps.
-    dot = Dot(node, data.draw(st.integers(1, 6), label="dot counter"))
-    ev.values.append(dot)
-    delta = CausalContext.of([dot])
-    return state.merge(delta), delta
-
-
-def _gset_op(data: st.DataObject, state: GSet[bytes], node: str, ev: Events):
-    element = data.draw(st.sampled_from(ELEMENTS), label="element")
-    ev.values.append(element)
-    return state.add(element), GSet([element])
-
-
-def _orset_op(data: st.DataObject, state: ORSet[bytes], node: str, ev: Events):
-    element = data.draw(st.sampled_from(ELEMENTS), label="element")
-    ev.observed |= state.dots(element)
-    if data.draw(st.booleans(), label="add?"):
-        delta = state.add_delta(node, element)
-        (dot,) = delta.dots(element)
-        ev.adds.append((element, dot))
-    else:
-        delta = state.remove_delta(element)
-    return state.merge(delta), delta
-
-
-def _rwset_op(data: st.DataObject, state: RWSet[bytes], node: str, ev: Events):
-    element = data.draw(st.sampled_from(ELEMENTS), label="element")
-    is_add = data.draw(st.booleans(), label="add?")
-    ev.observed |= state.add_dots(element) | state.remove_dots(element)
-    dot = state.context.next_dot(node)
-    delta = state.add_delta(node, element) if is_add else state.remove_delta(node, element)
-    (ev.adds if is_add else ev.removes).append((element, dot))
-    return state.merge(delta), delta
-
-
-LWW_START: LWWRegister[bytes] = LWWRegister(b"", HLCTimestamp(0, 0), "start")
-
-
-def _lww_op(data: st.DataObject, state: LWWRegister[bytes], node: str, ev: Events):
-    # Stamps are drawn, not taken from a clock: equal stamps across nodes (tie-break by node)
-    # and even a node reusing a stamp (tie-break by value) must still converge.
-    stamp = HLCTimestamp(data.draw(st.integers(0, 4)), data.draw(st.integers(0, 2)))
-    value = data.draw(st.sampled_from(ELEMENTS), label="value")
-    write = LWWRegister(value, stamp, node)
-    ev.values.append(write)
-    return state.merge(write), write
-
-
 TYPES: list[CrdtType[object]] = [
     CrdtType("vclock", VersionVector, _vv_op, lambda a, b: a.merge(b), lambda s: s.to_wire()),
-    CrdtType(
-        "causal-context", CausalContext, _ctx_op, lambda a, b: a.merge(b), lambda s: s.to_wire()
-    ),
-    CrdtType("gset", GSet, _gset_op, lambda a, b: a.merge(b), lambda s: s.to_wire()),
-    CrdtType("orset", ORSet, _orset_op, lambda a, b: a.merge(b), lambda s: s.to_wire()),
-    CrdtType("rwset", RWSet, _rwset_op, lambda a, b: a.merge(b), lambda s: s.to_wire()),
-    CrdtType("lww", lambda: LWW_START, _lww_op, lambda a, b: a.merge(b), lambda s: s.to_wire()),
 ]  # type: ignore[list-item]
 
 
