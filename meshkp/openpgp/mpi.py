@@ -42,9 +42,6 @@ class Reader:
         bits = self.u16()
         return self.take((bits + 7) // 8)
 
-    def mpi_int(self) -> int:
-        return int.from_bytes(self.mpi(), "big")
-
     def oid(self) -> bytes:
         """A curve OID with its 1-octet length prefix (RFC 9580 §5.5.5.6); 0 and 0xFF are reserved."""
         length = self.u8()

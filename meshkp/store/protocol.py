@@ -1,7 +1,7 @@
 """The `Store` protocol: records by fingerprint, lookup indexes, counters, one atomic batch per change.
 
 The store knows nothing of OpenPGP: callers hand it encoded records and the index terms
-computed by meshkp.openpgp. LevelDBStore and MemoryStore implement it.
+computed by meshkp.keys.terms. LevelDBStore and MemoryStore implement it.
 """
 
 from __future__ import annotations
