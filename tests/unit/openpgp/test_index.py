@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from meshkp.openpgp.certificate import Certificate
-from meshkp.openpgp.index import key_view
+from meshkp.openpgp.index import key_view, user_ids_in_index_order
 from meshkp.openpgp.keytext import SECRET_KEY_REASON, Rejected, parse_keytext
 from meshkp.openpgp.keyview import Revocation
 from meshkp.openpgp.revocation import RevocationCertificate, apply_revocation
@@ -56,6 +56,15 @@ def test_primary_user_id_selection_lp1195901() -> None:
     )
     merged = cert("lp1195901.asc").merge(cert("lp1195901_globnix.asc"))
     assert key_view(merged).user_ids[0].text == "Phil Pennock <phil.pennock@spodhuis.org>"
+
+
+def test_user_ids_in_index_order_is_the_order_of_the_view() -> None:
+    checked = 0
+    for path in sorted(FIXTURES.glob("*.asc")):
+        for c in (i for i in parse_keytext(path.read_bytes()) if isinstance(i, Certificate)):
+            assert user_ids_in_index_order(c) == [u.user_id for u in key_view(c).user_ids], path
+            checked += len(c.user_ids) > 1
+    assert checked > 10  # keys where the order is a choice
 
 
 def test_key_facts_of_a_plain_rsa_key() -> None:
