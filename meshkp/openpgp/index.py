@@ -39,21 +39,9 @@ def key_view(cert: Certificate) -> KeyView:
     primary = parse_public_key(cert.primary.packet.body)
     described = _describe_user_ids(cert, primary)
     chosen = _primary_user_id(described)
-    user_ids = tuple(
-        sorted(
-            (
-                UserIdView(
-                    user_id=d.body,
-                    created=d.newest.created if d.newest else None,
-                    expires=d.expires,
-                    revoked=d.revoked,
-                    primary=d.body == chosen,
-                    signatures=_signatures(cert.user_ids[d.body], primary),
-                )
-                for d in described
-            ),
-            key=lambda u: _index_order(u.user_id, chosen),
-        )
+    user_ids = sorted(
+        (_user_id_view(d, cert.user_ids[d.body], primary, chosen) for d in described),
+        key=lambda u: _index_order(u.user_id, chosen),
     )
     return KeyView(
         fingerprint=primary.fingerprint,
@@ -64,7 +52,7 @@ def key_view(cert: Certificate) -> KeyView:
         created=primary.created,
         expires=_key_expiry(cert, primary, described),
         revocation=_revocation(_self_sigs(cert.primary, primary, {SigType.KEY_REVOCATION})),
-        user_ids=user_ids,
+        user_ids=tuple(user_ids),
         subkeys=tuple(
             sorted(
                 (_subkey(c, primary) for c in cert.subkeys.values()),
@@ -150,6 +138,19 @@ def _describe_user_ids(cert: Certificate, primary: PublicKey) -> list[_Described
         expires = _expiry(newest.created, newest.expiration_seconds)
         described.append(_Described(body, newest, revoked, expires))
     return described
+
+
+def _user_id_view(
+    described: _Described, component: Component, primary: PublicKey, chosen: bytes | None
+) -> UserIdView:
+    return UserIdView(
+        user_id=described.body,
+        created=described.newest.created if described.newest else None,
+        expires=described.expires,
+        revoked=described.revoked,
+        primary=described.body == chosen,
+        signatures=_signatures(component, primary),
+    )
 
 
 def _primary_user_id(described: list[_Described]) -> bytes | None:
