@@ -52,8 +52,6 @@ BEING_REMOVED = {
     ("meshkp/net/simcluster.py", "meshkp.swim.types"),
     ("meshkp/net/simcodec.py", "meshkp.swim.fields"),
     ("meshkp/net/simcodec.py", "meshkp.swim.messages"),
-    ("meshkp/openpgp/index.py", "meshkp.store.protocol"),
-    ("meshkp/openpgp/revocation.py", "meshkp.store.protocol"),
 }
 
 
