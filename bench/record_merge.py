@@ -1,7 +1,8 @@
 """Merge throughput of key records built from real debian-keyring keys, by record size.
 
 Each key is split into two replicas (alternate signatures each, as two nodes that saw
-different certifications); we time `a.merge(b)` and the encode that a store write needs.
+different certifications); we time `a.join(b, limits)` (the CRDT join with the signature cap)
+and the encode that a store write needs.
 Run: python -m bench.record_merge
 """
 
@@ -11,11 +12,12 @@ import statistics
 import time
 from pathlib import Path
 
+from meshkp.keys.record import KeyRecord
+from meshkp.limits import Limits
 from meshkp.openpgp.certificate import Certificate, Component, certificate_from_packets
 from meshkp.openpgp.framing import parse_packets
 from meshkp.openpgp.packet import Tag
 from meshkp.openpgp.pubkey import parse_public_key
-from meshkp.record import KeyRecord
 
 KEYRING = Path("/usr/share/keyrings/debian-keyring.gpg")
 BUCKETS = [(0, 4_096), (4_096, 16_384), (16_384, 65_536), (65_536, 1 << 30)]
@@ -48,6 +50,7 @@ def _half(cert: Certificate, parity: int) -> Certificate:
 
 
 def main(runs: int = 3) -> None:
+    limits = Limits()
     pairs = [
         (KeyRecord.new(_half(c, 0), "node-a"), KeyRecord.new(_half(c, 1), "node-b"), len(c.to_bytes()))
         for c in _certificates()
@@ -62,11 +65,11 @@ def main(runs: int = 3) -> None:
         for _ in range(runs):
             start = time.perf_counter()
             for a, b, _size in chosen:
-                a.merge(b)
+                a.join(b, limits)
             merge_rates.append(len(chosen) / (time.perf_counter() - start))
             start = time.perf_counter()
             for a, b, _size in chosen:
-                a.merge(b).encode()
+                a.join(b, limits).encode()
             full_rates.append(len(chosen) / (time.perf_counter() - start))
         mean_size = statistics.mean(size for *_, size in chosen)
         rate = statistics.median(merge_rates)

@@ -31,16 +31,15 @@ import click
 
 from bench.common import DEBIAN_KEYRING, OUT_DIR
 from bench.keygen import generate_keyring
+from meshkp.keys.commit import PULLED, Committer, joining
+from meshkp.keys.record import KeyRecord
 from meshkp.limits import Limits
 from meshkp.openpgp.certificate import Certificate, certificate_from_packets
 from meshkp.openpgp.framing import parse_packets
 from meshkp.openpgp.keytext import parse_keytext, split_stream
 from meshkp.openpgp.pubkey import parse_public_key
-from meshkp.record import KeyRecord
-from meshkp.replication.apply import merge_into_store
 from meshkp.replication.config import ReplicationConfig
 from meshkp.replication.loopback import LoopbackNetwork
-from meshkp.replication.merkle_index import MerkleIndex
 from meshkp.replication.peers import PeerRef, StaticPeers
 from meshkp.replication.replicator import Replicator
 from meshkp.store.executor import AsyncStore
@@ -66,8 +65,9 @@ def real_records(path: Path, count: int, seed: int = 5) -> list[KeyRecord]:
 
 def fill(path: Path, recs: list[KeyRecord]) -> None:
     store = LevelDBStore(path)
+    committer = Committer(Limits())
     for start in range(0, len(recs), 2000):
-        merge_into_store(store, recs[start:start + 2000], MerkleIndex(), Limits(), sync=False)
+        committer.apply(store, joining(recs[start:start + 2000]), PULLED, sync=False)
     store.close()
 
 
@@ -75,8 +75,10 @@ async def one_round(a_dir: Path, b_dir: Path) -> tuple[int, int, int, float]:
     net = LoopbackNetwork()
     cfg = ReplicationConfig(sync_interval_s=3600, first_sync_delay_s=3600, request_timeout_s=600)
     stores = [AsyncStore(LevelDBStore(a_dir)), AsyncStore(LevelDBStore(b_dir))]
-    a = Replicator(stores[0], "a", Limits(), cfg, StaticPeers([PeerRef("b", ("x", 0))]), net.channel("a"))
-    b = Replicator(stores[1], "b", Limits(), cfg, StaticPeers([PeerRef("a", ("x", 0))]), net.channel("b"))
+    a = Replicator(stores[0], "a", Committer(Limits()), cfg, StaticPeers([PeerRef("b", ("x", 0))]),
+                   net.channel("a"))
+    b = Replicator(stores[1], "b", Committer(Limits()), cfg, StaticPeers([PeerRef("a", ("x", 0))]),
+                   net.channel("b"))
     net.add("a", a)
     net.add("b", b)
     began = time.perf_counter()

@@ -33,13 +33,14 @@ import click
 from bench import common
 from bench.common import OUT_DIR
 from bench.keygen import generate_key
+from meshkp.keys.commit import Committer
 from meshkp.keys.parse import KeyParser
+from meshkp.keys.record import KeyRecord
 from meshkp.keys.service import KeyService
 from meshkp.limits import Limits
 from meshkp.openpgp.armor import armor
 from meshkp.openpgp.framing import parse_packets
 from meshkp.openpgp.normalise import normalise
-from meshkp.record import KeyRecord
 from meshkp.replication.config import ReplicationConfig
 from meshkp.replication.messages import PushBatch
 from meshkp.replication.peers import StaticPeers
@@ -50,7 +51,7 @@ from meshkp.store.leveldb import LevelDBStore
 LIMITS = Limits()
 SEED = b"write-path-cpu"
 BATCH = 50  # records per push batch: below prepare_min_batch, prepared in this process
-CONFIG = ReplicationConfig(sync_interval_s=3600, first_sync_delay_s=3600, prepare_workers=0)
+CONFIG = ReplicationConfig(sync_interval_s=3600, first_sync_delay_s=3600)
 
 
 class _NoChannel:
@@ -58,16 +59,14 @@ class _NoChannel:
         raise AssertionError("the benchmark node has no peers")
 
 
-def _node(path: Path) -> tuple[AsyncStore, KeyService, Replicator, KeyParser]:
-    """A store, key service and replicator wired as meshkp/replication/plugin.py does."""
+def _node(path: Path) -> tuple[AsyncStore, KeyService, Replicator]:
+    """A store, key service and replicator sharing one commit path, as on a node (no pool:
+    process_time counts this process only)."""
     store = AsyncStore(LevelDBStore(path))
-    parser = KeyParser(LIMITS, process_threshold=0)
-    service = KeyService(store, "n0", LIMITS, parser)
-    replicator = Replicator(store, "n0", LIMITS, CONFIG, StaticPeers(), _NoChannel(),
-                            note_writes=service.note_writes)
-    service.write_hooks.append(replicator.ingest_hook)
-    service.write_listeners.append(replicator.on_ingest)
-    return store, service, replicator, parser
+    committer = Committer(LIMITS)
+    service = KeyService(store, "n0", committer, KeyParser(LIMITS, process_threshold=0))
+    replicator = Replicator(store, "n0", committer, CONFIG, StaticPeers(), _NoChannel())
+    return store, service, replicator
 
 
 def _cpu(fn: Callable[[], object]) -> float:
@@ -96,7 +95,7 @@ def _inputs(count: int) -> dict[str, list[bytes]]:
 async def _one_run(work: Path, inputs: dict[str, list[bytes]]) -> dict[str, float]:
     """CPU seconds of each phase over all keys, each phase on a fresh node."""
     out: dict[str, float] = {}
-    store, service, replicator, parser = _node(work / "upload")
+    store, service, replicator = _node(work / "upload")
     try:
         async def uploads() -> None:
             for text in inputs["uploads"]:
@@ -105,9 +104,8 @@ async def _one_run(work: Path, inputs: dict[str, list[bytes]]) -> dict[str, floa
         out["upload"] = await _acpu(uploads)
     finally:
         await replicator.stop()
-        parser.close()
         await store.close()
-    store, service, replicator, parser = _node(work / "receive")
+    store, service, replicator = _node(work / "receive")
     try:
         def pushes(records: list[bytes]) -> Callable[[], Awaitable[None]]:
             async def send() -> None:
@@ -124,7 +122,6 @@ async def _one_run(work: Path, inputs: dict[str, list[bytes]]) -> dict[str, floa
         assert status["keys"] == len(inputs["full"]), status
     finally:
         await replicator.stop()
-        parser.close()
         await store.close()
     return out
 

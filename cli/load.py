@@ -140,7 +140,6 @@ def _run(files: tuple[Path, ...], data_dir: Path, node_id: str | None, workers: 
     from meshkp.bulk.datadir import open_store
     from meshkp.bulk.loader import BulkLoader, LoadConfig, resolve_inputs
     from meshkp.net.identity import load_or_create_identity
-    from meshkp.replication.merkle_index import MerkleIndex
 
     inputs = resolve_inputs(files)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -150,9 +149,9 @@ def _run(files: tuple[Path, ...], data_dir: Path, node_id: str | None, workers: 
         config = dataclasses.replace(config, workers=workers)
     show = err.is_terminal if progress is None else progress
     bar = _RichProgress(err) if show else None
-    # The Merkle tree of anti-entropy is kept in the same batches as the records, as the
-    # node's own uploads do, so a loaded node syncs its keys without a rebuild.
-    with BulkLoader(config, write_hooks=[MerkleIndex().ingest_hook]) as loader:
+    # The loader commits through the one commit path, which keeps the Merkle tree of
+    # anti-entropy in the same batches as the records: a loaded node syncs without a rebuild.
+    with BulkLoader(config) as loader:
         store = open_store(data_dir, "load keys",
                            "send the keys to it with POST /pks/add "
                            "(curl --data-urlencode keytext@FILE http://HOST:11371/pks/add)")

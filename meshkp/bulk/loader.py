@@ -3,10 +3,13 @@
 Pipeline, per file (keyring, armored file or SKS/Hockeypuck dump):
 1. the parent frames the whole file by packet headers (meshkp.bulk.split): a file that
    cannot be framed raises LoadError before any key of it is stored;
-2. runs of whole keys (a few hundred KB) go to worker processes, which parse, normalise
-   and verify them with the same code as POST /pks/add (meshkp.bulk.worker);
-3. the parent merges the results into the store through the shared ingest core
-   (meshkp.keys.ingest), thousands of keys per WriteBatch, in input order.
+2. runs of whole keys (a few hundred KB) go to worker processes (meshkp/keys/pool.py), which
+   parse, normalise and verify them with the same code as POST /pks/add, and prepare each
+   key's record and index terms (meshkp.bulk.worker);
+3. the parent commits the results through the node's one commit path (meshkp.keys.commit,
+   deciding with meshkp.keys.ingest as an upload does), thousands of keys per WriteBatch, in
+   input order: records, index terms, counters and the Merkle tree of anti-entropy together,
+   so a loaded node syncs its keys without a rebuild.
 At most `max_in_flight` tasks are outstanding, so memory stays bounded on inputs of any size.
 Intermediate batches are written without fsync (a crashed load is simply run again: loading
 is idempotent); the last batch is synced before `load` returns.
@@ -15,12 +18,11 @@ is idempotent); the last batch is synced before `load` returns.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,24 +32,16 @@ from typing import Protocol
 from meshkp.bulk.sksdump import dump_files
 from meshkp.bulk.source import InputError, InputKind, Piece, open_pieces
 from meshkp.bulk.split import key_spans
-from meshkp.bulk.worker import Normalised, WorkerItem, normalise_pieces, reason_category
+from meshkp.bulk.worker import Item, WorkerItem, normalise_pieces, reason_category, received
 from meshkp.errors import LimitExceeded, MeshkpError, OpenPGPError
-from meshkp.keys.ingest import (
-    KEYS_COUNTER,
-    IngestResult,
-    KeyOutcome,
-    Status,
-    certificate_terms,
-    ingest,
-)
+from meshkp.keys.commit import LOADED, Committer
+from meshkp.keys.ingest import KEYS_COUNTER, KeyOutcome, Status, uploading
+from meshkp.keys.pool import WorkerPool
+from meshkp.keys.state import Prepared
 from meshkp.limits import Limits
-from meshkp.openpgp.certificate import Certificate
-from meshkp.openpgp.keytext import KeytextItem
-from meshkp.store.protocol import IndexTerm, Store
+from meshkp.store.protocol import Store
 
 log = logging.getLogger(__name__)
-
-WriteHook = Callable[[Store, IngestResult], None]
 
 
 class LoadError(MeshkpError):
@@ -175,32 +169,34 @@ class _Task:
 
 
 class BulkLoader:
-    """Loads files into a Store; `with BulkLoader(config) as loader:` owns the worker pool.
+    """Loads files into a Store through `committer` (a new one under config.limits if None).
 
-    Enter the context (which starts the workers) before opening the store, so that workers
-    are forked from a process holding no LevelDB handle.
+    `pool` is the worker pool to parse in (a node's, not closed here). Without one,
+    `with BulkLoader(config) as loader:` makes and owns a pool of `config.workers`: enter the
+    context (which starts the workers) before opening the store, so that the workers are
+    forked from a process holding no LevelDB handle.
     """
 
-    def __init__(self, config: LoadConfig, write_hooks: Sequence[WriteHook] = ()) -> None:
+    def __init__(self, config: LoadConfig, pool: WorkerPool | None = None,
+                 committer: Committer | None = None) -> None:
         self.config = config
-        self.write_hooks = list(write_hooks)
-        self._pool: ProcessPoolExecutor | None = None
+        self.committer = committer or Committer(config.limits)
+        self._pool = pool
+        self._owns_pool = False
 
     def __enter__(self) -> BulkLoader:
-        if self.config.workers > 0:
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.config.workers, mp_context=multiprocessing.get_context("fork")
-            )
-            # Start the workers now, before the caller opens the store (see class doc).
-            for future in [self._pool.submit(os.getpid) for _ in range(self.config.workers)]:
-                future.result()
+        if self._pool is None and self.config.workers > 0:
+            self._pool = WorkerPool(self.config.workers, context="fork", idle_s=None)
+            self._owns_pool = True
+            self._pool.start()  # now, before the caller opens the store (see class doc)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._owns_pool and self._pool is not None:
+            self._pool.shutdown()
             self._pool = None
+            self._owns_pool = False
 
     def load(self, files: Sequence[Path], store: Store, progress: Progress | None = None,
              ) -> LoadSummary:
@@ -209,7 +205,7 @@ class BulkLoader:
         summary = LoadSummary()
         began = time.perf_counter()
         progress.begin(sum(p.stat().st_size for p in files))
-        writer = _BatchWriter(store, self.config, self.write_hooks, summary)
+        writer = _BatchWriter(store, self.config, self.committer, summary)
         pending: deque[tuple[Future[list[list[WorkerItem]]] | list[list[WorkerItem]], _Task]]
         pending = deque()
         failure: LoadError | None = None
@@ -233,9 +229,10 @@ class BulkLoader:
         return summary
 
     def _submit(self, task: _Task) -> Future[list[list[WorkerItem]]] | list[list[WorkerItem]]:
-        if self._pool is None:
-            return normalise_pieces(task.pieces, self.config.limits)
-        return self._pool.submit(normalise_pieces, task.pieces, self.config.limits)
+        args = (task.pieces, self.committer.limits, self.config.node_id)
+        if self._pool is None or not self._pool.enabled:
+            return normalise_pieces(*args)
+        return self._pool.submit(normalise_pieces, *args)
 
     def _collect(
         self,
@@ -290,51 +287,35 @@ class BulkLoader:
 
 
 class _BatchWriter:
-    """Collects worker items and merges them into the store a WriteBatch at a time."""
+    """Collects worker items and commits them into the store a WriteBatch at a time."""
 
-    def __init__(self, store: Store, config: LoadConfig, hooks: Sequence[WriteHook],
+    def __init__(self, store: Store, config: LoadConfig, committer: Committer,
                  summary: LoadSummary) -> None:
         self.store = store
         self.config = config
-        self.hooks = hooks
+        self.committer = committer
         self.summary = summary
-        self.items: list[KeytextItem] = []
-        # Terms the workers computed, by fingerprint, with the certificate they belong to.
-        self.known: dict[bytes, tuple[Certificate, frozenset[IndexTerm]]] = {}
+        self.items: list[Item] = []
         self.bytes = 0
         self.unsynced = False
 
     def add(self, items: list[WorkerItem]) -> None:
-        for item in items:
-            if isinstance(item, Normalised):
-                self.bytes += len(item.data)
-                cert = item.certificate()
-                self.known[cert.fingerprint] = (cert, item.terms())
-                self.items.append(cert)
-            else:
-                self.items.append(item)
+        for item in received(items):
+            if isinstance(item, Prepared):
+                self.bytes += len(item.encoded)
+            self.items.append(item)
         if len(self.items) >= self.config.batch_keys or self.bytes >= self.config.batch_bytes:
             self.flush(final=False)
 
     def flush(self, final: bool) -> None:
-        """Merge and write the collected items; the final flush is fsync'ed."""
+        """Commit the collected items; the final flush is fsync'ed."""
         items, self.items, self.bytes = self.items, [], 0
-        result = ingest(items, self.store.get, self.store.lookup, self.config.node_id,
-                        self.config.limits, terms=self._terms)
-        self.known.clear()
+        decide = uploading(items, self.config.node_id)
+        result = self.committer.apply(self.store, decide, LOADED, sync=final)
         if result.writes:
-            for hook in self.hooks:
-                hook(self.store, result)
-        if result.writes or (final and self.unsynced):
-            self.store.write(result.writes, sync=final)
             self.unsynced = not final
+        elif final and self.unsynced:
+            self.store.write([], sync=True)  # make the earlier, unsynced batches durable
+            self.unsynced = False
         for outcome in result.outcomes:
             self.summary.count(outcome)
-
-    def _terms(self, cert: Certificate, limits: Limits) -> frozenset[IndexTerm]:
-        # A new key is stored as the very certificate a worker returned (`is`); a merge
-        # with a stored copy makes a new one, whose terms are computed here.
-        known = self.known.get(cert.fingerprint)
-        if known is not None and known[0] is cert:
-            return known[1]
-        return certificate_terms(cert, limits)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from meshkp.errors import MeshkpError
-from meshkp.record import served_certificate_bytes
+from meshkp.keys.record import served_certificate_bytes
 
 log = logging.getLogger(__name__)
 

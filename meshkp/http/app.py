@@ -16,6 +16,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_exceptions import HTTPException
 
 from meshkp.errors import MeshkpError
+from meshkp.http.consistency import CONSISTENCY_KEY, Consistency
 from meshkp.http.errors import error_response, status_of, text_error
 from meshkp.http.hkp import (
     LOOKUP_OPS,
@@ -132,8 +133,16 @@ async def _root(request: web.Request) -> web.Response:
     )
 
 
-def make_app(service: KeyService, limits: Limits, metrics: HttpMetrics | None = None) -> web.Application:
-    """The node's HTTP application (no I/O until a runner starts it)."""
+def make_app(
+    service: KeyService,
+    limits: Limits,
+    metrics: HttpMetrics | None = None,
+    consistency: Consistency | None = None,
+) -> web.Application:
+    """The node's HTTP application (no I/O until a runner starts it).
+
+    `consistency`: replication's acks for x-consistency on POST /pks/add (None: ignored).
+    """
     metrics = metrics or HttpMetrics()
     # client_max_size bounds every body aiohttp buffers (request.read/post) while reading, so
     # a chunked upload without Content-Length cannot grow past the limit either.
@@ -142,6 +151,8 @@ def make_app(service: KeyService, limits: Limits, metrics: HttpMetrics | None = 
     )
     app[SERVICE_KEY] = service
     app[METRICS_KEY] = metrics
+    if consistency is not None:
+        app[CONSISTENCY_KEY] = consistency
     HkpHandlers(service, limits, metrics).register(app)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/", _root)

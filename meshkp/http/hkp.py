@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import string
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -20,6 +20,7 @@ from multidict import MultiDict, MultiMapping
 
 from meshkp.errors import InvalidRequest, LimitExceeded, Unsupported
 from meshkp.http import html, mr
+from meshkp.http.consistency import CONSISTENCY_KEY, confirmed, level_asked
 from meshkp.http.metrics import HttpMetrics
 from meshkp.http.replycache import MAX_AGE_S, Reply, ReplyCache
 from meshkp.http.sks import encode_hashquery_response, parse_hashquery
@@ -27,6 +28,7 @@ from meshkp.keys.ingest import Status
 from meshkp.keys.query import parse_query
 from meshkp.keys.service import AddReport, KeyService
 from meshkp.limits import Limits
+from meshkp.replication.consistency import parse_level
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +151,16 @@ class HkpHandlers:
     # -- POST /pks/add -----------------------------------------------------------------------
 
     async def add(self, request: web.Request) -> web.Response:
+        # x-consistency (meshkp/http/consistency.py): a bad level is a 400 before anything is
+        # stored, and one in the header or query before the body is even read.
+        consistency = request.app.get(CONSISTENCY_KEY)
+        asked = level_asked(request)
+        level = "one"
+        if consistency is not None and asked is not None:
+            level = parse_level(asked, consistency.default)
         form = await read_add_form(request, self.limits)
+        if consistency is not None and asked is None:
+            level = parse_level(level_asked(request, form), consistency.default)
         options = options_of(form) | options_of(request.query)
         as_json = wants_json(request, options)
         keytext = await _field_bytes(form.get("keytext"))
@@ -163,11 +174,15 @@ class HkpHandlers:
             *(report.count(s) for s in _STATUSES),
         )
         if as_json:
-            return web.Response(
+            response = web.Response(
                 status=status, text=json.dumps(report.to_json()) + "\n",
                 content_type="application/json",
             )
-        return web.Response(status=status, text=report.to_text(), content_type="text/plain")
+        else:
+            response = web.Response(status=status, text=report.to_text(), content_type="text/plain")
+        if consistency is None:
+            return response
+        return await confirmed(consistency, level, report, response, as_json)
 
     def _count(self, report: AddReport) -> None:
         for outcome in report.outcomes:
@@ -191,31 +206,6 @@ class HkpHandlers:
         )
 
 
-ADD_FORM_KEY = web.RequestKey("meshkp.add_form", object)
-
-
-async def read_add_form(request: web.Request, limits: Limits) -> MultiMapping[Any]:
-    """The fields of a POST /pks/add body, read once per request (later calls get the same).
-
-    Every reader of an upload goes through here (the add handler, and the x-consistency
-    middleware of meshkp/http/cluster_sync.py, which may look first), so that the body is
-    read and bounded once and its errors (413, unparseable multipart) are reported as such,
-    whoever meets them first. It raises LimitExceeded or InvalidRequest.
-    """
-    cached = request.get(ADD_FORM_KEY)
-    if isinstance(cached, BaseException):
-        raise cached
-    if cached is not None:
-        return cast(MultiMapping[Any], cached)
-    try:
-        form = await _read_form(request, limits)
-    except (LimitExceeded, InvalidRequest) as exc:
-        request[ADD_FORM_KEY] = exc
-        raise
-    request[ADD_FORM_KEY] = form
-    return form
-
-
 def check_length(request: web.Request, limits: Limits) -> None:
     """413 before reading anything when Content-Length already says the body is too big."""
     length = request.content_length
@@ -227,8 +217,11 @@ def check_length(request: web.Request, limits: Limits) -> None:
         )
 
 
-async def _read_form(request: web.Request, limits: Limits) -> MultiMapping[Any]:
-    """The form fields; aiohttp's client_max_size enforces upload_bytes while reading."""
+async def read_add_form(request: web.Request, limits: Limits) -> MultiMapping[Any]:
+    """The fields of a POST /pks/add body; LimitExceeded or InvalidRequest if it cannot be read.
+
+    aiohttp's client_max_size enforces upload_bytes while reading.
+    """
     check_length(request, limits)
     try:
         if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):

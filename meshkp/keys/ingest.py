@@ -1,10 +1,11 @@
-"""The merge core of every write of keys: stored record + normalised upload -> RecordWrites.
+"""The decision of an upload or a bulk load: stored record + normalised keys -> key changes.
 
-Pure and synchronous: it reads through the functions it is given and returns what to write;
-it never writes. The HTTP path runs it inside `AsyncStore.run_exclusive` (so two uploads of
-one key cannot interleave their read-merge-write), and the bulk loader runs it on its own
-batches. Parsing and signature checks happen before, in meshkp.openpgp.keytext, except for
-a `PartialKey` (an upload with signatures only the stored copy can place, e.g. a third-party
+Pure and synchronous: it reads through the functions it is given and returns the changes to
+commit; it never writes. The commit path (meshkp/keys/commit.py) runs it inside
+`AsyncStore.run_exclusive` for an upload (so two uploads of one key cannot interleave their
+read-merge-write) and in the bulk loader's thread for a load, and writes what it decided.
+Parsing and signature checks happen before, in meshkp.openpgp.keytext, except for a
+`PartialKey` (an upload with signatures only the stored copy can place, e.g. a third-party
 certification of a user ID sent without its self-signature): it is normalised here together
 with the stored copy (normalise_update), so those signatures are kept.
 
@@ -19,11 +20,13 @@ Per key the outcome is:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
 from meshkp.errors import KeyRejected, MeshkpError
+from meshkp.keys.record import KeyRecord
+from meshkp.keys.state import Change, KeyState, Prepared
 from meshkp.keys.terms import index_terms, revocation_lookup_terms
 from meshkp.limits import Limits
 from meshkp.openpgp.certificate import Certificate
@@ -32,13 +35,11 @@ from meshkp.openpgp.keytext import KeytextItem, PartialKey, Rejected
 from meshkp.openpgp.normalise import merge, normalise_update
 from meshkp.openpgp.pubkey import parse_public_key
 from meshkp.openpgp.revocation import RevocationCertificate, apply_revocation
-from meshkp.record import KeyRecord
-from meshkp.store.protocol import IndexKind, IndexTerm, RecordWrite
+from meshkp.store.protocol import IndexKind, IndexTerm, RecordWrite, Store
 
 log = logging.getLogger(__name__)
 
 ReadRecord = Callable[[bytes], bytes | None]
-TermsOf = Callable[[Certificate, Limits], frozenset[IndexTerm]]
 LookupIndex = Callable[[IndexKind, bytes, int], list[bytes]]
 
 KEYS_COUNTER = "keys"
@@ -81,27 +82,30 @@ class KeyOutcome:
 
 @dataclass(slots=True)
 class IngestResult:
-    """The writes to apply atomically, the outcome per item, and the new record states."""
+    """What an upload decided (the changes and the outcome per item) and, once committed, its writes."""
 
-    writes: list[RecordWrite] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
     outcomes: list[KeyOutcome] = field(default_factory=list)
-    records: dict[bytes, KeyRecord] = field(default_factory=dict)
+    writes: list[RecordWrite] = field(default_factory=list)  # filled by the commit
+
+    @property
+    def records(self) -> dict[bytes, KeyState]:
+        """The new state of each changed key, by fingerprint."""
+        return {change.fingerprint: change.after for change in self.changes}
 
     @property
     def accepted(self) -> bool:
         return any(o.status is not Status.REJECTED for o in self.outcomes)
 
 
-def record_terms(
-    record: KeyRecord | None, limits: Limits, terms: TermsOf | None = None
-) -> frozenset[IndexTerm]:
+def record_terms(record: KeyRecord | None, limits: Limits) -> frozenset[IndexTerm]:
     """The index terms a stored record has: none while deleted, else its lookup terms + digest."""
     if record is None:
         return frozenset()
     cert = record.live_certificate
     if cert is None:
         return frozenset()
-    return (terms or certificate_terms)(cert, limits)
+    return certificate_terms(cert, limits)
 
 
 def certificate_terms(cert: Certificate, limits: Limits) -> frozenset[IndexTerm]:
@@ -117,21 +121,26 @@ def user_id_strings(cert: Certificate) -> tuple[str, ...]:
 
 
 class _Overlay:
-    """Reads through `read`, but sees the records this ingest already decided to write."""
+    """Reads through `read`, but sees the states this ingest already decided to write."""
 
     def __init__(self, read: ReadRecord) -> None:
         self._read = read
-        self.decided: dict[bytes, KeyRecord] = {}
+        self.decided: dict[bytes, KeyState] = {}
         self.original: dict[bytes, KeyRecord | None] = {}
         # Keys new in this ingest, by 64-bit key ID: they are not in the store's index yet, and
         # a revocation certificate later in the same upload must find them too.
         self.added_by_key_id: dict[bytes, list[bytes]] = {}
 
-    def add_new(self, record: KeyRecord, key_id: bytes) -> None:
-        self.decided[record.fingerprint] = record
-        self.added_by_key_id.setdefault(key_id, []).append(record.fingerprint)
+    def add_new(self, state: KeyState, key_id: bytes) -> None:
+        self.decided[state.fingerprint] = state
+        self.added_by_key_id.setdefault(key_id, []).append(state.fingerprint)
 
     def get(self, fingerprint: bytes) -> KeyRecord | None:
+        state = self.state(fingerprint)
+        return state.key_record() if isinstance(state, Prepared) else state
+
+    def state(self, fingerprint: bytes) -> KeyState | None:
+        """The decided or stored state, without decoding a Prepared one."""
         if fingerprint in self.decided:
             return self.decided[fingerprint]
         if fingerprint not in self.original:
@@ -141,18 +150,18 @@ class _Overlay:
 
 
 def ingest(
-    items: Iterable[KeytextItem],
+    items: Iterable[KeytextItem | Prepared],
     read: ReadRecord,
     lookup: LookupIndex,
     node_id: str,
     limits: Limits,
-    terms: TermsOf | None = None,
 ) -> IngestResult:
-    """Merge parsed upload items into the stored records; return the writes and outcomes.
+    """Merge parsed upload items into the stored records; return the changes and outcomes.
 
-    Several copies of one key in `items` are merged into one write. Rejected items from the
-    parser pass through as rejected outcomes, in order. `terms` replaces certificate_terms:
-    the bulk loader passes one that returns terms its worker processes already computed.
+    Several copies of one key in `items` are merged into one change. Rejected items from the
+    parser pass through as rejected outcomes, in order. A Prepared item (bulk/worker.py) is a
+    normalised key prepared as `KeyRecord.new(cert, node_id)`: a key not stored yet is
+    written from it as it is, without parsing it again here (its outcome then names no user IDs).
     """
     overlay = _Overlay(read)
     outcomes: list[tuple[int, bytes | None, KeyOutcome]] = []
@@ -167,7 +176,9 @@ def ingest(
             if fingerprint is not None and outcome.status is Status.UPDATED:
                 changed[fingerprint] = None
         else:
-            if isinstance(item, PartialKey):
+            if isinstance(item, Prepared):
+                outcome = _add_prepared(item, overlay, node_id, limits)
+            elif isinstance(item, PartialKey):
                 outcome = _add_partial(item, overlay, node_id, limits)
             else:
                 outcome = _add(item, overlay, node_id, limits)
@@ -176,31 +187,28 @@ def ingest(
                 changed[item.fingerprint] = None
     result = IngestResult()
     for fingerprint in changed:
-        before = overlay.original.get(fingerprint)
         after = overlay.decided[fingerprint]
-        was_live = before is not None and not before.deleted
-        result.writes.append(
-            RecordWrite(
-                fingerprint=fingerprint,
-                record=after.encode(),
-                old_terms=record_terms(before, limits, terms),
-                new_terms=record_terms(after, limits, terms),
-                counters={KEYS_COUNTER: 1} if not was_live and not after.deleted else {},
-            )
-        )
-        result.records[fingerprint] = after
+        encoded = after.encoded if isinstance(after, Prepared) else after.encode()
+        result.changes.append(Change(overlay.original.get(fingerprint), after, encoded))
     # A key uploaded twice in one request is "added" once; later copies report the final state.
     result.outcomes = [_final(o, fp, overlay) for _, fp, o in outcomes]
     return result
 
 
+def uploading(
+    items: Sequence[KeytextItem | Prepared], node_id: str
+) -> Callable[[Store, Limits], IngestResult]:
+    """The decision (for Committer.run/apply) that merges `items` as an upload by `node_id`."""
+    return lambda store, limits: ingest(items, store.get, store.lookup, node_id, limits)
+
+
 def _final(outcome: KeyOutcome, fingerprint: bytes | None, overlay: _Overlay) -> KeyOutcome:
     if fingerprint is None or outcome.status is Status.REJECTED:
         return outcome
-    record = overlay.get(fingerprint)
-    cert = record.live_certificate if record is not None else None
-    if cert is None:
-        return outcome
+    state = overlay.state(fingerprint)
+    if not isinstance(state, KeyRecord) or state.live_certificate is None:
+        return outcome  # a Prepared state is not decoded just to name its user IDs
+    cert = state.live_certificate
     return KeyOutcome(outcome.status, outcome.fingerprint, outcome.reason, user_id_strings(cert))
 
 
@@ -217,7 +225,8 @@ def _add(cert: Certificate, overlay: _Overlay, node_id: str, limits: Limits) -> 
     fingerprint_hex = cert.fingerprint.hex().upper()
     stored = overlay.get(cert.fingerprint)
     if stored is None:
-        overlay.add_new(KeyRecord.new(cert, node_id), _key_id(cert))
+        new = KeyRecord.new(cert, node_id)
+        overlay.add_new(new, _key_id(cert.fingerprint, lambda: new))
         return KeyOutcome(Status.ADDED, fingerprint_hex)
     if stored.deleted:
         return KeyOutcome(Status.REJECTED, fingerprint_hex, _deleted_reason(stored))
@@ -241,13 +250,25 @@ def _add(cert: Certificate, overlay: _Overlay, node_id: str, limits: Limits) -> 
     return KeyOutcome(Status.UPDATED, fingerprint_hex)
 
 
-def _key_id(cert: Certificate) -> bytes:
+def _add_prepared(item: Prepared, overlay: _Overlay, node_id: str, limits: Limits) -> KeyOutcome:
+    """_add for a key prepared elsewhere: stored as it is when new, else merged as a certificate."""
+    if overlay.state(item.fingerprint) is None:
+        overlay.add_new(item, _key_id(item.fingerprint, item.key_record))
+        return KeyOutcome(Status.ADDED, item.fingerprint.hex().upper())
+    certificate = item.key_record().certificate
+    assert certificate is not None  # prepared as KeyRecord.new(certificate, node_id)
+    return _add(certificate, overlay, node_id, limits)
+
+
+def _key_id(fingerprint: bytes, record: Callable[[], KeyRecord]) -> bytes:
     """The 64-bit key ID (RFC 9580 §5.5.4): cut from a v4/v6 fingerprint, parsed for v3."""
-    if len(cert.fingerprint) == 20:
-        return cert.fingerprint[-8:]
-    if len(cert.fingerprint) == 32:
-        return cert.fingerprint[:8]
-    return parse_public_key(cert.primary.packet.body).key_id
+    if len(fingerprint) == 20:
+        return fingerprint[-8:]
+    if len(fingerprint) == 32:
+        return fingerprint[:8]
+    certificate = record().certificate
+    assert certificate is not None
+    return parse_public_key(certificate.primary.packet.body).key_id
 
 
 def _add_partial(item: PartialKey, overlay: _Overlay, node_id: str, limits: Limits) -> KeyOutcome:

@@ -1,9 +1,10 @@
 """KeyService: the keyserver's operations (add, search, get, index, stats, hget, hashquery).
 
 The HTTP layer calls only this. Everything that touches LevelDB runs on the store's
-executor; what lookups serve is cached by fingerprint (armored key, index view, mr lines)
-and search results by index term, both invalidated by every write that goes through
-`note_writes`. A write made elsewhere (replication, delete) must call `note_writes` too.
+executor; uploads are committed through the node's one commit path (meshkp/keys/commit.py).
+What lookups serve is cached by fingerprint (armored key, index view, mr lines) and search
+results by index term; the service observes every commit, whoever made it (an upload,
+replication, a delete), and drops what the commit changed.
 """
 
 from __future__ import annotations
@@ -11,21 +12,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from meshkp.errors import InvalidRequest, NotFound
 from meshkp.keys.cache import ServedCache, ServedKey, TermCache
-from meshkp.keys.ingest import IngestResult, KeyOutcome, Status, ingest
+from meshkp.keys.commit import UPLOADED, Commit, Committer
+from meshkp.keys.ingest import IngestResult, KeyOutcome, Status, uploading
 from meshkp.keys.parse import KeyParser
 from meshkp.keys.query import Query
+from meshkp.keys.record import KeyRecord, served_certificate_bytes
 from meshkp.keys.viewbuild import build_view
 from meshkp.limits import Limits
 from meshkp.openpgp.armor import armor
 from meshkp.openpgp.keyview import KeyView
-from meshkp.record import KeyRecord, served_certificate_bytes
-from meshkp.store.protocol import IndexKind, IndexTerm, RecordWrite, Store
+from meshkp.store.protocol import IndexKind, IndexTerm, Store
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +51,22 @@ class AsyncStoreLike(Protocol):
     async def run_exclusive(self, fn: Callable[[Store], Any], sync: bool = True) -> Any: ...
 
 
-WriteHook = Callable[[Store, IngestResult], None]
-WriteListener = Callable[[IngestResult], Awaitable[None] | None]
-
-
 @dataclass(frozen=True, slots=True)
 class AddReport:
-    """The outcome of one POST /pks/add, per key in upload order."""
+    """The outcome of one POST /pks/add, per key in upload order, and the keys it touched."""
 
     outcomes: tuple[KeyOutcome, ...]
+    # Fingerprints whose state the upload changed here, and those it found already stored
+    # unchanged (a retry after a 503, or a key another client uploaded): x-consistency waits
+    # for both to be acknowledged, since a held key is not known to be on other nodes yet.
+    changed: tuple[bytes, ...] = ()
+    held: tuple[bytes, ...] = ()
+
+    @classmethod
+    def of(cls, result: IngestResult) -> AddReport:
+        held = [bytes.fromhex(o.fingerprint) for o in result.outcomes
+                if o.status is Status.UNCHANGED and o.fingerprint]
+        return cls(tuple(result.outcomes), tuple(result.records), tuple(dict.fromkeys(held)))
 
     @property
     def accepted(self) -> bool:
@@ -98,7 +107,7 @@ class KeyService:
         self,
         store: AsyncStoreLike,
         node_id: str,
-        limits: Limits,
+        committer: Committer,
         parser: KeyParser,
         *,
         served_cache_bytes: int = 64 * 1024 * 1024,
@@ -108,18 +117,19 @@ class KeyService:
     ) -> None:
         self.store = store
         self.node_id = node_id
-        self.limits = limits
+        self.committer = committer
         self.parser = parser
         self.sync_writes = sync_writes
         self.clock = clock
         self.served = ServedCache(served_cache_bytes)
         self.terms = TermCache(term_cache_entries)
-        # Run on the writer thread inside the exclusive section, after ingest decided and
-        # before the batch is written: replication adds its Merkle updates to result.writes.
-        self.write_hooks: list[WriteHook] = []
-        # Called on the loop after a batch is durable: replication pushes result.records.
-        self.write_listeners: list[WriteListener] = []
         self.started = clock()
+        committer.observe(self._committed)
+
+    @property
+    def limits(self) -> Limits:
+        """The node's current policy (the committer holds it)."""
+        return self.committer.limits
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -128,43 +138,18 @@ class KeyService:
         items = await self.parser.parse(keytext)
         if not items:
             raise InvalidRequest("keytext holds no OpenPGP public key")
-        result = await self.apply(items)
-        return AddReport(tuple(result.outcomes))
+        return AddReport.of(await self.apply(items))
 
     async def apply(self, items: Sequence[Any]) -> IngestResult:
         """Merge parsed keytext items into the store atomically (read-merge-write, exclusive)."""
 
-        def read_merge_write(store: Store) -> IngestResult:
-            result = ingest(items, store.get, store.lookup, self.node_id, self.limits)
-            if result.writes:
-                for hook in self.write_hooks:
-                    hook(store, result)
-                store.write(result.writes, sync=self.sync_writes)
-            return result
+        return await self.committer.run(self.store, uploading(items, self.node_id), UPLOADED,
+                                        sync=self.sync_writes)
 
-        result: IngestResult = await self.store.run_exclusive(read_merge_write, sync=self.sync_writes)
-        if result.writes:
-            self.note_writes(result.writes)
-        await self._notify(result)  # also unchanged: x-consistency of a retry waits for acks
-        return result
-
-    def note_writes(self, writes: Sequence[RecordWrite]) -> None:
-        """Drop cached data of the written keys and terms; call after every committed write."""
-        self.served.invalidate(w.fingerprint for w in writes)
-        terms: set[IndexTerm] = set()
-        for write in writes:
-            terms |= write.old_terms
-            terms |= write.new_terms
-        self.terms.invalidate(terms)
-
-    async def _notify(self, result: IngestResult) -> None:
-        for listener in self.write_listeners:
-            try:
-                outcome = listener(result)
-                if outcome is not None:
-                    await outcome
-            except Exception:  # a listener bug must not fail an acknowledged write
-                log.exception("event=write_listener_failed listener=%r", listener)
+    def _committed(self, commit: Commit) -> None:
+        """Drop cached data of the written keys and terms (every commit, whoever wrote it)."""
+        self.served.invalidate(commit.fingerprints)
+        self.terms.invalidate(commit.terms())
 
     # -- lookups ---------------------------------------------------------------------------
 

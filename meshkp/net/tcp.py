@@ -27,6 +27,7 @@ from meshkp.net.wire import TCP_FRAME_BYTES, Frame
 log = logging.getLogger(__name__)
 
 RequestHandler = Callable[[Addr, Frame], Awaitable[Frame | None]]
+WireSizes = Callable[[int, int], None]  # (bytes sent, bytes received), length prefixes included
 
 TRANSPORT = "tcp"
 LENGTH_BYTES = 4
@@ -234,13 +235,15 @@ class TcpTransport:
             return Frame(frame.type, frame.body, self._sender_id)
         return frame
 
-    async def request(self, addr: Addr, frame: Frame, timeout: float | None = None) -> Frame:
-        """Send one frame and return the peer's reply frame.
+    async def request(
+        self, addr: Addr, frame: Frame, timeout: float | None = None, sizes: WireSizes | None = None
+    ) -> Frame:
+        """Send one frame and return the peer's reply frame; `sizes` hears the bytes it took.
 
         Raises PeerUnreachable (connect/IO failure or timeout) or WireError (a bad reply, which
         is also counted as dropped). Raises WireError if our own frame is too large.
         """
-        reply = await self._exchange(addr, frame, timeout, want_reply=True)
+        reply = await self._exchange(addr, frame, timeout, want_reply=True, sizes=sizes)
         if reply is None:
             raise PeerUnreachable(f"{format_addr(addr)} sent no reply")
         return reply
@@ -250,7 +253,8 @@ class TcpTransport:
         await self._exchange(addr, frame, timeout, want_reply=False)
 
     async def _exchange(
-        self, addr: Addr, frame: Frame, timeout: float | None, want_reply: bool
+        self, addr: Addr, frame: Frame, timeout: float | None, want_reply: bool,
+        sizes: WireSizes | None = None,
     ) -> Frame | None:
         sealed = await self._pack(self._stamp(frame))
         if len(sealed) > self._limits.frame_bytes:
@@ -282,4 +286,6 @@ class TcpTransport:
                         async with asyncio.timeout(self._limits.io_timeout):
                             await writer.wait_closed()
         self._stats.received(TRANSPORT, len(data))
+        if sizes is not None:
+            sizes(LENGTH_BYTES + len(sealed), LENGTH_BYTES + len(data))
         return reply

@@ -13,7 +13,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from meshkp.errors import ConfigError, PeerUnreachable
-from meshkp.keys.service import KeyService
+from meshkp.keys.commit import Committer
+from meshkp.keys.pool import WorkerPool
 from meshkp.net.addr import format_addr
 from meshkp.net.crypto import Keyring
 from meshkp.net.identity import NodeIdentity
@@ -117,7 +118,8 @@ async def run_replication(
     config: NodeConfig,
     node_id: str,
     store: AsyncStore,
-    keys: KeyService,
+    committer: Committer,
+    pool: WorkerPool,
     keyring: Keyring | None,
     membership: MembershipService | None,
 ) -> AsyncIterator[Replicator]:
@@ -134,11 +136,9 @@ async def run_replication(
         peers: PeerSource = (MembershipPeers(membership, static) if membership is not None
                              else StaticPeers(static))
         channel = listener.channel if listener is not None else _NoChannel()
-        replicator = Replicator(store, node_id, config.limits, settings, peers, channel,
-                                note_writes=keys.note_writes)
+        # Its pusher observes the committer: it pushes what any commit of this node changed.
+        replicator = Replicator(store, node_id, committer, settings, peers, channel, pool=pool)
         replicator.net_stats = stats
-        keys.write_hooks.append(replicator.ingest_hook)
-        keys.write_listeners.append(replicator.on_ingest)
         if listener is not None:
             listener.handler = replicator.handle
             addr = listener.transport.local_addr

@@ -21,8 +21,11 @@ from aiohttp import web
 from meshkp.http.app import make_app
 from meshkp.http.auth import load_or_create_token
 from meshkp.http.cluster import ClusterHandlers
-from meshkp.http.cluster_sync import ClusterSyncHandlers, collect_changes
+from meshkp.http.cluster_sync import ClusterSyncHandlers
+from meshkp.http.consistency import Consistency
 from meshkp.http.metrics import HttpMetrics
+from meshkp.keys.commit import Committer
+from meshkp.keys.pool import WorkerPool
 from meshkp.keys.service import KeyService
 from meshkp.net.crypto import Keyring
 from meshkp.net.identity import NodeIdentity
@@ -46,6 +49,10 @@ class Node:
         self.identity: NodeIdentity | None = None
         self.admin_token: str | None = None
         self.store: AsyncStore | None = None
+        # The one commit path of every key write (its observers: the key service's caches and
+        # replication's push queue), and the CPU pool of parsing and peer records.
+        self.committer: Committer | None = None
+        self.pool: WorkerPool | None = None
         self.keys: KeyService | None = None
         self.keyring: Keyring | None = None  # only with a cluster key (mesh or --cluster-key-file)
         self.membership: MembershipService | None = None  # only in a mesh
@@ -85,7 +92,9 @@ class Node:
             None, load_or_create_token, data_dir, config.admin_token
         )
         self.store = await stack.enter_async_context(parts.open_store(data_dir))
-        self.keys = stack.enter_context(parts.key_service(config, self.store, identity))
+        self.committer = Committer(config.limits)
+        self.pool = await stack.enter_async_context(parts.worker_pool(config))
+        self.keys = parts.key_service(config, self.store, identity, self.committer, self.pool)
         if config.has_cluster_key:
             self.keyring = await loop.run_in_executor(None, parts.load_cluster_keyring, config)
         if config.membership is not None and self.keyring is not None:
@@ -93,18 +102,17 @@ class Node:
                 mesh_parts.run_membership(config, identity, self.keyring)
             )
         self.replicator = await stack.enter_async_context(mesh_parts.run_replication(
-            config, identity.node_id, self.store, self.keys, self.keyring, self.membership
+            config, identity.node_id, self.store, self.committer, self.pool, self.keyring,
+            self.membership,
         ))
-        self.app = make_app(self.keys, config.limits, self.metrics)
+        consistency = Consistency(self.replicator, config.default_consistency)
+        self.app = make_app(self.keys, config.limits, self.metrics, consistency)
         if self.membership is not None:
             cluster = ClusterHandlers(self.membership, token, on_leave=self.stop)
             cluster.register(self.app)
             stack.push_async_callback(cluster.close)  # a running leave broadcast finishes first
             self.metrics.registry.register(self.membership.stats.collector())
-        ClusterSyncHandlers(
-            self.replicator, token, config.limits, config.default_consistency
-        ).register(self.app)
-        self.keys.write_listeners.append(collect_changes)
+        ClusterSyncHandlers(self.replicator, token).register(self.app)
         ReplicationMetrics(self.replicator, self.metrics.registry)
         self.http = await stack.enter_async_context(parts.serve_http(config, self.app))
         if self.membership is not None and config.membership is not None and config.http_port == 0:
@@ -132,8 +140,8 @@ class Node:
             log.info("event=node_stopped")
 
     def _clear(self) -> None:
-        self.store = self.keys = self.keyring = self.membership = None
-        self.replicator = self.app = self.http = None
+        self.store = self.committer = self.pool = self.keys = self.keyring = None
+        self.membership = self.replicator = self.app = self.http = None
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

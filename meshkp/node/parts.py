@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from aiohttp import web
@@ -20,7 +20,9 @@ from meshkp.bulk.datadir import store_path
 from meshkp.errors import ConfigError
 from meshkp.http.app import KeyValueAccessLogger
 from meshkp.http.app import access_log as http_access_log
+from meshkp.keys.commit import Committer
 from meshkp.keys.parse import KeyParser
+from meshkp.keys.pool import WorkerPool, default_workers
 from meshkp.keys.service import KeyService
 from meshkp.net.crypto import Keyring, generate_key, load_keyring, write_key_file
 from meshkp.net.identity import NodeIdentity, load_or_create_identity
@@ -64,19 +66,27 @@ async def open_store(data_dir: Path) -> AsyncIterator[AsyncStore]:
         await store.close()
 
 
-@contextmanager
-def key_service(config: NodeConfig, store: AsyncStore, identity: NodeIdentity) -> Iterator[KeyService]:
-    """The KeyService over the store; its parser's worker processes are stopped on exit."""
-    parser = KeyParser(config.limits, config.process_parse_bytes, config.parse_workers)
+@asynccontextmanager
+async def worker_pool(config: NodeConfig) -> AsyncIterator[WorkerPool]:
+    """The node's CPU pool (processes start with its first job); its workers stop on exit."""
+    pool = WorkerPool(config.parse_workers or default_workers())
     try:
-        yield KeyService(
-            store, identity.node_id, config.limits, parser,
-            served_cache_bytes=config.served_cache_bytes,
-            term_cache_entries=config.term_cache_entries,
-            sync_writes=config.sync_writes,
-        )
+        yield pool
     finally:
-        parser.close()
+        await pool.close()
+
+
+def key_service(
+    config: NodeConfig, store: AsyncStore, identity: NodeIdentity, committer: Committer,
+    pool: WorkerPool,
+) -> KeyService:
+    """The KeyService over the store, committing through `committer` (it observes its commits)."""
+    return KeyService(
+        store, identity.node_id, committer, KeyParser(config.limits, config.process_parse_bytes, pool),
+        served_cache_bytes=config.served_cache_bytes,
+        term_cache_entries=config.term_cache_entries,
+        sync_writes=config.sync_writes,
+    )
 
 
 class HttpListener:

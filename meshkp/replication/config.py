@@ -61,14 +61,11 @@ class ReplicationConfig:
     # cluster key and are trusted for bulk, so "push" is the default. Only records that would
     # change our state are verified.
     verify_peer_records: str = "push"
-    # Processes that validate and index records of large anti-entropy batches (prepare.py);
-    # None = one per core, 0 = none (in a thread of this process). One Python process uses one
-    # core (GIL); a bootstrapping node spends ~3/4 of its CPU here, so the workers roughly
-    # double its speed on two cores. They are spawned for a round that pulls a large batch and
-    # stopped when it ends (~0.5 s to start, ~30 MB each while they run).
-    prepare_workers: int | None = None
-    # Records in one pulled batch before it goes to the worker processes: below it, the
-    # round trip to a worker (pickling both ways) costs more than the work it saves.
+    # Records of keys new here in one received batch before they are validated and indexed in
+    # the node's worker processes (meshkp/keys/pool.py; prepare.py) rather than a thread: below
+    # it, the round trip to a worker (pickling both ways) costs more than the work it saves.
+    # One Python process uses one core (GIL); a bootstrapping node spends ~3/4 of its CPU here,
+    # so the workers roughly double its speed on two cores.
     prepare_min_batch: int = 200
     # Port of the replication TCP listener (encrypted with the cluster key); 0 picks one and
     # announces it in the membership meta ("sync").
@@ -107,8 +104,6 @@ class ReplicationConfig:
             raise ConfigError(
                 f"verify_peer_records must be all, push or none, got {self.verify_peer_records!r}"
             )
-        if self.prepare_workers is not None and not 0 <= self.prepare_workers <= 64:
-            raise ConfigError(f"prepare_workers must be 0..64 or None, got {self.prepare_workers}")
         if self.prepare_min_batch < 1:
             raise ConfigError("prepare_min_batch must be >= 1")
         if not 0 <= self.sync_port <= 65535:

@@ -1,23 +1,24 @@
 """x-consistency=one|quorum|all: how many nodes must have merged a write before the reply.
 
 `one` replies once the write is durable here. `quorum` waits for a majority of the cluster's
-members (self included), `all` for every member, each counted when it acknowledges a direct
-push of the new record state (a PushAck means the peer merged it durably, so a read there
-returns it: R=1, W=quorum gives read-your-writes on any node). Members counted are those the
-membership knows and that have not left; a dead member therefore makes `all` time out, as it
-should. On timeout the write stays stored here and keeps spreading.
+members (self included), `all` for every member, each counted when it acknowledges the push
+of the new record state (a PushAck means the peer merged it durably, so a read there returns
+it: R=1, W=quorum gives read-your-writes on any node). That push is the pusher's own
+(push.py): the write is queued for every live peer and pushed once. Members counted are those
+the membership knows and that have not left; a dead member therefore makes `all` time out, as
+it should. On timeout the write stays stored here and keeps spreading. The add handler
+(meshkp/http/hkp.py) waits through `Replicator.wait_for`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from meshkp.errors import InvalidRequest, PeerUnreachable, WireError
-from meshkp.replication.messages import ACK_REJECTED
+from meshkp.errors import InvalidRequest
 from meshkp.replication.peers import PeerRef
-from meshkp.replication.push import Pusher, split_by_bytes
+from meshkp.replication.push import Pusher
 
 log = logging.getLogger(__name__)
 
@@ -46,46 +47,64 @@ def required_acks(level: str, cluster_size: int) -> int:
     raise InvalidRequest(f"unknown consistency level {level!r}")
 
 
+class AckWait:
+    """The acks awaited for some keys: done once `needed` peers acknowledged them all, or
+    once no peer that has not can still do so (it failed or lost one of them)."""
+
+    def __init__(self, fingerprints: Sequence[bytes], peers: Sequence[PeerRef], needed: int) -> None:
+        self.since = 0  # set by Pusher.watch
+        self.needed = needed
+        self.count = 0
+        self._missing = {peer.node_id: set(fingerprints) for peer in peers}
+        self.done = asyncio.Event()
+        self._check()
+
+    def acked(self, node_id: str, fingerprints: Iterable[bytes]) -> None:
+        missing = self._missing.get(node_id)
+        if missing is None:
+            return
+        missing.difference_update(fingerprints)
+        if not missing:
+            del self._missing[node_id]
+            self.count += 1
+            self._check()
+
+    def lost(self, node_id: str, fingerprints: Iterable[bytes]) -> None:
+        missing = self._missing.get(node_id)
+        if missing is not None and not missing.isdisjoint(fingerprints):
+            del self._missing[node_id]
+            log.info("event=consistency_push_failed peer=%s", node_id)
+            self._check()
+
+    def _check(self) -> None:
+        if self.count >= self.needed or not self._missing:
+            self.done.set()
+
+
 async def gather_acks(
     pusher: Pusher,
     peers: Sequence[PeerRef],
-    records: Sequence[bytes],
+    fingerprints: Sequence[bytes],
     needed: int,
     timeout: float,
-    batch_bytes: int,
 ) -> int:
-    """Push `records` to every peer; return acks (self included) once `needed` or timeout."""
+    """Acks (self included) of `fingerprints` by `peers`, once `needed` or after `timeout`.
+
+    They are counted on the pusher's own pushes: the keys a commit just queued for a peer are
+    not pushed to it again, and those not queued for it (a key already held here, a peer the
+    origin fanout left out) are queued now.
+    """
     acked = 1
-    if needed <= acked or not records or not peers:
+    if needed <= acked or not fingerprints or not peers:
         return acked
-    chunks = split_by_bytes(records, batch_bytes)
-    accepted_at = pusher.wall()  # receivers measure replication lag from here
-
-    async def one(peer: PeerRef) -> bool:
-        for chunk in chunks:
-            # Every live peer gets it from us here: no relaying needed (PushBatch.relay).
-            ack = await pusher.send(
-                peer, chunk, forward=True, timeout=timeout, relay=False, origin_ts=accepted_at
-            )
-            if any(status == ACK_REJECTED for status in ack.statuses):
-                return False
-        return True
-
-    tasks = [asyncio.create_task(one(peer), name=f"ack-{peer.node_id}") for peer in peers]
+    wait = AckWait(fingerprints, peers, needed - acked)
+    pusher.watch(wait)
     try:
+        pusher.push_to(peers, fingerprints)
         async with asyncio.timeout(timeout):
-            for next_done in asyncio.as_completed(tasks):
-                try:
-                    if await next_done:
-                        acked += 1
-                except (PeerUnreachable, WireError) as exc:
-                    log.info("event=consistency_push_failed error=%s", exc)
-                if acked >= needed:
-                    break
+            await wait.done.wait()
     except TimeoutError:
         pass
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    return acked
+        pusher.unwatch(wait)
+    return acked + wait.count

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 from crdt.vclock import VersionVector
 from meshkp.errors import InvalidRequest
+from meshkp.keys.commit import CONFLICT_PREFIX, MergeResult
+from meshkp.keys.record import KeyRecord
+from meshkp.keys.state import Change
 from meshkp.limits import Limits
-from meshkp.record import KeyRecord
-from meshkp.replication.apply import CONFLICT_PREFIX, MergeResult, merge_into_store
-from meshkp.replication.merkle_index import MerkleIndex
-from meshkp.replication.validate import FINGERPRINT_LENGTHS, MAX_ACTOR_CHARS, MAX_REASON_CHARS
+from meshkp.replication.validate import MAX_ACTOR_CHARS, MAX_REASON_CHARS
+from meshkp.store.layout import FINGERPRINT_LENGTHS
 from meshkp.store.protocol import Store
 
 
@@ -49,32 +50,34 @@ class DeleteOutcome:
     changed: bool
     existed: bool
 
+    @classmethod
+    def of(cls, fingerprint: bytes, result: MergeResult) -> DeleteOutcome:
+        """The outcome of the committed `tombstone` decision."""
+        (change,) = result.changes  # a delete counts an update: the state always changes
+        record = change.after
+        assert isinstance(record, KeyRecord)
+        return cls(fingerprint, record, changed=True, existed=change.before is not None)
 
-def delete_in_store(
-    store: Store,
-    fingerprint: bytes,
-    node_id: str,
-    hlc: int,
-    reason: str,
-    actor: str,
-    index: MerkleIndex,
-    limits: Limits,
-) -> tuple[DeleteOutcome, MergeResult]:
-    """Tombstone `fingerprint` (known here or not); run inside AsyncStore.run_exclusive."""
+
+def tombstone(
+    fingerprint: bytes, node_id: str, hlc: int, reason: str, actor: str
+) -> Callable[[Store, Limits], MergeResult]:
+    """The decision (for Committer.run) that tombstones `fingerprint`, known here or not."""
     if len(reason) > MAX_REASON_CHARS or len(actor) > MAX_ACTOR_CHARS:
         raise InvalidRequest(
             f"reason is limited to {MAX_REASON_CHARS} characters and actor to {MAX_ACTOR_CHARS}"
         )
-    data = store.get(fingerprint)
-    stored = KeyRecord.decode(data) if data is not None else None
-    base = stored if stored is not None else KeyRecord(fingerprint, None, VersionVector())
-    deleted = base.delete(node_id, hlc, reason, actor)
-    merged = merge_into_store(store, [deleted], index, limits)
-    state = merged.records.get(fingerprint, deleted)
-    record = state if isinstance(state, KeyRecord) else state.key_record()
-    outcome = DeleteOutcome(fingerprint, record,
-                            bool(merged.changed and merged.changed[0]), stored is not None)
-    return outcome, merged
+
+    def decide(store: Store, limits: Limits) -> MergeResult:
+        data = store.get(fingerprint)
+        stored = KeyRecord.decode(data) if data is not None else None
+        base = stored if stored is not None else KeyRecord(fingerprint, None, VersionVector())
+        # The deleted state dominates the stored one (it counts one more update and keeps
+        # every packet), so it is the join of the two.
+        deleted = base.delete(node_id, hlc, reason, actor)
+        return MergeResult([True], [Change(stored, deleted, deleted.encode())])
+
+    return decide
 
 
 def hlc_to_int(wall_ms: int, logical: int) -> int:

@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from meshkp.errors import PeerUnreachable, WireError
+from meshkp.net.crypto import SEAL_OVERHEAD
+from meshkp.net.tcp import LENGTH_BYTES
 from meshkp.net.wire import TCP_FRAME_BYTES, Frame, decode_frame, encode_frame
 from meshkp.replication.messages import Message, decode_message
 from meshkp.replication.peers import ByteMeter, PeerRef
 
-_OVERHEAD = 4 + 44  # length prefix and sealing, as on TCP
+_OVERHEAD = LENGTH_BYTES + SEAL_OVERHEAD  # length prefix and sealing, as on TCP
 
 
 class LoopbackNetwork:

@@ -3,7 +3,7 @@
 Each message travels in one sealed TCP frame (meshkp/net/tcp.py): version byte, TYPE byte,
 msgpack map of `to_map()`. `decode_message` checks shape and every bound before anything is
 built and raises WireError, which the server counts and drops: a peer's bytes never reach
-the store unchecked. Records themselves are validated later, in apply.py.
+the store unchecked. Records themselves are validated later, in validate.py.
 Type codes 40-49 are replication's (SWIM uses 1-10).
 """
 
@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from meshkp.errors import WireError
 from meshkp.net.message import Message as Message  # re-exported: the protocol's base
 from meshkp.net.wire import TCP_FRAME_BYTES
+from meshkp.store.layout import FINGERPRINT_LENGTHS  # 16 (v3), 20 (v4), 32 (v6) bytes
 
 # --- Bounds, each with what it protects against. ----------------------------------------------
 # Records in one push or fetch reply: bounds per-batch work and the ack list; honest senders
@@ -26,8 +27,6 @@ MAX_BATCH_RECORDS = 4096
 MAX_BATCH_BYTES = TCP_FRAME_BYTES
 # Fingerprints in one fetch request.
 MAX_FETCH_IDS = 8192
-# A fingerprint is 16 (v3), 20 (v4) or 32 (v6) bytes (RFC 9580 §5.5.4).
-FINGERPRINT_LENGTHS = frozenset({16, 20, 32})
 # A diff message (crdt.merkle_diff hard limit is 2 x 1 MiB by default).
 MAX_DIFF_BYTES = 4 * 1024 * 1024
 # Free text a peer sends back (an error reason).

@@ -5,9 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-import msgpack
-
-from meshkp.net.crypto import SEAL_OVERHEAD
 from meshkp.replication.messages import Message
 
 Addr = tuple[str, int]
@@ -48,7 +45,8 @@ class StaticPeers:
 
 @dataclass(slots=True)
 class ByteMeter:
-    """Bytes sent and received on behalf of one operation (a sync round, a push)."""
+    """Bytes sent and received on behalf of one operation (a sync round, a push), as the
+    channel saw them on the wire (length prefix and sealing included)."""
 
     sent: int = 0
     received: int = 0
@@ -61,9 +59,3 @@ class Channel(Protocol):
     async def request(
         self, peer: PeerRef, message: Message, timeout: float, meter: ByteMeter | None = None
     ) -> Message: ...
-
-
-def wire_size(message: Message) -> int:
-    """Bytes a message takes on the TCP wire: length prefix, sealing, header and its map."""
-    body: bytes = msgpack.packb(message.to_map(), use_bin_type=True)
-    return 4 + SEAL_OVERHEAD + 2 + len(body)

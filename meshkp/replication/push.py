@@ -1,12 +1,18 @@
 """Push gossip: per-peer bounded queues of fingerprints, batched sends, one batch in flight.
 
-A changed key is queued for `fanout` peers chosen at random from the live membership; each
+The pusher observes the node's commits (meshkp/keys/commit.py): a key changed by an upload or
+a delete here is queued for `origin_fanout` peers, one received in a push that asks to be
+relayed for `fanout` more, and anti-entropy pulls and bulk loads for none. A changed key is
+queued for peers chosen at random from the live membership; each
 peer has one sender task that drains its queue in batches and waits for the ack before the
 next batch (backpressure: a slow peer slows only its own queue). Queues hold fingerprints,
 not records: the record is read at send time, so a key changed twice while queued is sent
 once in its newest state (coalescing), and memory per queued key is a few dozen bytes. A full
 queue drops its oldest entry and counts it; a batch that fails is dropped whole (and the
 queue cleared if the peer is unreachable). Anti-entropy repairs whatever was dropped.
+
+x-consistency (consistency.py) waits on these same pushes: `AckWatch`es registered with the
+pusher hear which peer acknowledged or lost which keys, so a quorum write is pushed once.
 """
 
 from __future__ import annotations
@@ -17,16 +23,29 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Protocol
 
 from meshkp.errors import PeerUnreachable, WireError
+from meshkp.keys.commit import Commit, Origin
 from meshkp.replication.config import ReplicationConfig
-from meshkp.replication.messages import PushAck, PushBatch, SyncError
+from meshkp.replication.messages import ACK_REJECTED, PushAck, PushBatch, SyncError
 from meshkp.replication.peers import ByteMeter, Channel, PeerRef, PeerSource
 from meshkp.replication.status import ReplicationCounters
 
 log = logging.getLogger(__name__)
 
-ReadRecords = Callable[[Sequence[bytes]], Awaitable[list[bytes]]]
+# (fingerprint, encoded record) of each fingerprint that has a record, in order.
+ReadPairs = Callable[[Sequence[bytes]], Awaitable[list[tuple[bytes, bytes]]]]
+
+
+class AckWatch(Protocol):
+    """Hears what became of pushed keys (consistency.py's AckWait)."""
+
+    since: int  # only batches taken from a queue after this one count (see Pusher.taken)
+
+    def acked(self, node_id: str, fingerprints: Iterable[bytes]) -> None: ...
+
+    def lost(self, node_id: str, fingerprints: Iterable[bytes]) -> None: ...
 
 
 class PeerQueue:
@@ -37,12 +56,16 @@ class PeerQueue:
     is relayed if either enqueue asked for it.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, on_drop: Callable[[bytes], None] | None = None) -> None:
         self.limit = limit
+        self.on_drop = on_drop
         self._items: OrderedDict[bytes, tuple[float, bool]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def __contains__(self, fingerprint: bytes) -> bool:
+        return fingerprint in self._items
 
     def add(self, fingerprint: bytes, origin_ts: float, relay: bool = True) -> int:
         """Queue a fingerprint (kept at its first position and time); returns how many dropped."""
@@ -53,8 +76,10 @@ class PeerQueue:
         self._items[fingerprint] = (origin_ts, relay)
         dropped = 0
         while len(self._items) > self.limit:
-            self._items.popitem(last=False)
+            old_fingerprint, _ = self._items.popitem(last=False)
             dropped += 1
+            if self.on_drop is not None:
+                self.on_drop(old_fingerprint)
         return dropped
 
     def take(self, count: int) -> tuple[list[bytes], float, bool]:
@@ -79,10 +104,11 @@ class PeerQueue:
             return None
         return min(ts for ts, _ in self._items.values())
 
-    def clear(self) -> int:
-        n = len(self._items)
+    def clear(self) -> list[bytes]:
+        """Drop every entry; the fingerprints dropped."""
+        dropped = list(self._items)
         self._items.clear()
-        return n
+        return dropped
 
 
 def split_by_bytes(records: Sequence[bytes], budget: int) -> list[list[bytes]]:
@@ -109,7 +135,7 @@ class Pusher:
         config: ReplicationConfig,
         peers: PeerSource,
         channel: Channel,
-        read_records: ReadRecords,
+        read_pairs: ReadPairs,
         counters: ReplicationCounters,
         rng: random.Random | None = None,
         wall: Callable[[], float] = time.time,
@@ -117,11 +143,16 @@ class Pusher:
         self.config = config
         self.peers = peers
         self.channel = channel
-        self.read_records = read_records
+        self.read_pairs = read_pairs
         self.counters = counters
         self.rng = rng or random.Random()
         self.wall = wall
         self.queues: dict[str, PeerQueue] = {}
+        # Batches taken from the queues so far: a batch is numbered when taken, and its records
+        # are read after that, so an AckWatch registered at `taken` == n counts only batches
+        # numbered above n, which hold what was committed before it registered.
+        self.taken = 0
+        self._watches: set[AckWatch] = set()
         self._refs: dict[str, PeerRef] = {}
         self._senders: dict[str, asyncio.Task[None]] = {}
         self._closed = False
@@ -135,16 +166,22 @@ class Pusher:
         oldest = [ts for q in self.queues.values() if (ts := q.oldest_ts())]
         return max(0.0, self.wall() - min(oldest)) if oldest else 0.0
 
-    def choose(self, exclude: Iterable[str] = (), fanout: int | None = None) -> list[PeerRef]:
-        """`fanout` random live peers (all if 0), none of `exclude`."""
-        skip = set(exclude)
-        return self._pick([p for p in self.peers.alive_peers() if p.node_id not in skip], fanout)
-
     def _pick(self, candidates: list[PeerRef], fanout: int | None) -> list[PeerRef]:
+        """`fanout` random candidates (all if 0)."""
         count = self.config.fanout if fanout is None else fanout
         if count == 0 or len(candidates) <= count:
             return candidates
         return self.rng.sample(candidates, count)
+
+    def on_commit(self, commit: Commit) -> None:
+        """Commit observer: queue what a commit changed for the peers that should get it."""
+        source = commit.source
+        if source.origin in (Origin.UPLOAD, Origin.DELETE):
+            self.enqueue(commit.fingerprints, fanout=self.config.origin_fanout)
+        elif source.origin is Origin.PUSH and source.forward and source.relay:
+            # Forward-while-new: only what was new here, never back to the sender.
+            exclude = [source.sender] if source.sender else []
+            self.enqueue(commit.fingerprints, exclude, source.origin_ts or None)
 
     def enqueue(
         self,
@@ -161,22 +198,59 @@ class Pusher:
         """
         if self._closed or not fingerprints:
             return []
-        ts = origin_ts or self.wall()
         skip = set(exclude)
         candidates = [p for p in self.peers.alive_peers() if p.node_id not in skip]
         chosen = self._pick(candidates, fanout)
         relay = len(chosen) < len(candidates)
         for peer in chosen:
-            queue = self.queues.get(peer.node_id)
-            if queue is None:
-                queue = self.queues[peer.node_id] = PeerQueue(self.config.push_queue_max)
-            self._refs[peer.node_id] = peer
-            dropped = sum(queue.add(fp, ts, relay) for fp in fingerprints)
-            if dropped:
-                self.counters.push_dropped += dropped
-                log.debug("event=push_queue_full peer=%s dropped=%d", peer.node_id, dropped)
-            self._wake(peer.node_id)
+            self._queue(peer, fingerprints, origin_ts or self.wall(), relay)
         return chosen
+
+    def push_to(self, peers: Sequence[PeerRef], fingerprints: Sequence[bytes]) -> None:
+        """Make sure each peer gets these keys: queue those not already queued for it.
+
+        x-consistency calls it for every live peer, so nobody is asked to relay. A key already
+        queued is not queued again (a commit just queued it): it is pushed once.
+        """
+        if self._closed:
+            return
+        now = self.wall()
+        for peer in peers:
+            queue = self.queues.get(peer.node_id)
+            missing = [fp for fp in fingerprints if queue is None or fp not in queue]
+            if missing:
+                self._queue(peer, missing, now, relay=False)
+
+    def watch(self, watch: AckWatch) -> None:
+        """Tell `watch` about every batch taken from now on (until unwatch)."""
+        watch.since = self.taken
+        self._watches.add(watch)
+
+    def unwatch(self, watch: AckWatch) -> None:
+        self._watches.discard(watch)
+
+    def _queue(self, peer: PeerRef, fingerprints: Sequence[bytes], ts: float, relay: bool) -> None:
+        queue = self.queues.get(peer.node_id)
+        if queue is None:
+            node_id = peer.node_id
+            queue = self.queues[node_id] = PeerQueue(
+                self.config.push_queue_max, lambda fp: self._lost(node_id, [fp], self.taken + 1))
+        self._refs[peer.node_id] = peer
+        dropped = sum(queue.add(fp, ts, relay) for fp in fingerprints)
+        if dropped:
+            self.counters.push_dropped += dropped
+            log.debug("event=push_queue_full peer=%s dropped=%d", peer.node_id, dropped)
+        self._wake(peer.node_id)
+
+    def _acked(self, node_id: str, batch: int, fingerprints: list[bytes]) -> None:
+        for watch in list(self._watches):
+            if batch > watch.since:
+                watch.acked(node_id, fingerprints)
+
+    def _lost(self, node_id: str, fingerprints: Sequence[bytes], batch: int) -> None:
+        for watch in list(self._watches):
+            if batch > watch.since:
+                watch.lost(node_id, fingerprints)
 
     def _wake(self, node_id: str) -> None:
         task = self._senders.get(node_id)
@@ -190,20 +264,34 @@ class Pusher:
         while queue and not self._closed:
             peer = self._refs[node_id]
             fingerprints, origin_ts, relay = queue.take(self.config.push_batch_records)
+            self.taken += 1
+            batch = self.taken
+            unsent = set(fingerprints)
             try:
-                records = await self.read_records(fingerprints)
+                pairs = await self.read_pairs(fingerprints)
+                records = [data for _, data in pairs]
+                start = 0
                 for chunk in split_by_bytes(records, self.config.batch_bytes):
-                    await self.send(peer, chunk, forward=True, origin_ts=origin_ts, relay=relay)
+                    ack = await self.send(peer, chunk, forward=True, origin_ts=origin_ts,
+                                          relay=relay)
+                    sent = [fp for fp, _ in pairs[start:start + len(chunk)]]
+                    start += len(chunk)
+                    unsent.difference_update(sent)
+                    self._acked(node_id, batch, [fp for fp, status in zip(sent, ack.statuses, strict=True)
+                                                 if status != ACK_REJECTED])
             except (PeerUnreachable, WireError) as exc:
                 self.counters.push_failures += 1
-                cleared = queue.clear() if isinstance(exc, PeerUnreachable) else 0
+                cleared = queue.clear() if isinstance(exc, PeerUnreachable) else []
+                self._lost(node_id, cleared, self.taken + 1)  # queued for every watch
                 log.info("event=push_failed peer=%s error=%s dropped_queue=%d",
-                         node_id, exc, cleared)
+                         node_id, exc, len(cleared))
             except asyncio.CancelledError:
                 raise
             except Exception:  # a background sender must log and go on (STYLE.md §11)
                 self.counters.push_failures += 1
                 log.exception("event=push_bug peer=%s", node_id)
+            finally:
+                self._lost(node_id, list(unsent), batch)  # never sent: no record, or failed
         if not queue:
             self.queues.pop(node_id, None)
 

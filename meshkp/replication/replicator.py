@@ -2,8 +2,11 @@
 
 It owns no sockets: requests go out through a `Channel` and come in through `handle()`, which
 the TCP listener (meshkp/replication/transport.py) or an in-process test channel calls. Store
-work runs on the AsyncStore's threads: reads on its pool, merges on its writer with
-`run_exclusive`, parsing and signature checks on the loop's default executor.
+work runs on the AsyncStore's threads: reads on its pool; records received and deletes are
+committed through the node's one commit path (meshkp/keys/commit.py, on the store's writer);
+parsing and signature checks run in a thread or, for large batches, the node's worker pool.
+The pusher observes every commit, so it pushes what an upload, a delete or a relayed push
+changed, whichever part of the node made the write.
 """
 
 from __future__ import annotations
@@ -15,22 +18,22 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import msgpack
-
 from crdt.errors import CrdtError
 from crdt.hlc import HybridLogicalClock
 from crdt.merkle_diff import DiffConfig, DiffResponder
 from meshkp.errors import InvalidPeerRecord, PeerUnreachable, ReplicationError, WireError
-from meshkp.keys.ingest import KEYS_COUNTER, IngestResult
+from meshkp.keys.commit import DELETED, PULLED, Committer, MergeResult, Origin, Source, joining
+from meshkp.keys.ingest import KEYS_COUNTER
+from meshkp.keys.merkle_index import TOMBSTONES_COUNTER, MerkleIndex, state_hash
+from meshkp.keys.pool import WorkerPool
+from meshkp.keys.record import KeyRecord, RecordFields
+from meshkp.keys.state import KeyState, Prepared
 from meshkp.limits import Limits
 from meshkp.net.stats import NetStats
-from meshkp.record import KeyRecord
 from meshkp.replication.antientropy import SyncOutcome, SyncRound
-from meshkp.replication.apply import MergeResult, merge_into_store
 from meshkp.replication.config import ReplicationConfig
 from meshkp.replication.consistency import gather_acks, required_acks
-from meshkp.replication.deletes import DeleteOutcome, conflict_fingerprints, delete_in_store, hlc_to_int
-from meshkp.replication.merkle_index import TOMBSTONES_COUNTER, MerkleIndex, state_hash
+from meshkp.replication.deletes import DeleteOutcome, conflict_fingerprints, hlc_to_int, tombstone
 from meshkp.replication.messages import (
     ACK_CHANGED,
     ACK_UNCHANGED,
@@ -46,30 +49,19 @@ from meshkp.replication.messages import (
     SyncError,
 )
 from meshkp.replication.peers import Channel, PeerRef, PeerSource
-from meshkp.replication.prepare import Prepared, PreparePool
+from meshkp.replication.prepare import prepare, prepare_batch
 from meshkp.replication.push import Pusher
 from meshkp.replication.status import PeerSyncStatus, ReplicationCounters, SyncProgress
-from meshkp.replication.validate import FINGERPRINT_LENGTHS
-from meshkp.store.protocol import RecordWrite, Store
+from meshkp.replication.validate import peer_fields
+from meshkp.store.layout import FINGERPRINT_LENGTHS
+from meshkp.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
-NoteWrites = Callable[[Sequence[RecordWrite]], None]
 # Push lag samples kept for status (the Prometheus histogram keeps the full distribution).
 _LAG_SAMPLES = 256
 # Poll period while a node has no live peer yet (a new node waiting for membership).
 _NO_PEER_POLL_S = 0.5
-
-
-def _fingerprint_of(data: bytes) -> bytes:
-    """The fingerprint field of an encoded record, or InvalidPeerRecord."""
-    try:
-        fields = msgpack.unpackb(data, raw=False)
-    except Exception as exc:  # a peer's bytes: every msgpack failure is a rejection
-        raise InvalidPeerRecord(f"record is not msgpack: {exc}") from None
-    if not isinstance(fields, list) or len(fields) != 5 or not isinstance(fields[1], bytes):
-        raise InvalidPeerRecord("record is not a [format, fingerprint, cert, vv, tombstone] list")
-    return fields[1]
 
 
 class Replicator:
@@ -79,34 +71,30 @@ class Replicator:
         self,
         store: Any,  # meshkp.store.executor.AsyncStore
         node_id: str,
-        limits: Limits,
+        committer: Committer,
         config: ReplicationConfig,
         peers: PeerSource,
         channel: Channel,
         *,
-        merkle: MerkleIndex | None = None,
+        pool: WorkerPool | None = None,
         diff_config: DiffConfig | None = None,
-        note_writes: NoteWrites | None = None,
         rng: random.Random | None = None,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.node_id = node_id
-        self.limits = limits
+        self.committer = committer
         self.config = config.validate()
         self.peers = peers
         self.channel = channel
-        self.merkle = merkle or MerkleIndex()
+        self.pool = pool  # the node's worker pool (not ours to close); None: threads only
         self.diff_config = diff_config or DiffConfig()
-        self.note_writes = note_writes
         self.rng = rng or random.Random()
         self.wall = wall
         self.hlc = HybridLogicalClock.from_seconds(wall)
         self.counters = ReplicationCounters()
-        self.pusher = Pusher(config, peers, channel, self.read_records, self.counters, self.rng, wall)
-        workers = config.prepare_workers
-        self.preparer = PreparePool(PreparePool.default_workers() if workers is None else workers,
-                                    config.prepare_min_batch)
+        self.pusher = Pusher(config, peers, channel, self.read_pairs, self.counters, self.rng, wall)
+        committer.observe(self.pusher.on_commit)
         self.statuses: dict[str, PeerSyncStatus] = {}
         self.progress: SyncProgress | None = None
         self.lag_observer: Callable[[float], None] | None = None
@@ -117,16 +105,29 @@ class Replicator:
         self._task: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
 
+    @property
+    def limits(self) -> Limits:
+        """The node's current policy (the committer holds it)."""
+        return self.committer.limits
+
+    @property
+    def merkle(self) -> MerkleIndex:
+        return self.committer.merkle
+
     # -- store access ------------------------------------------------------------------------
 
     async def read_records(self, fingerprints: Sequence[bytes]) -> list[bytes]:
         """Current encoded records of these fingerprints (missing ones left out)."""
+        return [data for _, data in await self.read_pairs(fingerprints)]
+
+    async def read_pairs(self, fingerprints: Sequence[bytes]) -> list[tuple[bytes, bytes]]:
+        """(fingerprint, encoded record) of these fingerprints, missing ones left out."""
         fps = list(fingerprints)
 
-        def read(store: Store) -> list[bytes]:
-            return [data for fp in fps if (data := store.get(fp)) is not None]
+        def read(store: Store) -> list[tuple[bytes, bytes]]:
+            return [(fp, data) for fp in fps if (data := store.get(fp)) is not None]
 
-        result: list[bytes] = await self.store.read(read)
+        result: list[tuple[bytes, bytes]] = await self.store.read(read)
         return result
 
     async def _in_thread(self, fn: Callable[[], object]) -> object:
@@ -136,25 +137,9 @@ class Replicator:
         raw: Store = self.store.store
         return raw
 
-    async def _merge(self, records: Sequence[KeyRecord | Prepared]) -> MergeResult:
-        def run(store: Store) -> MergeResult:
-            return merge_into_store(store, records, self.merkle, self.limits)
-
-        result: MergeResult = await self.store.run_exclusive(run)
-        if result.writes and self.note_writes is not None:
-            self.note_writes(result.writes)
-        return result
-
-    # -- local writes ------------------------------------------------------------------------
-
-    def ingest_hook(self, store: Store, result: IngestResult) -> None:
-        """KeyService write hook: the upload's Merkle updates join its batch."""
-        self.merkle.ingest_hook(store, result)
-
-    def on_ingest(self, result: IngestResult) -> None:
-        """KeyService write listener: push what an upload changed."""
-        if result.records:
-            self.pusher.enqueue(list(result.records), fanout=self.config.origin_fanout)
+    async def _merge(self, states: Sequence[KeyState], source: Source = PULLED) -> MergeResult:
+        """Commit the join of `states` with the stored ones (one batch)."""
+        return await self.committer.run(self.store, joining(states), source)
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -183,16 +168,13 @@ class Replicator:
         self.counters.records_received += len(batch.records)
         mode = self.config.verify_peer_records
         verify = mode == "all" or (mode == "push" and batch.forward)
-        statuses, result = await self.receive_records(batch.records, verify)
-        changed = list(result.records)
-        if changed:
-            self.counters.records_applied += len(changed)
+        # The pusher forwards what this changed, from the commit (forward-while-new).
+        source = Source(Origin.PUSH, sender, batch.forward, batch.relay, batch.origin_ts)
+        statuses, result = await self.receive_records(batch.records, verify, source)
+        if result.changes:
+            self.counters.records_applied += len(result.changes)
             if batch.origin_ts:
-                lag = max(0.0, self.wall() - batch.origin_ts)
-                self._observe_lag(lag)
-            if batch.forward and batch.relay:
-                exclude = [sender] if sender else []
-                self.pusher.enqueue(changed, exclude, batch.origin_ts or None)
+                self._observe_lag(max(0.0, self.wall() - batch.origin_ts))
         return PushAck(tuple(statuses))
 
     def _observe_lag(self, lag: float) -> None:
@@ -204,39 +186,58 @@ class Replicator:
             self.lag_observer(lag)
 
     async def receive_records(
-        self, records: Sequence[bytes], verify: bool
+        self, records: Sequence[bytes], verify: bool, source: Source = PULLED
     ) -> tuple[list[int], MergeResult]:
-        """Validate and merge peer records: all or nothing (InvalidPeerRecord for the batch)."""
-        tree = self.merkle.tree(self._raw_store())
+        """Validate and merge peer records: all or nothing (InvalidPeerRecord for the batch).
 
-        def held() -> list[bool]:
-            # Records whose exact state we hold need no check and no merge (re-sent pushes).
-            found = []
+        Each record is unpacked once and decoded at most once: a record of the exact state
+        held here (a re-sent push) is recognised by its Merkle leaf and skipped; one of a key
+        held in another state is prepared here and joined with the decoded record; one of a
+        key new here is prepared in the worker pool when the batch is large, and stored from
+        its prepared bytes and terms without being decoded again.
+        """
+        tree = self.merkle.tree(self._raw_store())
+        limits = self.limits
+
+        def examine() -> list[Prepared | RecordFields | None]:
+            found: list[Prepared | RecordFields | None] = []
             for data in records:
-                fingerprint = _fingerprint_of(data)
-                found.append(len(fingerprint) in FINGERPRINT_LENGTHS
-                             and tree.get(fingerprint) == state_hash(data))
+                fields = peer_fields(data)
+                fingerprint = fields[1]
+                leaf = tree.get(fingerprint) if len(fingerprint) in FINGERPRINT_LENGTHS else None
+                if leaf is None:
+                    found.append(fields)  # new here: prepared below, with the others
+                elif leaf == state_hash(data):
+                    found.append(None)  # held
+                else:
+                    found.append(prepare(data, limits, verify, fields))
             return found
 
-        loop = asyncio.get_running_loop()
         try:
-            same = await loop.run_in_executor(None, held)
-            todo = [data for data, known in zip(records, same, strict=True) if not known]
-            prepared = await self.preparer.prepare(todo, self.limits, verify) if todo else []
+            examined = await asyncio.get_running_loop().run_in_executor(None, examine)
+            new = [(data, item) for data, item in zip(records, examined, strict=True)
+                   if isinstance(item, list)]
+            prepared = iter(await prepare_batch(
+                [data for data, _ in new], limits, verify, self.pool,
+                self.config.prepare_min_batch, [fields for _, fields in new],
+            ) if new else [])
         except InvalidPeerRecord:
             self.counters.records_rejected += 1
             raise
-        result = await self._merge(prepared) if prepared else MergeResult()
+        states = [next(prepared) if isinstance(item, list) else item
+                  for item in examined if item is not None]
+        result = await self._merge(states, source) if states else MergeResult()
         changed = iter(result.changed)
-        statuses = [ACK_UNCHANGED if known or not next(changed) else ACK_CHANGED for known in same]
+        statuses = [ACK_UNCHANGED if item is None or not next(changed) else ACK_CHANGED
+                    for item in examined]
         return statuses, result
 
     async def apply_pulled(self, records: Sequence[bytes]) -> int:
         """Merge records fetched by anti-entropy; the number that changed our state."""
         self.counters.records_received += len(records)
         _, result = await self.receive_records(records, self.config.verify_peer_records == "all")
-        self.counters.records_applied += len(result.records)
-        return len(result.records)
+        self.counters.records_applied += len(result.changes)
+        return len(result.changes)
 
     async def _on_diff(self, query: DiffQuery) -> DiffAnswer:
         responder = DiffResponder(self.merkle.tree(self._raw_store()), self.diff_config)
@@ -325,7 +326,6 @@ class Replicator:
                 status.last_keys_pulled = self.progress.pulled
                 status.last_keys_pushed = self.progress.pushed
                 self.progress = None
-                await self.preparer.close()  # started only by large pulls: no idle workers
             if outcome is not None:
                 status.last_result = "in_sync" if outcome.in_sync else "synced"
                 if outcome.refused:
@@ -388,20 +388,11 @@ class Replicator:
     # -- deletes and conflicts ---------------------------------------------------------------
 
     async def delete(self, fingerprint: bytes, reason: str, actor: str) -> DeleteOutcome:
-        """Tombstone a key here and push the tombstone to peers."""
+        """Tombstone a key here (known here or not); the pusher pushes the tombstone to peers."""
         stamp = self.hlc.now()
-        hlc = hlc_to_int(stamp.wall_ms, stamp.logical)
-
-        def run(store: Store) -> tuple[DeleteOutcome, MergeResult]:
-            return delete_in_store(store, fingerprint, self.node_id, hlc, reason, actor,
-                                   self.merkle, self.limits)
-
-        done: tuple[DeleteOutcome, MergeResult] = await self.store.run_exclusive(run)
-        outcome, merged = done
-        if merged.writes and self.note_writes is not None:
-            self.note_writes(merged.writes)
-        if outcome.changed:
-            self.pusher.enqueue([fingerprint], fanout=self.config.origin_fanout)
+        decide = tombstone(fingerprint, self.node_id, hlc_to_int(stamp.wall_ms, stamp.logical),
+                           reason, actor)
+        outcome = DeleteOutcome.of(fingerprint, await self.committer.run(self.store, decide, DELETED))
         log.info("event=key_deleted fingerprint=%s actor=%s reason=%r existed=%s",
                  fingerprint.hex(), actor, reason, outcome.existed)
         return outcome
@@ -424,16 +415,21 @@ class Replicator:
 
     # -- consistency -------------------------------------------------------------------------
 
+    @property
+    def consistency_timeout_s(self) -> float:
+        return self.config.consistency_timeout_s
+
     async def wait_for(self, fingerprints: Sequence[bytes], level: str) -> tuple[int, int]:
-        """Push these records directly to every live peer; (acks incl. self, acks needed)."""
+        """(acks incl. self, acks needed) of these keys at `level`, waiting up to the timeout.
+
+        Call it right after the write that changed them: what the write queued for a peer is
+        counted when that push is acknowledged, not pushed again (consistency.gather_acks).
+        """
         needed = required_acks(level, self.peers.cluster_size())
         if needed <= 1:
             return 1, needed
-        records = await self.read_records(fingerprints)
-        acked = await gather_acks(
-            self.pusher, self.peers.alive_peers(), records, needed,
-            self.config.consistency_timeout_s, self.config.batch_bytes,
-        )
+        acked = await gather_acks(self.pusher, self.peers.alive_peers(), fingerprints, needed,
+                                  self.config.consistency_timeout_s)
         return acked, needed
 
     # -- status ------------------------------------------------------------------------------
@@ -498,4 +494,3 @@ class Replicator:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         await self.pusher.close()
-        await self.preparer.close()

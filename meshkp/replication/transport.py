@@ -20,7 +20,7 @@ from meshkp.net.stats import NetStats
 from meshkp.net.tcp import TcpLimits, TcpTransport
 from meshkp.net.wire import Frame
 from meshkp.replication.messages import MESSAGE_TYPES, Message, decode_message
-from meshkp.replication.peers import ByteMeter, PeerRef, wire_size
+from meshkp.replication.peers import ByteMeter, PeerRef
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,15 @@ class TcpChannel:
     async def request(
         self, peer: PeerRef, message: Message, timeout: float, meter: ByteMeter | None = None
     ) -> Message:
-        reply = await self.transport.request(peer.addr, Frame(message.TYPE, message.to_map()), timeout)
-        answer = decode_message(reply.type, reply.body)
-        if meter is not None:
-            meter.sent += wire_size(message)
-            meter.received += wire_size(answer)
-            meter.requests += 1
-        return answer
+        def count(sent: int, received: int) -> None:  # the transport's own frame lengths
+            if meter is not None:
+                meter.sent += sent
+                meter.received += received
+                meter.requests += 1
+
+        frame = Frame(message.TYPE, message.to_map())
+        reply = await self.transport.request(peer.addr, frame, timeout, sizes=count)
+        return decode_message(reply.type, reply.body)
 
 
 class ReplicationListener:

@@ -10,12 +10,13 @@ Anything else raises InvalidPeerRecord naming what was wrong.
 from __future__ import annotations
 
 from meshkp.errors import InvalidPeerRecord, MeshkpError
+from meshkp.keys.record import KeyRecord, RecordFields, unpack_record
 from meshkp.limits import Limits
 from meshkp.openpgp.certificate import Certificate
 from meshkp.openpgp.normalise import normalise
 from meshkp.openpgp.packet import Tag
 from meshkp.openpgp.pubkey import parse_public_key
-from meshkp.record import KeyRecord
+from meshkp.store.layout import FINGERPRINT_LENGTHS
 
 # Version vector entries: one per node that ever updated the key. A mesh of thousands of
 # nodes is far beyond the design; the bound stops a peer from growing every record it touches.
@@ -29,7 +30,6 @@ MAX_REASON_CHARS = 1024
 MAX_ACTOR_CHARS = 256
 # Bytes a record may carry beyond its certificate (version vector, tombstone, msgpack).
 RECORD_OVERHEAD_BYTES = 256 * 1024
-FINGERPRINT_LENGTHS = frozenset({16, 20, 32})
 
 
 def max_record_bytes(limits: Limits) -> int:
@@ -37,12 +37,28 @@ def max_record_bytes(limits: Limits) -> int:
     return limits.key_bytes + RECORD_OVERHEAD_BYTES
 
 
-def parse_peer_record(data: bytes, limits: Limits, verify: bool) -> KeyRecord:
-    """The record in `data` if it passes every check; InvalidPeerRecord otherwise."""
+def peer_fields(data: bytes) -> RecordFields:
+    """The msgpack fields of a peer's record (unpacked once, for every later step)."""
+    try:
+        fields = unpack_record(data)
+    except Exception as exc:  # a peer's bytes: every msgpack failure is a rejection
+        raise InvalidPeerRecord(f"record is not msgpack: {exc}") from None
+    if not isinstance(fields[1], bytes):
+        raise InvalidPeerRecord("record is not a [format, fingerprint, cert, vv, tombstone] list")
+    return fields
+
+
+def parse_peer_record(
+    data: bytes, limits: Limits, verify: bool, fields: RecordFields | None = None
+) -> KeyRecord:
+    """The record in `data` if it passes every check; InvalidPeerRecord otherwise.
+
+    `fields` are its peer_fields when the caller unpacked them already (not unpacked again).
+    """
     if len(data) > max_record_bytes(limits):
         raise InvalidPeerRecord(f"record of {len(data)} bytes exceeds {max_record_bytes(limits)}")
     try:
-        record = KeyRecord.decode(data)
+        record = KeyRecord.from_fields(fields if fields is not None else unpack_record(data))
     # Decoding a peer's bytes: msgpack, packet framing and regrouping raise many types; any of
     # them means the record is malformed, and the contract is one error type out.
     except Exception as exc:

@@ -179,24 +179,23 @@ def _build_store(data_dir: Path, count: int) -> None:
     from meshkp.openpgp.certificate import certificate_from_packets
     from meshkp.openpgp.framing import parse_packets
     from meshkp.openpgp.keytext import split_stream
-    from meshkp.record import KeyRecord
-    from meshkp.replication.apply import merge_into_store
-    from meshkp.replication.merkle_index import MerkleIndex
+    from meshkp.keys.commit import PULLED, Committer, joining
+    from meshkp.keys.record import KeyRecord
     from meshkp.store.leveldb import LevelDBStore
 
     ring = b"".join(generate_keyring(count, seed=b"boot"))
     store = LevelDBStore(data_dir / "keys")
-    index = MerkleIndex()
+    committer = Committer(Limits())
     batch: list[KeyRecord] = []
     for key in split_stream(parse_packets(ring)):
         packets = list(key.packets)
         fpr = _fpr(packets[0].body)
         batch.append(KeyRecord.new(certificate_from_packets(fpr, list(packets)), "n0"))
         if len(batch) == 1000:
-            merge_into_store(store, batch, index, Limits(), sync=False)
+            committer.apply(store, joining(batch), PULLED, sync=False)
             batch = []
     if batch:
-        merge_into_store(store, batch, index, Limits())
+        committer.apply(store, joining(batch), PULLED)
     store.close()
 
 

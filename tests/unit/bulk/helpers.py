@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bench.keygen import generate_key
 from meshkp.openpgp.keytext import parse_keytext
-from meshkp.record import KeyRecord
+from meshkp.keys.record import KeyRecord
 from meshkp.store.memory import MemoryStore
 from meshkp.store.protocol import RecordWrite
 

@@ -15,7 +15,7 @@ from meshkp.keys.ingest import KEYS_COUNTER
 from meshkp.openpgp.armor import armor
 from meshkp.openpgp.keytext import parse_keytext
 from meshkp.openpgp.packet import Packet
-from meshkp.record import KeyRecord
+from meshkp.keys.record import KeyRecord
 from meshkp.store.memory import MemoryStore
 
 

@@ -1,19 +1,13 @@
-"""Test plumbing for replication: generated keys as records, and in-process replicator meshes."""
+"""Test plumbing for replication: in-process replicator meshes over the loopback channel."""
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from dataclasses import dataclass
-from functools import lru_cache
 
-from bench.keygen import generate_key
-from meshkp.keys.ingest import ingest
-from meshkp.limits import Limits
-from meshkp.openpgp.certificate import Certificate
-from meshkp.openpgp.framing import parse_packets
-from meshkp.openpgp.normalise import normalise
-from meshkp.record import KeyRecord
+from meshkp.keys.commit import UPLOADED, Committer
+from meshkp.keys.ingest import uploading
+from meshkp.keys.record import KeyRecord
 from meshkp.replication.config import ReplicationConfig
 from meshkp.replication.loopback import LoopbackNetwork
 from meshkp.replication.peers import PeerRef, StaticPeers
@@ -21,20 +15,12 @@ from meshkp.replication.replicator import Replicator
 from meshkp.store.executor import AsyncStore
 from meshkp.store.memory import MemoryStore
 from meshkp.store.protocol import Store
+from tests.unit.keys.helpers import LIMITS, certificate, record, with_vv
 
-LIMITS = Limits()
+__all__ = ["FAST", "LIMITS", "Mesh", "Member", "certificate", "record", "with_vv"]
+
 FAST = ReplicationConfig(sync_interval_s=3600, first_sync_delay_s=3600, request_timeout_s=2.0,
                          consistency_timeout_s=1.0)
-
-
-@lru_cache(maxsize=4096)
-def certificate(index: int, seed: bytes = b"repl-test") -> Certificate:
-    """The normalised certificate of generated key `index`."""
-    return normalise(parse_packets(generate_key(index, seed=seed).data), LIMITS)
-
-
-def record(index: int, node_id: str = "n0") -> KeyRecord:
-    return KeyRecord.new(certificate(index), node_id)
 
 
 @dataclass
@@ -48,19 +34,9 @@ class Member:
         return self.store.store
 
     async def upload(self, *indexes: int) -> None:
-        """Ingest generated keys as POST /pks/add would (Merkle hook, then push listener)."""
+        """Commit generated keys as POST /pks/add does (the pusher observes the commit)."""
         certs = [certificate(i) for i in indexes]
-        rep = self.replicator
-
-        def run(store: Store):
-            result = ingest(certs, store.get, store.lookup, self.node_id, LIMITS)
-            if result.writes:
-                rep.ingest_hook(store, result)
-                store.write(result.writes)
-            return result
-
-        result = await self.store.run_exclusive(run)
-        rep.on_ingest(result)
+        await self.replicator.committer.run(self.store, uploading(certs, self.node_id), UPLOADED)
 
     async def root(self) -> str:
         return str((await self.replicator.status())["merkle_root"])
@@ -80,8 +56,8 @@ class Mesh:
         for node_id in ids:
             store = AsyncStore(MemoryStore())
             peers = StaticPeers([PeerRef(other, ("127.0.0.1", 0)) for other in ids if other != node_id])
-            rep = Replicator(store, node_id, LIMITS, config, peers, self.net.channel(node_id),
-                             rng=random.Random(seed + len(self.members)))
+            rep = Replicator(store, node_id, Committer(LIMITS), config, peers,
+                             self.net.channel(node_id), rng=random.Random(seed + len(self.members)))
             self.net.add(node_id, rep)
             self.members.append(Member(node_id, store, rep))
 
@@ -102,9 +78,3 @@ class Mesh:
         for m in self.members:
             await m.replicator.stop()
             await m.store.close()
-
-
-def with_vv(rec: KeyRecord, **entries: int) -> KeyRecord:
-    from crdt.vclock import VersionVector
-
-    return dataclasses.replace(rec, vv=VersionVector(entries))

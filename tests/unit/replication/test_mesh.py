@@ -7,11 +7,11 @@ import dataclasses
 import pytest
 
 from bench.keygen import generate_key
+from meshkp.keys.record import KeyRecord
 from meshkp.net.wire import TCP_FRAME_BYTES, Frame, decode_frame, encode_frame
 from meshkp.openpgp.framing import parse_packets
 from meshkp.openpgp.normalise import normalise
 from meshkp.openpgp.packet import Packet
-from meshkp.record import KeyRecord
 from meshkp.replication.messages import ACK_CHANGED, PushBatch, SyncError, decode_message
 from meshkp.replication.peers import PeerRef
 from meshkp.replication.push import PeerQueue

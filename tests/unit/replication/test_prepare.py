@@ -1,4 +1,4 @@
-"""Peer records prepared ahead of the merge (in-process or in worker processes) give exactly the
+"""Peer records prepared ahead of the commit (in a thread or in worker processes) give exactly the
 store state of merging the records themselves; a bad record fails its whole batch."""
 
 from __future__ import annotations
@@ -8,12 +8,14 @@ import dataclasses
 import pytest
 
 from meshkp.errors import InvalidPeerRecord
-from meshkp.record import KeyRecord
-from meshkp.replication.apply import merge_into_store
-from meshkp.replication.merkle_index import TOMBSTONES_COUNTER, MerkleIndex
-from meshkp.replication.prepare import Prepared, PreparePool, prepare_records
+from meshkp.keys.merkle_index import TOMBSTONES_COUNTER, MerkleIndex
+from meshkp.keys.pool import WorkerPool
+from meshkp.keys.record import KeyRecord
+from meshkp.keys.state import Prepared
+from meshkp.replication.prepare import prepare_batch, prepare_records
 from meshkp.store.memory import MemoryStore
 from meshkp.store.protocol import IndexKind, Store
+from tests.unit.keys.helpers import commit_states
 
 from .helpers import LIMITS, certificate, record, with_vv
 
@@ -35,9 +37,9 @@ def _records() -> list[KeyRecord]:
 def test_prepared_states_write_what_the_records_would() -> None:
     records = _records()
     by_record, by_prepared = MemoryStore(), MemoryStore()
-    merge_into_store(by_record, records, MerkleIndex(), LIMITS)
+    commit_states(by_record, records, MerkleIndex(), LIMITS)
     prepared = prepare_records([r.encode() for r in records], LIMITS, verify=True)
-    result = merge_into_store(by_prepared, prepared, MerkleIndex(), LIMITS)
+    result = commit_states(by_prepared, prepared, MerkleIndex(), LIMITS)
     assert result.changed == [True] * len(records)
     assert _state(by_prepared) == _state(by_record)
     assert by_prepared.counter("keys") == 6 and by_prepared.counter(TOMBSTONES_COUNTER) == 1
@@ -45,28 +47,28 @@ def test_prepared_states_write_what_the_records_would() -> None:
 
 def test_a_prepared_state_of_a_stored_key_is_joined_not_overwritten() -> None:
     store, index = MemoryStore(), MerkleIndex()
-    merge_into_store(store, [record(1).delete("n1", 5, "spam", "admin")], index, LIMITS)
+    commit_states(store, [record(1).delete("n1", 5, "spam", "admin")], index, LIMITS)
     stale = prepare_records([record(1).encode()], LIMITS, verify=False)
-    assert merge_into_store(store, stale, index, LIMITS).changed == [False]
+    assert commit_states(store, stale, index, LIMITS).changed == [False]
     assert KeyRecord.decode(store.get(certificate(1).fingerprint)).deleted  # no resurrection
     # The same key twice in one batch: the second joins the first's state.
     twice = prepare_records([with_vv(record(2), a=1).encode(), with_vv(record(2), b=1).encode()],
                             LIMITS, verify=False)
-    assert merge_into_store(store, twice, index, LIMITS).changed == [True, True]
+    assert commit_states(store, twice, index, LIMITS).changed == [True, True]
     assert KeyRecord.decode(store.get(certificate(2).fingerprint)).vv.to_obj() == {"a": 1, "b": 1}
 
 
 async def test_worker_processes_prepare_the_same_and_refuse_a_bad_batch() -> None:
-    pool = PreparePool(workers=2, min_batch=2)
+    pool = WorkerPool(2)
     records = [r.encode() for r in _records()]
     try:
-        in_workers = await pool.prepare(records, LIMITS, verify=True)
+        in_workers = await prepare_batch(records, LIMITS, True, pool, min_batch=2)
         local = prepare_records(records, LIMITS, verify=True)
         assert [dataclasses.replace(p, record=None) for p in local] == in_workers
         forged = dataclasses.replace(record(3), fingerprint=certificate(4).fingerprint).encode()
         with pytest.raises(InvalidPeerRecord, match="filed under"):
-            await pool.prepare([*records, forged], LIMITS, verify=False)
-        small = await pool.prepare(records[:1], LIMITS, verify=False)  # below min_batch: here
+            await prepare_batch([*records, forged], LIMITS, False, pool, min_batch=2)
+        small = await prepare_batch(records[:1], LIMITS, False, pool, min_batch=2)  # here
         assert isinstance(small[0], Prepared) and small[0].record is not None
     finally:
         await pool.close()

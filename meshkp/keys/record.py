@@ -1,7 +1,8 @@
 """The key record: a certificate (packet sets), a version vector and an optional tombstone.
 
-This is the CRDT of DESIGN.md "The key record is a CRDT". State merge is a join:
-- certificate: union of packets per component;
+This is the CRDT of DESIGN.md "The key record is a CRDT". `KeyRecord.join` is its one join:
+- certificate: union of packets per component, with the third-party signature cap re-applied
+  (the cap keeps the smallest signatures by hash, so it commutes with the union);
 - vv: pointwise max of the version vectors of the updates that produced the state;
 - tombstone: the delete whose `seen` vector covers the other's (concurrent deletes join).
 
@@ -19,33 +20,22 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Protocol, Self, TypeVar
+from typing import Any
 
 import msgpack
 
 from crdt.errors import CrdtError
 from crdt.vclock import VersionVector
-from meshkp.errors import MeshkpError, StoreError
+from meshkp.errors import InvalidPeerRecord, MeshkpError, StoreError
+from meshkp.limits import Limits
 from meshkp.openpgp.certificate import Certificate, certificate_from_packets
+from meshkp.openpgp.digest import certificate_digest
 from meshkp.openpgp.framing import parse_packets
+from meshkp.openpgp.normalise import merge as merge_certificates
 
 RECORD_FORMAT = 1
-
-
-class _Joinable(Protocol):
-    def merge(self, other: Self) -> Self: ...
-
-
-J = TypeVar("J", bound=_Joinable)
-
-
-def _join(mine: J | None, theirs: J | None) -> J | None:
-    """The join of two optional states: an absent one is the identity."""
-    if mine is None:
-        return theirs
-    if theirs is None:
-        return mine
-    return mine.merge(theirs)
+# The msgpack fields of an encoded record: [format, fingerprint, certificate, vv, tombstone].
+RecordFields = list[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,12 +115,34 @@ class KeyRecord:
 
     # -- CRDT operations -----------------------------------------------------------------
 
-    def merge(self, other: KeyRecord) -> KeyRecord:
-        """The join of two replicas' states (commutative, associative, idempotent)."""
+    def join(self, other: KeyRecord, limits: Limits) -> KeyRecord:
+        """The join of two replicas' states (commutative, associative, idempotent).
+
+        The certificate union is built once, with the signature cap of `limits` re-applied as
+        ingest does. InvalidPeerRecord if the two hold different primary key packets: a v3
+        fingerprint (RFC 4880 §12.2: MD5 of n and e) does not cover the creation time, so two
+        different primary packets can share one, and no union of them exists.
+        """
         if other.fingerprint != self.fingerprint:
-            raise ValueError("cannot merge records of different fingerprints")
-        return KeyRecord(self.fingerprint, _join(self.certificate, other.certificate),
-                         self.vv.merge(other.vv), _join(self.tombstone, other.tombstone))
+            raise ValueError("cannot join records of different fingerprints")
+        return KeyRecord(self.fingerprint, self._joined_certificate(other, limits),
+                         self.vv.merge(other.vv), self._joined_tombstone(other))
+
+    def _joined_certificate(self, other: KeyRecord, limits: Limits) -> Certificate | None:
+        mine, theirs = self.certificate, other.certificate
+        if mine is None or theirs is None or mine == theirs:
+            return theirs if mine is None else mine  # an absent certificate is the identity
+        if mine.primary.packet != theirs.primary.packet:
+            raise InvalidPeerRecord(
+                f"record {other.fingerprint.hex()} has another primary key packet than ours"
+            )
+        return merge_certificates(mine, theirs, limits)
+
+    def _joined_tombstone(self, other: KeyRecord) -> Tombstone | None:
+        mine, theirs = self.tombstone, other.tombstone
+        if mine is None or theirs is None:
+            return theirs if mine is None else mine  # an absent tombstone is the identity
+        return mine.merge(theirs)
 
     def add(self, certificate: Certificate, node_id: str) -> KeyRecord:
         """A local accepted upload: union the packets and count one update by `node_id`."""
@@ -163,10 +175,12 @@ class KeyRecord:
     @classmethod
     def decode(cls, data: bytes) -> KeyRecord:
         """Inverse of encode; any malformed input raises StoreError saying what is wrong."""
-        try:
-            fmt, fingerprint, cert, vv, tomb = msgpack.unpackb(data, raw=False)
-        except (ValueError, TypeError, msgpack.UnpackException) as exc:
-            raise StoreError(f"key record is corrupt: {exc}; run POST /cluster/repair") from None
+        return cls.from_fields(unpack_record(data))
+
+    @classmethod
+    def from_fields(cls, fields: RecordFields) -> KeyRecord:
+        """The record of unpacked fields (unpack_record): decode without unpacking again."""
+        fmt, fingerprint, cert, vv, tomb = fields
         if fmt != RECORD_FORMAT:
             raise StoreError(f"key record format {fmt} is not supported by this meshkp version")
         if not isinstance(fingerprint, bytes) or not isinstance(cert, bytes | None):
@@ -184,14 +198,23 @@ class KeyRecord:
     @property
     def sks_digest(self) -> str | None:
         """SKS MD5 digest of the live packets (op=hget, /pks/hashquery); None when not served."""
-        from meshkp.openpgp.digest import certificate_digest
-
         live = self.live_certificate
         return certificate_digest(live) if live is not None else None
 
     def state_hash(self) -> bytes:
         """SHA-256 of the encoded state: the Merkle leaf digest for anti-entropy."""
         return hashlib.sha256(self.encode()).digest()
+
+
+def unpack_record(data: bytes) -> RecordFields:
+    """The five msgpack fields of an encoded record; StoreError if it is not such a list."""
+    try:
+        fields = msgpack.unpackb(data, raw=False)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise StoreError(f"key record is corrupt: {exc}; run POST /cluster/repair") from None
+    if not isinstance(fields, list) or len(fields) != 5:
+        raise StoreError("key record is not a [format, fingerprint, cert, vv, tombstone] list")
+    return fields
 
 
 def served_certificate_bytes(data: bytes) -> bytes | None:

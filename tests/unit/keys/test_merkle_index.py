@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from crdt.merkle import MemoryMerkleStorage, MerkleTree
-from meshkp.replication.merkle_index import MERKLE_PREFIX, TOMBSTONES_COUNTER, MerkleIndex, state_hash
+from meshkp.keys.merkle_index import MERKLE_PREFIX, TOMBSTONES_COUNTER, MerkleIndex, state_hash
 from meshkp.store.memory import MemoryStore
 from meshkp.store.protocol import RecordWrite
 

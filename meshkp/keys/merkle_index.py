@@ -2,9 +2,10 @@
 
 DESIGN.md "Replication": the tree's nodes live in the store's extra namespace under
 MERKLE_PREFIX, and every change of a record carries the Merkle writes for it in the same
-RecordWrite batch (`RecordWrite.extra`), so the tree never disagrees with the records after a
-crash. The leaf digest of a record is SHA-256 of its encoded bytes, which is
-`KeyRecord.state_hash()` (the encoding is deterministic).
+RecordWrite batch (`RecordWrite.extra`, attached by the commit path, meshkp/keys/commit.py), so
+the tree never disagrees with the records after a crash; anti-entropy reads it. The leaf
+digest of a record is SHA-256 of its encoded bytes, which is `KeyRecord.state_hash()` (the
+encoding is deterministic).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from collections.abc import Iterable, Sequence
 import msgpack
 
 from crdt.merkle import MemoryMerkleStorage, MerkleConfig, MerkleTree
-from meshkp.keys.ingest import KEYS_COUNTER, IngestResult
-from meshkp.record import RECORD_FORMAT
+from meshkp.keys.ingest import KEYS_COUNTER
+from meshkp.keys.record import RECORD_FORMAT
 from meshkp.store.protocol import RecordWrite, Store
 
 log = logging.getLogger(__name__)
@@ -92,10 +93,6 @@ class MerkleIndex:
         last = out[-1]
         out[-1] = dataclasses.replace(last, extra=(*last.extra, *extra))
         return out
-
-    def ingest_hook(self, store: Store, result: IngestResult) -> None:
-        """KeyService/bulk-loader write hook: put the Merkle updates into the upload's batch."""
-        result.writes[:] = self.attach(store, result.writes)
 
     def rebuild(self, store: Store) -> tuple[int, int]:
         """Recompute the tree and the key/tombstone counters from the records; one batch.

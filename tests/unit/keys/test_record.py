@@ -8,14 +8,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crdt.vclock import VersionVector
+from meshkp.keys.record import KeyRecord, Tombstone, served_certificate_bytes
+from meshkp.limits import Limits
 from meshkp.openpgp.armor import dearmor
 from meshkp.openpgp.certificate import Certificate, certificate_from_packets
 from meshkp.openpgp.framing import parse_packets
 from meshkp.openpgp.packet import Tag
 from meshkp.openpgp.pubkey import parse_public_key
-from meshkp.record import KeyRecord, Tombstone, served_certificate_bytes
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+LIMITS = Limits()
 
 
 def _real_certificate(name: str) -> Certificate:
@@ -61,17 +63,17 @@ def records(draw: st.DrawFn) -> KeyRecord:
 
 @given(records(), records())
 def test_merge_is_commutative(a: KeyRecord, b: KeyRecord) -> None:
-    assert a.merge(b).encode() == b.merge(a).encode()
+    assert a.join(b, LIMITS).encode() == b.join(a, LIMITS).encode()
 
 
 @given(records(), records(), records())
 def test_merge_is_associative(a: KeyRecord, b: KeyRecord, c: KeyRecord) -> None:
-    assert a.merge(b).merge(c).encode() == a.merge(b.merge(c)).encode()
+    assert a.join(b, LIMITS).join(c, LIMITS).encode() == a.join(b.join(c, LIMITS), LIMITS).encode()
 
 
 @given(records())
 def test_merge_is_idempotent(a: KeyRecord) -> None:
-    assert a.merge(a).encode() == a.encode()
+    assert a.join(a, LIMITS).encode() == a.encode()
 
 
 @given(records())
@@ -85,7 +87,7 @@ def test_a_stale_replica_does_not_resurrect_a_deleted_key() -> None:
     stale = original  # a node that was down during the delete still holds this
     deleted = original.delete("n1", 100, "takedown", "admin")
     assert deleted.deleted and deleted.conflict is None
-    for merged in (deleted.merge(stale), stale.merge(deleted)):
+    for merged in (deleted.join(stale, LIMITS), stale.join(deleted, LIMITS)):
         assert merged.deleted
         assert merged.live_certificate is None
         assert merged.conflict is None
@@ -95,7 +97,7 @@ def test_an_add_concurrent_with_a_delete_is_a_conflict_naming_both_sides() -> No
     base = KeyRecord.new(_subset(1), "n1")
     deleted = base.delete("n1", 100, "takedown", "admin")
     concurrent_add = base.add(_subset(2**60 - 1), "n2")
-    merged = deleted.merge(concurrent_add)
+    merged = deleted.join(concurrent_add, LIMITS)
     conflict = merged.conflict
     assert conflict is not None
     assert conflict.unseen_adds == {"n2": 1}
@@ -157,18 +159,18 @@ def test_replicas_converge_under_reordering_duplicates_and_drops(history, rng) -
             if rng.random() < 0.5:
                 in_flight.remove((target, message))
             mine = replicas[target]
-            replicas[target] = message if mine is None else mine.merge(message)
+            replicas[target] = message if mine is None else mine.join(message, LIMITS)
     # Whatever is still queued is dropped; a final full exchange must converge everyone.
     states = [s for s in replicas if s is not None]
     if not states:
         return
     final = states[0]
     for other in states[1:]:
-        final = final.merge(other)
+        final = final.join(other, LIMITS)
     converged = []
     for state in states:
         for other in states:
-            state = state.merge(other)
+            state = state.join(other, LIMITS)
         converged.append(state.encode())
     assert set(converged) == {final.encode()}
     # Delete-wins: a key with any tombstone is not served anywhere.
@@ -206,3 +208,15 @@ def test_structurally_wrong_records_raise_store_error() -> None:
     ):
         with pytest.raises(StoreError):
             KeyRecord.decode(msgpack.packb(bad, use_bin_type=True))
+
+
+def test_a_join_builds_the_certificate_union_once(monkeypatch) -> None:
+    # The join used to union the packets twice: KeyRecord.merge, then the capped merge again.
+    unions = []
+    union = Certificate.merge
+    monkeypatch.setattr(Certificate, "merge", lambda self, other: unions.append(1) or union(self, other))
+    a, b = KeyRecord.new(_subset(0x0F0F0F), "n1"), KeyRecord.new(_subset(0xF0F0F0), "n2")
+    joined = a.join(b, LIMITS)
+    assert len(unions) == 1
+    assert joined.certificate == union(a.certificate, b.certificate)
+    assert joined.vv.to_obj() == {"n1": 1, "n2": 1}

@@ -1,4 +1,5 @@
-"""The pure merge core (meshkp.keys.ingest) on a MemoryStore: outcomes, writes, index terms."""
+"""The decision of an upload (meshkp.keys.ingest), committed on a MemoryStore: outcomes, writes,
+index terms."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ from pathlib import Path
 import pytest
 
 from crdt.vclock import VersionVector
-from meshkp.keys.ingest import KEYS_COUNTER, Status, certificate_terms, ingest
+from meshkp.keys.commit import UPLOADED, Committer
+from meshkp.keys.ingest import KEYS_COUNTER, Status, certificate_terms, ingest, uploading
+from meshkp.keys.record import KeyRecord, Tombstone
 from meshkp.limits import Limits
 from meshkp.openpgp.certificate import Certificate
 from meshkp.openpgp.framing import parse_packets
 from meshkp.openpgp.keytext import PartialKey, Rejected, parse_keytext, split_stream, streams
 from meshkp.openpgp.packet import Tag
 from meshkp.openpgp.signature import parse_signature
-from meshkp.record import KeyRecord, Tombstone
 from meshkp.store.memory import MemoryStore
 from meshkp.store.protocol import IndexKind, RecordWrite
 
@@ -27,10 +29,8 @@ def items(name: str) -> list:
     return parse_keytext((FIXTURES / name).read_bytes(), LIMITS)
 
 
-def run(store: MemoryStore, parsed: list, node: str = "n1"):
-    result = ingest(parsed, store.get, store.lookup, node, LIMITS)
-    store.write(result.writes)
-    return result
+def run(store: MemoryStore, parsed: list, node: str = "n1", limits: Limits = LIMITS):
+    return Committer(limits).apply(store, uploading(parsed, node), UPLOADED)
 
 
 def delete_alice(store: MemoryStore, reason: str) -> KeyRecord:
@@ -129,7 +129,7 @@ def test_merge_over_key_bytes_is_rejected() -> None:
     assert isinstance(unsigned, Certificate) and isinstance(signed, Certificate)
     limits = Limits(key_bytes=len(unsigned.to_bytes()) + 1, packet_bytes=4096)
     store = MemoryStore()
-    store.write(ingest([unsigned], store.get, store.lookup, "n1", limits).writes)
+    run(store, [unsigned], limits=limits)
     result = ingest([signed], store.get, store.lookup, "n1", limits)
     (outcome,) = result.outcomes
     if len(signed.merge(unsigned).to_bytes()) > limits.key_bytes:

@@ -1,4 +1,4 @@
-"""KeyParser's process pool: errors raised while parsing reach the caller as themselves."""
+"""KeyParser in the worker pool: errors raised while parsing reach the caller as themselves."""
 
 from __future__ import annotations
 
@@ -6,17 +6,19 @@ import pytest
 
 from meshkp.errors import LimitExceeded
 from meshkp.keys.parse import KeyParser
+from meshkp.keys.pool import WorkerPool
 from meshkp.limits import Limits
 
 
 async def test_limit_exceeded_crosses_the_process_pool(caplog: pytest.LogCaptureFixture) -> None:
     # LimitExceeded did not survive pickling (its `limit` argument was lost), which broke the
     # pool: every upload in flight fell back to a thread and the pool was restarted.
-    parser = KeyParser(Limits(upload_keys=5), process_threshold=1, workers=1)
+    pool = WorkerPool(1)
+    parser = KeyParser(Limits(upload_keys=5), process_threshold=1, pool=pool)
     try:
         with pytest.raises(LimitExceeded) as raised:
             await parser.parse(b"\xc6\x00" * 6)
         assert raised.value.limit == "upload_keys"
-        assert "parse_pool_broken" not in caplog.text
+        assert "worker_pool_broken" not in caplog.text
     finally:
-        parser.close()
+        await pool.close()
