@@ -14,8 +14,8 @@ import pytest
 from bench.keygen import generate_key, write_keyring
 from meshkp.bulk.datadir import store_path
 from meshkp.keys.ingest import KEYS_COUNTER
-from meshkp.keys.record import KeyRecord
 from meshkp.keys.merkle_index import MerkleIndex
+from meshkp.keys.record import KeyRecord
 from meshkp.store.leveldb import LevelDBStore
 from meshkp.store.protocol import IndexKind
 from tests.gpgtools import GPG, gnupg_home, gpg, show_keys_colons

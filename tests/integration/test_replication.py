@@ -176,11 +176,11 @@ def test_3_a_stopped_node_catches_up_and_nobody_waits_for_it(tmp_path: Path) -> 
 def _build_store(data_dir: Path, count: int) -> None:
     """A node data dir holding `count` generated keys, written directly (fast fixture)."""
     from bench.keygen import generate_keyring
+    from meshkp.keys.commit import PULLED, Committer, joining
+    from meshkp.keys.record import KeyRecord
     from meshkp.openpgp.certificate import certificate_from_packets
     from meshkp.openpgp.framing import parse_packets
     from meshkp.openpgp.keytext import split_stream
-    from meshkp.keys.commit import PULLED, Committer, joining
-    from meshkp.keys.record import KeyRecord
     from meshkp.store.leveldb import LevelDBStore
 
     ring = b"".join(generate_keyring(count, seed=b"boot"))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bench.keygen import generate_key
-from meshkp.openpgp.keytext import parse_keytext
 from meshkp.keys.record import KeyRecord
+from meshkp.openpgp.keytext import parse_keytext
 from meshkp.store.memory import MemoryStore
 from meshkp.store.protocol import RecordWrite
 

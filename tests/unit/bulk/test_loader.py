@@ -12,10 +12,10 @@ from bench.keygen import generate_key
 from meshkp.bulk.loader import BulkLoader, LoadConfig, LoadError, resolve_inputs
 from meshkp.bulk.source import InputError
 from meshkp.keys.ingest import KEYS_COUNTER
+from meshkp.keys.record import KeyRecord
 from meshkp.openpgp.armor import armor
 from meshkp.openpgp.keytext import parse_keytext
 from meshkp.openpgp.packet import Packet
-from meshkp.keys.record import KeyRecord
 from meshkp.store.memory import MemoryStore
 
 
