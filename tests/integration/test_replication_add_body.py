@@ -1,7 +1,7 @@
-"""POST /pks/add bodies on a node with replication on: the x-consistency layer reads the upload
-through the same bounded reader as the add handler, so body errors keep their status.
+"""POST /pks/add bodies on a node with replication on: x-consistency is read by the add handler
+from the one bounded read of the upload, so body errors keep their status.
 
-Regression: the x-consistency middleware used to read the form itself and swallow its errors,
+Regression: an x-consistency middleware used to read the form itself and swallow its errors,
 which turned a broken multipart body into a 500 and an oversized chunked upload into a 400
 (the body was half consumed when the add handler read it again).
 """
