@@ -31,7 +31,8 @@ ACKS_HEADER = "X-Consistency-Acks"
 class Acks(Protocol):
     """What waiting for acks needs of replication (meshkp.replication.replicator.Replicator)."""
 
-    consistency_timeout_s: float
+    @property
+    def consistency_timeout_s(self) -> float: ...
 
     async def wait_for(self, fingerprints: Sequence[bytes], level: str) -> tuple[int, int]: ...
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol, TypeVar
 
+from meshkp.errors import InvalidPeerRecord
 from meshkp.keys.ingest import KEYS_COUNTER, record_terms
 from meshkp.keys.merkle_index import TOMBSTONES_COUNTER, MerkleIndex
 from meshkp.keys.record import KeyRecord
@@ -121,8 +122,9 @@ def join_states(store: Store, incoming: Sequence[KeyState], limits: Limits) -> M
     """Join each incoming state with the stored one (KeyRecord.join); keep what changed.
 
     A Prepared state of a key the store does not hold is taken as it is (its bytes and terms
-    were computed when it was prepared); any other is joined with the stored state.
-    InvalidPeerRecord if a state cannot be joined (another primary key packet).
+    were computed when it was prepared); any other is joined with the stored state, and the
+    index terms of the joined state are computed here, once. InvalidPeerRecord if a state
+    cannot be joined (another primary key packet) or indexed (packets only a peer could send).
     """
     result = MergeResult()
     current: dict[bytes, tuple[KeyState | None, bytes | None]] = {}
@@ -153,8 +155,24 @@ def join_states(store: Store, incoming: Sequence[KeyState], limits: Limits) -> M
         result.changed.append(True)
         current[fingerprint] = (merged, encoded)
         changes[fingerprint] = Change(original[fingerprint], merged, encoded)
-    result.changes = list(changes.values())
+    result.changes = [_indexed(change, limits) for change in changes.values()]
     return result
+
+
+def _indexed(change: Change, limits: Limits) -> Change:
+    """`change` with the index terms of its new state, prepared (none are computed again)."""
+    after = change.after
+    if isinstance(after, Prepared):
+        return change
+    try:
+        terms = record_terms(after, limits)
+    # The joined packets came from a peer: a parse failure the structural checks let through
+    # must refuse the batch, never escape as a crash.
+    except Exception as exc:
+        raise InvalidPeerRecord(
+            f"index terms of record {after.fingerprint.hex()} cannot be computed: {exc!r}"
+        ) from None
+    return Change(change.before, Prepared.of(after, terms, change.encoded), change.encoded)
 
 
 def joining(states: Sequence[KeyState]) -> Decide[MergeResult]:

@@ -40,9 +40,10 @@ class Prepared:
     record: KeyRecord | None = field(default=None, compare=False)
 
     @classmethod
-    def of(cls, record: KeyRecord, terms: frozenset[IndexTerm]) -> Prepared:
-        """`record` prepared, with its index terms (keys.ingest.record_terms) computed by the caller."""
-        return cls(record.fingerprint, record.encode(), terms,
+    def of(cls, record: KeyRecord, terms: frozenset[IndexTerm], encoded: bytes | None = None) -> Prepared:
+        """`record` prepared, with its index terms (keys.ingest.record_terms) and, if the caller
+        has them, its encoded bytes."""
+        return cls(record.fingerprint, record.encode() if encoded is None else encoded, terms,
                    live=not record.deleted and record.certificate is not None,
                    deleted=record.deleted, conflict=record.conflict is not None, record=record)
 

@@ -61,8 +61,8 @@ class AckWait:
 
     def acked(self, node_id: str, fingerprints: Iterable[bytes]) -> None:
         missing = self._missing.get(node_id)
-        if missing is None:
-            return
+        if missing is None or self.done.is_set():
+            return  # counted no further once done: the reply says "needed of needed"
         missing.difference_update(fingerprints)
         if not missing:
             del self._missing[node_id]

@@ -27,7 +27,7 @@ from meshkp.keys.ingest import KEYS_COUNTER
 from meshkp.keys.merkle_index import TOMBSTONES_COUNTER, MerkleIndex, state_hash
 from meshkp.keys.pool import WorkerPool
 from meshkp.keys.record import KeyRecord, RecordFields
-from meshkp.keys.state import KeyState, Prepared
+from meshkp.keys.state import KeyState
 from meshkp.limits import Limits
 from meshkp.net.stats import NetStats
 from meshkp.replication.antientropy import SyncOutcome, SyncRound
@@ -52,7 +52,7 @@ from meshkp.replication.peers import Channel, PeerRef, PeerSource
 from meshkp.replication.prepare import prepare, prepare_batch
 from meshkp.replication.push import Pusher
 from meshkp.replication.status import PeerSyncStatus, ReplicationCounters, SyncProgress
-from meshkp.replication.validate import peer_fields
+from meshkp.replication.validate import parse_peer_record, peer_fields
 from meshkp.store.layout import FINGERPRINT_LENGTHS
 from meshkp.store.protocol import Store
 
@@ -192,25 +192,29 @@ class Replicator:
 
         Each record is unpacked once and decoded at most once: a record of the exact state
         held here (a re-sent push) is recognised by its Merkle leaf and skipped; one of a key
-        held in another state is prepared here and joined with the decoded record; one of a
-        key new here is prepared in the worker pool when the batch is large, and stored from
-        its prepared bytes and terms without being decoded again.
+        held in another state is checked here and joined with the stored state, whose index
+        terms the join computes; one of a key new here is prepared (checked and indexed) in
+        the worker pool when the batch is large, and stored from its prepared bytes and terms.
         """
         tree = self.merkle.tree(self._raw_store())
         limits = self.limits
+        # Small batches (pushes) are prepared in the one thread hop that examines them.
+        to_pool = (self.pool is not None and self.pool.enabled
+                   and len(records) >= self.config.prepare_min_batch)
 
-        def examine() -> list[Prepared | RecordFields | None]:
-            found: list[Prepared | RecordFields | None] = []
+        def examine() -> list[KeyState | RecordFields | None]:
+            found: list[KeyState | RecordFields | None] = []
             for data in records:
                 fields = peer_fields(data)
                 fingerprint = fields[1]
                 leaf = tree.get(fingerprint) if len(fingerprint) in FINGERPRINT_LENGTHS else None
                 if leaf is None:
-                    found.append(fields)  # new here: prepared below, with the others
+                    # New here: prepared now, or with the others in the pool below.
+                    found.append(fields if to_pool else prepare(data, limits, verify, fields))
                 elif leaf == state_hash(data):
                     found.append(None)  # held
                 else:
-                    found.append(prepare(data, limits, verify, fields))
+                    found.append(parse_peer_record(data, limits, verify, fields))
             return found
 
         try:

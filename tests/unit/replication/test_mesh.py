@@ -83,6 +83,7 @@ async def test_anti_entropy_repairs_what_push_missed_in_both_directions(mesh3: M
 async def test_an_empty_node_bootstraps_through_anti_entropy(mesh3: Mesh) -> None:
     mesh3.net.down.update({"n1", "n2"})
     await mesh3[0].upload(*range(60))
+    await mesh3.settle()  # the pushes run (and fail) while the others are down
     mesh3.net.down.clear()
     await mesh3[2].replicator.sync_with(PeerRef("n0", ("127.0.0.1", 0)))
     assert await mesh3[2].root() == await mesh3[0].root()
@@ -96,6 +97,7 @@ async def test_a_bootstrap_scans_in_pages_and_moves_little_more_than_the_records
     try:
         mesh.net.down.add("n1")
         await mesh[0].upload(*range(60))
+        await mesh.settle()  # the pushes run (and fail) while n1 is down
         mesh.net.down.clear()
         outcome = await mesh[1].replicator.sync_with(PeerRef("n0", ("127.0.0.1", 0)))
         assert outcome is not None and outcome.keys_pulled == 60
@@ -118,6 +120,7 @@ async def test_a_scan_page_with_an_invalid_record_stores_the_rest_and_counts_it(
     try:
         mesh.net.down.add("n1")
         await mesh[0].upload(1, 2)
+        await mesh.settle()  # the pushes run (and fail) while n1 is down
         mesh.net.down.clear()
         bad = dataclasses.replace(record(3), fingerprint=certificate(4).fingerprint)
 
