@@ -234,7 +234,7 @@ class Pusher:
         if queue is None:
             node_id = peer.node_id
             queue = self.queues[node_id] = PeerQueue(
-                self.config.push_queue_max, lambda fp: self._lost(node_id, [fp], self.taken + 1))
+                self.config.push_queue_max, lambda fp: self._lost(node_id, [fp]))
         self._refs[peer.node_id] = peer
         dropped = sum(queue.add(fp, ts, relay) for fp in fingerprints)
         if dropped:
@@ -247,9 +247,11 @@ class Pusher:
             if batch > watch.since:
                 watch.acked(node_id, fingerprints)
 
-    def _lost(self, node_id: str, fingerprints: Sequence[bytes], batch: int) -> None:
+    def _lost(self, node_id: str, fingerprints: Sequence[bytes], batch: int | None = None) -> None:
+        """Tell the watches these keys will not reach the peer (batch None: dropped from its
+        queue, which concerns every watch)."""
         for watch in list(self._watches):
-            if batch > watch.since:
+            if batch is None or batch > watch.since:
                 watch.lost(node_id, fingerprints)
 
     def _wake(self, node_id: str) -> None:
@@ -269,20 +271,19 @@ class Pusher:
             unsent = set(fingerprints)
             try:
                 pairs = await self.read_pairs(fingerprints)
-                records = [data for _, data in pairs]
-                start = 0
-                for chunk in split_by_bytes(records, self.config.batch_bytes):
+                sent = 0
+                for chunk in split_by_bytes([data for _, data in pairs], self.config.batch_bytes):
                     ack = await self.send(peer, chunk, forward=True, origin_ts=origin_ts,
                                           relay=relay)
-                    sent = [fp for fp, _ in pairs[start:start + len(chunk)]]
-                    start += len(chunk)
-                    unsent.difference_update(sent)
-                    self._acked(node_id, batch, [fp for fp, status in zip(sent, ack.statuses, strict=True)
-                                                 if status != ACK_REJECTED])
+                    keys = [fp for fp, _ in pairs[sent:sent + len(chunk)]]
+                    sent += len(chunk)
+                    unsent.difference_update(keys)
+                    statuses = zip(keys, ack.statuses, strict=True)
+                    self._acked(node_id, batch, [fp for fp, st in statuses if st != ACK_REJECTED])
             except (PeerUnreachable, WireError) as exc:
                 self.counters.push_failures += 1
                 cleared = queue.clear() if isinstance(exc, PeerUnreachable) else []
-                self._lost(node_id, cleared, self.taken + 1)  # queued for every watch
+                self._lost(node_id, cleared)
                 log.info("event=push_failed peer=%s error=%s dropped_queue=%d",
                          node_id, exc, len(cleared))
             except asyncio.CancelledError:
