@@ -6,8 +6,8 @@ write is durable here. For `quorum` and `all` the add handler (hkp.py) waits, af
 service stored the upload, for that many nodes to acknowledge every key the upload changed or
 already held, through the `Acks` replication provides (`Replicator.wait_for`, which counts the
 acks of the write's own push). Short of it after the timeout, the reply is 503 and says how
-many did; the write stays stored and keeps spreading. A node without replication has no
-`Consistency` in its app and ignores the variable.
+many did; the write stays stored and keeps spreading. The node passes its `Consistency` to
+make_app (meshkp/http/app.py); an app without one ignores the variable.
 """
 
 from __future__ import annotations
@@ -46,11 +46,6 @@ class Consistency:
 
 
 CONSISTENCY_KEY = web.AppKey("meshkp.consistency", Consistency)
-
-
-def enable_consistency(app: web.Application, acks: Acks, default: str = "one") -> None:
-    """Make POST /pks/add of `app` honour x-consistency with these acks (before it starts)."""
-    app[CONSISTENCY_KEY] = Consistency(acks, default)
 
 
 def level_asked(request: web.Request, form: MultiMapping[Any] | None = None) -> str | None:
