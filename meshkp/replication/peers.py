@@ -7,10 +7,9 @@ from typing import Protocol
 
 import msgpack
 
+from meshkp.net.addr import Addr
 from meshkp.net.crypto import SEAL_OVERHEAD
 from meshkp.replication.messages import Message
-
-Addr = tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True)

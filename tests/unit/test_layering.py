@@ -41,18 +41,7 @@ IO_MODULES = ("asyncio", "socket", "plyvel", "aiohttp", "threading")
 # Upward imports that the issue-8 refactor is removing right now (file, imported module). The
 # test fails on a new one, and on an entry here that is gone: delete the entry then. Empty
 # when the refactor is done.
-BEING_REMOVED = {
-    ("meshkp/http/cluster.py", "meshkp.node.membership"),
-    ("meshkp/net/sim.py", "meshkp.swim.messages"),
-    ("meshkp/net/sim.py", "meshkp.swim.types"),
-    ("meshkp/net/simcluster.py", "meshkp.swim.config"),
-    ("meshkp/net/simcluster.py", "meshkp.swim.effects"),
-    ("meshkp/net/simcluster.py", "meshkp.swim.messages"),
-    ("meshkp/net/simcluster.py", "meshkp.swim.protocol"),
-    ("meshkp/net/simcluster.py", "meshkp.swim.types"),
-    ("meshkp/net/simcodec.py", "meshkp.swim.fields"),
-    ("meshkp/net/simcodec.py", "meshkp.swim.messages"),
-}
+BEING_REMOVED: set[tuple[str, str]] = set()
 
 
 def layer_of(module: str) -> int | None:

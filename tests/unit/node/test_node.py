@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import COMMANDS, main
-from meshkp.node.config import NodeConfig
 from meshkp.errors import ConfigError
-from meshkp.node.membership import MembershipConfig
+from meshkp.membership.config import MembershipConfig
+from meshkp.node.config import NodeConfig
 from meshkp.node.node import Node
 from meshkp.replication.config import ReplicationConfig
 from meshkp.swim.config import SwimConfig
