@@ -17,7 +17,7 @@ import asyncio
 import selectors
 from collections.abc import Callable
 from contextvars import Context
-from typing import TypeVarTuple, Unpack
+from typing import TypeVarTuple
 
 from meshkp.clock import FakeClock
 
@@ -40,12 +40,12 @@ class SimEventLoop(asyncio.SelectorEventLoop):
         return self.fake_clock.now()
 
     # Both entry points by which a FakeClock callback can hand the loop something to do.
-    def call_soon(self, callback: Callable[[Unpack[Ts]], object], *args: Unpack[Ts],
+    def call_soon(self, callback: Callable[[*Ts], object], *args: *Ts,
                   context: Context | None = None) -> asyncio.Handle:
         self._has_work = True
         return super().call_soon(callback, *args, context=context)
 
-    def call_at(self, when: float, callback: Callable[[Unpack[Ts]], object], *args: Unpack[Ts],
+    def call_at(self, when: float, callback: Callable[[*Ts], object], *args: *Ts,
                 context: Context | None = None) -> asyncio.TimerHandle:
         self._has_work = True
         return super().call_at(when, callback, *args, context=context)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -23,12 +22,10 @@ def clock_and_loop() -> Iterator[Sim]:
     loop.close()
 
 
-def test_an_hour_of_sleeping_takes_no_wall_time(clock_and_loop: Sim) -> None:
+def test_an_hour_of_sleeping_is_simulated_not_waited_for(clock_and_loop: Sim) -> None:
     clock, loop = clock_and_loop
-    began = time.monotonic()
-    loop.run_until_complete(asyncio.sleep(3600))
+    loop.run_until_complete(asyncio.sleep(3600))  # a real wait would hit the test timeout
     assert clock.now() == 3600
-    assert time.monotonic() - began < 1.0
 
 
 def test_coroutines_and_fake_timers_interleave_in_time_order(clock_and_loop: Sim) -> None:
