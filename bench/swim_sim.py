@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from bench.common import OUT_DIR
-from meshkp.net.simcluster import Event, SimCluster
+from meshkp.sim.cluster import Event, SimCluster
 from meshkp.swim.config import SwimConfig
 from meshkp.swim.formulas import (
     gossip_convergence_time,
@@ -83,7 +83,11 @@ def settle(cluster: SimCluster, timeout: float = 180.0) -> None:
 
 
 def measure(plan: Plan, seed: int, config: SwimConfig) -> Result:
-    cluster = SimCluster(config, seed=seed, sealed=False)
+    with SimCluster(config, seed=seed, sealed=False) as cluster:
+        return measure_on(cluster, plan, seed, config)
+
+
+def measure_on(cluster: SimCluster, plan: Plan, seed: int, config: SwimConfig) -> Result:
     rng = random.Random(seed)
     res = Result(plan.n)
     cluster.start(plan.n, stagger=min(5.0, plan.n / 20))

@@ -1,8 +1,9 @@
 """Injected time: a monotonic `Clock`, the real `SystemClock` and a `FakeClock` for simulations.
 
 Protocol cores never read the time themselves: the driver passes `now` (seconds, monotonic) into
-every call. Drivers that need timers use `call_at`/`call_later`; with `FakeClock` those fire only
-when a test calls `advance()`, so a 50-node cluster runs in simulated seconds (STYLE.md §2).
+every call. Drivers that need timers use `call_at`/`call_later` (and `sleep` in coroutines); with
+`FakeClock` those fire only when time is advanced, so a 50-node cluster runs in simulated seconds
+(STYLE.md §2).
 """
 
 from __future__ import annotations
@@ -48,6 +49,21 @@ class SystemClock:
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
         return asyncio.get_running_loop().call_later(max(0.0, delay), callback)
+
+
+async def sleep(clock: Scheduler, delay: float) -> None:
+    """asyncio.sleep on the injected scheduler's time (a FakeClock's, in simulations)."""
+    done = asyncio.get_running_loop().create_future()
+
+    def wake() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    timer = clock.call_later(delay, wake)
+    try:
+        await done
+    finally:
+        timer.cancel()
 
 
 class FakeTimer:
@@ -100,16 +116,24 @@ class FakeClock:
             raise ValueError(f"FakeClock cannot go backwards (advance({seconds}))")
         return self.advance_to(self._now + seconds)
 
-    def advance_to(self, target: float) -> int:
-        """Move time forward to `target`, firing due timers (including ones they schedule)."""
+    def advance_to(self, target: float, until: Callable[[], bool] | None = None) -> int:
+        """Move time forward to `target`, firing due timers (including ones they schedule).
+
+        With `until`, stop as soon as it holds after a timer fired: time then stays at that
+        timer's (meshkp/sim/loop.py hands over to asyncio there). Returns how many fired.
+        """
         fired = 0
-        while self._heap and self._heap[0][0] <= target:
-            when, _, timer = heapq.heappop(self._heap)
+        heap = self._heap
+        while heap and heap[0][0] <= target:
+            when, _, timer = heapq.heappop(heap)
             if timer.cancelled:
                 continue
-            self._now = max(self._now, when)
+            if when > self._now:
+                self._now = when
             timer.cancelled = True  # a handle cancelled after firing is a harmless no-op
             timer.callback()
             fired += 1
+            if until is not None and until():
+                return fired
         self._now = max(self._now, target)
         return fired

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from meshkp.errors import ConfigError, InvalidRequest
 from meshkp.http.auth import require_admin
-from meshkp.node.membership import MembershipService
+from meshkp.membership.service import MembershipService
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from meshkp.errors import ConfigError
 from meshkp.limits import Limits
+from meshkp.membership.config import MembershipConfig
 from meshkp.net.identity import validate_node_id
-from meshkp.node.membership import MembershipConfig
 from meshkp.replication.config import ReplicationConfig
 
 CONSISTENCY_LEVELS = ("one", "quorum", "all")

@@ -15,12 +15,14 @@ from pathlib import Path
 from meshkp.errors import ConfigError, PeerUnreachable
 from meshkp.keys.commit import Committer
 from meshkp.keys.pool import WorkerPool
-from meshkp.net.addr import format_addr
+from meshkp.membership.config import MembershipConfig
+from meshkp.membership.service import MembershipService
+from meshkp.membership.sockets import outbound_ip
+from meshkp.net.addr import format_addr, parse_hostport
 from meshkp.net.crypto import Keyring
 from meshkp.net.identity import NodeIdentity
 from meshkp.net.stats import NetStats
 from meshkp.node.config import NodeConfig
-from meshkp.node.membership import MembershipConfig, MembershipService, outbound_ip
 from meshkp.replication.config import ReplicationConfig
 from meshkp.replication.messages import Message
 from meshkp.replication.peers import ByteMeter, PeerRef, PeerSource, StaticPeers
@@ -29,7 +31,6 @@ from meshkp.replication.transport import (
     SYNC_META_KEY,
     MembershipPeers,
     ReplicationListener,
-    parse_hostport,
 )
 from meshkp.store.executor import AsyncStore
 
@@ -76,9 +77,10 @@ def static_peer_refs(specs: Sequence[str]) -> list[PeerRef]:
     """PeerRefs of "host:port" replication addresses (named by their address)."""
     refs = []
     for spec in specs:
-        addr = parse_hostport(spec)
-        if addr is None:
-            raise ConfigError(f"replication peer {spec!r} is not HOST:PORT")
+        try:
+            addr = parse_hostport(spec, default_port=None)
+        except ConfigError:
+            raise ConfigError(f"replication peer {spec!r} is not HOST:PORT") from None
         refs.append(PeerRef(spec, addr))
     return refs
 

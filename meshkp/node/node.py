@@ -27,11 +27,11 @@ from meshkp.http.metrics import HttpMetrics
 from meshkp.keys.commit import Committer
 from meshkp.keys.pool import WorkerPool
 from meshkp.keys.service import KeyService
+from meshkp.membership.service import MembershipService
 from meshkp.net.crypto import Keyring
 from meshkp.net.identity import NodeIdentity
 from meshkp.node import mesh_parts, parts
 from meshkp.node.config import NodeConfig
-from meshkp.node.membership import MembershipService
 from meshkp.replication.metrics import ReplicationMetrics
 from meshkp.replication.replicator import Replicator
 from meshkp.store.executor import AsyncStore

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from meshkp.net.addr import Addr
 from meshkp.replication.messages import Message
-
-Addr = tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True)

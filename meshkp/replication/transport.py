@@ -12,8 +12,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from meshkp.errors import WireError
-from meshkp.net.addr import Addr, format_addr
+from meshkp.errors import ConfigError, WireError
+from meshkp.net.addr import Addr, format_addr, parse_hostport
 from meshkp.net.codec import SealedCodec
 from meshkp.net.crypto import Keyring
 from meshkp.net.stats import NetStats
@@ -26,14 +26,6 @@ log = logging.getLogger(__name__)
 
 SYNC_META_KEY = "sync"
 Handler = Callable[[str | None, Message], Any]  # async (sender node id, message) -> reply
-
-
-def parse_hostport(text: str) -> Addr | None:
-    """(host, port) from "host:port" / "[v6]:port", or None if malformed."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
-        return None
-    return (host.strip("[]"), int(port))
 
 
 class TcpChannel:
@@ -93,7 +85,7 @@ class ReplicationListener:
 
 
 class MembershipPeers:
-    """PeerSource over a MembershipService (meshkp/node/membership.py)."""
+    """PeerSource over a MembershipService (meshkp/membership/service.py)."""
 
     def __init__(self, membership: Any, static: Sequence[PeerRef] = ()) -> None:
         self.membership = membership
@@ -102,8 +94,9 @@ class MembershipPeers:
     def alive_peers(self) -> list[PeerRef]:
         peers: list[PeerRef] = []
         for member in self.membership.alive_peers():
-            addr = parse_hostport(member.meta.get(SYNC_META_KEY, ""))
-            if addr is None:
+            try:
+                addr = parse_hostport(member.meta.get(SYNC_META_KEY, ""), default_port=None)
+            except ConfigError:  # no (or a malformed) announcement: the default sync port
                 addr = (member.addr[0], member.addr[1] + 1)
             peers.append(PeerRef(member.node_id, addr))
         known = {p.addr for p in peers}

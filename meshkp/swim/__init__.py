@@ -11,10 +11,9 @@ from meshkp.swim.effects import (
     SendUdp,
 )
 from meshkp.swim.protocol import Swim
-from meshkp.swim.types import Addr, MemberInfo, Status
+from meshkp.swim.types import MemberInfo, Status
 
 __all__ = [
-    "Addr",
     "Delegate",
     "Effect",
     "MemberChanged",

@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from meshkp.errors import ConfigError
+from meshkp.net.wire import UDP_DATAGRAM_BYTES
 from meshkp.swim.fields import MAX_META_BYTES
 
 
@@ -65,7 +66,7 @@ class SwimConfig:
     final_probe: bool = True
     # Bytes of one UDP frame, after encryption. 1,400 stays under a 1,500-byte Ethernet MTU with
     # IP/UDP headers (memberlist UDPBufferSize). Piggybacked news is packed up to this size.
-    udp_frame_bytes: int = 1400
+    udp_frame_bytes: int = UDP_DATAGRAM_BYTES
     # A TCP push-pull (connect, write, read reply) is abandoned after this long. LAN: 10 s.
     tcp_timeout: float = 10.0
     # Pending broadcasts kept at most; beyond it the most-sent are dropped. Bounds memory when

@@ -1,7 +1,7 @@
 """What the SWIM core asks its driver to do, and the delegate seam towards the data layer.
 
-The core returns effects instead of doing I/O. A driver (meshkp/node with real sockets, or
-meshkp/net/simcluster with SimNetwork) performs them:
+The core returns effects instead of doing I/O. Its driver (meshkp/membership/service.py, over
+real sockets or a SimNetwork) performs them:
 
 - SendUdp(addr, message): encode `message` (maybe a Compound) as one frame and send it by UDP.
 - SendTcp(addr, push_pull): connect, send the push-pull, read one PushPull reply within
@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from meshkp.net.addr import Addr
 from meshkp.swim.messages import Message, PushPull
-from meshkp.swim.types import Addr, MemberInfo, Status
+from meshkp.swim.types import MemberInfo, Status
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,8 @@ from typing import Any
 import msgpack
 
 from meshkp.errors import WireError
-from meshkp.swim.types import Addr, Status
+from meshkp.net.addr import Addr
+from meshkp.swim.types import Status
 
 # --- Bounds on what a peer can make us hold, each with what it protects against. -------------
 # Counters (sequence numbers, incarnations) fit msgpack's int64; larger would not round-trip.

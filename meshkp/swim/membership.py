@@ -13,6 +13,7 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from meshkp.net.addr import Addr
 from meshkp.swim.awareness import Awareness
 from meshkp.swim.broadcast import BroadcastQueue
 from meshkp.swim.config import SwimConfig
@@ -32,7 +33,7 @@ from meshkp.swim.messages import (
 )
 from meshkp.swim.state import Member, MemberTable
 from meshkp.swim.suspicion import Suspicion
-from meshkp.swim.types import Addr, Status
+from meshkp.swim.types import Status
 
 log = logging.getLogger("meshkp.swim")
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 from meshkp.errors import WireError
+from meshkp.net.addr import Addr
 from meshkp.net.message import Message as Message  # re-exported: the protocol's base
 from meshkp.swim.fields import (
     MAX_COMPOUND_PARTS,
@@ -31,7 +32,7 @@ from meshkp.swim.fields import (
     get_uint,
     packb,
 )
-from meshkp.swim.types import Addr, Status
+from meshkp.swim.types import Status
 
 # Bytes of a UDP frame that are not the message map: version byte, type byte, key id and the
 # NaCl SecretBox nonce (24) and MAC (16), with margin. The map budget is udp_frame_bytes minus it.

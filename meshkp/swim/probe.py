@@ -11,12 +11,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from meshkp.net.addr import Addr
 from meshkp.swim.config import SwimConfig
 from meshkp.swim.effects import Effect
 from meshkp.swim.membership import Membership
 from meshkp.swim.messages import Ack, Alive, Message, Nack, Ping, PingReq, Suspect
 from meshkp.swim.state import Member
-from meshkp.swim.types import Addr, Status
+from meshkp.swim.types import Status
 
 
 @dataclass(slots=True)

@@ -1,6 +1,6 @@
 """Swim: the sans-I/O SWIM + Lifeguard membership core.
 
-Addresses are `(host, port)` tuples (meshkp.swim.types.Addr): the node's gossip UDP/TCP
+Addresses are `(host, port)` tuples (meshkp.net.addr.Addr): the node's gossip UDP/TCP
 listener. Times are seconds from an injected monotonic clock. The driver:
 
 - calls `tick(now)` whenever `now >= next_deadline()` (and may call it more often);
@@ -8,8 +8,9 @@ listener. Times are seconds from an injected monotonic clock. The driver:
   from TCP (a request on an accepted connection, or the reply to our SendTcp);
 - performs the returned effects (meshkp.swim.effects: SendUdp, SendTcp, ReplyTcp, MemberChanged).
 
-Nothing here sleeps, opens sockets or registers callbacks; the same class runs on real
-transports (meshkp/node) and in SimNetwork (meshkp/net/sim.py) under a FakeClock.
+Nothing here sleeps, opens sockets or registers callbacks. One driver runs it
+(meshkp/membership/service.py), over real sockets or over a SimNetwork (meshkp/sim) on a
+FakeClock.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import random
 from collections.abc import Iterable, Mapping
 
 from meshkp.errors import ConfigError, WireError
+from meshkp.net.addr import Addr
 from meshkp.swim.config import SwimConfig
 from meshkp.swim.effects import (
     Delegate,
@@ -49,7 +51,7 @@ from meshkp.swim.messages import (
 )
 from meshkp.swim.probe import FailureDetector
 from meshkp.swim.state import Member, MemberTable
-from meshkp.swim.types import Addr, MemberInfo, Status
+from meshkp.swim.types import MemberInfo, Status
 
 log = logging.getLogger("meshkp.swim")
 

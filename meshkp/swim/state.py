@@ -12,8 +12,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
+from meshkp.net.addr import Addr
 from meshkp.swim.messages import MemberRecord
-from meshkp.swim.types import Addr, MemberInfo, Status
+from meshkp.swim.types import MemberInfo, Status
 
 
 @dataclass(slots=True)

@@ -1,4 +1,7 @@
-"""Value types shared by the SWIM modules: addresses, member status and the public member view."""
+"""Value types shared by the SWIM modules: member status and the public member view.
+
+Addresses are meshkp.net.addr.Addr: the (host, port) of a node's gossip listener, UDP and TCP.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-# A gossip address is a (host, port) tuple: the UDP and TCP port of a node's gossip listener.
-# On the wire it is a two-element msgpack array [host, port].
-Addr = tuple[str, int]
+from meshkp.net.addr import Addr
 
 
 class Status(IntEnum):

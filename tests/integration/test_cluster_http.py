@@ -14,10 +14,11 @@ from meshkp.http.app import make_error_middleware
 from meshkp.http.cluster import MAX_JOIN_PEERS, ClusterHandlers
 from meshkp.http.metrics import HttpMetrics
 from meshkp.limits import Limits
+from meshkp.membership.config import MembershipConfig
+from meshkp.membership.service import MembershipService
 from meshkp.net.addr import format_addr
 from meshkp.net.crypto import Keyring, generate_key
 from meshkp.net.identity import NodeIdentity
-from meshkp.node.membership import MembershipConfig, MembershipService
 from meshkp.swim.config import SwimConfig
 
 pytestmark = pytest.mark.integration

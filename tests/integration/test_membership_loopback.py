@@ -12,10 +12,11 @@ import pytest
 
 from meshkp.discovery.mdns import MdnsPeer
 from meshkp.errors import ConfigError
+from meshkp.membership.config import MembershipConfig
+from meshkp.membership.service import MAX_MDNS_JOINS, MembershipService
 from meshkp.net.addr import format_addr
 from meshkp.net.crypto import Keyring, generate_key
 from meshkp.net.identity import NodeIdentity
-from meshkp.node.membership import MAX_MDNS_JOINS, MembershipConfig, MembershipService
 from meshkp.swim.config import SwimConfig
 from meshkp.swim.types import Status
 

@@ -7,10 +7,10 @@ from collections import Counter
 import pytest
 
 from meshkp.clock import FakeClock
-from meshkp.net.sim import PAUSED_BUFFER_DATAGRAMS, SimNetwork
-from meshkp.net.simcodec import DEFAULT_KEY, make_codec
+from meshkp.net.addr import Addr
+from meshkp.sim.codec import DEFAULT_KEY, make_codec
+from meshkp.sim.network import PAUSED_BUFFER_DATAGRAMS, SimNetwork
 from meshkp.swim.messages import Ack, Alive, Message, PushPull
-from meshkp.swim.types import Addr
 
 A: Addr = ("10.0.0.1", 7946)
 B: Addr = ("10.0.0.2", 7946)
@@ -32,7 +32,7 @@ class Recorder:
     def on_tcp_request(self, src: Addr, message: Message) -> Message | None:
         return PushPull("server", join=False, reply=True, members=())
 
-    def on_tcp_reply(self, src: Addr, message: Message) -> None:
+    def on_tcp_reply(self, message: Message) -> None:
         self.replies.append(message)
 
     def on_resume(self) -> None:
@@ -137,14 +137,14 @@ def test_oversize_frames_are_refused_at_the_sender() -> None:
 def test_tcp_exchange_and_its_failures() -> None:
     clock, net, hosts = network(delay=0.01)
     request = PushPull("client", join=True, reply=False, members=())
-    net.send_tcp(A, B, request, timeout=1.0)
+    net.send_tcp(A, B, request, 1.0, hosts[A].on_tcp_reply)
     clock.advance(1.0)
     assert [m.source for m in hosts[A].replies] == ["server"]  # type: ignore[attr-defined]
 
     net.detach(C)  # crashed: connection refused
-    net.send_tcp(A, C, request, timeout=1.0)
+    net.send_tcp(A, C, request, 1.0, hosts[A].on_tcp_reply)
     net.partition([A], [B])  # partitioned: times out
-    net.send_tcp(A, B, request, timeout=1.0)
+    net.send_tcp(A, B, request, 1.0, hosts[A].on_tcp_reply)
     clock.advance(2.0)
     assert net.stats.tcp_failed == 2
     assert len(hosts[A].replies) == 1
@@ -154,7 +154,8 @@ def test_tcp_exchange_and_its_failures() -> None:
 def test_tcp_to_a_paused_server_answers_on_resume_within_the_timeout_only(pause_for: float) -> None:
     clock, net, hosts = network(delay=0.01)
     net.pause(B)
-    net.send_tcp(A, B, PushPull("client", join=False, reply=False, members=()), timeout=1.0)
+    net.send_tcp(A, B, PushPull("client", join=False, reply=False, members=()), 1.0,
+                 hosts[A].on_tcp_reply)
     clock.advance(pause_for)
     net.resume(B)
     clock.advance(1.0)

@@ -1,23 +1,26 @@
 """SWIM + Lifeguard in simulated time: seeded SimNetwork, FakeClock, LAN profile.
 
-Each scenario runs minutes of cluster time in a few seconds of real time. Frames go through the
-real sealed codec (meshkp.net.wire + meshkp.net.crypto) unless noted.
+Each node is the production membership driver (meshkp/membership/service.py: protocol timer,
+join with retries, push-pull, leave) over a SimTransport. Each scenario runs minutes of cluster
+time in a few seconds of real time. Frames go through the real sealed codec (meshkp.net.wire +
+meshkp.net.crypto) unless noted.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from meshkp.net.simcluster import SimCluster
+from meshkp.sim.cluster import SimCluster
 from meshkp.swim.config import SwimConfig
 from meshkp.swim.formulas import suspicion_max_timeout, suspicion_timeout
 from meshkp.swim.types import Status
+from tests.sim.conftest import MakeCluster
 
 LAN = SwimConfig.lan()
 
 
-def started(n: int, seed: int, **net: float | bool) -> SimCluster:
-    cluster = SimCluster(LAN, seed=seed, **net)  # type: ignore[arg-type]
+def started(sim: MakeCluster, n: int, seed: int, **net: float | bool) -> SimCluster:
+    cluster = sim(LAN, seed=seed, **net)
     cluster.start(n)
     assert cluster.run_until(cluster.converged, timeout=30.0) is not None, "no convergence"
     return cluster
@@ -32,8 +35,8 @@ def no_oversize_frames(cluster: SimCluster) -> None:
     assert cluster.net.stats.oversize == 0
 
 
-def test_50_nodes_converge_on_one_view() -> None:
-    cluster = SimCluster(LAN, seed=50)
+def test_50_nodes_converge_on_one_view(sim: MakeCluster) -> None:
+    cluster = sim(LAN, seed=50)
     cluster.start(50)
     took = cluster.run_until(cluster.converged, timeout=30.0)
     assert took is not None and took < 10.0
@@ -44,8 +47,8 @@ def test_50_nodes_converge_on_one_view() -> None:
     no_oversize_frames(cluster)
 
 
-def test_a_crashed_node_is_declared_dead_by_all() -> None:
-    cluster = started(20, seed=7)
+def test_a_crashed_node_is_declared_dead_by_all(sim: MakeCluster) -> None:
+    cluster = started(sim, 20, seed=7)
     cluster.crash("node-7")
     took = cluster.run_until(lambda: cluster.all_see("node-7", Status.DEAD), timeout=60.0)
     assert took is not None
@@ -55,20 +58,24 @@ def test_a_crashed_node_is_declared_dead_by_all() -> None:
     no_oversize_frames(cluster)
 
 
-def test_no_false_positives_in_20_nodes_at_20pct_loss_for_10_minutes() -> None:
+def test_no_false_positives_in_20_nodes_at_20pct_loss_for_10_minutes(sim: MakeCluster) -> None:
     # The key-tag codec (same sizes, no cipher) keeps this 10-minute run to a few seconds.
-    cluster = started(20, seed=20, sealed=False)
+    cluster = started(sim, 20, seed=20, sealed=False)
     cluster.net.loss = 0.20
     cluster.run(600.0)
     suspicions = sum(n.swim.stats.suspicions for n in cluster.nodes.values())
     assert suspicions > 100, "the loss must actually provoke suspicions for this to mean much"
     assert cluster.false_deaths() == []
-    assert cluster.converged()
+    # At 20 % loss about half of all instants have a suspicion in flight (measured with the old
+    # and the new driver alike), so "converged at t = 600 s" was a coin flip of the trajectory:
+    # the view must instead become one again on its own, the loss still on.
+    assert cluster.run_until(cluster.converged, timeout=60.0) is not None
+    assert cluster.false_deaths() == []
     no_oversize_frames(cluster)
 
 
-def test_a_paused_process_is_declared_dead_then_rejoins_on_resume() -> None:
-    cluster = started(10, seed=3)
+def test_a_paused_process_is_declared_dead_then_rejoins_on_resume(sim: MakeCluster) -> None:
+    cluster = started(sim, 10, seed=3)
     before = cluster.nodes["node-3"].swim.incarnation
     cluster.pause("node-3")
     longest = suspicion_max_timeout(4, 6, 10, 1.0) + LAN.probe_interval  # 24 s + final probe
@@ -81,8 +88,8 @@ def test_a_paused_process_is_declared_dead_then_rejoins_on_resume() -> None:
     assert cluster.false_deaths(truly_failed=["node-3"]) == []
 
 
-def test_a_partition_heals_and_the_view_reconverges() -> None:
-    cluster = started(10, seed=5)
+def test_a_partition_heals_and_the_view_reconverges(sim: MakeCluster) -> None:
+    cluster = started(sim, 10, seed=5)
     left = [f"node-{i}" for i in range(5)]
     right = [f"node-{i}" for i in range(5, 10)]
     cluster.partition(left, right)
@@ -99,8 +106,8 @@ def test_a_partition_heals_and_the_view_reconverges() -> None:
     assert len(views(cluster)) == 1
 
 
-def test_a_node_with_the_wrong_key_never_enters_the_view() -> None:
-    cluster = started(10, seed=9)
+def test_a_node_with_the_wrong_key_never_enters_the_view(sim: MakeCluster) -> None:
+    cluster = started(sim, 10, seed=9)
     seeds = [n.addr for n in cluster.running()]
     cluster.add_node("intruder", seeds=seeds, keys=[b"w" * 32])
     cluster.run(60.0)
@@ -110,9 +117,9 @@ def test_a_node_with_the_wrong_key_never_enters_the_view() -> None:
     assert cluster.net.stats.dropped["decrypt"] >= len(seeds)
 
 
-def test_key_rotation_accepts_the_old_key_and_the_new() -> None:
+def test_key_rotation_accepts_the_old_key_and_the_new(sim: MakeCluster) -> None:
     old, new = b"o" * 32, b"n" * 32
-    cluster = SimCluster(LAN, seed=4)
+    cluster = sim(LAN, seed=4)
     first = cluster.add_node(keys=[old, new])  # step 1 of a rotation: new key accepted
     for _ in range(4):
         cluster.add_node(seeds=[first.addr], keys=[old, new])
@@ -121,8 +128,8 @@ def test_key_rotation_accepts_the_old_key_and_the_new() -> None:
     assert cluster.net.stats.dropped["decrypt"] == 0
 
 
-def test_graceful_leave_shows_as_left_never_dead() -> None:
-    cluster = started(10, seed=12)
+def test_graceful_leave_shows_as_left_never_dead(sim: MakeCluster) -> None:
+    cluster = started(sim, 10, seed=12)
     cluster.nodes["node-4"].leave()
     cluster.run(LAN.leave_timeout)
     cluster.crash("node-4")  # the process exits after its leave broadcast
@@ -133,8 +140,8 @@ def test_graceful_leave_shows_as_left_never_dead() -> None:
     assert [e for e in cluster.events if e.node == "node-4" and e.new == Status.DEAD] == []
 
 
-def test_a_restarted_node_rejoins_with_a_higher_incarnation() -> None:
-    cluster = started(10, seed=21)
+def test_a_restarted_node_rejoins_with_a_higher_incarnation(sim: MakeCluster) -> None:
+    cluster = started(sim, 10, seed=21)
     cluster.crash("node-6")
     assert cluster.run_until(lambda: cluster.all_see("node-6", Status.DEAD), 60.0) is not None
     dead_inc = cluster.nodes["node-0"].swim.member("node-6").incarnation  # type: ignore[union-attr]
@@ -144,8 +151,8 @@ def test_a_restarted_node_rejoins_with_a_higher_incarnation() -> None:
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_faulty_network_still_converges_and_detects(seed: int) -> None:
-    cluster = SimCluster(LAN, seed=seed, loss=0.10, duplicate=0.05, jitter=0.03)
+def test_faulty_network_still_converges_and_detects(sim: MakeCluster, seed: int) -> None:
+    cluster = sim(LAN, seed=seed, loss=0.10, duplicate=0.05, jitter=0.03)
     cluster.start(20)
     assert cluster.run_until(cluster.converged, timeout=60.0) is not None
     assert cluster.net.stats.duplicated > 0
@@ -154,8 +161,8 @@ def test_faulty_network_still_converges_and_detects(seed: int) -> None:
     assert cluster.false_deaths(truly_failed=["node-11"]) == []
 
 
-def test_garbage_frames_are_dropped_counted_and_harmless() -> None:
-    cluster = started(5, seed=8)
+def test_garbage_frames_are_dropped_counted_and_harmless(sim: MakeCluster) -> None:
+    cluster = started(sim, 5, seed=8)
     target = cluster.nodes["node-1"].addr
     codec = cluster.net.codec_of(target)
     junk = [b"", b"\x00" * 10, bytes(range(256)) * 4,

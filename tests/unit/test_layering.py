@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("meshkp.replication", "meshkp.control"),
     ("meshkp.sim",),
     ("meshkp.membership",),
-    ("meshkp.keys", "meshkp.record"),
+    ("meshkp.keys",),
     ("meshkp.swim", "meshkp.discovery"),
     ("meshkp.net",),
     ("meshkp.store",),
@@ -38,21 +38,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 CORES = ("crdt", "meshkp.swim", "meshkp.control")
 CORE_DRIVERS = ("meshkp.control.driver", "meshkp.control.storage")
 IO_MODULES = ("asyncio", "socket", "plyvel", "aiohttp", "threading")
-# Upward imports that the issue-8 refactor is removing right now (file, imported module). The
-# test fails on a new one, and on an entry here that is gone: delete the entry then. Empty
-# when the refactor is done.
-BEING_REMOVED = {
-    ("meshkp/http/cluster.py", "meshkp.node.membership"),
-    ("meshkp/net/sim.py", "meshkp.swim.messages"),
-    ("meshkp/net/sim.py", "meshkp.swim.types"),
-    ("meshkp/net/simcluster.py", "meshkp.swim.config"),
-    ("meshkp/net/simcluster.py", "meshkp.swim.effects"),
-    ("meshkp/net/simcluster.py", "meshkp.swim.messages"),
-    ("meshkp/net/simcluster.py", "meshkp.swim.protocol"),
-    ("meshkp/net/simcluster.py", "meshkp.swim.types"),
-    ("meshkp/net/simcodec.py", "meshkp.swim.fields"),
-    ("meshkp/net/simcodec.py", "meshkp.swim.messages"),
-}
 
 
 def layer_of(module: str) -> int | None:
@@ -60,9 +45,9 @@ def layer_of(module: str) -> int | None:
     best: tuple[int, int] | None = None
     for index, names in enumerate(LAYERS):
         for name in names:
-            if module == name or module.startswith(name + "."):
-                if best is None or len(name) > best[1]:
-                    best = (index, len(name))
+            owns = module == name or module.startswith(name + ".")
+            if owns and (best is None or len(name) > best[1]):
+                best = (index, len(name))
     return best[0] if best is not None else None
 
 
@@ -115,18 +100,12 @@ def sources() -> list[Path]:
 
 def test_every_import_runs_down_the_layers() -> None:
     upward = []
-    seen = set()
     for path in sources():
         source = path.read_text(encoding="utf-8")
-        relative = str(path.relative_to(ROOT))
+        relative = path.relative_to(ROOT)
         for line, target in upward_imports(source, module_name(path), path.name == "__init__.py"):
-            if (relative, target) in BEING_REMOVED:
-                seen.add((relative, target))
-            else:
-                upward.append(f"{relative}:{line} imports {target}")
+            upward.append(f"{relative}:{line} imports {target}")
     assert not upward, "imports up the layers:\n" + "\n".join(upward)
-    gone = BEING_REMOVED - seen
-    assert not gone, f"no longer imported, remove from BEING_REMOVED: {sorted(gone)}"
 
 
 def test_protocol_cores_do_no_io() -> None:

@@ -19,9 +19,9 @@ from typing import Any
 
 from meshkp.errors import ConfigError, InvalidSettings
 from meshkp.limits import Limits
+from meshkp.membership.config import MembershipConfig
 from meshkp.net.addr import DEFAULT_GOSSIP_PORT
 from meshkp.node.config import NodeConfig
-from meshkp.node.membership import MembershipConfig
 from meshkp.node.settings.keys import KEYS
 from meshkp.node.settings.layers import ENV, FILE, FLAG, Origin, Problem, Setting
 from meshkp.replication.config import ReplicationConfig

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from cli.delete import delete, sync
 from cli.main import main
 from cli.node_client import TOKEN_ENV
-from meshkp.node.membership import MembershipConfig
+from meshkp.membership.config import MembershipConfig
 from meshkp.node.settings.build import build
 from meshkp.node.settings.layers import FLAG, Origin, Setting
 

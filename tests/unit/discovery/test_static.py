@@ -1,34 +1,10 @@
-"""Static seeds: HOST:PORT parsing and name resolution without blocking the loop."""
+"""Static seeds: HOST:PORT specs and name resolution without blocking the loop."""
 
 import pytest
 
 from meshkp.discovery.dns import DnsSeeds, SrvSeeds, parse_join_spec
 from meshkp.discovery.static import StaticSeeds
 from meshkp.errors import ConfigError
-from meshkp.net.addr import format_addr, parse_hostport
-
-
-@pytest.mark.parametrize(
-    ("spec", "expected"),
-    [
-        ("10.0.0.1:7000", ("10.0.0.1", 7000)),
-        ("10.0.0.1", ("10.0.0.1", 7946)),
-        ("node-a.example:1", ("node-a.example", 1)),
-        ("[::1]:7000", ("::1", 7000)),
-        ("[fe80::1]", ("fe80::1", 7946)),
-        ("fe80::1", ("fe80::1", 7946)),
-        (" host:80 ", ("host", 80)),
-    ],
-)
-def test_parse_hostport(spec: str, expected: tuple[str, int]) -> None:
-    assert parse_hostport(spec) == expected
-    assert parse_hostport(format_addr(expected)) == expected
-
-
-@pytest.mark.parametrize("spec", ["", ":80", "host:0", "host:65536", "host:x", "[::1", "[::1]x"])
-def test_parse_hostport_rejects(spec: str) -> None:
-    with pytest.raises(ConfigError):
-        parse_hostport(spec)
 
 
 async def test_static_seeds_resolve_names_and_literals() -> None:

@@ -1,6 +1,8 @@
 """Node identity: persisted 0600, stable id derived from the public key, configurable id."""
 
+import hashlib
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -25,7 +27,10 @@ def test_identity_is_created_0600_and_stable_across_loads(tmp_path: Path) -> Non
     assert first.node_id == second.node_id
     assert first.public_key == second.public_key
     assert first.node_id == derive_node_id(first.public_key)
-    assert len(first.node_id) == 16 and int(first.node_id, 16) >= 0
+    # The derived id is the first 16 lowercase hex digits of SHA-256 over the raw 32-byte key.
+    assert len(first.public_key) == 32
+    assert re.fullmatch(r"[0-9a-f]{16}", first.node_id)
+    assert first.node_id == hashlib.sha256(first.public_key).hexdigest()[:16]
     assert not first.configured
 
 

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import COMMANDS, main
-from meshkp.node.config import NodeConfig
 from meshkp.errors import ConfigError
-from meshkp.node.membership import MembershipConfig
+from meshkp.membership.config import MembershipConfig
+from meshkp.node.config import NodeConfig
 from meshkp.node.node import Node
 from meshkp.replication.config import ReplicationConfig
 from meshkp.swim.config import SwimConfig
@@ -92,9 +92,17 @@ def test_cli_lists_existing_commands_only() -> None:
 
 
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A loopback port free for UDP and TCP alike (gossip binds both), tried a few times."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
+            udp.bind(("127.0.0.1", 0))
+            port = int(udp.getsockname()[1])
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no loopback port free for both UDP and TCP")
 
 
 def mesh_config(tmp_path: Path, **changes: object) -> NodeConfig:
@@ -120,10 +128,9 @@ async def test_a_mesh_node_builds_every_part_and_stops_them(tmp_path: Path) -> N
         assert node.membership is not None and node.membership.running
         assert node.replicator is not None and node.replicator.sync_addr is not None
         assert (tmp_path / "node" / "cluster.key").exists()  # created on first start
-        async with aiohttp.ClientSession() as session:
-            async with session.get(node.url + "/cluster/nodes") as reply:
-                assert reply.status == 200
-                body = await reply.json()
+        async with aiohttp.ClientSession() as session, session.get(node.url + "/cluster/nodes") as reply:
+            assert reply.status == 200
+            body = await reply.json()
         [me] = body["nodes"]
         assert me["http"].endswith(f":{node.http_port}")  # the real port, announced after listen
         membership = node.membership

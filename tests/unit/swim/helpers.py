@@ -7,11 +7,12 @@ import random
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
+from meshkp.net.addr import Addr
 from meshkp.swim.config import SwimConfig
 from meshkp.swim.effects import Effect, MemberChanged, ReplyTcp, SendTcp, SendUdp
 from meshkp.swim.messages import Ack, Alive, Message, Nack, Ping, PingReq, unbundle
 from meshkp.swim.protocol import Swim
-from meshkp.swim.types import Addr, Status
+from meshkp.swim.types import Status
 
 M = TypeVar("M", bound=Message)
 

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from meshkp.net.simcodec import DEFAULT_KEY, make_codec
+from meshkp.sim.codec import DEFAULT_KEY, make_codec
 from meshkp.swim.effects import NullDelegate, SendUdp
 from meshkp.swim.messages import Alive, Dead, Leave, MemberRecord, Ping, PushPull
 from meshkp.swim.protocol import Swim

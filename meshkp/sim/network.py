@@ -3,7 +3,8 @@
 Frames really are bytes: each endpoint's `Codec` seals every message (by default with the
 production path, meshkp.net.wire frames in a meshkp.net.crypto keyring) and the receiver's
 codec opens and decodes it, so a malformed, forged or foreign-key frame is dropped and counted
-exactly as a real transport would. Faults:
+exactly as a real transport would. `SimTraffic` counts what happened to every frame, for all
+hosts together (each node's own transport counters are meshkp.net.stats.NetStats). Faults:
 
 - loss (per datagram), delay with jitter (so datagrams reorder), duplicates;
 - partitions: groups of addresses that cannot reach each other until `heal()`;
@@ -23,16 +24,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from meshkp.clock import FakeClock
+from meshkp.clock import Scheduler
 from meshkp.errors import WireError
-from meshkp.net.simcodec import DEFAULT_KEY, Codec, make_codec
+from meshkp.net.addr import Addr
+from meshkp.net.wire import TCP_FRAME_BYTES, UDP_DATAGRAM_BYTES
+from meshkp.sim.codec import DEFAULT_KEY, Codec, make_codec
 from meshkp.swim.messages import Message
-from meshkp.swim.types import Addr
 
 # A Linux UDP receive buffer (rmem_default, ~208 KiB) holds a few hundred small datagrams.
 PAUSED_BUFFER_DATAGRAMS = 256
-# TCP frames (push-pull) are bounded by the transport, not by the MTU.
-TCP_FRAME_BYTES = 8 * 1024 * 1024
+
+ReplyHandler = Callable[[Message], None]
 
 
 class Endpoint(Protocol):
@@ -42,14 +44,12 @@ class Endpoint(Protocol):
 
     def on_tcp_request(self, src: Addr, message: Message) -> Message | None: ...
 
-    def on_tcp_reply(self, src: Addr, message: Message) -> None: ...
-
     def on_resume(self) -> None: ...
 
 
 @dataclass
-class NetStats:
-    """Counters of what happened to frames; `dropped` breaks drops down by reason."""
+class SimTraffic:
+    """What the simulated network did with frames, all hosts together; drops by reason."""
 
     udp_sent: int = 0
     udp_delivered: int = 0
@@ -78,14 +78,14 @@ class SimNetwork:
 
     def __init__(
         self,
-        clock: FakeClock,
+        clock: Scheduler,
         seed: int = 0,
         *,
         loss: float = 0.0,
         delay: float = 0.0005,
         jitter: float = 0.0,
         duplicate: float = 0.0,
-        frame_limit: int = 1400,
+        frame_limit: int = UDP_DATAGRAM_BYTES,
     ) -> None:
         self.clock = clock
         self.rng = random.Random(seed)
@@ -94,7 +94,7 @@ class SimNetwork:
         self.jitter = jitter
         self.duplicate = duplicate
         self.frame_limit = frame_limit
-        self.stats = NetStats()
+        self.stats = SimTraffic()
         self._hosts: dict[Addr, _Host] = {}
         self._group: dict[Addr, int] = {}
 
@@ -201,8 +201,12 @@ class SimNetwork:
 
     # --- TCP (push-pull) ----------------------------------------------------------------------
 
-    def send_tcp(self, src: Addr, dst: Addr, message: Message, timeout: float) -> None:
-        """One request/reply exchange; the reply reaches `src` only within `timeout`."""
+    def send_tcp(self, src: Addr, dst: Addr, message: Message, timeout: float,
+                 on_reply: ReplyHandler) -> None:
+        """One request/reply exchange; `on_reply` gets the reply if it reaches `src` in `timeout`.
+
+        A refused or cut-off exchange calls nothing: the client finds out by its timeout.
+        """
         client = self._hosts.get(src)
         if client is None:
             return
@@ -232,11 +236,12 @@ class SimNetwork:
                 return
             reply = server.endpoint.on_tcp_request(src, request)
             if reply is not None:
-                self._reply(dst, src, reply, started + timeout)
+                self._reply(dst, src, reply, started + timeout, on_reply)
 
         self.clock.call_later(self._latency(), serve)
 
-    def _reply(self, server: Addr, client: Addr, reply: Message, deadline: float) -> None:
+    def _reply(self, server: Addr, client: Addr, reply: Message, deadline: float,
+               on_reply: ReplyHandler) -> None:
         host = self._hosts.get(server)
         if host is None:
             return
@@ -260,6 +265,6 @@ class SimNetwork:
                 return
             message = self._open(target, data, TCP_FRAME_BYTES)
             if message is not None:
-                target.endpoint.on_tcp_reply(server, message)
+                on_reply(message)
 
         self.clock.call_later(self._latency(), arrive)

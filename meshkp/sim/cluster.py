@@ -1,28 +1,39 @@
-"""SimCluster: N Swim cores on a SimNetwork, run in simulated time (tests/sim and bench/swim_sim).
+"""SimCluster: N production MembershipServices on a SimNetwork, in simulated time.
 
-`SimNode` is the simulation's driver for one core: it wakes at `Swim.next_deadline()`, feeds
-frames to `Swim.handle()` and performs the effects, exactly as the asyncio node driver does with
-real sockets. `SimCluster` adds the operations a test needs: start, crash, restart, pause,
-partition, and predicates over every node's view.
+Each SimNode is one process: the real driver (meshkp/membership/service.py, with its protocol
+timer, join with retries, push-pull and leave) over a SimTransport, with its own ProcessClock on
+the cluster's FakeClock. Everything runs on one SimEventLoop, whose time is that FakeClock, so
+minutes of cluster time take seconds and no result depends on the speed of the machine.
+`SimCluster` adds what a test needs: start, crash, restart, pause, partition, and predicates
+over every node's view (tests/sim, bench/swim_sim.py). Close it (or use it as a context
+manager) to stop the drivers and the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
 
-from meshkp.clock import FakeClock, FakeTimer
-from meshkp.net.sim import SimNetwork
-from meshkp.net.simcodec import DEFAULT_KEY, make_codec
+from meshkp.clock import FakeClock
+from meshkp.membership.config import MembershipConfig
+from meshkp.membership.service import MembershipService
+from meshkp.net.addr import Addr, format_addr
+from meshkp.net.crypto import Keyring
+from meshkp.net.identity import NodeIdentity
+from meshkp.sim.codec import DEFAULT_KEY, make_codec
+from meshkp.sim.loop import SimEventLoop
+from meshkp.sim.network import SimNetwork
+from meshkp.sim.process import ProcessClock
+from meshkp.sim.transport import SimTransport
 from meshkp.swim.config import SwimConfig
-from meshkp.swim.effects import Effect, MemberChanged, ReplyTcp, SendTcp, SendUdp
-from meshkp.swim.messages import Message
 from meshkp.swim.protocol import Swim
-from meshkp.swim.types import Addr, Status
+from meshkp.swim.types import MemberInfo, Status
 
-# A core whose next_deadline() never moves past `now` would spin the FakeClock forever.
-MAX_TICKS_AT_ONE_INSTANT = 10_000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,88 +48,58 @@ class Event:
 
 
 class SimNode:
-    """Drives one Swim core from a FakeClock and a SimNetwork."""
+    """One simulated process: a MembershipService on a SimTransport and a ProcessClock."""
 
-    def __init__(self, cluster: SimCluster, swim: Swim, keys: Sequence[bytes]) -> None:
-        self.cluster = cluster
-        self.swim = swim
-        self.addr = swim.addr
-        self.node_id = swim.node_id
+    def __init__(self, service: MembershipService, transport: SimTransport,
+                 process: ProcessClock, loop: SimEventLoop) -> None:
+        self.service = service
+        self.transport = transport
+        self.process = process
+        self.node_id = service.node_id
+        self.addr = transport.addr
         self.crashed = False
-        self._timer: FakeTimer | None = None
-        self._timer_at = float("inf")
-        self._last_tick = (-1.0, 0)
-        cluster.net.attach(self.addr, self, make_codec(keys, cluster.sealed))
-        self._reschedule()
+        self._loop = loop
+        self._core: Swim | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
 
-    # --- Endpoint -----------------------------------------------------------------------------
+    @property
+    def swim(self) -> Swim:
+        """The node's core; after a crash, the state it died with."""
+        if self._core is None:
+            raise RuntimeError(f"{self.node_id} was never started")
+        return self._core
 
-    def on_datagram(self, src: Addr, message: Message) -> None:
-        self._apply(self.swim.handle(self.cluster.clock.now(), src, message))
-
-    def on_tcp_request(self, src: Addr, message: Message) -> Message | None:
-        effects = self.swim.handle(self.cluster.clock.now(), src, message)
-        reply = next((e.message for e in effects if isinstance(e, ReplyTcp)), None)
-        self._apply(effects)
-        return reply
-
-    def on_tcp_reply(self, src: Addr, message: Message) -> None:
-        self._apply(self.swim.handle(self.cluster.clock.now(), src, message))
-
-    def on_resume(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._wake()  # timers that fell due during the pause run now, late, as after SIGCONT
-
-    # --- driving ------------------------------------------------------------------------------
-
-    def join(self, seeds: Iterable[Addr]) -> None:
-        self._apply(self.swim.join(self.cluster.clock.now(), seeds))
+    def start(self) -> None:
+        self._loop.run_until_complete(self.service.start())
+        self._core = self.service.swim
 
     def leave(self) -> None:
-        self._apply(self.swim.leave(self.cluster.clock.now()))
+        """Begin a graceful leave (MembershipService.leave) as the simulation runs on."""
+        self.spawn(self.service.leave())
 
     def stop(self) -> None:
-        self.crashed = True
-        if self._timer is not None:
-            self._timer.cancel()
-        self.cluster.net.detach(self.addr)
-
-    def _apply(self, effects: list[Effect]) -> None:
-        net, now = self.cluster.net, self.cluster.clock.now()
-        for e in effects:
-            if isinstance(e, SendUdp):
-                net.send_udp(self.addr, e.addr, e.message)
-            elif isinstance(e, SendTcp):
-                net.send_tcp(self.addr, e.addr, e.message, self.swim.config.tcp_timeout)
-            elif isinstance(e, MemberChanged):
-                self.cluster.record(Event(now, self.node_id, e.member.node_id, e.old, e.new))
-        self._reschedule()
-
-    def _reschedule(self) -> None:
+        """Crash: the process and its coroutines are gone at once, without a leave."""
         if self.crashed:
             return
-        due = self.swim.next_deadline()
-        if due < self._timer_at:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer_at = due
-            self._timer = self.cluster.clock.call_at(due, self._wake)
+        self.crashed = True
+        for task in self._tasks:
+            task.cancel()
+        self._loop.run_until_complete(self._stop())
 
-    def _wake(self) -> None:
-        self._timer, self._timer_at = None, float("inf")
-        if self.crashed or self.cluster.net.is_paused(self.addr):
-            return  # a paused process has no running timers; on_resume() restarts them
-        now = self.cluster.clock.now()
-        at, count = self._last_tick
-        self._last_tick = (now, count + 1 if at == now else 1)
-        if self._last_tick[1] > MAX_TICKS_AT_ONE_INSTANT:
-            raise RuntimeError(f"{self.node_id}: next_deadline() does not advance at t={now}")
-        self._apply(self.swim.tick(now))
+    async def _stop(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.service.stop()
+
+    def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run `coro` in this process (cancelled if it crashes); the task is kept."""
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
 
 class SimCluster:
-    """A seeded cluster of SimNodes sharing one FakeClock and SimNetwork."""
+    """A seeded cluster of SimNodes sharing one FakeClock, SimEventLoop and SimNetwork."""
 
     def __init__(
         self,
@@ -136,6 +117,7 @@ class SimCluster:
         self.sealed = sealed
         self.seed = seed
         self.clock = FakeClock()
+        self.loop = SimEventLoop(self.clock)
         self.net = SimNetwork(self.clock, seed, loss=loss, delay=delay, jitter=jitter,
                               duplicate=duplicate, frame_limit=self.config.udp_frame_bytes)
         self.rng = random.Random(seed ^ 0x5EED)
@@ -143,6 +125,21 @@ class SimCluster:
         self.events: list[Event] = []
         self.listeners: list[Callable[[Event], None]] = []
         self._addrs: dict[str, Addr] = {}
+
+    def __enter__(self) -> SimCluster:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every node's driver and close the loop (idempotent)."""
+        if self.loop.is_closed():
+            return
+        for node in self.nodes.values():
+            node.stop()
+        self.loop.close()
 
     # --- building -----------------------------------------------------------------------------
 
@@ -156,26 +153,37 @@ class SimCluster:
         *,
         seeds: Iterable[Addr] = (),
         keys: Sequence[bytes] = (DEFAULT_KEY,),
-        incarnation: int = 1,
     ) -> SimNode:
-        """Start a node now (re-using the address of an earlier node with this id) and join."""
+        """Start a node now (re-using the address of an earlier node with this id); it joins
+        `seeds` as a real node joins its `--join` list, in the background."""
         node_id = node_id or f"node-{len(self._addrs)}"
         addr = self._addrs.setdefault(node_id, self.addr_for(len(self._addrs)))
         old = self.nodes.get(node_id)
         if old is not None and not old.crashed:
             raise ValueError(f"{node_id} is running; crash it before restarting")
-        swim = Swim(self.config, node_id, addr, self.clock.now(), incarnation=incarnation,
-                    rng=random.Random(self.rng.getrandbits(64)))
-        node = SimNode(self, swim, keys)
+        process = ProcessClock(self.clock)
+        transport = SimTransport(self.net, addr, make_codec(keys, self.sealed), process,
+                                 on_resume=process.resume)
+        config = MembershipConfig(bind_host=addr[0], gossip_port=addr[1],
+                                  join=tuple(format_addr(s) for s in seeds), swim=self.config)
+        service = MembershipService(config, NodeIdentity.generate(node_id), Keyring(keys),
+                                    clock=process, transport=transport,
+                                    rng=random.Random(self.rng.getrandbits(64)))
+
+        def record(member: MemberInfo, old: Status | None, new: Status) -> None:
+            self.record(Event(self.clock.now(), node_id, member.node_id, old, new))
+
+        service.add_listener(record)
+        node = SimNode(service, transport, process, self.loop)
         self.nodes[node_id] = node
-        node.join(seeds)
+        node.start()
         return node
 
     def start(self, n: int, stagger: float = 1.0) -> list[SimNode]:
         """node-0 founds the cluster; the others join it at random times within `stagger`."""
         first = self.add_node()
         for _ in range(1, n):
-            self.clock.advance(self.rng.uniform(0, stagger / max(1, n - 1)))
+            self.run(self.rng.uniform(0, stagger / max(1, n - 1)))
             self.add_node(seeds=[first.addr])
         return list(self.nodes.values())
 
@@ -191,10 +199,19 @@ class SimCluster:
         return self.add_node(node_id, seeds=seeds)
 
     def pause(self, node_id: str) -> None:
-        self.net.pause(self.nodes[node_id].addr)
+        """SIGSTOP: the process neither reads its socket nor runs its timers until resume()."""
+        node = self.nodes[node_id]
+        self.net.pause(node.addr)
+        node.process.pause()
 
     def resume(self, node_id: str) -> None:
-        self.net.resume(self.nodes[node_id].addr)
+        """SIGCONT: buffered frames are read first, then the timers that fell due run."""
+        addr = self.nodes[node_id].addr
+
+        async def resume() -> None:  # the node's driver code runs, so inside the loop
+            self.net.resume(addr)
+
+        self.loop.run_until_complete(resume())
 
     def partition(self, *groups: Iterable[str]) -> None:
         self.net.partition(*([self.nodes[i].addr for i in g] for g in groups))
@@ -205,7 +222,8 @@ class SimCluster:
     # --- running and observing ----------------------------------------------------------------
 
     def run(self, seconds: float) -> None:
-        self.clock.advance(seconds)
+        """Let `seconds` of simulated time pass (every node's timers, frames and tasks run)."""
+        self.loop.run_until_complete(asyncio.sleep(seconds))
 
     def run_until(self, predicate: Callable[[], bool], timeout: float,
                   step: float = 0.1) -> float | None:
@@ -216,7 +234,7 @@ class SimCluster:
                 return self.clock.now() - start
             if self.clock.now() - start >= timeout:
                 return None
-            self.clock.advance(step)
+            self.run(step)
 
     def record(self, event: Event) -> None:
         self.events.append(event)
