@@ -1,0 +1,1 @@
+"""Keys: the key record CRDT, the KeyService (ingest, queries, caches) and the one commit path."""

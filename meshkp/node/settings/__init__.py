@@ -1,0 +1,1 @@
+"""The settings of `meshkp serve` in layers (defaults, config file, environment, flags), resolved into a NodeConfig."""
