@@ -141,3 +141,27 @@ class InvalidSettings(ConfigError):
     def __init__(self, errors: list[str]) -> None:
         super().__init__("\n".join(errors))
         self.errors = errors
+
+
+class ControlError(MeshkpError):
+    """The control plane (Raft log of cluster policy) refused or could not do an operation."""
+
+
+class NotLeader(ControlError):
+    """A proposal reached a node that is not the leader; `leader` is the last known one ("" if none)."""
+
+    def __init__(self, message: str, leader: str = "") -> None:
+        super().__init__(message)
+        self.leader = leader
+
+
+class ProposalRefused(ControlError):
+    """The leader cannot take this proposal now (backlog full, a membership change in progress...)."""
+
+
+class InvalidCommand(ControlError):
+    """A control-plane command is malformed or breaks a policy rule; nothing was proposed."""
+
+
+class RaftUsageError(ControlError):
+    """A driver broke the core's contract (Ready order, compaction beyond applied...): a bug."""

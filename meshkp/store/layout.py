@@ -7,6 +7,7 @@
     b"i"       b"i" + kind (1 byte) + len(term) (u16 BE) + term + fpr  b"" (presence is the entry)
     b"c"       b"c" + counter name (UTF-8)                             signed int64, big-endian
     b"x"       b"x" + caller key                                       caller value (Merkle nodes, ...)
+               b"x" + CONTROL_PREFIX + ...                             the control plane's Raft log
 
 Why each choice:
 - One leading byte per namespace keeps each kind of data contiguous on disk, so a scan of
@@ -36,6 +37,11 @@ RECORD = b"r"
 INDEX = b"i"
 COUNTER = b"c"
 EXTRA = b"x"
+
+# Caller keys (RecordWrite.extra) of the control plane's Raft state: hard state, log entries and
+# snapshot (meshkp/control/storage.py). Other callers' prefixes ("mk" Merkle, "cf" conflicts)
+# never start with it.
+CONTROL_PREFIX = b"cp"
 
 SCHEMA_VERSION = 1
 SCHEMA_KEY = META + b"schema"

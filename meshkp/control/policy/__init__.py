@@ -1,0 +1,1 @@
+"""The replicated policy: typed commands, the pure apply() and the state with its audit trail."""

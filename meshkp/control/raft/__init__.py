@@ -1,0 +1,1 @@
+"""The sans-I/O Raft core of the control plane (RaftCore, Ready) and its wire messages."""

@@ -1,0 +1,729 @@
+"""RaftCore: one node's Raft, without I/O, in the style of etcd's RawNode.
+
+The driver passes the monotonic `now` into every call and turns what the core wants done into
+I/O through `ready()` (meshkp/control/raft/ready.py says in which order). The core never
+reads a clock, never sleeps and never calls back into its caller.
+
+    core = RaftCore(config, node_id, now, rng=random.Random(seed), restored=storage.load())
+    core.tick(now)                      # whenever now >= core.next_deadline()
+    core.handle(now, sender, message)   # every decoded control frame
+    core.propose(now, data)             # on the leader: returns the entry's (term, index)
+    while core.has_ready(): ...         # the Ready loop
+
+Rules, and where they come from:
+- elections: randomized timeouts, PreVote (thesis §9.6), majority votes with the up-to-date
+  check (Raft §5.4.1); a voter that heard from a leader within election_timeout_min neither
+  votes nor pre-votes for anyone else (thesis §4.2.3), and a restarted node behaves as if it
+  just had, so its promise survives a crash;
+- commit: by majority of match indexes, only of entries of the current term, which each
+  leader opens with a no-op (Raft §5.4.2);
+- CheckQuorum: a leader that had no majority contact for election_timeout_min steps down;
+- leader lease: valid for lease_duration after the latest send time a majority acknowledged
+  (docs/control.md "The clock-drift bound" proves why no two leases overlap);
+- snapshots and InstallSnapshot (Raft §7), membership one change at a time (membership.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+
+from meshkp.control.config import ControlConfig
+from meshkp.control.raft.log import RaftLog
+from meshkp.control.raft.membership import ConfigChange, Configuration, MembershipChange, changed
+from meshkp.control.raft.messages import (
+    AppendEntries,
+    AppendResponse,
+    InstallSnapshot,
+    RaftMessage,
+    Refused,
+    VoteRequest,
+    VoteResponse,
+)
+from meshkp.control.raft.progress import Progress, ProgressState
+from meshkp.control.raft.quorum import has_majority, quorum_value
+from meshkp.control.raft.ready import Outgoing, PeerStatus, Ready, SoftState, Status
+from meshkp.control.raft.types import (
+    Compaction,
+    Entry,
+    EntryKind,
+    FencingToken,
+    HardState,
+    Restored,
+    Role,
+    Snapshot,
+)
+from meshkp.errors import InvalidCommand, NotLeader, ProposalRefused, RaftUsageError
+
+log = logging.getLogger("meshkp.control")
+
+NEVER = float("-inf")
+REMOVED_REASON = "removed"
+
+
+class RaftCore:
+    """One node's Raft state machine; single-threaded, driven by its caller."""
+
+    def __init__(
+        self,
+        config: ControlConfig,
+        node_id: str,
+        now: float,
+        *,
+        rng: random.Random,
+        restored: Restored | None = None,
+    ) -> None:
+        config.validate()
+        self.config = config
+        self.id = node_id
+        self._rng = rng
+        state = restored or Restored()
+        snapshot = state.snapshot
+        self._log = RaftLog(state.base_index, state.base_term, state.entries)
+        if snapshot is None and state.base_index > 0:
+            raise RaftUsageError("a compacted log needs its snapshot (Restored.snapshot is None)")
+        if snapshot is not None and not state.base_index <= snapshot.index <= self._log.last_index:
+            raise RaftUsageError(f"snapshot at {snapshot.index} is outside the restored log "
+                                 f"{state.base_index}..{self._log.last_index}")
+        self._snapshot = snapshot
+        hard = state.hard_state
+        self._term = hard.term
+        self._vote = hard.vote
+        self._applied = snapshot.index if snapshot else 0
+        self._commit = min(max(hard.commit, self._applied), self._log.last_index)
+        # Last committed index handed out in a Ready (applied once advance() says so).
+        self._handed = self._applied
+        self._configs: list[tuple[int, Configuration]] = []
+        self._rebuild_configs()
+        self._role = Role.FOLLOWER
+        self._leader = ""
+        self._persisted = hard
+        self._reported: SoftState | None = None
+        self._unstable_from = self._log.last_index + 1
+        self._received_snapshot: Snapshot | None = None
+        self._outbox: list[Outgoing] = []
+        self._outstanding: Ready | None = None
+        self._votes: dict[str, bool] = {}
+        # No vote or pre-vote for anyone before this: a restarted voter keeps the promise it may
+        # have made to a leader before the crash (the lease depends on it).
+        self._quiet_until = now + config.election_timeout_min
+        self._election_deadline = now
+        if self._configuration.voters != {node_id}:
+            self._reset_election_timer(now)  # a sole voter elects itself at the first tick
+        self._progress: dict[str, Progress] = {}
+        self._became_leader_at = NEVER
+        self._term_start = 0
+        self._heartbeat_due = float("inf")
+        if node_id in self._committed_configuration().removed:
+            self._role = Role.REMOVED
+
+    # -- what the driver reads -------------------------------------------------------------
+
+    @property
+    def role(self) -> Role:
+        return self._role
+
+    @property
+    def term(self) -> int:
+        return self._term
+
+    @property
+    def leader(self) -> str:
+        """The leader as last heard of ("" if unknown); only a leased leader knows it is true."""
+        return self._leader
+
+    @property
+    def commit(self) -> int:
+        return self._commit
+
+    @property
+    def applied(self) -> int:
+        return self._applied
+
+    @property
+    def configuration(self) -> Configuration:
+        """The latest configuration in the log (the one this node acts on)."""
+        return self._configuration
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        return self._snapshot
+
+    @property
+    def last_index(self) -> int:
+        return self._log.last_index
+
+    def entries(self, first: int, last: int | None = None) -> list[Entry]:
+        """Log entries first..last still held (tests and status; compacted ones are gone)."""
+        return self._log.entries(max(first, self._log.base_index + 1), last)
+
+    def term_at(self, index: int) -> int | None:
+        return self._log.term_at(index)
+
+    def next_deadline(self) -> float:
+        """When tick() next has something to do; the driver may tick more often."""
+        if self._role is Role.REMOVED:
+            return float("inf")
+        if self._role is Role.LEADER:
+            return self._heartbeat_due
+        return self._election_deadline
+
+    def is_leader_with_lease(self, now: float) -> bool:
+        """Whether this node is the leader and no other node can be, at `now`.
+
+        True means: reads of the applied policy state are current once applied >= read_index
+        (the leader has committed its no-op, so it holds every committed entry). Pass a fresh
+        `now` and use the answer at once: a pause between the check and its use is not covered
+        (fencing tokens are).
+        """
+        return self.lease_remaining(now) > 0
+
+    def lease_remaining(self, now: float) -> float:
+        """Seconds of leader lease left at `now` (0 when none)."""
+        if self._role is not Role.LEADER or self._commit < self._term_start:
+            return 0.0
+        start = self._lease_start(now)
+        return max(0.0, start + self.config.lease_duration - now)
+
+    def read_index(self, now: float) -> int | None:
+        """With a valid lease, the index to have applied before serving a read; else None."""
+        return self._commit if self.is_leader_with_lease(now) else None
+
+    def snapshot_due(self) -> bool:
+        """Whether enough entries were applied since the last snapshot to take one (compact)."""
+        base = self._snapshot.index if self._snapshot else 0
+        return self._applied - base >= self.config.snapshot_threshold
+
+    def status(self, now: float) -> Status:
+        voters = self._configuration.voters
+        peers = {
+            peer: PeerStatus(pr.match, pr.next, pr.state,
+                             None if pr.last_reply_at == NEVER else max(0.0, now - pr.last_reply_at),
+                             peer in voters)
+            for peer, pr in sorted(self._progress.items())
+        }
+        return Status(self.id, self._role, self._term, self._leader, self._commit, self._applied,
+                      self._log.last_index, self._snapshot.index if self._snapshot else 0,
+                      self._configuration, self.lease_remaining(now), peers)
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Fire what is due at `now`: heartbeats and CheckQuorum (leader), elections (others)."""
+        if self._role is Role.REMOVED:
+            return
+        if self._role is Role.LEADER:
+            if not self._quorum_active(now):
+                log.warning("event=raft_step_down reason=check_quorum node=%s term=%d", self.id, self._term)
+                self._become_follower(now, self._term, "")
+                return
+            if now >= self._heartbeat_due:
+                self._heartbeat_due = now + self.config.heartbeat_interval
+                for peer in self._progress:
+                    self._send_append(peer, now)
+            return
+        if now >= self._election_deadline:
+            if self.id in self._configuration.voters:
+                self._campaign(now)
+            else:
+                self._reset_election_timer(now)
+
+    def handle(self, now: float, sender: str, message: RaftMessage) -> None:
+        """One message from `sender` (the frame's authenticated sender id)."""
+        if self._role is Role.REMOVED or sender == self.id:
+            return
+        if sender in self._committed_configuration().removed:
+            self._send(sender, Refused(self._term, REMOVED_REASON))
+            return
+        if isinstance(message, AppendEntries):
+            self._on_append(now, sender, message)
+        elif isinstance(message, AppendResponse):
+            self._on_append_response(now, sender, message)
+        elif isinstance(message, VoteRequest):
+            self._on_vote_request(now, sender, message)
+        elif isinstance(message, VoteResponse):
+            self._on_vote_response(now, sender, message)
+        elif isinstance(message, InstallSnapshot):
+            self._on_snapshot(now, sender, message)
+        elif isinstance(message, Refused):
+            self._on_refused(sender, message)
+
+    def propose(self, now: float, data: bytes) -> FencingToken:
+        """Append a command on the leader; its (term, index), which apply later confirms or not.
+
+        NotLeader (with the known leader) elsewhere; ProposalRefused when too many entries
+        wait for commit (a majority is out of reach); InvalidCommand above max_entry_bytes.
+        """
+        self._require_leader()
+        if len(data) > self.config.max_entry_bytes:
+            raise InvalidCommand(f"the command is {len(data)} bytes; control.max_entry_bytes is "
+                                 f"{self.config.max_entry_bytes}: split it")
+        return self._append_own(now, EntryKind.COMMAND, data)
+
+    def propose_change(self, now: float, change: MembershipChange, *, actor: str = "",
+                       origin: str = "", hlc: int = 0) -> FencingToken:
+        """Append a membership change on the leader, one at a time (membership.py).
+
+        InvalidCommand when the change itself is not allowed; ProposalRefused when it must
+        wait (the leader's no-op or the previous change is not committed, a learner lags).
+        """
+        self._require_leader()
+        if self._commit < self._term_start:
+            raise ProposalRefused("the new leader has not committed an entry of its term yet; retry shortly")
+        pending_at = self._configs[-1][0]
+        if pending_at > self._commit:
+            raise ProposalRefused(f"the membership change at index {pending_at} is not committed "
+                                  "yet; one change at a time")
+        configuration = changed(self._configuration, change, self.config.max_voters)
+        if change.node in configuration.voters and change.node not in self._configuration.voters:
+            pr = self._progress.get(change.node)
+            lag = self._log.last_index - (pr.match if pr else 0)
+            if lag > self.config.promote_max_lag:
+                raise ProposalRefused(f"learner {change.node} is {lag} entries behind (promote_max_lag "
+                                      f"is {self.config.promote_max_lag}); promote it once it caught up")
+        data = ConfigChange(change, configuration, actor, origin or self.id, hlc).encode()
+        return self._append_own(now, EntryKind.CONFIG, data)
+
+    # -- the Ready cycle -------------------------------------------------------------------
+
+    def has_ready(self) -> bool:
+        """Whether ready() has anything, and the previous Ready was advanced."""
+        if self._outstanding is not None:
+            return False
+        return bool(
+            self._outbox or self._received_snapshot is not None
+            or self._unstable_from <= self._log.last_index or self._commit > self._handed
+            or self._hard_state() != self._persisted or self._soft_state() != self._reported
+        )
+
+    def ready(self) -> Ready:
+        """What to persist, send and apply now (ready.py); call advance() with it when done."""
+        if self._outstanding is not None:
+            raise RaftUsageError("ready() called again before advance() of the previous Ready")
+        soft = self._soft_state()
+        hard = self._hard_state()
+        snapshot, self._received_snapshot = self._received_snapshot, None
+        entries: tuple[Entry, ...] = ()
+        if self._unstable_from <= self._log.last_index:
+            entries = tuple(self._log.entries(self._unstable_from))
+        self._unstable_from = self._log.last_index + 1
+        committed: tuple[Entry, ...] = ()
+        if self._commit > self._handed:
+            committed = tuple(self._log.entries(self._handed + 1, self._commit))
+            self._handed = self._commit
+        ready = Ready(
+            soft_state=soft if soft != self._reported else None,
+            hard_state=hard if hard != self._persisted else None,
+            snapshot=snapshot,
+            entries=entries,
+            messages=tuple(self._outbox),
+            committed=committed,
+        )
+        self._outbox = []
+        self._reported, self._persisted = soft, hard
+        self._outstanding = ready
+        return ready
+
+    def advance(self, ready: Ready) -> None:
+        """The driver persisted, sent and applied `ready` (ready.py, steps 1-3)."""
+        if ready is not self._outstanding:
+            raise RaftUsageError("advance() takes the Ready last returned by ready()")
+        self._outstanding = None
+        if ready.snapshot is not None:
+            self._applied = max(self._applied, ready.snapshot.index)
+        if ready.committed:
+            self._applied = max(self._applied, ready.committed[-1].index)
+
+    def compact(self, index: int, data: bytes) -> Compaction:
+        """Record a snapshot of the state applied through `index` and shorten the log.
+
+        The driver persists the returned Compaction (snapshot, then drops stored entries up to
+        its base). `index` must be applied and newer than the current snapshot.
+        """
+        if index > self._applied:
+            raise RaftUsageError(f"cannot snapshot at {index}: only {self._applied} is applied")
+        if self._snapshot is not None and index <= self._snapshot.index:
+            raise RaftUsageError(f"a snapshot at {self._snapshot.index} already covers {index}")
+        term = self._log.term_at(index)
+        if term is None:
+            raise RaftUsageError(f"entry {index} is not in the log (base {self._log.base_index})")
+        self._snapshot = Snapshot(index, term, self._configuration_at(index), data)
+        through = index - self.config.snapshot_trailing_entries
+        through_term = self._log.term_at(through)
+        if through > self._log.base_index and through_term is not None:
+            self._log.compact(through, through_term)
+            self._drop_old_configs()
+        log.info("event=raft_snapshot node=%s index=%d term=%d bytes=%d base=%d",
+                 self.id, index, term, len(data), self._log.base_index)
+        return Compaction(self._snapshot, self._log.base_index, self._log.base_term)
+
+    # -- elections -------------------------------------------------------------------------
+
+    def _campaign(self, now: float) -> None:
+        self._role = Role.PRE_CANDIDATE
+        self._leader = ""
+        self._votes = {self.id: True}
+        self._reset_election_timer(now)
+        if has_majority(self._granted(), self._configuration.voters):
+            self._become_candidate(now)
+            return
+        self._ask_votes(self._term + 1, pre=True)
+
+    def _become_candidate(self, now: float) -> None:
+        self._role = Role.CANDIDATE
+        self._term += 1
+        self._vote = self.id
+        self._votes = {self.id: True}
+        self._reset_election_timer(now)
+        if has_majority(self._granted(), self._configuration.voters):
+            self._become_leader(now)
+            return
+        self._ask_votes(self._term, pre=False)
+
+    def _ask_votes(self, term: int, pre: bool) -> None:
+        request = VoteRequest(term, self._log.last_index, self._log.last_term, pre)
+        for voter in sorted(self._configuration.voters - {self.id}):
+            self._send(voter, request)
+
+    def _become_leader(self, now: float) -> None:
+        self._role = Role.LEADER
+        self._leader = self.id
+        self._votes = {}
+        self._became_leader_at = now
+        self._progress = {}
+        self._sync_progress()
+        log.info("event=raft_leader node=%s term=%d last_index=%d", self.id, self._term, self._log.last_index)
+        self._heartbeat_due = now + self.config.heartbeat_interval
+        self._term_start = self._log.last_index + 1
+        self._append_own(now, EntryKind.NOOP, b"", bounded=False)
+
+    def _become_follower(self, now: float, term: int, leader: str) -> None:
+        if term > self._term:
+            self._term = term
+            self._vote = ""
+        if self._role is not Role.REMOVED:
+            self._role = Role.FOLLOWER
+        self._leader = leader
+        self._votes = {}
+        self._progress = {}
+        self._became_leader_at = NEVER
+        self._heartbeat_due = float("inf")
+        self._reset_election_timer(now)
+
+    def _on_vote_request(self, now: float, sender: str, m: VoteRequest) -> None:
+        if m.term < self._term or (m.pre and m.term == self._term):
+            self._send(sender, VoteResponse(self._term, False, m.pre))
+            return
+        if self._role is Role.LEADER or now < self._quiet_until:
+            return  # a leader is alive as far as we know: neither vote nor move our term
+        up_to_date = self._log.is_up_to_date(m.last_index, m.last_term)
+        if m.pre:
+            self._send(sender, VoteResponse(m.term if up_to_date else self._term, up_to_date, True))
+            return
+        if m.term > self._term:
+            self._become_follower(now, m.term, "")
+        can_vote = self._vote == sender or (self._vote == "" and self._leader == "")
+        granted = can_vote and up_to_date
+        if granted:
+            self._vote = sender
+            self._reset_election_timer(now)
+        self._send(sender, VoteResponse(self._term, granted, False))
+
+    def _on_vote_response(self, now: float, sender: str, m: VoteResponse) -> None:
+        if m.term > self._term and not (m.pre and m.granted):
+            self._become_follower(now, m.term, "")
+            return
+        if self._role is Role.PRE_CANDIDATE and m.pre and (not m.granted or m.term == self._term + 1):
+            self._count_vote(now, sender, m.granted, self._become_candidate)
+        elif self._role is Role.CANDIDATE and not m.pre and m.term == self._term:
+            self._count_vote(now, sender, m.granted, self._become_leader)
+
+    def _count_vote(self, now: float, sender: str, granted: bool, win: Callable[[float], None]) -> None:
+        voters = self._configuration.voters
+        if sender not in voters:
+            return
+        self._votes.setdefault(sender, granted)
+        if has_majority(self._granted(), voters):
+            win(now)
+        elif has_majority((v for v, ok in self._votes.items() if not ok), voters):
+            self._become_follower(now, self._term, "")
+
+    def _granted(self) -> list[str]:
+        return [voter for voter, ok in self._votes.items() if ok]
+
+    # -- follower side of replication ------------------------------------------------------
+
+    def _accept_leader(self, now: float, sender: str, term: int) -> bool:
+        """Common start of AppendEntries and InstallSnapshot: False if the sender is stale."""
+        if term < self._term:
+            # Tell a stale leader our term so it steps down (its echo counts for no lease).
+            self._send(sender, AppendResponse(self._term, False, 0, -1.0))
+            return False
+        if term > self._term or self._role is not Role.FOLLOWER:
+            if self._role is Role.LEADER and term == self._term:
+                log.error("event=raft_two_leaders node=%s other=%s term=%d", self.id, sender, term)
+                return False
+            self._become_follower(now, term, sender)
+        self._leader = sender
+        self._quiet_until = now + self.config.election_timeout_min
+        self._reset_election_timer(now)
+        return True
+
+    def _on_append(self, now: float, sender: str, m: AppendEntries) -> None:
+        if not self._accept_leader(now, sender, m.term):
+            return
+        prev_index, prev_term, entries = m.prev_index, m.prev_term, m.entries
+        if prev_index < self._commit:
+            # Our entries up to commit are committed, hence the leader's too (Raft §5.4):
+            # match from there (etcd does the same).
+            skip = self._commit - prev_index
+            if skip >= len(entries):
+                self._send(sender, AppendResponse(self._term, True, self._commit, m.sent_at))
+                return
+            entries = entries[skip:]
+            prev_index = self._commit
+            prev_term = self._log.term_at(prev_index) or 0
+        if self._log.term_at(prev_index) != prev_term:
+            hint = self._log.find_conflict_by_term(min(prev_index, self._log.last_index), prev_term)
+            self._send(sender, AppendResponse(self._term, False, m.prev_index, m.sent_at, hint,
+                                              self._log.term_at(hint) or 0))
+            return
+        conflict = self._log.find_conflict(prev_index, entries)
+        if conflict is not None:
+            if conflict <= self._commit:
+                log.error("event=raft_committed_conflict node=%s index=%d commit=%d leader=%s",
+                          self.id, conflict, self._commit, sender)
+                return
+            self._write_from(conflict, entries[conflict - prev_index - 1:])
+        last_new = prev_index + len(entries)
+        self._commit_to(now, min(m.commit, last_new))
+        self._send(sender, AppendResponse(self._term, True, last_new, m.sent_at))
+
+    def _on_snapshot(self, now: float, sender: str, m: InstallSnapshot) -> None:
+        if not self._accept_leader(now, sender, m.term):
+            return
+        snap = m.snapshot
+        if snap.index <= self._commit:
+            self._send(sender, AppendResponse(self._term, True, self._commit, m.sent_at))
+            return
+        if self._log.term_at(snap.index) == snap.term:
+            self._commit_to(now, snap.index)  # our log already holds it: no need to restore
+        else:
+            self._log = RaftLog(snap.index, snap.term)
+            self._snapshot = snap
+            self._received_snapshot = snap
+            self._unstable_from = snap.index + 1
+            self._handed = snap.index
+            self._commit = snap.index
+            self._configs = [(snap.index, snap.configuration)]
+            log.info("event=raft_snapshot_installed node=%s index=%d term=%d leader=%s",
+                     self.id, snap.index, snap.term, sender)
+            self._check_removed()
+        self._send(sender, AppendResponse(self._term, True, snap.index, m.sent_at))
+
+    def _on_refused(self, sender: str, m: Refused) -> None:
+        if sender in self._configuration.members() and m.reason == REMOVED_REASON:
+            log.error("event=raft_removed node=%s told_by=%s: this node was removed from the "
+                      "cluster for good; wipe its data directory to rejoin", self.id, sender)
+            self._role = Role.REMOVED
+            self._leader = ""
+
+    # -- leader side of replication --------------------------------------------------------
+
+    def _append_own(self, now: float, kind: EntryKind, data: bytes, bounded: bool = True) -> FencingToken:
+        if bounded and self._log.last_index - self._commit >= self.config.max_uncommitted_entries:
+            raise ProposalRefused(f"{self._log.last_index - self._commit} entries wait for commit "
+                                  "(a majority of voters is unreachable?); retry later")
+        entry = Entry(self._log.last_index + 1, self._term, kind, data)
+        self._log.append(entry)
+        if kind is EntryKind.CONFIG:
+            self._configs.append((entry.index, ConfigChange.decode(data).configuration))
+            self._sync_progress()
+        self._maybe_commit(now)
+        for peer, pr in self._progress.items():
+            if pr.can_send_entries(self.config.max_inflight_appends):
+                self._send_append(peer, now)
+        return entry.token
+
+    def _on_append_response(self, now: float, sender: str, m: AppendResponse) -> None:
+        if m.term > self._term:
+            self._become_follower(now, m.term, "")
+            return
+        pr = self._progress.get(sender)
+        if self._role is not Role.LEADER or m.term < self._term or pr is None:
+            return
+        pr.last_reply_at = now
+        if self._became_leader_at <= m.sent_at <= now:
+            pr.acked_sent_at = max(pr.acked_sent_at, m.sent_at)
+        if m.success:
+            if m.index > self._log.last_index:
+                return  # claims entries we never sent: ignore
+            if pr.acknowledged(m.index):
+                self._maybe_commit(now)
+            if pr.state is not ProgressState.REPLICATE and (
+                    pr.state is ProgressState.PROBE or m.index >= pr.pending_snapshot):
+                pr.become_replicate()
+            if pr.next <= self._log.last_index and pr.can_send_entries(self.config.max_inflight_appends):
+                self._send_append(sender, now)
+            return
+        if pr.state is ProgressState.SNAPSHOT:
+            # It handled a message sent after the snapshot and still lacks it: the snapshot was
+            # lost (a crash, a dropped connection). Resend, at most once per election timeout.
+            if (m.sent_at > pr.snapshot_sent_at
+                    and now - pr.snapshot_sent_at >= self.config.election_timeout_min):
+                self._send_snapshot(sender, pr, now)
+            return
+        if m.index <= pr.match:
+            return  # a stale rejection
+        if pr.state is ProgressState.PROBE and m.index != pr.next - 1:
+            return  # answers an older probe
+        if m.hint_index < self._log.base_index:
+            next_index = m.hint_index + 1  # what it needs is compacted: a snapshot follows
+        else:
+            next_index = self._log.find_conflict_by_term(m.hint_index, m.hint_term) + 1
+        pr.next = max(pr.match + 1, min(next_index, m.index))
+        pr.become_probe()
+        self._send_append(sender, now)
+
+    def _send_append(self, peer: str, now: float) -> None:
+        """Entries from pr.next if the window allows, else an empty append (a heartbeat)."""
+        pr = self._progress[peer]
+        if (pr.state is ProgressState.SNAPSHOT
+                and now - pr.snapshot_sent_at >= self.config.snapshot_retry_interval):
+            self._send_snapshot(peer, pr, now)
+            return
+        prev_index = pr.next - 1
+        prev_term = self._log.term_at(prev_index)
+        if prev_term is None:
+            self._send_snapshot(peer, pr, now)
+            return
+        entries: list[Entry] = []
+        if pr.next <= self._log.last_index and pr.can_send_entries(self.config.max_inflight_appends):
+            entries = self._log.batch(pr.next, self.config.max_append_entries,
+                                      self.config.max_append_bytes)
+        self._send(peer, AppendEntries(self._term, prev_index, prev_term, tuple(entries),
+                                       self._commit, now))
+        if pr.state is ProgressState.PROBE:
+            pr.probe_sent = True
+        elif entries and pr.state is ProgressState.REPLICATE:
+            pr.next = entries[-1].index + 1
+            pr.inflight.append(entries[-1].index)
+
+    def _send_snapshot(self, peer: str, pr: Progress, now: float) -> None:
+        snap = self._snapshot
+        if snap is None:
+            log.error("event=raft_no_snapshot node=%s peer=%s next=%d", self.id, peer, pr.next)
+            return
+        pr.become_snapshot(snap.index, now)
+        self._send(peer, InstallSnapshot(self._term, snap, now))
+        log.info("event=raft_snapshot_sent node=%s peer=%s index=%d bytes=%d",
+                 self.id, peer, snap.index, len(snap.data))
+
+    def _maybe_commit(self, now: float) -> None:
+        voters = self._configuration.voters
+        if not voters:
+            return
+        matches = [self._log.last_index if v == self.id else self._match_of(v) for v in voters]
+        index = quorum_value(matches)
+        if index > self._commit and self._log.term_at(index) == self._term:
+            self._commit_to(now, index)
+            for peer in self._progress:  # followers learn the new commit index at once
+                self._send_append(peer, now)
+
+    def _match_of(self, voter: str) -> int:
+        pr = self._progress.get(voter)
+        return pr.match if pr else 0
+
+    def _sync_progress(self) -> None:
+        members = self._configuration.members() - {self.id}
+        for gone in set(self._progress) - members:
+            del self._progress[gone]
+        for peer in sorted(members - set(self._progress)):  # sorted: runs replay exactly
+            self._progress[peer] = Progress(next=self._log.last_index + 1)
+
+    def _quorum_active(self, now: float) -> bool:
+        start = max(self._became_leader_at, self._lease_start(now))
+        return now - start < self.config.election_timeout_min
+
+    def _lease_start(self, now: float) -> float:
+        """The latest of our send times a majority of voters acknowledged (we count as now)."""
+        voters = self._configuration.voters
+        if self.id not in voters:
+            return NEVER
+        times = [now if v == self.id else self._acked_of(v) for v in voters]
+        return quorum_value(times)
+
+    def _acked_of(self, voter: str) -> float:
+        pr = self._progress.get(voter)
+        return pr.acked_sent_at if pr else NEVER
+
+    # -- shared helpers --------------------------------------------------------------------
+
+    def _commit_to(self, now: float, index: int) -> None:
+        if index <= self._commit:
+            return
+        self._commit = index
+        committed = self._committed_configuration()
+        if self._role is Role.LEADER and self.id not in committed.voters:
+            log.info("event=raft_step_down reason=not_a_voter node=%s term=%d", self.id, self._term)
+            self._become_follower(now, self._term, "")
+        self._check_removed()
+
+    def _check_removed(self) -> None:
+        if self.id in self._committed_configuration().removed and self._role is not Role.REMOVED:
+            log.warning("event=raft_removed node=%s: removed from the cluster for good", self.id)
+            self._role = Role.REMOVED
+            self._leader = ""
+
+    def _write_from(self, index: int, entries: Sequence[Entry]) -> None:
+        self._log.replace_from(index, entries)
+        self._unstable_from = min(self._unstable_from, index)
+        self._configs = [(i, c) for i, c in self._configs if i < index]
+        for entry in entries:
+            if entry.kind is EntryKind.CONFIG:
+                self._configs.append((entry.index, ConfigChange.decode(entry.data).configuration))
+
+    def _rebuild_configs(self) -> None:
+        snap = self._snapshot
+        self._configs = [(snap.index, snap.configuration) if snap else (0, Configuration())]
+        after = snap.index if snap else 0
+        for entry in self._log.entries(self._log.base_index + 1):
+            if entry.kind is EntryKind.CONFIG and entry.index > after:
+                self._configs.append((entry.index, ConfigChange.decode(entry.data).configuration))
+
+    def _drop_old_configs(self) -> None:
+        base = self._log.base_index
+        keep_from = max((n for n, (i, _) in enumerate(self._configs) if i <= base), default=0)
+        self._configs = self._configs[keep_from:]
+
+    @property
+    def _configuration(self) -> Configuration:
+        return self._configs[-1][1]
+
+    def _configuration_at(self, index: int) -> Configuration:
+        return next(c for i, c in reversed(self._configs) if i <= index)
+
+    def _committed_configuration(self) -> Configuration:
+        return self._configuration_at(self._commit)
+
+    def _reset_election_timer(self, now: float) -> None:
+        low, high = self.config.election_timeout_min, self.config.election_timeout_max
+        self._election_deadline = now + self._rng.uniform(low, high)
+
+    def _require_leader(self) -> None:
+        if self._role is Role.REMOVED:
+            raise ProposalRefused("this node was removed from the cluster; it must rejoin empty")
+        if self._role is not Role.LEADER:
+            known = f"; the leader is {self._leader}" if self._leader else "; no leader is known"
+            raise NotLeader(f"node {self.id} is not the leader{known}", self._leader)
+
+    def _send(self, to: str, message: RaftMessage) -> None:
+        self._outbox.append(Outgoing(to, message))
+
+    def _hard_state(self) -> HardState:
+        return HardState(self._term, self._vote, self._commit)
+
+    def _soft_state(self) -> SoftState:
+        return SoftState(self._role, self._leader, self._term)
+

@@ -1,0 +1,184 @@
+"""Who votes: the configuration, and its one-member-at-a-time changes through the log.
+
+Single-server changes (Raft thesis §4.1): a change adds or removes at most one voter, so every
+majority of the old voter set overlaps every majority of the new one and no two leaders can be
+elected across a change. Each node uses the latest configuration in its log, committed or not,
+and the leader starts no change before the previous one committed and an entry of its own term
+committed (the thesis's fix of the single-server change bug, 2015). A CONFIG entry carries the
+whole resulting configuration, so it never depends on replaying older ones.
+
+Learners receive the log but neither vote nor count for commit. Removed ids are kept (bounded),
+so a member removed for good that comes back is refused by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+import msgpack
+
+from meshkp.errors import InvalidCommand, WireError
+
+# Node ids are the wire sender ids (meshkp/net/wire.py MAX_SENDER_CHARS).
+MAX_NODE_ID_CHARS = 64
+# Voters plus learners. Every member is one stream of the leader's log; a mesh of more nodes
+# keeps its extra nodes outside the control plane (they still read the policy through peers).
+MAX_MEMBERS = 1024
+# Removed ids remembered so their comeback is refused; the oldest are forgotten beyond it.
+MAX_REMOVED = 1024
+# Free text in a change (the actor's name).
+MAX_ACTOR_CHARS = 128
+
+
+class ChangeOp(IntEnum):
+    ADD_LEARNER = 1  # a new member, receiving the log
+    PROMOTE = 2  # learner -> voter (when caught up and voters < max_voters)
+    DEMOTE = 3  # voter -> learner (autopilot replacing a dead voter)
+    REMOVE = 4  # gone for good: its id is refused from now on
+    BOOTSTRAP = 5  # the founding configuration (bootstrap.py); never proposed
+
+
+@dataclass(frozen=True, slots=True)
+class Configuration:
+    """The voter and learner sets, and the ids removed for good (oldest first)."""
+
+    voters: frozenset[str] = frozenset()
+    learners: frozenset[str] = frozenset()
+    removed: tuple[str, ...] = ()
+
+    def is_member(self, node_id: str) -> bool:
+        return node_id in self.voters or node_id in self.learners
+
+    def members(self) -> frozenset[str]:
+        return self.voters | self.learners
+
+    def to_obj(self) -> dict[str, Any]:
+        return {"v": sorted(self.voters), "l": sorted(self.learners), "r": list(self.removed)}
+
+    @classmethod
+    def from_obj(cls, obj: object) -> Configuration:
+        """Inverse of to_obj; WireError naming what is malformed."""
+        if not isinstance(obj, Mapping):
+            raise WireError("configuration must be a map")
+        voters = _ids(obj.get("v"), "voters", MAX_MEMBERS)
+        learners = _ids(obj.get("l"), "learners", MAX_MEMBERS)
+        removed = _ids(obj.get("r"), "removed", MAX_REMOVED)
+        if set(voters) & set(learners) or len(voters) + len(learners) > MAX_MEMBERS:
+            raise WireError("configuration lists a node as voter and learner, or too many members")
+        return cls(frozenset(voters), frozenset(learners), tuple(removed))
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipChange:
+    """One change asked by an operator, autopilot or a joining node."""
+
+    op: ChangeOp
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChange:
+    """The payload of a CONFIG entry: the change, who asked, and the configuration it makes.
+
+    `hlc` is the proposing node's hybrid logical clock (wall ms << 16 | logical, as tombstones
+    carry), for the audit trail; ordering comes from the log index, never from it.
+    """
+
+    change: MembershipChange
+    configuration: Configuration
+    actor: str = ""
+    node: str = ""
+    hlc: int = 0
+
+    def encode(self) -> bytes:
+        data: bytes = msgpack.packb(
+            {"op": int(self.change.op), "n": self.change.node, "cfg": self.configuration.to_obj(),
+             "a": self.actor, "by": self.node, "hlc": self.hlc},
+            use_bin_type=True,
+        )
+        return data
+
+    @classmethod
+    def decode(cls, data: bytes) -> ConfigChange:
+        """Inverse of encode; WireError for anything malformed (entries come from peers)."""
+        try:
+            obj = msgpack.unpackb(data, raw=False, strict_map_key=True, max_ext_len=0)
+        except Exception as exc:  # msgpack raises many types; the contract is WireError only
+            raise WireError(f"config entry is not valid msgpack: {exc}") from exc
+        if not isinstance(obj, dict):
+            raise WireError("config entry must be a map")
+        op = obj.get("op")
+        if not isinstance(op, int) or isinstance(op, bool) or op not in ChangeOp._value2member_map_:
+            raise WireError(f"config entry has unknown op {op!r}")
+        hlc = obj.get("hlc")
+        if not isinstance(hlc, int) or isinstance(hlc, bool) or not 0 <= hlc < 2**64:
+            raise WireError("config entry hlc must be an unsigned 64-bit int")
+        return cls(
+            MembershipChange(ChangeOp(op), _id(obj.get("n"), "node")),
+            Configuration.from_obj(obj.get("cfg")),
+            _text(obj.get("a"), "actor"),
+            _text(obj.get("by"), "by", MAX_NODE_ID_CHARS),
+            hlc,
+        )
+
+
+def changed(config: Configuration, change: MembershipChange, max_voters: int) -> Configuration:
+    """The configuration after `change`; InvalidCommand saying why when it is not allowed."""
+    node, voters, learners = change.node, config.voters, config.learners
+    if change.op is ChangeOp.BOOTSTRAP:
+        raise InvalidCommand("a cluster is bootstrapped once, by its first node; it cannot be proposed")
+    if not node or len(node) > MAX_NODE_ID_CHARS:
+        raise InvalidCommand(f"a member id is 1..{MAX_NODE_ID_CHARS} characters, got {node!r}")
+    if node in config.removed:
+        raise InvalidCommand(f"node {node} was removed for good; it must rejoin with a new id "
+                             "(empty data directory)")
+    if change.op is ChangeOp.ADD_LEARNER:
+        if config.is_member(node):
+            raise InvalidCommand(f"node {node} is already a member")
+        if len(voters) + len(learners) >= MAX_MEMBERS:
+            raise InvalidCommand(f"the control plane has {MAX_MEMBERS} members, its bound")
+        return Configuration(voters, learners | {node}, config.removed)
+    if change.op is ChangeOp.PROMOTE:
+        if node not in learners:
+            raise InvalidCommand(f"node {node} is not a learner; only learners can be promoted")
+        if len(voters) >= max_voters:
+            raise InvalidCommand(f"the cluster already has {len(voters)} voters (max_voters is "
+                                 f"{max_voters}); demote or remove one first")
+        return Configuration(voters | {node}, learners - {node}, config.removed)
+    if change.op is ChangeOp.DEMOTE:
+        if node not in voters:
+            raise InvalidCommand(f"node {node} is not a voter")
+        if len(voters) == 1:
+            raise InvalidCommand(f"node {node} is the last voter; promote another one first")
+        return Configuration(voters - {node}, learners | {node}, config.removed)
+    # REMOVE
+    if not config.is_member(node):
+        raise InvalidCommand(f"node {node} is not a member")
+    if node in voters and len(voters) == 1:
+        raise InvalidCommand(f"node {node} is the last voter; promote another one first")
+    removed = (*config.removed, node)[-MAX_REMOVED:]
+    return Configuration(voters - {node}, learners - {node}, removed)
+
+
+def _id(value: object, what: str) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_NODE_ID_CHARS:
+        raise WireError(f"{what} must be a node id of 1..{MAX_NODE_ID_CHARS} characters")
+    return value
+
+
+def _ids(value: object, what: str, limit: int) -> list[str]:
+    if not isinstance(value, list) or len(value) > limit:
+        raise WireError(f"configuration {what} must be a list of at most {limit} ids")
+    ids = [_id(item, what) for item in value]
+    if len(set(ids)) != len(ids):
+        raise WireError(f"configuration {what} lists an id twice")
+    return ids
+
+
+def _text(value: object, what: str, limit: int = MAX_ACTOR_CHARS) -> str:
+    if not isinstance(value, str) or len(value) > limit:
+        raise WireError(f"config entry {what} must be a string of at most {limit} characters")
+    return value
