@@ -663,8 +663,15 @@ class RaftCore:
     def _commit_to(self, now: float, index: int) -> None:
         if index <= self._commit:
             return
+        before = self._committed_configuration()
         self._commit = index
         committed = self._committed_configuration()
+        if self._role is Role.LEADER and committed is not before:
+            # Tell members removed for good, now that it is final (they get no more entries).
+            earlier = set(before.removed)
+            for gone in committed.removed:
+                if gone != self.id and gone not in earlier:
+                    self._send(gone, Refused(self._term, REMOVED_REASON))
         if self._role is Role.LEADER and self.id not in committed.voters:
             log.info("event=raft_step_down reason=not_a_voter node=%s term=%d", self.id, self._term)
             self._become_follower(now, self._term, "")

@@ -29,13 +29,18 @@ def core(node_id: str, restored: Restored, now: float = 0.0, config: ControlConf
     return RaftCore(config, node_id, now, rng=random.Random(f"{seed}-{node_id}"), restored=restored)
 
 
-def drain(c: RaftCore) -> list[Ready]:
-    """Take every Ready the core has (as a driver that persists and applies at once)."""
+def drain(c: RaftCore, compact: bool = False) -> list[Ready]:
+    """Take every Ready the core has (as a driver that persists and applies at once).
+
+    With `compact`, snapshot when due; the snapshot data names the index it covers.
+    """
     out = []
     while c.has_ready():
         ready = c.ready()
         c.advance(ready)
         out.append(ready)
+        if compact and c.snapshot_due():
+            c.compact(c.applied, f"state@{c.applied}".encode())
     return out
 
 
@@ -64,7 +69,7 @@ class Net:
             for node_id, c in self.cores.items():
                 if node_id in self.down:
                     continue
-                for ready in drain(c):
+                for ready in drain(c, compact=True):
                     self.applied[node_id].extend(ready.committed)
                     queue.extend((node_id, m) for m in ready.messages)
             if not queue:

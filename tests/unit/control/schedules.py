@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import random
 
-from tests.unit.control.simcluster import Cluster, NetConfig
+from collections.abc import Callable
+
+from meshkp.control.raft.types import Restored
+from tests.unit.control.simcluster import Cluster, Disk, DiskLike, NetConfig
 
 # After the faults stop, a leader must hold a lease within this (simulated seconds), and every
 # live node must have applied the same last entry within SETTLE more.
@@ -12,14 +15,15 @@ LIVENESS_S = 10.0
 SETTLE_S = 5.0
 
 
-def run_schedule(seed: int, duration: float = 12.0) -> Cluster:
+def run_schedule(seed: int, duration: float = 12.0,
+                 disk: Callable[[Restored], DiskLike] = Disk.founded) -> Cluster:
     """Crashes, restarts, partitions, pauses longer than the lease, loss, duplication and
     reordering for `duration` simulated seconds; raises SafetyViolation on any broken rule."""
     rng = random.Random(seed)
     size = rng.choice((3, 5, 5))
     net = NetConfig(loss=rng.choice((0.0, 0.02, 0.1)), duplicate=rng.choice((0.0, 0.05)),
                     delay_min=0.0005, delay_max=rng.choice((0.005, 0.03, 0.2)))
-    cluster = Cluster(seed, [f"n{i}" for i in range(size)], net=net)
+    cluster = Cluster(seed, [f"n{i}" for i in range(size)], net=net, disk=disk)
     cluster.schedule.append(f"seed {seed}: {size} nodes, loss {net.loss}, dup {net.duplicate}, "
                             f"delay <= {net.delay_max}")
     ids = list(cluster.nodes)

@@ -19,11 +19,11 @@ import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import msgpack
 
 from meshkp.control.config import ControlConfig
-from meshkp.control.raft.bootstrap import bootstrap
 from meshkp.control.raft.core import RaftCore
 from meshkp.control.raft.membership import ChangeOp, ConfigChange, Configuration, MembershipChange
 from meshkp.control.raft.messages import RaftMessage, decode_message
@@ -72,6 +72,35 @@ class Disk:
         return Restored(self.hard_state, self.snapshot, self.base_index, self.base_term,
                         tuple(self.entries))
 
+    def last_index(self) -> int:
+        return self.entries[-1].index if self.entries else self.base_index
+
+    def term_at(self, index: int) -> int | None:
+        """The term of the stored entry at `index`; COMPACTED below the base, None beyond."""
+        if index <= self.base_index:
+            return self.base_term if index == self.base_index else COMPACTED
+        position = index - self.base_index - 1
+        return self.entries[position].term if position < len(self.entries) else None
+
+    @classmethod
+    def founded(cls, restored: Restored) -> Disk:
+        return cls(restored.hard_state, restored.snapshot, restored.base_index, restored.base_term,
+                   list(restored.entries))
+
+
+class DiskLike(Protocol):
+    """What a node persists: the in-memory Disk above, or RaftStorage on a real Store."""
+
+    def save(self, ready: Ready) -> None: ...
+
+    def compact(self, compaction: Compaction) -> None: ...
+
+    def restored(self) -> Restored: ...
+
+    def last_index(self) -> int: ...
+
+    def term_at(self, index: int) -> int | None: ...
+
 
 def digest_after(previous: bytes, entry: Entry) -> bytes:
     return hashlib.sha256(previous + msgpack.packb([entry.term, int(entry.kind), entry.data])).digest()
@@ -96,7 +125,7 @@ class Machine:
 @dataclass
 class SimNode:
     id: str
-    disk: Disk
+    disk: DiskLike
     rate: float
     offset: float
     core: RaftCore | None = None
@@ -136,6 +165,7 @@ class Cluster:
         drift: bool = True,
         voters: list[str] | None = None,
         check_minority: bool = True,
+        disk: Callable[[Restored], DiskLike] = Disk.founded,
     ) -> None:
         self.seed = seed
         self.config = config or replace(ControlConfig(), snapshot_threshold=40, snapshot_trailing_entries=8)
@@ -147,6 +177,7 @@ class Cluster:
         self._seq = itertools.count()
         self.cuts: set[frozenset[str]] = set()
         self.check_minority = check_minority
+        self._new_disk = disk
         # Clock rates within the bound: over one election_timeout_min of a follower, the
         # leader's clock counts at least election_timeout_min - max_clock_drift.
         ratio = self.config.max_clock_drift / self.config.election_timeout_min
@@ -157,8 +188,7 @@ class Cluster:
             if drift and self.rng.random() < 0.5:
                 rate = self.rng.choice((1 - rho, 1 + rho))  # often right at the bound
             self.nodes[node_id] = SimNode(node_id, Disk(), rate, self.rng.uniform(0, 1000))
-        founders = voters or ids
-        self._seed_disks(founders, ids)
+        self._seed_disks(voters or ids, ids)
         # -- what the checkers saw --
         self.leaders: dict[int, str] = {}
         self.applied: dict[int, tuple[int, bytes]] = {}  # index -> (term, digest after it)
@@ -174,18 +204,17 @@ class Cluster:
 
     def _seed_disks(self, voters: list[str], ids: list[str]) -> None:
         """All nodes start from the same founding configuration (as if bootstrapped and joined)."""
-        founding = bootstrap(voters[0])
         change = ConfigChange(MembershipChange(ChangeOp.BOOTSTRAP, voters[0]),
                               Configuration(frozenset(voters), frozenset(set(ids) - set(voters))))
-        entries = (Entry(1, 1, EntryKind.CONFIG, change.encode()),)
+        founding = Restored(HardState(1, "", 0), entries=(Entry(1, 1, EntryKind.CONFIG, change.encode()),))
         for node in self.nodes.values():
-            node.disk = Disk(hard_state=founding.hard_state, entries=list(entries))
+            node.disk = self._new_disk(founding)
 
     def _start(self, node: SimNode) -> None:
         node.core = RaftCore(self.config, node.id, node.local(self.now),
                              rng=random.Random(self.rng.getrandbits(64)), restored=node.disk.restored())
         node.machine = Machine()
-        snap = node.disk.snapshot
+        snap = node.core.snapshot
         if snap is not None:
             node.machine = Machine.decode(snap.data)
         self._drain(node)
@@ -242,8 +271,7 @@ class Cluster:
 
     @staticmethod
     def _disk_last(node: SimNode) -> int:
-        disk = node.disk
-        return disk.entries[-1].index if disk.entries else disk.base_index
+        return node.disk.last_index()
 
     def _voters(self) -> frozenset[str]:
         for node in self.nodes.values():
@@ -419,11 +447,7 @@ class Cluster:
 
     @staticmethod
     def _disk_term(node: SimNode, index: int) -> int | None:
-        disk = node.disk
-        if index <= disk.base_index:
-            return disk.base_term if index == disk.base_index else COMPACTED
-        position = index - disk.base_index - 1
-        return disk.entries[position].term if position < len(disk.entries) else None
+        return node.disk.term_at(index)
 
     def _check_minority_commit(self, node: SimNode) -> None:
         before = self.commit_watch.get(node.id)
