@@ -48,7 +48,7 @@ lint: deps
 	$(BIN)/ruff check meshkp crdt cli tests bench chaos
 
 typecheck: deps
-	$(BIN)/mypy crdt meshkp/swim
+	$(BIN)/mypy crdt meshkp/swim meshkp/control
 
 clean:
 	rm -rf $(VENV) .meshkp-dev

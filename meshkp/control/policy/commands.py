@@ -86,8 +86,7 @@ class SetLimits(Command):
         for name, value in self.values.items():
             if name not in LIMIT_NAMES:
                 raise InvalidCommand(f"unknown limit {name!r}; known: {', '.join(sorted(LIMIT_NAMES))}")
-            if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**63:
-                raise InvalidCommand(f"limit {name} must be a positive integer, got {value!r}")
+            _integer(value, f"limit {name}", 1, 2**63 - 1)
 
     def to_args(self) -> dict[str, Any]:
         return {"values": dict(sorted(self.values.items()))}
@@ -150,7 +149,8 @@ class BlacklistRemove(Command):
         return cls(tuple(items))
 
     def describe(self) -> str:
-        return f"unblacklist {len(self.fingerprints)} fingerprint(s): " + _fingerprints_text(self.fingerprints)
+        listed = _fingerprints_text(self.fingerprints)
+        return f"unblacklist {len(self.fingerprints)} fingerprint(s): {listed}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +200,7 @@ class SetRouting(Command):
 
     def validate(self) -> None:
         _text(self.node, "node", MAX_NODE_ID_CHARS, allow_empty=False)
-        if not isinstance(self.weight, int) or isinstance(self.weight, bool) or not 0 <= self.weight <= bounds.MAX_WEIGHT:
-            raise InvalidCommand(f"weight must be an integer in 0..{bounds.MAX_WEIGHT}, got {self.weight!r}")
+        _integer(self.weight, "weight", 0, bounds.MAX_WEIGHT)
         for name in ("drain", "read_only"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidCommand(f"{name} must be true or false")
@@ -285,8 +284,7 @@ class ResolveConflict(Command):
             raise InvalidCommand(f"covers holds at most {bounds.MAX_COVERS} entries")
         for node, counter in self.covers.items():
             _text(node, "covers node", MAX_NODE_ID_CHARS, allow_empty=False)
-            if not isinstance(counter, int) or isinstance(counter, bool) or not 0 < counter < 2**63:
-                raise InvalidCommand(f"covers counter of {node} must be a positive integer")
+            _integer(counter, f"covers counter of {node}", 1, 2**63 - 1)
 
     def to_args(self) -> dict[str, Any]:
         return {"id": self.conflict_id, "fp": self.fingerprint, "keep": self.keep.value,
@@ -321,8 +319,7 @@ class AuditDelete(Command):
         _fingerprint(self.fingerprint)
         _text(self.reason, "reason", bounds.MAX_REASON_CHARS)
         _text(self.node, "node", MAX_NODE_ID_CHARS, allow_empty=False)
-        if not isinstance(self.deleted_hlc, int) or isinstance(self.deleted_hlc, bool) or not 0 <= self.deleted_hlc < 2**64:
-            raise InvalidCommand("deleted_hlc must be an unsigned 64-bit HLC stamp")
+        _integer(self.deleted_hlc, "deleted_hlc (an HLC stamp)", 0, 2**64 - 1)
 
     def to_args(self) -> dict[str, Any]:
         return {"fp": self.fingerprint, "reason": self.reason, "hlc": self.deleted_hlc, "node": self.node}
@@ -387,11 +384,9 @@ class Proposal:
         self.command.validate()
         _text(self.actor, "actor", bounds.MAX_ACTOR_CHARS, allow_empty=False)
         _text(self.origin, "origin", MAX_NODE_ID_CHARS, allow_empty=False)
-        if not isinstance(self.hlc, int) or isinstance(self.hlc, bool) or not 0 <= self.hlc < 2**64:
-            raise InvalidCommand("hlc must be an unsigned 64-bit HLC stamp")
-        expect = self.expect_version
-        if expect is not None and (not isinstance(expect, int) or isinstance(expect, bool) or expect < 0):
-            raise InvalidCommand("expect_version must be a policy version (an integer >= 0)")
+        _integer(self.hlc, "hlc (an HLC stamp)", 0, 2**64 - 1)
+        if self.expect_version is not None:
+            _integer(self.expect_version, "expect_version (a policy version)", 0, 2**63 - 1)
 
     def encode(self) -> bytes:
         """Validate, then the bytes to propose; InvalidCommand if anything is wrong."""
@@ -442,6 +437,12 @@ def _text(value: object, what: str, limit: int, allow_empty: bool = True) -> str
     if not isinstance(value, str) or len(value) > limit or (not value and not allow_empty):
         raise InvalidCommand(f"{what} must be a string of {0 if allow_empty else 1}..{limit} characters, "
                              f"got {value!r:.80}")
+    return value
+
+
+def _integer(value: object, what: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidCommand(f"{what} must be an integer in {low}..{high}, got {value!r:.40}")
     return value
 
 

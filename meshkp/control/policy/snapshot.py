@@ -80,7 +80,8 @@ def _decode(obj: Mapping[str, Any]) -> PolicyState:
         blacklist[_bytes(fp, "fingerprint")] = BlacklistEntry(_str(reason), _str(actor), _from_token(token))
     rules = {}
     for kind, (default, by_reason) in _map(obj["rules"], "rules", len(ConflictKind)).items():
-        overrides = {_str(r): _enum(Rule, v) for r, v in _map(by_reason, "rules", bounds.MAX_RULE_REASONS).items()}
+        reasons = _map(by_reason, "rules", bounds.MAX_RULE_REASONS)
+        overrides = {_str(r): _enum(Rule, v) for r, v in reasons.items()}
         rules[_enum(ConflictKind, kind)] = ConflictRules(_enum(Rule, default), overrides)
     routing = {}
     for node, (weight, drain, read_only, zone) in _map(obj["routing"], "routing", bounds.MAX_ROUTES).items():
@@ -89,13 +90,15 @@ def _decode(obj: Mapping[str, Any]) -> PolicyState:
     for name, (sha, actor, token) in _map(obj["admins"], "admins", bounds.MAX_ADMINS).items():
         admins[_str(name)] = Admin(_bytes(sha, "token hash"), _str(actor), _from_token(token))
     resolutions = {}
-    for cid, (fp, keep, actor, token) in _map(obj["resolutions"], "resolutions", bounds.MAX_RESOLUTIONS).items():
+    stored = _map(obj["resolutions"], "resolutions", bounds.MAX_RESOLUTIONS)
+    for cid, (fp, keep, actor, token) in stored.items():
         resolutions[_str(cid)] = Resolution(_bytes(fp, "fingerprint"), _enum(Keep, keep), _str(actor),
                                             _from_token(token))
     audit = tuple(
         AuditEntry(uint(seq, "seq"), _from_token(token), _str(op), _str(actor), _str(node),
                    uint(hlc, "hlc"), _str(outcome), _str(detail))
-        for seq, token, op, actor, node, hlc, outcome, detail in _list(obj["audit"], "audit", bounds.MAX_AUDIT)
+        for seq, token, op, actor, node, hlc, outcome, detail
+        in _list(obj["audit"], "audit", bounds.MAX_AUDIT)
     )
     return PolicyState(
         version=uint(obj["version"], "version"),

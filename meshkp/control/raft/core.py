@@ -30,8 +30,15 @@ import random
 from collections.abc import Callable, Sequence
 
 from meshkp.control.config import ControlConfig
+from meshkp.control.raft.leadership import NEVER, Leadership
 from meshkp.control.raft.log import RaftLog
-from meshkp.control.raft.membership import ConfigChange, Configuration, MembershipChange, changed
+from meshkp.control.raft.membership import (
+    ConfigChange,
+    ConfigHistory,
+    Configuration,
+    MembershipChange,
+    changed,
+)
 from meshkp.control.raft.messages import (
     AppendEntries,
     AppendResponse,
@@ -41,8 +48,7 @@ from meshkp.control.raft.messages import (
     VoteRequest,
     VoteResponse,
 )
-from meshkp.control.raft.progress import Progress, ProgressState
-from meshkp.control.raft.quorum import has_majority, quorum_value
+from meshkp.control.raft.quorum import has_majority
 from meshkp.control.raft.ready import Outgoing, PeerStatus, Ready, SoftState, Status
 from meshkp.control.raft.types import (
     Compaction,
@@ -58,7 +64,6 @@ from meshkp.errors import InvalidCommand, NotLeader, ProposalRefused, RaftUsageE
 
 log = logging.getLogger("meshkp.control")
 
-NEVER = float("-inf")
 REMOVED_REASON = "removed"
 
 
@@ -94,8 +99,7 @@ class RaftCore:
         self._commit = min(max(hard.commit, self._applied), self._log.last_index)
         # Last committed index handed out in a Ready (applied once advance() says so).
         self._handed = self._applied
-        self._configs: list[tuple[int, Configuration]] = []
-        self._rebuild_configs()
+        self._configs = _history(snapshot, self._log)
         self._role = Role.FOLLOWER
         self._leader = ""
         self._persisted = hard
@@ -111,10 +115,8 @@ class RaftCore:
         self._election_deadline = now
         if self._configuration.voters != {node_id}:
             self._reset_election_timer(now)  # a sole voter elects itself at the first tick
-        self._progress: dict[str, Progress] = {}
-        self._became_leader_at = NEVER
-        self._term_start = 0
-        self._heartbeat_due = float("inf")
+        # Set while this node leads (one term); None otherwise.
+        self._leadership: Leadership | None = None
         if node_id in self._committed_configuration().removed:
             self._role = Role.REMOVED
 
@@ -165,8 +167,8 @@ class RaftCore:
         """When tick() next has something to do; the driver may tick more often."""
         if self._role is Role.REMOVED:
             return float("inf")
-        if self._role is Role.LEADER:
-            return self._heartbeat_due
+        if self._leadership is not None:
+            return self._leadership.heartbeat_due
         return self._election_deadline
 
     def is_leader_with_lease(self, now: float) -> bool:
@@ -181,9 +183,10 @@ class RaftCore:
 
     def lease_remaining(self, now: float) -> float:
         """Seconds of leader lease left at `now` (0 when none)."""
-        if self._role is not Role.LEADER or self._commit < self._term_start:
+        lead = self._leadership
+        if lead is None or self._commit < lead.term_start:
             return 0.0
-        start = self._lease_start(now)
+        start = lead.lease_start(now, self._configuration.voters)
         return max(0.0, start + self.config.lease_duration - now)
 
     def read_index(self, now: float) -> int | None:
@@ -201,7 +204,7 @@ class RaftCore:
             peer: PeerStatus(pr.match, pr.next, pr.state,
                              None if pr.last_reply_at == NEVER else max(0.0, now - pr.last_reply_at),
                              peer in voters)
-            for peer, pr in sorted(self._progress.items())
+            for peer, pr in sorted(self._leadership.progress.items() if self._leadership else ())
         }
         return Status(self.id, self._role, self._term, self._leader, self._commit, self._applied,
                       self._log.last_index, self._snapshot.index if self._snapshot else 0,
@@ -213,14 +216,15 @@ class RaftCore:
         """Fire what is due at `now`: heartbeats and CheckQuorum (leader), elections (others)."""
         if self._role is Role.REMOVED:
             return
-        if self._role is Role.LEADER:
-            if not self._quorum_active(now):
+        lead = self._leadership
+        if lead is not None:
+            if not lead.quorum_active(now, self._configuration.voters):
                 log.warning("event=raft_step_down reason=check_quorum node=%s term=%d", self.id, self._term)
                 self._become_follower(now, self._term, "")
                 return
-            if now >= self._heartbeat_due:
-                self._heartbeat_due = now + self.config.heartbeat_interval
-                for peer in self._progress:
+            if now >= lead.heartbeat_due:
+                lead.heartbeat_due = now + self.config.heartbeat_interval
+                for peer in lead.progress:
                     self._send_append(peer, now)
             return
         if now >= self._election_deadline:
@@ -268,16 +272,16 @@ class RaftCore:
         InvalidCommand when the change itself is not allowed; ProposalRefused when it must
         wait (the leader's no-op or the previous change is not committed, a learner lags).
         """
-        self._require_leader()
-        if self._commit < self._term_start:
+        lead = self._require_leader()
+        if self._commit < lead.term_start:
             raise ProposalRefused("the new leader has not committed an entry of its term yet; retry shortly")
-        pending_at = self._configs[-1][0]
+        pending_at = self._configs.latest_index
         if pending_at > self._commit:
             raise ProposalRefused(f"the membership change at index {pending_at} is not committed "
                                   "yet; one change at a time")
         configuration = changed(self._configuration, change, self.config.max_voters)
         if change.node in configuration.voters and change.node not in self._configuration.voters:
-            pr = self._progress.get(change.node)
+            pr = lead.progress.get(change.node)
             lag = self._log.last_index - (pr.match if pr else 0)
             if lag > self.config.promote_max_lag:
                 raise ProposalRefused(f"learner {change.node} is {lag} entries behind (promote_max_lag "
@@ -348,12 +352,12 @@ class RaftCore:
         term = self._log.term_at(index)
         if term is None:
             raise RaftUsageError(f"entry {index} is not in the log (base {self._log.base_index})")
-        self._snapshot = Snapshot(index, term, self._configuration_at(index), data)
+        self._snapshot = Snapshot(index, term, self._configs.at(index), data)
         through = index - self.config.snapshot_trailing_entries
         through_term = self._log.term_at(through)
         if through > self._log.base_index and through_term is not None:
             self._log.compact(through, through_term)
-            self._drop_old_configs()
+            self._configs.compact(through)
         log.info("event=raft_snapshot node=%s index=%d term=%d bytes=%d base=%d",
                  self.id, index, term, len(data), self._log.base_index)
         return Compaction(self._snapshot, self._log.base_index, self._log.base_term)
@@ -390,12 +394,9 @@ class RaftCore:
         self._role = Role.LEADER
         self._leader = self.id
         self._votes = {}
-        self._became_leader_at = now
-        self._progress = {}
-        self._sync_progress()
+        self._leadership = Leadership(self.config, self.id, self._term, now, self._log.last_index + 1)
+        self._leadership.sync(self._configuration.members(), self._log.last_index)
         log.info("event=raft_leader node=%s term=%d last_index=%d", self.id, self._term, self._log.last_index)
-        self._heartbeat_due = now + self.config.heartbeat_interval
-        self._term_start = self._log.last_index + 1
         self._append_own(now, EntryKind.NOOP, b"", bounded=False)
 
     def _become_follower(self, now: float, term: int, leader: str) -> None:
@@ -406,9 +407,7 @@ class RaftCore:
             self._role = Role.FOLLOWER
         self._leader = leader
         self._votes = {}
-        self._progress = {}
-        self._became_leader_at = NEVER
-        self._heartbeat_due = float("inf")
+        self._leadership = None
         self._reset_election_timer(now)
 
     def _on_vote_request(self, now: float, sender: str, m: VoteRequest) -> None:
@@ -516,7 +515,7 @@ class RaftCore:
             self._unstable_from = snap.index + 1
             self._handed = snap.index
             self._commit = snap.index
-            self._configs = [(snap.index, snap.configuration)]
+            self._configs = ConfigHistory(snap.index, snap.configuration)
             log.info("event=raft_snapshot_installed node=%s index=%d term=%d leader=%s",
                      self.id, snap.index, snap.term, sender)
             self._check_removed()
@@ -532,17 +531,18 @@ class RaftCore:
     # -- leader side of replication --------------------------------------------------------
 
     def _append_own(self, now: float, kind: EntryKind, data: bytes, bounded: bool = True) -> FencingToken:
+        lead = self._require_leader()
         if bounded and self._log.last_index - self._commit >= self.config.max_uncommitted_entries:
             raise ProposalRefused(f"{self._log.last_index - self._commit} entries wait for commit "
                                   "(a majority of voters is unreachable?); retry later")
         entry = Entry(self._log.last_index + 1, self._term, kind, data)
         self._log.append(entry)
         if kind is EntryKind.CONFIG:
-            self._configs.append((entry.index, ConfigChange.decode(data).configuration))
-            self._sync_progress()
+            self._configs.add(entry.index, ConfigChange.decode(data).configuration)
+            lead.sync(self._configuration.members(), self._log.last_index)
         self._maybe_commit(now)
-        for peer, pr in self._progress.items():
-            if pr.can_send_entries(self.config.max_inflight_appends):
+        for peer in list(lead.progress):
+            if lead.wants_entries(peer):
                 self._send_append(peer, now)
         return entry.token
 
@@ -550,113 +550,34 @@ class RaftCore:
         if m.term > self._term:
             self._become_follower(now, m.term, "")
             return
-        pr = self._progress.get(sender)
-        if self._role is not Role.LEADER or m.term < self._term or pr is None:
+        lead = self._leadership
+        if lead is None or m.term < self._term:
             return
-        pr.last_reply_at = now
-        if self._became_leader_at <= m.sent_at <= now:
-            pr.acked_sent_at = max(pr.acked_sent_at, m.sent_at)
-        if m.success:
-            if m.index > self._log.last_index:
-                return  # claims entries we never sent: ignore
-            if pr.acknowledged(m.index):
-                self._maybe_commit(now)
-            if pr.state is not ProgressState.REPLICATE and (
-                    pr.state is ProgressState.PROBE or m.index >= pr.pending_snapshot):
-                pr.become_replicate()
-            if pr.next <= self._log.last_index and pr.can_send_entries(self.config.max_inflight_appends):
-                self._send_append(sender, now)
-            return
-        if pr.state is ProgressState.SNAPSHOT:
-            # It handled a message sent after the snapshot and still lacks it: the snapshot was
-            # lost (a crash, a dropped connection). Resend, at most once per election timeout.
-            if (m.sent_at > pr.snapshot_sent_at
-                    and now - pr.snapshot_sent_at >= self.config.election_timeout_min):
-                self._send_snapshot(sender, pr, now)
-            return
-        if m.index <= pr.match:
-            return  # a stale rejection
-        if pr.state is ProgressState.PROBE and m.index != pr.next - 1:
-            return  # answers an older probe
-        if m.hint_index < self._log.base_index:
-            next_index = m.hint_index + 1  # what it needs is compacted: a snapshot follows
-        else:
-            next_index = self._log.find_conflict_by_term(m.hint_index, m.hint_term) + 1
-        pr.next = max(pr.match + 1, min(next_index, m.index))
-        pr.become_probe()
-        self._send_append(sender, now)
+        reaction = lead.on_reply(sender, now, m, self._log)
+        if reaction.matched_more:
+            self._maybe_commit(now)
+        if reaction.send and self._leadership is lead and sender in lead.progress:
+            self._send_append(sender, now)
 
     def _send_append(self, peer: str, now: float) -> None:
-        """Entries from pr.next if the window allows, else an empty append (a heartbeat)."""
-        pr = self._progress[peer]
-        if (pr.state is ProgressState.SNAPSHOT
-                and now - pr.snapshot_sent_at >= self.config.snapshot_retry_interval):
-            self._send_snapshot(peer, pr, now)
+        lead = self._leadership
+        if lead is None:
             return
-        prev_index = pr.next - 1
-        prev_term = self._log.term_at(prev_index)
-        if prev_term is None:
-            self._send_snapshot(peer, pr, now)
-            return
-        entries: list[Entry] = []
-        if pr.next <= self._log.last_index and pr.can_send_entries(self.config.max_inflight_appends):
-            entries = self._log.batch(pr.next, self.config.max_append_entries,
-                                      self.config.max_append_bytes)
-        self._send(peer, AppendEntries(self._term, prev_index, prev_term, tuple(entries),
-                                       self._commit, now))
-        if pr.state is ProgressState.PROBE:
-            pr.probe_sent = True
-        elif entries and pr.state is ProgressState.REPLICATE:
-            pr.next = entries[-1].index + 1
-            pr.inflight.append(entries[-1].index)
-
-    def _send_snapshot(self, peer: str, pr: Progress, now: float) -> None:
-        snap = self._snapshot
-        if snap is None:
-            log.error("event=raft_no_snapshot node=%s peer=%s next=%d", self.id, peer, pr.next)
-            return
-        pr.become_snapshot(snap.index, now)
-        self._send(peer, InstallSnapshot(self._term, snap, now))
-        log.info("event=raft_snapshot_sent node=%s peer=%s index=%d bytes=%d",
-                 self.id, peer, snap.index, len(snap.data))
+        message = lead.message_for(peer, now, self._log, self._commit, self._snapshot)
+        if message is not None:
+            self._send(peer, message)
 
     def _maybe_commit(self, now: float) -> None:
+        lead = self._leadership
         voters = self._configuration.voters
-        if not voters:
+        if lead is None or not voters:
             return
-        matches = [self._log.last_index if v == self.id else self._match_of(v) for v in voters]
-        index = quorum_value(matches)
+        index = lead.commit_candidate(voters, self._log.last_index)
         if index > self._commit and self._log.term_at(index) == self._term:
             self._commit_to(now, index)
-            for peer in self._progress:  # followers learn the new commit index at once
-                self._send_append(peer, now)
-
-    def _match_of(self, voter: str) -> int:
-        pr = self._progress.get(voter)
-        return pr.match if pr else 0
-
-    def _sync_progress(self) -> None:
-        members = self._configuration.members() - {self.id}
-        for gone in set(self._progress) - members:
-            del self._progress[gone]
-        for peer in sorted(members - set(self._progress)):  # sorted: runs replay exactly
-            self._progress[peer] = Progress(next=self._log.last_index + 1)
-
-    def _quorum_active(self, now: float) -> bool:
-        start = max(self._became_leader_at, self._lease_start(now))
-        return now - start < self.config.election_timeout_min
-
-    def _lease_start(self, now: float) -> float:
-        """The latest of our send times a majority of voters acknowledged (we count as now)."""
-        voters = self._configuration.voters
-        if self.id not in voters:
-            return NEVER
-        times = [now if v == self.id else self._acked_of(v) for v in voters]
-        return quorum_value(times)
-
-    def _acked_of(self, voter: str) -> float:
-        pr = self._progress.get(voter)
-        return pr.acked_sent_at if pr else NEVER
+            if self._leadership is lead:
+                for peer in lead.progress:  # followers learn the new commit index at once
+                    self._send_append(peer, now)
 
     # -- shared helpers --------------------------------------------------------------------
 
@@ -686,44 +607,29 @@ class RaftCore:
     def _write_from(self, index: int, entries: Sequence[Entry]) -> None:
         self._log.replace_from(index, entries)
         self._unstable_from = min(self._unstable_from, index)
-        self._configs = [(i, c) for i, c in self._configs if i < index]
+        self._configs.truncate(index)
         for entry in entries:
             if entry.kind is EntryKind.CONFIG:
-                self._configs.append((entry.index, ConfigChange.decode(entry.data).configuration))
-
-    def _rebuild_configs(self) -> None:
-        snap = self._snapshot
-        self._configs = [(snap.index, snap.configuration) if snap else (0, Configuration())]
-        after = snap.index if snap else 0
-        for entry in self._log.entries(self._log.base_index + 1):
-            if entry.kind is EntryKind.CONFIG and entry.index > after:
-                self._configs.append((entry.index, ConfigChange.decode(entry.data).configuration))
-
-    def _drop_old_configs(self) -> None:
-        base = self._log.base_index
-        keep_from = max((n for n, (i, _) in enumerate(self._configs) if i <= base), default=0)
-        self._configs = self._configs[keep_from:]
+                self._configs.add(entry.index, ConfigChange.decode(entry.data).configuration)
 
     @property
     def _configuration(self) -> Configuration:
-        return self._configs[-1][1]
-
-    def _configuration_at(self, index: int) -> Configuration:
-        return next(c for i, c in reversed(self._configs) if i <= index)
+        return self._configs.latest
 
     def _committed_configuration(self) -> Configuration:
-        return self._configuration_at(self._commit)
+        return self._configs.at(self._commit)
 
     def _reset_election_timer(self, now: float) -> None:
         low, high = self.config.election_timeout_min, self.config.election_timeout_max
         self._election_deadline = now + self._rng.uniform(low, high)
 
-    def _require_leader(self) -> None:
+    def _require_leader(self) -> Leadership:
         if self._role is Role.REMOVED:
             raise ProposalRefused("this node was removed from the cluster; it must rejoin empty")
-        if self._role is not Role.LEADER:
+        if self._leadership is None:
             known = f"; the leader is {self._leader}" if self._leader else "; no leader is known"
             raise NotLeader(f"node {self.id} is not the leader{known}", self._leader)
+        return self._leadership
 
     def _send(self, to: str, message: RaftMessage) -> None:
         self._outbox.append(Outgoing(to, message))
@@ -734,3 +640,13 @@ class RaftCore:
     def _soft_state(self) -> SoftState:
         return SoftState(self._role, self._leader, self._term)
 
+
+
+def _history(snapshot: Snapshot | None, log_: RaftLog) -> ConfigHistory:
+    """The configurations of a restored log: the snapshot's, then each later CONFIG entry."""
+    history = ConfigHistory(snapshot.index, snapshot.configuration) if snapshot else ConfigHistory()
+    after = snapshot.index if snapshot else 0
+    for entry in log_.entries(log_.base_index + 1):
+        if entry.kind is EntryKind.CONFIG and entry.index > after:
+            history.add(entry.index, ConfigChange.decode(entry.data).configuration)
+    return history

@@ -88,7 +88,8 @@ class RaftLog:
     def replace_from(self, index: int, entries: Sequence[Entry]) -> None:
         """Cut the log before `index` and append `entries` (which start at `index`)."""
         if not self.base_index < index <= self.last_index + 1:
-            raise ValueError(f"cannot write at {index}: the log holds {self.base_index + 1}..{self.last_index}")
+            raise ValueError(f"cannot write at {index}: the log holds "
+                             f"{self.base_index + 1}..{self.last_index}")
         del self._entries[index - self.base_index - 1:]
         for offset, entry in enumerate(entries):
             if entry.index != index + offset:

@@ -182,3 +182,39 @@ def _text(value: object, what: str, limit: int = MAX_ACTOR_CHARS) -> str:
     if not isinstance(value, str) or len(value) > limit:
         raise WireError(f"config entry {what} must be a string of at most {limit} characters")
     return value
+
+
+class ConfigHistory:
+    """The configurations of the log, oldest first: the last is in force, committed or not.
+
+    It starts from the snapshot's (or the empty) configuration and follows the log's CONFIG
+    entries, forgetting those cut by a conflicting leader and those compacted away.
+    """
+
+    def __init__(self, index: int = 0, configuration: Configuration | None = None) -> None:
+        self._items: list[tuple[int, Configuration]] = [(index, configuration or Configuration())]
+
+    @property
+    def latest(self) -> Configuration:
+        return self._items[-1][1]
+
+    @property
+    def latest_index(self) -> int:
+        return self._items[-1][0]
+
+    def at(self, index: int) -> Configuration:
+        """The configuration in force right after entry `index`."""
+        return next(c for i, c in reversed(self._items) if i <= index)
+
+    def add(self, index: int, configuration: Configuration) -> None:
+        self._items.append((index, configuration))
+
+    def truncate(self, index: int) -> None:
+        """Forget configurations of entries at or after `index` (the log was cut there)."""
+        kept = [(i, c) for i, c in self._items if i < index]
+        self._items = kept or self._items[:1]
+
+    def compact(self, base_index: int) -> None:
+        """Keep only what is needed for indexes from `base_index` on."""
+        keep_from = max((n for n, (i, _) in enumerate(self._items) if i <= base_index), default=0)
+        self._items = self._items[keep_from:]

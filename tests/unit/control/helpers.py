@@ -91,7 +91,8 @@ class Net:
             self.pump()
 
     def leader(self) -> str | None:
-        leaders = [i for i, c in self.cores.items() if i not in self.down and c.is_leader_with_lease(self.now)]
+        leaders = [i for i, c in self.cores.items()
+                   if i not in self.down and c.is_leader_with_lease(self.now)]
         assert len(leaders) <= 1, leaders
         return leaders[0] if leaders else None
 

@@ -27,12 +27,10 @@ from meshkp.control.config import ControlConfig
 from meshkp.control.raft.core import RaftCore
 from meshkp.control.raft.membership import ChangeOp, ConfigChange, Configuration, MembershipChange
 from meshkp.control.raft.messages import RaftMessage, decode_message
-from meshkp.control.raft.quorum import quorum_value
 from meshkp.control.raft.ready import Ready
 from meshkp.control.raft.types import Compaction, Entry, EntryKind, HardState, Restored, Role, Snapshot
 from meshkp.errors import ControlError
 from meshkp.net.wire import TCP_FRAME_BYTES, Frame, decode_frame, encode_frame
-
 
 # _disk_term of an entry below a disk's compaction point: only committed entries are compacted.
 COMPACTED = -1

@@ -88,7 +88,8 @@ def test_an_oversize_frame_is_refused_before_decoding() -> None:
 @given(st.dictionaries(st.sampled_from(["t", "pi", "pt", "e", "c", "at", "ok", "i", "s", "d", "id", "r",
                                         "li", "lt", "pre", "hi", "ht", "err", "l"]),
                        st.one_of(st.integers(-2, 2**64 - 1), st.binary(max_size=8), st.text(max_size=8),
-                                 st.booleans(), st.floats(), st.lists(st.integers(-2**63, 2**64 - 1), max_size=3),
+                                 st.booleans(), st.floats(),
+                                 st.lists(st.integers(-2**63, 2**64 - 1), max_size=3),
                                  st.none())),
        st.sampled_from([type(m).TYPE for m in SAMPLES]))
 def test_arbitrary_bodies_give_a_message_or_a_wire_error(body: dict[str, object], type_code: int) -> None:

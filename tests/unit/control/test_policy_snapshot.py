@@ -34,13 +34,16 @@ def _largest() -> PolicyState:
     node = "n" * 64
     return PolicyState(
         version=BIG, token=_token(0), policy_token=_token(0), limits=Limits(),
-        blacklist={n.to_bytes(32, "big"): BlacklistEntry(reason, actor, _token(n)) for n in range(bounds.MAX_BLACKLIST)},
+        blacklist={n.to_bytes(32, "big"): BlacklistEntry(reason, actor, _token(n))
+                   for n in range(bounds.MAX_BLACKLIST)},
         conflict_rules={ConflictKind.DELETE_UPDATE: ConflictRules(
-            Rule.MANUAL, {f"{n:0{bounds.MAX_REASON_CHARS}d}": Rule.UPDATE_WINS for n in range(bounds.MAX_RULE_REASONS)})},
+            Rule.MANUAL, {f"{n:0{bounds.MAX_REASON_CHARS}d}": Rule.UPDATE_WINS
+                          for n in range(bounds.MAX_RULE_REASONS)})},
         routing={f"{n:064d}": Routing(bounds.MAX_WEIGHT, True, True, "z" * bounds.MAX_ZONE_CHARS)
                  for n in range(bounds.MAX_ROUTES)},
         admins={f"{n:064d}": Admin(bytes(32), actor, _token(n)) for n in range(bounds.MAX_ADMINS)},
-        resolutions={f"{n:0{bounds.MAX_CONFLICT_ID_CHARS}d}": Resolution(bytes(32), Keep.UPDATE, actor, _token(n))
+        resolutions={f"{n:0{bounds.MAX_CONFLICT_ID_CHARS}d}":
+                     Resolution(bytes(32), Keep.UPDATE, actor, _token(n))
                      for n in range(bounds.MAX_RESOLUTIONS)},
         audit=tuple(AuditEntry(BIG + n, _token(n), "resolve-conflict", actor, node, BIG, "ignored",
                                "d" * bounds.MAX_DETAIL_CHARS) for n in range(bounds.MAX_AUDIT)),

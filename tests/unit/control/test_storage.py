@@ -17,7 +17,7 @@ from meshkp.store.layout import CONTROL_PREFIX
 from meshkp.store.leveldb import LevelDBStore
 from meshkp.store.memory import MemoryStore
 from meshkp.store.protocol import RecordWrite
-from tests.unit.control.helpers import core, drain, fast, founding
+from tests.unit.control.helpers import core, fast, founding
 from tests.unit.control.schedules import run_schedule
 from tests.unit.control.simcluster import Disk
 
@@ -113,7 +113,8 @@ def test_a_gap_or_garbage_in_the_stored_log_is_a_store_error() -> None:
     store.write([RecordWrite(bytes(20), None, extra=((entry_key(3), b"\x94\x03\x01\x00\xc4\x00"),))])
     with pytest.raises(StoreError, match="gap"):
         storage.load()
-    store.write([RecordWrite(bytes(20), None, extra=((entry_key(3), None), (CONTROL_PREFIX + b"h", b"\xc1")))])
+    garbage = ((entry_key(3), None), (CONTROL_PREFIX + b"h", b"\xc1"))
+    store.write([RecordWrite(bytes(20), None, extra=garbage)])
     with pytest.raises(StoreError, match="corrupt"):
         storage.load()
 
