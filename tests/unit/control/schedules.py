@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import Any
 
-from meshkp.control.raft.types import Restored
+from meshkp.control.raft.types import Entry, Restored
 from tests.unit.control.simcluster import Cluster, Disk, DiskLike, NetConfig
 
 # After the faults stop, a leader must hold a lease within this (simulated seconds), and every
@@ -15,14 +16,19 @@ SETTLE_S = 5.0
 
 
 def run_schedule(seed: int, duration: float = 12.0,
-                 disk: Callable[[Restored], DiskLike] = Disk.founded) -> Cluster:
+                 disk: Callable[[Restored], DiskLike] = Disk.founded,
+                 on_apply: Callable[[Cluster, str, Entry], None] | None = None,
+                 **cluster_args: Any) -> Cluster:
     """Crashes, restarts, partitions, pauses longer than the lease, loss, duplication and
     reordering for `duration` simulated seconds; raises SafetyViolation on any broken rule."""
     rng = random.Random(seed)
     size = rng.choice((3, 5, 5))
     net = NetConfig(loss=rng.choice((0.0, 0.02, 0.1)), duplicate=rng.choice((0.0, 0.05)),
                     delay_min=0.0005, delay_max=rng.choice((0.005, 0.03, 0.2)))
-    cluster = Cluster(seed, [f"n{i}" for i in range(size)], net=net, disk=disk)
+    cluster = Cluster(seed, [f"n{i}" for i in range(size)], net=net, disk=disk, **cluster_args)
+    if on_apply is not None:
+        hook = on_apply
+        cluster.on_apply = lambda node_id, entry: hook(cluster, node_id, entry)
     cluster.schedule.append(f"seed {seed}: {size} nodes, loss {net.loss}, dup {net.duplicate}, "
                             f"delay <= {net.delay_max}")
     ids = list(cluster.nodes)

@@ -7,8 +7,9 @@ encoding (encode_frame/decode_frame), a seeded network loses, duplicates, delays
 reorders them, and partitions drop them at delivery. Each node's clock runs at its own rate
 within the configured drift bound. Checkers record every safety property as it happens.
 
-The state machine is a hash chain over applied entries: equal digests at an index mean equal
-histories, and a snapshot carries its digest so an installed snapshot is checked too.
+The default state machine is a hash chain over applied entries: equal digests at an index mean
+equal histories, and a snapshot carries its digest so an installed snapshot is checked too.
+Tests may run the real policy state machine instead (`machine=`), with real proposals.
 """
 
 from __future__ import annotations
@@ -104,20 +105,39 @@ def digest_after(previous: bytes, entry: Entry) -> bytes:
     return hashlib.sha256(previous + msgpack.packb([entry.term, int(entry.kind), entry.data])).digest()
 
 
+class Machine(Protocol):
+    """A node's applied state: equal digests at an index mean equal states."""
+
+    @property
+    def index(self) -> int: ...
+
+    def apply(self, entry: Entry) -> None: ...
+
+    def digest(self) -> bytes: ...
+
+    def encode(self) -> bytes: ...
+
+
 @dataclass
-class Machine:
-    """The applied state: index and hash chain digest."""
+class HashChain:
+    """The default machine: a hash chain over every applied entry."""
 
     index: int = 0
-    digest: bytes = b""
+    chain: bytes = b""
+
+    def apply(self, entry: Entry) -> None:
+        self.index, self.chain = entry.index, digest_after(self.chain, entry)
+
+    def digest(self) -> bytes:
+        return self.chain
 
     def encode(self) -> bytes:
-        return msgpack.packb([self.index, self.digest])
+        return msgpack.packb([self.index, self.chain])
 
     @classmethod
-    def decode(cls, data: bytes) -> Machine:
-        index, digest = msgpack.unpackb(data)
-        return cls(index, digest)
+    def decode(cls, data: bytes) -> HashChain:
+        index, chain = msgpack.unpackb(data)
+        return cls(index, chain)
 
 
 @dataclass
@@ -127,7 +147,7 @@ class SimNode:
     rate: float
     offset: float
     core: RaftCore | None = None
-    machine: Machine = field(default_factory=Machine)
+    machine: Machine = field(default_factory=HashChain)
     paused: bool = False
     inbox: list[tuple[str, bytes]] = field(default_factory=list)
 
@@ -164,6 +184,8 @@ class Cluster:
         voters: list[str] | None = None,
         check_minority: bool = True,
         disk: Callable[[Restored], DiskLike] = Disk.founded,
+        machine: Callable[[bytes | None], Machine] = lambda data: HashChain.decode(data) if data else HashChain(),
+        payload: Callable[[int], bytes] = lambda n: f"cmd-{n}".encode(),
     ) -> None:
         self.seed = seed
         self.config = config or replace(ControlConfig(), snapshot_threshold=40, snapshot_trailing_entries=8)
@@ -176,6 +198,8 @@ class Cluster:
         self.cuts: set[frozenset[str]] = set()
         self.check_minority = check_minority
         self._new_disk = disk
+        self._new_machine = machine
+        self._payload = payload
         # Clock rates within the bound: over one election_timeout_min of a follower, the
         # leader's clock counts at least election_timeout_min - max_clock_drift.
         ratio = self.config.max_clock_drift / self.config.election_timeout_min
@@ -211,10 +235,8 @@ class Cluster:
     def _start(self, node: SimNode) -> None:
         node.core = RaftCore(self.config, node.id, node.local(self.now),
                              rng=random.Random(self.rng.getrandbits(64)), restored=node.disk.restored())
-        node.machine = Machine()
         snap = node.core.snapshot
-        if snap is not None:
-            node.machine = Machine.decode(snap.data)
+        node.machine = self._new_machine(snap.data if snap is not None else None)
         self._drain(node)
 
     # -- faults -----------------------------------------------------------------------------
@@ -290,7 +312,7 @@ class Cluster:
             core = node.core
             if core is None or node.paused or core.role is not Role.LEADER:
                 continue
-            payload = data if data is not None else f"cmd-{len(self.proposed)}".encode()
+            payload = data if data is not None else self._payload(len(self.proposed))
             try:
                 token = core.propose(node.local(self.now), payload)
             except ControlError:
@@ -396,22 +418,22 @@ class Cluster:
         machine = node.machine
         if entry.index != machine.index + 1:
             raise self.fail(f"{node.id} applies {entry.index} after {machine.index}")
-        machine.index, machine.digest = entry.index, digest_after(machine.digest, entry)
+        machine.apply(entry)
         seen = self.applied.get(entry.index)
         if seen is None:
-            self.applied[entry.index] = (entry.term, machine.digest)
+            self.applied[entry.index] = (entry.term, machine.digest())
             if entry.kind is EntryKind.COMMAND:
                 self.proposals_committed += 1
-        elif seen != (entry.term, machine.digest):
+        elif seen != (entry.term, machine.digest()):
             raise self.fail(f"state machine safety: {node.id} applied {entry.index} at term "
                             f"{entry.term}, another node at term {seen[0]}")
         if self.on_apply is not None:
             self.on_apply(node.id, entry)
 
     def _install(self, node: SimNode, snap: Snapshot) -> None:
-        machine = Machine.decode(snap.data)
+        machine = self._new_machine(snap.data)
         seen = self.applied.get(machine.index)
-        if seen is not None and seen[1] != machine.digest:
+        if seen is not None and seen[1] != machine.digest():
             raise self.fail(f"{node.id} installed a snapshot at {machine.index} unlike what was applied")
         node.machine = machine
 
