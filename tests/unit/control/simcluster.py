@@ -135,7 +135,10 @@ class HashChain:
         return msgpack.packb([self.index, self.chain])
 
     @classmethod
-    def decode(cls, data: bytes) -> HashChain:
+    def load(cls, data: bytes | None) -> HashChain:
+        """From a snapshot's data, or empty."""
+        if data is None:
+            return cls()
         index, chain = msgpack.unpackb(data)
         return cls(index, chain)
 
@@ -184,7 +187,7 @@ class Cluster:
         voters: list[str] | None = None,
         check_minority: bool = True,
         disk: Callable[[Restored], DiskLike] = Disk.founded,
-        machine: Callable[[bytes | None], Machine] = lambda data: HashChain.decode(data) if data else HashChain(),
+        machine: Callable[[bytes | None], Machine] = HashChain.load,
         payload: Callable[[int], bytes] = lambda n: f"cmd-{n}".encode(),
     ) -> None:
         self.seed = seed
