@@ -58,15 +58,17 @@ class Leadership:
         return quorum_value([last_index if v == self.id else self._match(v) for v in voters])
 
     def lease_start(self, now: float, voters: frozenset[str]) -> float:
-        """The latest of our send times a majority of voters acknowledged (we count as now)."""
-        if self.id not in voters:
-            return NEVER
-        return quorum_value([now if v == self.id else self._acked(v) for v in voters])
+        """Where the lease starts; NEVER while we are not a voter (removing ourselves)."""
+        return self._quorum_acked(now, voters) if self.id in voters else NEVER
 
     def quorum_active(self, now: float, voters: frozenset[str]) -> bool:
         """CheckQuorum: a majority acknowledged something we sent within election_timeout_min."""
-        start = max(self.elected_at, self.lease_start(now, voters))
+        start = max(self.elected_at, self._quorum_acked(now, voters))
         return now - start < self.config.election_timeout_min
+
+    def _quorum_acked(self, now: float, voters: frozenset[str]) -> float:
+        """The latest of our send times a majority of voters acknowledged (we count as now)."""
+        return quorum_value([now if v == self.id else self._acked(v) for v in voters])
 
     # -- sending ---------------------------------------------------------------------------
 

@@ -184,3 +184,20 @@ def test_messages_from_a_removed_id_get_a_refusal() -> None:
     (reply,) = messages(drain(c))
     assert reply.to == victim and type(reply.message).__name__ == "Refused"
     assert c.term < 99
+
+
+def test_a_leader_removing_itself_keeps_leading_until_the_change_commits() -> None:
+    # Not a voter any more, it still has its majority's contact: CheckQuorum keeps it, and it
+    # holds no lease (it is not among the voters it counts).
+    net = Net(["a", "b", "c"])
+    leader = net.elect()
+    net.advance(3.0)  # long after its election
+    slow = {"on": True}
+    net.drop = lambda src, dst, m: slow["on"] and src == leader and bool(getattr(m, "entries", ()))
+    net.cores[leader].propose_change(net.now, MembershipChange(ChangeOp.DEMOTE, leader))
+    net.advance(0.5)  # heartbeats flow, the change itself does not
+    c = net.cores[leader]
+    assert c.role is Role.LEADER and not c.is_leader_with_lease(net.now)
+    slow["on"] = False
+    net.advance(0.3)
+    assert c.role is Role.FOLLOWER and leader in c.configuration.learners
