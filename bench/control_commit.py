@@ -18,10 +18,10 @@ import json
 import time
 
 from bench.common import OUT_DIR
+from meshkp.control.config import ControlConfig
 from meshkp.control.policy.commands import Proposal, SetRouting
 from meshkp.control.raft.types import Role
 from tests.unit.control.simcluster import Cluster, NetConfig
-from meshkp.control.config import ControlConfig
 from tests.unit.control.test_policy_sim import PolicyMachine
 
 IN_FLIGHT = 64
@@ -76,7 +76,8 @@ def main() -> None:
     args = parser.parse_args()
     count = 1000 if args.quick else 5000
     rows = [measure(n, count, policy) for policy in (False, True) for n in (1, 3, 5)]
-    print(f"{'state machine':<14} {'voters':>6} {'CPU us/commit':>14} {'commits/CPU s':>14} {'commits/sim s':>14}")
+    header = ("state machine", "voters", "CPU us/commit", "commits/CPU s", "commits/sim s")
+    print(f"{header[0]:<14} {header[1]:>6} {header[2]:>14} {header[3]:>14} {header[4]:>14}")
     for row in rows:
         print(f"{'policy' if row['policy'] else 'hash chain':<14} {row['voters']:>6} "
               f"{row['cpu_us_per_commit']:>14.0f} {row['commits_per_cpu_s']:>14.0f} "

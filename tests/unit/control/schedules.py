@@ -6,6 +6,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from meshkp.control.raft.membership import ChangeOp
 from meshkp.control.raft.types import Entry, Restored
 from tests.unit.control.simcluster import Cluster, Disk, DiskLike, NetConfig
 
@@ -18,11 +19,20 @@ SETTLE_S = 5.0
 def run_schedule(seed: int, duration: float = 12.0,
                  disk: Callable[[Restored], DiskLike] = Disk.founded,
                  on_apply: Callable[[Cluster, str, Entry], None] | None = None,
-                 **cluster_args: Any) -> Cluster:
+                 membership: bool = False, **cluster_args: Any) -> Cluster:
     """Crashes, restarts, partitions, pauses longer than the lease, loss, duplication and
-    reordering for `duration` simulated seconds; raises SafetyViolation on any broken rule."""
+    reordering for `duration` simulated seconds; raises SafetyViolation on any broken rule.
+
+    With `membership`, five nodes start as three voters and two learners, and the schedule also
+    promotes and demotes members through the log while the faults go on."""
     rng = random.Random(seed)
-    size = rng.choice((3, 5, 5))
+    size = 5 if membership else rng.choice((3, 5, 5))
+    if membership:
+        cluster_args["voters"] = ["n0", "n1", "n2"]
+        # "Minority" depends on the configuration: two of four voters may remove a third and
+        # then commit as two of three (safely: the others cannot form a majority of either).
+        # The commit-on-a-majority check still holds against each leader's configuration.
+        cluster_args["check_minority"] = False
     net = NetConfig(loss=rng.choice((0.0, 0.02, 0.1)), duplicate=rng.choice((0.0, 0.05)),
                     delay_min=0.0005, delay_max=rng.choice((0.005, 0.03, 0.2)))
     cluster = Cluster(seed, [f"n{i}" for i in range(size)], net=net, disk=disk, **cluster_args)
@@ -37,7 +47,10 @@ def run_schedule(seed: int, duration: float = 12.0,
     next_fault = rng.uniform(0.5, 2.0)
     while cluster.now < duration:
         if cluster.now >= next_fault:
-            _fault(cluster, rng, ids, crashed, paused)
+            if membership and rng.random() < 0.3:
+                _change(cluster, rng)
+            else:
+                _fault(cluster, rng, ids, crashed, paused)
             next_fault = cluster.now + rng.uniform(0.2, 2.0)
         if rng.random() < 0.5:
             cluster.propose()
@@ -61,6 +74,21 @@ def run_schedule(seed: int, duration: float = 12.0,
         raise cluster.fail(f"liveness: nodes did not converge within {SETTLE_S} s: {states}")
     cluster.check_log_matching()
     return cluster
+
+
+def _change(cluster: Cluster, rng: random.Random) -> None:
+    leader = cluster.leased_leader()
+    if leader is None:
+        return
+    core = cluster.nodes[leader].core
+    assert core is not None
+    voters, learners = sorted(core.configuration.voters), sorted(core.configuration.learners)
+    if learners and (len(voters) < 3 or rng.random() < 0.5):
+        op, node = ChangeOp.PROMOTE, rng.choice(learners)
+    else:
+        op, node = ChangeOp.DEMOTE, rng.choice(voters)
+    if cluster.change(op, node):
+        cluster.schedule.append(f"{cluster.now:.3f} {op.name.lower()} {node}")
 
 
 def _fault(cluster: Cluster, rng: random.Random, ids: list[str], crashed: set[str],

@@ -219,6 +219,7 @@ class Cluster:
         self.applied: dict[int, tuple[int, bytes]] = {}  # index -> (term, digest after it)
         self.commit_watch: dict[str, int] = {}  # minority node -> last index its side held at the cut
         self._commits: dict[str, int] = {}
+        self.committed_in: dict[int, int] = {}  # index -> term of the leader that committed it
         self.proposed: list[tuple[str, int, int, bytes]] = []
         self.proposals_committed = 0
         self.on_apply: Callable[[str, Entry], None] | None = None
@@ -447,19 +448,27 @@ class Cluster:
         self.schedule.append(f"{self.now:.3f} leader {node.id} term {term}")
         core = node.core
         assert core is not None
+        # Raft §5.4: an entry committed in a term is in the log of every leader of a later term.
         base = core.snapshot.index if core.snapshot else 0
         for index, (entry_term, _) in self.applied.items():
-            if index > base and entry_term < term and core.term_at(index) != entry_term:
+            committed_in = self.committed_in.get(index)
+            if (index > base and committed_in is not None and committed_in < term
+                    and core.term_at(index) != entry_term):
                 raise self.fail(f"leader completeness: leader {node.id} of term {term} lacks "
-                                f"committed entry {index} (term {entry_term})")
+                                f"entry {index} (term {entry_term}) committed in term {committed_in}")
 
     def _check_commit_replicated(self, node: SimNode) -> None:
-        """Whatever a node commits is on a majority of voters' disks (Raft's commit rule)."""
+        """Whatever a leader commits is on a majority of its voters' disks (Raft's commit rule)."""
         core = node.core
         assert core is not None
         if core.commit <= self._commits.get(node.id, 0):
             return
+        before = self._commits.get(node.id, 0)
         self._commits[node.id] = core.commit
+        if core.role is not Role.LEADER:
+            return  # followers learn commits; leaders decide them by counting their voters
+        for index in range(before + 1, core.commit + 1):
+            self.committed_in.setdefault(index, core.term)
         term = core.term_at(core.commit)
         if term is None:
             return  # covered by an installed snapshot: committed elsewhere first
