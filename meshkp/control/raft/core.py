@@ -316,6 +316,7 @@ class RaftCore:
         if self._commit > self._handed:
             committed = tuple(self._log.entries(self._handed + 1, self._commit))
             self._handed = self._commit
+        voted = (hard.term, hard.vote) != (self._persisted.term, self._persisted.vote)
         ready = Ready(
             soft_state=soft if soft != self._reported else None,
             hard_state=hard if hard != self._persisted else None,
@@ -323,6 +324,8 @@ class RaftCore:
             entries=entries,
             messages=tuple(self._outbox),
             committed=committed,
+            # A new commit index alone need not be synced: losing it in a crash is harmless.
+            must_sync=voted or snapshot is not None or bool(entries),
         )
         self._outbox = []
         self._reported, self._persisted = soft, hard

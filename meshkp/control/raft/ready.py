@@ -59,11 +59,9 @@ class Ready:
     # Committed entries to apply to the state machine, in order, AFTER the writes above (they
     # may include some of `entries`). Each carries its fencing token (entry.token).
     committed: tuple[Entry, ...]
-
-    @property
-    def must_sync(self) -> bool:
-        """Whether the write of step 1 must be synced (fsync) before step 2."""
-        return self.snapshot is not None or bool(self.entries) or self.hard_state is not None
+    # Whether the write of step 1 must be synced (fsync) before step 2: a new term, vote,
+    # entries or snapshot. A hard state that only moves the commit index may be written lazily.
+    must_sync: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,3 +92,22 @@ def test_a_restart_from_what_was_persisted_reapplies_committed_entries() -> None
     committed = [e.data for r in drain(again) for e in r.committed]
     assert committed[0] == b"two"
     assert again.role is Role.LEADER and again.term == 3
+
+
+def test_only_votes_terms_entries_and_snapshots_need_a_sync() -> None:
+    from meshkp.control.raft.messages import AppendEntries, VoteRequest
+    from meshkp.control.raft.types import Entry
+    from tests.unit.control.helpers import CONFIG, founding
+
+    f = core("b", founding(["a", "b", "c"]))
+    now = CONFIG.election_timeout_min + 0.01
+    f.handle(now, "a", VoteRequest(2, 1, 1, False))
+    (vote,) = drain(f)
+    assert vote.must_sync  # a vote must be durable before the reply leaves
+    f.handle(now, "a", AppendEntries(2, 1, 1, (Entry(2, 2, EntryKind.NOOP),), 1, now))
+    (append,) = drain(f)
+    assert append.must_sync and append.entries
+    f.handle(now, "a", AppendEntries(2, 2, 2, (), 2, now))
+    (commit_only,) = drain(f)
+    assert commit_only.hard_state is not None and commit_only.hard_state.commit == 2
+    assert not commit_only.must_sync
