@@ -528,8 +528,7 @@ class RaftCore:
         if sender in self._configuration.members() and m.reason == REMOVED_REASON:
             log.error("event=raft_removed node=%s told_by=%s: this node was removed from the "
                       "cluster for good; wipe its data directory to rejoin", self.id, sender)
-            self._role = Role.REMOVED
-            self._leader = ""
+            self._become_removed()
 
     # -- leader side of replication --------------------------------------------------------
 
@@ -604,8 +603,13 @@ class RaftCore:
     def _check_removed(self) -> None:
         if self.id in self._committed_configuration().removed and self._role is not Role.REMOVED:
             log.warning("event=raft_removed node=%s: removed from the cluster for good", self.id)
-            self._role = Role.REMOVED
-            self._leader = ""
+            self._become_removed()
+
+    def _become_removed(self) -> None:
+        self._role = Role.REMOVED
+        self._leader = ""
+        self._votes = {}
+        self._leadership = None
 
     def _write_from(self, index: int, entries: Sequence[Entry]) -> None:
         self._log.replace_from(index, entries)
