@@ -36,6 +36,7 @@ BENCHMARKS: list[tuple[str, str, dict[str, object]]] = [
     ("replication_antientropy", "bench.replication_antientropy", {"keys": 5_000}),
     ("replication_bootstrap", "bench.replication_bootstrap", {"keys": 5_000}),
     ("replication_throughput", "bench.replication_throughput", {"count": 200}),
+    ("control_commit", "bench.control_commit", {}),
     ("write_path_cpu", "bench.write_path_cpu", {"keys": 100, "runs": 1}),
 ]
 
