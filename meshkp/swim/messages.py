@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Self
 from meshkp.errors import WireError
 from meshkp.net.addr import Addr
 from meshkp.net.message import Message as Message  # re-exported: the protocol's base
+from meshkp.net.message import decode_typed
 from meshkp.swim.fields import (
     MAX_COMPOUND_PARTS,
     MAX_COUNTER,
@@ -281,16 +282,8 @@ MESSAGE_TYPES: dict[int, type[Message]] = {
 
 
 def decode_message(type_code: Any, body: Any) -> Message:
-    """Build the message for a frame's type byte and decoded map; WireError if either is bad."""
-    cls = MESSAGE_TYPES.get(type_code) if isinstance(type_code, int) else None
-    if cls is None:
-        raise WireError(f"unknown message type {type_code!r}")
-    try:
-        return cls.from_map(body)
-    except WireError:
-        raise
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:  # hostile shapes
-        raise WireError(f"{cls.__name__}: malformed body ({exc})") from exc
+    """The message of a frame's type byte and decoded map; WireError if either is bad."""
+    return decode_typed(MESSAGE_TYPES, type_code, body, "SWIM")
 
 
 def part_size(message: Message) -> int:

@@ -32,6 +32,7 @@ from meshkp.control.raft.codec import (
 from meshkp.control.raft.types import Entry, Snapshot
 from meshkp.errors import WireError
 from meshkp.net.message import Message as Message  # re-exported: the protocol's base
+from meshkp.net.message import decode_typed
 from meshkp.net.wire import TCP_FRAME_BYTES
 
 # --- Bounds, each with what it protects against. ----------------------------------------------
@@ -258,13 +259,5 @@ def is_control_type(type_code: int) -> bool:
 
 
 def decode_message(type_code: int, body: Mapping[str, Any]) -> Message:
-    """The message of a frame; WireError for an unknown type or any invalid field."""
-    cls = MESSAGE_TYPES.get(type_code)
-    if cls is None:
-        raise WireError(f"frame type {type_code} is not a control-plane message")
-    try:
-        return cls.from_map(body)
-    except WireError:
-        raise
-    except (TypeError, ValueError, KeyError) as exc:  # belt and braces: never anything else
-        raise WireError(f"invalid {cls.__name__}: {exc}") from exc
+    """The message of a frame's type byte and decoded map; WireError if either is bad."""
+    return decode_typed(MESSAGE_TYPES, type_code, body, "control-plane")
