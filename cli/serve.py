@@ -24,6 +24,7 @@ from cli.logs import setup_logging
 from cli.mesh_options import MESH_FLAGS, mesh_options
 from cli.replication_options import REPLICATION_FLAGS, replication_options
 from meshkp.errors import InvalidSettings, MeshkpError
+from meshkp.http.access_log import FORMATS as ACCESS_LOG_FORMATS
 from meshkp.node.config import CONSISTENCY_LEVELS, LOG_LEVELS, NodeConfig
 from meshkp.node.node import Node
 from meshkp.node.settings.build import UPLOAD_CAP, Resolved, resolve
@@ -42,6 +43,8 @@ SERVE_FLAGS = {
     "node_id": FlagTarget("--node-id", "node.node_id"),
     "log_level": FlagTarget("--log-level", "node.log_level", str.upper),
     "access_log": FlagTarget("--access-log", "node.access_log"),
+    "access_log_file": FlagTarget("--access-log-file", "node.access_log_file"),
+    "access_log_format": FlagTarget("--access-log-format", "node.access_log_format"),
     "upload_bytes": FlagTarget("--upload-bytes", UPLOAD_CAP),
     "cluster_key_file": FlagTarget("--cluster-key-file", "node.cluster_key_file"),
     "default_consistency": FlagTarget("--consistency", "node.default_consistency"),
@@ -57,6 +60,7 @@ def run_node(config: NodeConfig, on_ready: Callable[[Node], None] | None = None)
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, node.reopen_logs)  # logrotate's convention
         try:
             await node.start()
         except MeshkpError as exc:
@@ -111,7 +115,11 @@ def serve_settings(
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False),
               default="INFO", show_default=True)
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
-              help="One key=value log line per HTTP request.")
+              help="One log line per HTTP request (written by a thread, off the request path).")
+@click.option("--access-log-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Append the access log to FILE (reopened on SIGHUP); default stderr.")
+@click.option("--access-log-format", type=click.Choice(ACCESS_LOG_FORMATS), default="kv",
+              show_default=True, help="kv (key=value), common or combined (NCSA log formats).")
 @click.option("--upload-bytes", type=int, default=None,
               help="Limit of one POST /pks/add body (limits.upload_bytes).")
 @click.option("--cluster-key-file", type=click.Path(dir_okay=False, path_type=Path), default=None,

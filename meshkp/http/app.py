@@ -11,7 +11,6 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_exceptions import HTTPException
 
@@ -30,7 +29,6 @@ from meshkp.keys.service import KeyService
 from meshkp.limits import Limits
 
 log = logging.getLogger(__name__)
-access_log = logging.getLogger("meshkp.access")
 
 SERVICE_KEY = web.AppKey("meshkp.service", KeyService)
 METRICS_KEY = web.AppKey("meshkp.metrics", HttpMetrics)
@@ -89,22 +87,6 @@ def make_error_middleware(
 
 def _json_error(request: web.Request) -> bool:
     return request.path == "/pks/add" and wants_json(request, options_of(request.query))
-
-
-class KeyValueAccessLogger(AbstractAccessLogger):
-    """One key=value line per request. The query string is not logged: it holds e-mail addresses."""
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        op = request.query.get("op", "") if request.path == "/pks/lookup" else ""
-        self.logger.info(
-            "event=http remote=%s method=%s path=%s op=%s status=%d bytes=%d ms=%.2f",
-            request.remote, request.method, request.path[:200], str(op)[:20],
-            response.status, response.body_length, time * 1000.0,
-        )
-
-    @property
-    def enabled(self) -> bool:
-        return self.logger.isEnabledFor(logging.INFO)
 
 
 async def _metrics(request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from meshkp.errors import ConfigError
+from meshkp.http.access_log import AccessLogConfig
 from meshkp.limits import Limits
 from meshkp.membership.config import MembershipConfig
 from meshkp.net.identity import validate_node_id
@@ -47,9 +48,13 @@ class NodeConfig:
     default_consistency: str = "one"
     # Root logger level.
     log_level: str = "INFO"
-    # One key=value line per HTTP request (logger meshkp.access). Measured on 2 cores it costs
-    # ~40% of op=get throughput (docs/benchmarks.md); off only where no log is wanted.
+    # One line per HTTP request, queued on the event loop and written by a thread
+    # (meshkp/http/access_log.py), so it costs little of op=get throughput (docs/benchmarks.md).
     access_log: bool = True
+    # File the access log is appended to (reopened on SIGHUP, for logrotate); None = stderr.
+    access_log_file: Path | None = None
+    # Access log line format: kv (key=value, as every meshkp log line), common or combined (NCSA).
+    access_log_format: str = "kv"
     # fsync every acknowledged write before replying (an acknowledged upload survives kill -9
     # and power loss). Off only for bulk tests; the group-commit writer keeps the cost shared.
     sync_writes: bool = True
@@ -87,6 +92,12 @@ class NodeConfig:
     replication: ReplicationConfig = field(default_factory=ReplicationConfig)
 
     @property
+    def access_log_config(self) -> AccessLogConfig:
+        """The access log settings as the HTTP layer takes them."""
+        return AccessLogConfig(enabled=self.access_log, path=self.access_log_file,
+                               format=self.access_log_format)
+
+    @property
     def in_mesh(self) -> bool:
         """True when this node runs membership (DESIGN.md "Membership")."""
         return self.membership is not None
@@ -112,6 +123,7 @@ class NodeConfig:
                 f"default_consistency must be one of {', '.join(CONSISTENCY_LEVELS)}, "
                 f"got {self.default_consistency!r}"
             )
+        self.access_log_config.validate()
         if self.log_level.upper() not in LOG_LEVELS:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
         for name in ("process_parse_bytes", "parse_workers"):

@@ -114,7 +114,8 @@ class Node:
             self.metrics.registry.register(self.membership.stats.collector())
         ClusterSyncHandlers(self.replicator, token).register(self.app)
         ReplicationMetrics(self.replicator, self.metrics.registry)
-        self.http = await stack.enter_async_context(parts.serve_http(config, self.app))
+        access = await stack.enter_async_context(parts.access_log(config, self.metrics))
+        self.http = await stack.enter_async_context(parts.serve_http(config, self.app, access))
         if self.membership is not None and config.membership is not None and config.http_port == 0:
             # The real port is known only now: gossip it so that peers' /cluster/nodes show it.
             self.membership.update_meta(
@@ -142,6 +143,11 @@ class Node:
     def _clear(self) -> None:
         self.store = self.committer = self.pool = self.keys = self.keyring = None
         self.membership = self.replicator = self.app = self.http = None
+
+    def reopen_logs(self) -> None:
+        """Reopen the access log file (SIGHUP, after logrotate moved it)."""
+        if self.http is not None and self.http.access is not None:
+            self.http.access.reopen()
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

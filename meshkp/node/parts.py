@@ -13,13 +13,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from meshkp.bulk.datadir import store_path
 from meshkp.errors import ConfigError
-from meshkp.http.app import KeyValueAccessLogger
-from meshkp.http.app import access_log as http_access_log
+from meshkp.http.access_log import AccessLogCollector, AccessLogSink, logger_class_for
+from meshkp.http.metrics import HttpMetrics
 from meshkp.keys.commit import Committer
 from meshkp.keys.parse import KeyParser
 from meshkp.keys.pool import WorkerPool, default_workers
@@ -31,6 +32,8 @@ from meshkp.store.executor import AsyncStore
 from meshkp.store.leveldb import LevelDBStore
 
 log = logging.getLogger(__name__)
+# aiohttp wants a Logger to enable access logging; our logger class writes to the sink instead.
+ACCESS_LOGGER = logging.getLogger("meshkp.access")
 
 DEFAULT_KEY_FILE = "cluster.key"  # the cluster keyring inside data_dir when none is configured
 
@@ -90,10 +93,11 @@ def key_service(
 
 
 class HttpListener:
-    """The running HTTP listener of a node: its runner and the port it got."""
+    """The running HTTP listener of a node: its runner, its access log and the port it got."""
 
-    def __init__(self, runner: web.AppRunner, fallback_port: int) -> None:
+    def __init__(self, runner: web.AppRunner, fallback_port: int, access: AccessLogSink | None) -> None:
         self.runner = runner
+        self.access = access
         self._fallback_port = fallback_port
 
     @property
@@ -106,15 +110,35 @@ class HttpListener:
 
 
 @asynccontextmanager
-async def serve_http(config: NodeConfig, app: web.Application) -> AsyncIterator[HttpListener]:
+async def access_log(config: NodeConfig, metrics: HttpMetrics) -> AsyncIterator[AccessLogSink | None]:
+    """The access log's writer thread (None when the log is off); drained and closed on exit."""
+    if not config.access_log:
+        yield None
+        return
+    sink = AccessLogSink(config.access_log_config)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sink.start)
+    collector = AccessLogCollector(sink)
+    metrics.registry.register(collector)
+    try:
+        yield sink
+    finally:
+        metrics.registry.unregister(collector)
+        await loop.run_in_executor(None, sink.close)
+
+
+@asynccontextmanager
+async def serve_http(
+    config: NodeConfig, app: web.Application, access: AccessLogSink | None
+) -> AsyncIterator[HttpListener]:
     """Listen on config.host:http_port; on exit stop listening and let requests finish."""
-    runner = web.AppRunner(
-        app,
-        access_log_class=KeyValueAccessLogger,
-        access_log=http_access_log if config.access_log else None,
-        handle_signals=False,
-        shutdown_timeout=config.shutdown_timeout_s,
-    )
+    if access is not None:
+        logging_args: dict[str, Any] = {"access_log_class": logger_class_for(access),
+                                        "access_log": ACCESS_LOGGER}
+    else:
+        logging_args = {"access_log": None}
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.shutdown_timeout_s,
+                           **logging_args)
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.host, config.http_port, reuse_address=True)
@@ -125,6 +149,6 @@ async def serve_http(config: NodeConfig, app: web.Application) -> AsyncIterator[
                 f"cannot listen on {config.host}:{config.http_port}: {exc.strerror or exc}; "
                 "pick another --http-port or stop the process using it"
             ) from None
-        yield HttpListener(runner, config.http_port)
+        yield HttpListener(runner, config.http_port, access)
     finally:
         await runner.cleanup()

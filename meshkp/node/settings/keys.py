@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from meshkp.http.access_log import FORMATS as ACCESS_LOG_FORMATS
 from meshkp.limits import Limits
 from meshkp.node.config import CONSISTENCY_LEVELS, LOG_LEVELS
 from meshkp.node.settings.kinds import (
@@ -170,6 +171,9 @@ KEYS: tuple[Key, ...] = (
     # [log]
     Key("log.level", Choice(LOG_LEVELS, upper=True), "node.log_level", flag="--log-level"),
     Key("log.access_log", Boolean(), "node.access_log", flag="--access-log"),
+    Key("log.access_log_file", FilePath(), "node.access_log_file", flag="--access-log-file"),
+    Key("log.access_log_format", Choice(ACCESS_LOG_FORMATS), "node.access_log_format",
+        flag="--access-log-format"),
 )
 
 KEYS_BY_PATH: dict[str, Key] = {key.path: key for key in KEYS}

@@ -104,6 +104,9 @@ EXPLICIT = {
     "cache.term_cache_entries": ("1000", lambda c: c.term_cache_entries == 1000),
     "log.level": ('"debug"', lambda c: c.log_level == "DEBUG"),
     "log.access_log": ("false", lambda c: c.access_log is False),
+    "log.access_log_file": ('"/var/log/meshkp/access.log"',
+                            lambda c: c.access_log_file == Path("/var/log/meshkp/access.log")),
+    "log.access_log_format": ('"combined"', lambda c: c.access_log_format == "combined"),
 }
 
 
