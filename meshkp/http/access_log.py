@@ -65,7 +65,7 @@ class AccessLogConfig:
         if self.max_pending < 1:
             raise ConfigError("access log max_pending must be >= 1")
         if not 0 < self.flush_interval_s <= 1.0:
-            raise ConfigError("access log flush_interval_s must be in (0, 1] s (lines are flushed each second)")
+            raise ConfigError("access log flush_interval_s must be in (0, 1] s (flushed each second)")
         return self
 
 
