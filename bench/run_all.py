@@ -38,6 +38,7 @@ BENCHMARKS: list[tuple[str, str, dict[str, object]]] = [
     ("replication_throughput", "bench.replication_throughput", {"count": 200}),
     ("control_commit", "bench.control_commit", {}),
     ("write_path_cpu", "bench.write_path_cpu", {"keys": 100, "runs": 1}),
+    ("upload_sequential", "bench.upload_sequential", {"count": 100, "runs": 1}),
 ]
 
 

@@ -1,0 +1,131 @@
+"""Uploads one at a time: per-upload time of `meshkp serve` (defaults) against the floor.
+
+A client sends COUNT small generated Ed25519 keys one after another over ONE keep-alive
+connection (as a sync job, a migration script or a pool peer's fetches do). The floor, measured
+in the same run on the same machine: one HTTP round trip of the same body to a bare aiohttp
+handler (bench/bare_server.py), plus one 4 KB write + fdatasync in the node's data directory
+(an acknowledged upload must be durable). The figure is the median per-upload time over RUNS
+fresh nodes, as a ratio to the median floor.
+
+    python -m bench.upload_sequential --count 300 --runs 3
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import click
+
+from bench.common import free_port, median, meshkp_command, report, stop_process, wait_http
+from bench.keygen import generate_key
+from meshkp.openpgp.armor import armor
+
+# Seconds one run's uploads may take before the run is abandoned (a bound on the loop).
+MAX_RUN_S = 300.0
+
+
+def bodies(count: int, seed: bytes) -> list[bytes]:
+    """Form bodies of `count` distinct armored keys, one per request."""
+    return [b"keytext=" + quote(armor(generate_key(i, seed=seed).data), safe="").encode()
+            for i in range(count)]
+
+
+def post_sequentially(port: int, work: list[bytes]) -> float:
+    """POST every body in turn over one keep-alive connection; mean seconds per upload."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    started = time.perf_counter()
+    try:
+        for body in work:
+            connection.request("POST", "/pks/add", body=body, headers=headers)
+            reply = connection.getresponse()
+            reply.read()
+            if reply.status not in (200, 404):  # the bare handler answers every path
+                raise RuntimeError(f"upload answered {reply.status}")
+            if time.perf_counter() - started > MAX_RUN_S:
+                raise RuntimeError(f"run exceeded {MAX_RUN_S} s")
+    finally:
+        connection.close()
+    return (time.perf_counter() - started) / len(work)
+
+
+def fsync_seconds(directory: Path, rounds: int = 200) -> float:
+    """Median time of one 4 KB write + fdatasync in `directory`."""
+    path = directory / "fsync-probe"
+    samples = []
+    with open(path, "wb") as handle:
+        for _ in range(rounds):
+            began = time.perf_counter()
+            handle.write(os.urandom(4096))
+            handle.flush()
+            os.fdatasync(handle.fileno())
+            samples.append(time.perf_counter() - began)
+    path.unlink()
+    return median(samples)
+
+
+def _serve(args: list[str], health: str, log_path: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log_file)
+    wait_http(health, 60)
+    return process
+
+
+def run(count: int = 300, runs: int = 3) -> dict[str, object]:
+    work_root = Path(tempfile.mkdtemp(prefix="meshkp-upload-seq-"))
+    rows = []
+    per_upload, floors = [], []
+    for index in range(runs):
+        work = bodies(count, seed=f"seq-{index}".encode())
+        body_file = work_root / f"body-{index}"
+        body_file.write_bytes(work[0])
+        bare_port, node_port = free_port(), free_port()
+        bare = _serve([sys.executable, "-m", "bench.bare_server", "--port", str(bare_port),
+                       "--body", str(body_file)], f"http://127.0.0.1:{bare_port}/",
+                      work_root / f"bare-{index}.log")
+        try:
+            round_trip = post_sequentially(bare_port, work)
+        finally:
+            stop_process(bare)
+        data_dir = work_root / f"node-{index}"
+        node = _serve([*meshkp_command(), "serve", "--data-dir", str(data_dir), "--http-port",
+                       str(node_port)], f"http://127.0.0.1:{node_port}/pks/health",
+                      work_root / f"node-{index}.log")
+        try:
+            upload = post_sequentially(node_port, work)
+        finally:
+            stop_process(node)
+        sync = fsync_seconds(data_dir)
+        floor = round_trip + sync
+        per_upload.append(upload)
+        floors.append(floor)
+        rows.append([f"run {index}", f"{upload * 1000:.2f}", f"{round_trip * 1000:.2f}",
+                     f"{sync * 1000:.2f}", f"{upload / floor:.2f}x"])
+    upload, floor = median(per_upload), median(floors)
+    rows.append(["median", f"{upload * 1000:.2f}", "", f"floor {floor * 1000:.2f}",
+                 f"{upload / floor:.2f}x"])
+    data: dict[str, object] = {"count": count, "runs": runs, "per_upload_s": per_upload,
+                               "floor_s": floors, "ratio": upload / floor}
+    report("upload_sequential",
+           f"{count} uploads one at a time over one keep-alive connection (median of {runs})",
+           ["run", "ms / upload", "bare round trip ms", "fdatasync ms", "vs floor"], rows, data)
+    return data
+
+
+@click.command()
+@click.option("--count", type=int, default=300, show_default=True)
+@click.option("--runs", type=int, default=3, show_default=True)
+def main(count: int, runs: int) -> None:
+    """Per-upload time of sequential uploads, as a ratio to the HTTP + fsync floor."""
+    run(count, runs)
+
+
+if __name__ == "__main__":
+    main()
