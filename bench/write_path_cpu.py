@@ -64,7 +64,7 @@ def _node(path: Path) -> tuple[AsyncStore, KeyService, Replicator]:
     process_time counts this process only)."""
     store = AsyncStore(LevelDBStore(path))
     committer = Committer(LIMITS)
-    service = KeyService(store, "n0", committer, KeyParser(LIMITS, process_threshold=0))
+    service = KeyService(store, "n0", committer, KeyParser(Committer(LIMITS), process_threshold=0))
     replicator = Replicator(store, "n0", committer, CONFIG, StaticPeers(), _NoChannel())
     return store, service, replicator
 

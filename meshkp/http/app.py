@@ -135,7 +135,7 @@ def make_app(
     app[METRICS_KEY] = metrics
     if consistency is not None:
         app[CONSISTENCY_KEY] = consistency
-    HkpHandlers(service, limits, metrics).register(app)
+    HkpHandlers(service, metrics).register(app)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/", _root)
     return app

@@ -1,24 +1,36 @@
-"""Admin credential of mutating /cluster/* endpoints: a bearer token (DESIGN.md "Security").
+"""Admin credentials of mutating /cluster/* endpoints: bearer tokens (DESIGN.md "Security").
 
-The token is read from config or from DATA_DIR/admin.token, created 0600 with 32 random bytes
-(hex) on first start. A request without `Authorization: Bearer <token>`, or with another
-token, gets 401; the comparison takes constant time.
+Two kinds of token are accepted:
+- the bootstrap token, read from config or from DATA_DIR/admin.token, created 0600 with 32
+  random bytes (hex) on first start; its actor name is `BOOTSTRAP_ACTOR`;
+- a named admin token, whose SHA-256 the cluster policy holds (`PolicyState.admins`, set by
+  PUT /cluster/admins/{name}): any node accepts it, and the request then acts as that name
+  (audit trail, tombstones).
+A request without `Authorization: Bearer <token>`, or with another token, gets 401; every
+comparison takes constant time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 
+from meshkp.control.policy.state import PolicyState
 from meshkp.errors import ConfigError
 from meshkp.net.secretfile import read_secret_file, write_secret_file
 
 TOKEN_FILE = "admin.token"
 # A configured token shorter than this is guessable online.
 MIN_TOKEN_CHARS = 16
+# The actor name of the bootstrap token (DATA_DIR/admin.token) in audit entries and tombstones.
+BOOTSTRAP_ACTOR = "admin"
+# The admin a request was authenticated as (set by require_admin).
+ACTOR_KEY = web.RequestKey("meshkp.actor", str)
 
 
 def load_or_create_token(data_dir: Path, configured: str | None = None) -> str:
@@ -39,15 +51,44 @@ def load_or_create_token(data_dir: Path, configured: str | None = None) -> str:
     return token
 
 
-def require_admin(request: web.Request, token: str) -> None:
-    """Raise 401 unless the request carries `Authorization: Bearer <token>`."""
+def token_sha256(token: str) -> bytes:
+    """What the policy keeps of a named admin's token (only the hash is replicated)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
+
+
+class AdminAuth:
+    """The bootstrap token, and the named admins of the applied policy (`policy`, if any)."""
+
+    def __init__(self, token: str, policy: Callable[[], PolicyState] | None = None) -> None:
+        self.token = token
+        self.policy = policy
+
+    def actor_of(self, given: bytes) -> str | None:
+        """The admin name `given` authenticates, or None."""
+        bootstrap = hmac.compare_digest(given, self.token.encode())
+        named = None
+        if self.policy is not None and given:
+            named = self.policy().admin_for(hashlib.sha256(given).digest())
+        if bootstrap:
+            return BOOTSTRAP_ACTOR
+        return named
+
+
+def require_admin(request: web.Request, auth: str | AdminAuth) -> str:
+    """The admin name the request's `Authorization: Bearer <token>` authenticates (also kept
+    as request[ACTOR_KEY]); 401 if none."""
+    checker = auth if isinstance(auth, AdminAuth) else AdminAuth(auth)
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
     # aiohttp decodes header bytes with surrogateescape: undo it exactly, so bytes that are not
     # UTF-8 compare unequal (401) instead of raising UnicodeEncodeError (500).
     given_bytes = given.strip().encode("utf-8", "surrogateescape")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given_bytes, token.encode()):
+    actor = checker.actor_of(given_bytes) if scheme.lower() == "bearer" else None
+    if actor is None:
         raise web.HTTPUnauthorized(
-            text="this endpoint needs Authorization: Bearer <token> (DATA_DIR/admin.token)\n",
+            text="this endpoint needs Authorization: Bearer <token> (DATA_DIR/admin.token, "
+                 "or a named admin's token: PUT /cluster/admins/{name})\n",
             headers={"WWW-Authenticate": 'Bearer realm="meshkp"'},
         )
+    request[ACTOR_KEY] = actor
+    return actor

@@ -2,11 +2,13 @@
 
     GET  /cluster/nodes    {"nodes": [{"id", "addr", "http", "status", "incarnation", "meta"}]}
     GET  /cluster/status   this node's id, incarnation, counts by status, health, frame counters
-    GET  /cluster/health   200 while a majority of known (not-left) members is alive, else 503
+    GET  /cluster/health   200 while a majority of known (not-left) members is alive and
+                           the routing policy does not drain this node, else 503
     POST /cluster/join     {"peers": ["host:port" | "dns:NAME" | "srv:NAME", ...]}     [admin]
     POST /cluster/leave    broadcast "left", then stop the node (the process exits)     [admin]
 
-Admin calls need `Authorization: Bearer <token>` (meshkp/http/auth.py).
+Admin calls need `Authorization: Bearer <token>` (meshkp/http/auth.py). A node without a
+mesh answers the three GETs as a mesh of one (itself, alive) and refuses join and leave.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from typing import Any
 from aiohttp import web
 
 from meshkp.errors import ConfigError, InvalidRequest
-from meshkp.http.auth import require_admin
+from meshkp.http.auth import AdminAuth, require_admin
+from meshkp.http.routing import RoutingGate
 from meshkp.membership.service import MembershipService
+from meshkp.swim.types import Status
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +57,19 @@ class ClusterHandlers:
 
     def __init__(
         self,
-        membership: MembershipService,
-        token: str,
+        membership: MembershipService | None,
+        token: str | AdminAuth,
         on_leave: Callable[[], Awaitable[None]] | None = None,
+        *,
+        node_id: str | None = None,
+        gate: RoutingGate | None = None,
     ) -> None:
+        if membership is None and node_id is None:
+            raise ValueError("a node without a mesh names itself: pass node_id")
         self.membership = membership
+        self.node_id = membership.node_id if membership is not None else str(node_id)
         self.token = token
+        self.gate = gate
         self._on_leave = on_leave
         # Kept so the leave outlives its request and close() can wait for it (no fire-and-forget).
         self._leave_task: asyncio.Task[None] | None = None
@@ -76,22 +87,43 @@ class ClusterHandlers:
         if task is not None and not task.done() and task is not asyncio.current_task():
             await asyncio.gather(task, return_exceptions=True)
 
+    def _alone_counts(self) -> dict[str, int]:
+        return {s.label: int(s is Status.ALIVE) for s in Status}
+
     async def nodes(self, request: web.Request) -> web.Response:
+        if self.membership is None:
+            alone = {"id": self.node_id, "addr": "", "http": request.host, "status": "alive",
+                     "incarnation": 0, "meta": {}}
+            return _json({"self": self.node_id, "mesh": False, "nodes": [alone]})
         members = sorted(self.membership.members(), key=lambda m: m.node_id)
-        return _json({"self": self.membership.node_id,
-                      "nodes": [m.to_json() for m in members]})
+        return _json({"self": self.node_id, "nodes": [m.to_json() for m in members]})
 
     async def status(self, request: web.Request) -> web.Response:
+        if self.membership is None:
+            return _json({"id": self.node_id, "mesh": False, "addr": None, "incarnation": None,
+                          "counts": self._alone_counts(), "healthy": True})
         return _json(self.membership.status())
 
     async def health(self, request: web.Request) -> web.Response:
-        healthy = self.membership.healthy()
-        body = {"healthy": healthy, "counts": self.membership.counts(),
-                "id": self.membership.node_id}
-        return _json(body, 200 if healthy else 503)
+        if self.membership is None:
+            healthy, counts = True, self._alone_counts()
+        else:
+            healthy, counts = self.membership.healthy(), self.membership.counts()
+        body: dict[str, Any] = {"healthy": healthy, "counts": counts, "id": self.node_id}
+        draining, since = self.gate.draining() if self.gate is not None else (False, None)
+        if draining:
+            body.update(healthy=False, draining=True, drain_since=since)
+        return _json(body, 200 if body["healthy"] else 503)
+
+    def _mesh(self) -> MembershipService:
+        if self.membership is None:
+            raise InvalidRequest(f"node {self.node_id} runs without a mesh: start it with --mesh "
+                                 "to join or leave one")
+        return self.membership
 
     async def join(self, request: web.Request) -> web.Response:
         require_admin(request, self.token)
+        membership = self._mesh()
         if request.content_length is not None and request.content_length > MAX_JOIN_BODY:
             raise InvalidRequest(f"join body larger than {MAX_JOIN_BODY} bytes")
         raw = await _read_bounded(request, MAX_JOIN_BODY)
@@ -105,7 +137,7 @@ class ClusterHandlers:
             raise InvalidRequest(
                 f'"peers" must be a list of 1-{MAX_JOIN_PEERS} strings like "host:port"')
         try:
-            joined = await self.membership.join_specs(peers)
+            joined = await membership.join_specs(peers)
         except ConfigError as exc:
             raise InvalidRequest(str(exc)) from exc
         log.info("event=join_requested peers=%s answered=%d", ",".join(peers), joined)
@@ -114,14 +146,15 @@ class ClusterHandlers:
 
     async def leave(self, request: web.Request) -> web.Response:
         require_admin(request, self.token)
+        self._mesh()
         if self._leave_task is None:
             self._leave_task = asyncio.get_running_loop().create_task(self._leave(),
                                                                       name="cluster-leave")
-        return _json({"leaving": True, "id": self.membership.node_id}, 202)
+        return _json({"leaving": True, "id": self.node_id}, 202)
 
     async def _leave(self) -> None:
         try:
-            await self.membership.leave()
+            await self._mesh().leave()
         finally:
             if self._on_leave is not None:
                 await self._on_leave()

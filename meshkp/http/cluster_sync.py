@@ -3,20 +3,31 @@
     GET    /cluster/sync/status        merkle root, key/tombstone counts, per-peer sync status
     POST   /cluster/sync               anti-entropy now (?peer=NODE_ID for one peer)   [admin]
     POST   /cluster/repair             rebuild the Merkle tree from the records, then sync [admin]
-    GET    /cluster/conflicts          records where an add was concurrent with a delete
+    GET    /cluster/conflicts          records where an add was concurrent with a delete, each
+                                       with its id and the rule that applies
+    POST   /cluster/conflicts/{id}/resolve  {"keep": "delete"|"update"}: proposes a
+                                       ResolveConflict through the control plane          [admin]
     DELETE /cluster/keys/<fingerprint> tombstone a key (?reason=...&actor=...)           [admin]
+
+A delete names the admin the token authenticates (a named admin's name; for the bootstrap
+token, ?actor= or "admin") and, with a control plane, is queued for the audit trail.
 
 x-consistency on POST /pks/add is the add handler's (meshkp/http/consistency.py).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 
 from aiohttp import web
 
-from meshkp.errors import InvalidRequest
-from meshkp.http.auth import require_admin
+from meshkp.control.policy.commands import ConflictKind, Keep, ResolveConflict
+from meshkp.control.policy.state import PolicyState
+from meshkp.errors import InvalidCommand, InvalidRequest, NotFound
+from meshkp.http.auth import BOOTSTRAP_ACTOR, AdminAuth, require_admin
+from meshkp.http.plane import ControlPlaneLike
+from meshkp.keys.record import KeyRecord
 from meshkp.replication.deletes import conflict_json, parse_fingerprint
 from meshkp.replication.replicator import Replicator
 
@@ -29,15 +40,22 @@ MAX_CONFLICTS_LISTED = 1000
 class ClusterSyncHandlers:
     """The routes of one node's replication."""
 
-    def __init__(self, replicator: Replicator, token: str) -> None:
+    def __init__(self, replicator: Replicator, token: str | AdminAuth,
+                 control: ControlPlaneLike | None = None) -> None:
         self.replicator = replicator
         self.token = token
+        self.control = control
+
+    @property
+    def policy(self) -> PolicyState:
+        return self.control.state if self.control is not None else PolicyState()
 
     def register(self, app: web.Application) -> None:
         app.router.add_get("/cluster/sync/status", self.status)
         app.router.add_post("/cluster/sync", self.sync)
         app.router.add_post("/cluster/repair", self.repair)
         app.router.add_get("/cluster/conflicts", self.conflicts)
+        app.router.add_post("/cluster/conflicts/{id}/resolve", self.resolve)
         app.router.add_delete("/cluster/keys/{fingerprint}", self.delete)
 
     async def status(self, request: web.Request) -> web.Response:
@@ -53,14 +71,58 @@ class ClusterSyncHandlers:
         require_admin(request, self.token)
         return web.json_response(await self.replicator.repair())
 
+    def _rule_of(self, record: KeyRecord) -> str:
+        reason = record.tombstone.reason if record.tombstone is not None else ""
+        return self.policy.rule_for(ConflictKind.DELETE_UPDATE, reason).value
+
     async def conflicts(self, request: web.Request) -> web.Response:
         records = await self.replicator.conflicts(MAX_CONFLICTS_LISTED)
-        return web.json_response(
-            {"policy": "delete-wins", "conflicts": [conflict_json(r) for r in records]}
-        )
+        default = self.policy.rule_for(ConflictKind.DELETE_UPDATE, "").value
+        return web.json_response({
+            "policy": default,
+            "conflicts": [conflict_json(r, rule=self._rule_of(r)) for r in records],
+        })
+
+    async def resolve(self, request: web.Request) -> web.Response:
+        actor = require_admin(request, self.token)
+        conflict_id = request.match_info["id"]
+        try:
+            body = await request.json()
+            keep = Keep(body.get("keep"))
+        except (ValueError, AttributeError):
+            raise InvalidRequest('send {"keep": "delete"} or {"keep": "update"}') from None
+        if self.control is None:
+            raise web.HTTPServiceUnavailable(text="this node runs no control plane: conflicts are "
+                                                  "resolved through its log\n")
+        earlier = self.policy.resolutions.get(conflict_id)
+        if earlier is not None:
+            raise web.HTTPConflict(text=f"conflict {conflict_id} was resolved at {earlier.token} "
+                                        f"(keep {earlier.keep.value})\n")
+        record = await self._conflict(conflict_id)
+        command = ResolveConflict(conflict_id, record.fingerprint, keep, record.vv.to_obj())
+        try:
+            command.validate()
+        except InvalidCommand as exc:
+            raise InvalidRequest(str(exc)) from None
+        applied = await self.control.propose(command, actor)
+        audit = applied.audit
+        return web.Response(text=json.dumps({
+            "id": conflict_id, "fingerprint": record.fingerprint.hex().upper(),
+            "keep": keep.value, "accepted": applied.accepted,
+            "token": str(applied.token), "detail": audit.detail if audit is not None else "",
+        }, sort_keys=True) + "\n", status=200 if applied.accepted else 409,
+            content_type="application/json")
+
+    async def _conflict(self, conflict_id: str) -> KeyRecord:
+        for record in await self.replicator.conflicts(MAX_CONFLICTS_LISTED):
+            conflict = record.conflict
+            if conflict is not None and conflict.id == conflict_id:
+                return record
+        raise NotFound(f"no conflict {conflict_id[:80]} on this node: list them with GET "
+                       "/cluster/conflicts (a conflict that changed since has another id)")
 
     async def delete(self, request: web.Request) -> web.Response:
-        require_admin(request, self.token)
+        admin = require_admin(request, self.token)
         fingerprint = parse_fingerprint(request.match_info["fingerprint"])
         params = dict(request.query)
         if request.can_read_body and request.content_type == "application/json":
@@ -71,10 +133,12 @@ class ClusterSyncHandlers:
             if isinstance(body, dict):
                 params.update({k: str(v) for k, v in body.items() if k in ("reason", "actor")})
         reason = params.get("reason", "").strip()
-        actor = params.get("actor", "").strip() or "admin"
+        # A named admin is who deleted; the bootstrap token may still say who it is.
+        actor = admin if admin != BOOTSTRAP_ACTOR else (params.get("actor", "").strip() or admin)
         if not reason:
             raise InvalidRequest("a delete needs a reason: ?reason=... (kept in the tombstone)")
-        outcome = await self.replicator.delete(fingerprint, reason, actor)
+        outcome = await self.replicator.delete(fingerprint, reason, actor,
+                                               audit=self.control is not None)
         return web.json_response({
             "fingerprint": fingerprint.hex().upper(),
             "deleted": True,

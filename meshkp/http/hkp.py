@@ -23,6 +23,7 @@ from meshkp.http import html, mr
 from meshkp.http.consistency import CONSISTENCY_KEY, confirmed, level_asked
 from meshkp.http.metrics import HttpMetrics
 from meshkp.http.replycache import MAX_AGE_S, Reply, ReplyCache
+from meshkp.http.routing import ROUTING_KEY
 from meshkp.http.sks import encode_hashquery_response, parse_hashquery
 from meshkp.keys.ingest import Status
 from meshkp.keys.query import parse_query
@@ -67,11 +68,15 @@ def wants_json(request: web.Request, options: frozenset[str]) -> bool:
 class HkpHandlers:
     """The request handlers; all key logic is in KeyService."""
 
-    def __init__(self, service: KeyService, limits: Limits, metrics: HttpMetrics) -> None:
+    def __init__(self, service: KeyService, metrics: HttpMetrics) -> None:
         self.service = service
-        self.limits = limits
         self.metrics = metrics
         self.replies = ReplyCache()
+
+    @property
+    def limits(self) -> Limits:
+        """The limits in force: the committer's, which the cluster policy replaces at run time."""
+        return self.service.limits
 
     def register(self, app: web.Application) -> None:
         app.router.add_get("/pks/lookup", self.lookup)
@@ -151,6 +156,9 @@ class HkpHandlers:
     # -- POST /pks/add -----------------------------------------------------------------------
 
     async def add(self, request: web.Request) -> web.Response:
+        gate = request.app.get(ROUTING_KEY)
+        if gate is not None:
+            gate.check_writable()  # a read-only node refuses before reading the body
         # x-consistency (meshkp/http/consistency.py): a bad level is a 400 before anything is
         # stored, and one in the header or query before the body is even read.
         consistency = request.app.get(CONSISTENCY_KEY)
@@ -168,7 +176,7 @@ class HkpHandlers:
             raise InvalidRequest("missing the 'keytext' form field: POST keytext=<armored key>")
         report = await self.service.add(keytext)
         self._count(report)
-        status = 200 if report.accepted else 400
+        status = report.http_status
         log.info(
             "event=upload added=%d updated=%d unchanged=%d rejected=%d",
             *(report.count(s) for s in _STATUSES),

@@ -15,6 +15,7 @@ one policy value, which it replaces at run time (the next commit uses the new on
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ class Origin(str, Enum):
     PUSH = "push"  # a peer pushed it (gossip)
     PULL = "pull"  # anti-entropy fetched it from a peer
     LOAD = "load"  # a bulk load (meshkp load)
+    POLICY = "policy"  # the control plane's decision, applied by every node itself (not pushed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,7 @@ UPLOADED = Source(Origin.UPLOAD)
 DELETED = Source(Origin.DELETE)
 PULLED = Source(Origin.PULL)
 LOADED = Source(Origin.LOAD)
+POLICY = Source(Origin.POLICY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +91,11 @@ Observer = Callable[[Commit], None]
 
 
 class Decision(Protocol):
-    """What a decide function returns: the changes to commit; the commit fills in the writes."""
+    """What a decide function returns: the changes to commit; the commit fills in the writes.
+
+    A decision may also carry `extra`: extra-namespace entries to write in the same batch as
+    its first change (the admin-delete audit outbox), so they cannot be lost apart from it.
+    """
 
     changes: list[Change]
     writes: list[RecordWrite]
@@ -111,6 +118,7 @@ class MergeResult:
     changed: list[bool] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     writes: list[RecordWrite] = field(default_factory=list)  # filled by the commit
+    extra: tuple[tuple[bytes, bytes | None], ...] = ()  # written with the first change
 
     @property
     def records(self) -> dict[bytes, KeyState]:
@@ -245,6 +253,9 @@ class Committer:
         limits = self.limits  # one policy for the whole decision, even if replaced meanwhile
         decision = decide(store, limits)
         writes = [record_write(change, limits) for change in decision.changes]
+        extra = getattr(decision, "extra", ())
+        if extra and writes:
+            writes[0] = dataclasses.replace(writes[0], extra=(*writes[0].extra, *extra))
         decision.writes = self.merkle.attach(store, writes)
         if decision.writes:
             store.write(decision.writes, sync=sync)

@@ -14,7 +14,9 @@ Per key the outcome is:
 - updated:   the merged certificate has packets the stored one lacked; vv incremented;
 - unchanged: the upload brought nothing new; nothing is written;
 - rejected:  the stored record is deleted (a tombstone stands), the merge would exceed
-             `Limits.key_bytes`, or a revocation names no stored key or does not verify.
+             `Limits.key_bytes`, a revocation names no stored key or does not verify, or
+             the cluster policy refuses the fingerprint (`refuse`: the blacklist; then the
+             outcome is `refused`, which the HTTP layer answers 403).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 
 ReadRecord = Callable[[bytes], bytes | None]
 LookupIndex = Callable[[IndexKind, bytes, int], list[bytes]]
+# Why the policy refuses a fingerprint, or None (meshkp.keys.policy.DataPolicy.refusal).
+Refuse = Callable[[bytes], str | None]
 
 KEYS_COUNTER = "keys"
 # Candidate keys a revocation's issuer key ID may name. Key IDs collide only by accident or
@@ -70,6 +74,7 @@ class KeyOutcome:
     fingerprint: str = ""  # uppercase hex; '' when the item could not be identified
     reason: str = ""  # why it was rejected (operator-facing)
     user_ids: tuple[str, ...] = ()  # of the stored result, for the reply
+    refused: bool = False  # rejected by the cluster policy (blacklisted), not for its content
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"status": self.status.value, "fingerprint": self.fingerprint}
@@ -155,6 +160,7 @@ def ingest(
     lookup: LookupIndex,
     node_id: str,
     limits: Limits,
+    refuse: Refuse | None = None,
 ) -> IngestResult:
     """Merge parsed upload items into the stored records; return the changes and outcomes.
 
@@ -176,7 +182,11 @@ def ingest(
             if fingerprint is not None and outcome.status is Status.UPDATED:
                 changed[fingerprint] = None
         else:
-            if isinstance(item, Prepared):
+            refusal = refuse(item.fingerprint) if refuse is not None else None
+            if refusal is not None:
+                outcome = KeyOutcome(Status.REJECTED, item.fingerprint.hex().upper(), refusal,
+                                     refused=True)
+            elif isinstance(item, Prepared):
                 outcome = _add_prepared(item, overlay, node_id, limits)
             elif isinstance(item, PartialKey):
                 outcome = _add_partial(item, overlay, node_id, limits)
@@ -196,10 +206,11 @@ def ingest(
 
 
 def uploading(
-    items: Sequence[KeytextItem | Prepared], node_id: str
+    items: Sequence[KeytextItem | Prepared], node_id: str, refuse: Refuse | None = None
 ) -> Callable[[Store, Limits], IngestResult]:
-    """The decision (for Committer.run/apply) that merges `items` as an upload by `node_id`."""
-    return lambda store, limits: ingest(items, store.get, store.lookup, node_id, limits)
+    """The decision (for Committer.run/apply) that merges `items` as an upload by `node_id`,
+    refusing the fingerprints `refuse` names."""
+    return lambda store, limits: ingest(items, store.get, store.lookup, node_id, limits, refuse)
 
 
 def _final(outcome: KeyOutcome, fingerprint: bytes | None, overlay: _Overlay) -> KeyOutcome:

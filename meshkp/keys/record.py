@@ -14,6 +14,12 @@ every replica that has merged the same updates answers the same:
   saw the other). That is a conflict; the default policy is delete-wins, so the key is
   not served, and the conflict names both sides until the control plane resolves it.
 Packets are kept under a tombstone so that a conflict can be resolved either way.
+
+A conflict resolved for the update (the control plane's ResolveConflict, keep "update")
+*lifts* the tombstone: `Tombstone.lifted` is the version vector the decision covered, and a
+tombstone whose lift covers what it had seen no longer deletes. Lifts join by pointwise max
+like everything else, so the decision is a state every replica converges on; a later delete
+sees more than the lift covers and deletes again. See docs/replication.md "Resolutions".
 """
 
 from __future__ import annotations
@@ -46,30 +52,46 @@ class Tombstone:
     hlc: int
     reason: str
     actor: str
+    # What a keep-update resolution covered (None: never lifted); see the module doc.
+    lifted: VersionVector | None = None
+
+    @property
+    def active(self) -> bool:
+        """True while the delete stands: no lift covers everything it had seen."""
+        return self.lifted is None or not self.lifted.dominates(self.seen)
 
     def merge(self, other: Tombstone) -> Tombstone:
-        """Join of two deletes: the union of what they had seen; the later stamp names it."""
+        """Join of two deletes: the union of what they had seen and of their lifts; the
+        later stamp names it."""
         later = max(self, other, key=lambda t: (t.hlc, t.actor, t.reason))
-        return Tombstone(self.seen.merge(other.seen), later.hlc, later.reason, later.actor)
+        lifted = self.lifted if other.lifted is None else (
+            other.lifted if self.lifted is None else self.lifted.merge(other.lifted))
+        return Tombstone(self.seen.merge(other.seen), later.hlc, later.reason, later.actor, lifted)
 
     def to_obj(self) -> list[object]:
-        return [self.seen.to_obj(), self.hlc, self.reason, self.actor]
+        """[seen, hlc, reason, actor], and the lift as a fifth field once there is one (a
+        record never resolved keeps the bytes, and so the Merkle leaf, it always had)."""
+        obj: list[object] = [self.seen.to_obj(), self.hlc, self.reason, self.actor]
+        if self.lifted is not None:
+            obj.append(self.lifted.to_obj())
+        return obj
 
     @classmethod
     def from_obj(cls, obj: object) -> Tombstone:
         """Inverse of to_obj; raises StoreError naming what is malformed."""
-        if not isinstance(obj, list) or len(obj) != 4:
-            raise StoreError("tombstone must be a list of [seen, hlc, reason, actor]")
-        seen, hlc, reason, actor = obj
+        if not isinstance(obj, list) or len(obj) not in (4, 5):
+            raise StoreError("tombstone must be a list of [seen, hlc, reason, actor(, lifted)]")
+        seen, hlc, reason, actor = obj[:4]
         # bool is an int to Python but not to msgpack: True would re-encode unlike 1.
         if (not isinstance(hlc, int) or isinstance(hlc, bool)
                 or not isinstance(reason, str) or not isinstance(actor, str)):
             raise StoreError("tombstone hlc must be an int and reason/actor strings")
         try:
             vector = VersionVector.from_obj(seen)
+            lifted = VersionVector.from_obj(obj[4]) if len(obj) == 5 else None
         except CrdtError as exc:
             raise StoreError(f"tombstone version vector is malformed: {exc}") from None
-        return cls(vector, hlc, reason, actor)
+        return cls(vector, hlc, reason, actor, lifted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +101,17 @@ class Conflict:
     fingerprint: bytes
     tombstone: Tombstone
     unseen_adds: dict[str, int]
+    vv: VersionVector  # the record's: both sides of the conflict, as this replica has them
+
+    @property
+    def id(self) -> str:
+        """The same on every replica holding the same two sides: a hash of the fingerprint,
+        the delete (what it had seen, its stamp) and the record's version vector. A further
+        concurrent add or delete makes another conflict, with another id."""
+        tomb = self.tombstone
+        data = msgpack.packb([self.fingerprint, tomb.seen.to_obj(), tomb.hlc, self.vv.to_obj()],
+                             use_bin_type=True)
+        return hashlib.sha256(data).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,18 +128,18 @@ class KeyRecord:
     @property
     def deleted(self) -> bool:
         """True when lookups must not serve this key (deleted, or in delete-wins conflict)."""
-        return self.tombstone is not None
+        return self.tombstone is not None and self.tombstone.active
 
     @property
     def conflict(self) -> Conflict | None:
-        if self.tombstone is None or self.tombstone.seen.dominates(self.vv):
+        if not self.deleted or self.tombstone is None or self.tombstone.seen.dominates(self.vv):
             return None
         unseen = {
             node: counter
             for node, counter in self.vv.to_obj().items()
             if counter > self.tombstone.seen.get(node)
         }
-        return Conflict(self.fingerprint, self.tombstone, unseen)
+        return Conflict(self.fingerprint, self.tombstone, unseen, self.vv)
 
     @property
     def live_certificate(self) -> Certificate | None:
@@ -220,6 +253,9 @@ def unpack_record(data: bytes) -> RecordFields:
 def served_certificate_bytes(data: bytes) -> bytes | None:
     """The binary key to serve from an encoded record, without regrouping (the op=get fast path)."""
     fmt, _fingerprint, cert, _vv, tomb = msgpack.unpackb(data, raw=False)
-    if fmt != RECORD_FORMAT or tomb is not None or not isinstance(cert, bytes):
+    if fmt != RECORD_FORMAT or not isinstance(cert, bytes):
         return None
+    if tomb is not None and (not isinstance(tomb, list) or len(tomb) != 5
+                             or Tombstone.from_obj(tomb).active):
+        return None  # deleted (a lifted tombstone, the rare case, is decoded to be sure)
     return cert

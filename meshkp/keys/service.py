@@ -21,6 +21,7 @@ from meshkp.keys.cache import ServedCache, ServedKey, TermCache
 from meshkp.keys.commit import UPLOADED, Commit, Committer
 from meshkp.keys.ingest import IngestResult, KeyOutcome, Status, uploading
 from meshkp.keys.parse import KeyParser
+from meshkp.keys.policy import OPEN, DataPolicy
 from meshkp.keys.query import Query
 from meshkp.keys.record import KeyRecord, served_certificate_bytes
 from meshkp.keys.viewbuild import build_view
@@ -73,6 +74,14 @@ class AddReport:
         """True if any key was added, updated or already present."""
         return any(o.status is not Status.REJECTED for o in self.outcomes)
 
+    @property
+    def http_status(self) -> int:
+        """200 if any key was taken; else 403 when the cluster policy refused one (the
+        blacklist: sending it again will not help), else 400."""
+        if self.accepted:
+            return 200
+        return 403 if any(o.refused for o in self.outcomes) else 400
+
     def count(self, status: Status) -> int:
         return sum(1 for o in self.outcomes if o.status is status)
 
@@ -124,7 +133,21 @@ class KeyService:
         self.served = ServedCache(served_cache_bytes)
         self.terms = TermCache(term_cache_entries)
         self.started = clock()
+        # The cluster policy's blacklist (meshkp/keys/policy.py): hidden from every lookup,
+        # refused on upload. Replaced whole by set_policy.
+        self.policy: DataPolicy = OPEN
         committer.observe(self._committed)
+
+    def set_policy(self, policy: DataPolicy) -> None:
+        """Apply a new blacklist from the next request on; cached keys whose visibility
+        changed are dropped (the served cache's epoch moves, so the reply cache's entries go
+        too). The term cache holds fingerprints before the filter, so it stays."""
+        old, self.policy = self.policy, policy
+        flipped = set(old.blacklist).symmetric_difference(policy.blacklist)
+        if flipped:
+            self.served.invalidate(flipped)
+            log.info("event=blacklist_applied version=%d blacklisted=%d changed=%d",
+                     policy.version, len(policy.blacklist), len(flipped))
 
     @property
     def limits(self) -> Limits:
@@ -143,8 +166,8 @@ class KeyService:
     async def apply(self, items: Sequence[Any]) -> IngestResult:
         """Merge parsed keytext items into the store atomically (read-merge-write, exclusive)."""
 
-        return await self.committer.run(self.store, uploading(items, self.node_id), UPLOADED,
-                                        sync=self.sync_writes)
+        decide = uploading(items, self.node_id, self.policy.refusal)
+        return await self.committer.run(self.store, decide, UPLOADED, sync=self.sync_writes)
 
     def _committed(self, commit: Commit) -> None:
         """Drop cached data of the written keys and terms (every commit, whoever wrote it)."""
@@ -166,7 +189,8 @@ class KeyService:
             found = found[:limit]
         if query.exact_uid is not None:
             found = await self._exact(found, query.exact_uid)
-        return found
+        policy = self.policy
+        return [fp for fp in found if policy.visible(fp)]
 
     async def _term(self, term: IndexTerm, limit: int) -> tuple[bytes, ...]:
         cached = self.terms.get(term, limit)
@@ -190,7 +214,10 @@ class KeyService:
         return kept
 
     async def served_key(self, fingerprint: bytes) -> ServedKey | None:
-        """What is served for a live key (from cache or store), or None if absent or deleted."""
+        """What is served for a live key (from cache or store), or None if absent, deleted or
+        blacklisted."""
+        if not self.policy.visible(fingerprint):
+            return None
         entry = self.served.get(fingerprint)
         if entry is not None:
             return entry
@@ -343,6 +370,7 @@ class KeyService:
                 "misses": self.served.misses,
             },
             "limits": {name: getattr(self.limits, name) for name in self.limits.__slots__},
+            "policy": {"version": self.policy.version, "blacklisted": len(self.policy.blacklist)},
         }
 
 

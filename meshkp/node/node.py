@@ -30,7 +30,7 @@ from meshkp.keys.service import KeyService
 from meshkp.membership.service import MembershipService
 from meshkp.net.crypto import Keyring
 from meshkp.net.identity import NodeIdentity
-from meshkp.node import mesh_parts, parts
+from meshkp.node import mesh_parts, parts, policy_parts
 from meshkp.node.config import NodeConfig
 from meshkp.replication.metrics import ReplicationMetrics
 from meshkp.replication.replicator import Replicator
@@ -57,6 +57,7 @@ class Node:
         self.keyring: Keyring | None = None  # only with a cluster key (mesh or --cluster-key-file)
         self.membership: MembershipService | None = None  # only in a mesh
         self.replicator: Replicator | None = None
+        self.policy: policy_parts.PolicyEffects | None = None
         self.app: web.Application | None = None
         self.http: parts.HttpListener | None = None
         self._stack: AsyncExitStack | None = None
@@ -107,12 +108,20 @@ class Node:
         ))
         consistency = Consistency(self.replicator, config.default_consistency)
         self.app = make_app(self.keys, config.limits, self.metrics, consistency)
+        # The applied cluster policy's effects (meshkp/node/policy_parts.py); the control
+        # plane, once it runs, is plugged in with self.policy.attach(plane).
+        self.policy = policy = policy_parts.PolicyEffects(
+            identity.node_id, self.committer, self.keys, self.replicator, self.store, self.membership)
+        auth = policy.auth(token)
+        policy.register(self.app, auth)
+        await stack.enter_async_context(policy.running())
+        cluster = ClusterHandlers(self.membership, auth, on_leave=self.stop,
+                                  node_id=identity.node_id, gate=policy.gate)
+        cluster.register(self.app)
+        stack.push_async_callback(cluster.close)  # a running leave broadcast finishes first
         if self.membership is not None:
-            cluster = ClusterHandlers(self.membership, token, on_leave=self.stop)
-            cluster.register(self.app)
-            stack.push_async_callback(cluster.close)  # a running leave broadcast finishes first
             self.metrics.registry.register(self.membership.stats.collector())
-        ClusterSyncHandlers(self.replicator, token).register(self.app)
+        ClusterSyncHandlers(self.replicator, auth, policy).register(self.app)
         ReplicationMetrics(self.replicator, self.metrics.registry)
         access = await stack.enter_async_context(parts.access_log(config, self.metrics))
         self.http = await stack.enter_async_context(parts.serve_http(config, self.app, access))
@@ -142,7 +151,7 @@ class Node:
 
     def _clear(self) -> None:
         self.store = self.committer = self.pool = self.keys = self.keyring = None
-        self.membership = self.replicator = self.app = self.http = None
+        self.membership = self.replicator = self.policy = self.app = self.http = None
 
     def reopen_logs(self) -> None:
         """Reopen the access log file (SIGHUP, after logrotate moved it)."""

@@ -85,7 +85,7 @@ def key_service(
 ) -> KeyService:
     """The KeyService over the store, committing through `committer` (it observes its commits)."""
     return KeyService(
-        store, identity.node_id, committer, KeyParser(config.limits, config.process_parse_bytes, pool),
+        store, identity.node_id, committer, KeyParser(committer, config.process_parse_bytes, pool),
         served_cache_bytes=config.served_cache_bytes,
         term_cache_entries=config.term_cache_entries,
         sync_writes=config.sync_writes,

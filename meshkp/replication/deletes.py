@@ -4,15 +4,25 @@ A delete (DELETE /cluster/keys/<fp>) is `KeyRecord.delete`: its tombstone record
 vector this node had merged, so it wins against every add the deleter had seen, on every node
 and in any merge order, and a stale node that comes back cannot resurrect the key (its state
 is dominated). An add concurrent with it (neither saw the other) leaves the record in
-conflict: still not served (delete-wins), listed by GET /cluster/conflicts until the control
-plane resolves it. Tombstones are never garbage-collected in this version (see
+conflict: still not served (delete-wins), listed by GET /cluster/conflicts with its id (the
+same on every replica, KeyRecord.conflict.id) and the rule that applies, until the control
+plane resolves it (meshkp/keys/policy.py resolution_record).
+
+Deletes stay AP: they never wait for the control plane. So that each still reaches the audit
+trail, the delete's batch also writes an entry in a durable outbox (`AUDIT_OUTBOX_PREFIX`);
+the node proposes an AuditDelete for each entry once the log is reachable and removes the
+entry once it is applied (at least once: a crash between the two proposes it again).
+
+Tombstones are never garbage-collected in this version (see
 docs/replication.md): dropping one before every member has merged it could resurrect the key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+import msgpack
 
 from crdt.vclock import VersionVector
 from meshkp.errors import InvalidRequest
@@ -22,7 +32,50 @@ from meshkp.keys.state import Change
 from meshkp.limits import Limits
 from meshkp.replication.validate import MAX_ACTOR_CHARS, MAX_REASON_CHARS
 from meshkp.store.layout import FINGERPRINT_LENGTHS
-from meshkp.store.protocol import Store
+from meshkp.store.protocol import RecordWrite, Store
+
+# Extra-namespace prefix of the admin-delete audit outbox: prefix + hlc (8 bytes) + fingerprint.
+AUDIT_OUTBOX_PREFIX = b"ao"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAudit:
+    """An admin delete not yet in the audit trail."""
+
+    key: bytes
+    fingerprint: bytes
+    reason: str
+    actor: str
+    hlc: int
+    node: str
+
+
+def outbox_entry(fingerprint: bytes, reason: str, actor: str, hlc: int, node: str) -> tuple[bytes, bytes]:
+    key = AUDIT_OUTBOX_PREFIX + hlc.to_bytes(8, "big") + fingerprint
+    value: bytes = msgpack.packb([fingerprint, reason, actor, hlc, node], use_bin_type=True)
+    return key, value
+
+
+def pending_audits(store: Store, limit: int) -> list[PendingAudit]:
+    """The oldest `limit` outbox entries (blocking: run on the store's executor)."""
+    found: list[PendingAudit] = []
+    for key, value in _outbox(store):
+        fingerprint, reason, actor, hlc, node = msgpack.unpackb(value, raw=False)
+        found.append(PendingAudit(key, fingerprint, reason, actor, hlc, node))
+        if len(found) >= limit:
+            break
+    return found
+
+
+def _outbox(store: Store) -> Iterator[tuple[bytes, bytes]]:
+    return store.iter_extra(AUDIT_OUTBOX_PREFIX)
+
+
+def audited(store: Store, pending: PendingAudit) -> None:
+    """Drop an outbox entry once its AuditDelete applied (the record is rewritten unchanged,
+    since a store batch is per record)."""
+    store.write([RecordWrite(pending.fingerprint, store.get(pending.fingerprint),
+                             extra=((pending.key, None),))])
 
 
 def parse_fingerprint(text: str) -> bytes:
@@ -60,9 +113,10 @@ class DeleteOutcome:
 
 
 def tombstone(
-    fingerprint: bytes, node_id: str, hlc: int, reason: str, actor: str
+    fingerprint: bytes, node_id: str, hlc: int, reason: str, actor: str, audit: bool = False
 ) -> Callable[[Store, Limits], MergeResult]:
-    """The decision (for Committer.run) that tombstones `fingerprint`, known here or not."""
+    """The decision (for Committer.run) that tombstones `fingerprint`, known here or not;
+    with `audit`, its batch also queues the delete in the audit outbox."""
     if len(reason) > MAX_REASON_CHARS or len(actor) > MAX_ACTOR_CHARS:
         raise InvalidRequest(
             f"reason is limited to {MAX_REASON_CHARS} characters and actor to {MAX_ACTOR_CHARS}"
@@ -75,7 +129,8 @@ def tombstone(
         # The deleted state dominates the stored one (it counts one more update and keeps
         # every packet), so it is the join of the two.
         deleted = base.delete(node_id, hlc, reason, actor)
-        return MergeResult([True], [Change(stored, deleted, deleted.encode())])
+        extra = (outbox_entry(fingerprint, reason, actor, hlc, node_id),) if audit else ()
+        return MergeResult([True], [Change(stored, deleted, deleted.encode())], extra=extra)
 
     return decide
 
@@ -95,14 +150,16 @@ def conflict_fingerprints(store: Store, limit: int) -> list[bytes]:
     return found
 
 
-def conflict_json(record: KeyRecord, hlc_to_time: Callable[[int], float] | None = None) -> dict[str, object]:
-    """The /cluster/conflicts entry of a record in conflict."""
+def conflict_json(record: KeyRecord, hlc_to_time: Callable[[int], float] | None = None,
+                  rule: str = "delete-wins") -> dict[str, object]:
+    """The /cluster/conflicts entry of a record in conflict (`rule`: the one that applies)."""
     conflict = record.conflict
     tomb = record.tombstone
     assert tomb is not None
     entry: dict[str, object] = {
+        "id": conflict.id if conflict is not None else "",
         "fingerprint": record.fingerprint.hex().upper(),
-        "policy": "delete-wins",
+        "policy": rule,
         "served": False,
         "delete": {
             "actor": tomb.actor,

@@ -391,11 +391,13 @@ class Replicator:
 
     # -- deletes and conflicts ---------------------------------------------------------------
 
-    async def delete(self, fingerprint: bytes, reason: str, actor: str) -> DeleteOutcome:
-        """Tombstone a key here (known here or not); the pusher pushes the tombstone to peers."""
+    async def delete(self, fingerprint: bytes, reason: str, actor: str,
+                     audit: bool = False) -> DeleteOutcome:
+        """Tombstone a key here (known here or not); the pusher pushes the tombstone to peers.
+        With `audit`, the same batch queues it for the audit trail (deletes.py)."""
         stamp = self.hlc.now()
         decide = tombstone(fingerprint, self.node_id, hlc_to_int(stamp.wall_ms, stamp.logical),
-                           reason, actor)
+                           reason, actor, audit)
         outcome = DeleteOutcome.of(fingerprint, await self.committer.run(self.store, decide, DELETED))
         log.info("event=key_deleted fingerprint=%s actor=%s reason=%r existed=%s",
                  fingerprint.hex(), actor, reason, outcome.existed)

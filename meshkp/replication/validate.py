@@ -75,7 +75,7 @@ def parse_peer_record(
     if tomb is not None:
         if len(tomb.reason) > MAX_REASON_CHARS or len(tomb.actor) > MAX_ACTOR_CHARS:
             raise InvalidPeerRecord("tombstone reason or actor too long")
-        if len(tomb.seen) > MAX_VV_ENTRIES:
+        if len(tomb.seen) > MAX_VV_ENTRIES or len(tomb.lifted or ()) > MAX_VV_ENTRIES:
             raise InvalidPeerRecord("tombstone version vector too large")
     elif record.certificate is None:
         raise InvalidPeerRecord("record has neither certificate nor tombstone")

@@ -42,7 +42,7 @@ class FakeAcks:
 @pytest.fixture
 async def node() -> AsyncIterator[tuple[TestClient, FakeAcks, KeyService]]:
     store = AsyncStore(MemoryStore())
-    service = KeyService(store, "n1", Committer(LIMITS), KeyParser(LIMITS, process_threshold=0))
+    service = KeyService(store, "n1", Committer(LIMITS), KeyParser(Committer(LIMITS), process_threshold=0))
     acks = FakeAcks(2, 2)
     app = make_app(service, LIMITS, consistency=Consistency(acks, "one"))
     client = TestClient(TestServer(app, host="127.0.0.1"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from meshkp.errors import LimitExceeded
+from meshkp.keys.commit import Committer
 from meshkp.keys.parse import KeyParser
 from meshkp.keys.pool import WorkerPool
 from meshkp.limits import Limits
@@ -14,7 +15,7 @@ async def test_limit_exceeded_crosses_the_process_pool(caplog: pytest.LogCapture
     # LimitExceeded did not survive pickling (its `limit` argument was lost), which broke the
     # pool: every upload in flight fell back to a thread and the pool was restarted.
     pool = WorkerPool(1)
-    parser = KeyParser(Limits(upload_keys=5), process_threshold=1, pool=pool)
+    parser = KeyParser(Committer(Limits(upload_keys=5)), process_threshold=1, pool=pool)
     try:
         with pytest.raises(LimitExceeded) as raised:
             await parser.parse(b"\xc6\x00" * 6)

@@ -26,7 +26,7 @@ ALICE = "10FE8CF1B483F7525039AA2A361BC1F023E0DCCA"
 @pytest.fixture
 async def service():
     store = AsyncStore(MemoryStore())
-    parser = KeyParser(LIMITS, process_threshold=1 << 30)
+    parser = KeyParser(Committer(LIMITS), process_threshold=1 << 30)
     yield KeyService(store, "n1", Committer(LIMITS), parser)
     await store.close()
 
@@ -107,7 +107,7 @@ async def test_keywords_are_intersected_over_limits_keyword_scan(
     keys, rare = keyword_keys
     limits = Limits(keyword_scan=scan, search_results=1, get_results=1)
     store = AsyncStore(MemoryStore())
-    parser = KeyParser(limits, process_threshold=1 << 30)
+    parser = KeyParser(Committer(limits), process_threshold=1 << 30)
     service = KeyService(store, "n1", Committer(limits), parser)
     try:
         for data in keys:
@@ -125,7 +125,7 @@ async def test_index_mr_valid_until_is_the_earliest_flag_flip_of_all_keys() -> N
     # first key's "e" flag appears, on the first call (nothing cached) and on later ones.
     now = 1782907200.5
     store = AsyncStore(MemoryStore())
-    parser = KeyParser(LIMITS, process_threshold=1 << 30)
+    parser = KeyParser(Committer(LIMITS), process_threshold=1 << 30)
     service = KeyService(store, "n1", Committer(LIMITS), parser, clock=lambda: now)
     try:
         for name in ("gentoo-l1.asc", "gentoo-l2-infra.asc"):
@@ -145,7 +145,7 @@ async def test_upload_of_more_keys_than_upload_keys_is_refused_before_building_a
 
     limits = Limits(upload_keys=50)
     store = AsyncStore(MemoryStore())
-    parser = KeyParser(limits, process_threshold=1 << 30)
+    parser = KeyParser(Committer(limits), process_threshold=1 << 30)
     service = KeyService(store, "n1", Committer(limits), parser)
     try:
         report = await service.add(b"\xc6\x00" * 50)
@@ -168,7 +168,7 @@ async def test_replies_stop_at_reply_bytes_but_always_serve_one_key(
     for reply_bytes in (1, 10 * 1024 * 1024):
         limits = Limits(reply_bytes=reply_bytes)
         store = AsyncStore(MemoryStore())
-        parser = KeyParser(limits, process_threshold=1 << 30)
+        parser = KeyParser(Committer(limits), process_threshold=1 << 30)
         service = KeyService(store, "n1", Committer(limits), parser)
         try:
             for data in keys:
@@ -189,7 +189,8 @@ async def test_a_retried_upload_still_waits_for_the_consistency_level() -> None:
     # the keys to wait for: changed by the first upload, held by the retry.
     keytext = (FIXTURES / "alice_unsigned.asc").read_bytes()
     store = AsyncStore(MemoryStore())
-    service = KeyService(store, "n1", Committer(LIMITS), KeyParser(LIMITS, process_threshold=1 << 30))
+    committer = Committer(LIMITS)
+    service = KeyService(store, "n1", committer, KeyParser(committer, process_threshold=1 << 30))
     try:
         collected: list[list[bytes]] = []
         for _ in range(2):
