@@ -12,7 +12,12 @@ with the stored copy (normalise_update), so those signatures are kept.
 Per key the outcome is:
 - added:     no record existed; a new record with vv {node_id: 1};
 - updated:   the merged certificate has packets the stored one lacked; vv incremented;
-- unchanged: the upload brought nothing new; nothing is written;
+- unchanged: the upload brought nothing new; nothing is written, unless `readd` (an HKP
+             upload, POST /pks/add): then the key is *re-added*, one update counted by
+             node_id with the same packets, so that a delete made elsewhere concurrently
+             meets it as a conflict (decided by the cluster's rule, with an audit entry)
+             instead of silently erasing a key the client was just told is stored
+             (docs/replication.md "Re-uploads that race a delete");
 - rejected:  the stored record is deleted (a tombstone stands), the merge would exceed
              `Limits.key_bytes`, a revocation names no stored key or does not verify, or
              the cluster policy refuses the fingerprint (`refuse`: the blacklist; then the
@@ -161,6 +166,7 @@ def ingest(
     node_id: str,
     limits: Limits,
     refuse: Refuse | None = None,
+    readd: bool = False,
 ) -> IngestResult:
     """Merge parsed upload items into the stored records; return the changes and outcomes.
 
@@ -195,6 +201,8 @@ def ingest(
             outcomes.append((position, item.fingerprint, outcome))
             if outcome.status in (Status.ADDED, Status.UPDATED):
                 changed[item.fingerprint] = None
+            elif outcome.status is Status.UNCHANGED and readd and _readd(item.fingerprint, overlay, node_id):
+                changed[item.fingerprint] = None
     result = IngestResult()
     for fingerprint in changed:
         after = overlay.decided[fingerprint]
@@ -206,11 +214,24 @@ def ingest(
 
 
 def uploading(
-    items: Sequence[KeytextItem | Prepared], node_id: str, refuse: Refuse | None = None
+    items: Sequence[KeytextItem | Prepared], node_id: str, refuse: Refuse | None = None,
+    readd: bool = False,
 ) -> Callable[[Store, Limits], IngestResult]:
     """The decision (for Committer.run/apply) that merges `items` as an upload by `node_id`,
-    refusing the fingerprints `refuse` names."""
-    return lambda store, limits: ingest(items, store.get, store.lookup, node_id, limits, refuse)
+    refusing the fingerprints `refuse` names; with `readd`, a key found unchanged is re-added."""
+    return lambda store, limits: ingest(items, store.get, store.lookup, node_id, limits, refuse,
+                                        readd)
+
+
+def _readd(fingerprint: bytes, overlay: _Overlay, node_id: str) -> bool:
+    """Count a re-upload of a stored, live, unchanged key as one update (once per upload)."""
+    if fingerprint in overlay.decided:
+        return True  # this upload already writes the key (added or bumped by an earlier copy)
+    stored = overlay.get(fingerprint)
+    if stored is None or stored.live_certificate is None:
+        return False
+    overlay.decided[fingerprint] = _bump(stored, stored.live_certificate, node_id)
+    return True
 
 
 def _final(outcome: KeyOutcome, fingerprint: bytes | None, overlay: _Overlay) -> KeyOutcome:

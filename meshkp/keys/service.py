@@ -65,9 +65,11 @@ class AddReport:
 
     @classmethod
     def of(cls, result: IngestResult) -> AddReport:
+        changed = tuple(result.records)
         held = [bytes.fromhex(o.fingerprint) for o in result.outcomes
                 if o.status is Status.UNCHANGED and o.fingerprint]
-        return cls(tuple(result.outcomes), tuple(result.records), tuple(dict.fromkeys(held)))
+        held = [fp for fp in dict.fromkeys(held) if fp not in changed]  # a re-add is changed
+        return cls(tuple(result.outcomes), changed, tuple(held))
 
     @property
     def accepted(self) -> bool:
@@ -166,7 +168,7 @@ class KeyService:
     async def apply(self, items: Sequence[Any]) -> IngestResult:
         """Merge parsed keytext items into the store atomically (read-merge-write, exclusive)."""
 
-        decide = uploading(items, self.node_id, self.policy.refusal)
+        decide = uploading(items, self.node_id, self.policy.refusal, readd=True)
         return await self.committer.run(self.store, decide, UPLOADED, sync=self.sync_writes)
 
     def _committed(self, commit: Commit) -> None:

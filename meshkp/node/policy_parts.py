@@ -133,7 +133,12 @@ class PolicyEffects:
         """Follow `control` from now on: its current state at once, then every applied entry
         (the plane replays its log at start, so resolutions are written again: idempotent)."""
         self.control = control
-        self._apply_state(control.state)
+        state = control.state
+        if state.version > 0 and state.limits != self.committer.limits:
+            # The node's own --limit options only seed a new cluster; the policy wins after.
+            log.warning("event=limits_from_policy version=%d hint=the_node_options_differ_from_"
+                        "the_cluster_policy_change_them_with_PUT_/cluster/policy", state.version)
+        self._apply_state(state)
         control.observe(self.on_applied)
         self._kick_rules.set()
         self._kick_outbox.set()

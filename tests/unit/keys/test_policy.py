@@ -142,3 +142,42 @@ def test_joins_with_a_resolution_keep_the_crdt_laws(a: KeyRecord, b: KeyRecord, 
     decision = resolution_record(FULL.fingerprint, keep_update, covers, 5, "r", "ops")
     assert a.join(decision, LIMITS).join(b, LIMITS) == b.join(a, LIMITS).join(decision, LIMITS)
     assert decision.join(a, LIMITS).join(decision, LIMITS) == a.join(decision, LIMITS)
+
+
+async def test_an_identical_reupload_racing_a_delete_is_a_listed_conflict_not_a_silent_loss() -> None:
+    # Both nodes hold the key; a client re-uploads it, unchanged, to A while an operator deletes
+    # it on B; then the two exchange their records (what anti-entropy does).
+    from meshkp.keys.commit import DELETED, PULLED, Committer, joining
+    from meshkp.keys.parse import KeyParser
+    from meshkp.keys.service import KeyService
+    from meshkp.openpgp.armor import armor
+    from meshkp.replication.deletes import tombstone
+    from meshkp.store.executor import AsyncStore
+    from meshkp.store.memory import MemoryStore
+
+    nodes = []
+    for name in ("a", "b"):
+        committer = Committer(LIMITS)
+        store = AsyncStore(MemoryStore())
+        nodes.append((KeyService(store, name, committer, KeyParser(committer, 1 << 30)), store))
+    (a, store_a), (b, store_b) = nodes
+    fp = FPS[0]
+    try:
+        base = KeyRecord.new(CERTS[0], "origin")
+        for service, store in nodes:
+            await service.committer.run(store, joining([base]), PULLED)
+        report = await a.add(armor(CERTS[0].to_bytes()).encode())
+        assert [o.status for o in report.outcomes] == [Status.UNCHANGED]
+        assert report.changed == (fp,) and report.held == ()  # written: a re-add
+        await b.committer.run(store_b, tombstone(fp, "b", 10, "takedown", "ops"), DELETED)
+        records = [KeyRecord.decode(await s.get(fp)) for s in (store_a, store_b)]
+        for service, store in nodes:
+            await service.committer.run(store, joining(records), PULLED)
+        merged = [KeyRecord.decode(await s.get(fp)) for s in (store_a, store_b)]
+        assert merged[0] == merged[1]
+        conflict = merged[0].conflict
+        assert conflict is not None and conflict.unseen_adds == {"a": 1}  # the re-add is listed
+        assert await a.served_key(fp) is None  # delete-wins until the rule decides
+    finally:
+        await store_a.close()
+        await store_b.close()
