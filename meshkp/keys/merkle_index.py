@@ -19,7 +19,7 @@ import msgpack
 
 from crdt.merkle import MemoryMerkleStorage, MerkleConfig, MerkleTree
 from meshkp.keys.ingest import KEYS_COUNTER
-from meshkp.keys.record import RECORD_FORMAT
+from meshkp.keys.record import RECORD_FORMAT, Tombstone
 from meshkp.store.protocol import RecordWrite, Store
 
 log = logging.getLogger(__name__)
@@ -39,9 +39,19 @@ def state_hash(encoded_record: bytes) -> bytes:
 
 
 def is_tombstoned(encoded_record: bytes) -> bool:
-    """Whether an encoded record carries a tombstone, without parsing its packets."""
-    fmt, _fp, _cert, _vv, tomb = msgpack.unpackb(encoded_record, raw=False)
-    return bool(fmt == RECORD_FORMAT and tomb is not None)
+    """Whether an encoded record is deleted (a tombstone that stands, not one a resolution
+    lifted), without parsing its packets."""
+    return _flags(encoded_record)[1]
+
+
+def _flags(encoded_record: bytes) -> tuple[bool, bool]:
+    """(live, deleted) of an encoded record, as record_write counts them."""
+    fmt, _fp, cert, _vv, tomb = msgpack.unpackb(encoded_record, raw=False)
+    if fmt != RECORD_FORMAT:
+        return False, False
+    # Only a lifted tombstone has a fifth field; decode just those (rare) to be sure.
+    deleted = tomb is not None and (len(tomb) != 5 or Tombstone.from_obj(tomb).active)
+    return cert is not None and not deleted, deleted
 
 
 class StoreMerkleStorage:
@@ -101,12 +111,14 @@ class MerkleIndex:
         """
         fresh = MemoryMerkleStorage()
         batch = MerkleTree(fresh, self.config).batch()
-        records = tombstones = 0
+        records = tombstones = keys = 0
         carrier: tuple[bytes, bytes] | None = None
         for fingerprint, data in store.iter_records():
             batch.put(fingerprint, state_hash(data))
             records += 1
-            tombstones += is_tombstoned(data)
+            live, deleted = _flags(data)
+            keys += live
+            tombstones += deleted
             if carrier is None:
                 carrier = (fingerprint, data)
         fresh.apply(batch.writes())
@@ -116,7 +128,7 @@ class MerkleIndex:
         ]
         extra.extend((MERKLE_PREFIX + key, value) for key, value in sorted(fresh.data.items()))
         counters = {
-            KEYS_COUNTER: (records - tombstones) - store.counter(KEYS_COUNTER),
+            KEYS_COUNTER: keys - store.counter(KEYS_COUNTER),
             TOMBSTONES_COUNTER: tombstones - store.counter(TOMBSTONES_COUNTER),
         }
         carrier_fp: bytes = _CARRIER_FINGERPRINT
