@@ -199,9 +199,9 @@ def ingest(
             else:
                 outcome = _add(item, overlay, node_id, limits)
             outcomes.append((position, item.fingerprint, outcome))
-            if outcome.status in (Status.ADDED, Status.UPDATED):
-                changed[item.fingerprint] = None
-            elif outcome.status is Status.UNCHANGED and readd and _readd(item.fingerprint, overlay, node_id):
+            readded = (readd and outcome.status is Status.UNCHANGED
+                       and _readd(item.fingerprint, overlay, node_id))
+            if outcome.status in (Status.ADDED, Status.UPDATED) or readded:
                 changed[item.fingerprint] = None
     result = IngestResult()
     for fingerprint in changed:

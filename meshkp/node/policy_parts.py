@@ -172,6 +172,7 @@ class PolicyEffects:
             fn(applied)
 
     def _apply_state(self, state: PolicyState) -> None:
+        self.gate.draining()  # stamps drain_since when the change applies, not when polled
         if state.limits != self.committer.limits:
             self.committer.limits = state.limits
             log.info("event=policy_limits_applied version=%d", state.version)
@@ -219,7 +220,7 @@ class PolicyEffects:
             if self.is_leader:
                 try:
                     await self.resolve_by_rules()
-                except MeshkpError as exc:
+                except (MeshkpError, TimeoutError) as exc:
                     log.warning("event=conflict_rules_deferred error=%r", exc)
 
     async def resolve_by_rules(self) -> int:
@@ -256,7 +257,7 @@ class PolicyEffects:
                 continue
             try:
                 await self.drain_outbox()
-            except MeshkpError as exc:  # no leader yet: the entries wait, durably
+            except (MeshkpError, TimeoutError) as exc:  # no leader yet: the entries wait, durably
                 log.info("event=audit_outbox_deferred error=%r", exc)
 
     async def drain_outbox(self) -> int:
