@@ -362,3 +362,22 @@ async def test_admin_deletes_wait_in_the_outbox_while_the_log_is_unreachable(tmp
         assert [(e.op, e.actor) for e in plane.state.audit] == [("audit-delete", "ops")] * 2
     finally:
         await node.stop()
+
+
+async def test_a_rule_per_tombstone_reason_overrides_the_default(pair) -> None:
+    a, b = pair
+    log = PolicyLog()
+    leader = _attach(log, a, leader=True)
+    _attach(log, b)
+    await leader.propose(SetConflictRules(ConflictKind.DELETE_UPDATE, Rule.MANUAL,
+                                          {"spam": Rule.UPDATE_WINS}), "ops")
+    spam = (await _make_conflict(a, b, 0, reason="spam")).conflict
+    kept = (await _make_conflict(a, b, 1, reason="court order")).conflict
+    assert spam is not None and kept is not None
+    async with aiohttp.ClientSession() as session:
+        listed = {c["id"]: c["policy"] for c in (await _conflicts(session, b))["conflicts"]}
+        assert listed == {spam.id: "update-wins", kept.id: "manual"} or listed == {kept.id: "manual"}
+        await _resolved_everywhere(a, b, spam.id)
+        remaining = [c["id"] for c in (await _conflicts(session, a))["conflicts"]]
+        assert remaining == [kept.id]
+        await _until(lambda: _status_is(session, b, 0, 200), "the spam-flagged update served")
