@@ -3,7 +3,7 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-APT_PKGS := gnupg dirmngr debian-keyring iptables iproute2
+APT_PKGS := gnupg dirmngr debian-keyring iptables iproute2 prometheus haproxy
 
 .PHONY: run test test-slow bench chaos lint typecheck deps apt clean
 
@@ -18,12 +18,13 @@ $(STAMP): pyproject.toml
 
 deps: $(STAMP)
 
-# Debian packages the tests use (real GnuPG, the debian-keyring corpus, iptables for partitions).
+# Debian packages the tests use (real GnuPG, the debian-keyring corpus, iptables for partitions,
+# promtool of prometheus and haproxy for deploy/). Without recommends: no services pulled in.
 apt:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 ## Start a local meshkp on loopback with the embedded default data directory.
