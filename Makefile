@@ -3,7 +3,7 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-APT_PKGS := gnupg dirmngr debian-keyring iptables iproute2 prometheus haproxy
+APT_PKGS := gnupg dirmngr debian-keyring iptables iproute2 prometheus haproxy nginx-light
 
 .PHONY: run test test-slow bench chaos lint typecheck deps apt clean
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 deps: $(STAMP)
 
 # Debian packages the tests use (real GnuPG, the debian-keyring corpus, iptables for partitions,
-# promtool of prometheus and haproxy for deploy/). Without recommends: no services pulled in.
+# promtool of prometheus, haproxy and nginx for deploy/ and lb-config). Without recommends: no services pulled in.
 apt:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "delete": "cli.delete:delete",
     "conflicts": "cli.delete:conflicts",
     "sync": "cli.delete:sync",
+    "lb-config": "cli.lb_config:lb_config",
 }
 
 
