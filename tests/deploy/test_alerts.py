@@ -15,6 +15,7 @@ from tests.deploy.expected_metrics import FROM_ELSEWHERE
 from tests.deploy.promql import metric_names
 
 RULES = DEPLOY / "prometheus" / "meshkp-alerts.yml"
+RULE_TESTS = DEPLOY / "prometheus" / "meshkp-alerts.test.yml"
 # The conditions issue 10 asks alerts for, each by the alert that covers it.
 REQUIRED = {"MeshkpNodeDown", "MeshkpMembersDead", "MeshkpNoLeader", "MeshkpMerkleRootsDisagree",
             "MeshkpReplicationLag", "MeshkpConflictsPending", "MeshkpDiskFilling"}
@@ -25,14 +26,29 @@ def rules() -> list[dict[str, object]]:
     return [rule for group in doc["groups"] for rule in group["rules"]]
 
 
-def test_promtool_accepts_the_rules() -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
+def promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
         pytest.skip("promtool is not installed (Debian package prometheus: make apt)")
-    result = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True,
+    return found
+
+
+def test_promtool_accepts_the_rules() -> None:
+    result = subprocess.run([promtool(), "check", "rules", str(RULES)], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(rules())} rules found" in result.stdout
+
+
+def test_each_alert_fires_on_its_condition_and_not_before() -> None:
+    """meshkp-alerts.test.yml feeds series to the rules (promtool's rule unit tests)."""
+    result = subprocess.run([promtool(), "test", "rules", RULE_TESTS.name], cwd=RULE_TESTS.parent,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    cases = yaml.safe_load(RULE_TESTS.read_text())["tests"]
+    firing = {check["alertname"] for case in cases for check in case["alert_rule_test"]
+              if check["exp_alerts"]}
+    assert firing == {str(rule["alert"]) for rule in rules()}
 
 
 def test_every_required_alert_exists_with_severity_and_help() -> None:
