@@ -54,6 +54,17 @@ def test_every_panel_has_a_query_on_the_chosen_data_source() -> None:
             assert panel_names({"targets": [target]}), f"{panel['title']}: {target['expr']}"
 
 
+def test_panels_do_not_overlap() -> None:
+    taken: set[tuple[int, int]] = set()
+    for panel in dashboard()["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        cells = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"])
+                 for y in range(grid["y"], grid["y"] + grid["h"])}
+        assert not cells & taken, f"{panel['title']} overlaps another panel"
+        taken |= cells
+
+
 def test_every_panel_query_names_an_exported_metric(node_metrics: set[str]) -> None:
     unknown = {}
     for panel in panels():
