@@ -1,7 +1,7 @@
 """One real node's /metrics, scraped once for the deploy/ tests.
 
-An in-process Node in a mesh of one (so membership's and replication's collectors are there)
-on a temp data dir, after a few requests so the labelled HTTP families carry samples.
+An in-process Node with the default parts, in a mesh of one (so membership's and replication's
+collectors are there) on a temp data dir, after a few requests so the labelled HTTP families carry samples.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ DEPLOY = REPO / "deploy"
 
 async def _scrape(data_dir: Path) -> str:
     membership = MembershipConfig(bind_host="127.0.0.1", gossip_port=0, swim=SwimConfig.test())
-    node = Node(NodeConfig(data_dir=data_dir, http_port=0, access_log=False,
+    # The access log on, as by default: it brings its own collector.
+    node = Node(NodeConfig(data_dir=data_dir, http_port=0, access_log=True,
                            membership=membership))
     await node.start()
     try:
