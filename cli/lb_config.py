@@ -60,8 +60,8 @@ def lb_config(balancer: str, node_url: str, out: Path | None, bind: str,
     """Write a HAProxy or nginx config of every member of the node's mesh."""
     status, reply = call(node_url, "GET", "/cluster/nodes")
     if status == 404:
-        raise click.ClickException(f"{node_url} has no /cluster/nodes: it runs without a mesh "
-                                   "(start it with --mesh), or it is not a meshkp node")
+        raise click.ClickException(f"{node_url} has no /cluster/nodes (404): give the HKP "
+                                   "address of a meshkp node, e.g. http://HOST:11371")
     if status != 200:
         raise click.ClickException(f"GET /cluster/nodes on {node_url} answered {status}: {reply}")
     backends = backends_of(reply)

@@ -120,6 +120,17 @@ def test_configs_name_every_member(mesh: dict[str, ServerProcess], tmp_path: Pat
     assert "listen 127.0.0.1:8080;" in nginx.stdout
 
 
+def test_a_node_without_a_mesh_is_a_backend_of_one(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "alone", "--no-access-log")
+    try:
+        result = lb_config("haproxy", "--node", server.url)
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stderr
+    servers = [line.split() for line in result.stdout.splitlines() if line.startswith("    server ")]
+    assert len(servers) == 1 and servers[0][2] == server.url.removeprefix("http://")
+
+
 def test_haproxy_spreads_requests_and_takes_a_killed_node_out(
         mesh: dict[str, ServerProcess], tmp_path: Path) -> None:
     binary = haproxy()

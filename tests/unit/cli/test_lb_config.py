@@ -80,11 +80,11 @@ def fake_call(status: int, reply: Any) -> Any:
     return lambda node_url, method, path, *args: (status, reply)
 
 
-def test_a_node_without_a_mesh_gets_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_server_without_the_endpoint_gets_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lb, "call", fake_call(404, "Not Found"))
     result = CliRunner().invoke(lb.lb_config, ["haproxy", "--node", "http://127.0.0.1:1"])
     assert result.exit_code == 1
-    assert "runs without a mesh (start it with --mesh)" in result.output
+    assert "has no /cluster/nodes (404): give the HKP address of a meshkp node" in result.output
     assert "Traceback" not in result.output
 
 
