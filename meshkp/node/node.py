@@ -27,6 +27,7 @@ from meshkp.http.metrics import HttpMetrics
 from meshkp.keys.commit import Committer
 from meshkp.keys.pool import WorkerPool
 from meshkp.keys.service import KeyService
+from meshkp.membership.metrics import MembershipMetrics
 from meshkp.membership.service import MembershipService
 from meshkp.net.crypto import Keyring
 from meshkp.net.identity import NodeIdentity
@@ -121,6 +122,7 @@ class Node:
         stack.push_async_callback(cluster.close)  # a running leave broadcast finishes first
         if self.membership is not None:
             self.metrics.registry.register(self.membership.stats.collector())
+            self.metrics.registry.register(MembershipMetrics(self.membership))
         ClusterSyncHandlers(self.replicator, auth, policy).register(self.app)
         ReplicationMetrics(self.replicator, self.metrics.registry)
         access = await stack.enter_async_context(parts.access_log(config, self.metrics))

@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from meshkp.replication.sync_metrics import SyncStatusMetrics
+
 # Push lag from the first node's acceptance to the merge here: 1 ms (loopback) to 1 minute
 # (a peer that was partitioned and catches up through forwarding).
 _LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0)
@@ -25,6 +27,7 @@ class ReplicationMetrics:
         )
         replicator.lag_observer = self.lag.observe
         registry.register(_Collector(replicator))
+        registry.register(SyncStatusMetrics(replicator))
 
 
 class _Collector(Collector):

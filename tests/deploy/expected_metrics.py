@@ -9,10 +9,6 @@ label sets. When a part exports one, delete its line: the test then checks it fo
 
 from __future__ import annotations
 
-# Collectors written, not yet registered by the node (meshkp/node wiring, one line each).
-MEMBERSHIP = "meshkp/membership/metrics.py MembershipMetrics (not registered by the node yet)"
-SYNC_STATUS = "meshkp/replication/sync_metrics.py SyncStatusMetrics (not registered by the node yet)"
-
 FROM_ELSEWHERE: dict[str, str] = {
     # Prometheus: 1 when the last scrape of a target succeeded.
     "up": "prometheus",
@@ -26,13 +22,6 @@ FROM_ELSEWHERE: dict[str, str] = {
     "meshkp_control_commit_index": "control plane",
     # Control plane: seconds left of the leader's lease (0 on followers and without a lease).
     "meshkp_control_lease_remaining_seconds": "control plane",
-    # Membership, label status (alive, suspect, dead, left): members this node sees.
-    "meshkp_membership_members": MEMBERSHIP,
-    # Membership, label event (suspect, dead, alive, left): status changes this node saw.
-    "meshkp_membership_events_total": MEMBERSHIP,
-    # Replication, label peer: 1 if the last anti-entropy round with the peer found equal
-    # Merkle roots ("in_sync" in /cluster/sync/status), 0 if it had to repair or failed.
-    "meshkp_replication_peer_in_sync": SYNC_STATUS,
     # Conflicts waiting for an operator (GET /cluster/conflicts).
     "meshkp_conflicts_pending": "conflicts metric (not registered yet)",
     # Bytes of the LevelDB directory on disk.
