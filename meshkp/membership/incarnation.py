@@ -2,12 +2,19 @@
 
 Kept in DATA_DIR/incarnation. Without it a restarted node starts at 1 and has to learn of its
 own death (push-pull, reconnect pings) before it refutes; with it, its first alive wins.
+
+A saved value at or above the wire maximum (a forged accusation made us refute up to it before
+incarnations were bounded) is useless: peers drop frames above the maximum, and at it we could
+never refute again. Such a node starts over at 1, logged as event=incarnation_reset, and learns
+the incarnation its peers hold from its join push-pull, which it then refutes one above.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+
+from meshkp.swim.fields import MAX_COUNTER
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +29,10 @@ def next_incarnation(data_dir: Path | None) -> int:
     try:
         previous = int(path.read_text(encoding="ascii").strip())
     except (OSError, ValueError):
+        previous = 0
+    if previous >= MAX_COUNTER:
+        log.warning("event=incarnation_reset path=%s saved=%d reason=at_or_above_wire_maximum",
+                    path, previous)
         previous = 0
     incarnation = max(previous, 0) + 1
     save_incarnation(data_dir, incarnation)

@@ -18,6 +18,12 @@ from meshkp.swim.types import Status
 # --- Bounds on what a peer can make us hold, each with what it protects against. -------------
 # Counters (sequence numbers, incarnations) fit msgpack's int64; larger would not round-trip.
 MAX_COUNTER = 2**63 - 1
+# How far news may move a known member's incarnation at once. A member raises its own by one per
+# refutation, meta change, leave or restart, so a million is far beyond any honest gap; a larger
+# jump is a forged claim meant to push the member to MAX_COUNTER, where it could never refute
+# again (red-team finding: one Suspect(n1, 2**63 - 1) cut n1 out for good). Reaching the
+# maximum now takes 2**43 forged frames instead of one.
+MAX_INCARNATION_JUMP = 1 << 20
 # Node ids are names or key fingerprints (64 hex chars); longer ids only bloat every message.
 MAX_NODE_ID_CHARS = 128
 # DNS names are at most 253 characters; anything longer is not an address.

@@ -18,6 +18,7 @@ from meshkp.swim.awareness import Awareness
 from meshkp.swim.broadcast import BroadcastQueue
 from meshkp.swim.config import SwimConfig
 from meshkp.swim.effects import Delegate, Effect, MemberChanged, SendUdp
+from meshkp.swim.fields import MAX_COUNTER, MAX_INCARNATION_JUMP
 from meshkp.swim.formulas import suspicion_confirmations_wanted, suspicion_timeout
 from meshkp.swim.messages import (
     COMPOUND_HEADER,
@@ -52,6 +53,7 @@ class SwimStats:
     address_conflicts: int = 0
     misdirected_pings: int = 0
     relays_refused: int = 0
+    incarnation_jumps_refused: int = 0
 
 
 class Membership:
@@ -77,6 +79,9 @@ class Membership:
         self.stats = SwimStats()
         self._frame_budget = config.udp_frame_bytes - FRAME_OVERHEAD - COMPOUND_HEADER
         self._seq = 0
+        # True while merging a push-pull reply: the peers' own view of us, which may rightly
+        # stand far above our incarnation (we restarted without DATA_DIR/incarnation).
+        self._merging_reply = False
         self.queue.queue(local.node_id, self.local_alive())
 
     @property
@@ -106,10 +111,28 @@ class Membership:
 
     # --- news handlers ------------------------------------------------------------------------
 
+    def _implausible(self, node: str, incarnation: int) -> bool:
+        """True (counted, logged) if news moves a known member's incarnation absurdly far up.
+
+        The claim is dropped: honest incarnations grow one step at a time (fields.py
+        MAX_INCARNATION_JUMP). The one exception is a push-pull reply's record of ourselves.
+        """
+        m = self.table.get(node)
+        if m is None or incarnation - m.incarnation <= MAX_INCARNATION_JUMP:
+            return False
+        if node == self.node_id and self._merging_reply:
+            return False
+        self.stats.incarnation_jumps_refused += 1
+        log.warning("event=incarnation_jump_refused node=%s known=%d claimed=%d",
+                    node, m.incarnation, incarnation)
+        return True
+
     def on_alive(self, a: Alive, now: float, out: list[Effect]) -> None:
         is_local = a.node == self.node_id
         if is_local and self.leaving:
             return  # a queued alive must not undo our leave (memberlist aliveNode)
+        if self._implausible(a.node, a.incarnation):
+            return
         m = self.table.get(a.node)
         if m is None:
             m = Member(a.node, a.addr, a.incarnation, Status.ALIVE, dict(a.meta), now)
@@ -152,7 +175,7 @@ class Membership:
         A stale accusation of ourselves means our refutation did not reach its sender: re-assert.
         """
         m = self.table.get(node)
-        if m is None:
+        if m is None or self._implausible(node, incarnation):
             return None
         if incarnation < m.incarnation:
             if node == self.node_id and not self.leaving:
@@ -218,6 +241,8 @@ class Membership:
         m = self.table.get(msg.node)
         if m is None or msg.incarnation < m.incarnation or m.status == Status.LEFT:
             return
+        if self._implausible(msg.node, msg.incarnation):
+            return
         if msg.node == self.node_id:
             if not self.leaving:
                 self.refute(msg.incarnation)  # a stale leave from a previous life of ours
@@ -229,8 +254,20 @@ class Membership:
         old = self.table.set_status(m, Status.LEFT, now)
         self._changed(m, old, out)
 
-    def merge(self, records: Iterable[MemberRecord], now: float, out: list[Effect]) -> None:
-        """Merge a push-pull table (memberlist mergeState): remote dead counts only as suspect."""
+    def merge(self, records: Iterable[MemberRecord], now: float, out: list[Effect],
+              reply: bool = False) -> None:
+        """Merge a push-pull table (memberlist mergeState): remote dead counts only as suspect.
+
+        `reply`: the table answers our own push-pull, so its record of us is what our peers
+        hold, and we refute it however far above ours it stands.
+        """
+        self._merging_reply = reply
+        try:
+            self._merge(records, now, out)
+        finally:
+            self._merging_reply = False
+
+    def _merge(self, records: Iterable[MemberRecord], now: float, out: list[Effect]) -> None:
         for r in records:
             if r.status == Status.ALIVE:
                 self.on_alive(Alive(r.node, r.addr, r.incarnation, r.meta), now, out)
@@ -287,8 +324,12 @@ class Membership:
     # --- our own state ------------------------------------------------------------------------
 
     def refute(self, accused: int) -> None:
-        """Announce we are alive with an incarnation above `accused` (SWIM §4.2)."""
-        inc = max(self.local.incarnation + 1, accused + 1)
+        """Announce we are alive with an incarnation above `accused` (SWIM §4.2).
+
+        Never above the wire maximum: peers drop frames that carry more, so a refutation
+        beyond it would cut us out.
+        """
+        inc = bump(max(self.local.incarnation, accused))
         self.local.incarnation = inc
         # Being suspected is a hint that we are the slow one (Lifeguard §4.1).
         self.awareness.apply_delta(1)
@@ -307,7 +348,7 @@ class Membership:
 
     def update_meta(self, meta: Mapping[str, str]) -> None:
         self.local.meta = dict(meta)
-        self.local.incarnation += 1
+        self.local.incarnation = bump(self.local.incarnation)
         self.queue.queue(self.node_id, self.local_alive())
 
     def _changed(self, m: Member, old: Status | None, out: list[Effect]) -> None:
@@ -322,3 +363,8 @@ class Membership:
                 self.delegate.notify_update(info)
         elif m.status >= Status.DEAD and (old is None or old < Status.DEAD):
             self.delegate.notify_leave(info)
+
+
+def bump(incarnation: int) -> int:
+    """The next incarnation, saturating at the wire maximum (peers drop frames above it)."""
+    return min(incarnation + 1, MAX_COUNTER)

@@ -34,7 +34,7 @@ from meshkp.swim.effects import (
 )
 from meshkp.swim.fields import check_meta, packb
 from meshkp.swim.formulas import push_pull_scale
-from meshkp.swim.membership import Membership, SwimStats
+from meshkp.swim.membership import Membership, SwimStats, bump
 from meshkp.swim.messages import (
     Ack,
     Alive,
@@ -200,7 +200,7 @@ class Swim:
             ms.on_leave(msg, now, out)
         elif isinstance(msg, PushPull):
             # Merge before replying, so the reply already carries our refutations.
-            ms.merge(msg.members, now, out)
+            ms.merge(msg.members, now, out, reply=msg.reply)
             self.delegate.merge_remote_state(msg.user_state, msg.join)
             if not msg.reply:
                 out.append(ReplyTcp(self.local_push_pull(join=msg.join, reply=True)))
@@ -222,7 +222,7 @@ class Swim:
             return []
         ms.leaving = True
         local = ms.local
-        local.incarnation += 1
+        local.incarnation = bump(local.incarnation)
         old = ms.table.set_status(local, Status.LEFT, now)
         ms.queue.queue(local.node_id, Leave(local.node_id, local.incarnation))
         log.info("event=leave node=%s incarnation=%d", local.node_id, local.incarnation)

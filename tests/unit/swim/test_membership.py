@@ -1,7 +1,20 @@
 """State transitions: incarnation rules, refutation, suspicion timeouts, leave, forget, reclaim."""
 
+from meshkp.net.wire import Frame, encode_frame
 from meshkp.swim.effects import SendUdp
-from meshkp.swim.messages import Ack, Alive, Dead, Leave, Ping, PingReq, Suspect
+from meshkp.swim.fields import MAX_COUNTER, MAX_INCARNATION_JUMP
+from meshkp.swim.messages import (
+    Ack,
+    Alive,
+    Dead,
+    Leave,
+    MemberRecord,
+    Ping,
+    PingReq,
+    PushPull,
+    Suspect,
+    decode_message,
+)
 from meshkp.swim.types import Status
 
 from .helpers import addr, changes, drain, know, make, run, sent, udp
@@ -219,3 +232,46 @@ def test_udp_effects_only_carry_single_messages_or_compounds() -> None:
     for e in run(s, 5.0, alive=[f"n{i}" for i in range(40)]):
         if isinstance(e, SendUdp):
             assert e.message.TYPE != 9  # push-pull never goes by UDP
+
+
+def test_an_absurd_incarnation_jump_is_refused_and_counted() -> None:
+    # Red-team finding 1: Suspect(a, 2**63 - 1) made a refute to 2**63, above the wire maximum.
+    s = make("a")
+    know(s, "b", inc=5)
+    top = MAX_COUNTER
+    for forged in (Suspect("a", top, "b"), Dead("a", top, "b"), Alive("a", addr("a"), top, {}),
+                   Suspect("b", top, "c"), Dead("b", top, "c"), Leave("b", top),
+                   Alive("b", addr("b"), top, {})):
+        s.handle(1.0, addr("c"), forged)
+    assert s.incarnation == 1
+    assert s.member("b").incarnation == 5  # type: ignore[union-attr]
+    assert status(s, "b") == Status.ALIVE
+    assert s.stats.incarnation_jumps_refused == 7
+    # A plausible step is still news.
+    s.handle(2.0, addr("c"), Suspect("b", 5 + MAX_INCARNATION_JUMP, "c"))
+    assert status(s, "b") == Status.SUSPECT
+
+
+def test_refutation_never_exceeds_the_wire_maximum() -> None:
+    s = make("a")
+    s.ms.local.incarnation = MAX_COUNTER - 1
+    s.handle(0.0, addr("b"), Suspect("a", MAX_COUNTER, "b"))
+    assert s.incarnation == MAX_COUNTER
+    s.handle(0.1, addr("b"), Dead("a", MAX_COUNTER, "b"))
+    assert s.incarnation == MAX_COUNTER
+    s.update_meta(0.2, {"http": "h:1"})
+    assert s.incarnation == MAX_COUNTER
+    for effect in s.tick(1.0):  # everything we send still decodes at our peers
+        if isinstance(effect, SendUdp):
+            encode_frame(Frame(effect.message.TYPE, effect.message.to_map()), 1400)
+            decode_message(effect.message.TYPE, effect.message.to_map())
+
+
+def test_a_push_pull_reply_may_raise_us_however_far() -> None:
+    # After a restart without DATA_DIR/incarnation, our peers' record of us is the truth.
+    s = make("a")
+    far = 10 * MAX_INCARNATION_JUMP
+    reply = PushPull("b", False, True, (MemberRecord("a", addr("a"), far, Status.DEAD, {}),), b"")
+    s.handle(0.0, addr("b"), reply)
+    assert s.incarnation == far + 1
+    assert s.stats.incarnation_jumps_refused == 0
