@@ -97,6 +97,9 @@ class SimNetwork:
         self.stats = SimTraffic()
         self._hosts: dict[Addr, _Host] = {}
         self._group: dict[Addr, int] = {}
+        # Called with (src, dst, sealed bytes) for every datagram sent: an eavesdropper that
+        # captures frames to replay them later with inject().
+        self.taps: list[Callable[[Addr, Addr, bytes], None]] = []
 
     # --- topology -----------------------------------------------------------------------------
 
@@ -154,6 +157,8 @@ class SimNetwork:
             return
         self.stats.udp_sent += 1
         self.stats.bytes_sent[src] += len(data)
+        for tap in self.taps:
+            tap(src, dst, data)
         if self.loss and self.rng.random() < self.loss:
             self.stats.dropped["loss"] += 1
             return

@@ -9,6 +9,7 @@ piggyback queue, and every status change becomes a MemberChanged effect and a de
 from __future__ import annotations
 
 import logging
+import os
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,23 @@ from meshkp.swim.types import Status
 
 log = logging.getLogger("meshkp.swim")
 
+# Ping sequence numbers: a random epoch per process above a wrapping counter, 63 bits in all
+# (the wire maximum of a counter).
+SEQ_COUNTER_BITS = 32
+SEQ_COUNTER_MASK = (1 << SEQ_COUNTER_BITS) - 1
+SEQ_EPOCH_BITS = 31
+
+
+def boot_epoch() -> int:
+    """A random epoch for this process's ping sequence numbers, top bit set.
+
+    From the OS, not the core's rng: only equality of sequence numbers matters, so seeded
+    simulations still replay the same, and the set top bit keeps every sequence number the same
+    encoded size (frames, hence piggyback room, do not depend on the draw).
+    """
+    top = 1 << (SEQ_EPOCH_BITS - 1)
+    return top | int.from_bytes(os.urandom(4), "big") % top
+
 
 @dataclass(slots=True)
 class SwimStats:
@@ -53,6 +71,7 @@ class SwimStats:
     address_conflicts: int = 0
     misdirected_pings: int = 0
     relays_refused: int = 0
+    acks_mismatched: int = 0
     incarnation_jumps_refused: int = 0
 
 
@@ -78,6 +97,10 @@ class Membership:
         self.leaving = False
         self.stats = SwimStats()
         self._frame_budget = config.udp_frame_bytes - FRAME_OVERHEAD - COMPOUND_HEADER
+        # Sequence numbers are a random per-process epoch (high 31 bits) plus a counter (low
+        # 32), so an ack captured in an earlier life of this process never matches a probe of
+        # this one: restarting at 1 let replayed acks keep a crashed node alive (red team).
+        self._seq_epoch = boot_epoch() << SEQ_COUNTER_BITS
         self._seq = 0
         # True while merging a push-pull reply: the peers' own view of us, which may rightly
         # stand far above our incarnation (we restarted without DATA_DIR/incarnation).
@@ -90,8 +113,8 @@ class Membership:
 
     def next_seq(self) -> int:
         """A fresh sequence number for a ping (probe, relay, final probe or reconnect)."""
-        self._seq += 1
-        return self._seq
+        self._seq = (self._seq + 1) & SEQ_COUNTER_MASK
+        return self._seq_epoch | self._seq
 
     def local_alive(self) -> Alive:
         m = self.local
@@ -307,10 +330,11 @@ class Membership:
                      node_id, timer.confirmations, now - timer.start)
         self.on_dead(Dead(node_id, m.incarnation, self.node_id), now, out)
 
-    def verified(self, seq: int, now: float) -> bool:
-        """An ack answered the final probe `seq`: the suspect lives, so give it another period."""
-        for timer in self.suspicions.values():
-            if timer.verify_seq == seq:
+    def verified(self, seq: int, node: str, now: float) -> bool:
+        """An ack from `node` ("": unnamed) answered the final probe `seq`: the suspect lives,
+        so give it another period."""
+        for suspect, timer in self.suspicions.items():
+            if timer.verify_seq == seq and node in ("", suspect):
                 timer.verify_seq = None
                 timer.deadline = now + timer.min_timeout
                 return True

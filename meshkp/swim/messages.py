@@ -70,7 +70,7 @@ class Ping(Message):
 
 @dataclass(frozen=True, slots=True)
 class _ProbeReply(Message):
-    """The wire form Ack and Nack share: the prober's sequence number alone."""
+    """A reply that carries the prober's sequence number alone (Nack)."""
 
     NAME: ClassVar[str]
     seq: int
@@ -84,11 +84,25 @@ class _ProbeReply(Message):
 
 
 @dataclass(frozen=True, slots=True)
-class Ack(_ProbeReply):
-    """Answer to a Ping (or relayed answer to a PingReq) carrying the prober's sequence number."""
+class Ack(Message):
+    """Answer to a Ping (or relayed answer to a PingReq): the prober's sequence number, and the
+    member that answered (the ping's target), so that an ack counts only for the probe of that
+    member. `node` is "" from peers older than this field (matched by sequence alone).
+    """
 
     TYPE: ClassVar[int] = 2
-    NAME: ClassVar[str] = "ack"
+    seq: int
+    node: str = ""
+
+    def to_map(self) -> dict[str, Any]:
+        if not self.node:
+            return {"seq": self.seq}
+        return {"seq": self.seq, "node": self.node}
+
+    @classmethod
+    def from_map(cls, m: Mapping[str, Any]) -> Self:
+        seq = get_uint(m, "seq", "ack")  # checks first that m is a map
+        return cls(seq, get_node_id(m, "node", "ack", allow_empty=True) if "node" in m else "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,7 +88,7 @@ class FailureDetector:
             # Meant for a previous owner of our address: answering would keep it falsely alive.
             self.ms.stats.misdirected_pings += 1
             return
-        out.append(self.ms.packet(ping.source_addr, [Ack(ping.seq)]))
+        out.append(self.ms.packet(ping.source_addr, [Ack(ping.seq, self.ms.node_id)]))
 
     def on_ping_req(self, req: PingReq, now: float, out: list[Effect]) -> None:
         if len(self._relays) >= self.config.max_pending_relays:
@@ -102,16 +102,24 @@ class FailureDetector:
         out.append(self.ms.packet(req.target_addr, [ping]))
 
     def on_ack(self, ack: Ack, now: float, out: list[Effect]) -> None:
+        """Match the ack by (sequence, member that answered); a mismatch is counted, not used."""
         p = self._probe
         if p is not None and p.seq == ack.seq:
+            if not _answers(ack, p.target):
+                self.ms.stats.acks_mismatched += 1
+                return
             self._probe = None
             self.ms.awareness.apply_delta(-1)  # a probe that completes is a sign of good health
             return
-        relay = self._relays.pop(ack.seq, None)
+        relay = self._relays.get(ack.seq)
         if relay is not None:
-            out.append(self._answer(relay, Ack(relay.seq)))
+            if not _answers(ack, relay.target):
+                self.ms.stats.acks_mismatched += 1
+                return
+            del self._relays[ack.seq]
+            out.append(self._answer(relay, Ack(relay.seq, relay.target)))
             return
-        self.ms.verified(ack.seq, now)
+        self.ms.verified(ack.seq, ack.node, now)
 
     def on_nack(self, nack: Nack) -> None:
         p = self._probe
@@ -208,3 +216,8 @@ class FailureDetector:
         target = self.ms.table.get(p.target)
         if target is not None and not target.gone:
             self.ms.on_suspect(Suspect(p.target, p.incarnation, self.ms.node_id), now, out)
+
+
+def _answers(ack: Ack, member: str) -> bool:
+    """The ack comes from `member` (or from a peer that does not name who answered)."""
+    return not ack.node or ack.node == member

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from meshkp.net.addr import Addr
 from meshkp.sim.cluster import SimCluster
 from meshkp.swim.config import SwimConfig
 from meshkp.swim.fields import MAX_COUNTER
@@ -194,3 +195,33 @@ def test_a_forged_suspicion_at_the_wire_maximum_cuts_nobody_out(sim: MakeCluster
     assert cluster.all_see("node-1", Status.ALIVE)
     assert cluster.false_deaths() == []
     assert target.swim.stats.incarnation_jumps_refused == 1
+
+
+def test_replayed_acks_do_not_keep_a_crashed_node_alive(sim: MakeCluster) -> None:
+    # Red-team finding 2: acks were matched by sequence number alone, and each process started
+    # its sequence at 1; acks captured before the probers restarted answered their new probes.
+    # Two nodes, so that node-0 probes only node-1 and the capture answers all its sequences.
+    cluster = started(sim, 2, seed=13)
+    victim = cluster.nodes["node-1"]
+    captured: list[tuple[Addr, bytes]] = []
+
+    def tap(src: Addr, dst: Addr, data: bytes) -> None:
+        if src == victim.addr:
+            captured.append((dst, data))
+
+    cluster.net.taps.append(tap)
+    cluster.run(60.0)
+    cluster.net.taps.remove(tap)
+    cluster.crash("node-0")
+    cluster.restart("node-0")
+    assert cluster.run_until(cluster.converged, timeout=30.0) is not None
+    cluster.crash("node-1")
+    crashed_at = cluster.clock.now()
+    for _ in range(120):  # the eavesdropper replays every captured frame every 0.5 s
+        for dst, data in captured:
+            cluster.net.inject(victim.addr, dst, data)
+        cluster.run(0.5)
+        if cluster.all_see("node-1", Status.DEAD):
+            break
+    assert cluster.all_see("node-1", Status.DEAD)
+    assert cluster.clock.now() - crashed_at < 20.0

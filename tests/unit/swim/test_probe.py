@@ -11,7 +11,7 @@ def test_ping_is_acked_with_piggybacked_news() -> None:
     s = make("a")
     effects = s.handle(0.0, addr("b"), Ping(7, "a", "b", addr("b")))
     acks = sent(effects, Ack)
-    assert acks == [(addr("b"), Ack(7))]
+    assert acks == [(addr("b"), Ack(7, "a"))]  # the ack names who answered
     # The new node's own alive rides on the ack.
     assert sent(effects, Alive) == [(addr("b"), Alive("a", addr("a"), 1, {}))]
 
@@ -99,7 +99,7 @@ def test_ping_req_relays_the_ack() -> None:
     (dest, ping), = sent(effects, Ping)
     assert dest == addr("c") and ping.target == "c" and ping.source == "a"
     relayed = s.handle(0.1, addr("c"), Ack(ping.seq))
-    assert sent(relayed, Ack) == [(addr("b"), Ack(41))]
+    assert sent(relayed, Ack) == [(addr("b"), Ack(41, "c"))]
     assert not sent(run(s, 1.0), Nack)  # acked: no nack later
 
 
@@ -144,3 +144,23 @@ def test_pending_ping_reqs_are_capped() -> None:
     assert s.stats.relays_refused == 1
     run(s, 1.0)  # the two pending ones expire and nack
     assert s.handle(1.0, addr("b"), PingReq(9, "c", addr("c"), "b", addr("b"), nack=True))
+
+
+def test_an_ack_from_another_member_does_not_answer_the_probe() -> None:
+    s = make("a")
+    know(s, "b", "c", "d", "e")
+    t, target, seq = first_probe(s, "bcde")
+    other = next(n for n in "bcde" if n != target)
+    s.handle(t + 0.1, addr(other), Ack(seq, other))
+    assert s.stats.acks_mismatched == 1
+    assert sent(run(s, t + 0.6), PingReq)  # still unanswered: it goes indirect
+    s.handle(t + 0.7, addr(target), Ack(seq, target))
+    assert changes(run(s, t + 0.99)) == []  # the real answer counts: no suspicion at t + 1
+
+
+def test_sequence_numbers_differ_between_process_lives() -> None:
+    # Red-team finding 2: each process started at 1, so acks captured from an earlier life of
+    # the prober answered the probes of the next one.
+    lives = [make("a", seed=1).ms.next_seq() for _ in range(5)]  # same seed, fresh processes
+    assert len(set(lives)) == 5
+    assert all(seq < 2**63 and seq.bit_length() == 63 for seq in lives)
