@@ -8,6 +8,12 @@ checked against the bound *before* the body is read, so a peer cannot make us bu
 A connection carries request/reply exchanges: the server reads a frame, the handler may return
 a reply frame, and the server writes it back. Any bad frame closes the connection (there is no
 safe way to resynchronise, and a peer that sends one is not trusted further).
+
+Admission: a connection is *unproven* until a frame on it opens with the cluster key. Unproven
+connections get `first_frame_timeout` to start that frame, at most `max_unproven_per_host` from
+one address, and only the slots outside `reserved_for_members`; hosts that proved themselves
+before (a bounded memory of recent senders) may use every slot. Without this, 64 idle
+connections with no key at all held every slot for 30 s and blocked replication and joins.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -35,6 +42,9 @@ LENGTH_BYTES = 4
 # ~5 ms of crypto and msgpack, an 8 MB one ~50 ms, which must not stall the event loop
 # (STYLE.md §10). PyNaCl and msgpack run in C, so the thread does not hold the loop back.
 OFFLOAD_BYTES = 256 * 1024
+# Hosts remembered as having sent a frame that opened (the members that talk to us); a bounded
+# LRU, far above any planned mesh, so a key holder cannot grow it without end.
+PROVEN_HOSTS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +66,25 @@ class TcpLimits:
     frames_per_connection: int = 1024
     # Concurrent outbound requests; protects peers and our own file descriptors from bursts.
     max_outbound: int = 32
+    # Seconds a new connection may take to start its first frame. Peers connect to send at once;
+    # anyone slower is an idle or keyless connection holding a slot (red-team finding 3).
+    first_frame_timeout: float = 2.0
+    # Unproven connections from one address: one host cannot take every unproven slot. A peer
+    # opens a few at a time (push-pull, replication pushes) and is proven after its first frame.
+    max_unproven_per_host: int = 8
+    # Slots only hosts that proved themselves before may take, so members get in during a flood.
+    reserved_for_members: int = 16
 
     def validate(self) -> None:
         """Raise ConfigError if a bound is not positive."""
         for name in self.__slots__:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"tcp limit {name} must be positive")
+
+    @property
+    def unproven_slots(self) -> int:
+        """Connections that unproven hosts may hold at once (at least one, for new nodes)."""
+        return max(1, self.max_connections - self.reserved_for_members)
 
 
 async def _read_sealed(
@@ -91,6 +114,13 @@ async def _write_sealed(writer: asyncio.StreamWriter, data: bytes, timeout: floa
         await writer.drain()
 
 
+@dataclass(slots=True)
+class _Admission:
+    """One inbound connection's standing: proven once a frame on it opened."""
+
+    proven: bool = False
+
+
 class TcpTransport:
     """A TCP listener answering framed requests, plus a client for `request` and `send`."""
 
@@ -113,6 +143,8 @@ class TcpTransport:
         self._server: asyncio.Server | None = None
         self._local: Addr | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        self._unproven: Counter[str] = Counter()  # unproven connections per host
+        self._proven_hosts: OrderedDict[str, None] = OrderedDict()
         self._outbound = asyncio.Semaphore(self._limits.max_outbound)
 
     @property
@@ -153,17 +185,47 @@ class TcpTransport:
 
     # ---- server side ----
 
+    def _refusal(self, host: str) -> str | None:
+        """Why a new connection from `host` is refused now, or None to admit it."""
+        limits = self._limits
+        if len(self._handlers) >= limits.max_connections:
+            return "too many connections"
+        if host in self._proven_hosts:
+            return None
+        if sum(self._unproven.values()) >= limits.unproven_slots:
+            return "unproven slots full (the rest are kept for members)"
+        if self._unproven[host] >= limits.max_unproven_per_host:
+            return f"over {limits.max_unproven_per_host} unproven connections from this host"
+        return None
+
+    def _proven(self, host: str) -> None:
+        self._proven_hosts[host] = None
+        self._proven_hosts.move_to_end(host)
+        if len(self._proven_hosts) > PROVEN_HOSTS:
+            self._proven_hosts.popitem(last=False)
+
+    def _settle(self, host: str, unproven: bool) -> None:
+        """The connection from `host` is no longer unproven (it proved itself, or it ended)."""
+        if not unproven:
+            return
+        self._unproven[host] -= 1
+        if self._unproven[host] <= 0:
+            del self._unproven[host]
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
         peer: Addr = (str(peername[0]), int(peername[1])) if peername else ("?", 0)
         task = asyncio.current_task()
-        if len(self._handlers) >= self._limits.max_connections or task is None:
-            self._stats.drop(TRANSPORT, "conn_limit", format_addr(peer), "too many connections")
+        refusal = "no task" if task is None else self._refusal(peer[0])
+        if task is None or refusal is not None:
+            self._stats.drop(TRANSPORT, "conn_limit", format_addr(peer), refusal)
             writer.close()
             return
         self._handlers.add(task)
+        self._unproven[peer[0]] += 1
+        state = _Admission()
         try:
-            await self._serve_frames(peer, reader, writer)
+            await self._serve_frames(peer, reader, writer, state)
         except asyncio.CancelledError:
             # stop() cancelled us. Python 3.11's stream callback calls task.exception() on this
             # task, which raises for a cancelled one and logs an error: end normally instead.
@@ -171,18 +233,22 @@ class TcpTransport:
                 raise
         finally:
             self._handlers.discard(task)
+            self._settle(peer[0], not state.proven)
             writer.close()
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(self._limits.io_timeout):
                     await writer.wait_closed()
 
     async def _serve_frames(
-        self, peer: Addr, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, peer: Addr, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+        state: _Admission,
     ) -> None:
         where = format_addr(peer)
-        for _ in range(self._limits.frames_per_connection):
+        limits = self._limits
+        for _ in range(limits.frames_per_connection):
+            idle = limits.idle_timeout if state.proven else limits.first_frame_timeout
             try:
-                data = await _read_sealed(reader, self._limits, self._limits.idle_timeout)
+                data = await _read_sealed(reader, limits, idle)
                 if data is None:
                     return
                 frame = await self._unpack(data)
@@ -196,6 +262,10 @@ class TcpTransport:
                 log.debug("event=tcp_read_failed peer=%s error=%r", where, exc)
                 return
             self._stats.received(TRANSPORT, len(data))
+            if not state.proven:
+                state.proven = True
+                self._settle(peer[0], True)
+                self._proven(peer[0])
             try:
                 reply = await self._on_request(peer, frame)
             except Exception as exc:  # the protocol's bug must not take the listener down
