@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_exceptions import HTTPException
+from aiohttp.web_protocol import RequestPayloadError
 
 from meshkp.errors import MeshkpError
 from meshkp.http.consistency import CONSISTENCY_KEY, Consistency
@@ -73,6 +74,21 @@ def make_error_middleware(
             # the client's fault, whichever layer tripped over it.
             status = 400
             return text_error(400, f"malformed request: {exc.message or exc!s:.200}")
+        except RequestPayloadError as exc:
+            # The body stopped making sense while being read: a corrupt Content-Encoding
+            # (gzip, deflate, br) or chunked framing. aiohttp raises this outside its
+            # HttpProcessingError tree, so it was a 500 (red-team finding 8).
+            status = 400
+            cause = exc.__cause__ or exc
+            reason = cause.message if isinstance(cause, HttpProcessingError) else str(cause)
+            response = text_error(400, f"request body cannot be read: {reason.strip():.160} "
+                                       "(is its Content-Encoding right?)")
+            # The rest of this body cannot be read either: close the connection after the
+            # answer, and end the body here so that aiohttp's lingering read does not trip
+            # over the same error ("Unhandled exception") and drop the answer's connection.
+            response.force_close()
+            request.content.feed_eof()
+            return response
         except Exception:
             # Not a MeshkpError: a bug. Answer 500 without details, log the traceback, count it.
             metrics.bugs.inc()
