@@ -47,6 +47,14 @@ class LimitExceeded(MeshkpError):
         return (type(self), (str(self), self.limit))
 
 
+class Overloaded(MeshkpError):
+    """The node cannot take this request now (a shared bound is full); retry in a few seconds."""
+
+
+class RequestTimedOut(MeshkpError):
+    """The client did not send its request body within the read deadline."""
+
+
 class StoreError(MeshkpError):
     """The key store failed (I/O, corruption, closed)."""
 

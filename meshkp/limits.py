@@ -70,6 +70,20 @@ class Limits:
     # of tiny user IDs would cost strays x components hashes. Real keys need a few dozen
     # (rtt-140.asc: 25). When it runs out the remaining misfiled signatures are just dropped.
     relocation_hashes: int = 4096
+    # Seconds to receive one POST /pks/add body. A client that stalls an
+    # upload 1 KiB before its end pins its buffered bytes: 48 such 8 MiB uploads took a node
+    # from 62 to 452 MiB RSS, all still open after 30 s (red-team finding 4). An 8 MiB key
+    # arrives in 20 s at 3.5 Mbit/s; real keys are KBs.
+    upload_read_seconds: int = 20
+    # Bytes of /pks/add bodies being read at once, node-wide (each upload reserves its
+    # Content-Length, or upload_bytes when it sends none). Bounds the memory a flood of
+    # stalled uploads pins; more are refused with 503 until the reads finish or time out.
+    uploads_buffered_bytes: int = 64 * 1024 * 1024
+    # The same bound per client address, so that one client cannot take every byte of it and
+    # other clients still upload while it stalls. Behind a reverse proxy every client has the
+    # proxy's address: raise it there. Both budgets are at least upload_bytes in effect, so
+    # that the largest upload can always be read.
+    uploads_buffered_client_bytes: int = 16 * 1024 * 1024
     # One keyword, in UTF-8 bytes; longer words are cut (queries are cut the same way, so they
     # still match). Bounds index key size.
     keyword_bytes: int = 64

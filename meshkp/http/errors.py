@@ -17,6 +17,8 @@ from meshkp.errors import (
     MeshkpError,
     NotFound,
     OpenPGPError,
+    Overloaded,
+    RequestTimedOut,
     StoreError,
     Unsupported,
 )
@@ -34,6 +36,10 @@ def status_of(error: MeshkpError) -> int:
         return 413 if error.limit == "upload_bytes" else 400
     if isinstance(error, (InvalidRequest, OpenPGPError)):
         return 400
+    if isinstance(error, RequestTimedOut):
+        return 408
+    if isinstance(error, Overloaded):
+        return 503  # a node-wide bound is full: retry later
     if isinstance(error, StoreError):
         return 503  # the store is closed or failing: retry later, it is not the client's fault
     return 500

@@ -25,6 +25,7 @@ from meshkp.http.metrics import HttpMetrics
 from meshkp.http.replycache import MAX_AGE_S, Reply, ReplyCache
 from meshkp.http.routing import ROUTING_KEY
 from meshkp.http.sks import encode_hashquery_response, parse_hashquery
+from meshkp.http.uploads import UploadBudget
 from meshkp.keys.ingest import Status
 from meshkp.keys.query import parse_query
 from meshkp.keys.service import AddReport, KeyService
@@ -72,6 +73,7 @@ class HkpHandlers:
         self.service = service
         self.metrics = metrics
         self.replies = ReplyCache()
+        self.uploads = UploadBudget(limits)  # red-team finding 4: stalled uploads pinned memory
 
     @property
     def limits(self) -> Limits:
@@ -166,7 +168,7 @@ class HkpHandlers:
         level = "one"
         if consistency is not None and asked is not None:
             level = parse_level(asked, consistency.default)
-        form = await read_add_form(request, self.limits)
+        form = await self.uploads.read(request, lambda: read_add_form(request, self.limits))
         if consistency is not None and asked is None:
             level = parse_level(level_asked(request, form), consistency.default)
         options = options_of(form) | options_of(request.query)

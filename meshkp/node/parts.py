@@ -21,6 +21,7 @@ from meshkp.bulk.datadir import store_path
 from meshkp.errors import ConfigError
 from meshkp.http.access_log import AccessLogCollector, AccessLogSink, logger_class_for
 from meshkp.http.metrics import HttpMetrics
+from meshkp.http.server_limits import RUNNER_LIMITS
 from meshkp.keys.commit import Committer
 from meshkp.keys.parse import KeyParser
 from meshkp.keys.pool import WorkerPool, default_workers
@@ -138,7 +139,7 @@ async def serve_http(
     else:
         logging_args = {"access_log": None}
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.shutdown_timeout_s,
-                           **logging_args)
+                           **RUNNER_LIMITS, **logging_args)
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.host, config.http_port, reuse_address=True)
