@@ -55,6 +55,9 @@ MIN_TICK_GAP = 0.001
 # Joins started by mDNS announcements at once. mDNS is unauthenticated: unbounded, a host on
 # the LAN could make us queue one push-pull (a sealed copy of our member table) per announcement.
 MAX_MDNS_JOINS = 8
+# After a tick raised (a bug in the core), wait this long before the next one: the timer goes
+# on (probing must not stop for good, as it did before), without a tight loop of tracebacks.
+TIMER_FAILURE_BACKOFF = 1.0
 # How often leave() looks whether its broadcast went out, at most (seconds).
 LEAVE_POLL = 0.05
 
@@ -98,6 +101,7 @@ class MembershipService:
         self._timer_at = math.inf
         self._stopping = False
         self._mdns_joins: set[str] = set()  # node ids an mDNS-triggered join is running for
+        self.timer_failures = 0  # ticks that raised (each logged as event=swim_timer_failed)
 
     # ---- views (for HTTP /cluster/* and the replication layer) ----
 
@@ -301,7 +305,15 @@ class MembershipService:
         # The deadline may have moved later since the timer was armed (an ack came in); ticking
         # early does nothing then, which the core allows, and it saves a next_deadline() call.
         now = self._clock.now()
-        self._apply(swim.tick(now), not_before=now + MIN_TICK_GAP)
+        try:
+            effects = swim.tick(now)
+        except Exception:
+            self.timer_failures += 1
+            log.exception("event=swim_timer_failed node_id=%s failures=%d", self.node_id,
+                          self.timer_failures)
+            self._arm(not_before=now + TIMER_FAILURE_BACKOFF)
+            return
+        self._apply(effects, not_before=now + MIN_TICK_GAP)
 
     # ---- effects ----
 

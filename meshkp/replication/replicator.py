@@ -86,6 +86,7 @@ class Replicator:
         self.committer = committer
         self.config = config.validate()
         self.peers = peers
+        self.loop_failures = 0  # anti-entropy rounds that raised (event=sync_loop_bug)
         self.channel = channel
         self.pool = pool  # the node's worker pool (not ours to close); None: threads only
         self.diff_config = diff_config or DiffConfig()
@@ -366,14 +367,17 @@ class Replicator:
     async def _loop(self) -> None:
         await asyncio.sleep(self.config.first_sync_delay_s)
         while True:
-            peers = self.peers.alive_peers()
-            if not peers:
-                await self._pause(_NO_PEER_POLL_S)
-                continue
+            # Everything a round does is inside the try, the membership view included: any
+            # exception escaping here would end anti-entropy for the life of the process.
             try:
+                peers = self.peers.alive_peers()
+                if not peers:
+                    await self._pause(_NO_PEER_POLL_S)
+                    continue
                 await self.sync_with(self.rng.choice(peers))
             except Exception:  # the loop must log and go on (STYLE.md §11)
-                log.exception("event=sync_loop_bug")
+                self.loop_failures += 1
+                log.exception("event=sync_loop_bug failures=%d", self.loop_failures)
             jitter = self.config.sync_jitter
             await self._pause(self.config.sync_interval_s * self.rng.uniform(1 - jitter, 1 + jitter))
 

@@ -105,3 +105,31 @@ def test_update_meta_goes_out_at_once(world: World) -> None:
     assert seen["a"] == {"sync": "10.0.0.1:7947"}
     for node in (a, b):
         world.loop.run_until_complete(node.stop())
+
+
+def test_an_exception_in_a_tick_is_logged_and_the_timer_goes_on(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = world.node("a", A), world.node("b", B, join=(A,))
+    world.loop.run_until_complete(a.start())
+    world.loop.run_until_complete(b.start())
+    world.run(5.0)
+    assert a.swim.member("b").status == Status.ALIVE  # type: ignore[union-attr]
+    swim = a.swim
+    tick = swim.tick
+    failed: list[float] = []
+
+    def broken_once(now: float) -> list:  # type: ignore[type-arg]
+        if not failed:
+            failed.append(now)
+            raise RuntimeError("injected bug in the SWIM timer")
+        return tick(now)
+
+    swim.tick = broken_once  # type: ignore[method-assign]
+    world.loop.run_until_complete(b.stop())  # from now on nothing arrives that would re-arm it
+    with caplog.at_level("ERROR"):
+        world.run(60.0)
+    assert failed and "event=swim_timer_failed" in caplog.text
+    assert a.timer_failures == 1
+    assert a.swim.member("b").status == Status.DEAD  # type: ignore[union-attr]
+    world.loop.run_until_complete(a.stop())
