@@ -72,6 +72,7 @@ class SwimStats:
     misdirected_pings: int = 0
     relays_refused: int = 0
     acks_mismatched: int = 0
+    push_pulls_truncated: int = 0
     incarnation_jumps_refused: int = 0
 
 

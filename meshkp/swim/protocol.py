@@ -50,6 +50,7 @@ from meshkp.swim.messages import (
     unbundle,
 )
 from meshkp.swim.probe import FailureDetector
+from meshkp.swim.pushpull import bounded_push_pull
 from meshkp.swim.state import Member, MemberTable
 from meshkp.swim.types import MemberInfo, Status
 
@@ -246,8 +247,16 @@ class Swim:
         return checked
 
     def local_push_pull(self, join: bool, reply: bool) -> PushPull:
-        records = tuple(m.record() for m in self.ms.table)
-        return PushPull(self.node_id, join, reply, records, self.delegate.local_state(join))
+        """Our table and delegate state, cut to fit one TCP frame (counted and logged if cut)."""
+        records = [m.record() for m in self.ms.table]
+        message, trim = bounded_push_pull(self.node_id, join, reply, records,
+                                          self.delegate.local_state(join))
+        if trim:
+            stats = self.ms.stats
+            stats.push_pulls_truncated += 1
+            log.warning("event=push_pull_truncated members=%d members_cut=%d state_dropped=%s",
+                        len(records), trim.members_cut, trim.state_dropped)
+        return message
 
     # --- dissemination ------------------------------------------------------------------------
 
