@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import random
 
 from meshkp.net.crypto import SEAL_OVERHEAD
@@ -42,8 +41,7 @@ def test_a_state_larger_than_a_frame_is_dropped_and_counted() -> None:
 
 
 def test_a_table_over_the_member_bound_is_cut_keeping_ourselves_and_the_living() -> None:
-    cfg = dataclasses.replace(SwimConfig.lan())
-    s = Swim(cfg, "a", addr("a"), 0.0, rng=random.Random(1))
+    s = Swim(SwimConfig.lan(), "a", addr("a"), 0.0, rng=random.Random(1))
     n = MAX_PUSH_PULL_MEMBERS + 50  # the red team's flood of forged alives
     for i in range(n):
         s.handle(0.0, addr("x"), Alive(f"m{i}", (f"10.{i // 250 % 250}.{i % 250}.1", 7946), 1, {}))
