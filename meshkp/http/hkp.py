@@ -73,7 +73,7 @@ class HkpHandlers:
         self.service = service
         self.metrics = metrics
         self.replies = ReplyCache()
-        self.uploads = UploadBudget(limits)  # red-team finding 4: stalled uploads pinned memory
+        self.uploads = UploadBudget(lambda: self.limits)  # red-team finding 4: stalled uploads
 
     @property
     def limits(self) -> Limits:

@@ -28,8 +28,8 @@ T = TypeVar("T")
 class UploadBudget:
     """Bytes of request bodies being read right now, in total and per client address."""
 
-    def __init__(self, limits: Limits) -> None:
-        self.limits = limits
+    def __init__(self, limits: Callable[[], Limits]) -> None:
+        self._limits = limits  # read per request: the cluster policy may replace the limits
         self.in_use = 0
         self._per_client: Counter[str] = Counter()
         self.refused = 0
@@ -37,7 +37,7 @@ class UploadBudget:
 
     async def read(self, request: web.Request, read: Callable[[], Awaitable[T]]) -> T:
         """Run `read()` (which reads the body of `request`) within the budget and deadline."""
-        limits = self.limits
+        limits = self._limits()
         size = request.content_length
         want = limits.upload_bytes if size is None else min(size, limits.upload_bytes)
         client = request.remote or "?"

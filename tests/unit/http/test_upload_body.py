@@ -32,7 +32,8 @@ KEYTEXT = (Path(__file__).resolve().parents[2] / "fixtures" / "alice_unsigned.as
 @asynccontextmanager
 async def serving(limits: Limits) -> AsyncIterator[TestClient]:
     store = AsyncStore(MemoryStore())
-    service = KeyService(store, "n1", Committer(limits), KeyParser(limits, process_threshold=0))
+    committer = Committer(limits)
+    service = KeyService(store, "n1", committer, KeyParser(committer, process_threshold=0))
     client = TestClient(TestServer(make_app(service, limits), host="127.0.0.1"))
     await client.start_server()
     try:
