@@ -218,7 +218,7 @@ class TcpTransport:
         task = asyncio.current_task()
         refusal = "no task" if task is None else self._refusal(peer[0])
         if task is None or refusal is not None:
-            self._stats.drop(TRANSPORT, "conn_limit", format_addr(peer), refusal)
+            self._stats.drop(TRANSPORT, "conn_limit", format_addr(peer), refusal or "no task")
             writer.close()
             return
         self._handlers.add(task)
