@@ -1,0 +1,92 @@
+"""Real ControlPlanes (asyncio driver + plane) over the in-process transport, on a FakeClock."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshkp.control import Role, SetLimits
+from meshkp.errors import ControlUnavailable, InvalidCommand
+from tests.unit.control.drivercluster import DriverCluster
+
+
+@pytest.fixture(params=[3, 5], ids=["3-nodes", "5-nodes"])
+def cluster(request: pytest.FixtureRequest) -> DriverCluster:
+    c = DriverCluster(request.param, seed=7 + request.param)
+    c.until(lambda: len(c.voters()) == request.param, limit=60)
+    c.until(lambda: all(c.planes[n].state.token == c.planes[c.ids[0]].state.token for n in c.ids), limit=5)
+    yield c
+    c.close()
+
+
+def test_the_founder_leads_and_the_others_become_voters(cluster: DriverCluster) -> None:
+    assert cluster.leader() == "n1"
+    for node in cluster.ids:
+        assert cluster.planes[node].state.limits.search_results == 250  # the founder's seed policy
+        assert cluster.planes[node].driver.errors == 0
+
+
+def test_a_change_sent_to_a_follower_applies_everywhere(cluster: DriverCluster) -> None:
+    follower = cluster.ids[-1]
+    applied = cluster.run(cluster.planes[follower].propose(SetLimits({"search_results": 77}), "alice"))
+    assert applied.accepted
+    # Read-your-writes: the answering node has applied it when propose returns.
+    assert cluster.planes[follower].state.limits.search_results == 77
+    cluster.until(lambda: all(p.state.limits.search_results == 77 for p in cluster.planes.values()), limit=1)
+    seen = []
+    cluster.planes["n2"].observe(seen.append)
+    assert seen and seen[0].proposal is None and seen[0].state.limits.search_results == 77
+
+
+def test_observers_see_every_command_in_log_order(cluster: DriverCluster) -> None:
+    seen: list[int] = []
+    cluster.planes["n2"].observe(lambda a: seen.append(a.token.index))
+    for value in (11, 12, 13):
+        cluster.run(cluster.planes["n2"].propose(SetLimits({"search_results": value}), "alice"))
+    cluster.advance(0.5)
+    assert seen == sorted(seen) and len(seen) == 4  # the whole state once, then three commands
+
+
+def test_an_invalid_command_is_refused_before_the_log(cluster: DriverCluster) -> None:
+    last = cluster.planes["n2"].core.last_index
+    with pytest.raises(InvalidCommand):
+        cluster.run(cluster.planes["n2"].propose(SetLimits({"no_such_limit": 1}), "alice"))
+    assert cluster.planes["n2"].core.last_index == last
+
+
+def test_a_new_leader_within_3_s_of_a_leader_crash_and_a_change_right_after(cluster: DriverCluster) -> None:
+    cluster.crash("n1")
+    took = cluster.until(lambda: cluster.leader() is not None, limit=3.0)
+    assert took < 3.0
+    survivor = sorted(cluster.alive)[-1]
+    applied = cluster.run(cluster.planes[survivor].propose(SetLimits({"search_results": 42}), "bob"))
+    assert applied.accepted and cluster.planes[survivor].state.limits.search_results == 42
+
+
+def test_a_minority_refuses_changes_within_the_timeout(cluster: DriverCluster) -> None:
+    everyone = set(cluster.ids)
+    minority = set(cluster.ids[: (len(cluster.ids) - 1) // 2])  # n1 (the leader) in it
+    cluster.network.isolate(minority, everyone)
+    start = cluster.clock.now()
+    with pytest.raises(ControlUnavailable) as err:
+        cluster.run(cluster.planes["n1"].propose(SetLimits({"search_results": 5}), "eve", timeout=2.0))
+    assert cluster.clock.now() - start <= 2.5
+    assert err.value.retry_after > 0
+    # The majority elects its own leader and commits.
+    majority = sorted(everyone - minority)
+    cluster.until(lambda: any(cluster.planes[n].core.role is Role.LEADER for n in majority), limit=3)
+    cluster.run(cluster.planes[majority[0]].propose(SetLimits({"search_results": 6}), "eve"))
+    cluster.network.heal()
+    cluster.until(lambda: all(p.state.limits.search_results == 6 for p in cluster.planes.values()), limit=5)
+    assert all(p.state.limits.search_results != 5 for p in cluster.planes.values())
+
+
+def test_seven_nodes_keep_five_voters_and_replace_a_dead_one() -> None:
+    c = DriverCluster(7, seed=3)
+    try:
+        c.until(lambda: len(c.voters()) == 5 and len(c.planes["n1"].core.configuration.learners) == 2, limit=60)
+        victim = sorted(c.voters() - {"n1"})[0]
+        c.crash(victim)
+        c.until(lambda: victim not in c.voters() and len(c.voters()) == 5,
+                limit=c.config.dead_voter_replace_after + 10)
+    finally:
+        c.close()
