@@ -12,6 +12,8 @@ import json
 from aiohttp import web
 
 from meshkp.errors import (
+    ControlUnavailable,
+    InvalidCommand,
     InvalidRequest,
     LimitExceeded,
     MeshkpError,
@@ -34,6 +36,10 @@ def status_of(error: MeshkpError) -> int:
         return 413 if error.limit == "upload_bytes" else 400
     if isinstance(error, (InvalidRequest, OpenPGPError)):
         return 400
+    if isinstance(error, InvalidCommand):
+        return 400  # a control-plane change that is malformed or breaks a policy rule
+    if isinstance(error, ControlUnavailable):
+        return 503  # no leader or no majority: retry later (Retry-After)
     if isinstance(error, StoreError):
         return 503  # the store is closed or failing: retry later, it is not the client's fault
     return 500

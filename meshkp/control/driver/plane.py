@@ -147,6 +147,11 @@ class ControlPlane:
         if self._state.token.index > 0:
             self._notify_one(fn, Applied(self._state, self._state.token, accepted=True))
 
+    @property
+    def is_leader(self) -> bool:
+        """Whether this node leads now (a lease is not required: callers propose, which is safe)."""
+        return self.core.role is Role.LEADER
+
     def leader(self, now: float | None = None) -> tuple[str | None, bool]:
         """(leader id or None, authoritative). Authoritative only on the leader, with its lease:
         then no other leader exists at `now`. Elsewhere it is the last leader heard of."""
@@ -166,8 +171,9 @@ class ControlPlane:
             peer = st.peers.get(node)
             if node == self.node_id:
                 return {"id": node, "match": st.last_index, "last_contact": 0.0, "self": True}
+            contact = peer.last_contact if peer is not None else None
             return {"id": node, "match": peer.match if peer else None,
-                    "last_contact": round(peer.last_contact, 3) if peer and peer.last_contact is not None else None,
+                    "last_contact": round(contact, 3) if contact is not None else None,
                     "state": peer.state.name.lower() if peer else None}
 
         return {
@@ -291,7 +297,7 @@ class ControlPlane:
         """The future's result (or its exception), or None after `seconds` of the injected clock."""
         if not future.done() and seconds > 0:
             expired: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            timer = self.clock.call_later(seconds, lambda: expired.done() or expired.set_result(None))
+            timer = self.clock.call_later(seconds, lambda: _resolve(expired))
             try:
                 await asyncio.wait((future, expired), return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -301,7 +307,7 @@ class ControlPlane:
 
     async def _wait(self, seconds: float) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        timer = self.clock.call_later(seconds, lambda: future.done() or future.set_result(None))
+        timer = self.clock.call_later(seconds, lambda: _resolve(future))
         try:
             await future
         finally:
@@ -437,3 +443,8 @@ class ControlPlane:
         leader = self.core.leader
         where = f"last known leader: {leader}" if leader else "no leader known"
         return ControlUnavailable(f"{why} ({where}); retry later", leader, self._retry_after())
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -83,7 +83,8 @@ def test_a_minority_refuses_changes_within_the_timeout(cluster: DriverCluster) -
 def test_seven_nodes_keep_five_voters_and_replace_a_dead_one() -> None:
     c = DriverCluster(7, seed=3)
     try:
-        c.until(lambda: len(c.voters()) == 5 and len(c.planes["n1"].core.configuration.learners) == 2, limit=60)
+        c.until(lambda: len(c.voters()) == 5
+                and len(c.planes["n1"].core.configuration.learners) == 2, limit=60)
         victim = sorted(c.voters() - {"n1"})[0]
         c.crash(victim)
         c.until(lambda: victim not in c.voters() and len(c.voters()) == 5,
