@@ -22,9 +22,10 @@ from meshkp.control.driver.loop import ExecutorStorage
 from meshkp.control.driver.plane import ControlPlane
 from meshkp.control.driver.tcp import CONTROL_META_KEY, TcpControlTransport, control_addr
 from meshkp.control.raft.types import Restored
+from meshkp.errors import ConfigError
 from meshkp.limits import Limits
 from meshkp.membership.service import MembershipService
-from meshkp.net.addr import Addr, format_addr
+from meshkp.net.addr import Addr, format_addr, parse_hostport
 from meshkp.net.crypto import Keyring
 from meshkp.node.config import NodeConfig
 from meshkp.store.executor import AsyncStore
@@ -43,9 +44,20 @@ class _NoPeers:
 
 
 def is_founder(config: NodeConfig) -> bool:
-    """Whether this node founds a cluster when its control store is empty."""
+    """Whether this node founds a cluster when its control store is empty: it runs alone, or
+    in a mesh with static discovery and no seed but itself (a node may list its own address)."""
     settings = config.membership
-    return settings is None or (not settings.join and settings.discovery == "static")
+    if settings is None:
+        return True
+    own_hosts = {settings.bind_host, settings.advertise_host, config.host, "127.0.0.1", "localhost", "::1"}
+    for spec in settings.join:
+        try:
+            host, port = parse_hostport(spec, default_port=settings.gossip_port)
+        except ConfigError:
+            return False
+        if port != settings.gossip_port or host not in own_hosts:
+            return False
+    return settings.discovery == "static"
 
 
 def seed_commands(config: NodeConfig, node_id: str, admin_token: str) -> list[bytes]:

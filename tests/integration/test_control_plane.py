@@ -1,0 +1,153 @@
+"""Five real `meshkp serve --mesh` processes on loopback run one control plane.
+
+n0 starts without seeds and founds the cluster; n1..n4 join it through SWIM and the leader's
+autopilot adds them as learners and promotes them. Then: every node agrees on
+/cluster/leader; a policy change sent to a follower applies on every node; SIGSTOP of 3 nodes
+leaves a minority of 2 that answers 503 (with Retry-After) to policy changes but keeps serving
+and accepting keys; after SIGCONT the 5 agree again; kill -9 of the leader elects a new one and
+a change made right after it succeeds. Timers: `--gossip-profile test`, `--control-profile local`.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from meshkp.net.crypto import generate_key, write_key_file
+from tests.integration.conftest import ServerProcess, start_server
+from tests.integration.replication_mesh import armored, fingerprint
+from tests.integration.test_membership import gossip_port
+
+pytestmark = pytest.mark.integration
+
+N = 5
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
+               state: Callable[[], object] | None = None) -> float:
+    began = time.monotonic()
+    while not predicate():
+        if time.monotonic() - began > timeout:
+            raise AssertionError(f"not within {timeout} s: {what}"
+                                 + (f"; last seen: {state()}" if state else ""))
+        time.sleep(0.05)
+    return time.monotonic() - began
+
+
+class ControlMesh:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.key_file = root / "cluster.key"
+        write_key_file(self.key_file, [generate_key()], overwrite=False)
+        self.ports = [gossip_port() for _ in range(N)]
+        self.servers: dict[str, ServerProcess] = {}
+        self.stopped: set[str] = set()
+
+    def start(self, i: int) -> ServerProcess:
+        join = [] if i == 0 else ["--join", f"127.0.0.1:{self.ports[0]}"]
+        server = start_server(self.root / f"n{i}", "--mesh", "--node-id", f"n{i}",
+                              "--gossip-port", str(self.ports[i]), "--cluster-key-file",
+                              str(self.key_file), "--gossip-profile", "test",
+                              "--control-profile", "local", "--no-access-log", *join, timeout=60)
+        self.servers[f"n{i}"] = server
+        return server
+
+    def running(self) -> dict[str, ServerProcess]:
+        return {n: s for n, s in self.servers.items() if s.proc.poll() is None and n not in self.stopped}
+
+    def get(self, node: str, path: str) -> dict:
+        try:
+            reply = self.servers[node].request("GET", path, timeout=5)
+        except OSError:
+            return {}
+        return reply.json() if reply.status == 200 else {}  # type: ignore[return-value]
+
+    def leaders(self) -> dict[str, object]:
+        return {n: self.get(n, "/cluster/leader").get("leader") for n in self.running()}
+
+    def agreed_leader(self) -> str | None:
+        seen = set(self.leaders().values())
+        return seen.pop() if len(seen) == 1 and None not in seen else None  # type: ignore[return-value]
+
+    def put_policy(self, node: str, limits: dict[str, int], timeout: float = 30):  # type: ignore[no-untyped-def]
+        token = (self.servers[node].data_dir / "admin.token").read_text().strip()
+        return self.servers[node].request(
+            "PUT", "/cluster/policy", body=json.dumps({"limits": limits}).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            timeout=timeout)
+
+    def limit_everywhere(self, name: str, value: int) -> bool:
+        return all(self.get(n, "/cluster/policy").get("limits", {}).get(name) == value
+                   for n in self.running())
+
+
+@pytest.fixture
+def cmesh(tmp_path: Path) -> Iterator[ControlMesh]:
+    m = ControlMesh(tmp_path)
+    try:
+        yield m
+    finally:
+        for server in m.servers.values():
+            if server.proc.poll() is None:
+                server.proc.send_signal(signal.SIGCONT)
+            server.stop(signal.SIGKILL if server.proc.poll() is None else signal.SIGTERM)
+        for server in m.servers.values():
+            server.assert_no_bugs()
+
+
+def test_five_processes_share_one_control_plane(cmesh: ControlMesh) -> None:
+    for i in range(N):
+        cmesh.start(i)
+    voters = lambda: cmesh.get("n0", "/cluster/consensus").get("voters", [])  # noqa: E731
+    wait_until(lambda: len(voters()) == N, 40, "5 voters", voters)
+    wait_until(lambda: cmesh.agreed_leader() == "n0", 10, "all agree n0 leads", cmesh.leaders)
+    assert cmesh.get("n0", "/cluster/leader")["authoritative"] is True
+    assert cmesh.get("n3", "/cluster/leader")["leader_http"] == cmesh.servers["n0"].url.removeprefix("http://")
+
+    # A change sent to a follower: answered once applied there, then applied everywhere.
+    reply = cmesh.put_policy("n3", {"search_results": 77})
+    assert reply.status == 200, reply.body
+    assert cmesh.get("n3", "/cluster/policy")["limits"]["search_results"] == 77
+    wait_until(lambda: cmesh.limit_everywhere("search_results", 77), 5, "the change everywhere")
+    audit = cmesh.get("n1", "/cluster/audit?after=0&limit=500")["entries"]
+    assert [e for e in audit if e["detail"] == "set limits search_results=77"][0]["actor"] == "admin"
+
+    # SIGSTOP of 3 (the leader among them): the 2 left refuse policy changes with a 503 in
+    # bounded time, and still serve and accept keys.
+    paused = ["n0", "n1", "n2"]
+    for node in paused:
+        cmesh.servers[node].proc.send_signal(signal.SIGSTOP)
+        cmesh.stopped.add(node)
+    began = time.monotonic()
+    refused = cmesh.put_policy("n4", {"search_results": 5})
+    assert refused.status == 503, refused.body
+    assert time.monotonic() - began < 10
+    assert int(refused.headers["retry-after"]) >= 1
+    assert "leader" in refused.json()  # type: ignore[operator]
+    added = cmesh.servers["n4"].add(armored(901))
+    assert added.status == 200, added.text
+    assert cmesh.servers["n3"].lookup(op="get", search="0x" + fingerprint(901)).status in (200, 404)
+    assert cmesh.servers["n4"].lookup(op="get", search="0x" + fingerprint(901)).status == 200
+
+    # SIGCONT: the 5 agree again, and the refused change never applied.
+    for node in paused:
+        cmesh.servers[node].proc.send_signal(signal.SIGCONT)
+        cmesh.stopped.discard(node)
+    wait_until(lambda: cmesh.agreed_leader() is not None, 15, "agreement after SIGCONT", cmesh.leaders)
+    assert cmesh.limit_everywhere("search_results", 77)
+
+    # kill -9 of the leader: a new one, and a change right after succeeds.
+    leader = cmesh.agreed_leader()
+    assert leader is not None
+    cmesh.servers[leader].proc.kill()
+    cmesh.servers[leader].proc.wait(10)
+    asker = sorted(n for n in cmesh.running())[0]
+    reply = cmesh.put_policy(asker, {"search_results": 88})
+    assert reply.status == 200, reply.body
+    wait_until(lambda: cmesh.agreed_leader() not in (None, leader), 10, "a new leader", cmesh.leaders)
+    wait_until(lambda: cmesh.limit_everywhere("search_results", 88), 5, "the change after failover")
