@@ -11,7 +11,10 @@ a change made right after it succeeds. Timers: `--gossip-profile test`, `--contr
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from meshkp.net.crypto import generate_key, write_key_file
-from tests.integration.conftest import ServerProcess, start_server
+from tests.integration.conftest import REPO, ServerProcess, start_server
 from tests.integration.replication_mesh import armored, fingerprint
 from tests.integration.test_membership import gossip_port
 
@@ -151,3 +154,51 @@ def test_five_processes_share_one_control_plane(cmesh: ControlMesh) -> None:
     assert reply.status == 200, reply.body
     wait_until(lambda: cmesh.agreed_leader() not in (None, leader), 10, "a new leader", cmesh.leaders)
     wait_until(lambda: cmesh.limit_everywhere("search_results", 88), 5, "the change after failover")
+
+
+def meshkp_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "MESHKP_ADMIN_TOKEN"}
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_node_without_a_mesh_has_a_working_control_plane(tmp_path: Path) -> None:
+    data = tmp_path / "solo"
+    server = start_server(data, "--limit", "search_results=150")
+    try:
+        node = ["--node", server.url]
+        token = ["--data-dir", str(data)]
+        shown = meshkp_cli("leader", *node)
+        assert shown.returncode == 0 and "(authoritative" in shown.stdout, shown
+        policy = json.loads(meshkp_cli("policy", "get", *node).stdout)
+        assert policy["limits"]["search_results"] == 150  # seeded from the node's own --limit
+        assert meshkp_cli("policy", "set", "search_results=120", *node).returncode != 0  # no token
+        changed = meshkp_cli("policy", "set", "search_results=120", *node, *token)
+        assert changed.returncode == 0, changed.stderr
+        bad = meshkp_cli("policy", "set", "no_such_limit=1", *node, *token)
+        assert bad.returncode == 1 and "unknown limit" in bad.stderr
+        assert meshkp_cli("routing", "set", "drain=true", "zone=eu", *node, *token).returncode == 0
+        routes = json.loads(meshkp_cli("routing", "get", *node).stdout)["nodes"]
+        assert list(routes.values()) == [{"weight": 100, "drain": True, "read_only": False, "zone": "eu"}]
+        rules = server.request("PUT", "/cluster/conflicts/policies",
+                               body=json.dumps({"default": "manual"}).encode(),
+                               headers={"Authorization": "Bearer " + (data / "admin.token").read_text().strip()})
+        assert rules.status == 200, rules.body
+        assert server.request("GET", "/cluster/conflicts/policies").json()["rules"]["delete-update"][  # type: ignore[index]
+            "default"] == "manual"
+        trail = meshkp_cli("audit", *node)
+        assert "set limits search_results=120" in trail.stdout and "routing" in trail.stdout
+        assert server.request("GET", "/cluster/members/nobody").status == 404
+    finally:
+        server.stop()
+    # Restarted with other --limit values: the policy wins, and the node says how to change it.
+    server = start_server(data, "--limit", "search_results=150")
+    try:
+        policy = json.loads(meshkp_cli("policy", "get", "--node", server.url).stdout)
+        assert policy["limits"]["search_results"] == 120
+        wait_until(lambda: "event=control_limits_differ" in server.log_path.read_text(), 10,
+                   "the differing --limit warning")
+        assert "PUT_/cluster/policy" in server.log_path.read_text()
+    finally:
+        server.stop()
+        server.assert_no_bugs()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meshkp.control import Role, SetLimits
+from meshkp.control import ChangeMembership, ChangeOp, Role, SetLimits
 from meshkp.errors import ControlUnavailable, InvalidCommand
 from tests.unit.control.drivercluster import DriverCluster
 
@@ -91,3 +91,31 @@ def test_seven_nodes_keep_five_voters_and_replace_a_dead_one() -> None:
                 limit=c.config.dead_voter_replace_after + 10)
     finally:
         c.close()
+
+
+def test_a_removed_member_is_refused_when_it_comes_back(cluster: DriverCluster) -> None:
+    victim = cluster.ids[-1]
+    applied = cluster.run(cluster.planes["n2"].propose(ChangeMembership(ChangeOp.REMOVE, victim), "ops"))
+    assert applied.change is not None and victim in applied.change.configuration.removed
+    cluster.crash(victim)
+    cluster.start(victim)  # from what it persisted: it still believes it is a member
+    cluster.until(lambda: cluster.planes[victim].core.role is Role.REMOVED, limit=5)
+    # The autopilot does not add it back although SWIM says it is alive.
+    cluster.advance(cluster.config.learner_stable_time + 2)
+    assert not cluster.planes["n1"].core.configuration.is_member(victim)
+
+
+def test_a_driver_survives_a_failing_store(cluster: DriverCluster) -> None:
+    storage = cluster.planes["n2"].driver.storage
+    real = storage.save
+    failures = iter(range(3))
+
+    async def flaky(ready):  # type: ignore[no-untyped-def]
+        if next(failures, None) is not None:
+            raise OSError("disk hiccup")
+        await real(ready)
+
+    storage.save = flaky  # type: ignore[method-assign]
+    cluster.run(cluster.planes["n1"].propose(SetLimits({"search_results": 31}), "alice"))
+    cluster.until(lambda: cluster.planes["n2"].state.limits.search_results == 31, limit=5)
+    assert cluster.planes["n2"].driver.errors == 3
