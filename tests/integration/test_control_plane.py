@@ -16,77 +16,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from meshkp.net.crypto import generate_key, write_key_file
-from tests.integration.conftest import REPO, ServerProcess, start_server
+from tests.integration.conftest import REPO, start_server
+from tests.integration.control_mesh import ControlMesh, wait_until
 from tests.integration.replication_mesh import armored, fingerprint
-from tests.integration.test_membership import gossip_port
 
 pytestmark = pytest.mark.integration
 
-N = 5
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
-               state: Callable[[], object] | None = None) -> float:
-    began = time.monotonic()
-    while not predicate():
-        if time.monotonic() - began > timeout:
-            raise AssertionError(f"not within {timeout} s: {what}"
-                                 + (f"; last seen: {state()}" if state else ""))
-        time.sleep(0.05)
-    return time.monotonic() - began
-
-
-class ControlMesh:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.key_file = root / "cluster.key"
-        write_key_file(self.key_file, [generate_key()], overwrite=False)
-        self.ports = [gossip_port() for _ in range(N)]
-        self.servers: dict[str, ServerProcess] = {}
-        self.stopped: set[str] = set()
-
-    def start(self, i: int) -> ServerProcess:
-        join = [] if i == 0 else ["--join", f"127.0.0.1:{self.ports[0]}"]
-        server = start_server(self.root / f"n{i}", "--mesh", "--node-id", f"n{i}",
-                              "--gossip-port", str(self.ports[i]), "--cluster-key-file",
-                              str(self.key_file), "--gossip-profile", "test",
-                              "--control-profile", "local", "--no-access-log", *join, timeout=60)
-        self.servers[f"n{i}"] = server
-        return server
-
-    def running(self) -> dict[str, ServerProcess]:
-        return {n: s for n, s in self.servers.items() if s.proc.poll() is None and n not in self.stopped}
-
-    def get(self, node: str, path: str) -> dict:
-        try:
-            reply = self.servers[node].request("GET", path, timeout=5)
-        except OSError:
-            return {}
-        return reply.json() if reply.status == 200 else {}  # type: ignore[return-value]
-
-    def leaders(self) -> dict[str, object]:
-        return {n: self.get(n, "/cluster/leader").get("leader") for n in self.running()}
-
-    def agreed_leader(self) -> str | None:
-        seen = set(self.leaders().values())
-        return seen.pop() if len(seen) == 1 and None not in seen else None  # type: ignore[return-value]
-
-    def put_policy(self, node: str, limits: dict[str, int], timeout: float = 30):  # type: ignore[no-untyped-def]
-        token = (self.servers[node].data_dir / "admin.token").read_text().strip()
-        return self.servers[node].request(
-            "PUT", "/cluster/policy", body=json.dumps({"limits": limits}).encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-            timeout=timeout)
-
-    def limit_everywhere(self, name: str, value: int) -> bool:
-        return all(self.get(n, "/cluster/policy").get("limits", {}).get(name) == value
-                   for n in self.running())
 
 
 @pytest.fixture
@@ -95,19 +35,16 @@ def cmesh(tmp_path: Path) -> Iterator[ControlMesh]:
     try:
         yield m
     finally:
-        for server in m.servers.values():
-            if server.proc.poll() is None:
-                server.proc.send_signal(signal.SIGCONT)
-            server.stop(signal.SIGKILL if server.proc.poll() is None else signal.SIGTERM)
+        m.close()
         for server in m.servers.values():
             server.assert_no_bugs()
 
 
 def test_five_processes_share_one_control_plane(cmesh: ControlMesh) -> None:
-    for i in range(N):
+    for i in range(cmesh.size):
         cmesh.start(i)
     voters = lambda: cmesh.get("n0", "/cluster/consensus").get("voters", [])  # noqa: E731
-    wait_until(lambda: len(voters()) == N, 40, "5 voters", voters)
+    wait_until(lambda: len(voters()) == cmesh.size, 40, "5 voters", voters)
     wait_until(lambda: cmesh.agreed_leader() == "n0", 10, "all agree n0 leads", cmesh.leaders)
     assert cmesh.get("n0", "/cluster/leader")["authoritative"] is True
     assert cmesh.get("n3", "/cluster/leader")["leader_http"] == cmesh.servers["n0"].url.removeprefix("http://")
@@ -180,9 +117,9 @@ def test_a_node_without_a_mesh_has_a_working_control_plane(tmp_path: Path) -> No
         assert meshkp_cli("routing", "set", "drain=true", "zone=eu", *node, *token).returncode == 0
         routes = json.loads(meshkp_cli("routing", "get", *node).stdout)["nodes"]
         assert list(routes.values()) == [{"weight": 100, "drain": True, "read_only": False, "zone": "eu"}]
+        admin = {"Authorization": "Bearer " + (data / "admin.token").read_text().strip()}
         rules = server.request("PUT", "/cluster/conflicts/policies",
-                               body=json.dumps({"default": "manual"}).encode(),
-                               headers={"Authorization": "Bearer " + (data / "admin.token").read_text().strip()})
+                               body=json.dumps({"default": "manual"}).encode(), headers=admin)
         assert rules.status == 200, rules.body
         assert server.request("GET", "/cluster/conflicts/policies").json()["rules"]["delete-update"][  # type: ignore[index]
             "default"] == "manual"
