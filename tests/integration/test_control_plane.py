@@ -126,6 +126,16 @@ def test_a_node_without_a_mesh_has_a_working_control_plane(tmp_path: Path) -> No
         trail = meshkp_cli("audit", *node)
         assert "set limits search_results=120" in trail.stdout and "routing" in trail.stdout
         assert server.request("GET", "/cluster/members/nobody").status == 404
+        consensus = server.request("GET", "/cluster/consensus").json()
+        assert consensus["role"] == "leader" and consensus["lease_remaining"] > 0  # type: ignore[index]
+        metrics = server.request("GET", "/metrics").body.decode()
+        for name in ("meshkp_control_term", "meshkp_control_commit_index",
+                     "meshkp_control_applied_index", "meshkp_control_leader_changes_total",
+                     "meshkp_control_lease_remaining_seconds",
+                     "meshkp_control_proposals_committed_total 3.0",
+                     "meshkp_control_proposals_failed_total 1.0",  # the unknown limit
+                     "meshkp_control_snapshot_installs_total"):
+            assert name in metrics, name
     finally:
         server.stop()
     # Restarted with other --limit values: the policy wins, and the node says how to change it.

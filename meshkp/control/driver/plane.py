@@ -203,14 +203,13 @@ class ControlPlane:
         """
         timeout = DEFAULT_PROPOSE_TIMEOUT if timeout is None else timeout
         proposal = Proposal(command, actor, self.node_id, self._hlc(), expect_version)
-        if isinstance(command, ChangeMembership):
-            proposal.validate()
-        else:
-            check(self._state, proposal)
-        data = proposal.encode()
         deadline = self.clock.now() + timeout
         try:
-            applied = await self._propose_until(proposal, data, deadline)
+            if isinstance(command, ChangeMembership):
+                proposal.validate()
+            else:
+                check(self._state, proposal)
+            applied = await self._propose_until(proposal, proposal.encode(), deadline)
         except Exception:
             self.proposals_failed += 1
             raise
