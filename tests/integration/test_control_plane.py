@@ -149,3 +149,40 @@ def test_a_node_without_a_mesh_has_a_working_control_plane(tmp_path: Path) -> No
     finally:
         server.stop()
         server.assert_no_bugs()
+
+
+@pytest.mark.slow
+def test_seven_processes_keep_five_voters_replace_a_dead_one_and_refuse_a_removed_one(
+        tmp_path: Path) -> None:
+    mesh = ControlMesh(tmp_path, size=7)
+    try:
+        for i in range(mesh.size):
+            mesh.start(i)
+
+        def roles() -> dict[str, int]:
+            status = mesh.get("n0", "/cluster/consensus")
+            return {"voters": len(status.get("voters", [])), "learners": len(status.get("learners", []))}
+
+        wait_until(lambda: roles() == {"voters": 5, "learners": 2}, 60, "5 voters, 2 learners", roles)
+        voters = [v["id"] for v in mesh.get("n0", "/cluster/consensus")["voters"]]
+        victim = sorted(v for v in voters if v != "n0")[0]
+        mesh.servers[victim].proc.kill()
+        mesh.servers[victim].proc.wait(10)
+
+        def voter_ids() -> list[str]:
+            return [v["id"] for v in mesh.get("n0", "/cluster/consensus").get("voters", [])]
+
+        # local profile: replaced once SWIM has said "dead" for 5 s.
+        wait_until(lambda: victim not in voter_ids() and len(voter_ids()) == 5, 40,
+                   f"{victim} replaced", voter_ids)
+        token = (mesh.servers["n0"].data_dir / "admin.token").read_text().strip()
+        removed = mesh.servers["n0"].request("DELETE", f"/cluster/members/{victim}",
+                                             headers={"Authorization": f"Bearer {token}"})
+        assert removed.status == 200, removed.body
+        assert mesh.get("n0", f"/cluster/members/{victim}")["role"] == "removed"
+        comeback = mesh.start(int(victim.removeprefix("n")))
+        wait_until(lambda: "event=control_removed" in comeback.log_path.read_text(), 20,
+                   "the removed node told it was removed")
+        assert victim not in voter_ids()
+    finally:
+        mesh.close()

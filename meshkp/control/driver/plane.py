@@ -19,6 +19,7 @@ import itertools
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -47,6 +48,9 @@ HealthSource = Callable[[], Mapping[str, Health]]
 # How long propose() waits by default for its change to apply here. A healthy cluster applies
 # in one round trip; an election takes up to ~2 election timeouts. Past it: 503.
 DEFAULT_PROPOSE_TIMEOUT = 5.0
+# Applied entries remembered by index, so that a proposal whose entry applied before its
+# ProposeReply arrived (messages may be reordered) still finds how it applied.
+RECENT_APPLIED = 256
 # Bounded pending forwarded proposals (each holds a future): more is a client flood.
 MAX_PENDING_FORWARDS = 1024
 
@@ -94,6 +98,7 @@ class ControlPlane:
         if restored.snapshot is not None:
             self.install(restored.snapshot)
         self._waiters: dict[int, list[_Waiter]] = {}
+        self._recent: OrderedDict[int, Applied] = OrderedDict()
         self._forwards: dict[int, asyncio.Future[ProposeReply]] = {}
         self._request_ids = itertools.count(1)
         self._autopilot_timer: TimerHandle | None = None
@@ -278,8 +283,13 @@ class ControlPlane:
 
     async def _await_applied(self, token: FencingToken, remaining: float) -> Applied:
         if self._state.token.index >= token.index:
-            # Already applied (or covered by a snapshot) before we could wait: undecidable here.
-            raise self._unavailable(f"the change at {token} may have applied; check GET /cluster/audit")
+            # Applied before its position reached us (a reordered reply), or under a snapshot.
+            seen = self._recent.get(token.index)
+            if seen is None:
+                raise self._unavailable(f"the change at {token} may have applied; check GET /cluster/audit")
+            if seen.token != token:
+                raise ProposalLost(f"the change at {token} was lost in a leader change", self.core.leader)
+            return seen
         future: asyncio.Future[Applied] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(token.index, []).append(_Waiter(token, future))
         result = await self._bounded(future, remaining)
@@ -343,6 +353,9 @@ class ControlPlane:
     def apply(self, entry: Entry) -> None:
         applied = apply_entry(self._state, entry)
         self._state = applied.state
+        self._recent[entry.index] = applied
+        while len(self._recent) > RECENT_APPLIED:
+            self._recent.popitem(last=False)
         for w in self._waiters.pop(entry.index, []):
             if w.future.done():
                 continue

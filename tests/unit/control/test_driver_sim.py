@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meshkp.control import ChangeMembership, ChangeOp, Role, SetLimits
+from meshkp.control import ChangeMembership, ChangeOp, FencingToken, Role, SetLimits
 from meshkp.errors import ControlUnavailable, InvalidCommand
 from tests.unit.control.drivercluster import DriverCluster
 
@@ -119,3 +119,13 @@ def test_a_driver_survives_a_failing_store(cluster: DriverCluster) -> None:
     cluster.run(cluster.planes["n1"].propose(SetLimits({"search_results": 31}), "alice"))
     cluster.until(lambda: cluster.planes["n2"].state.limits.search_results == 31, limit=5)
     assert cluster.planes["n2"].driver.errors == 3
+
+
+def test_a_reply_that_arrives_after_its_entry_applied_still_answers(cluster: DriverCluster) -> None:
+    follower = cluster.planes[cluster.ids[-1]]
+    applied = cluster.run(follower.propose(SetLimits({"search_results": 64}), "alice"))
+    # What propose does when ProposeReply comes after the follower applied the entry.
+    again = cluster.run(follower._await_applied(applied.token, 1.0))
+    assert again.token == applied.token and again.state.limits.search_results == 64
+    with pytest.raises(ControlUnavailable):  # same index, another term: lost
+        cluster.run(follower._await_applied(FencingToken(applied.token.term + 5, applied.token.index), 1.0))
