@@ -64,6 +64,9 @@ class ControlStorage(Protocol):
 
     async def save_compaction(self, compaction: Compaction) -> None: ...
 
+    async def flush(self) -> None:
+        """Wait for writes `save` did not wait for (the driver calls it when it stops)."""
+
 
 class ExecutorStorage:
     """RaftStorage on the node's store, run on the store's writer thread (the loop never waits
@@ -73,11 +76,37 @@ class ExecutorStorage:
     def __init__(self, storage: RaftStorage, store: AsyncStore) -> None:
         self.storage = storage
         self.store = store
+        self.lazy_failures = 0
+        self._lazy: set[asyncio.Future[None]] = set()
 
     async def save(self, ready: Ready) -> None:
-        await self.store.run_exclusive(lambda _view: self.storage.save(ready), sync=ready.must_sync)
+        # Writes must reach the store in Ready order (a later hard state overwrites an earlier
+        # one): a commit-index write not yet done is waited for first.
+        await self.flush()
+        job = self.store.run_exclusive(lambda _view: self.storage.save(ready), sync=ready.must_sync)
+        if ready.must_sync or ready.entries or ready.snapshot is not None:
+            await job
+            return
+        # Only the commit index moved: losing it in a crash is harmless (ready.py), and the
+        # writer thread runs jobs in submission order, so every later write still follows it.
+        # Not waiting for it takes a thread round trip off each commit's path.
+        lazy = asyncio.ensure_future(job)
+        self._lazy.add(lazy)
+        lazy.add_done_callback(self._lazy_done)
+
+    async def flush(self) -> None:
+        """Wait until every write handed to the store is done."""
+        if self._lazy:
+            await asyncio.gather(*self._lazy, return_exceptions=True)
+
+    def _lazy_done(self, job: asyncio.Future[None]) -> None:
+        self._lazy.discard(job)
+        if not job.cancelled() and job.exception() is not None:
+            self.lazy_failures += 1
+            log.error("event=raft_commit_index_write_failed error=%r", job.exception())
 
     async def save_compaction(self, compaction: Compaction) -> None:
+        await self.flush()
         await self.store.run_exclusive(lambda _view: self.storage.save_compaction(compaction))
 
 
@@ -92,6 +121,9 @@ class InlineStorage:
 
     async def save_compaction(self, compaction: Compaction) -> None:
         self.storage.save_compaction(compaction)
+
+    async def flush(self) -> None:
+        return None
 
 
 class Applier(Protocol):
@@ -164,6 +196,7 @@ class RaftDriver:
                 await task
             except asyncio.CancelledError:
                 pass
+        await self.storage.flush()
 
     @property
     def running(self) -> bool:
