@@ -212,11 +212,16 @@ class RaftDriver:
         """One decoded control message from `sender` (its authenticated node id)."""
         if self._stopping:
             return
-        if isinstance(message, RAFT_TYPES):
-            self.core.handle(self.clock.now(), sender, message)
-            self.kick()
-        elif self.on_message is not None:
-            self.on_message(sender, message)
+        try:
+            if isinstance(message, RAFT_TYPES):
+                self.core.handle(self.clock.now(), sender, message)
+                self.kick()
+            elif self.on_message is not None:
+                self.on_message(sender, message)
+        except Exception:  # a bug handling one message must not cost the transport its peer
+            self.errors += 1
+            log.exception("event=raft_driver_message_failed node=%s sender=%s type=%s",
+                          self.core.id, sender, type(message).__name__)
 
     # -- the loop ----------------------------------------------------------------------------
 

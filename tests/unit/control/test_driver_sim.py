@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from meshkp.control import ChangeMembership, ChangeOp, FencingToken, Role, SetLimits
+from meshkp.control import ChangeMembership, ChangeOp, FencingToken, Role, SetLimits, encode_state
 from meshkp.errors import ControlUnavailable, InvalidCommand
 from tests.unit.control.drivercluster import DriverCluster
 
@@ -129,3 +131,34 @@ def test_a_reply_that_arrives_after_its_entry_applied_still_answers(cluster: Dri
     assert again.token == applied.token and again.state.limits.search_results == 64
     with pytest.raises(ControlUnavailable):  # same index, another term: lost
         cluster.run(follower._await_applied(FencingToken(applied.token.term + 5, applied.token.index), 1.0))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(40))
+def test_random_crashes_and_restarts_keep_every_node_on_one_policy(seed: int) -> None:
+    c = DriverCluster(5, seed=seed)
+    rng = random.Random(seed)
+    try:
+        c.until(lambda: len(c.voters()) == 5, limit=60)
+        attempted, last_ok = [], False
+        for round_ in range(6):
+            victim = rng.choice(sorted(c.alive))
+            c.crash(victim)
+            c.until(lambda: c.leader() is not None, limit=5)
+            asker = rng.choice(sorted(c.alive))
+            value = 200 + seed * 10 + round_
+            attempted.append(value)
+            try:
+                c.run(c.planes[asker].propose(SetLimits({"search_results": value}), "chaos"))
+                last_ok = True
+            except ControlUnavailable:
+                last_ok = False  # a lost reply: the change may or may not apply, never twice
+            c.start(victim)
+            c.advance(rng.uniform(0.0, 1.5))
+        c.until(lambda: len({p.state.token for p in c.planes.values()}) == 1, limit=10)
+        assert len({encode_state(p.state) for p in c.planes.values()}) == 1
+        final = c.planes["n1"].state.limits.search_results
+        assert final == attempted[-1] if last_ok else final in attempted
+        assert all(p.driver.errors == 0 for p in c.planes.values())
+    finally:
+        c.close()
