@@ -163,7 +163,7 @@ def test_seven_processes_keep_five_voters_replace_a_dead_one_and_refuse_a_remove
             status = mesh.get("n0", "/cluster/consensus")
             return {"voters": len(status.get("voters", [])), "learners": len(status.get("learners", []))}
 
-        wait_until(lambda: roles() == {"voters": 5, "learners": 2}, 60, "5 voters, 2 learners", roles)
+        wait_until(lambda: roles() == {"voters": 5, "learners": 2}, 90, "5 voters, 2 learners", roles)
         voters = [v["id"] for v in mesh.get("n0", "/cluster/consensus")["voters"]]
         victim = sorted(v for v in voters if v != "n0")[0]
         mesh.servers[victim].proc.kill()
@@ -173,7 +173,7 @@ def test_seven_processes_keep_five_voters_replace_a_dead_one_and_refuse_a_remove
             return [v["id"] for v in mesh.get("n0", "/cluster/consensus").get("voters", [])]
 
         # local profile: replaced once SWIM has said "dead" for 5 s.
-        wait_until(lambda: victim not in voter_ids() and len(voter_ids()) == 5, 40,
+        wait_until(lambda: victim not in voter_ids() and len(voter_ids()) == 5, 90,
                    f"{victim} replaced", voter_ids)
         token = (mesh.servers["n0"].data_dir / "admin.token").read_text().strip()
         removed = mesh.servers["n0"].request("DELETE", f"/cluster/members/{victim}",
