@@ -7,7 +7,8 @@ and as many sent to a follower (which forwards to the leader). Each is set again
 round trip of a bare aiohttp handler (bench/bare_server.py) timed in the same run over the
 same kind of keep-alive connection. Failover: from kill -9 of the leader to the first PUT
 that succeeds on a survivor (retried at once on 503), median of several runs; the killed node
-is restarted between runs.
+is restarted between runs. Idle traffic: control-plane bytes all 5 nodes send per second
+over 10 s without changes (heartbeats of the `local` profile, every 50 ms).
 """
 
 from __future__ import annotations
@@ -78,6 +79,17 @@ def _changes(mesh: ControlMesh, node: str, count: int, start: int) -> list[float
     return times
 
 
+def _idle_bytes_per_s(mesh: ControlMesh, seconds: float) -> float:
+    """Control-plane bytes all nodes put on the wire per second while nothing changes."""
+    def total() -> int:
+        return sum(int((mesh.get(n, "/cluster/consensus").get("net") or {}).get("bytes_sent", {})
+                       .get("tcp", 0)) for n in mesh.running())
+
+    before, began = total(), time.perf_counter()
+    time.sleep(seconds)
+    return (total() - before) / (time.perf_counter() - began)
+
+
 def _failover(mesh: ControlMesh, value: int) -> float:
     leader = mesh.agreed_leader()
     assert leader is not None
@@ -111,6 +123,7 @@ def run(changes: int = 200, failovers: int = 5) -> dict[str, object]:
             leader = mesh.agreed_leader()
             assert leader is not None
             follower = sorted(n for n in mesh.running() if n != leader)[0]
+            idle = _idle_bytes_per_s(mesh, 10.0)
             bare = _bare_rtt(max(changes, 200))
             to_leader = _changes(mesh, leader, changes, 0)
             to_follower = _changes(mesh, follower, changes, changes)
@@ -120,6 +133,7 @@ def run(changes: int = 200, failovers: int = 5) -> dict[str, object]:
     rtt = statistics.median(bare)
     rows = []
     data: dict[str, object] = {"changes": changes, "bare_rtt_p50_ms": rtt * 1e3,
+                               "idle_bytes_per_s": idle,
                                "failover_s": failover, "failover_median_s": statistics.median(failover)}
     for name, times in (("to the leader", to_leader), ("to a follower", to_follower)):
         p50, p99 = _percentile(times, 0.5), _percentile(times, 0.99)
@@ -131,6 +145,7 @@ def run(changes: int = 200, failovers: int = 5) -> dict[str, object]:
                  "1.0", f"{_percentile(bare, 0.99) / rtt:.1f}"))
     rows.append((f"failover, kill -9 -> commit (median of {failovers})",
                  f"{statistics.median(failover) * 1e3:.0f}", f"{max(failover) * 1e3:.0f} (max)", "", ""))
+    rows.append(("idle control traffic, whole cluster (bytes/s)", f"{idle:.0f}", "", "", ""))
     report("control_latency", "Policy commit latency, 5 nodes on loopback (ms)",
            ("what", "p50 ms", "p99 ms", "p50 / bare RTT", "p99 / bare RTT"), rows, data)
     return data

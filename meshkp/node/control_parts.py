@@ -150,7 +150,8 @@ async def run_control(config: NodeConfig, node_id: str, store: AsyncStore, admin
         addr = await transport.start()
         membership.update_meta({CONTROL_META_KEY: format_addr((membership.gossip_addr[0], addr[1]))})
     plane = ControlPlane(node_id, control, ExecutorStorage(storage, store), restored,
-                         transport if transport is not None else _NoPeers(), clock, health=health)
+                         transport if transport is not None else _NoPeers(), clock, health=health,
+                         net_stats=transport.stats if transport is not None else None)
     if transport is not None:
         transport.receive = plane.driver.receive
     plane.start()

@@ -38,6 +38,7 @@ from meshkp.control.raft.messages import Message, ProposeReply, ProposeRequest
 from meshkp.control.raft.ready import SoftState
 from meshkp.control.raft.types import Entry, EntryKind, FencingToken, Restored, Role, Snapshot
 from meshkp.errors import ControlUnavailable, InvalidCommand, NotLeader, ProposalRefused, WireError
+from meshkp.net.stats import NetStats
 
 log = logging.getLogger("meshkp.control")
 
@@ -82,11 +83,13 @@ class ControlPlane:
         rng: random.Random | None = None,
         health: HealthSource | None = None,
         wall_ms: Callable[[], int] | None = None,
+        net_stats: NetStats | None = None,
     ) -> None:
         self.node_id = node_id
         self.config = config
         self.clock = clock
         self._health = health
+        self._net_stats = net_stats  # the transport's frame and byte counters, if it has them
         self._wall_ms = wall_ms or (lambda: int(time.time() * 1000))
         self._state = PolicyState()
         self._observers: list[Observer] = []
@@ -191,6 +194,7 @@ class ControlPlane:
             "removed": sorted(cfg.removed),
             "policy_version": self._state.version, "policy_token": str(self._state.policy_token),
             "driver_errors": self.driver.errors, "snapshots_installed": self.driver.snapshots_installed,
+            "net": self._net_stats.snapshot() if self._net_stats is not None else None,
         }
 
     # -- changes -----------------------------------------------------------------------------
@@ -348,7 +352,32 @@ class ControlPlane:
                 else:
                     w.future.set_exception(self._unavailable(
                         f"the change at {w.token} is covered by a snapshot; check GET /cluster/audit"))
+        self._fail_overtaken(snapshot.token)
         self._notify(Applied(state, snapshot.token, accepted=True))
+
+    def _fail_overtaken(self, committed: FencingToken) -> None:
+        """Fail the waiters whose entry can no longer commit, so that propose retries them.
+
+        A committed entry of a later term at an earlier index than a waiter's means that
+        waiter's entry is in no future leader's log: a leader's entries before one of its own
+        have lower or equal terms (Log Matching), and every future leader holds the committed
+        entry (Leader Completeness). Nothing may ever be appended at the waiter's index again,
+        so without this it would wait for its deadline.
+        """
+        for index in [i for i in self._waiters if i > committed.index]:
+            left = []
+            for w in self._waiters[index]:
+                if w.future.done():
+                    continue
+                if w.token.term < committed.term:
+                    w.future.set_exception(ProposalLost(
+                        f"the change at {w.token} was overtaken by {committed}", self.core.leader))
+                else:
+                    left.append(w)
+            if left:
+                self._waiters[index] = left
+            else:
+                del self._waiters[index]
 
     def apply(self, entry: Entry) -> None:
         applied = apply_entry(self._state, entry)
@@ -364,6 +393,7 @@ class ControlPlane:
             else:
                 w.future.set_exception(ProposalLost(f"the change at {w.token} was lost in a leader change",
                                                     self.core.leader))
+        self._fail_overtaken(entry.token)
         if entry.kind is EntryKind.COMMAND:
             self._notify(applied)
 

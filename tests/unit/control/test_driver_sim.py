@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import pytest
 
-from meshkp.control import ChangeMembership, ChangeOp, FencingToken, Role, SetLimits, encode_state
+from meshkp.control import ChangeMembership, ChangeOp, FencingToken, Proposal, Role, SetLimits, encode_state
 from meshkp.errors import ControlUnavailable, InvalidCommand
 from tests.unit.control.drivercluster import DriverCluster
 
@@ -160,5 +161,30 @@ def test_random_crashes_and_restarts_keep_every_node_on_one_policy(seed: int) ->
         final = c.planes["n1"].state.limits.search_results
         assert final == attempted[-1] if last_ok else final in attempted
         assert all(p.driver.errors == 0 for p in c.planes.values())
+    finally:
+        c.close()
+
+
+def test_proposals_a_deposed_leader_held_are_retried_not_left_to_time_out() -> None:
+    c = DriverCluster(5, seed=21)
+    try:
+        c.until(lambda: len(c.voters()) == 5, limit=60)
+        old = c.planes["n1"]
+
+        async def change_behind_a_lost_entry_then_cut() -> object:
+            # An entry nobody waits for (another client gave up on it), then ours after it:
+            # both only on n1, which is then cut off. The new leader's no-op takes the first
+            # index; nothing ever lands at ours unless we retry.
+            old.core.propose(c.clock.now(), Proposal(SetLimits({"search_results": 90}), "b", "n1").encode())
+            ours = asyncio.ensure_future(old.propose(SetLimits({"search_results": 92}), "a", timeout=8))
+            await asyncio.sleep(0)
+            c.network.isolate({"n1"}, set(c.ids))
+            c.clock.call_later(2.5, c.network.heal)
+            return await ours
+
+        began = c.clock.now()
+        applied = c.run(change_behind_a_lost_entry_then_cut())
+        assert applied.accepted and applied.state.limits.search_results == 92  # type: ignore[attr-defined]
+        assert c.clock.now() - began < 6  # not the 8 s deadline of a waiter nobody resolves
     finally:
         c.close()
