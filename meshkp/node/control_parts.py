@@ -43,6 +43,14 @@ class _NoPeers:
         log.debug("event=control_send_dropped to=%s reason=no_mesh", to)
 
 
+def runs_control(config: NodeConfig) -> bool:
+    """Whether the node runs a control plane: in a mesh, or alone. Nodes that replicate with
+    static peers (`--sync-peer`) but without a mesh cannot find each other's control plane,
+    and each founding its own would give them diverging policies: they run none, and keep the
+    policy they have (their own --limit options)."""
+    return config.membership is not None or not config.replication.static_peers
+
+
 def is_founder(config: NodeConfig) -> bool:
     """Whether this node founds a cluster when its control store is empty: it runs alone, or
     in a mesh with static discovery and no seed but itself (a node may list its own address)."""

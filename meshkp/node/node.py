@@ -121,11 +121,12 @@ class Node:
         auth = policy.auth(token)
         policy.register(self.app, auth)
         await stack.enter_async_context(policy.running())
-        # Entered after the policy's background work, so it stops first.
-        self.control = control = await stack.enter_async_context(control_parts.run_control(
-            config, identity.node_id, self.store, token, self.keyring, self.membership,
-        ))
-        policy.attach(control)
+        if control_parts.runs_control(config):
+            # Entered after the policy's background work, so it stops first.
+            self.control = await stack.enter_async_context(control_parts.run_control(
+                config, identity.node_id, self.store, token, self.keyring, self.membership,
+            ))
+            policy.attach(self.control)
         cluster = ClusterHandlers(self.membership, auth, on_leave=self.stop,
                                   node_id=identity.node_id, gate=policy.gate)
         cluster.register(self.app)
@@ -134,9 +135,10 @@ class Node:
             self.metrics.registry.register(self.membership.stats.collector())
             self.metrics.registry.register(MembershipMetrics(self.membership))
         ClusterSyncHandlers(self.replicator, auth, policy).register(self.app)
-        ControlHandlers(control, actor=lambda request: require_admin(request, auth),
-                        http_of=self._http_of).register(self.app)
-        ControlMetrics(control, self.metrics.registry)
+        if self.control is not None:
+            ControlHandlers(self.control, actor=lambda request: require_admin(request, auth),
+                            http_of=self._http_of).register(self.app)
+            ControlMetrics(self.control, self.metrics.registry)
         ReplicationMetrics(self.replicator, self.metrics.registry)
         access = await stack.enter_async_context(parts.access_log(config, self.metrics))
         self.http = await stack.enter_async_context(parts.serve_http(config, self.app, access))
