@@ -31,7 +31,8 @@ class _Collector:
             ("meshkp_control_applied_index", "highest log index applied to the policy", core.applied),
             ("meshkp_control_lease_remaining_seconds", "leader lease left (0 unless leader)",
              core.lease_remaining(now)),
-            ("meshkp_control_is_leader", "1 while this node leads", int(core.role.name == "LEADER")),
+            ("meshkp_control_leader", "1 on the node that is leader now, else 0",
+             int(plane.is_leader)),
             ("meshkp_control_policy_version", "policy version applied here", plane.state.version),
         )
         for name, doc, value in gauges:
