@@ -1,4 +1,4 @@
-"""`meshkp join`, `leave`, `members`, `status`: talk to a running node's /cluster/* API.
+"""`meshkp join`, `leave`, `members [remove]`, `status`: talk to a running node's /cluster/* API.
 
 Mutating calls (join, leave) need the node's admin token (cli/node_client.py says where from).
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 import click
 from rich.console import Console
@@ -46,11 +47,15 @@ def leave(node_url: str, token_file: Path | None, data_dir: Path | None) -> None
     click.echo(f"node {body.get('id', '?')} is leaving the cluster and will exit")
 
 
-@click.command("members")
+@click.group("members", invoke_without_command=True)
 @node_option
 @click.option("--json", "as_json", is_flag=True, help="Print the raw /cluster/nodes JSON.")
-def members(node_url: str, as_json: bool) -> None:
-    """List the cluster members the node at --node knows, with their status."""
+@click.pass_context
+def members(ctx: click.Context, node_url: str, as_json: bool) -> None:
+    """List the cluster members the node at --node knows, with their status
+    (`meshkp members remove ID` removes one from the control plane for good)."""
+    if ctx.invoked_subcommand is not None:
+        return
     status, body = call(node_url, "GET", "/cluster/nodes")
     if status != 200 or not isinstance(body, dict):
         raise click.ClickException(f"/cluster/nodes answered {status}: {body}")
@@ -79,3 +84,17 @@ def status(node_url: str) -> None:
     if code != 200:
         raise click.ClickException(f"/cluster/status answered {code}: {body}")
     click.echo(json.dumps(body, indent=2, sort_keys=True))
+
+
+@members.command("remove")
+@node_option
+@token_options
+@click.argument("member")
+def members_remove(node_url: str, token_file: Path | None, data_dir: Path | None, member: str) -> None:
+    """Remove MEMBER from the control plane for good, through the log. It is refused if it
+    comes back: to return, it must start again with an empty data directory."""
+    token = find_token(token_file, data_dir)
+    code, body = call(node_url, "DELETE", f"/cluster/members/{quote(member, safe='')}", token=token)
+    if code != 200:
+        raise click.ClickException(f"removing {member} failed ({code}): {body}")
+    click.echo(f"{member} removed ({body.get('token')}); it must rejoin with an empty data directory")

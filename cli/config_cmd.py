@@ -52,5 +52,5 @@ def summary(file: Path, keys: int, resolved: Resolved) -> str:
         notes.append(f"{len(resolved.unused)} mesh key{'s' if len(resolved.unused) != 1 else ''} "
                      "unused while enabled = false")
     if resolved.consensus:
-        notes.append("[cluster.consensus] checked, not used until the control plane is built")
+        notes.append("[cluster.consensus] checked")
     return f"{file}: valid, {keys} key{'s' if keys != 1 else ''} set ({'; '.join(notes)})"

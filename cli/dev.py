@@ -51,6 +51,7 @@ Try it with GnuPG (a throw-away GNUPGHOME keeps your own keyring out of it):
 
 Or look at the mesh:
   .venv/bin/meshkp members --node {urls[0]}
+  .venv/bin/meshkp leader --node {urls[0]}      (node 1 founded the control plane)
   curl '{urls[1]}/cluster/sync/status'
   curl '{urls[2]}/pks/lookup?op=stats&options=json'
 Admin token (for join/leave/delete): {root / "node1" / "admin.token"}
@@ -115,6 +116,7 @@ def dev(root: Path, nodes: int, first_http_port: int, first_gossip_port: int, lo
             "--data-dir", str(root / f"node{index + 1}"), "--host", "127.0.0.1",
             "--http-port", str(http_port), "--mesh", "--gossip-port", str(first_gossip_port + 2 * index),
             "--cluster-key-file", str(key_file), "--log-level", log_level,
+            "--control-profile", "local",  # one host: fail over in about a second
         ]
         if index:
             command += ["--join", seed]

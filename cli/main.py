@@ -28,6 +28,10 @@ COMMANDS: dict[str, str] = {
     "conflicts": "cli.delete:conflicts",
     "sync": "cli.delete:sync",
     "lb-config": "cli.lb_config:lb_config",
+    "leader": "cli.control:leader",
+    "policy": "cli.control:policy",
+    "routing": "cli.control:routing",
+    "audit": "cli.control:audit",
 }
 
 

@@ -28,6 +28,7 @@ MESH_FLAGS = {
     "advertise_addr": FlagTarget("--advertise-addr", "membership.advertise_host"),
     "mdns_interfaces": FlagTarget("--mdns-interface", "membership.mdns_interfaces", tuple),
     "gossip_profile": FlagTarget("--gossip-profile", "membership.profile"),
+    "control_profile": FlagTarget("--control-profile", "consensus.profile"),
 }
 
 
@@ -51,6 +52,9 @@ def mesh_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Interface address mDNS may use (repeatable; default: --host)."),
         click.option("--gossip-profile", type=click.Choice(sorted(PROFILES)), default="lan",
                      show_default=True, help="Protocol timers: lan (memberlist), local, test."),
+        click.option("--control-profile", type=click.Choice(["lan", "local"]), default="lan",
+                     show_default=True,
+                     help="Control-plane Raft timers: lan (election 1-2 s), local (0.5-1 s)."),
     )
     for option in reversed(options):
         command = option(command)

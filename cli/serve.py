@@ -147,6 +147,7 @@ def _log_settings(config_file: Path | None, resolved: Resolved) -> None:
         log.warning("event=config_mesh_settings_unused settings=%s hint=set_enabled_true_in_cluster",
                     ",".join(o.label.lstrip("[").replace("] ", ".") for o in resolved.unused))
     if resolved.consensus:
-        # Read and checked, but nothing uses them until the control plane is built (issue 9).
-        log.warning("event=config_consensus_not_used_yet settings=%s",
-                    ",".join(sorted(resolved.consensus)))
+        control = resolved.config.control
+        log.info("event=config_consensus settings=%s heartbeat_interval=%g election_timeout=%g-%g",
+                 ",".join(sorted(resolved.consensus)), control.heartbeat_interval,
+                 control.election_timeout_min, control.election_timeout_max)

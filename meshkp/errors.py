@@ -173,3 +173,16 @@ class InvalidCommand(ControlError):
 
 class RaftUsageError(ControlError):
     """A driver broke the core's contract (Ready order, compaction beyond applied...): a bug."""
+
+
+class ControlUnavailable(ControlError):
+    """The control plane cannot commit now: no leader known, no majority, or no answer in time.
+
+    `leader` is the last known leader ("" if none); `retry_after` the seconds to wait before
+    retrying (an election usually settles within it). HTTP: 503 with Retry-After.
+    """
+
+    def __init__(self, message: str, leader: str = "", retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.leader = leader
+        self.retry_after = retry_after

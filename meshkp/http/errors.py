@@ -12,6 +12,8 @@ import json
 from aiohttp import web
 
 from meshkp.errors import (
+    ControlUnavailable,
+    InvalidCommand,
     InvalidRequest,
     LimitExceeded,
     MeshkpError,
@@ -40,6 +42,10 @@ def status_of(error: MeshkpError) -> int:
         return 408
     if isinstance(error, Overloaded):
         return 503  # a node-wide bound is full: retry later
+    if isinstance(error, InvalidCommand):
+        return 400  # a control-plane change that is malformed or breaks a policy rule
+    if isinstance(error, ControlUnavailable):
+        return 503  # no leader or no majority: retry later (Retry-After)
     if isinstance(error, StoreError):
         return 503  # the store is closed or failing: retry later, it is not the client's fault
     return 500

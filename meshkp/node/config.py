@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from meshkp.control.config import ControlConfig
 from meshkp.errors import ConfigError
 from meshkp.http.access_log import AccessLogConfig
 from meshkp.limits import Limits
@@ -90,6 +91,9 @@ class NodeConfig:
     # Push gossip, anti-entropy and consistency. Always present: without peers it still keeps
     # the Merkle tree, deletes and conflicts of the local store.
     replication: ReplicationConfig = field(default_factory=ReplicationConfig)
+    # The control plane's Raft timers and voter count (meshkp/control/config.py). A node
+    # without a mesh runs a one-node control plane and only needs the defaults.
+    control: ControlConfig = field(default_factory=ControlConfig.lan)
 
     @property
     def access_log_config(self) -> AccessLogConfig:
@@ -134,7 +138,8 @@ class NodeConfig:
                 raise ConfigError(f"{name} must be >= 0 (0 disables the cache)")
         if self.shutdown_timeout_s < 0:
             raise ConfigError("shutdown_timeout_s must be >= 0")
-        sections = {"membership": self.membership, "replication": self.replication}
+        sections = {"membership": self.membership, "replication": self.replication,
+                    "control": self.control}
         for name, section in sections.items():
             if section is None:
                 continue

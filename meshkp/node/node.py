@@ -18,11 +18,14 @@ from pathlib import Path
 
 from aiohttp import web
 
+from meshkp.control.driver.plane import ControlPlane
 from meshkp.http.app import make_app
-from meshkp.http.auth import load_or_create_token
+from meshkp.http.auth import load_or_create_token, require_admin
 from meshkp.http.cluster import ClusterHandlers
 from meshkp.http.cluster_sync import ClusterSyncHandlers
 from meshkp.http.consistency import Consistency
+from meshkp.http.control import ControlHandlers
+from meshkp.http.control_metrics import ControlMetrics
 from meshkp.http.metrics import HttpMetrics
 from meshkp.keys.commit import Committer
 from meshkp.keys.pool import WorkerPool
@@ -31,7 +34,7 @@ from meshkp.membership.metrics import MembershipMetrics
 from meshkp.membership.service import MembershipService
 from meshkp.net.crypto import Keyring
 from meshkp.net.identity import NodeIdentity
-from meshkp.node import mesh_parts, parts, policy_parts
+from meshkp.node import control_parts, mesh_parts, parts, policy_parts
 from meshkp.node.config import NodeConfig
 from meshkp.replication.metrics import ReplicationMetrics
 from meshkp.replication.replicator import Replicator
@@ -59,6 +62,8 @@ class Node:
         self.membership: MembershipService | None = None  # only in a mesh
         self.replicator: Replicator | None = None
         self.policy: policy_parts.PolicyEffects | None = None
+        # The cluster policy's Raft log (a one-node cluster without a mesh).
+        self.control: ControlPlane | None = None
         self.app: web.Application | None = None
         self.http: parts.HttpListener | None = None
         self._stack: AsyncExitStack | None = None
@@ -116,6 +121,12 @@ class Node:
         auth = policy.auth(token)
         policy.register(self.app, auth)
         await stack.enter_async_context(policy.running())
+        if control_parts.runs_control(config):
+            # Entered after the policy's background work, so it stops first.
+            self.control = await stack.enter_async_context(control_parts.run_control(
+                config, identity.node_id, self.store, token, self.keyring, self.membership,
+            ))
+            policy.attach(self.control)
         cluster = ClusterHandlers(self.membership, auth, on_leave=self.stop,
                                   node_id=identity.node_id, gate=policy.gate)
         cluster.register(self.app)
@@ -124,6 +135,10 @@ class Node:
             self.metrics.registry.register(self.membership.stats.collector())
             self.metrics.registry.register(MembershipMetrics(self.membership))
         ClusterSyncHandlers(self.replicator, auth, policy).register(self.app)
+        if self.control is not None:
+            ControlHandlers(self.control, actor=lambda request: require_admin(request, auth),
+                            http_of=self._http_of).register(self.app)
+            ControlMetrics(self.control, self.metrics.registry)
         ReplicationMetrics(self.replicator, self.metrics.registry)
         access = await stack.enter_async_context(parts.access_log(config, self.metrics))
         self.http = await stack.enter_async_context(parts.serve_http(config, self.app, access))
@@ -153,7 +168,16 @@ class Node:
 
     def _clear(self) -> None:
         self.store = self.committer = self.pool = self.keys = self.keyring = None
-        self.membership = self.replicator = self.policy = self.app = self.http = None
+        self.membership = self.replicator = self.policy = self.control = self.app = self.http = None
+
+    def _http_of(self, node_id: str) -> str | None:
+        """The HKP address a member announced (for 503s and /cluster/leader), if known."""
+        if self.membership is None:
+            return self.url if self.identity is not None and node_id == self.node_id else None
+        for member in self.membership.members():
+            if member.node_id == node_id:
+                return member.meta.get(mesh_parts.HTTP_META_KEY) or None
+        return None
 
     def reopen_logs(self) -> None:
         """Reopen the access log file (SIGHUP, after logrotate moved it)."""

@@ -15,13 +15,6 @@ FROM_ELSEWHERE: dict[str, str] = {
     # node_exporter's filesystem collector, labels device, fstype, mountpoint.
     "node_filesystem_avail_bytes": "node_exporter",
     "node_filesystem_size_bytes": "node_exporter",
-    # Control plane (Raft), no labels: 1 on the node that is leader now, else 0.
-    "meshkp_control_leader": "control plane",
-    # Control plane: the current term, and the commit index.
-    "meshkp_control_term": "control plane",
-    "meshkp_control_commit_index": "control plane",
-    # Control plane: seconds left of the leader's lease (0 on followers and without a lease).
-    "meshkp_control_lease_remaining_seconds": "control plane",
     # Conflicts waiting for an operator (GET /cluster/conflicts).
     "meshkp_conflicts_pending": "conflicts metric (not registered yet)",
     # Bytes of the LevelDB directory on disk.

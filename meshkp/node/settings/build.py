@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from meshkp.control.config import ControlConfig
 from meshkp.errors import ConfigError, InvalidSettings
 from meshkp.limits import Limits
 from meshkp.membership.config import MembershipConfig
@@ -31,6 +32,14 @@ from meshkp.swim.config import SwimConfig
 PROFILES: dict[str, Callable[[], SwimConfig]] = {
     "lan": SwimConfig.lan, "local": SwimConfig.local, "test": SwimConfig.test,
 }
+# ControlConfig profiles by name: lan (the defaults), local (one host: failover in ~1 s).
+CONTROL_PROFILES: dict[str, Callable[[], ControlConfig]] = {
+    "lan": ControlConfig.lan, "local": ControlConfig.local,
+}
+# The leader lease and the clock-drift bound, as fractions of election_timeout_min when
+# heartbeat_timeout sets it: the ratios of the lan profile (0.8 s and 0.1 s of 1 s).
+LEASE_FRACTION = 0.8
+DRIFT_FRACTION = 0.1
 # Target of --upload-bytes: the upload limit, with the key and packet limits lowered to fit.
 UPLOAD_CAP = "upload_cap"
 # Targets that only matter in a mesh.
@@ -48,7 +57,7 @@ class Resolved:
     """The node's config, and what the settings hold beyond it."""
 
     config: NodeConfig
-    # [cluster.consensus], checked. No NodeConfig section uses it until the control plane lands.
+    # [cluster.consensus] as written (checked); NodeConfig.control holds what it maps to.
     consensus: Mapping[str, object]
     # Settings of the file or environment that only a mesh uses, on a node that runs alone.
     unused: tuple[Origin, ...]
@@ -83,12 +92,14 @@ def build(settings: Mapping[str, Setting]) -> Resolved:
     replication = _fields(values, "replication")
     replication.pop("compression", None)  # "none" is the only value: nothing to configure
     membership = _membership(values, str(node.get("host", _DEFAULTS.host))) if mesh else None
+    consensus = _consensus(values)
     config = NodeConfig(**node, limits=limits, membership=membership,
-                        replication=dataclasses.replace(ReplicationConfig(), **replication))
+                        replication=dataclasses.replace(ReplicationConfig(), **replication),
+                        control=_control(consensus))
     unused = () if mesh else tuple(dict.fromkeys(
         s.origin for t, s in settings.items() if t.startswith(MESH_ONLY) and s.origin.source != FLAG
     ))
-    return Resolved(config, _consensus(values), unused)
+    return Resolved(config, consensus, unused)
 
 
 def resolve(settings: Mapping[str, Setting], problems: Iterable[Problem] = ()) -> Resolved:
@@ -167,6 +178,32 @@ def _consensus(values: Mapping[str, Any]) -> dict[str, Any]:
                      f"({heartbeat:g}s): an idle leader speaks once per commit_timeout, and its "
                      "followers start an election after heartbeat_timeout without a word")
     return consensus
+
+
+def _control(consensus: Mapping[str, Any]) -> ControlConfig:
+    """ControlConfig from [cluster.consensus], with hashicorp/raft's names:
+
+    - heartbeat_timeout: a follower that hears nothing from the leader this long may start an
+      election: `election_timeout_min`. The lease and the drift bound scale with it;
+    - election_timeout: a candidate without a majority this long tries again. The core has
+      one random range for both waits; as in hashicorp/raft each wait is at most twice its
+      timeout, so `election_timeout_max` is twice the longer of the two;
+    - commit_timeout: how often an idle leader sends a heartbeat (`heartbeat_interval`).
+    """
+    control = CONTROL_PROFILES[str(consensus.get("profile", "lan"))]()
+    heartbeat = consensus.get("heartbeat_timeout")
+    if isinstance(heartbeat, float):
+        control = dataclasses.replace(
+            control, election_timeout_min=heartbeat, election_timeout_max=2 * heartbeat,
+            lease_duration=LEASE_FRACTION * heartbeat, max_clock_drift=DRIFT_FRACTION * heartbeat)
+    election = consensus.get("election_timeout")
+    if isinstance(election, float):
+        top = 2 * max(election, control.election_timeout_min)
+        control = dataclasses.replace(control, election_timeout_max=top)
+    commit = consensus.get("commit_timeout")
+    if isinstance(commit, float):
+        control = dataclasses.replace(control, heartbeat_interval=commit)
+    return control
 
 
 def _checked(settings: Mapping[str, Setting]) -> Resolved:

@@ -116,6 +116,8 @@ KEYS: tuple[Key, ...] = (
     Key("cluster.name", Text(), "membership.cluster_name", flag="--cluster-name", mesh_only=True),
     # [cluster.consensus]: the control plane's Raft timers, named as hashicorp/raft names them.
     Key("cluster.consensus.algorithm", Choice(("raft",)), "consensus.algorithm", mesh_only=True),
+    Key("cluster.consensus.profile", Choice(("lan", "local")), "consensus.profile",
+        flag="--control-profile", mesh_only=True),
     Key("cluster.consensus.heartbeat_timeout", Duration(), "consensus.heartbeat_timeout",
         mesh_only=True),
     Key("cluster.consensus.election_timeout", Duration(), "consensus.election_timeout",

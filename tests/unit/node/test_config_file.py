@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from meshkp.control.config import ControlConfig
 from meshkp.errors import InvalidSettings
 from meshkp.limits import Limits
 from meshkp.node.config import NodeConfig
@@ -63,9 +64,10 @@ EXPLICIT = {
                          lambda c: c.cluster_key_file == Path("/etc/meshkp/cluster.key")),
     "cluster.name": ('"prod"', lambda c: c.membership.cluster_name == "prod"),
     "cluster.consensus.algorithm": ('"raft"', None),
-    "cluster.consensus.heartbeat_timeout": ('"2s"', None),
-    "cluster.consensus.election_timeout": ('"3s"', None),
-    "cluster.consensus.commit_timeout": ('"20ms"', None),
+    "cluster.consensus.profile": ('"local"', lambda c: c.control.learner_stable_time == 2.0),
+    "cluster.consensus.heartbeat_timeout": ('"2s"', lambda c: c.control.election_timeout_min == 2.0),
+    "cluster.consensus.election_timeout": ('"3s"', lambda c: c.control.election_timeout_max == 6.0),
+    "cluster.consensus.commit_timeout": ('"20ms"', lambda c: c.control.heartbeat_interval == 0.02),
     "cluster.discovery.method": ('"mdns"', lambda c: c.membership.discovery == "mdns"),
     "cluster.discovery.peers": ('["127.0.0.3:7000"]', lambda c: c.membership.join == ("127.0.0.3:7000",)),
     "cluster.discovery.mdns_interfaces": ('["127.0.0.2"]',
@@ -164,7 +166,7 @@ def test_every_key_lands_on_its_node_config_field() -> None:
             alone, base, got = membership.swim, SwimConfig.local(), config.membership.swim
         assert getattr(got, name) == getattr(alone, name) != getattr(base, name), path
     assert resolved.consensus == {"algorithm": "raft", "heartbeat_timeout": 2.0,
-                                  "election_timeout": 3.0, "commit_timeout": 0.02}
+                                  "election_timeout": 3.0, "commit_timeout": 0.02, "profile": "local"}
 
 
 def test_an_empty_file_gives_the_defaults() -> None:
@@ -245,3 +247,14 @@ def test_an_unreadable_file_is_one_error_naming_it(tmp_path: Path) -> None:
     layer, problems = read_config_file(tmp_path / "missing.toml")
     assert layer == {} and len(problems) == 1
     assert "missing.toml: cannot read the config file: No such file" in str(problems[0])
+
+
+def test_consensus_keys_map_onto_the_control_config() -> None:
+    text = ('[cluster]\nenabled = true\n[cluster.consensus]\nprofile = "local"\n'
+            'heartbeat_timeout = "2s"\nelection_timeout = "3s"\ncommit_timeout = "20ms"\n')
+    control = load(text).config.control
+    assert control.election_timeout_min == 2.0 and control.election_timeout_max == 6.0
+    assert control.heartbeat_interval == 0.02
+    assert control.lease_duration == 1.6 and control.max_clock_drift == 0.2
+    assert control.learner_stable_time == ControlConfig.local().learner_stable_time  # the profile's
+    control.validate()

@@ -346,10 +346,13 @@ async def _audited(plane: LogPlane, actor: str) -> bool:
 
 
 async def test_admin_deletes_wait_in_the_outbox_while_the_log_is_unreachable(tmp_path: Path) -> None:
-    node = Node(NodeConfig(data_dir=tmp_path / "solo", http_port=0, access_log=False))
+    # A node with a static replication peer and no mesh runs no control plane of its own
+    # (meshkp/node/control_parts.py runs_control): the log is out of reach until one attaches.
+    write_key_file(tmp_path / "cluster.key", [generate_key()], overwrite=False)
+    node = Node(_config(tmp_path, "solo", _free_port(), (f"127.0.0.1:{_free_port()}",)))
     await node.start()
     try:
-        assert node.replicator is not None and node.policy is not None
+        assert node.replicator is not None and node.policy is not None and node.control is None
         for index in range(2):  # no control plane yet: deletes still work (AP)
             await node.replicator.delete(CERTS[index].fingerprint, "abuse", "ops", audit=True)
         log = PolicyLog()

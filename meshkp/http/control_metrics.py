@@ -1,0 +1,57 @@
+"""Prometheus metrics of the control plane, read from the ControlPlane at each scrape."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from meshkp.control.driver.plane import ControlPlane
+
+
+class ControlMetrics:
+    """Registers the control plane's gauges and counters on the node's registry."""
+
+    def __init__(self, plane: ControlPlane, registry: CollectorRegistry) -> None:
+        registry.register(_Collector(plane))
+
+
+class _Collector:
+    def __init__(self, plane: ControlPlane) -> None:
+        self.plane = plane
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        plane = self.plane
+        core = plane.core
+        now = plane.clock.now()
+        gauges = (
+            ("meshkp_control_term", "Raft term this node is in", core.term),
+            ("meshkp_control_commit_index", "highest log index known committed", core.commit),
+            ("meshkp_control_applied_index", "highest log index applied to the policy", core.applied),
+            ("meshkp_control_lease_remaining_seconds", "leader lease left (0 unless leader)",
+             core.lease_remaining(now)),
+            ("meshkp_control_leader", "1 on the node that is leader now, else 0",
+             int(plane.is_leader)),
+            ("meshkp_control_policy_version", "policy version applied here", plane.state.version),
+        )
+        for name, doc, value in gauges:
+            family = GaugeMetricFamily(name, doc)
+            family.add_metric([], float(value))
+            yield family
+        counters = (
+            ("meshkp_control_leader_changes", "leaders this node has seen (newly known leader ids)",
+             plane.leader_changes),
+            ("meshkp_control_proposals_committed", "changes proposed here and applied",
+             plane.proposals_committed),
+            ("meshkp_control_proposals_failed", "changes proposed here that failed (invalid, 503)",
+             plane.proposals_failed),
+            ("meshkp_control_snapshot_installs", "snapshots received from a leader and installed",
+             plane.driver.snapshots_installed),
+            ("meshkp_control_driver_errors", "Ready-loop iterations that raised (logged)",
+             plane.driver.errors),
+        )
+        for name, doc, value in counters:
+            counter = CounterMetricFamily(name, doc)
+            counter.add_metric([], float(value))
+            yield counter
