@@ -8,7 +8,6 @@ tier allowed to), always with a deadline.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,12 +28,7 @@ from meshkp.openpgp.armor import armor
 from meshkp.openpgp.framing import parse_packets
 from meshkp.openpgp.packet import Packet
 from tests.integration.conftest import ServerProcess, start_server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.ports import free_port
 
 
 def armored(index: int, seed: bytes = b"itest", with_subkey: bool = True) -> str:

@@ -10,7 +10,6 @@ import http.client
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ import pytest
 from meshkp.net.crypto import generate_key, write_key_file
 from tests.integration.conftest import REPO, ServerProcess, start_server
 from tests.integration.test_membership import gossip_port, nodes_seen, wait_until
+from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +28,6 @@ N = 3
 # HAProxy's check interval in the test: a dead node is out after 2 failed checks (~0.4 s).
 CHECK_MS = 200
 REQUESTS = 30
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import shutil
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from cli.lb_templates import Backend, render_haproxy
 from meshkp.control.policy.commands import SetRouting
 from meshkp.node.config import NodeConfig
 from meshkp.node.node import Node
+from tests.ports import free_port
 from tests.unit.node.policy_log import LogPlane, PolicyLog
 
 pytestmark = pytest.mark.integration
@@ -31,12 +31,6 @@ CHECK_MS = 200
 REQUESTS = 30
 # Bound of every wait: HAProxy needs `fall 2` checks (0.4 s) to take a node out.
 WAIT_S = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

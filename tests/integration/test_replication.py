@@ -31,10 +31,10 @@ from tests.integration.replication_mesh import (
     Mesh,
     armored,
     fingerprint,
-    free_port,
     wait_until,
     with_user_id,
 )
+from tests.ports import free_port
 from tests.unit.replication.helpers import record
 
 pytestmark = pytest.mark.integration

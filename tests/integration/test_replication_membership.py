@@ -16,7 +16,8 @@ import pytest
 
 from meshkp.net.crypto import generate_key, write_key_file
 from tests.integration.conftest import ServerProcess, start_server
-from tests.integration.replication_mesh import armored, fingerprint, free_port, wait_until
+from tests.integration.replication_mesh import armored, fingerprint, wait_until
+from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
 

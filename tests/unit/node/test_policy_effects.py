@@ -6,7 +6,6 @@ by each rule and by hand, drain and read-only routing, named admins and the dele
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -31,17 +30,12 @@ from meshkp.node.node import Node
 from meshkp.openpgp.armor import armor
 from meshkp.openpgp.digest import certificate_digest
 from meshkp.replication.config import ReplicationConfig
+from tests.ports import free_port
 from tests.unit.keys.helpers import certificate
 from tests.unit.node.policy_log import LogPlane, PolicyLog
 
 CERTS = [certificate(i, seed=b"policy-node") for i in range(3)]
 DIGEST0 = bytes.fromhex(certificate_digest(CERTS[0]))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _config(root: Path, name: str, sync_port: int, peers: tuple[str, ...]) -> NodeConfig:
@@ -55,7 +49,7 @@ def _config(root: Path, name: str, sync_port: int, peers: tuple[str, ...]) -> No
 async def pair(tmp_path: Path) -> AsyncIterator[tuple[Node, Node]]:
     """Two nodes replicating with each other (anti-entropy only when a test asks)."""
     write_key_file(tmp_path / "cluster.key", [generate_key()], overwrite=False)
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     nodes = [Node(_config(tmp_path, f"n{i}", ports[i], (f"127.0.0.1:{ports[1 - i]}",)))
              for i in range(2)]
     for node in nodes:
@@ -349,7 +343,7 @@ async def test_admin_deletes_wait_in_the_outbox_while_the_log_is_unreachable(tmp
     # A node with a static replication peer and no mesh runs no control plane of its own
     # (meshkp/node/control_parts.py runs_control): the log is out of reach until one attaches.
     write_key_file(tmp_path / "cluster.key", [generate_key()], overwrite=False)
-    node = Node(_config(tmp_path, "solo", _free_port(), (f"127.0.0.1:{_free_port()}",)))
+    node = Node(_config(tmp_path, "solo", free_port(), (f"127.0.0.1:{free_port()}",)))
     await node.start()
     try:
         assert node.replicator is not None and node.policy is not None and node.control is None
