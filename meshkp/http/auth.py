@@ -82,7 +82,10 @@ def require_admin(request: web.Request, auth: str | AdminAuth) -> str:
     scheme, _, given = header.partition(" ")
     # aiohttp decodes header bytes with surrogateescape: undo it exactly, so bytes that are not
     # UTF-8 compare unequal (401) instead of raising UnicodeEncodeError (500).
-    given_bytes = given.strip().encode("utf-8", "surrogateescape")
+    # Only HTTP's own optional whitespace (space, tab: RFC 9110 §5.6.3) is not part of the
+    # token; str.strip() would also drop U+00A0, U+3000, U+2028..., accepting tokens that
+    # differ from the real one.
+    given_bytes = given.strip(" \t").encode("utf-8", "surrogateescape")
     actor = checker.actor_of(given_bytes) if scheme.lower() == "bearer" else None
     if actor is None:
         raise web.HTTPUnauthorized(

@@ -30,6 +30,14 @@ def test_anything_else_is_401(authorization: str | None) -> None:
         require_admin(request(authorization), TOKEN)
 
 
+@pytest.mark.parametrize("space", ["\u00a0", "\u3000", "\u2028", "\u2003"])
+def test_a_unicode_space_around_the_token_is_401(space: str) -> None:
+    # Red-team finding 9: str.strip() removed these, so "token<U+00A0>" was accepted.
+    for token in (TOKEN + space, space + TOKEN):
+        with pytest.raises(web.HTTPUnauthorized):
+            require_admin(request(f"Bearer {token}"), TOKEN)
+
+
 @pytest.mark.parametrize("raw_token", [b"\xff\xfe", b"\xff" * 32, b"\xc3" + TOKEN.encode()])
 async def test_a_token_that_is_not_utf8_is_401_not_500(raw_token: bytes) -> None:
     # aiohttp decodes header bytes as UTF-8 with surrogateescape, so such a token arrives with
