@@ -34,6 +34,9 @@ NETNS_GOSSIP_PORT = 7946
 OBSERVE_TIMEOUT_S = 5.0
 
 
+FOUNDER = 0  # the node that founds the control plane
+
+
 @dataclass
 class NsServer(ServerProcess):
     """A server inside a network namespace, reached from the client namespace."""
@@ -87,8 +90,11 @@ class ChaosCluster(Mesh):
         return "127.0.0.1" if self.topology is None else self.topology.host(i)
 
     def args(self, i: int, peers_on: bool = True) -> list[str]:
+        # Node 0 starts with no seeds: a node with an empty control store and no --join founds
+        # the control plane (docs/control-plane.md); the others join it and each other. After a
+        # restart its control store is not empty, so it rejoins instead of founding again.
         seeds = [f"--join={self.host(j)}:{self.gossip_ports[j]}"
-                 for j in range(self.n) if j != i and peers_on]
+                 for j in range(self.n) if j != i and peers_on and i != FOUNDER]
         return ["--mesh", "--node-id", self.node_id(i), "--gossip-port", str(self.gossip_ports[i]),
                 "--sync-port", str(self.sync_ports[i]), "--cluster-key-file", str(self.key_file),
                 "--gossip-profile", self.profile, "--sync-interval", f"{self.sync_interval_s:g}",
