@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import os
 import urllib.parse
+from urllib.parse import quote
 from pathlib import Path
 
 import click
 
-from cli.node_client import call_ok, find_token, node_option, token_options
+from cli.node_client import call, call_ok, find_token, node_option, token_options
 
 
 @click.command("delete")
@@ -31,17 +32,40 @@ def delete(node_url: str, token_file: Path | None, data_dir: Path | None, reason
     click.echo(f"{result['fingerprint']}: {state} (vv {result['vv']})")
 
 
-@click.command("conflicts")
+@click.group("conflicts", invoke_without_command=True)
 @node_option
-def conflicts(node_url: str) -> None:
-    """List keys where an upload was concurrent with a delete (delete-wins until resolved)."""
+@click.pass_context
+def conflicts(ctx: click.Context, node_url: str) -> None:
+    """List keys where an upload was concurrent with a delete, with their ids and the rule that
+    applies (`meshkp conflicts resolve ID --keep delete|update` decides one by hand)."""
+    if ctx.invoked_subcommand is not None:
+        return
     result = call_ok(node_url, "GET", "/cluster/conflicts")
     if not result["conflicts"]:
         click.echo("no conflicts")
     for entry in result["conflicts"]:
         delete_info = entry["delete"]
-        click.echo(f"{entry['fingerprint']}  deleted by {delete_info['actor']} "
-                   f"({delete_info['reason']}); concurrent adds {entry['concurrent_adds']}")
+        click.echo(f"{entry.get('id', '?')}  {entry['fingerprint']}  deleted by "
+                   f"{delete_info['actor']} ({delete_info['reason']}); concurrent adds "
+                   f"{entry['concurrent_adds']}; rule {entry.get('policy', '?')}")
+
+
+@conflicts.command("resolve")
+@node_option
+@token_options
+@click.option("--keep", type=click.Choice(["delete", "update"]), required=True,
+              help="delete: the tombstone stands; update: the key comes back with its packets.")
+@click.argument("conflict_id")
+def conflicts_resolve(node_url: str, token_file: Path | None, data_dir: Path | None, keep: str,
+                      conflict_id: str) -> None:
+    """Decide conflict CONFLICT_ID through the control plane's log: every node applies it, and a
+    later sync does not reopen it."""
+    token = find_token(token_file, data_dir)
+    status, body = call(node_url, "POST", f"/cluster/conflicts/{quote(conflict_id, safe='')}/resolve",
+                        {"keep": keep}, token)
+    if status != 200 or not isinstance(body, dict):
+        raise click.ClickException(f"resolving {conflict_id} failed ({status}): {body}")
+    click.echo(f"{body['fingerprint']}: keep {body['keep']} ({body['token']})")
 
 
 @click.command("sync")

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "status": "cli.cluster:status",
     "delete": "cli.delete:delete",
     "conflicts": "cli.delete:conflicts",
+    "admins": "cli.admins:admins",
     "sync": "cli.delete:sync",
     "lb-config": "cli.lb_config:lb_config",
     "leader": "cli.control:leader",

@@ -42,18 +42,18 @@ def token_options(command: Any) -> Any:
 def find_token(token_file: Path | None, data_dir: Path | None) -> str:
     """The admin token from --token-file, $MESHKP_ADMIN_TOKEN or DIR/admin.token."""
     if token_file is not None:
-        return _read_token(token_file)
+        return read_token(token_file)
     env = os.environ.get(TOKEN_ENV, "").strip()
     if env:
         return env
     if data_dir is not None:
-        return _read_token(data_dir / TOKEN_FILE)
+        return read_token(data_dir / TOKEN_FILE)
     raise click.UsageError(
         f"this command needs the node's admin token: pass --token-file FILE, set {TOKEN_ENV}, "
         "or pass --data-dir DIR of the node (DIR/admin.token)")
 
 
-def _read_token(path: Path) -> str:
+def read_token(path: Path) -> str:
     try:
         token = path.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError) as exc:

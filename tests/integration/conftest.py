@@ -188,3 +188,10 @@ def meshkp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
 
 def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
+
+
+def meshkp_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run `meshkp ARGS` as an operator would (no admin token in the environment)."""
+    env = {k: v for k, v in os.environ.items() if k != "MESHKP_ADMIN_TOKEN"}
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)

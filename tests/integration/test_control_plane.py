@@ -11,17 +11,14 @@ a change made right after it succeeds. Timers: `--gossip-profile test`, `--contr
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import REPO, start_server
+from tests.integration.conftest import meshkp_cli, start_server
 from tests.integration.control_mesh import ControlMesh, wait_until
 from tests.integration.replication_mesh import armored, fingerprint
 
@@ -91,12 +88,6 @@ def test_five_processes_share_one_control_plane(cmesh: ControlMesh) -> None:
     assert reply.status == 200, reply.body
     wait_until(lambda: cmesh.agreed_leader() not in (None, leader), 10, "a new leader", cmesh.leaders)
     wait_until(lambda: cmesh.limit_everywhere("search_results", 88), 5, "the change after failover")
-
-
-def meshkp_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "MESHKP_ADMIN_TOKEN"}
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)
 
 
 def test_a_node_without_a_mesh_has_a_working_control_plane(tmp_path: Path) -> None:

@@ -14,8 +14,6 @@ import os
 import random
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +23,7 @@ import pytest
 from meshkp.net.crypto import generate_key, write_key_file
 from meshkp.swim.config import SwimConfig
 from meshkp.swim.formulas import suspicion_max_timeout
-from tests.integration.conftest import REPO, ServerProcess, start_server
+from tests.integration.conftest import ServerProcess, meshkp_cli, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -94,12 +92,6 @@ def wait_until(predicate, timeout: float, what: str, state=None) -> float:  # ty
             raise AssertionError(f"not within {timeout} s: {what}{seen}")
         time.sleep(0.1)
     return time.monotonic() - began
-
-
-def meshkp_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "MESHKP_ADMIN_TOKEN"}
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)
 
 
 class Mesh:
