@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "policy": "cli.control:policy",
     "routing": "cli.control:routing",
     "audit": "cli.control:audit",
+    "top": "cli.top.command:top",
 }
 
 
