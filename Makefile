@@ -3,7 +3,7 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-APT_PKGS := gnupg dirmngr debian-keyring iptables iproute2 prometheus haproxy nginx-light
+APT_PKGS := gnupg dirmngr debian-keyring iptables iproute2 prometheus haproxy nginx-light tmux
 
 .PHONY: run test test-slow bench chaos lint typecheck deps apt clean
 

@@ -15,7 +15,8 @@ from cli.top.keys import ViewState
 from cli.top.model import MemberRow, Snapshot, member_label, sparkline
 
 STATUS_STYLE = {"alive": "green", "suspect": "yellow", "dead": "red", "left": "dim"}
-ROLE_SHORT = {"leader": "lead", "follower": "foll", "candidate": "cand", "learner": "lrnr"}
+ROLE_SHORT = {"leader": "lead", "follower": "foll", "candidate": "cand", "pre_candidate": "pre",
+              "learner": "lrnr"}
 ROOT_CHARS = 8
 SPARK_WIDTH = 10
 # Lines that are not member rows: header (2), table heading (1), footer (1), "more" (1).
@@ -83,7 +84,9 @@ def cells(member: MemberRow, leader: str | None, majority: str | None) -> list[T
     status = Text(member.status, style=STATUS_STYLE.get(member.status, "magenta"))
     if not member.reachable:
         gone = Text("unreachable" if member.status in ("alive", "suspect") else "-", style="red")
-        return [label, status, gone, Text(""), Text(""), Text(""), rate_cell(member), Text("")]
+        # Its last rates would read as current: show none.
+        return [label, status, gone, Text(""), Text(""), Text(""), Text("-", style="dim"),
+                Text("")]
     role = ROLE_SHORT.get(member.role or "", member.role or "?")
     role_text = Text(f"{role}/{member.term if member.term is not None else '?'}",
                      style="bold cyan" if member.role == "leader" else "")
