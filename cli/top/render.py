@@ -15,8 +15,9 @@ from cli.top.keys import ViewState
 from cli.top.model import MemberRow, Snapshot, member_label, sparkline
 
 STATUS_STYLE = {"alive": "green", "suspect": "yellow", "dead": "red", "left": "dim"}
+# /cluster/consensus names roles by the enum's name, lowercased (pre_candidate, removed).
 ROLE_SHORT = {"leader": "lead", "follower": "foll", "candidate": "cand", "pre_candidate": "pre",
-              "learner": "lrnr"}
+              "removed": "gone", "learner": "lrnr"}
 ROOT_CHARS = 8
 SPARK_WIDTH = 10
 # Lines that are not member rows: header (2), table heading (1), footer (1), "more" (1).
