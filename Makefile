@@ -27,9 +27,9 @@ apt:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-## Start a local meshkp on loopback with the embedded default data directory.
+## Start a local 3-node mesh on loopback with sample keys, and watch it in `meshkp top`.
 run: deps
-	$(BIN)/meshkp dev
+	$(BIN)/meshkp dev --top
 
 ## The default test suite (unit, simulation, real-process and GnuPG tests).
 test: deps apt

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import click
 
+from cli.top.command import run_live
+
 DEV_ROOT = Path(".meshkp-dev")
 FIRST_HTTP_PORT = 11371
 FIRST_GOSSIP_PORT = 7946
@@ -98,7 +100,11 @@ def _upload_samples(url: str) -> int:
 @click.option("--first-gossip-port", type=int, default=FIRST_GOSSIP_PORT, show_default=True,
               help="Node i gossips on this + 2*i (replication uses gossip port + 1).")
 @click.option("--log-level", default="WARNING", show_default=True)
-def dev(root: Path, nodes: int, first_http_port: int, first_gossip_port: int, log_level: str) -> None:
+@click.option("--top", "open_top", is_flag=True,
+              help="Open `meshkp top` on the mesh (the nodes then log to ROOT/nodeN.log); "
+                   "q or Ctrl-C stops all nodes.")
+def dev(root: Path, nodes: int, first_http_port: int, first_gossip_port: int, log_level: str,
+        open_top: bool) -> None:
     """Run a local development mesh with sample keys (what `make run` starts)."""
     root.mkdir(parents=True, exist_ok=True)
     key_file = root / "cluster.key"
@@ -120,7 +126,11 @@ def dev(root: Path, nodes: int, first_http_port: int, first_gossip_port: int, lo
         ]
         if index:
             command += ["--join", seed]
-        processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+        # Under top, a node's warnings on the terminal would write over the view.
+        log = open(root / f"node{index + 1}.log", "ab") if open_top else None  # noqa: SIM115
+        processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log))
+        if log is not None:
+            log.close()  # the child keeps its own copy
         urls.append(f"http://127.0.0.1:{http_port}")
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -128,7 +138,10 @@ def dev(root: Path, nodes: int, first_http_port: int, first_gossip_port: int, lo
             _wait_healthy(url, process, deadline)
         click.echo(f"{_upload_samples(urls[0])} sample key files uploaded to {urls[0]}.")
         click.echo(_hint(urls, root))
-        _wait_until_interrupted(processes)
+        if open_top:
+            _top_until_quit(urls[0])
+        else:
+            _wait_until_interrupted(processes)
     finally:
         for process in processes:
             if process.poll() is None:
@@ -139,6 +152,12 @@ def dev(root: Path, nodes: int, first_http_port: int, first_gossip_port: int, lo
             except subprocess.TimeoutExpired:
                 process.kill()
         click.echo("meshkp dev mesh stopped; data kept in " + str(root))
+
+
+def _top_until_quit(url: str) -> None:
+    """`meshkp top` on the mesh; returns on q, Ctrl-C or SIGTERM (then the nodes are stopped)."""
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    run_live(url)
 
 
 def _wait_until_interrupted(processes: list[subprocess.Popen[bytes]]) -> None:

@@ -27,8 +27,8 @@ KEY_POLL_S = 0.1
 def top(node_url: str, interval: float, once: bool) -> None:
     """A live view of the cluster seen through the node at --node: members, roles, keys,
     Merkle roots, pushes, requests/s. Keys: q quit, s sort, / filter, j/k select, Enter detail."""
-    collector = Collector(node_url)
     if once:
+        collector = Collector(node_url)
         try:
             collector.poll()
             time.sleep(interval)
@@ -40,10 +40,12 @@ def top(node_url: str, interval: float, once: bool) -> None:
         if snapshot.error:
             raise SystemExit(1)
         return
-    _live(Poller(collector, interval))
+    run_live(node_url, interval)
 
 
-def _live(poller: Poller) -> None:
+def run_live(node_url: str, interval: float = 1.0) -> None:
+    """The full-screen view until q or Ctrl-C (`meshkp dev --top` calls it too)."""
+    poller = Poller(Collector(node_url), interval)
     console = Console()
     view = ViewState()
     poller.start()
