@@ -113,7 +113,8 @@ def members_of(body: dict[str, Any]) -> list[MemberRow]:
     for node in body.get("nodes", []):
         if not isinstance(node, dict) or "id" not in node:
             continue
-        meta = node.get("meta") if isinstance(node.get("meta"), dict) else {}
+        meta = node.get("meta")
+        meta = meta if isinstance(meta, dict) else {}
         rows.append(MemberRow(id=str(node["id"]), status=str(node.get("status", "?")),
                               incarnation=_int(node.get("incarnation")),
                               http=str(meta.get("http") or node.get("http") or "")))

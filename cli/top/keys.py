@@ -10,6 +10,7 @@ import termios
 import tty
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from cli.top.model import SORT_KEYS, MemberRow, Snapshot, filter_rows, sort_rows
 
@@ -90,7 +91,7 @@ class KeyReader:
 
     def __init__(self) -> None:
         self.fd = sys.stdin.fileno() if sys.stdin is not None and sys.stdin.isatty() else None
-        self._saved: list[object] | None = None
+        self._saved: list[Any] | None = None
 
     def __enter__(self) -> KeyReader:
         if self.fd is not None:
