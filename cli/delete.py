@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from urllib.parse import quote
 from pathlib import Path
+from urllib.parse import quote
 
 import click
 
