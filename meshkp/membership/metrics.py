@@ -4,6 +4,10 @@ A collector read at scrape time, registered on the node's registry (served at /m
 
     meshkp_membership_members{status}       members this node sees, by status (itself included)
     meshkp_membership_events_total{event}   status changes this node saw, by the new status
+    meshkp_swim_total{counter}              the SWIM core's counters (probes, suspicions, and the
+                                            hostile news it refused: incarnation jumps, acks
+                                            that name another member, truncated push-pulls)
+    meshkp_swim_timer_failures_total        protocol ticks that raised (logged; the timer goes on)
 
 The alerts of deploy/prometheus read both (a dead member, suspicions that keep coming).
 """
@@ -21,7 +25,11 @@ from meshkp.swim.types import MemberInfo, Status
 
 
 class _Membership(Protocol):
+    timer_failures: int
+
     def counts(self) -> dict[str, int]: ...
+
+    def swim_counters(self) -> dict[str, int]: ...
 
     def add_listener(self, listener: ChangeListener) -> None: ...
 
@@ -52,3 +60,12 @@ class MembershipMetrics(Collector):
         for event, count in sorted(self.events.items()):
             events.add_metric([event], count)
         yield events
+        swim = CounterMetricFamily("meshkp_swim", "Counters of the SWIM protocol core, by name",
+                                   labels=["counter"])
+        for name, count in sorted(self.membership.swim_counters().items()):
+            swim.add_metric([name], count)
+        yield swim
+        failures = CounterMetricFamily("meshkp_swim_timer_failures",
+                                       "SWIM protocol ticks that raised (logged; the timer goes on)")
+        failures.add_metric([], self.membership.timer_failures)
+        yield failures

@@ -12,6 +12,7 @@ All tasks are tracked and cancelled by `stop()`; nothing is fire-and-forget (STY
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import random
@@ -160,6 +161,10 @@ class MembershipService:
             "keyring": {"primary": self.keyring.primary_id, "keys": self.keyring.key_ids},
             "net": self.stats.snapshot(),
         }
+
+    def swim_counters(self) -> dict[str, int]:
+        """The SWIM core's counters by name (empty before start())."""
+        return dataclasses.asdict(self._swim.stats) if self._swim is not None else {}
 
     def update_meta(self, changes: Mapping[str, str]) -> None:
         """Merge `changes` into our gossiped meta (e.g. {"sync": "ip:port"}); spreads at once."""

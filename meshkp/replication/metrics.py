@@ -57,6 +57,8 @@ class _Collector(Collector):
              "Batches refused whole (invalid records or messages); nothing of them stored"),
             ("meshkp_replication_sync_rounds", c.sync_rounds, "Anti-entropy rounds started"),
             ("meshkp_replication_sync_errors", c.sync_errors, "Anti-entropy rounds that failed"),
+            ("meshkp_replication_loop_failures", rep.loop_failures,
+             "Anti-entropy loop iterations that raised (logged; the loop goes on)"),
         ):
             family = CounterMetricFamily(name, doc)
             family.add_metric([], value)

@@ -38,6 +38,11 @@ async def test_the_collectors_export_the_promised_names(tmp_path: Path) -> None:
     assert {"meshkp_membership_members", "meshkp_membership_events_total",
             "meshkp_replication_peer_in_sync"} <= exported
     assert not exported & set(FROM_ELSEWHERE)  # nothing exported is still listed as missing
+    # The hostile news SWIM refuses and the loops' failures are counted where operators see them.
+    for counter in ("incarnation_jumps_refused", "acks_mismatched", "push_pulls_truncated", "probes"):
+        assert ("meshkp_swim_total", (("counter", counter),)) in samples
+    assert samples[("meshkp_swim_timer_failures_total", ())] == 0
+    assert samples[("meshkp_replication_loop_failures_total", ())] == 0
     assert samples[("meshkp_membership_members", (("status", "alive"),))] == 1  # itself
     assert samples[("meshkp_membership_members", (("status", "dead"),))] == 0
     assert samples[("meshkp_replication_peer_in_sync", (("peer", "peer-a"),))] == 1
