@@ -99,14 +99,14 @@ def one_run(n: int, cached: Path, work: Path, run: int, verify: str) -> dict[str
     cp_s = timed_run(["cp", "-r", str(cached / "keys"), str(src / "keys")], timeout=600)
     ports = free_port(), free_port()
     common = ["--cluster-key-file", str(key_file), "--no-access-log", "--log-level", "WARNING"]
-    source = start_server(src, "--node-id", "src", "--sync-port", str(ports[0]), *common)
+    source = start_server(src, "--node-id", "src", "--replication-port", str(ports[0]), *common)
     new: ServerProcess | None = None
     try:
         want = status(source)
         assert want["keys"] == n, f"source holds {want['keys']} keys, not {n}"
         began = time.monotonic()
-        new = start_server(run_dir / "new", "--node-id", "new", "--sync-port", str(ports[1]),
-                           "--sync-peer", f"127.0.0.1:{ports[0]}",
+        new = start_server(run_dir / "new", "--node-id", "new", "--replication-port", str(ports[1]),
+                           "--replication-peer", f"127.0.0.1:{ports[0]}",
                            "--verify-peer-records", verify, *common)
         started_s = time.monotonic() - began
         samples: list[tuple[float, int]] = []

@@ -2,7 +2,7 @@
 restart, on 127.0.0.1 or one process per network namespace (chaos/netns.py).
 
 It extends tests/integration/replication_mesh.Mesh (status, roots, deletes, sync): nodes find
-each other through SWIM (`--join` every other node, `--gossip-profile`), not `--sync-peer`,
+each other through SWIM (`--join` every other node, `--gossip-profile`), not `--replication-peer`,
 so that failure detection and rejoin are part of what is tested.
 """
 
@@ -96,7 +96,7 @@ class ChaosCluster(Mesh):
         seeds = [f"--join={self.host(j)}:{self.gossip_ports[j]}"
                  for j in range(self.n) if j != i and peers_on and i != FOUNDER]
         return ["--mesh", "--node-id", self.node_id(i), "--gossip-port", str(self.gossip_ports[i]),
-                "--sync-port", str(self.sync_ports[i]), "--cluster-key-file", str(self.key_file),
+                "--replication-port", str(self.sync_ports[i]), "--cluster-key-file", str(self.key_file),
                 "--gossip-profile", self.profile, "--sync-interval", f"{self.sync_interval_s:g}",
                 "--no-access-log", *seeds, *self.extra]
 

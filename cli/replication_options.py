@@ -13,23 +13,23 @@ from meshkp.replication.config import ReplicationConfig
 _DEFAULTS = ReplicationConfig()
 
 REPLICATION_FLAGS = {
-    "sync_port": FlagTarget("--sync-port", "replication.sync_port"),
+    "replication_port": FlagTarget("--replication-port", "replication.port"),
     "sync_interval": FlagTarget("--sync-interval", "replication.sync_interval_s"),
-    "sync_peers": FlagTarget("--sync-peer", "replication.static_peers", tuple),
+    "replication_peers": FlagTarget("--replication-peer", "replication.static_peers", tuple),
     "fanout": FlagTarget("--fanout", "replication.fanout"),
     "verify_peer_records": FlagTarget("--verify-peer-records", "replication.verify_peer_records"),
 }
 
 
 def replication_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --sync-port, --sync-interval, --sync-peer, --fanout, --verify-peer-records (their
-    fields: REPLICATION_FLAGS)."""
+    """Add --replication-port, --sync-interval, --replication-peer, --fanout and
+    --verify-peer-records (their fields: REPLICATION_FLAGS)."""
     options = (
-        click.option("--sync-port", type=int, default=0, show_default=True,
+        click.option("--replication-port", type=int, default=0, show_default=True,
                      help="Replication TCP port (0: gossip port + 1 in a mesh, else any)."),
         click.option("--sync-interval", type=float, default=_DEFAULTS.sync_interval_s,
                      show_default=True, help="Seconds between anti-entropy rounds."),
-        click.option("--sync-peer", "sync_peers", multiple=True, metavar="HOST:PORT",
+        click.option("--replication-peer", "replication_peers", multiple=True, metavar="HOST:PORT",
                      help="Replication address of a peer to sync with besides membership "
                           "(repeatable; needs --cluster-key-file)."),
         click.option("--fanout", type=int, default=_DEFAULTS.fanout, show_default=True,

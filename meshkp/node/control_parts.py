@@ -45,7 +45,7 @@ class _NoPeers:
 
 def runs_control(config: NodeConfig) -> bool:
     """Whether the node runs a control plane: in a mesh, or alone. Nodes that replicate with
-    static peers (`--sync-peer`) but without a mesh cannot find each other's control plane,
+    static peers (`--replication-peer`) but without a mesh cannot find each other's control plane,
     and each founding its own would give them diverging policies: they run none, and keep the
     policy they have (their own --limit options)."""
     return config.membership is not None or not config.replication.static_peers

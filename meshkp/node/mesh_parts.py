@@ -88,7 +88,7 @@ def static_peer_refs(specs: Sequence[str]) -> list[PeerRef]:
 async def _listen(
     config: NodeConfig, node_id: str, keyring: Keyring, stats: NetStats
 ) -> ReplicationListener:
-    """The started replication listener, on --sync-port, or by default on gossip port + 1.
+    """The started replication listener, on --replication-port, or by default on gossip port + 1.
 
     The default port is only a convention (peers learn the real one from the member meta):
     when it is taken (with gossip ports in the ephemeral range, by any outgoing connection
@@ -96,8 +96,8 @@ async def _listen(
     A port the operator chose must be free: ConfigError if not.
     """
     gossip = config.membership.gossip_port if config.membership is not None else 0
-    implicit = config.replication.sync_port == 0 and bool(gossip)
-    port = gossip + 1 if implicit else config.replication.sync_port
+    implicit = config.replication.port == 0 and bool(gossip)
+    port = gossip + 1 if implicit else config.replication.port
     listener = ReplicationListener((config.host, port), keyring, node_id, stats)
     try:
         await listener.start()
@@ -106,7 +106,7 @@ async def _listen(
         if not implicit or exc.errno != errno.EADDRINUSE:
             raise ConfigError(
                 f"replication cannot listen on {config.host}:{port}: {exc.strerror or exc}; "
-                "choose another --sync-port (0 picks a free one)"
+                "choose another --replication-port (0 picks a free one)"
             ) from None
     log.warning("event=sync_port_fallback wanted=%s:%d reason=in_use action=free_port",
                 config.host, port)

@@ -69,7 +69,7 @@ class ReplicationConfig:
     prepare_min_batch: int = 200
     # Port of the replication TCP listener (encrypted with the cluster key); 0 picks one and
     # announces it in the membership meta ("sync").
-    sync_port: int = 0
+    port: int = 0
     # Replication addresses ("host:port") of peers to use besides live membership (tests,
     # and nodes run without gossip).
     static_peers: tuple[str, ...] = ()
@@ -106,6 +106,6 @@ class ReplicationConfig:
             )
         if self.prepare_min_batch < 1:
             raise ConfigError("prepare_min_batch must be >= 1")
-        if not 0 <= self.sync_port <= 65535:
-            raise ConfigError(f"sync_port must be 0..65535, got {self.sync_port}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"replication port must be 0..65535, got {self.port}")
         return self

@@ -95,7 +95,7 @@ def test_ports_match_the_config() -> None:
     gossip = int(config["cluster"]["bind_address"].rsplit(":", 1)[1])
     assert ports[("http", "TCP")] == config["hkp"]["port"]
     assert ports[("gossip-udp", "UDP")] == ports[("gossip-tcp", "TCP")] == gossip
-    assert ports[("sync", "TCP")] == gossip + 1  # sync_port 0: gossip port + 1
+    assert ports[("sync", "TCP")] == gossip + 1  # port 0: gossip port + 1
     assert config["hkp"]["host"] == "0.0.0.0"
 
 

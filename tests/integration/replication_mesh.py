@@ -1,6 +1,6 @@
 """A mesh of real `meshkp serve` processes on 127.0.0.1 replicating with each other.
 
-Each node gets a free replication port chosen up front and the others' ports as --sync-peer,
+Each node gets a free replication port chosen up front and the others' ports as --replication-peer,
 one shared cluster key file, and a short sync interval. Helpers poll (real processes: the only
 tier allowed to), always with a deadline.
 """
@@ -84,9 +84,9 @@ class Mesh:
         return mesh
 
     def args(self, i: int, peers_on: bool = True) -> list[str]:
-        peers = [f"--sync-peer=127.0.0.1:{p}" for j, p in enumerate(self.sync_ports)
+        peers = [f"--replication-peer=127.0.0.1:{p}" for j, p in enumerate(self.sync_ports)
                  if j != i and peers_on]
-        return ["--node-id", f"n{i}", "--sync-port", str(self.sync_ports[i]),
+        return ["--node-id", f"n{i}", "--replication-port", str(self.sync_ports[i]),
                 "--cluster-key-file", str(self.key_file), "--no-access-log", *peers, *self.extra]
 
     def start_node(self, i: int, *more: str, peers_on: bool = True) -> ServerProcess:

@@ -1,6 +1,6 @@
 """Replication between real `meshkp serve` processes on 127.0.0.1 (issue 5, checks 1-7).
 
-Each mesh uses static replication peers (--sync-peer) over the encrypted TCP transport and a
+Each mesh uses static replication peers (--replication-peer) over the encrypted TCP transport and a
 short sync interval; peers found through gossip membership are tested in
 test_replication_membership.py, upload bodies with replication on in test_replication_add_body.py.
 """

@@ -1,4 +1,4 @@
-"""Replication peers come from live membership: nodes joined by gossip replicate with no --sync-peer.
+"""Replication peers come from live membership: nodes joined by gossip replicate with no --replication-peer.
 
 The replication port defaults to gossip port + 1 and is announced in the member meta ("sync").
 Test gossip ports come from the ephemeral range, where port + 1 is often held by some outgoing

@@ -32,9 +32,9 @@ def test_mesh_options_without_mesh_are_a_usage_error(tmp_path: Path, option: lis
     assert not (tmp_path / "d").exists()  # refused before anything was created
 
 
-def test_sync_peers_without_a_cluster_key_are_a_usage_error(tmp_path: Path) -> None:
+def test_replication_peers_without_a_cluster_key_are_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["serve", "--data-dir", str(tmp_path / "d"),
-                                       "--sync-peer", "127.0.0.1:7947"])
+                                       "--replication-peer", "127.0.0.1:7947"])
     assert result.exit_code == 2
     assert "--cluster-key-file" in result.output
 

@@ -147,11 +147,11 @@ async def test_a_start_failing_half_way_stops_what_started(tmp_path: Path) -> No
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        sync_port = taken.getsockname()[1]
+        port = taken.getsockname()[1]
         membership = MembershipConfig(bind_host="127.0.0.1", gossip_port=gossip_port,
                                       swim=SwimConfig.test())
         node = Node(config(tmp_path, membership=membership,
-                           replication=ReplicationConfig(sync_port=sync_port)))
+                           replication=ReplicationConfig(port=port)))
         with pytest.raises(ConfigError, match="replication cannot listen"):
             await node.start()
     assert not node.running and node.membership is None

@@ -38,10 +38,10 @@ CERTS = [certificate(i, seed=b"policy-node") for i in range(3)]
 DIGEST0 = bytes.fromhex(certificate_digest(CERTS[0]))
 
 
-def _config(root: Path, name: str, sync_port: int, peers: tuple[str, ...]) -> NodeConfig:
+def _config(root: Path, name: str, port: int, peers: tuple[str, ...]) -> NodeConfig:
     return NodeConfig(data_dir=root / name, http_port=0, access_log=False, node_id=name,
                       cluster_key_file=root / "cluster.key",
-                      replication=ReplicationConfig(sync_port=sync_port, static_peers=peers,
+                      replication=ReplicationConfig(port=port, static_peers=peers,
                                                     sync_interval_s=3600, first_sync_delay_s=3600))
 
 

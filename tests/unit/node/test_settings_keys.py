@@ -97,9 +97,9 @@ def test_bad_environment_values_name_the_variable(name: str, value: str, words: 
 
 
 def test_an_environment_value_out_of_range_names_the_variable_and_its_flag() -> None:
-    layer, problems = read_environment({"MESHKP_CLUSTER_REPLICATION_SYNC_PEERS": "127.0.0.1:7947"})
+    layer, problems = read_environment({"MESHKP_CLUSTER_REPLICATION_PEERS": "127.0.0.1:7947"})
     with pytest.raises(InvalidSettings) as caught:
         resolve(layer, problems)
     (error,) = caught.value.errors
-    assert error.startswith("environment: MESHKP_CLUSTER_REPLICATION_SYNC_PEERS: ")
+    assert error.startswith("environment: MESHKP_CLUSTER_REPLICATION_PEERS: ")
     assert "--cluster-key-file (MESHKP_CLUSTER_KEY_FILE)" in error
