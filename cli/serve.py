@@ -48,6 +48,8 @@ SERVE_FLAGS = {
     "upload_bytes": FlagTarget("--upload-bytes", UPLOAD_CAP),
     "cluster_key_file": FlagTarget("--cluster-key-file", "node.cluster_key_file"),
     "default_consistency": FlagTarget("--consistency", "node.default_consistency"),
+    "agent_check_port": FlagTarget("--agent-check-port", "node.agent_check_port"),
+    "drain_grace": FlagTarget("--drain-grace", "node.drain_grace_s"),
 }
 
 
@@ -127,6 +129,10 @@ def serve_settings(
                    "default DATA_DIR/cluster.key with --mesh (created if missing).")
 @click.option("--consistency", "default_consistency", type=click.Choice(CONSISTENCY_LEVELS),
               default="one", show_default=True, help="Default x-consistency of POST /pks/add.")
+@click.option("--agent-check-port", type=click.IntRange(0, 65535), default=0, metavar="PORT",
+              help="Answer HAProxy's agent check on this TCP port (0: off, the default).")
+@click.option("--drain-grace", type=click.FloatRange(0), default=10.0, show_default=True,
+              metavar="SECONDS", help="Seconds from a drain to /cluster/health answering 503.")
 @limit_option
 @replication_options
 @mesh_options

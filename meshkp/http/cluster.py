@@ -3,7 +3,8 @@
     GET  /cluster/nodes    {"nodes": [{"id", "addr", "http", "status", "incarnation", "meta"}]}
     GET  /cluster/status   this node's id, incarnation, counts by status, health, frame counters
     GET  /cluster/health   200 while a majority of known (not-left) members is alive and
-                           the routing policy does not drain this node, else 503
+                           the routing policy does not drain this node (or drained it less
+                           than the drain grace period ago), else 503
     POST /cluster/join     {"peers": ["host:port" | "dns:NAME" | "srv:NAME", ...]}     [admin]
     POST /cluster/leave    broadcast "left", then stop the node (the process exits)     [admin]
 
@@ -110,9 +111,12 @@ class ClusterHandlers:
         else:
             healthy, counts = self.membership.healthy(), self.membership.counts()
         body: dict[str, Any] = {"healthy": healthy, "counts": counts, "id": self.node_id}
-        draining, since = self.gate.draining() if self.gate is not None else (False, None)
-        if draining:
-            body.update(healthy=False, draining=True, drain_since=since)
+        drain = self.gate.drain() if self.gate is not None else None
+        if drain is not None:
+            body.update(draining=True, drain_since=drain.since, drain_grace_s=drain.grace_s,
+                        drain_remaining_s=round(drain.remaining_s, 3))
+            if drain.over:
+                body["healthy"] = False
         return _json(body, 200 if body["healthy"] else 503)
 
     def _mesh(self) -> MembershipService:

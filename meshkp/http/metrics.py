@@ -16,7 +16,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricF
 from prometheus_client.registry import Collector
 
 # Buckets from 100 µs (a cached op=get) to 10 s (a large keyring upload).
-_LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                     0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -80,9 +80,9 @@ class _RequestCollector(Collector):
         lat_key = (endpoint, op)
         counts = self.buckets.get(lat_key)
         if counts is None:
-            counts = self.buckets[lat_key] = [0] * (len(_LATENCY_BUCKETS) + 1)
+            counts = self.buckets[lat_key] = [0] * (len(LATENCY_BUCKETS) + 1)
             self.sums[lat_key] = 0.0
-        counts[bisect.bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.sums[lat_key] += seconds
 
     def collect(self) -> Iterator[Metric]:
@@ -99,7 +99,7 @@ class _RequestCollector(Collector):
         )
         for (endpoint, op), counts in sorted(self.buckets.items()):
             cumulative, running = [], 0
-            for bound, count in zip((*map(str, _LATENCY_BUCKETS), "+Inf"), counts, strict=True):
+            for bound, count in zip((*map(str, LATENCY_BUCKETS), "+Inf"), counts, strict=True):
                 running += count
                 cumulative.append((bound, running))
             latency.add_metric([endpoint, op], cumulative, self.sums[(endpoint, op)])

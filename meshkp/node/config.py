@@ -24,6 +24,10 @@ from meshkp.replication.config import ReplicationConfig
 
 CONSISTENCY_LEVELS = ("one", "quorum", "all")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# load_interval_s: below, the window holds too few requests for a p99; above, the agent
+# check's weights and /cluster/load trail the load by more than a minute.
+MIN_LOAD_INTERVAL_S = 0.2
+MAX_LOAD_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,20 @@ class NodeConfig:
     term_cache_entries: int = 50_000
     # Seconds a graceful stop waits for in-flight requests before closing connections.
     shutdown_timeout_s: float = 5.0
+    # Seconds from a drain (PUT /cluster/routing drain=true) to GET /cluster/health answering
+    # 503. The agent check says "drain" at once, so HAProxy sends no new request meanwhile and
+    # the requests in flight finish; after it, health-check-only balancers and readiness
+    # probes take the node out too, and 503 tells the operator the node may be stopped. Longer
+    # covers slower requests (big uploads); 0 makes health 503 at once.
+    drain_grace_s: float = 10.0
+    # TCP port of the HAProxy agent-check responder (meshkp/http/agent_check.py): it answers
+    # "up ready NN%" from the routing weight and the measured headroom, "drain", "maint" or
+    # "down". 0: off. Announced to peers in the member meta, so `meshkp lb-config` finds it.
+    agent_check_port: int = 0
+    # Seconds between two samples of this node's load (GET /cluster/load), each sent to every
+    # live peer. Shorter: fresher figures and agent weights, more small messages (n-1 per node
+    # per interval); the window of every rate and quantile is this long.
+    load_interval_s: float = 2.0
     # The admin credential of mutating /cluster/* calls. None: DATA_DIR/admin.token, created
     # (0600, 32 random bytes) on first start. Loaded once, at start.
     admin_token: str | None = None
@@ -138,6 +156,16 @@ class NodeConfig:
                 raise ConfigError(f"{name} must be >= 0 (0 disables the cache)")
         if self.shutdown_timeout_s < 0:
             raise ConfigError("shutdown_timeout_s must be >= 0")
+        if self.drain_grace_s < 0:
+            raise ConfigError("drain_grace_s must be >= 0 (0: health answers 503 at once)")
+        if not isinstance(self.agent_check_port, int) or not 0 <= self.agent_check_port <= 65535:
+            raise ConfigError(f"agent_check_port must be 0..65535 (0: off), "
+                              f"got {self.agent_check_port!r}")
+        if self.agent_check_port and self.agent_check_port == self.http_port:
+            raise ConfigError("agent_check_port must differ from the HKP port: pick another")
+        if not MIN_LOAD_INTERVAL_S <= self.load_interval_s <= MAX_LOAD_INTERVAL_S:
+            raise ConfigError(f"load_interval_s must be {MIN_LOAD_INTERVAL_S}..{MAX_LOAD_INTERVAL_S}"
+                              f" seconds, got {self.load_interval_s}")
         sections = {"membership": self.membership, "replication": self.replication,
                     "control": self.control}
         for name, section in sections.items():

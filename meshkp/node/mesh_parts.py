@@ -37,12 +37,16 @@ from meshkp.store.executor import AsyncStore
 log = logging.getLogger(__name__)
 
 HTTP_META_KEY = "http"  # member meta: the node's HKP address, shown by /cluster/nodes
+AGENT_META_KEY = "agent"  # member meta: its HAProxy agent-check port (meshkp lb-config reads it)
 
 
 def http_meta(config: NodeConfig, membership: MembershipConfig, port: int) -> dict[str, str]:
-    """The member meta announcing this node's HKP address to its peers."""
+    """The member meta announcing this node's HKP address (and agent-check port) to its peers."""
     host = membership.advertise_host or outbound_ip(config.host)
-    return {HTTP_META_KEY: format_addr((host, port))}
+    meta = {HTTP_META_KEY: format_addr((host, port))}
+    if config.agent_check_port:
+        meta[AGENT_META_KEY] = str(config.agent_check_port)
+    return meta
 
 
 @asynccontextmanager

@@ -34,7 +34,7 @@ from meshkp.membership.metrics import MembershipMetrics
 from meshkp.membership.service import MembershipService
 from meshkp.net.crypto import Keyring
 from meshkp.net.identity import NodeIdentity
-from meshkp.node import control_parts, mesh_parts, parts, policy_parts
+from meshkp.node import control_parts, load_parts, mesh_parts, parts, policy_parts
 from meshkp.node.config import NodeConfig
 from meshkp.replication.metrics import ReplicationMetrics
 from meshkp.replication.replicator import Replicator
@@ -65,6 +65,8 @@ class Node:
         # The cluster policy's Raft log (a one-node cluster without a mesh).
         self.control: ControlPlane | None = None
         self.app: web.Application | None = None
+        # Load sampling, the load exchange and the agent check (GET /cluster/load).
+        self.load: load_parts.LoadPart | None = None
         self.http: parts.HttpListener | None = None
         self._stack: AsyncExitStack | None = None
         self._state = "new"  # new -> starting -> running -> stopping -> stopped
@@ -117,7 +119,8 @@ class Node:
         # The applied cluster policy's effects (meshkp/node/policy_parts.py); the control
         # plane, once it runs, is plugged in with self.policy.attach(plane).
         self.policy = policy = policy_parts.PolicyEffects(
-            identity.node_id, self.committer, self.keys, self.replicator, self.store, self.membership)
+            identity.node_id, self.committer, self.keys, self.replicator, self.store, self.membership,
+            drain_grace_s=config.drain_grace_s)
         auth = policy.auth(token)
         policy.register(self.app, auth)
         await stack.enter_async_context(policy.running())
@@ -140,6 +143,9 @@ class Node:
                             http_of=self._http_of).register(self.app)
             ControlMetrics(self.control, self.metrics.registry)
         ReplicationMetrics(self.replicator, self.metrics.registry)
+        self.load = await stack.enter_async_context(load_parts.run_load(
+            config, identity.node_id, self.app, self.metrics, self.replicator, self.control,
+            policy.gate, self.membership, self._open_connections))
         access = await stack.enter_async_context(parts.access_log(config, self.metrics))
         self.http = await stack.enter_async_context(parts.serve_http(config, self.app, access))
         if self.membership is not None and config.membership is not None and config.http_port == 0:
@@ -169,6 +175,12 @@ class Node:
     def _clear(self) -> None:
         self.store = self.committer = self.pool = self.keys = self.keyring = None
         self.membership = self.replicator = self.policy = self.control = self.app = self.http = None
+        self.load = None
+
+    def _open_connections(self) -> int:
+        """Connections open on the HTTP listener (idle keep-alive ones included)."""
+        server = self.http.runner.server if self.http is not None else None
+        return len(server.connections) if server is not None else 0
 
     def _http_of(self, node_id: str) -> str | None:
         """The HKP address a member announced (for 503s and /cluster/leader), if known."""

@@ -7,7 +7,8 @@ it) decides; `PolicyEffects` makes each applied state and entry true here, drive
   next commit;
 - blacklist: the key service hides those fingerprints and refuses their upload
   (meshkp/keys/policy.py says why the records stay and roots stay equal);
-- routing: read per request by the RoutingGate (drain: health 503; read-only: uploads 503);
+- routing: read per request by the RoutingGate (drain: agent check "drain", health 503 after the
+  grace period; read-only: uploads 503);
 - admins: read per request by AdminAuth (any named admin's token is accepted);
 - resolutions: every node writes the decision's record update (`resolution_record`) through
   the committer, in log order, so replicas converge on it;
@@ -76,7 +77,7 @@ class PolicyEffects:
     def __init__(self, node_id: str, committer: Committer, keys: KeyService,
                  replicator: Replicator, store: AsyncStore,
                  membership: MembershipService | None = None, *,
-                 rescan_s: float = RESCAN_S) -> None:
+                 rescan_s: float = RESCAN_S, drain_grace_s: float = 0.0) -> None:
         self.node_id = node_id
         self.committer = committer
         self.keys = keys
@@ -85,7 +86,8 @@ class PolicyEffects:
         self.membership = membership
         self.rescan_s = rescan_s
         self.control: ControlPlaneLike | None = None
-        self.gate = RoutingGate(node_id, lambda: self.state, self._writable_peers)
+        self.gate = RoutingGate(node_id, lambda: self.state, self._writable_peers,
+                                drain_grace_s=drain_grace_s)
         self._observers: list[Callable[[Applied], None]] = []
         self._resolutions: asyncio.Queue[Proposal] = asyncio.Queue()
         self._inflight: set[str] = set()

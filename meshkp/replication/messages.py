@@ -17,6 +17,7 @@ from meshkp.errors import WireError
 from meshkp.net.message import Message as Message  # re-exported: the protocol's base
 from meshkp.net.message import decode_typed
 from meshkp.net.wire import TCP_FRAME_BYTES
+from meshkp.replication.load_wire import LoadReport
 from meshkp.store.layout import FINGERPRINT_LENGTHS  # 16 (v3), 20 (v4), 32 (v6) bytes
 
 # --- Bounds, each with what it protects against. ----------------------------------------------
@@ -270,7 +271,7 @@ def _cursor(body: Mapping[str, Any], key: str) -> bytes:
 MESSAGE_TYPES: dict[int, type[Message]] = {
     cls.TYPE: cls
     for cls in (PushBatch, PushAck, DiffQuery, DiffAnswer, Fetch, RecordBatch, SyncError, Scan,
-                ScanBatch)
+                ScanBatch, LoadReport)
 }
 
 

@@ -34,6 +34,8 @@ from meshkp.replication.antientropy import SyncOutcome, SyncRound
 from meshkp.replication.config import ReplicationConfig
 from meshkp.replication.consistency import gather_acks, required_acks
 from meshkp.replication.deletes import DeleteOutcome, conflict_fingerprints, hlc_to_int, tombstone
+from meshkp.replication.load import LoadBoard
+from meshkp.replication.load_wire import LoadReport
 from meshkp.replication.messages import (
     ACK_CHANGED,
     ACK_UNCHANGED,
@@ -99,6 +101,8 @@ class Replicator:
         self.statuses: dict[str, PeerSyncStatus] = {}
         self.progress: SyncProgress | None = None
         self.lag_observer: Callable[[float], None] | None = None
+        # The load summaries of this node and its peers (GET /cluster/load), exchanged here.
+        self.loads = LoadBoard()
         # Set by the node wiring: the transport's frame counters and the listener's address.
         self.net_stats: NetStats | None = None
         self.sync_addr: tuple[str, int] | None = None
@@ -155,6 +159,8 @@ class Replicator:
                 return await self._on_fetch(message)
             if isinstance(message, Scan):
                 return await self._on_scan(message)
+            if isinstance(message, LoadReport):
+                return self.loads.handle(sender, message, time.monotonic())
         except InvalidPeerRecord as exc:
             self.counters.batches_rejected += 1
             log.warning("event=peer_batch_rejected peer=%s error=%s", sender, exc)

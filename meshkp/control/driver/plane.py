@@ -19,7 +19,7 @@ import itertools
 import logging
 import random
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -54,6 +54,8 @@ DEFAULT_PROPOSE_TIMEOUT = 5.0
 RECENT_APPLIED = 256
 # Bounded pending forwarded proposals (each holds a future): more is a client flood.
 MAX_PENDING_FORWARDS = 1024
+# Commit latencies kept for the p99 of /cluster/performance (a few minutes of busy policy work).
+COMMIT_SAMPLES = 256
 
 
 @dataclass
@@ -111,6 +113,9 @@ class ControlPlane:
         self.proposals_committed = 0
         self.proposals_failed = 0
         self.observer_errors = 0
+        # Seconds from propose() to applied here, of the last changes proposed on this node
+        # (GET /cluster/performance: the consensus commit latency).
+        self.commit_seconds: deque[float] = deque(maxlen=COMMIT_SAMPLES)
         self._last_leader = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -212,7 +217,8 @@ class ControlPlane:
         """
         timeout = DEFAULT_PROPOSE_TIMEOUT if timeout is None else timeout
         proposal = Proposal(command, actor, self.node_id, self._hlc(), expect_version)
-        deadline = self.clock.now() + timeout
+        started = self.clock.now()
+        deadline = started + timeout
         try:
             if isinstance(command, ChangeMembership):
                 proposal.validate()
@@ -223,6 +229,7 @@ class ControlPlane:
             self.proposals_failed += 1
             raise
         self.proposals_committed += 1
+        self.commit_seconds.append(self.clock.now() - started)
         return applied
 
     async def _propose_until(self, proposal: Proposal, data: bytes, deadline: float) -> Applied:

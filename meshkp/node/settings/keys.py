@@ -161,6 +161,9 @@ KEYS: tuple[Key, ...] = (
     Key("hkp.shutdown_timeout", Duration(), "node.shutdown_timeout_s"),
     Key("hkp.process_parse_bytes", Size(), "node.process_parse_bytes"),
     Key("hkp.parse_workers", Integer(), "node.parse_workers"),
+    Key("hkp.agent_check_port", Integer(), "node.agent_check_port", flag="--agent-check-port"),
+    Key("hkp.drain_grace", Duration(), "node.drain_grace_s", flag="--drain-grace"),
+    Key("hkp.load_interval", Duration(), "node.load_interval_s"),
     # [limits]: every bound of meshkp/limits.py.
     *_dataclass_keys("limits", "limits", Limits(), mesh_only=False),
     # [membership]: the SWIM profile, then any of its timers (SwimConfig).

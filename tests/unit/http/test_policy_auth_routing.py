@@ -70,3 +70,24 @@ def test_drain_since_is_kept_while_draining_and_reset_after() -> None:
     assert gate.draining() == (True, 100.0)
     current[0] = applied(SetRouting("n1", drain=True), SetRouting("n1"))
     assert gate.draining() == (False, None)
+
+
+def test_a_drain_is_over_once_its_grace_period_has_passed() -> None:
+    now = [100.0]
+    current = [applied(SetRouting("n1", drain=True))]
+    gate = RoutingGate("n1", lambda: current[0], clock=lambda: now[0], drain_grace_s=10.0)
+    drain = gate.drain()
+    assert drain is not None and not drain.over and drain.remaining_s == 10.0
+    now[0] = 109.9
+    drain = gate.drain()
+    assert drain is not None and not drain.over and round(drain.remaining_s, 3) == 0.1
+    now[0] = 110.0
+    drain = gate.drain()
+    assert drain is not None and drain.over and drain.remaining_s == 0.0
+    current[0] = applied(SetRouting("n1", drain=True), SetRouting("n1"))
+    assert gate.drain() is None
+    # A new drain starts a new grace period.
+    current[0] = applied(SetRouting("n1", drain=True))
+    now[0] = 200.0
+    drain = gate.drain()
+    assert drain is not None and drain.since == 200.0 and not drain.over

@@ -100,6 +100,9 @@ EXPLICIT = {
     "hkp.shutdown_timeout": ('"10s"', lambda c: c.shutdown_timeout_s == 10),
     "hkp.process_parse_bytes": ('"512KiB"', lambda c: c.process_parse_bytes == 512 * 1024),
     "hkp.parse_workers": ("2", lambda c: c.parse_workers == 2),
+    "hkp.agent_check_port": ("11373", lambda c: c.agent_check_port == 11373),
+    "hkp.drain_grace": ('"30s"', lambda c: c.drain_grace_s == 30),
+    "hkp.load_interval": ('"500ms"', lambda c: c.load_interval_s == 0.5),
     # Every timer is set below, so the profile shows in test_membership_timers_change_the_profile.
     "membership.profile": ('"local"', None),
     "cache.served_cache_bytes": ('"16MiB"', lambda c: c.served_cache_bytes == 16 << 20),

@@ -276,7 +276,9 @@ async def test_a_manual_conflict_stays_queued_until_resolved_by_hand(pair) -> No
 
 
 async def test_drain_makes_health_503_and_read_only_refuses_uploads(tmp_path: Path) -> None:
-    node = Node(NodeConfig(data_dir=tmp_path / "solo", http_port=0, access_log=False))
+    # No grace period: health answers 503 as soon as the drain applies.
+    node = Node(NodeConfig(data_dir=tmp_path / "solo", http_port=0, access_log=False,
+                           drain_grace_s=0))
     await node.start()
     try:
         log = PolicyLog()
