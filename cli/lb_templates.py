@@ -3,7 +3,10 @@
 Pure functions of the member list (no I/O), so what `meshkp lb-config` writes is tested
 without a mesh. HAProxy checks each node's `GET /cluster/health`: 200 while the node sees a
 majority of the mesh alive, 503 when it does not (and, with the control plane's routing
-policy, while it drains), so a node cut off from the mesh or drained stops taking requests.
+policy, once a drain's grace period is over), so a node cut off from the mesh or drained stops
+taking requests. A node with an agent-check port (`[hkp] agent_check_port`) is also asked
+there for its weight and drain state (meshkp/http/agent_check.py): every server starts at
+weight 100, and the agent's `NN%` scales it.
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ import re
 from dataclasses import dataclass
 
 HEALTH_PATH = "/cluster/health"
-# The HAProxy agent-check port a node will answer on ("up", "drain", "NN%"), once the agent
-# responder of the control plane's routing policy exists. The line stays commented until then.
-AGENT_PORT_NOTE = "agent responder (not built yet)"
+# The initial weight of every server: the agent's "NN%" is a share of it (100% = 100), and
+# HAProxy's largest weight is 256, so a node may be given up to 2.56 times the usual share.
+INITIAL_WEIGHT = 100
 _SERVER_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -24,6 +27,8 @@ class Backend:
 
     name: str
     address: str
+    # The node's agent-check port (None: it runs no agent responder; health checks only).
+    agent_port: int | None = None
 
 
 def server_name(node_id: str) -> str:
@@ -59,14 +64,20 @@ def render_haproxy(backends: list[Backend], bind: str, check_interval_ms: int) -
         "    balance leastconn",
         f"    option httpchk GET {HEALTH_PATH}",
         "    http-check expect status 200",
-        f"    default-server check inter {check_interval_ms}ms fall 2 rise 2",
-        f"    # With the {AGENT_PORT_NOTE}, each node also tells its weight and",
-        "    # drain state on its agent port; uncomment then:",
-        f"    # default-server check inter {check_interval_ms}ms fall 2 rise 2 agent-check "
-        f"agent-port 11372 agent-inter {check_interval_ms}ms",
+        f"    default-server check inter {check_interval_ms}ms fall 2 rise 2 "
+        f"weight {INITIAL_WEIGHT}",
+        "    # A node with an agent port answers there with its weight (routing weight x",
+        "    # measured headroom, as a share of the weight above) and its drain state.",
     ]
-    lines += [f"    server {server_name(b.name)} {b.address}" for b in backends]
+    lines += [f"    server {server_name(b.name)} {b.address}{_agent(b, check_interval_ms)}"
+              for b in backends]
     return "\n".join(lines) + "\n"
+
+
+def _agent(backend: Backend, check_interval_ms: int) -> str:
+    if backend.agent_port is None:
+        return ""
+    return f" agent-check agent-port {backend.agent_port} agent-inter {check_interval_ms}ms"
 
 
 def render_nginx(backends: list[Backend], listen: str) -> str:

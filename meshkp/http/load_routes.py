@@ -102,27 +102,27 @@ class LoadHandlers:
     async def load(self, request: web.Request) -> web.Response:
         nodes: dict[str, Any] = {}
         for node, (summary, age) in sorted(self._summaries().items()):
-            entry: dict[str, Any] = {"status": self._status(node), "self": node == self.node_id}
+            entry: dict[str, Any] = {"status": self._status(node), "self": node == self.node_id,
+                                     "age_s": None, "stale": True, "load": None}
+            nodes[node] = entry
             if summary is None:
-                entry.update(age_s=None, stale=True, load=None)
-                nodes[node] = entry
                 continue
             room = headroom(summary)
-            entry.update(
-                age_s=round(age or 0.0, 3),
-                stale=(age or 0.0) > STALE_INTERVALS * self.interval_s,
-                sampled_at=round(summary.at, 3),
-                window_s=round(summary.window_s, 3),
-                requests={op: _op(load) for op, load in sorted(summary.ops.items())},
-                client=_op(client_load(summary)),
-                cpu=round(summary.cpu, 4),
-                loop_lag_ms={"mean": _ms(summary.loop_lag_mean), "max": _ms(summary.loop_lag_max)},
-                connections=summary.connections,
-                pending_pushes=summary.pending_pushes,
-                headroom=round(room, 4),
-                agent_percent=agent_percent(self._routing_weight(node), room),
-            )
-            nodes[node] = entry
+            entry.update(age_s=round(age or 0.0, 3),
+                         stale=(age or 0.0) > STALE_INTERVALS * self.interval_s)
+            entry["load"] = {
+                "sampled_at": round(summary.at, 3),
+                "window_s": round(summary.window_s, 3),
+                "requests": {op: _op(load) for op, load in sorted(summary.ops.items())},
+                "client": _op(client_load(summary)),
+                "cpu": round(summary.cpu, 4),
+                "loop_lag_ms": {"mean": _ms(summary.loop_lag_mean),
+                                "max": _ms(summary.loop_lag_max)},
+                "connections": summary.connections,
+                "pending_pushes": summary.pending_pushes,
+                "headroom": round(room, 4),
+                "agent_percent": agent_percent(self._routing_weight(node), room),
+            }
         return _json({"self": self.node_id, "interval_s": self.interval_s,
                       "stale_after_s": STALE_INTERVALS * self.interval_s, "nodes": nodes})
 

@@ -1,7 +1,7 @@
 """`meshkp lb-config` against 3 real `meshkp serve --mesh` processes, and a real HAProxy
 (Debian package haproxy) run with the generated config in front of them on loopback: the
 config is valid, the requests spread over the 3 nodes, and a killed node is taken out with no
-request failing. The agent check (drain, weights) waits for the routing policy's responder."""
+request failing. The agent check (drain, weights, read-only): tests/integration/test_lb_agent.py."""
 
 from __future__ import annotations
 
@@ -106,7 +106,8 @@ def test_configs_name_every_member(mesh: dict[str, ServerProcess], tmp_path: Pat
     for name, server in mesh.items():
         assert f"    server {name} {server.url.removeprefix('http://')}\n" in text
     assert "option httpchk GET /cluster/health" in text
-    assert "# default-server" in text and "agent-check" in text  # commented until built
+    # These nodes run no agent responder (no --agent-check-port): health checks only.
+    assert "agent-check agent-port" not in text
     nginx = lb_config("nginx", "--node", mesh["n2"].url, "--bind", "127.0.0.1:8080")
     assert nginx.returncode == 0, nginx.stderr
     for server in mesh.values():

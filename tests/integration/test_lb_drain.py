@@ -35,8 +35,9 @@ WAIT_S = 10.0
 
 @pytest.fixture
 async def nodes(tmp_path: Path) -> AsyncIterator[list[Node]]:
+    # A balancer without agent checks: with no grace period, the drain makes health 503 at once.
     started = [Node(NodeConfig(data_dir=tmp_path / f"n{i}", node_id=f"n{i}", http_port=0,
-                               access_log=False)) for i in range(3)]
+                               access_log=False, drain_grace_s=0)) for i in range(3)]
     try:
         for node in started:
             await node.start()

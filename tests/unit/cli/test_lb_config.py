@@ -44,11 +44,27 @@ def test_server_names_are_safe() -> None:
 def test_haproxy_config_checks_every_node_on_cluster_health() -> None:
     text = render_haproxy(BACKENDS, "*:11371", 2000)
     assert "option httpchk GET /cluster/health" in text
-    assert "    default-server check inter 2000ms fall 2 rise 2\n" in text
-    agent = [line for line in text.splitlines() if "agent-check" in line]
-    assert agent and all(line.lstrip().startswith("#") for line in agent)
+    assert "    default-server check inter 2000ms fall 2 rise 2 weight 100\n" in text
+    assert not [line for line in text.splitlines()
+                if "agent-check" in line and not line.lstrip().startswith("#")]
     assert [line.split()[1:] for line in text.splitlines() if line.startswith("    server ")] == [
         [b.name, b.address] for b in BACKENDS]
+
+
+def test_a_node_with_an_agent_port_gets_an_agent_check() -> None:
+    members = {"nodes": [
+        {"id": "a", "http": "10.0.0.1:11371", "status": "alive", "meta": {"agent": "11372"}},
+        {"id": "b", "http": "10.0.0.2:11371", "status": "alive", "meta": {"agent": "junk"}},
+        {"id": "c", "http": "10.0.0.3:11371", "status": "alive", "meta": {}},
+    ]}
+    assert [b.agent_port for b in lb.backends_of(members)] == [11372, None, None]
+    backends = lb.backends_of(members, agent_port=9777)
+    assert [b.agent_port for b in backends] == [11372, 9777, 9777]
+    servers = [line for line in render_haproxy(backends, "*:11371", 500).splitlines()
+               if line.startswith("    server ")]
+    assert servers[0] == ("    server a 10.0.0.1:11371 agent-check agent-port 11372 "
+                          "agent-inter 500ms")
+    assert servers[2].endswith("agent-port 9777 agent-inter 500ms")
 
 
 def test_haproxy_accepts_the_config(tmp_path: Path) -> None:
@@ -56,7 +72,8 @@ def test_haproxy_accepts_the_config(tmp_path: Path) -> None:
     if binary is None:
         pytest.skip("haproxy is not installed (Debian package haproxy: make apt)")
     path = tmp_path / "haproxy.cfg"
-    path.write_text(render_haproxy(BACKENDS, "127.0.0.1:18080", 500))
+    with_agent = [*BACKENDS, Backend("d", "10.0.0.4:11371", 11372)]
+    path.write_text(render_haproxy(with_agent, "127.0.0.1:18080", 500))
     result = subprocess.run([binary, "-c", "-f", str(path)], capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr

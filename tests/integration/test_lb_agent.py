@@ -1,0 +1,268 @@
+"""A real HAProxy (Debian package haproxy) with agent checks, in front of 3 real
+`meshkp serve --mesh` processes on loopback, configured by `meshkp lb-config haproxy`:
+
+- the requests spread over the 3 nodes, each weighted by its agent (`up ready NN%`);
+- a node drained through PUT /cluster/routing stops receiving new requests at once (the agent
+  says `drain`) while its /cluster/health still answers 200 during the grace period, and no
+  request fails; after the grace, health answers 503 and the agent `maint`; lifting the drain
+  brings it back;
+- uploads to a read-only node are refused with the reason, through the balancer and directly;
+- a killed node is taken out, and no request fails.
+"""
+
+from __future__ import annotations
+
+import collections
+import http.client
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from meshkp.net.crypto import generate_key, write_key_file
+from tests.integration.conftest import FIXTURES, REPO, ServerProcess, start_server
+from tests.integration.test_lb_config import haproxy, http_addresses, served_by
+from tests.integration.test_membership import gossip_port, nodes_seen, wait_until
+from tests.ports import free_port
+
+pytestmark = pytest.mark.integration
+
+N = 3
+CHECK_MS = 200  # HAProxy's health- and agent-check interval
+# Long enough that the drained node's health is still 200 when HAProxy has stopped sending it
+# requests (an agent check, 0.2 s, plus the policy's commit), short for the test.
+GRACE_S = 6.0
+REQUESTS = 30
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServerProcess]]:
+    root = tmp_path_factory.mktemp("lb-agent")
+    key_file = root / "cluster.key"
+    write_key_file(key_file, [generate_key()], overwrite=False)
+    ports = [gossip_port() for _ in range(N)]
+    servers: dict[str, ServerProcess] = {}
+    try:
+        for i in range(N):
+            join = [] if i == 0 else ["--join", f"127.0.0.1:{ports[0]}"]
+            servers[f"n{i}"] = start_server(
+                root / f"n{i}", "--mesh", "--node-id", f"n{i}", "--gossip-port", str(ports[i]),
+                "--cluster-key-file", str(key_file), "--gossip-profile", "test",
+                "--control-profile", "local", "--no-access-log", *join,
+                "--agent-check-port", str(free_port()), "--drain-grace", str(GRACE_S),
+                timeout=60)
+        names = set(servers)
+        wait_until(lambda: all(nodes_seen(s) == dict.fromkeys(names, "alive")
+                               for s in servers.values()), 30, "3 nodes alive everywhere",
+                   lambda: {n: nodes_seen(s) for n, s in servers.items()})
+        addresses = {name: s.url.removeprefix("http://") for name, s in servers.items()}
+        wait_until(lambda: all(http_addresses(s) == addresses for s in servers.values()), 30,
+                   "every node's HTTP address known everywhere")
+        wait_until(lambda: len({leader(s) for s in servers.values()} - {None}) == 1
+                   and None not in {leader(s) for s in servers.values()}, 30, "one leader")
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop(signal.SIGKILL if server.proc.poll() is None else signal.SIGTERM)
+        for server in servers.values():
+            server.assert_no_bugs()
+
+
+def leader(server: ServerProcess) -> str | None:
+    try:
+        reply = server.request("GET", "/cluster/leader", timeout=5)
+    except OSError:
+        return None
+    body = reply.json() if reply.status == 200 else {}
+    return body.get("leader") if isinstance(body, dict) else None
+
+
+def agent_line(port: int) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        data = b""
+        while chunk := conn.recv(256):
+            data += chunk
+    return data.decode()
+
+
+def put_routing(server: ServerProcess, **fields: object) -> None:
+    token = (server.data_dir / "admin.token").read_text().strip()
+    reply = server.request("PUT", "/cluster/routing", body=json.dumps(fields).encode(),
+                           headers={"Authorization": f"Bearer {token}",
+                                    "Content-Type": "application/json"}, timeout=30)
+    assert reply.status == 200, reply.text()
+
+
+def health(server: ServerProcess) -> tuple[int, dict[str, object]]:
+    reply = server.request("GET", "/cluster/health", timeout=5)
+    body = reply.json()
+    assert isinstance(body, dict)
+    return reply.status, body
+
+
+def upload(port: int, keytext: bytes) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("POST", "/pks/add", body=b"keytext=" + quote(keytext, safe="").encode(),
+                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+        reply = conn.getresponse()
+        return reply.status, reply.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def test_haproxy_follows_the_agents_drain_read_only_and_a_kill(
+        mesh: dict[str, ServerProcess], tmp_path: Path) -> None:
+    binary = haproxy()
+    port = free_port()
+    config = tmp_path / "haproxy.cfg"
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", "lb-config", "haproxy", "--node", mesh["n0"].url,
+         "--out", str(config), "--bind", f"127.0.0.1:{port}", "--check-interval", str(CHECK_MS)],
+        cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    agent_ports = {name: int(s.extra_args[s.extra_args.index("--agent-check-port") + 1])
+                   for name, s in mesh.items()}
+    text = config.read_text()
+    for name, agent in agent_ports.items():
+        assert f"server {name} {mesh[name].url.removeprefix('http://')} agent-check " \
+               f"agent-port {agent} agent-inter {CHECK_MS}ms" in text
+    assert agent_line(agent_ports["n0"]).startswith("up ready ")
+    log_path = tmp_path / "haproxy.log"
+    log = open(log_path, "wb")  # noqa: SIM115  (the child writes to it)
+    proxy = subprocess.Popen([binary, "-db", "-f", str(config)], stdout=log, stderr=log)
+    log.close()
+    try:
+        def answers() -> bool:
+            assert proxy.poll() is None, log_path.read_text()
+            return served_by(port) is not None
+
+        wait_until(answers, 15, "HAProxy answers")
+        spread = collections.Counter(served_by(port) for _ in range(REQUESTS))
+        assert set(spread) == set(mesh), f"requests went to {dict(spread)}"
+
+        # Drain n2: the agent says "drain" at once; health stays 200 for the grace period.
+        drained_at = time.monotonic()
+        put_routing(mesh["n2"], drain=True)
+        assert agent_line(agent_ports["n2"]) == "up drain\n"
+        during: list[str | None] = []
+
+        def n2_left_rotation() -> bool:
+            recent = [served_by(port) for _ in range(10)]
+            during.extend(recent)
+            return "n2" not in recent
+
+        wait_until(n2_left_rotation, GRACE_S, "HAProxy stops sending new requests to n2")
+        status, body = health(mesh["n2"])
+        assert time.monotonic() - drained_at < GRACE_S, "the test was too slow to tell"
+        assert status == 200 and body["draining"] is True, body  # the agent did it, not health
+        after = [served_by(port) for _ in range(REQUESTS)]
+        assert None not in during + after, f"requests failed while draining: {during + after}"
+        assert set(after) == {"n0", "n1"}
+        # Still serving clients that reach it directly.
+        assert mesh["n2"].request("GET", "/pks/health", timeout=5).status == 200
+        # Past the grace: health 503 (drained, safe to stop) and the agent "maint".
+        wait_until(lambda: health(mesh["n2"])[0] == 503, GRACE_S + 5, "health 503 after grace")
+        assert agent_line(agent_ports["n2"]) == "up maint\n"
+        put_routing(mesh["n2"], drain=False)
+        assert agent_line(agent_ports["n2"]).startswith("up ready ")
+        wait_until(lambda: "n2" in {served_by(port) for _ in range(10)}, 10,
+                   "n2 back in rotation", log_path.read_text)
+
+        # Read-only n1: its uploads are refused with the reason, naming a writable node.
+        put_routing(mesh["n1"], read_only=True)
+        keytext = (FIXTURES / "alice_unsigned.asc").read_bytes()
+        status, reason = upload(mesh["n1"].port, keytext)
+        assert status == 503 and "read-only by the cluster routing policy" in reason, reason
+        assert "upload to n" in reason and "instead" in reason
+        outcomes = [upload(port, keytext) for _ in range(12)]
+        refused = [r for s, r in outcomes if s == 503]
+        assert all(s in (200, 503) for s, _ in outcomes), outcomes
+        assert refused and all("read-only" in r for r in refused), outcomes
+        assert any(s == 200 for s, _ in outcomes), outcomes
+        put_routing(mesh["n1"], read_only=False)
+
+        # kill -9 of n0: taken out by its failed checks; retries hide it from clients.
+        mesh["n0"].proc.kill()
+        mesh["n0"].proc.wait(10)
+        killed = [served_by(port) for _ in range(REQUESTS)]
+        assert None not in killed, f"failed requests after the kill: {killed}"
+        assert set(killed) == {"n1", "n2"}
+        wait_until(lambda: "Server meshkp/n0 is DOWN" in log_path.read_text(), 10,
+                   "HAProxy marks n0 down", log_path.read_text)
+    finally:
+        proxy.send_signal(signal.SIGTERM)
+        try:
+            proxy.wait(10)
+        except subprocess.TimeoutExpired:
+            proxy.kill()
+            proxy.wait(10)
+
+
+def cluster_view(server: ServerProcess, path: str) -> dict[str, object]:
+    reply = server.request("GET", path, timeout=5)
+    assert reply.status == 200, reply.text()
+    body = reply.json()
+    assert isinstance(body, dict)
+    return body
+
+
+def test_every_node_load_and_performance_reach_any_node_through_the_mesh(
+        mesh: dict[str, ServerProcess]) -> None:
+    # Only n1 and n2 are used: the balancer test above may have killed n0.
+    asker, busy = mesh["n1"], mesh["n2"]
+    for _ in range(40):
+        busy.lookup(op="get", search="0x0123456789ABCDEF")
+    put_routing(asker, weight=100)  # one policy change proposed on n1: a commit latency sample
+    keytext = (FIXTURES / "test-key.asc").read_bytes()
+    assert busy.add(keytext).status == 200  # pushed to n1: a replicated-write latency sample
+
+    def seen() -> dict[str, object]:
+        return cluster_view(asker, "/cluster/load")
+
+    def busy_seen() -> bool:
+        load = seen()["nodes"]["n2"]["load"]  # type: ignore[index]
+        return bool(load and load["requests"].get("get", {}).get("rate", 0) > 0)
+
+    wait_until(busy_seen, 15, "n1 sees n2's lookups in /cluster/load", seen)
+    view = seen()
+    nodes = view["nodes"]
+    assert isinstance(nodes, dict)
+    entry = nodes["n2"]
+    assert entry["status"] == "alive" and entry["self"] is False and entry["stale"] is False
+    assert 0 <= entry["age_s"] <= view["stale_after_s"]
+    load = entry["load"]
+    assert {"cpu", "loop_lag_ms", "connections", "headroom", "agent_percent", "client"} <= set(load)
+    assert load["requests"]["get"]["p99_ms"] is not None
+    assert nodes["n1"]["self"] is True
+    for name, other in nodes.items():
+        if other["status"] == "alive":
+            assert other["load"] and other["load"]["window_s"] > 0, (name, other)
+
+    def performance() -> dict[str, object]:
+        return cluster_view(asker, "/cluster/performance")
+
+    def measured() -> bool:
+        figures = performance()["figures"]
+        return (figures["replicated_write_latency"]["nodes"].get("n1", {}).get("samples", 0) > 0
+                and figures["consensus_commit_latency"]["nodes"]["n1"]["samples"] > 0
+                and figures["local_read_latency"]["nodes"]["n2"]["value_ms"] is not None)
+
+    wait_until(measured, 15, "n1's performance figures measured", performance)
+    figures = performance()["figures"]
+    assert figures["replicated_write_latency"]["target_ms"] == 100.0
+    assert figures["local_read_latency"]["target_ms"] == 10.0
+    assert figures["consensus_commit_latency"]["target_ms"] == 50.0
+    assert set(figures) == {"replicated_write_latency", "local_read_latency", "sync_lag",
+                            "consensus_commit_latency"}
+    for figure in figures.values():
+        for node_figure in figure["nodes"].values():
+            value, meets = node_figure["value_ms"], node_figure["meets"]
+            assert meets is None if value is None else meets == (value < figure["target_ms"])
