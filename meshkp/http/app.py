@@ -115,6 +115,9 @@ async def _metrics(request: web.Request) -> web.Response:
     metrics.served_cache_bytes.set(service.served.bytes)
     metrics.served_cache_hits.set(service.served.hits)
     metrics.served_cache_misses.set(service.served.misses)
+    metrics.term_cache_entries.set(len(service.terms))
+    metrics.term_cache_hits.set(service.terms.hits)
+    metrics.term_cache_misses.set(service.terms.misses)
     response = web.Response(body=metrics.render())
     response.headers["Content-Type"] = CONTENT_TYPE
     return response

@@ -197,6 +197,8 @@ class HkpHandlers:
     def _count(self, report: AddReport) -> None:
         for outcome in report.outcomes:
             self.metrics.uploads.labels(outcome.status.value).inc()
+            if outcome.status is Status.REJECTED:
+                self.metrics.rejected.labels(outcome.rejection).inc()
 
     # -- POST /pks/hashquery, GET /pks/health -------------------------------------------------
 

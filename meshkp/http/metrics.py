@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -27,6 +27,8 @@ class HttpMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds...
+        ProcessCollector(registry=self.registry)
         self.requests = _RequestCollector()
         self.registry.register(self.requests)
         self.bugs = Counter(
@@ -37,6 +39,13 @@ class HttpMetrics:
             "meshkp_upload_keys", "Keys in POST /pks/add by outcome",
             ["outcome"], registry=self.registry,
         )
+        self.rejected = Counter(
+            "meshkp_upload_rejected", "Keys refused in POST /pks/add by reason: blacklisted (the "
+            "cluster policy), deleted (an operator deleted it), invalid (its content)",
+            ["reason"], registry=self.registry,
+        )
+        for reason in ("blacklisted", "deleted", "invalid"):
+            self.rejected.labels(reason)  # exported at 0 from the start, for rate() and alerts
         self.keys = Gauge("meshkp_keys", "Live keys in the store", registry=self.registry)
         self.served_cache_entries = Gauge(
             "meshkp_served_cache_entries", "Keys held in the op=get cache", registry=self.registry
@@ -50,6 +59,14 @@ class HttpMetrics:
         self.served_cache_misses = Gauge(
             "meshkp_served_cache_misses", "op=get cache misses since start", registry=self.registry
         )
+        self.term_cache_entries = Gauge(
+            "meshkp_term_cache_entries", "Search terms held in the term cache",
+            registry=self.registry)
+        self.term_cache_hits = Gauge(
+            "meshkp_term_cache_hits", "Term cache hits since start (searches and digests)",
+            registry=self.registry)
+        self.term_cache_misses = Gauge(
+            "meshkp_term_cache_misses", "Term cache misses since start", registry=self.registry)
 
     def observe(self, endpoint: str, op: str, status: int, seconds: float) -> None:
         """Count one answered request (called on the event loop for every request)."""

@@ -109,12 +109,17 @@ class TermCache:
         self._entries: OrderedDict[tuple[IndexTerm, int], tuple[bytes, ...]] = OrderedDict()
         self._by_term: dict[IndexTerm, set[int]] = {}
         self.epoch = 0
+        self.hits = 0
+        self.misses = 0
 
     def get(self, term: IndexTerm, limit: int) -> tuple[bytes, ...] | None:
         key = (term, limit)
         found = self._entries.get(key)
-        if found is not None:
-            self._entries.move_to_end(key)
+        if found is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._entries.move_to_end(key)
         return found
 
     def put(self, term: IndexTerm, limit: int, fingerprints: tuple[bytes, ...], epoch: int) -> None:

@@ -80,6 +80,12 @@ class KeyOutcome:
     reason: str = ""  # why it was rejected (operator-facing)
     user_ids: tuple[str, ...] = ()  # of the stored result, for the reply
     refused: bool = False  # rejected by the cluster policy (blacklisted), not for its content
+    deleted: bool = False  # rejected because an operator deleted the key (its tombstone stays)
+
+    @property
+    def rejection(self) -> str:
+        """Why, as a bounded metrics label: blacklisted, deleted or invalid (its content)."""
+        return "blacklisted" if self.refused else "deleted" if self.deleted else "invalid"
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"status": self.status.value, "fingerprint": self.fingerprint}
@@ -261,7 +267,7 @@ def _add(cert: Certificate, overlay: _Overlay, node_id: str, limits: Limits) -> 
         overlay.add_new(new, _key_id(cert.fingerprint, lambda: new))
         return KeyOutcome(Status.ADDED, fingerprint_hex)
     if stored.deleted:
-        return KeyOutcome(Status.REJECTED, fingerprint_hex, _deleted_reason(stored))
+        return KeyOutcome(Status.REJECTED, fingerprint_hex, _deleted_reason(stored), deleted=True)
     if stored.certificate is None:  # a delete of a key never seen here; deleted covers it
         return KeyOutcome(Status.REJECTED, fingerprint_hex, "no certificate stored")
     if cert.primary.packet != stored.certificate.primary.packet:
@@ -307,7 +313,8 @@ def _add_partial(item: PartialKey, overlay: _Overlay, node_id: str, limits: Limi
     """_add for an upload with orphaned signatures: normalised together with the stored copy."""
     stored = overlay.get(item.fingerprint)
     if stored is not None and stored.deleted:
-        return KeyOutcome(Status.REJECTED, item.fingerprint.hex().upper(), _deleted_reason(stored))
+        return KeyOutcome(Status.REJECTED, item.fingerprint.hex().upper(), _deleted_reason(stored),
+                          deleted=True)
     if stored is None or stored.live_certificate is None:
         if isinstance(item.alone, Rejected):
             return KeyOutcome(Status.REJECTED, item.alone.fingerprint, item.alone.reason)
@@ -362,7 +369,7 @@ def _revoke(
         overlay.decided[fingerprint] = _bump(stored, revoked, node_id)
         return fingerprint, KeyOutcome(Status.UPDATED, fingerprint_hex)
     if deleted_reason:
-        return None, KeyOutcome(Status.REJECTED, issuer, deleted_reason)
+        return None, KeyOutcome(Status.REJECTED, issuer, deleted_reason, deleted=True)
     if not candidates:
         reason = (
             f"revocation certificate for key {issuer or '(unnamed)'}, which is not on this "

@@ -21,6 +21,7 @@ from meshkp.control.driver.plane import ControlPlane
 from meshkp.errors import ConfigError
 from meshkp.http.agent_check import AgentCheckResponder
 from meshkp.http.load import Figures, LoadSampler, LoopLagProbe
+from meshkp.http.load_metrics import LoadMetrics
 from meshkp.http.load_routes import LoadHandlers
 from meshkp.http.metrics import HttpMetrics
 from meshkp.http.routing import RoutingGate
@@ -89,6 +90,8 @@ async def run_load(
     sampler = LoadSampler(node_id, metrics, probe, connections, figures_of(replicator, control))
     LoadHandlers(node_id, sampler, replicator.loads, gate, membership, config.load_interval_s,
                  replicator.config.sync_interval_s).register(app)
+    collector = LoadMetrics(sampler, replicator.loads, gate, config.load_interval_s)
+    metrics.registry.register(collector)
     part = LoadPart(sampler)
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(probe.run(), name="load-lag-probe"),
@@ -108,6 +111,7 @@ async def run_load(
                     f"{exc.strerror or exc}; choose another agent_check_port") from None
         yield part
     finally:
+        metrics.registry.unregister(collector)
         if agent is not None:
             await agent.stop()
         for task in tasks:

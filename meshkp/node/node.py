@@ -18,6 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from meshkp.bulk.datadir import store_path
 from meshkp.control.driver.plane import ControlPlane
 from meshkp.http.app import make_app
 from meshkp.http.auth import load_or_create_token, require_admin
@@ -34,7 +35,7 @@ from meshkp.membership.metrics import MembershipMetrics
 from meshkp.membership.service import MembershipService
 from meshkp.net.crypto import Keyring
 from meshkp.net.identity import NodeIdentity
-from meshkp.node import control_parts, load_parts, mesh_parts, parts, policy_parts
+from meshkp.node import control_parts, load_parts, mesh_parts, metrics_parts, parts, policy_parts
 from meshkp.node.config import NodeConfig
 from meshkp.replication.metrics import ReplicationMetrics
 from meshkp.replication.replicator import Replicator
@@ -143,6 +144,8 @@ class Node:
                             http_of=self._http_of).register(self.app)
             ControlMetrics(self.control, self.metrics.registry)
         ReplicationMetrics(self.replicator, self.metrics.registry)
+        await stack.enter_async_context(metrics_parts.run_store_gauges(
+            store_path(data_dir), self.store, self.metrics.registry))
         self.load = await stack.enter_async_context(load_parts.run_load(
             config, identity.node_id, self.app, self.metrics, self.replicator, self.control,
             policy.gate, self.membership, self._open_connections))

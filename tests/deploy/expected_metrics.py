@@ -15,8 +15,4 @@ FROM_ELSEWHERE: dict[str, str] = {
     # node_exporter's filesystem collector, labels device, fstype, mountpoint.
     "node_filesystem_avail_bytes": "node_exporter",
     "node_filesystem_size_bytes": "node_exporter",
-    # Conflicts waiting for an operator (GET /cluster/conflicts).
-    "meshkp_conflicts_pending": "conflicts metric (not registered yet)",
-    # Bytes of the LevelDB directory on disk.
-    "meshkp_store_bytes": "store metric (not registered yet)",
 }
