@@ -13,7 +13,8 @@ Each sample covers the window since the previous one (`load_interval`, 2 s by de
 - the live performance figures: replicated-write latency (p99 of the last pushes received,
   from the write's first acceptance to its merge here, by the two nodes' wall clocks), consensus
   commit latency (p99 of the last policy changes proposed here) and the sync age (seconds since
-  the last completed anti-entropy round).
+  the last completed anti-entropy round);
+- reach: the peers that answered the node's last load exchange, with the round trip of each.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from meshkp.http.hkp import LOOKUP_OPS
 from meshkp.http.metrics import LATENCY_BUCKETS, HttpMetrics
@@ -112,11 +113,13 @@ class Figures:
     def __init__(self, replication_lags: Callable[[], Sequence[float]] | None = None,
                  commit_seconds: Callable[[], Sequence[float]] | None = None,
                  sync_age: Callable[[], float | None] | None = None,
-                 pending_pushes: Callable[[], int] | None = None) -> None:
+                 pending_pushes: Callable[[], int] | None = None,
+                 reach: Callable[[], Mapping[str, float]] | None = None) -> None:
         self.replication_lags = replication_lags or (lambda: ())
         self.commit_seconds = commit_seconds or (lambda: ())
         self.sync_age = sync_age or (lambda: None)
         self.pending_pushes = pending_pushes or (lambda: 0)
+        self.reach = reach or (lambda: {})
 
 
 class LoadSampler:
@@ -174,7 +177,7 @@ class LoadSampler:
             self.node_id, self.wall(), window, ops, max(0.0, cpu - self._last_cpu) / window,
             lag_mean, lag_max, self.connections(),
             sample_quantile(0.99, lags), len(lags), sample_quantile(0.99, commits), len(commits),
-            self.figures.sync_age(), self.figures.pending_pushes(),
+            self.figures.sync_age(), self.figures.pending_pushes(), dict(self.figures.reach()),
         )
         self._last_at, self._last_cpu, self._last_buckets = now, cpu, buckets
         self.latest = summary

@@ -101,9 +101,15 @@ class LoadHandlers:
 
     async def load(self, request: web.Request) -> web.Response:
         nodes: dict[str, Any] = {}
+        now = self.clock()
         for node, (summary, age) in sorted(self._summaries().items()):
             entry: dict[str, Any] = {"status": self._status(node), "self": node == self.node_id,
-                                     "age_s": None, "stale": True, "load": None}
+                                     "age_s": None, "stale": True, "load": None,
+                                     "rtt_ms": None, "last_contact_s": None}
+            contact = self.board.contacts.get(node)
+            if contact is not None:  # this node's own last exchange with it
+                entry.update(rtt_ms=_ms(contact.rtt),
+                             last_contact_s=round(max(0.0, now - contact.at), 3))
             nodes[node] = entry
             if summary is None:
                 continue
@@ -122,6 +128,7 @@ class LoadHandlers:
                 "pending_pushes": summary.pending_pushes,
                 "headroom": round(room, 4),
                 "agent_percent": agent_percent(self._routing_weight(node), room),
+                "reach": {peer: _ms(rtt) for peer, rtt in sorted(summary.reach.items())},
             }
         return _json({"self": self.node_id, "interval_s": self.interval_s,
                       "stale_after_s": STALE_INTERVALS * self.interval_s, "nodes": nodes})

@@ -54,6 +54,7 @@ def figures_of(replicator: Replicator, control: ControlPlane | None,
         commit_seconds=(lambda: control.commit_seconds) if control is not None else None,
         sync_age=sync_age,
         pending_pushes=replicator.pusher.pending,
+        reach=lambda: replicator.loads.reached,
     )
 
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from meshkp.errors import PeerUnreachable, ReplicationError, WireError
-from meshkp.replication.load_wire import LoadReport, LoadSummary
+from meshkp.replication.load_wire import MAX_REACH, LoadReport, LoadSummary
 from meshkp.replication.messages import Message, SyncError
 from meshkp.replication.peers import Channel, PeerSource
 
@@ -36,13 +36,31 @@ class Received:
     received: float
 
 
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """The last exchange this node completed with a peer: its round trip (s), and when."""
+
+    rtt: float
+    at: float  # local monotonic time
+
+
 class LoadBoard:
-    """This node's own latest summary and the last one received from each peer."""
+    """This node's own latest summary, the last one received from each peer, and the round
+    trips of this node's own exchanges."""
 
     def __init__(self) -> None:
         self.own: LoadSummary | None = None
         self.peers: dict[str, Received] = {}
         self.refused = 0  # reports whose node id was not their sender's (counted, dropped)
+        self.contacts: dict[str, Contact] = {}
+        # The peers that answered the last exchange, with their round trips (the next summary's
+        # `reach`).
+        self.reached: dict[str, float] = {}
+
+    def contact(self, node: str, rtt: float, now: float) -> None:
+        if node not in self.contacts and len(self.contacts) >= MAX_BOARD_NODES:
+            del self.contacts[min(self.contacts, key=lambda n: self.contacts[n].at)]
+        self.contacts[node] = Contact(rtt, now)
 
     def store(self, sender: str | None, summary: LoadSummary | None, now: float) -> None:
         """Keep `summary` as `sender`'s, if it is about the sender."""
@@ -74,8 +92,10 @@ async def exchange(board: LoadBoard, peers: PeerSource, channel: Channel, timeou
     `now`: the monotonic clock the board's arrival times are read from.
     """
     report = LoadReport(board.own)
+    reached: dict[str, float] = {}
 
     async def one(node_id: str, request: Awaitable[Message]) -> bool:
+        began = now()
         try:
             reply = await request
         except (PeerUnreachable, WireError, OSError) as exc:
@@ -83,6 +103,11 @@ async def exchange(board: LoadBoard, peers: PeerSource, channel: Channel, timeou
             return False
         if not isinstance(reply, LoadReport):
             return False
+        ended = now()
+        name = reply.summary.node if reply.summary is not None else node_id
+        board.contact(name, ended - began, ended)
+        if len(reached) < MAX_REACH:
+            reached[name] = ended - began
         if reply.summary is None:
             return True
         try:
@@ -97,4 +122,5 @@ async def exchange(board: LoadBoard, peers: PeerSource, channel: Channel, timeou
     targets = peers.alive_peers()
     results = await asyncio.gather(*(
         one(peer.node_id, channel.request(peer, report, timeout)) for peer in targets))
+    board.reached = reached
     return sum(results)

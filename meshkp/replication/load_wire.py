@@ -22,6 +22,9 @@ MAX_OPS = 16
 _OP_NAME = re.compile(r"^[a-z_]{1,24}$")
 # Node ids are at most 64 characters (meshkp/net/identity.py).
 MAX_NODE_CHARS = 64
+# Peers a summary says it reached (with their round-trip time): the picture of who sees whom.
+# Past this many a node reports the nearest ones; 256 x ~26 bytes keeps a summary in one page.
+MAX_REACH = 256
 # Any figure: finite and below this (seconds, rates per second, a CPU fraction, a count).
 _MAX_FIGURE = float(2**40)  # the bound of every Unix time on the wire (messages.py)
 # The type code of LoadReport among replication's 40-49.
@@ -48,6 +51,7 @@ class LoadSummary:
     last pushes received of the time from a write's first acceptance to its merge here (s);
     `commit_p99`: p99 of the last policy changes proposed here, until applied (s);
     `sync_age`: seconds since this node's last completed anti-entropy round (None: none yet).
+    `reach`: the peers that answered this node's last load exchange, with the round trip (s).
     """
 
     node: str
@@ -64,6 +68,7 @@ class LoadSummary:
     commit_samples: int = 0
     sync_age: float | None = None
     pending_pushes: int = 0
+    reach: Mapping[str, float] = field(default_factory=dict)
 
     def to_map(self) -> dict[str, Any]:
         return {
@@ -73,7 +78,7 @@ class LoadSummary:
             "conn": self.connections,
             "repl": [self.replication_p99, self.replication_samples],
             "commit": [self.commit_p99, self.commit_samples],
-            "sync": self.sync_age, "push": self.pending_pushes,
+            "sync": self.sync_age, "push": self.pending_pushes, "reach": dict(self.reach),
         }
 
     @classmethod
@@ -93,6 +98,14 @@ class LoadSummary:
         lag_mean, lag_max = _pair(body.get("lag"), "lag")
         repl, repl_n = _pair(body.get("repl"), "repl")
         commit, commit_n = _pair(body.get("commit"), "commit")
+        reach = body.get("reach", {})  # absent: a node that does not report it
+        if not isinstance(reach, dict) or len(reach) > MAX_REACH:
+            raise WireError(f"load summary: 'reach' must be a map of at most {MAX_REACH} peers")
+        reached: dict[str, float] = {}
+        for peer, rtt in reach.items():
+            if not isinstance(peer, str) or not 0 < len(peer) <= MAX_NODE_CHARS:
+                raise WireError(f"load summary: 'reach' peers are 1-{MAX_NODE_CHARS} characters")
+            reached[peer] = _need(_figure(rtt, "reach"), "reach")
         return cls(
             node, _need(_figure(body.get("at"), "at"), "at"),
             _need(_figure(body.get("win"), "win"), "win"), parsed,
@@ -101,7 +114,7 @@ class LoadSummary:
             int(_need(_figure(body.get("conn"), "conn"), "conn")),
             repl, int(_need(repl_n, "repl")), commit, int(_need(commit_n, "commit")),
             _figure(body.get("sync"), "sync"),
-            int(_need(_figure(body.get("push"), "push"), "push")),
+            int(_need(_figure(body.get("push"), "push"), "push")), reached,
         )
 
 

@@ -241,6 +241,9 @@ def test_every_node_load_and_performance_reach_any_node_through_the_mesh(
     load = entry["load"]
     assert {"cpu", "loop_lag_ms", "connections", "headroom", "agent_percent", "client"} <= set(load)
     assert load["requests"]["get"]["p99_ms"] is not None
+    # n1's own round trip to n2, and n2's word that it reached n1 in its last exchange.
+    assert entry["rtt_ms"] is not None and entry["last_contact_s"] is not None
+    assert "n1" in load["reach"]
     assert nodes["n1"]["self"] is True
     for name, other in nodes.items():
         if other["status"] == "alive":

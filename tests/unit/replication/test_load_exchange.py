@@ -12,7 +12,7 @@ from meshkp.errors import ReplicationError, WireError
 from meshkp.net.crypto import Keyring, generate_key
 from meshkp.net.stats import NetStats
 from meshkp.replication.load import LoadBoard, exchange
-from meshkp.replication.load_wire import MAX_OPS, LoadReport, LoadSummary, OpLoad
+from meshkp.replication.load_wire import MAX_OPS, MAX_REACH, LoadReport, LoadSummary, OpLoad
 from meshkp.replication.messages import Message, SyncError, decode_message
 from meshkp.replication.peers import PeerRef
 from meshkp.replication.transport import ReplicationListener
@@ -21,7 +21,7 @@ from meshkp.replication.transport import ReplicationListener
 def summary(node: str = "n1", **changes: object) -> LoadSummary:
     base = LoadSummary(node, 1_700_000_000.5, 2.0,
                        {"get": OpLoad(120.5, 0.0004, 0.002), "add": OpLoad(0.5)},
-                       0.35, 0.001, 0.02, 7, 0.012, 40, None, 0, 3.5, 2)
+                       0.35, 0.001, 0.02, 7, 0.012, 40, None, 0, 3.5, 2, {"n2": 0.0004})
     return LoadSummary(**{**{f: getattr(base, f) for f in base.__slots__}, **changes})  # type: ignore[arg-type]
 
 
@@ -47,6 +47,10 @@ def test_a_summary_survives_the_wire() -> None:
     {"ops": {"get": [None, None, None]}},
     {"ops": {f"op{'_' * i}": [1.0, None, None] for i in range(MAX_OPS + 1)}},
     {"ops": {"get": [1.0, 2.0]}},
+    {"reach": {"n2": -0.1}},
+    {"reach": {"": 0.1}},
+    {"reach": [["n2", 0.1]]},
+    {"reach": {f"n{i}": 0.1 for i in range(MAX_REACH + 1)}},
 ])
 def test_a_malformed_summary_is_a_wire_error(bad: dict[str, object]) -> None:
     body = {**summary().to_map(), **bad}
@@ -98,6 +102,9 @@ async def test_one_exchange_tells_both_sides() -> None:
         answered = await exchange(board_a, peers, a.channel, 2.0, time.monotonic)
         assert answered == 1
         assert board_a.peers["n2"].summary.cpu == 0.9
+        # n1 measured its round trip to n2; the next summary of n1 says it reached n2 only.
+        assert set(board_a.reached) == {"n2"} and 0 < board_a.reached["n2"] < 2.0
+        assert board_a.contacts["n2"].rtt == board_a.reached["n2"]
         assert board_b.peers["n1"].summary == board_a.own
     finally:
         await a.stop()
