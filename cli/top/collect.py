@@ -1,8 +1,10 @@
 """Polling the cluster for `meshkp top`, in a thread so the view never waits on a slow node.
 
-Each poll asks one node (the source) for /cluster/nodes, then every alive member, in
-parallel, for its consensus, sync status, routing and /metrics. Every request has its own
-short timeout; a source that stops answering is replaced by another alive member.
+Each poll asks one node (the source) for /cluster/nodes and /cluster/load (every node's load
+as the mesh brought it there: requests/s, p99, round trips, who reached whom), then every
+alive member, in parallel, for its consensus, sync status and routing. A member whose load is
+stale in the source's view (the other side of a partition) is asked for its own. Every request
+has its own short timeout; a source that stops answering is replaced by another alive member.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from cli.top.model import MemberRow, RateHistory, Snapshot, failover_order, http_url
+from cli.top.events import EventLog
+from cli.top.model import LoadHistory, MemberRow, Snapshot, failover_order, http_url
 
 # Seconds one request may take: a node slower than this is shown as unreachable this round.
 REQUEST_TIMEOUT_S = 1.0
@@ -25,8 +26,6 @@ REQUEST_TIMEOUT_S = 1.0
 MAX_REPLY_BYTES = 8 * 1024 * 1024
 # Members polled at once (each costs one thread for up to REQUEST_TIMEOUT_S per endpoint).
 MAX_PARALLEL = 16
-# Endpoints top itself polls: not counted as the node's traffic.
-OWN_ENDPOINTS = ("/cluster", "/metrics")
 
 
 class Unreachable(Exception):
@@ -56,21 +55,42 @@ def get_json(url: str, path: str) -> dict[str, Any]:
     return body
 
 
-def client_requests(metrics_text: str) -> float:
-    """Total HTTP requests a node answered, except top's own polling endpoints."""
-    total = 0.0
-    for family in text_string_to_metric_families(metrics_text):
-        if family.name != "meshkp_http_requests":
-            continue
-        for sample in family.samples:
-            if sample.name.endswith("_total") and \
-                    not sample.labels.get("endpoint", "").startswith(OWN_ENDPOINTS):
-                total += sample.value
-    return total
+def apply_load(row: MemberRow, entry: object) -> bool:
+    """Fill `row` from its /cluster/load entry; False when the entry holds no fresh load."""
+    if not isinstance(entry, dict):
+        return False
+    row.rtt_ms = _num(entry.get("rtt_ms"))
+    row.last_contact_s = _num(entry.get("last_contact_s"))
+    load = entry.get("load")
+    if not isinstance(load, dict) or entry.get("stale"):
+        return False
+    row.load_age_s = _num(entry.get("age_s"))
+    row.sampled_at = _num(load.get("sampled_at"))
+    client = load.get("client")
+    if isinstance(client, dict):
+        row.client_rate, row.client_p99 = _num(client.get("rate")), _num(client.get("p99_ms"))
+    reach = load.get("reach")
+    row.reach = frozenset(str(n) for n in reach) if isinstance(reach, dict) else None
+    row.agent_percent = _int(load.get("agent_percent"))
+    return True
 
 
-def fill_member(row: MemberRow) -> None:
-    """Ask the member itself for its role, store and traffic (row.error says what failed)."""
+def _num(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def sync_age(sync: dict[str, Any], wall: float) -> float | None:
+    """Seconds since the member's last completed anti-entropy round (its /cluster/sync/status)."""
+    peers = sync.get("peers")
+    done = [p.get("last_sync_time") for p in (peers.values() if isinstance(peers, dict) else ())
+            if isinstance(p, dict) and not str(p.get("last_result", "")).startswith("error")]
+    times = [t for t in done if isinstance(t, (int, float))]
+    return max(0.0, wall - max(times)) if times else None
+
+
+def fill_member(row: MemberRow, own_load: bool = False) -> None:
+    """Ask the member itself for its role, store and routing (row.error says what failed);
+    with `own_load`, for its own view of its load too."""
     url = http_url(row.http)
     try:
         sync = get_json(url, "/cluster/sync/status")
@@ -91,6 +111,7 @@ def fill_member(row: MemberRow) -> None:
     row.conflicts = _int(sync.get("conflicts"))
     push = sync.get("push")
     row.pending = _int(push.get("pending")) if isinstance(push, dict) else None
+    row.sync_age_s = sync_age(sync, time.time())
     try:  # older nodes, or a node without a control plane, have no routing: not an error
         routing = get_json(url, "/cluster/routing").get("nodes", {}).get(row.id, {})
         if isinstance(routing, dict):
@@ -98,10 +119,14 @@ def fill_member(row: MemberRow) -> None:
             row.weight, row.zone = _int(routing.get("weight")), str(routing.get("zone") or "")
     except Unreachable:
         pass
-    try:
-        row.requests_total = client_requests(get(url, "/metrics").decode("utf-8", "replace"))
-    except (Unreachable, ValueError):
-        row.requests_total = None
+    if own_load:
+        try:
+            nodes = get_json(url, "/cluster/load").get("nodes", {})
+            rtt, contact = row.rtt_ms, row.last_contact_s  # the source's view of it stays
+            apply_load(row, nodes.get(row.id) if isinstance(nodes, dict) else None)
+            row.rtt_ms, row.last_contact_s = rtt, contact
+        except Unreachable:
+            pass
 
 
 def _int(value: object) -> int | None:
@@ -127,7 +152,8 @@ class Collector:
     def __init__(self, start_url: str) -> None:
         self.start_url = start_url.rstrip("/")
         self.source = self.start_url
-        self.history = RateHistory()
+        self.history = LoadHistory()
+        self.events = EventLog()
         self._known: list[MemberRow] = []
         self._polls = 0
         self._pool = ThreadPoolExecutor(MAX_PARALLEL, thread_name_prefix="meshkp-top")
@@ -146,20 +172,28 @@ class Collector:
         else:
             # Keep the last member list, every row now unknown: the view shows what it knew.
             stale = [MemberRow(id=m.id, status=m.status, http=m.http, error="no answer",
-                               rates=m.rates) for m in self._known]
+                               rates=m.rates, p99s=m.p99s) for m in self._known]
             return Snapshot(self.source, self.start_url, members=stale, polls=self._polls,
-                            error="no member answers: " + "; ".join(errors)[:300])
+                            error="no member answers: " + "; ".join(errors)[:300],
+                            events=list(self.events.events))
         rows = members_of(body)
+        try:
+            loads = get_json(self.source, "/cluster/load").get("nodes", {})
+        except Unreachable:
+            loads = {}
+        fresh = {r.id: apply_load(r, loads.get(r.id) if isinstance(loads, dict) else None)
+                 for r in rows}
         polled = [r for r in rows if r.http and r.status in ("alive", "suspect")]
-        list(self._pool.map(fill_member, polled))
-        now = time.monotonic()
+        list(self._pool.map(lambda r: fill_member(r, own_load=not fresh[r.id]), polled))
         for row in rows:
-            row.rates = self.history.update(row.id, now, row.requests_total)
+            row.rates, row.p99s = self.history.update(row.id, row.sampled_at, row.client_rate,
+                                                      row.client_p99)
             if row.status in ("dead", "left") and not row.error:
                 row.error = row.status
         self._known = rows
+        events = self.events.update(rows, time.time())
         return Snapshot(self.source, self.start_url, self_id=str(body.get("self", "")),
-                        members=rows, polls=self._polls)
+                        members=rows, polls=self._polls, events=events)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

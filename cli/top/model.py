@@ -31,12 +31,22 @@ class MemberRow:
     merkle_root: str | None = None
     pending: int | None = None
     conflicts: int | None = None
-    requests_total: float | None = None
+    sync_age_s: float | None = None  # since its last completed anti-entropy round
     drain: bool = False
     read_only: bool = False
     weight: int | None = None
     zone: str = ""
-    rates: list[float] = field(default_factory=list)
+    # From /cluster/load (the polled node's, or the member's own when that one is stale):
+    rtt_ms: float | None = None  # the polled node's last exchange with it
+    last_contact_s: float | None = None
+    load_age_s: float | None = None
+    sampled_at: float | None = None
+    reach: frozenset[str] | None = None  # the peers it reached (None: unknown)
+    agent_percent: int | None = None
+    client_rate: float | None = None  # of the latest sample
+    client_p99: float | None = None  # ms
+    rates: list[float] = field(default_factory=list)  # client requests/s, oldest first
+    p99s: list[float] = field(default_factory=list)  # worst client p99 (ms), oldest first
 
 
 @dataclass
@@ -49,6 +59,7 @@ class Snapshot:
     members: list[MemberRow] = field(default_factory=list)
     error: str = ""  # set when no member answered /cluster/nodes
     polls: int = 0
+    events: list[tuple[float, str]] = field(default_factory=list)  # (Unix time, what), oldest first
 
     @property
     def leader(self) -> str | None:
@@ -104,25 +115,25 @@ def sparkline(values: Sequence[float], width: int = HISTORY_LEN) -> str:
     return "".join(SPARK_BLOCKS[min(top, int(v / peak * top + 0.5))] for v in values)
 
 
-class RateHistory:
-    """Requests/s per node from successive counter totals, with a short history."""
+class LoadHistory:
+    """Client requests/s and p99 per node, one point per load sample (by its `sampled_at`)."""
 
     def __init__(self, length: int = HISTORY_LEN) -> None:
         self.length = length
-        self._last: dict[str, tuple[float, float]] = {}
+        self._seen: dict[str, float] = {}
         self._rates: dict[str, deque[float]] = {}
+        self._p99s: dict[str, deque[float]] = {}
 
-    def update(self, node: str, now: float, total: float | None) -> list[float]:
-        """Record `total` at `now`; the node's rates so far (oldest first)."""
+    def update(self, node: str, sampled_at: float | None, rate: float | None,
+               p99_ms: float | None) -> tuple[list[float], list[float]]:
+        """Add the sample taken at `sampled_at` unless it was added already; the histories."""
         rates = self._rates.setdefault(node, deque(maxlen=self.length))
-        if total is None:
-            return list(rates)
-        last = self._last.get(node)
-        self._last[node] = (now, total)
-        # A counter lower than before is a restarted node: start over from this total.
-        if last is not None and now > last[0] and total >= last[1]:
-            rates.append((total - last[1]) / (now - last[0]))
-        return list(rates)
+        p99s = self._p99s.setdefault(node, deque(maxlen=self.length))
+        if sampled_at is not None and rate is not None and self._seen.get(node) != sampled_at:
+            self._seen[node] = sampled_at
+            rates.append(rate)
+            p99s.append(p99_ms if p99_ms is not None else 0.0)  # no request: no latency
+        return list(rates), list(p99s)
 
 
 def failover_order(start_url: str, current: str, members: Iterable[MemberRow]) -> list[str]:
@@ -141,7 +152,7 @@ def http_url(address: str) -> str:
     return address if "://" in address else f"http://{address}"
 
 
-SORT_KEYS = ("id", "status", "role", "keys", "req/s")
+SORT_KEYS = ("id", "status", "role", "keys", "req/s", "p99", "rtt")
 STATUS_ORDER = {"alive": 0, "suspect": 1, "dead": 2, "left": 3}
 
 
@@ -156,6 +167,10 @@ def sort_rows(rows: Sequence[MemberRow], column: str, leader: str | None) -> lis
             return (-(m.keys if m.keys is not None else -1), m.id)
         if column == "req/s":
             return (-(m.rates[-1] if m.rates else -1.0), m.id)
+        if column == "p99":
+            return (-(m.p99s[-1] if m.p99s else -1.0), m.id)
+        if column == "rtt":
+            return (-(m.rtt_ms if m.rtt_ms is not None else -1.0), m.id)
         return (m.id,)
     return sorted(rows, key=key)
 

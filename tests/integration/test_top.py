@@ -1,10 +1,12 @@
 """`meshkp top` against 3 real `meshkp serve --mesh` processes: `--once` shows every node, the
-leader mark and a sparkline; under tmux (80x24) the live view shows the same, and when the
-node it talks to is killed it fails over to another member and shows the dead one go
-suspect, then dead."""
+leader mark and a sparkline; under tmux (80x24) the live view shows the same, the topology (all
+three see each other), a drained node's flag and event, the sort key and a node's detail panel
+(its round trip and sync lag), and when the node it talks to is killed it fails over to another
+member and shows the dead one go suspect, then dead, in its row and in the events."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -90,6 +92,33 @@ def test_top_live_under_tmux(mesh: ControlMesh, tmp_path: Path) -> None:
         wait_until(lambda: f"{LEADER_MARK}{leader}" in screen() and has_sparkline(screen())
                    and all(node in screen() for node in NODES), 30,
                    "every node, the leader mark and a sparkline on screen", screen)
+        assert "p99 ms" in screen() and "rtt" in screen()
+        # Each node's reach arrives with its load summary: the picture of who sees whom.
+        wait_until(lambda: "all see each other" in screen(), 30, "the topology line", screen)
+        lines = screen().splitlines()
+        assert len(lines) <= 24 and max(map(len, lines)) <= 80
+
+        def row_of(node: str) -> str:
+            found = [line for line in screen().splitlines()
+                     if line.startswith((f" {node} ", f"{LEADER_MARK}{node} ", f"  {node} ",
+                                         f" {LEADER_MARK}{node} "))]
+            return found[0] if found else ""
+
+        n2 = mesh.servers["n2"]
+        token = (n2.data_dir / "admin.token").read_text().strip()
+        reply = n2.request("PUT", "/cluster/routing", body=json.dumps({"drain": True}).encode(),
+                           headers={"Authorization": f"Bearer {token}",
+                                    "Content-Type": "application/json"})
+        assert reply.status == 200, reply.text()
+        wait_until(lambda: row_of("n2").rstrip().endswith("D") and "n2 draining" in screen(),
+                   15, "n2's drain flag and event", screen)
+        tmux("send-keys", "-t", "top", "s")
+        wait_until(lambda: "sort (status)" in screen(), 5, "the sort key", screen)
+        tmux("send-keys", "-t", "top", "Enter")
+        wait_until(lambda: "last contact" in screen() and "sync lag" in screen(), 5,
+                   "the detail panel", screen)
+        tmux("send-keys", "-t", "top", "Escape")
+        wait_until(lambda: "last contact" not in screen(), 5, "the detail panel closes", screen)
         target.proc.kill()  # the node top talks to: it must fail over and show n1 going away
         target.proc.wait(10)
 
@@ -101,6 +130,8 @@ def test_top_live_under_tmux(mesh: ControlMesh, tmp_path: Path) -> None:
                    "n1 suspect or dead on screen", screen)
         wait_until(lambda: "dead" in n1_status(), detection_bound(N), "n1 dead on screen", screen)
         assert "failed over from" in screen()
+        wait_until(lambda: "n1 alive → suspect" in screen() or "n1 alive → dead" in screen()
+                   or "n1 suspect → dead" in screen(), 5, "n1's change in the events", screen)
         tmux("send-keys", "-t", "top", "q")
         wait_until(lambda: subprocess.run(["tmux", "-S", socket, "has-session", "-t", "top"],
                                           capture_output=True).returncode != 0, 10,
