@@ -26,7 +26,8 @@ KEY_POLL_S = 0.1
                    "to stdout and exit: for scripts and tests.")
 def top(node_url: str, interval: float, once: bool) -> None:
     """A live view of the cluster seen through the node at --node: members, roles, keys,
-    Merkle roots, pushes, requests/s. Keys: q quit, s sort, / filter, j/k select, Enter detail."""
+    Merkle roots, pushes, RTT, requests/s and p99, topology, events. Keys: q quit, s sort,
+    / filter, j/k select, Enter detail."""
     if once:
         collector = Collector(node_url)
         try:
