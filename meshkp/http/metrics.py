@@ -20,6 +20,7 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
                     0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+_STATUS_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 
 
 class HttpMetrics:
@@ -87,14 +88,16 @@ class _RequestCollector(Collector):
 
     def __init__(self) -> None:
         self.counts: dict[tuple[str, str, int], int] = {}
-        # (endpoint, op) -> [per-bucket counts..., +Inf count], and the sum of seconds.
-        self.buckets: dict[tuple[str, str], list[int]] = {}
-        self.sums: dict[tuple[str, str], float] = {}
+        # (endpoint, op, status class) -> [per-bucket counts..., +Inf count], and the sum of
+        # seconds. The class ("2xx", "4xx"...), not the status, keeps the series few: a 404
+        # lookup and a 503 upload take their own time, the exact code is in the counter.
+        self.buckets: dict[tuple[str, str, str], list[int]] = {}
+        self.sums: dict[tuple[str, str, str], float] = {}
 
     def observe(self, endpoint: str, op: str, status: int, seconds: float) -> None:
         key = (endpoint, op, status)
         self.counts[key] = self.counts.get(key, 0) + 1
-        lat_key = (endpoint, op)
+        lat_key = (endpoint, op, _STATUS_CLASS.get(status // 100, "other"))
         counts = self.buckets.get(lat_key)
         if counts is None:
             counts = self.buckets[lat_key] = [0] * (len(LATENCY_BUCKETS) + 1)
@@ -111,13 +114,13 @@ class _RequestCollector(Collector):
             requests.add_metric([endpoint, op, str(status)], count)
         yield requests
         latency = HistogramMetricFamily(
-            "meshkp_http_request_seconds", "Time to answer an HTTP request",
-            labels=["endpoint", "op"],
+            "meshkp_http_request_seconds", "Time to answer an HTTP request, by status class",
+            labels=["endpoint", "op", "code"],
         )
-        for (endpoint, op), counts in sorted(self.buckets.items()):
+        for (endpoint, op, code), counts in sorted(self.buckets.items()):
             cumulative, running = [], 0
             for bound, count in zip((*map(str, LATENCY_BUCKETS), "+Inf"), counts, strict=True):
                 running += count
                 cumulative.append((bound, running))
-            latency.add_metric([endpoint, op], cumulative, self.sums[(endpoint, op)])
+            latency.add_metric([endpoint, op, code], cumulative, self.sums[(endpoint, op, code)])
         yield latency

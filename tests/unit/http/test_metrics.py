@@ -13,9 +13,14 @@ def test_counts_and_histogram_render() -> None:
     text = metrics.render().decode()
     assert 'meshkp_http_requests_total{endpoint="/pks/lookup",op="get",status="200"} 2.0' in text
     assert 'meshkp_http_requests_total{endpoint="/pks/lookup",op="get",status="404"} 1.0' in text
-    bucket = 'meshkp_http_request_seconds_bucket{endpoint="/pks/lookup",le="%s",op="get"} %s'
-    assert bucket % ("0.0005", "1.0") in text
-    assert bucket % ("0.025", "2.0") in text
-    assert bucket % ("10.0", "2.0") in text
-    assert bucket % ("+Inf", "3.0") in text
-    assert 'meshkp_http_request_seconds_count{endpoint="/pks/lookup",op="get"} 3.0' in text
+    # Durations by op and status class: the two answers and the 404 apart.
+    ok = 'meshkp_http_request_seconds_bucket{code="2xx",endpoint="/pks/lookup",le="%s",op="get"} %s'
+    assert ok % ("0.0005", "1.0") in text
+    assert ok % ("0.025", "2.0") in text
+    assert ok % ("10.0", "2.0") in text
+    assert ok % ("+Inf", "2.0") in text
+    missing = 'meshkp_http_request_seconds_bucket{code="4xx",endpoint="/pks/lookup",le="%s",op="get"} %s'
+    assert missing % ("10.0", "0.0") in text
+    assert missing % ("+Inf", "1.0") in text
+    assert 'meshkp_http_request_seconds_count{code="2xx",endpoint="/pks/lookup",op="get"} 2.0' in text
+    assert 'meshkp_http_request_seconds_count{code="4xx",endpoint="/pks/lookup",op="get"} 1.0' in text
