@@ -151,7 +151,7 @@ class LoadSampler:
     def _buckets_by_op(self) -> dict[str, list[int]]:
         """Cumulative latency bucket counts per operation (counts since start)."""
         by_op: dict[str, list[int]] = {}
-        for (endpoint, op, _code), counts in self.metrics.requests.buckets.items():
+        for (endpoint, op, _status), counts in self.metrics.requests.buckets.items():
             name = operation(endpoint, op)
             into = by_op.setdefault(name, [0] * len(counts))
             for i, count in enumerate(counts):

@@ -88,22 +88,21 @@ class _RequestCollector(Collector):
 
     def __init__(self) -> None:
         self.counts: dict[tuple[str, str, int], int] = {}
-        # (endpoint, op, status class) -> [per-bucket counts..., +Inf count], and the sum of
-        # seconds. The class ("2xx", "4xx"...), not the status, keeps the series few: a 404
-        # lookup and a 503 upload take their own time, the exact code is in the counter.
-        self.buckets: dict[tuple[str, str, str], list[int]] = {}
-        self.sums: dict[tuple[str, str, str], float] = {}
+        # (endpoint, op, status) -> [per-bucket counts..., +Inf count], and the sum of seconds:
+        # one key for the counter and the histogram, so an observation builds one tuple. The
+        # histogram is exported by status class ("2xx", "4xx"...) to keep the series few.
+        self.buckets: dict[tuple[str, str, int], list[int]] = {}
+        self.sums: dict[tuple[str, str, int], float] = {}
 
     def observe(self, endpoint: str, op: str, status: int, seconds: float) -> None:
         key = (endpoint, op, status)
         self.counts[key] = self.counts.get(key, 0) + 1
-        lat_key = (endpoint, op, _STATUS_CLASS.get(status // 100, "other"))
-        counts = self.buckets.get(lat_key)
+        counts = self.buckets.get(key)
         if counts is None:
-            counts = self.buckets[lat_key] = [0] * (len(LATENCY_BUCKETS) + 1)
-            self.sums[lat_key] = 0.0
+            counts = self.buckets[key] = [0] * (len(LATENCY_BUCKETS) + 1)
+            self.sums[key] = 0.0
         counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.sums[lat_key] += seconds
+        self.sums[key] += seconds
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -117,10 +116,18 @@ class _RequestCollector(Collector):
             "meshkp_http_request_seconds", "Time to answer an HTTP request, by status class",
             labels=["endpoint", "op", "code"],
         )
-        for (endpoint, op, code), counts in sorted(self.buckets.items()):
+        by_class: dict[tuple[str, str, str], list[int]] = {}
+        sums: dict[tuple[str, str, str], float] = {}
+        for (endpoint, op, status), counts in self.buckets.items():
+            key = (endpoint, op, _STATUS_CLASS.get(status // 100, "other"))
+            into = by_class.setdefault(key, [0] * len(counts))
+            for i, count in enumerate(counts):
+                into[i] += count
+            sums[key] = sums.get(key, 0.0) + self.sums[(endpoint, op, status)]
+        for (endpoint, op, code), counts in sorted(by_class.items()):
             cumulative, running = [], 0
             for bound, count in zip((*map(str, LATENCY_BUCKETS), "+Inf"), counts, strict=True):
                 running += count
                 cumulative.append((bound, running))
-            latency.add_metric([endpoint, op, code], cumulative, self.sums[(endpoint, op, code)])
+            latency.add_metric([endpoint, op, code], cumulative, sums[(endpoint, op, code)])
         yield latency
