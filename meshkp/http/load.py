@@ -26,8 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from meshkp.http.hkp import LOOKUP_OPS
 from meshkp.http.metrics import LATENCY_BUCKETS, HttpMetrics
-from meshkp.replication.load_wire import LoadSummary as LoadSummary
-from meshkp.replication.load_wire import OpLoad
+from meshkp.replication.load_wire import LoadSummary, OpLoad
 
 # Timer of the loop-lag probe: short enough to see a 50 ms stall, cheap (10 wake-ups a second).
 LAG_PROBE_S = 0.1

@@ -26,15 +26,13 @@ from urllib.parse import quote
 
 import pytest
 
-from meshkp.net.crypto import generate_key, write_key_file
-from tests.integration.conftest import FIXTURES, REPO, ServerProcess, start_server
-from tests.integration.test_lb_config import haproxy, http_addresses, served_by
-from tests.integration.test_membership import gossip_port, nodes_seen, wait_until
+from tests.integration.conftest import FIXTURES, REPO, ServerProcess
+from tests.integration.test_lb_config import haproxy, lb_mesh, served_by
+from tests.integration.test_membership import wait_until
 from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
 
-N = 3
 CHECK_MS = 200  # HAProxy's health- and agent-check interval
 # Long enough that the drained node's health is still 200 when HAProxy has stopped sending it
 # requests (an agent check, 0.2 s, plus the policy's commit), short for the test.
@@ -44,35 +42,14 @@ REQUESTS = 30
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServerProcess]]:
-    root = tmp_path_factory.mktemp("lb-agent")
-    key_file = root / "cluster.key"
-    write_key_file(key_file, [generate_key()], overwrite=False)
-    ports = [gossip_port() for _ in range(N)]
-    servers: dict[str, ServerProcess] = {}
-    try:
-        for i in range(N):
-            join = [] if i == 0 else ["--join", f"127.0.0.1:{ports[0]}"]
-            servers[f"n{i}"] = start_server(
-                root / f"n{i}", "--mesh", "--node-id", f"n{i}", "--gossip-port", str(ports[i]),
-                "--cluster-key-file", str(key_file), "--gossip-profile", "test",
-                "--control-profile", "local", "--no-access-log", *join,
-                "--agent-check-port", str(free_port()), "--drain-grace", str(GRACE_S),
-                timeout=60)
-        names = set(servers)
-        wait_until(lambda: all(nodes_seen(s) == dict.fromkeys(names, "alive")
-                               for s in servers.values()), 30, "3 nodes alive everywhere",
-                   lambda: {n: nodes_seen(s) for n, s in servers.items()})
-        addresses = {name: s.url.removeprefix("http://") for name, s in servers.items()}
-        wait_until(lambda: all(http_addresses(s) == addresses for s in servers.values()), 30,
-                   "every node's HTTP address known everywhere")
-        wait_until(lambda: len({leader(s) for s in servers.values()} - {None}) == 1
+    def agent() -> list[str]:
+        return ["--control-profile", "local", "--agent-check-port", str(free_port()),
+                "--drain-grace", str(GRACE_S)]
+
+    with lb_mesh(tmp_path_factory.mktemp("lb-agent"), agent) as servers:
+        wait_until(lambda: len({leader(s) for s in servers.values()}) == 1
                    and None not in {leader(s) for s in servers.values()}, 30, "one leader")
         yield servers
-    finally:
-        for server in servers.values():
-            server.stop(signal.SIGKILL if server.proc.poll() is None else signal.SIGTERM)
-        for server in servers.values():
-            server.assert_no_bugs()
 
 
 def leader(server: ServerProcess) -> str | None:

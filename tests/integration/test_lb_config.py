@@ -6,13 +6,14 @@ request failing. The agent check (drain, weights, read-only): tests/integration/
 from __future__ import annotations
 
 import collections
+import contextlib
 import http.client
 import json
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -30,19 +31,23 @@ CHECK_MS = 200
 REQUESTS = 30
 
 
-@pytest.fixture(scope="module")
-def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServerProcess]]:
-    root = tmp_path_factory.mktemp("lb-mesh")
+@contextlib.contextmanager
+def lb_mesh(root: Path, *extra: Callable[[], Sequence[str]]) -> Iterator[dict[str, ServerProcess]]:
+    """N real `meshkp serve --mesh` nodes n0..n2 on loopback, every HTTP address known to all.
+
+    `extra`: functions giving more options per node (called once per node, e.g. a free port).
+    """
     key_file = root / "cluster.key"
     write_key_file(key_file, [generate_key()], overwrite=False)
     ports = [gossip_port() for _ in range(N)]
     servers: dict[str, ServerProcess] = {}
     try:
         for i in range(N):
+            more = [arg for option in extra for arg in option()]
             servers[f"n{i}"] = start_server(
                 root / f"n{i}", "--mesh", "--node-id", f"n{i}", "--gossip-port", str(ports[i]),
                 "--cluster-key-file", str(key_file), "--gossip-profile", "test",
-                "--join", f"127.0.0.1:{ports[0]}", "--no-access-log", timeout=60)
+                "--join", f"127.0.0.1:{ports[0]}", "--no-access-log", *more, timeout=60)
         names = set(servers)
         wait_until(lambda: all(nodes_seen(s) == dict.fromkeys(names, "alive")
                                for s in servers.values()), 30, "3 nodes alive everywhere",
@@ -58,6 +63,12 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServerP
             server.stop(signal.SIGKILL if server.proc.poll() is None else signal.SIGTERM)
         for server in servers.values():
             server.assert_no_bugs()
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServerProcess]]:
+    with lb_mesh(tmp_path_factory.mktemp("lb-mesh")) as servers:
+        yield servers
 
 
 def http_addresses(server: ServerProcess) -> dict[str, str]:
