@@ -10,8 +10,10 @@ Each sample covers the window since the previous one (`load_interval`, 2 s by de
   answers every request, runs on one core);
 - event-loop lag: how late a 100 ms timer fired, mean and max over the window;
 - open connections of the HTTP listener (idle keep-alive ones included);
-- the live performance figures: replicated-write latency (p99 of the last pushes received,
-  from the write's first acceptance to its merge here, by the two nodes' wall clocks), consensus
+- the live performance figures: local read latency (p99 of the lookups of the last
+  READ_WINDOWS windows, all lookup operations together), replicated-write latency (p99 of the
+  last pushes received, from the write's first acceptance to its merge here, by the two nodes'
+  wall clocks), consensus
   commit latency (p99 of the last policy changes proposed here) and the sync age (seconds since
   the last completed anti-entropy round);
 - reach: the peers that answered the node's last load exchange, with the round trip of each.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from meshkp.http.hkp import LOOKUP_OPS
@@ -35,6 +38,10 @@ LAG_PROBE_S = 0.1
 _MAX_LAG_PROBES = 1024
 # Operations of client traffic (HKP); the others are operators' and monitoring's.
 CLIENT_OPS = (*sorted(LOOKUP_OPS), "other", "add", "hashquery", "health")
+READ_OPS = (*sorted(LOOKUP_OPS), "other")
+# Windows the local read latency of /cluster/performance covers (a minute at the default
+# interval): one quiet window must not blank it, a spike must not linger for long.
+READ_WINDOWS = 30
 
 
 def operation(endpoint: str, op: str) -> str:
@@ -146,6 +153,8 @@ class LoadSampler:
         self._last_at = clock()
         self._last_cpu = cpu()
         self._last_buckets = self._buckets_by_op()
+        # Lookup latency bucket counts of the last READ_WINDOWS windows, one list per window.
+        self._reads: deque[list[int]] = deque(maxlen=READ_WINDOWS)
 
     def _buckets_by_op(self) -> dict[str, list[int]]:
         """Cumulative latency bucket counts per operation (counts since start)."""
@@ -163,12 +172,17 @@ class LoadSampler:
         window = max(now - self._last_at, 1e-6)
         buckets = self._buckets_by_op()
         ops: dict[str, OpLoad] = {}
+        reads = [0] * (len(LATENCY_BUCKETS) + 1)
         for name, counts in sorted(buckets.items()):
             before = self._last_buckets.get(name, [0] * len(counts))
             delta = [c - b for c, b in zip(counts, before, strict=True)]
             done = sum(delta)
             ops[name] = OpLoad(done / window, quantile(0.5, LATENCY_BUCKETS, delta),
                                quantile(0.99, LATENCY_BUCKETS, delta))
+            if name in READ_OPS:
+                reads = [r + d for r, d in zip(reads, delta, strict=True)]
+        self._reads.append(reads)
+        recent = [sum(column) for column in zip(*self._reads, strict=True)]
         lag_mean, lag_max = self.lag.take()
         lags = list(self.figures.replication_lags())
         commits = list(self.figures.commit_seconds())
@@ -177,6 +191,7 @@ class LoadSampler:
             lag_mean, lag_max, self.connections(),
             sample_quantile(0.99, lags), len(lags), sample_quantile(0.99, commits), len(commits),
             self.figures.sync_age(), self.figures.pending_pushes(), dict(self.figures.reach()),
+            quantile(0.99, LATENCY_BUCKETS, recent), sum(recent),
         )
         self._last_at, self._last_cpu, self._last_buckets = now, cpu, buckets
         self.latest = summary
@@ -194,8 +209,3 @@ def client_load(summary: LoadSummary, ops: Iterable[str] = CLIENT_OPS) -> OpLoad
     p50s = [o.p50 for o in chosen if o.p50 is not None]
     p99s = [o.p99 for o in chosen if o.p99 is not None]
     return OpLoad(rate, max(p50s) if p50s else None, max(p99s) if p99s else None)
-
-
-def lookup_p99(summary: LoadSummary) -> float | None:
-    """The worst p99 of the HKP lookups in the window (None: no lookup answered)."""
-    return client_load(summary, (*sorted(LOOKUP_OPS), "other")).p99

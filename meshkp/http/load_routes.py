@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from meshkp.http.agent_check import agent_percent, headroom
-from meshkp.http.load import LoadSampler, client_load, lookup_p99
+from meshkp.http.load import READ_WINDOWS, LoadSampler, client_load
 from meshkp.http.routing import RoutingGate
 from meshkp.membership.service import MembershipService
 from meshkp.replication.load import LoadBoard
@@ -141,8 +141,8 @@ class LoadHandlers:
                 "the last pushes it received", REPLICATED_WRITE_P99_S,
                 {n: (s.replication_p99, s.replication_samples) for n, s in summaries.items()}),
             "local_read_latency": _figure(
-                "p99 of the HKP lookups answered in the last load window", LOCAL_READ_P99_S,
-                {n: (lookup_p99(s), None) for n, s in summaries.items()}),
+                f"p99 of the HKP lookups answered in the last {READ_WINDOWS} load windows",
+                LOCAL_READ_P99_S, {n: (s.read_p99, s.read_samples) for n, s in summaries.items()}),
             "sync_lag": _figure(
                 "seconds since the node's last completed anti-entropy round",
                 SYNC_LAG_INTERVALS * self.sync_interval_s,

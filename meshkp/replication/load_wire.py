@@ -52,6 +52,8 @@ class LoadSummary:
     `commit_p99`: p99 of the last policy changes proposed here, until applied (s);
     `sync_age`: seconds since this node's last completed anti-entropy round (None: none yet).
     `reach`: the peers that answered this node's last load exchange, with the round trip (s).
+    `read_p99`: p99 of the HKP lookups of the last READ_WINDOWS windows (s), over
+    `read_samples` lookups.
     """
 
     node: str
@@ -69,6 +71,8 @@ class LoadSummary:
     sync_age: float | None = None
     pending_pushes: int = 0
     reach: Mapping[str, float] = field(default_factory=dict)
+    read_p99: float | None = None
+    read_samples: int = 0
 
     def to_map(self) -> dict[str, Any]:
         return {
@@ -79,6 +83,7 @@ class LoadSummary:
             "repl": [self.replication_p99, self.replication_samples],
             "commit": [self.commit_p99, self.commit_samples],
             "sync": self.sync_age, "push": self.pending_pushes, "reach": dict(self.reach),
+            "read": [self.read_p99, self.read_samples],
         }
 
     @classmethod
@@ -101,6 +106,7 @@ class LoadSummary:
         reach = body.get("reach", {})  # absent: a node that does not report it
         if not isinstance(reach, dict) or len(reach) > MAX_REACH:
             raise WireError(f"load summary: 'reach' must be a map of at most {MAX_REACH} peers")
+        read, read_n = _pair(body.get("read", [None, 0]), "read")  # absent: an older node
         reached: dict[str, float] = {}
         for peer, rtt in reach.items():
             if not isinstance(peer, str) or not 0 < len(peer) <= MAX_NODE_CHARS:
@@ -115,6 +121,7 @@ class LoadSummary:
             repl, int(_need(repl_n, "repl")), commit, int(_need(commit_n, "commit")),
             _figure(body.get("sync"), "sync"),
             int(_need(_figure(body.get("push"), "push"), "push")), reached,
+            read, int(_need(read_n, "read")),
         )
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from meshkp.http.load import (
+    READ_WINDOWS,
     Figures,
     LoadSampler,
     LoopLagProbe,
     client_load,
-    lookup_p99,
     operation,
     quantile,
     sample_quantile,
@@ -75,13 +75,21 @@ def test_a_sample_covers_the_window_since_the_last_one() -> None:
     assert (s.loop_lag_mean, s.loop_lag_max) == (pytest.approx(0.007), 0.010)
     assert (s.replication_p99, s.replication_samples) == (0.03, 3)
     assert (s.commit_p99, s.commit_samples, s.sync_age, s.pending_pushes) == (0.004, 1, 3.0, 2)
-    # Client traffic leaves out /metrics; a lookup's p99 is the worst lookup op's.
-    assert client_load(s).rate == pytest.approx(50.0 + 0.5 + 0.5)
-    lookup = lookup_p99(s)
-    assert lookup is not None and 0.01 < lookup <= 0.025
+    # Client traffic leaves out /metrics; its p99 is the worst op's (the upload's).
+    load = client_load(s)
+    assert load.rate == pytest.approx(50.0 + 0.5 + 0.5)
+    assert load.p99 is not None and 0.1 < load.p99 <= 0.25
+    # The read latency merges every lookup op: 100 fast gets outweigh one slow index.
+    assert s.read_samples == 101 and s.read_p99 is not None and s.read_p99 <= 0.0005
     assert sampler.latest is s
     # The next window starts empty.
     now[0] = 14.0
     nxt = sampler.sample()
     assert nxt.ops["get"].rate == 0 and nxt.ops["get"].p99 is None
+    # ... but the read latency covers the last READ_WINDOWS windows: a quiet one keeps it.
+    assert nxt.read_samples == 101 and nxt.read_p99 == s.read_p99
+    for _ in range(READ_WINDOWS - 1):
+        now[0] += 2.0
+        last = sampler.sample()
+    assert last.read_samples == 0 and last.read_p99 is None
     assert (nxt.loop_lag_mean, nxt.loop_lag_max) == (0.0, 0.0)
