@@ -3,8 +3,9 @@
 HAProxy (`agent-check agent-port N`, configuration.txt §5.2) connects every `agent-inter`,
 reads one line and closes. The line is built of words:
 
-- operational state: `up`, or `down#REASON` when this node does not see a majority of the mesh
-  alive (the same condition that makes GET /cluster/health 503);
+- operational state: `up`, or `down` when this node does not see a majority of the mesh alive
+  (the same condition that makes GET /cluster/health 503), with ` #REASON` at the end of the
+  line (HAProxy shows what follows a `#` word, to the end of the line, as the reason);
 - administrative state, from the routing policy: `drain` while the node drains and its grace
   period runs (no new requests; those in flight finish), `maint` once the grace is over,
   `ready` otherwise (it cancels a `drain` or `maint` this agent said before: only the agent can
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 LAG_BUDGET_S = 0.05
 # HAProxy's largest server weight (SRV_UWGHT_MAX): with `weight 100`, at most 256%.
 MAX_PERCENT = 256
+DOWN_REASON = "no majority of the mesh is alive here"
 # A reply is one short line; a client that does not read it is dropped after this long.
 WRITE_TIMEOUT_S = 2.0
 
@@ -77,11 +79,13 @@ class AgentState:
 
 def agent_reply(state: AgentState) -> str:
     """The agent line (without the newline) for `state`."""
-    words = ["up" if state.healthy else "down#no-majority-of-the-mesh-alive"]
+    words = ["up" if state.healthy else "down"]
     if state.draining:
         words.append("maint" if state.drain_over else "drain")
     else:
         words += ["ready", f"{agent_percent(state.weight, state.headroom)}%"]
+    if not state.healthy:
+        words.append(f"#{DOWN_REASON}")
     return " ".join(words)
 
 

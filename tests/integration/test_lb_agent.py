@@ -8,10 +8,14 @@
   brings it back;
 - uploads to a read-only node are refused with the reason, through the balancer and directly;
 - a killed node is taken out, and no request fails.
+
+And every node's load and performance reach any node through the mesh; and each word of the
+agent's line means to the real HAProxy what it is meant to (a `down` with its reason).
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import http.client
 import json
@@ -25,11 +29,18 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from aiohttp import web
 
+from meshkp.control.policy.commands import SetRouting
+from meshkp.http.agent_check import AgentCheckResponder
+from meshkp.http.load import LoadSampler, LoopLagProbe
+from meshkp.http.metrics import HttpMetrics
+from meshkp.http.routing import RoutingGate
 from tests.integration.conftest import FIXTURES, REPO, ServerProcess
 from tests.integration.test_lb_config import haproxy, lb_mesh, served_by
 from tests.integration.test_membership import wait_until
 from tests.ports import free_port
+from tests.unit.http.test_policy_auth_routing import applied
 
 pytestmark = pytest.mark.integration
 
@@ -246,3 +257,82 @@ def test_every_node_load_and_performance_reach_any_node_through_the_mesh(
         for node_figure in figure["nodes"].values():
             value, meets = node_figure["value_ms"], node_figure["meets"]
             assert meets is None if value is None else meets == (value < figure["target_ms"])
+
+
+async def test_haproxy_reads_each_agent_answer_as_meant(tmp_path: Path) -> None:
+    """Each word of the agent's line as the real HAProxy takes it: down with its reason (a
+    `#word` to the end of the line), drain, maint, and ready with a weight."""
+    binary = haproxy()
+    policy = [applied(SetRouting("n1", weight=40))]
+    healthy = [False]
+    gate = RoutingGate("n1", lambda: policy[0], drain_grace_s=3600)
+    responder = AgentCheckResponder("127.0.0.1", 0, gate,
+                                    LoadSampler("n1", HttpMetrics(), LoopLagProbe(), lambda: 0),
+                                    lambda: healthy[0])
+    agent_port = await responder.start()
+    app = web.Application()
+    async def health(_request: web.Request) -> web.Response:
+        return web.Response(text="{}")
+
+    app.router.add_get("/cluster/health", health)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", free_port())
+    await site.start()
+    http_port = runner.addresses[0][1]
+    stats = tmp_path / "stats.sock"
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(
+        f"global\n    stats socket {stats} level admin\ndefaults\n    mode http\n"
+        "    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n"
+        f"backend meshkp\n    option httpchk GET /cluster/health\n"
+        f"    default-server check inter {CHECK_MS}ms fall 2 rise 2 weight 100\n"
+        f"    server n1 127.0.0.1:{http_port} agent-check agent-port {agent_port} "
+        f"agent-inter {CHECK_MS}ms\n")
+    log_path = tmp_path / "haproxy.log"
+    with open(log_path, "wb") as out:
+        proxy = await asyncio.create_subprocess_exec(binary, "-db", "-f", str(config),
+                                                     stdout=out, stderr=out)
+
+    async def server_state() -> str:
+        reader, writer = await asyncio.open_unix_connection(str(stats))
+        writer.write(b"show servers state meshkp\n")
+        data = await reader.read()
+        writer.close()
+        return data.decode()
+
+    async def until(what: str, predicate) -> None:  # type: ignore[no-untyped-def]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while not await predicate():
+            assert proxy.returncode is None, log_path.read_text()
+            assert loop.time() < deadline, f"{what}: {log_path.read_text()}"
+            await asyncio.sleep(0.1)
+
+    async def logged(text: str) -> bool:
+        return text in log_path.read_text()
+
+    try:
+        await until("down with its reason", lambda: logged(
+            'via agent : down (no majority of the mesh is alive here)'))
+        healthy[0] = True
+        await until("up again", lambda: logged("Server meshkp/n1 is UP"))
+
+        async def weight_is(weight: str) -> bool:
+            # "show servers state": ... srv_op_state srv_admin_state srv_uweight srv_iweight ...
+            rows = [line.split() for line in (await server_state()).splitlines()
+                    if " n1 " in line]
+            return bool(rows) and rows[0][7] == weight
+
+        await until("weight 40% of 100", lambda: weight_is("40"))
+        policy[0] = applied(SetRouting("n1", weight=40), SetRouting("n1", drain=True))
+        await until("drain", lambda: logged("Server meshkp/n1 enters drain state"))
+        gate.drain_grace_s = 0
+        await until("maint", lambda: logged("Server meshkp/n1 is going DOWN for maintenance"))
+        policy[0] = applied(SetRouting("n1", weight=40))
+        await until("ready again", lambda: weight_is("40"))
+    finally:
+        proxy.terminate()
+        await proxy.wait()
+        await responder.stop()
+        await runner.cleanup()

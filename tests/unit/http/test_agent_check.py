@@ -62,7 +62,10 @@ def test_agent_percent_is_weight_times_headroom_within_haproxy_bounds(
     (AgentState(True, False, False, 100, 0.8), "up ready 80%"),
     (AgentState(True, True, False, 100, 0.8), "up drain"),
     (AgentState(True, True, True, 100, 0.8), "up maint"),
-    (AgentState(False, False, False, 100, 1.0), "down#no-majority-of-the-mesh-alive ready 100%"),
+    # The reason last: HAProxy reads it from a word starting with "#" to the end of the line.
+    (AgentState(False, False, False, 100, 1.0),
+     "down ready 100% #no majority of the mesh is alive here"),
+    (AgentState(False, True, False, 100, 1.0), "down drain #no majority of the mesh is alive here"),
     (AgentState(True, False, False, 0, 1.0), "up ready 0%"),
 ])
 def test_agent_reply_words(state: AgentState, line: str) -> None:
