@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 # Nodes on the board: a hostile member cannot fill our memory with made-up ids (the listener
 # files a summary only under the id of the frame's sealed sender anyway).
 MAX_BOARD_NODES = 1024
+# A peer that does not answer an exchange (down, or a node of an older version that drops the
+# unknown LoadReport frame) is asked again after one interval, then two, four... up to this
+# many seconds: a rolling upgrade does not fill the old nodes' logs with dropped frames.
+BACKOFF_MAX_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,22 @@ class LoadBoard:
         # The peers that answered the last exchange, with their round trips (the next summary's
         # `reach`).
         self.reached: dict[str, float] = {}
+        # node -> (exchanges failed in a row, monotonic time before which it is not asked).
+        self._backoff: dict[str, tuple[int, float]] = {}
+
+    def due(self, node: str, now: float) -> bool:
+        """Whether to ask `node` in this exchange (False while it backs off)."""
+        return self._backoff.get(node, (0, 0.0))[1] <= now
+
+    def failed(self, node: str, now: float, interval: float) -> None:
+        failures = self._backoff.get(node, (0, 0.0))[0] + 1
+        if node not in self._backoff and len(self._backoff) >= MAX_BOARD_NODES:
+            self._backoff.clear()  # forgetting backoffs only costs a few extra requests
+        wait = min(BACKOFF_MAX_S, interval * 2 ** min(failures - 1, 16))
+        self._backoff[node] = (failures, now + wait)
+
+    def answered(self, node: str) -> None:
+        self._backoff.pop(node, None)
 
     def contact(self, node: str, rtt: float, now: float) -> None:
         if node not in self.contacts and len(self.contacts) >= MAX_BOARD_NODES:
@@ -89,7 +109,8 @@ async def exchange(board: LoadBoard, peers: PeerSource, channel: Channel, timeou
                    now: Callable[[], float]) -> int:
     """Send our summary to every live peer and keep their answers; the number that answered.
 
-    `now`: the monotonic clock the board's arrival times are read from.
+    `timeout`: of each request, and the first backoff of a peer that did not answer (the load
+    interval). `now`: the monotonic clock the board's arrival times are read from.
     """
     report = LoadReport(board.own)
     reached: dict[str, float] = {}
@@ -100,9 +121,11 @@ async def exchange(board: LoadBoard, peers: PeerSource, channel: Channel, timeou
             reply = await request
         except (PeerUnreachable, WireError, OSError) as exc:
             log.debug("event=load_exchange_failed peer=%s error=%s", node_id, exc)
-            return False
+            reply = None
         if not isinstance(reply, LoadReport):
+            board.failed(node_id, now(), timeout)
             return False
+        board.answered(node_id)
         ended = now()
         name = reply.summary.node if reply.summary is not None else node_id
         board.contact(name, ended - began, ended)
@@ -119,7 +142,7 @@ async def exchange(board: LoadBoard, peers: PeerSource, channel: Channel, timeou
             return False
         return True
 
-    targets = peers.alive_peers()
+    targets = [peer for peer in peers.alive_peers() if board.due(peer.node_id, now())]
     results = await asyncio.gather(*(
         one(peer.node_id, channel.request(peer, report, timeout)) for peer in targets))
     board.reached = reached

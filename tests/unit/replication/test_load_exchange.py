@@ -105,7 +105,21 @@ async def test_one_exchange_tells_both_sides() -> None:
         # n1 measured its round trip to n2; the next summary of n1 says it reached n2 only.
         assert set(board_a.reached) == {"n2"} and 0 < board_a.reached["n2"] < 2.0
         assert board_a.contacts["n2"].rtt == board_a.reached["n2"]
+        # n3 did not answer: it is left out of the next exchanges for a while, then asked again.
+        assert not board_a.due("n3", time.monotonic()) and board_a.due("n2", time.monotonic())
         assert board_b.peers["n1"].summary == board_a.own
     finally:
         await a.stop()
         await b.stop()
+
+
+def test_a_peer_that_does_not_answer_is_asked_less_and_less_often() -> None:
+    board = LoadBoard()
+    waits = []
+    for _ in range(9):
+        board.failed("n9", 100.0, 2.0)
+        until = next(t for t in (100.0 + s / 10 for s in range(0, 2000)) if board.due("n9", t))
+        waits.append(round(until - 100.0, 1))
+    assert waits == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0, 60.0]
+    board.answered("n9")
+    assert board.due("n9", 100.0)
