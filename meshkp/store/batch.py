@@ -17,7 +17,7 @@ from typing import Protocol
 
 from meshkp.errors import StoreUsageError
 from meshkp.store import layout
-from meshkp.store.protocol import IndexKind, IndexTerm, RecordWrite
+from meshkp.store.protocol import BulkWrite, IndexKind, IndexTerm, RecordWrite
 
 
 class BatchSink(Protocol):
@@ -63,6 +63,11 @@ def counter_values(
     for write in writes:
         for name, delta in write.counters.items():
             deltas[name] = deltas.get(name, 0) + delta
+    return counter_totals(deltas, current_counter)
+
+
+def counter_totals(deltas: Mapping[str, int], current_counter: Callable[[str], int]) -> dict[str, int]:
+    """New values of counters moved by `deltas`; StoreUsageError on overflow."""
     values: dict[str, int] = {}
     for name, delta in deltas.items():
         if delta == 0:
@@ -74,6 +79,47 @@ def counter_values(
             )
         values[name] = value
     return values
+
+
+def apply_bulk(bulk: BulkWrite, sink: BatchSink, current_counter: Callable[[str], int]) -> None:
+    """Validate every row of a BulkWrite, then feed them to sink; StoreUsageError before any effect."""
+    if not isinstance(bulk, BulkWrite):
+        raise StoreUsageError(f"write_bulk() takes a BulkWrite, got {type(bulk).__name__}")
+    for position, row in enumerate(bulk.records):
+        problem = _bulk_record_problem(row)
+        if problem is not None:
+            raise StoreUsageError(f"bulk record #{position}: {problem}; nothing was written")
+    entries = []
+    for position, entry in enumerate(bulk.index):
+        split = layout.split_index_entry(entry) if isinstance(entry, bytes) else None
+        if split is None:
+            raise StoreUsageError(
+                f"bulk index entry #{position} is not an encoded index entry (kind byte, u16 term "
+                "length, term, 16/20/32-byte fingerprint); nothing was written")
+        entries.append(split)
+    problem = _counters_problem(bulk.counters) or _extra_problem(bulk.extra)
+    if problem is not None:
+        raise StoreUsageError(f"bulk write: {problem}; nothing was written")
+    counters = counter_totals(bulk.counters, current_counter)
+    for fingerprint, record in bulk.records:
+        sink.set_record(fingerprint, record)
+    for kind, term, fingerprint in entries:
+        sink.set_index(kind, term, fingerprint, True)  # type: ignore[arg-type]
+    for key, value in bulk.extra:
+        sink.set_extra(key, value)
+    for name, total in counters.items():
+        sink.set_counter(name, total)
+
+
+def _bulk_record_problem(row: object) -> str | None:
+    if not isinstance(row, tuple) or len(row) != 2:
+        return f"must be a (fingerprint, record) pair, got {_describe(row)}"
+    fingerprint, record = row
+    if not isinstance(fingerprint, bytes) or len(fingerprint) not in layout.FINGERPRINT_LENGTHS:
+        return f"fingerprint must be raw bytes of length 16, 20 or 32, got {_describe(fingerprint)}"
+    if not isinstance(record, bytes) or not 1 <= len(record) <= layout.MAX_VALUE_BYTES:
+        return f"record must be 1 to MAX_VALUE_BYTES={layout.MAX_VALUE_BYTES} bytes, got {_describe(record)}"
+    return None
 
 
 def validate_writes(writes: Sequence[RecordWrite]) -> None:

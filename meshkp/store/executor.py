@@ -31,7 +31,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from meshkp.errors import ConfigError, StoreClosed, StoreUsageError
-from meshkp.store.protocol import IndexKind, RecordWrite, Store
+from meshkp.store.protocol import BulkWrite, IndexKind, RecordWrite, Store
 from meshkp.store.readpool import ReadPool
 from meshkp.store.staged import StagedView, StagedWrites
 
@@ -370,6 +370,12 @@ class _ReadOnly:
 
     def iter_records(self, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         return self._store.iter_records(start)
+
+    def write_bulk(self, bulk: BulkWrite, sync: bool = True) -> None:
+        raise StoreUsageError("AsyncStore.read functions must not write; use run_exclusive")
+
+    def iter_index(self, start: bytes = b"") -> Iterator[bytes]:
+        return self._store.iter_index(start)
 
     def counter(self, name: str) -> int:
         return self._store.counter(name)

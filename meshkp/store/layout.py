@@ -80,6 +80,10 @@ KIND_BYTES: dict[object, bytes] = {
 }
 
 
+# The kind letter of each index kind byte (an entry's first byte).
+_KIND_LETTERS: dict[int, str] = {ord(kind.value): kind.value for kind in IndexKind}
+
+
 def record_key(fingerprint: bytes) -> bytes:
     """The key of a record."""
     return RECORD + fingerprint
@@ -94,6 +98,27 @@ def index_prefix(kind: IndexKind, term: bytes) -> bytes:
 def index_key(kind: IndexKind, term: bytes, fingerprint: bytes) -> bytes:
     """The key of one index entry: (kind, term) points at fingerprint."""
     return index_prefix(kind, term) + fingerprint
+
+
+def index_entry(kind: IndexKind | str, term: bytes, fingerprint: bytes) -> bytes:
+    """One index entry as `Store.iter_index` gives it: its key without the namespace byte."""
+    return index_key(kind, term, fingerprint)[len(INDEX):]  # type: ignore[arg-type]
+
+
+def split_index_entry(entry: bytes) -> tuple[str, bytes, bytes] | None:
+    """(kind letter, term, fingerprint) of an encoded index entry; None if it is not one.
+
+    A storable entry has a known kind, a term of 1 to MAX_TERM_BYTES bytes and a 16, 20 or
+    32-byte fingerprint after it: exactly what `index_key` builds.
+    """
+    if len(entry) < 4:
+        return None
+    kind = _KIND_LETTERS.get(entry[0])
+    length = int.from_bytes(entry[1:3], "big")
+    fingerprint = entry[3 + length:]
+    if kind is None or not 1 <= length <= MAX_TERM_BYTES or len(fingerprint) not in FINGERPRINT_LENGTHS:
+        return None
+    return kind, entry[3:3 + length], fingerprint
 
 
 def counter_key(name: str) -> bytes:

@@ -27,8 +27,8 @@ import plyvel
 
 from meshkp.errors import StoreClosed, StoreError
 from meshkp.store import layout
-from meshkp.store.batch import apply_writes
-from meshkp.store.protocol import IndexKind, RecordWrite
+from meshkp.store.batch import apply_bulk, apply_writes
+from meshkp.store.protocol import BulkWrite, IndexKind, RecordWrite
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,25 @@ class LevelDBStore:
         """(fingerprint, record) pairs in fingerprint order from `start`, as of the first next()."""
         layout.require_bytes("start", start)
         return self._scan(layout.RECORD, layout.RECORD + start)
+
+    def write_bulk(self, bulk: BulkWrite, sync: bool = True) -> None:
+        """Apply a BulkWrite as one atomic WriteBatch (see write() for `sync`)."""
+        with self._write_lock:
+            self._enter()
+            try:
+                sink = _BatchSink(self._db.write_batch(transaction=True, sync=sync))
+                with sink.batch:
+                    apply_bulk(bulk, sink, self._counter_for_write)
+                self._counter_cache.update(sink.counters)
+            except plyvel.Error as exc:
+                raise self._failed("write_bulk", exc) from exc
+            finally:
+                self._exit()
+
+    def iter_index(self, start: bytes = b"") -> Iterator[bytes]:
+        """Every index entry in key order from `start`, as of the first next()."""
+        layout.require_bytes("start", start)
+        return (entry for entry, _ in self._scan(layout.INDEX, layout.INDEX + start))
 
     def counter(self, name: str) -> int:
         """A counter kept in the same batches as the records; 0 if never written."""

@@ -14,8 +14,8 @@ from functools import partial
 
 from meshkp.errors import StoreClosed
 from meshkp.store import layout
-from meshkp.store.batch import apply_writes
-from meshkp.store.protocol import IndexKind, RecordWrite
+from meshkp.store.batch import apply_bulk, apply_writes
+from meshkp.store.protocol import BulkWrite, IndexKind, RecordWrite
 
 
 class _SortedDict:
@@ -89,6 +89,30 @@ class MemoryStore:
         """(fingerprint, record) pairs in fingerprint order from `start`, as of the first next()."""
         layout.require_bytes("start", start)
         return self._scan(self._records, start, b"")
+
+    def write_bulk(self, bulk: BulkWrite, sync: bool = True) -> None:
+        """Apply a BulkWrite as one atomic batch."""
+        with self._lock:
+            self._check_open()
+            batch = _MemoryBatch(self)
+            apply_bulk(bulk, batch, self._counter)
+            batch.apply()
+
+    def iter_index(self, start: bytes = b"") -> Iterator[bytes]:
+        """Every index entry in key order from `start`, as of the first next()."""
+        layout.require_bytes("start", start)
+        return self._index_entries(start)
+
+    def _index_entries(self, start: bytes) -> Iterator[bytes]:
+        with self._lock:  # the snapshot, at the first next() as LevelDBStore's
+            self._check_open()
+            entries = sorted(layout.index_entry(kind, term, fingerprint)
+                             for (kind, term), members in self._index.items()
+                             for fingerprint in members)
+        position = bisect.bisect_left(entries, start)
+        for entry in entries[position:]:
+            self._check_open()
+            yield entry
 
     def counter(self, name: str) -> int:
         """A counter kept in the same batches as the records; 0 if never written."""

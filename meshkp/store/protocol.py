@@ -45,6 +45,22 @@ class RecordWrite:
     extra: Sequence[tuple[bytes, bytes | None]] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class BulkWrite:
+    """Rows copied as they are from another store (a snapshot bootstrap), in one atomic batch.
+
+    Nothing is derived here: `records` are (fingerprint, encoded record) puts, `index` are
+    encoded index entries (layout.index_entry, as `Store.iter_index` gives them) to add,
+    `counters` deltas and `extra` caller keys as in RecordWrite. The caller keeps the Merkle
+    tree and the counters true to the records (meshkp/replication/snapshot.py rebuilds them).
+    """
+
+    records: Sequence[tuple[bytes, bytes]] = ()
+    index: Sequence[bytes] = ()
+    counters: Mapping[str, int] = field(default_factory=dict)
+    extra: Sequence[tuple[bytes, bytes | None]] = ()
+
+
 class Store(Protocol):
     """Synchronous store; meshkp/store/executor.py runs it off the event loop.
 
@@ -64,6 +80,12 @@ class Store(Protocol):
 
     def iter_records(self, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         """(fingerprint, record) pairs in fingerprint order from `start` (inclusive)."""
+
+    def write_bulk(self, bulk: BulkWrite, sync: bool = True) -> None:
+        """Apply a BulkWrite as one atomic batch; StoreUsageError (nothing written) if any row is bad."""
+
+    def iter_index(self, start: bytes = b"") -> Iterator[bytes]:
+        """Every index entry (layout.index_entry) in key order from `start` (inclusive)."""
 
     def counter(self, name: str) -> int:
         """A counter kept in the same batches as the records (e.g. "keys"); 0 if never written."""

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from meshkp.errors import StoreUsageError
 from meshkp.store import layout
 from meshkp.store.batch import counter_values, validate_writes
-from meshkp.store.protocol import IndexKind, RecordWrite, Store
+from meshkp.store.protocol import BulkWrite, IndexKind, RecordWrite, Store
 
 
 class StagedWrites:
@@ -82,6 +82,16 @@ class StagedView:
         """Store.iter_records after committing what is staged."""
         self._commit_staged()
         return self._store.iter_records(start)
+
+    def write_bulk(self, bulk: BulkWrite, sync: bool = True) -> None:
+        """Store.write_bulk after committing what is staged (bulk rows are not staged)."""
+        self._commit_staged()
+        self._store.write_bulk(bulk, sync)
+
+    def iter_index(self, start: bytes = b"") -> Iterator[bytes]:
+        """Store.iter_index after committing what is staged."""
+        self._commit_staged()
+        return self._store.iter_index(start)
 
     def counter(self, name: str) -> int:
         """The stored counter plus the staged deltas."""
