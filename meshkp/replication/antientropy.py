@@ -1,10 +1,12 @@
 """Anti-entropy: a Merkle diff with one peer, then pull and push the differing records.
 
 One round (`SyncRound.run`) with a peer:
-0. scan, only when our tree is empty (a new node): the peer's records are pulled in
+0. snapshot, when our tree is empty or an interrupted bootstrap left its cursor (a new
+   node): the peer's stored rows are copied as they are (snapshot.py). With
+   verify_peer_records = "all" the records are pulled and verified instead (scan): in
    fingerprint order, page by page (Scan/ScanBatch), without a diff, which against an empty
    tree would only send every id and digest ahead of the records. The diff that follows
-   finds what changed on the peer during the scan.
+   finds what changed on the peer during the copy or scan.
 1. diff: crdt.merkle_diff's initiator runs here (its tree reads on a store reader thread),
    each query a DiffQuery request, each answer a DiffAnswer; it ends knowing exactly which
    fingerprints differ or are missing on either side. Cost ~ d * depth * fanout hashes.
@@ -51,6 +53,8 @@ log = logging.getLogger(__name__)
 InThread = Callable[[Callable[[], object]], Awaitable[object]]
 ApplyRecords = Callable[[Sequence[bytes]], Awaitable[int]]  # -> records that changed our state
 ReadRecords = Callable[[Sequence[bytes]], Awaitable[list[bytes]]]
+# A snapshot bootstrap (snapshot.py) if this node wants one: records copied, None if not wanted.
+CopySnapshot = Callable[[PeerRef, ByteMeter], Awaitable[int | None]]
 # Pulled batches being applied at once: one merging while the next is validated.
 _APPLYING = 2
 # Records one bootstrap scan may pull: several times the largest public key set (SKS's ~7
@@ -86,8 +90,10 @@ class SyncRound:
         apply_records: ApplyRecords,
         read_records: ReadRecords,
         progress: SyncProgress,
+        copy_snapshot: CopySnapshot | None = None,
     ) -> None:
         self.config = config
+        self.copy_snapshot = copy_snapshot
         self.diff_config = diff_config
         self.tree = tree
         self.channel = channel
@@ -103,7 +109,12 @@ class SyncRound:
         """(Scan,) diff, pull, push; ReplicationError/PeerUnreachable/WireError on failure."""
         started = time.monotonic()
         scanned = 0
-        if await self.in_thread(self._empty):
+        if self.copy_snapshot is not None:
+            self.progress.phase = "snapshot"
+            scanned = await self.copy_snapshot(peer, self.meter) or 0
+            self.progress.pulled += scanned
+            self.progress.to_pull += scanned
+        if not scanned and await self.in_thread(self._empty):
             # Bootstrap: with nothing here, a diff would only list every id of the peer.
             self.progress.phase = "scan"
             scanned = await self._scan(peer)

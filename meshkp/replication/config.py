@@ -61,6 +61,10 @@ class ReplicationConfig:
     # cluster key and are trusted for bulk, so "push" is the default. Only records that would
     # change our state are verified.
     verify_peer_records: str = "push"
+    # An empty node copies a peer's stored records and index entries as they are (snapshot
+    # bootstrap, meshkp/replication/snapshot.py: structural checks only, ~10x faster than
+    # pulling). Off, or with verify_peer_records = "all", it pulls and validates every record.
+    snapshot_bootstrap: bool = True
     # Records of keys new here in one received batch before they are validated and indexed in
     # the node's worker processes (meshkp/keys/pool.py; prepare.py) rather than a thread: below
     # it, the round trip to a worker (pickling both ways) costs more than the work it saves.

@@ -4,7 +4,7 @@ Each message travels in one sealed TCP frame (meshkp/net/tcp.py): version byte, 
 msgpack map of `to_map()`. `decode_message` checks shape and every bound before anything is
 built and raises WireError, which the server counts and drops: a peer's bytes never reach
 the store unchecked. Records themselves are validated later, in validate.py.
-Type codes 40-49 are replication's (SWIM uses 1-10).
+Type codes 40-59 are replication's (SWIM uses 1-10, the control plane 60-69).
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ MAX_FETCH_IDS = 8192
 MAX_DIFF_BYTES = 4 * 1024 * 1024
 # Free text a peer sends back (an error reason).
 MAX_REASON_CHARS = 512
+# Rows of one snapshot page: ~4 MiB of index entries (~35 bytes each) fit in 131,072.
+MAX_SNAPSHOT_ROWS = 131_072
+# A snapshot cursor: a fingerprint, or an encoded index entry (kind, u16 length, term, fpr).
+MAX_SNAPSHOT_CURSOR = 3 + 4096 + 32
 
 
 
@@ -268,10 +272,78 @@ def _cursor(body: Mapping[str, Any], key: str) -> bytes:
     return value
 
 
+# What a snapshot copies: the records, then the index entries (meshkp/replication/snapshot.py).
+SNAPSHOT_RECORDS = "r"
+SNAPSHOT_INDEX = "i"
+SNAPSHOT_PARTS = (SNAPSHOT_RECORDS, SNAPSHOT_INDEX)
+
+
+def _part(body: Mapping[str, Any]) -> str:
+    value = body.get("part")
+    if value not in SNAPSHOT_PARTS:
+        raise WireError(f"field 'part' must be one of {SNAPSHOT_PARTS}")
+    return str(value)
+
+
+def _snapshot_cursor(body: Mapping[str, Any], key: str) -> bytes:
+    value = body.get(key)
+    if not isinstance(value, bytes) or len(value) > MAX_SNAPSHOT_CURSOR:
+        raise WireError(f"field {key!r} must be bin of at most {MAX_SNAPSHOT_CURSOR} bytes")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRead(Message):
+    """Ask for the next page of the peer's stored rows of `part`, in key order after `after`
+    (b"": from the first): a new node copying a peer's store (snapshot bootstrap)."""
+
+    TYPE: ClassVar[int] = 50
+    part: str
+    after: bytes
+
+    def to_map(self) -> dict[str, Any]:
+        return {"part": self.part, "after": self.after}
+
+    @classmethod
+    def from_map(cls, body: Mapping[str, Any]) -> SnapshotRead:
+        return cls(_part(body), _snapshot_cursor(body, "after"))
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotPage(Message):
+    """Answer to SnapshotRead: `rows` (encoded records, or encoded index entries) in key
+    order; `next`: the cursor to read on from (b"": the part is done); `total`: records the
+    responder holds (progress)."""
+
+    TYPE: ClassVar[int] = 51
+    part: str
+    rows: tuple[bytes, ...]
+    next: bytes
+    total: int
+
+    def to_map(self) -> dict[str, Any]:
+        return {"part": self.part, "rows": list(self.rows), "next": self.next, "total": self.total}
+
+    @classmethod
+    def from_map(cls, body: Mapping[str, Any]) -> SnapshotPage:
+        total = body.get("total")
+        if not isinstance(total, int) or isinstance(total, bool) or not 0 <= total < 2**40:
+            raise WireError("field 'total' must be a record count")
+        rows = _list(body, "rows", MAX_SNAPSHOT_ROWS)
+        size = 0
+        for row in rows:
+            if not isinstance(row, bytes) or not row:
+                raise WireError("field 'rows' must hold non-empty bin rows")
+            size += len(row)
+        if size > MAX_BATCH_BYTES:
+            raise WireError(f"snapshot page holds {size} bytes, bound is {MAX_BATCH_BYTES}")
+        return cls(_part(body), tuple(rows), _snapshot_cursor(body, "next"), total)
+
+
 MESSAGE_TYPES: dict[int, type[Message]] = {
     cls.TYPE: cls
     for cls in (PushBatch, PushAck, DiffQuery, DiffAnswer, Fetch, RecordBatch, SyncError, Scan,
-                ScanBatch, LoadReport)
+                ScanBatch, LoadReport, SnapshotRead, SnapshotPage)
 }
 
 

@@ -48,11 +48,13 @@ from meshkp.replication.messages import (
     RecordBatch,
     Scan,
     ScanBatch,
+    SnapshotRead,
     SyncError,
 )
 from meshkp.replication.peers import Channel, PeerRef, PeerSource
 from meshkp.replication.prepare import prepare, prepare_batch
 from meshkp.replication.push import Pusher
+from meshkp.replication.snapshot import Bootstrap, read_page
 from meshkp.replication.status import PeerSyncStatus, ReplicationCounters, SyncProgress
 from meshkp.replication.validate import parse_peer_record, peer_fields
 from meshkp.store.layout import FINGERPRINT_LENGTHS
@@ -98,6 +100,12 @@ class Replicator:
         self.counters = ReplicationCounters()
         self.pusher = Pusher(config, peers, channel, self.read_pairs, self.counters, self.rng, wall)
         committer.observe(self.pusher.on_commit)
+        # Snapshot bootstrap of an empty node (snapshot.py); with every record to be verified,
+        # an empty node pulls them through the validated path instead.
+        self.bootstrap: Bootstrap | None = None
+        if self.config.snapshot_bootstrap and self.config.verify_peer_records != "all":
+            self.bootstrap = Bootstrap(store, committer, channel, self.config.request_timeout_s,
+                                       self.apply_pulled, self.counters)
         self.statuses: dict[str, PeerSyncStatus] = {}
         self.progress: SyncProgress | None = None
         self.lag_observer: Callable[[float], None] | None = None
@@ -161,6 +169,8 @@ class Replicator:
                 return await self._on_scan(message)
             if isinstance(message, LoadReport):
                 return self.loads.handle(sender, message, time.monotonic())
+            if isinstance(message, SnapshotRead):
+                return await self._on_snapshot_read(message)
         except InvalidPeerRecord as exc:
             self.counters.batches_rejected += 1
             log.warning("event=peer_batch_rejected peer=%s error=%s", sender, exc)
@@ -300,6 +310,24 @@ class Replicator:
         batch: ScanBatch = await self.store.read(read)
         return batch
 
+    async def _on_snapshot_read(self, request: SnapshotRead) -> Message:
+        budget = self.config.batch_bytes
+
+        def read(store: Store) -> Message:
+            return read_page(store, request, budget)
+
+        page: Message = await self.store.read(read)
+        return page
+
+    async def _copy_snapshot(self, peer: PeerRef, meter: Any) -> int | None:
+        """A snapshot bootstrap from `peer` if this node wants one (empty, or one unfinished)."""
+        if self.bootstrap is None:
+            return None
+        resume = await self.bootstrap.cursor()
+        if resume is None and len(self.merkle.tree(self._raw_store())) != 0:
+            return None
+        return await self.bootstrap.run(peer, meter, resume)
+
     # -- anti-entropy ------------------------------------------------------------------------
 
     async def sync_with(self, peer: PeerRef) -> SyncOutcome | None:
@@ -313,6 +341,7 @@ class Replicator:
             round_ = SyncRound(
                 self.config, self.diff_config, self.merkle.tree(self._raw_store()), self.channel,
                 self.pusher, self._in_thread, self.apply_pulled, self.read_records, self.progress,
+                self._copy_snapshot,
             )
             self.counters.sync_rounds += 1
             status.rounds += 1
@@ -469,7 +498,9 @@ class Replicator:
             "conflicts": conflicts,
             "sync_interval_s": self.config.sync_interval_s,
             "syncing": self.progress.to_json() if self.progress is not None else None,
-            "bootstrapping": bool(self.progress is not None and records == 0 and self.progress.to_pull),
+            "bootstrapping": self.bootstrapping() or bool(
+                self.progress is not None and records == 0 and self.progress.to_pull),
+            "bootstrap": self.bootstrap_status(),
             "peers": {node: s.to_json() for node, s in sorted(self.statuses.items())},
             "push": {
                 "pending": self.pusher.pending(),
@@ -481,6 +512,15 @@ class Replicator:
             "net": self.net_stats.snapshot() if self.net_stats is not None else None,
         }
 
+    def bootstrapping(self) -> bool:
+        """Whether a snapshot bootstrap is copying a peer's store into this node now."""
+        return self.bootstrap is not None and self.bootstrap.progress is not None
+
+    def bootstrap_status(self) -> dict[str, object] | None:
+        """The running snapshot bootstrap (peer, phase, rows copied), None when there is none."""
+        progress = self.bootstrap.progress if self.bootstrap is not None else None
+        return progress.to_json() if progress is not None else None
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def check_tree(self) -> None:
@@ -491,6 +531,8 @@ class Replicator:
                     store.counter(KEYS_COUNTER) + store.counter(TOMBSTONES_COUNTER))
 
         in_tree, counted = await self.store.read(read)
+        if self.bootstrap is not None and await self.bootstrap.cursor() is not None:
+            return  # an unfinished bootstrap: it rebuilds the tree when its copy is done
         if in_tree != counted:
             log.warning("event=merkle_incomplete in_tree=%d records=%d action=rebuild",
                         in_tree, counted)

@@ -1,0 +1,168 @@
+"""Snapshot bootstrap (meshkp/replication/snapshot.py): copy, resume, and a garbage-sending peer."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import msgpack
+import pytest
+
+from meshkp.replication import snapshot
+from meshkp.replication.messages import (
+    SNAPSHOT_INDEX,
+    SNAPSHOT_RECORDS,
+    SnapshotPage,
+    SnapshotRead,
+    SyncError,
+)
+from meshkp.replication.peers import PeerRef
+from meshkp.store import layout
+from meshkp.store.protocol import IndexKind
+
+from .helpers import Mesh, certificate, record, with_vv
+
+N0 = PeerRef("n0", ("127.0.0.1", 0))
+
+
+class Wrapped:
+    """n0's replicator behind a hook that may answer (or refuse) a request itself."""
+
+    def __init__(self, inner: Any, hook: Any) -> None:
+        self.inner, self.hook = inner, hook
+
+    async def handle(self, sender: str | None, message: Any) -> Any:
+        answer = await self.hook(message)
+        return answer if answer is not None else await self.inner.handle(sender, message)
+
+
+async def _seeded(n: int) -> Mesh:
+    mesh = Mesh(2)
+    mesh.net.down.add("n1")
+    await mesh[0].upload(*range(n))
+    await mesh.settle()  # the pushes run (and fail) while n1 is down
+    mesh.net.down.clear()
+    return mesh
+
+
+async def test_an_empty_node_copies_the_peers_records_and_index_entries() -> None:
+    mesh = await _seeded(40)
+    try:
+        outcome = await mesh[1].replicator.sync_with(N0)
+        assert outcome is not None and outcome.keys_pulled == 40
+        assert await mesh[1].root() == await mesh[0].root()
+        assert list(mesh[1].raw.iter_index()) == list(mesh[0].raw.iter_index())
+        assert mesh[1].raw.counter("keys") == 40
+        assert mesh[1].raw.get_extra(snapshot.CURSOR_KEY) is None
+        fingerprint = certificate(3).fingerprint
+        assert mesh[1].raw.lookup(IndexKind.FINGERPRINT, fingerprint, 5) == [fingerprint]
+        # One page of records, one of index entries, one diff step of equal trees.
+        assert outcome.meter.requests == 3
+        status = await mesh[1].replicator.status()
+        assert status["bootstrap"] is None and status["peers"]["n0"]["last"]["keys_pulled"] == 40
+        # Now it holds keys: the next round diffs, and is in sync.
+        again = await mesh[1].replicator.sync_with(N0)
+        assert again is not None and again.in_sync
+    finally:
+        await mesh.close()
+
+
+async def test_an_interrupted_copy_resumes_from_the_cursor_in_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(snapshot, "MAX_SNAPSHOT_ROWS", 7)  # 40 keys: 6 pages of records
+    mesh = await _seeded(40)
+    reads: list[SnapshotRead] = []
+    seen: list[dict[str, object] | None] = []
+    interrupted = False
+
+    async def hook(message: Any) -> Any:
+        nonlocal interrupted
+        if isinstance(message, SnapshotRead):
+            reads.append(message)
+            seen.append(mesh[1].replicator.bootstrap_status())
+            if len(reads) == 4 and not interrupted:
+                interrupted = True
+                return SyncError("stopping for the test")
+        return None
+
+    mesh.net.nodes["n0"] = Wrapped(mesh[0].replicator, hook)
+    try:
+        assert await mesh[1].replicator.sync_with(N0) is None  # the round failed at page 4
+        cursor = mesh[1].raw.get_extra(snapshot.CURSOR_KEY)
+        assert cursor is not None
+        part, after, peer = msgpack.unpackb(cursor)
+        assert (part, peer) == (SNAPSHOT_RECORDS, "n0") and after == reads[3].after != b""
+        copied = len(list(mesh[1].raw.iter_records()))
+        assert 14 <= copied <= 21  # pages 1-3 (page 4 may have been read ahead, not written)
+        assert seen[1] is not None and seen[1]["phase"] == "records"  # it said so meanwhile
+        reads.clear()
+        outcome = await mesh[1].replicator.sync_with(N0)
+        assert outcome is not None
+        assert reads[0].part == SNAPSHOT_RECORDS and reads[0].after == after  # resumed there
+        assert any(r.part == SNAPSHOT_INDEX for r in reads)
+        assert await mesh[1].root() == await mesh[0].root()
+        assert list(mesh[1].raw.iter_index()) == list(mesh[0].raw.iter_index())
+        assert mesh[1].raw.get_extra(snapshot.CURSOR_KEY) is None
+    finally:
+        await mesh.close()
+
+
+async def test_a_garbage_sending_peer_gets_its_rows_refused_and_counted() -> None:
+    mesh = await _seeded(10)
+    good = record(20).encode()
+    fields = msgpack.unpackb(record(23).encode())
+    cert_21 = msgpack.unpackb(record(21).encode())[2]
+    forged = msgpack.packb([1, certificate(22).fingerprint, cert_21, {"n0": 1}, None])
+    assert record(23).encode()[:2] == b"\x95\x01"
+    uncanonical = b"\x95\xcd\x00\x01" + record(23).encode()[2:]  # format as a uint16
+    no_vv = msgpack.packb([1, fields[1], fields[2], {}, None])
+    truncated = msgpack.packb([1, fields[1], fields[2][:-5], {"n0": 1}, None])
+    garbage_rows = [os.urandom(64), forged, uncanonical, no_vv, truncated, b"\x93\x01\x02\x03"]
+    fingerprint = certificate(20).fingerprint
+    bad_entries = [b"Z\x00\x01a" + fingerprint, b"w\x00\x00" + fingerprint, b"w\x01\x00ab"]
+
+    async def hook(message: Any) -> Any:
+        if isinstance(message, SnapshotRead) and message.part == SNAPSHOT_RECORDS:
+            rows = sorted([good, *garbage_rows])
+            return SnapshotPage(SNAPSHOT_RECORDS, tuple(rows), b"", 99)
+        if isinstance(message, SnapshotRead):
+            entry = layout.index_entry(IndexKind.FINGERPRINT, fingerprint, fingerprint)
+            return SnapshotPage(SNAPSHOT_INDEX, tuple(sorted([entry, *bad_entries])), b"", 99)
+        return None  # the diff and fetches that follow: the honest n0
+
+    mesh.net.nodes["n0"] = Wrapped(mesh[0].replicator, hook)
+    try:
+        outcome = await mesh[1].replicator.sync_with(N0)
+        assert outcome is not None  # the node went on: the diff with the honest part followed
+        counters = mesh[1].replicator.counters
+        assert counters.records_rejected == len(garbage_rows) + len(bad_entries)
+        assert mesh[1].raw.get(fingerprint) == good  # the one sound record was copied
+        assert mesh[1].raw.get(certificate(22).fingerprint) is None  # filed under another key
+        for entry in mesh[1].raw.iter_index():
+            assert layout.split_index_entry(entry) is not None
+        # The Merkle diff then brought the honest peer's records through the validated path:
+        # n1 holds n0's keys and the copied one, nothing else.
+        held = {fp for fp, _ in mesh[1].raw.iter_records()}
+        assert held == {certificate(i).fingerprint for i in range(10)} | {fingerprint}
+        assert (await mesh[1].replicator.status())["records"] == 11
+    finally:
+        await mesh.close()
+
+
+async def test_a_key_committed_here_during_the_copy_is_joined_not_overwritten() -> None:
+    mesh = await _seeded(5)
+    key = 2
+    mine = with_vv(record(key, "n1"), n1=1)
+
+    async def hook(message: Any) -> Any:
+        if isinstance(message, SnapshotRead) and message.part == SNAPSHOT_RECORDS:
+            await mesh[1].replicator._merge([mine])  # a push that arrives meanwhile
+        return None
+
+    mesh.net.nodes["n0"] = Wrapped(mesh[0].replicator, hook)
+    try:
+        await mesh[1].replicator.sync_with(N0)
+        held = await mesh[1].get(key)
+        assert held is not None and held.vv.to_obj() == {"n0": 1, "n1": 1}  # the join of both
+        assert mesh[1].raw.counter("keys") == 5
+    finally:
+        await mesh.close()
