@@ -15,6 +15,7 @@ used during the run, and the wire bytes of the bootstrap.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -77,6 +78,12 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a running process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
+
+
 def status(node: ServerProcess) -> dict[str, Any]:
     reply = node.request("GET", "/cluster/sync/status", timeout=60)
     assert reply.status == 200, reply.text
@@ -113,8 +120,13 @@ def one_run(n: int, cached: Path, work: Path, run: int, verify: str) -> dict[str
         while True:
             now = status(new)
             elapsed = time.monotonic() - began
-            if now["syncing"]:
-                samples.append((round(elapsed, 2), now["syncing"]["pulled"]))
+            copying = now.get("bootstrap")
+            if copying:  # a snapshot bootstrap: its phase, the rows copied, both CPU seconds
+                samples.append((round(elapsed, 2), copying["phase"], copying["records"],
+                                copying["index_entries"], process_cpu(new.proc.pid),
+                                process_cpu(source.proc.pid)))
+            elif now["syncing"]:
+                samples.append((round(elapsed, 2), now["syncing"]["phase"], now["syncing"]["pulled"]))
             if now["merkle_root"] == want["merkle_root"]:
                 break
             if elapsed > BOOTSTRAP_TIMEOUT_S:

@@ -358,3 +358,56 @@ class MerkleBatch:
                     above.setdefault(path[:-1], {})[path[-1]] = node_slot(encoded, count)
             changed = above
         return writes
+
+
+def build_nodes(entries: Iterable[tuple[bytes, bytes]], config: MerkleConfig) -> dict[bytes, bytes]:
+    """Every stored node and bucket of the tree holding `entries` (id, digest), built bottom-up.
+
+    The same bytes as staging every entry in one MerkleBatch over an empty storage and
+    applying its writes, at about half the CPU: a rebuild or a bootstrap of 100,000 ids needs
+    no per-id bucket lookups, and each node is encoded once, from its children's slots.
+    A later id of the same value replaces an earlier one, as a batch's put does.
+    """
+    config.validate()
+    fanout, depth = config.fanout, config.depth
+    bits = fanout.bit_length() - 1
+    total = bits * depth
+    width = (total + 7) // 8
+    shift = 8 * width - total
+    mask = fanout - 1
+    sha256 = hashlib.sha256
+    buckets: dict[int, dict[bytes, bytes]] = {}
+    for item_id, digest in entries:
+        _check_id(item_id)
+        _check_digest(digest)
+        prefix = int.from_bytes(sha256(item_id).digest()[:width], "big") >> shift
+        bucket = buckets.get(prefix)
+        if bucket is None:
+            buckets[prefix] = bucket = {}
+        bucket[item_id] = digest
+
+    def path_of(prefix: int, levels: int) -> Path:
+        return tuple((prefix >> (bits * (levels - 1 - level))) & mask for level in range(levels))
+
+    nodes: dict[bytes, bytes] = {}
+    slots: dict[int, Slot] = {}
+    for prefix, bucket in buckets.items():
+        encoded = encode_bucket(bucket)
+        nodes[bucket_key(path_of(prefix, depth))] = encoded
+        slots[prefix] = leaf_slot(encoded, len(bucket))
+    for levels in range(depth - 1, -1, -1):
+        children: dict[int, list[Slot]] = {}
+        for prefix, slot in slots.items():
+            row = children.get(prefix >> bits)
+            if row is None:
+                children[prefix >> bits] = row = [EMPTY_SLOT] * fanout
+            row[prefix & mask] = slot
+        slots = {}
+        for prefix, row in children.items():
+            count = sum(slot.size for slot in row)
+            if count > _MAX_COUNT:
+                raise MerkleError(f"subtree {path_of(prefix, levels)!r} would hold {count} ids")
+            encoded = encode_node(row)
+            nodes[node_key(path_of(prefix, levels))] = encoded
+            slots[prefix] = node_slot(encoded, count)
+    return nodes

@@ -17,18 +17,15 @@ from collections.abc import Iterable, Sequence
 
 import msgpack
 
-from crdt.merkle import MemoryMerkleStorage, MerkleConfig, MerkleTree
+from crdt.merkle import MerkleConfig, MerkleTree, build_nodes
 from meshkp.keys.ingest import KEYS_COUNTER
 from meshkp.keys.record import RECORD_FORMAT, Tombstone
-from meshkp.store.protocol import RecordWrite, Store
+from meshkp.store.protocol import BulkWrite, RecordWrite, Store
 
 log = logging.getLogger(__name__)
 
 MERKLE_PREFIX = b"mk"
 TOMBSTONES_COUNTER = "tombstones"
-# A write that carries only extra keys (Merkle rebuild of an empty store): deleting a record
-# that cannot exist (all-zero v4 fingerprint) is a no-op for the records themselves.
-_CARRIER_FINGERPRINT = bytes(20)
 
 ExtraWrite = tuple[bytes, bytes | None]
 
@@ -109,36 +106,24 @@ class MerkleIndex:
 
         Run it inside AsyncStore.run_exclusive. Returns (records, tombstones).
         """
-        fresh = MemoryMerkleStorage()
-        batch = MerkleTree(fresh, self.config).batch()
-        records = tombstones = keys = 0
-        carrier: tuple[bytes, bytes] | None = None
+        leaves: list[tuple[bytes, bytes]] = []
+        tombstones = keys = 0
         for fingerprint, data in store.iter_records():
-            batch.put(fingerprint, state_hash(data))
-            records += 1
+            leaves.append((fingerprint, state_hash(data)))
             live, deleted = _flags(data)
             keys += live
             tombstones += deleted
-            if carrier is None:
-                carrier = (fingerprint, data)
-        fresh.apply(batch.writes())
+        fresh = build_nodes(leaves, self.config)
         old_keys = [key for key, _ in store.iter_extra(MERKLE_PREFIX)]
         extra: list[ExtraWrite] = [
-            (key, None) for key in old_keys if key[len(MERKLE_PREFIX):] not in fresh.data
+            (key, None) for key in old_keys if key[len(MERKLE_PREFIX):] not in fresh
         ]
-        extra.extend((MERKLE_PREFIX + key, value) for key, value in sorted(fresh.data.items()))
+        extra.extend((MERKLE_PREFIX + key, value) for key, value in sorted(fresh.items()))
         counters = {
             KEYS_COUNTER: keys - store.counter(KEYS_COUNTER),
             TOMBSTONES_COUNTER: tombstones - store.counter(TOMBSTONES_COUNTER),
         }
-        carrier_fp: bytes = _CARRIER_FINGERPRINT
-        carrier_data: bytes | None = None
-        if carrier is not None:
-            carrier_fp, carrier_data = carrier
-        store.write(
-            [RecordWrite(carrier_fp, carrier_data, counters={k: v for k, v in counters.items() if v},
-                         extra=tuple(extra))]
-        )
+        store.write_bulk(BulkWrite(counters={k: v for k, v in counters.items() if v}, extra=extra))
         log.info("event=merkle_rebuilt records=%d tombstones=%d nodes=%d",
-                 records, tombstones, len(fresh.data))
-        return records, tombstones
+                 len(leaves), tombstones, len(fresh))
+        return len(leaves), tombstones

@@ -30,6 +30,8 @@ class BatchSink(Protocol):
 
     def set_index(self, kind: IndexKind, term: bytes, fingerprint: bytes, present: bool) -> None: ...
 
+    def add_index_entry(self, entry: bytes) -> None: ...  # an encoded, checked index entry
+
     def set_extra(self, key: bytes, value: bytes | None) -> None: ...
 
     def set_counter(self, name: str, value: int) -> None: ...
@@ -89,22 +91,20 @@ def apply_bulk(bulk: BulkWrite, sink: BatchSink, current_counter: Callable[[str]
         problem = _bulk_record_problem(row)
         if problem is not None:
             raise StoreUsageError(f"bulk record #{position}: {problem}; nothing was written")
-    entries = []
+    is_entry = layout.is_index_entry
     for position, entry in enumerate(bulk.index):
-        split = layout.split_index_entry(entry) if isinstance(entry, bytes) else None
-        if split is None:
+        if not (type(entry) is bytes and is_entry(entry)):
             raise StoreUsageError(
                 f"bulk index entry #{position} is not an encoded index entry (kind byte, u16 term "
                 "length, term, 16/20/32-byte fingerprint); nothing was written")
-        entries.append(split)
     problem = _counters_problem(bulk.counters) or _extra_problem(bulk.extra)
     if problem is not None:
         raise StoreUsageError(f"bulk write: {problem}; nothing was written")
     counters = counter_totals(bulk.counters, current_counter)
     for fingerprint, record in bulk.records:
         sink.set_record(fingerprint, record)
-    for kind, term, fingerprint in entries:
-        sink.set_index(kind, term, fingerprint, True)  # type: ignore[arg-type]
+    for entry in bulk.index:
+        sink.add_index_entry(entry)
     for key, value in bulk.extra:
         sink.set_extra(key, value)
     for name, total in counters.items():

@@ -121,6 +121,15 @@ def split_index_entry(entry: bytes) -> tuple[str, bytes, bytes] | None:
     return kind, entry[3:3 + length], fingerprint
 
 
+def is_index_entry(entry: bytes) -> bool:
+    """Whether `entry` is an encoded index entry `split_index_entry` accepts (without slicing it)."""
+    size = len(entry)
+    if size < 4 or entry[0] not in _KIND_LETTERS:
+        return False
+    length = (entry[1] << 8) | entry[2]
+    return 1 <= length <= MAX_TERM_BYTES and size - 3 - length in FINGERPRINT_LENGTHS
+
+
 def counter_key(name: str) -> bytes:
     """The key of a named counter."""
     return COUNTER + name.encode("utf-8")

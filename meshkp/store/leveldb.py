@@ -145,7 +145,9 @@ class LevelDBStore:
     def iter_index(self, start: bytes = b"") -> Iterator[bytes]:
         """Every index entry in key order from `start`, as of the first next()."""
         layout.require_bytes("start", start)
-        return (entry for entry, _ in self._scan(layout.INDEX, layout.INDEX + start))
+        # Index rows are ~40 bytes, with empty values: 16 times the chunk of records is ~0.7 MB.
+        rows = self._scan(layout.INDEX, layout.INDEX + start, SCAN_CHUNK_ROWS * 16)
+        return (entry for entry, _ in rows)
 
     def counter(self, name: str) -> int:
         """A counter kept in the same batches as the records; 0 if never written."""
@@ -190,7 +192,8 @@ class LevelDBStore:
         finally:
             self._exit()
 
-    def _scan(self, prefix: bytes, start: bytes) -> Iterator[tuple[bytes, bytes]]:
+    def _scan(self, prefix: bytes, start: bytes,
+              chunk_rows: int = SCAN_CHUNK_ROWS) -> Iterator[tuple[bytes, bytes]]:
         # A generator: the snapshot is taken at the first next(), so an iterator that is never
         # started holds nothing, and one dropped half-way releases its snapshot in `finally`.
         stop = _prefix_end(prefix)
@@ -208,14 +211,14 @@ class LevelDBStore:
                     with snapshot.iterator(
                         start=start, stop=stop, include_start=include_start
                     ) as rows:
-                        chunk = list(islice(rows, SCAN_CHUNK_ROWS))
+                        chunk = list(islice(rows, chunk_rows))
                 except plyvel.Error as exc:
                     raise self._failed("scan", exc) from exc
                 finally:
                     self._exit()
                 for key, value in chunk:
                     yield key[namespace:], value
-                if len(chunk) < SCAN_CHUNK_ROWS:
+                if len(chunk) < chunk_rows:
                     return
                 start, include_start = chunk[-1][0], False
         finally:
@@ -271,6 +274,9 @@ class _BatchSink:
             self.batch.put(layout.index_key(kind, term, fingerprint), b"")
         else:
             self.batch.delete(layout.index_key(kind, term, fingerprint))
+
+    def add_index_entry(self, entry: bytes) -> None:
+        self.batch.put(layout.INDEX + entry, b"")
 
     def set_extra(self, key: bytes, value: bytes | None) -> None:
         self._set(layout.extra_key(key), value)

@@ -145,3 +145,32 @@ def test_refuses_bad_ids_and_corrupt_nodes() -> None:
     with pytest.raises(MerkleError):
         tree.children((1, 2, 3, 4))  # a bucket path is not an inner node
     assert encode_node([EMPTY_SLOT]) == bytes(36)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.binary(min_size=1, max_size=40), st.binary(min_size=1, max_size=40)),
+             max_size=300),
+    st.sampled_from([(16, 4), (2, 5), (4, 3), (256, 1), (16, 1)]),
+)
+def test_a_bulk_build_stores_the_same_bytes_as_one_batch(
+    pairs: list[tuple[bytes, bytes]], geometry: tuple[int, int]
+) -> None:
+    from crdt.merkle import build_nodes
+
+    config = MerkleConfig(*geometry)
+    storage = MemoryMerkleStorage()
+    batch = MerkleTree(storage, config).batch()
+    for item_id, digest in pairs:
+        batch.put(item_id, digest)
+    storage.apply(batch.writes())
+    assert build_nodes(pairs, config) == storage.data
+
+
+def test_a_bulk_build_refuses_what_a_batch_refuses() -> None:
+    from crdt.merkle import build_nodes
+
+    with pytest.raises(MerkleError):
+        build_nodes([(b"", b"digest")], MerkleConfig())
+    with pytest.raises(MerkleError):
+        build_nodes([(b"id", b"x" * 65)], MerkleConfig())

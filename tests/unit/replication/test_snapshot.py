@@ -166,3 +166,22 @@ async def test_a_key_committed_here_during_the_copy_is_joined_not_overwritten() 
         assert mesh[1].raw.counter("keys") == 5
     finally:
         await mesh.close()
+
+
+@pytest.mark.parametrize("budget", [1, 100, 1000, 10**6])
+def test_index_pages_keep_to_the_byte_budget_and_lose_no_entry(budget: int) -> None:
+    from meshkp.store.memory import MemoryStore
+    from tests.unit.store.helpers import fpr, put
+
+    store = MemoryStore()
+    store.write([put(fpr(i), new=[(IndexKind.KEYWORD, b"w%d" % (i % 7)), (IndexKind.EMAIL, b"e%d" % i)])
+                 for i in range(300)])
+    pages, after = [], b""
+    while True:
+        page = snapshot.read_page(store, SnapshotRead(SNAPSHOT_INDEX, after), budget)
+        pages.append(page)
+        assert len(page.rows) == 1 or sum(map(len, page.rows)) <= budget
+        after = page.next
+        if not after:
+            break
+    assert [row for page in pages for row in page.rows] == list(store.iter_index())
