@@ -1,15 +1,19 @@
-"""Bootstrap of a new node from an N-key node, against `cp -r` of the LevelDB directory (issue 5).
+"""Bootstrap of a new node from a node holding N keys, against `meshkp load` of the same keys.
 
-A source `meshkp serve` holds N generated Ed25519 keys (bench/keygen.py), loaded once with
-`meshkp load` and cached under bench/out/ with its keyring. Each run copies the source's
-LevelDB directory with `cp -r` (the baseline, timed) and starts the source on that copy; then a
-new, empty node is started with the source as its only replication peer, and the figure is the
-wall time from launching it until its merkle_root equals the source's (process start, the
-Merkle diff, fetching, validating and merging every record included). Both processes run on
-this machine's loopback, so they share its cores. Also reported: the CPU seconds each process
-used during the run, and the wire bytes of the bootstrap.
+A source `meshkp serve` holds N generated Ed25519 keys (bench/keygen.py), or the keys of
+the keyrings given with --keyring, loaded once with `meshkp load` and cached under
+bench/out/. Each run times, side by side: `meshkp load` of the same files into a fresh data
+directory (the baseline of issue 11: bootstrap should cost <= 0.3x of it), `cp -r` of the
+source's LevelDB directory (the floor), and the bootstrap itself: a new, empty node started
+with the source as its only replication peer, timed from launching it until its merkle_root
+equals the source's (process start, the snapshot copy, the Merkle rebuild and the diff
+included). Both processes run on this machine's loopback, so they share its cores; their CPU
+seconds are reported too, and the phases of the copy over time.
 
     python -m bench.replication_bootstrap --keys 100000 --runs 3
+    python -m bench.replication_bootstrap --keyring /usr/share/keyrings/debian-keyring.gpg \
+        --keyring /usr/share/keyrings/debian-maintainers.gpg \
+        --keyring /usr/share/keyrings/debian-nonupload.gpg --runs 3
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import shutil
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,21 +55,26 @@ def keyring_path(n: int) -> Path:
     return path
 
 
-def source_dir(n: int) -> Path:
-    """The cached data directory of the source node, loaded with `meshkp load` on first use."""
-    path = OUT_DIR / f"bootstrap-source-{n}"
+def load_command(data_dir: Path, rings: Sequence[Path], summary: Path) -> list[str]:
+    return [*meshkp_command(), "load", "--data-dir", str(data_dir), "--node-id", "src",
+            "--no-progress", "--summary-json", str(summary), *map(str, rings)]
+
+
+def source_dir(n: int, rings: Sequence[Path], name: str) -> Path:
+    """The cached data directory of the source node, loaded with `meshkp load` on first use
+    (n: the keys it must hold; 0 for keyrings, whose count is what the load stored)."""
+    path = OUT_DIR / f"bootstrap-source-{name}"
     done = path / "loaded.json"
     if done.exists():
         return path
-    ring = keyring_path(n)
-    partial = OUT_DIR / f"bootstrap-source-{n}.tmp"
+    partial = OUT_DIR / f"bootstrap-source-{name}.tmp"
     shutil.rmtree(partial, ignore_errors=True)
-    seconds = timed_run([*meshkp_command(), "load", "--data-dir", str(partial), "--node-id", "src",
-                         "--no-progress", "--summary-json", str(partial / "load.json"), str(ring)],
-                        timeout=3600)
+    partial.mkdir(parents=True)
+    seconds = timed_run(load_command(partial, rings, partial / "load.json"), timeout=3600)
     summary = json.loads((partial / "load.json").read_text())
-    if summary.get("keys_in_store") != n:
+    if n and summary.get("keys_in_store") != n:
         raise RuntimeError(f"meshkp load stored {summary.get('keys_in_store')} keys, not {n}")
+    n = int(summary["keys_in_store"])
     (partial / "loaded.json").write_text(json.dumps({"keys": n, "load_seconds": seconds}))
     shutil.rmtree(path, ignore_errors=True)
     partial.rename(path)
@@ -92,10 +102,13 @@ def status(node: ServerProcess) -> dict[str, Any]:
     return data
 
 
-def one_run(n: int, cached: Path, work: Path, run: int, verify: str) -> dict[str, Any]:
-    """One baseline copy and one bootstrap; their figures."""
+def one_run(n: int, cached: Path, work: Path, run: int, verify: str,
+            rings: Sequence[Path]) -> dict[str, Any]:
+    """The two baselines (meshkp load, cp -r) and one bootstrap; their figures."""
     run_dir = work / f"run{run}"
     run_dir.mkdir(parents=True)
+    load_s = timed_run(load_command(run_dir / "load", rings, run_dir / "load.json"), timeout=3600)
+    shutil.rmtree(run_dir / "load", ignore_errors=True)
     key_file = run_dir / "cluster.key"
     write_key_file(key_file, [generate_key()], overwrite=True)
     src = run_dir / "src"
@@ -149,7 +162,8 @@ def one_run(n: int, cached: Path, work: Path, run: int, verify: str) -> dict[str
     new_cpu, source_cpu = cpu1 - cpu0, cpu2 - cpu1
     shutil.rmtree(run_dir, ignore_errors=True)
     return {
-        "wall_s": wall, "cp_s": cp_s, "ratio": wall / cp_s, "node_start_s": started_s,
+        "wall_s": wall, "load_s": load_s, "load_ratio": wall / load_s, "cp_s": cp_s,
+        "ratio": wall / cp_s, "node_start_s": started_s,
         "new_cpu_s": new_cpu, "source_cpu_s": source_cpu,
         "bytes_received": total.get("bytes_received"), "bytes_sent": total.get("bytes_sent"),
         "progress": samples[:: max(1, len(samples) // 20)],
@@ -157,48 +171,61 @@ def one_run(n: int, cached: Path, work: Path, run: int, verify: str) -> dict[str
 
 
 @click.command()
-@click.option("--keys", "n", default=100_000, show_default=True)
+@click.option("--keys", "n", default=100_000, show_default=True,
+              help="Generated keys the source holds (ignored with --keyring).")
+@click.option("--keyring", "keyrings", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Load the source from these keyring files instead (repeatable).")
 @click.option("--runs", default=3, show_default=True)
 @click.option("--verify-peer-records", "verify", default="push", show_default=True,
               type=click.Choice(["all", "push", "none"]),
-              help="The new node's setting (push: anti-entropy records checked structurally).")
-def main(n: int, runs: int, verify: str) -> None:
-    """Bootstrap a new node from an N-key node, RUNS times; report against cp -r."""
-    run(n, runs, verify)
+              help="The new node's setting (push: snapshot copy; all: every record verified).")
+def main(n: int, keyrings: tuple[str, ...], runs: int, verify: str) -> None:
+    """Bootstrap a new node RUNS times; report against meshkp load and cp -r of the same keys."""
+    run(n, runs, verify, keyrings)
 
 
-def run(keys: int = 100_000, runs: int = 3, verify: str = "push") -> None:
+def run(keys: int = 100_000, runs: int = 3, verify: str = "push",
+        keyrings: Sequence[str] = ()) -> None:
     """The benchmark (bench.run_all calls it with small sizes for --quick)."""
-    n = keys
-    cached = source_dir(n)
+    if keyrings:
+        rings = [Path(k) for k in keyrings]
+        name = "rings-" + "-".join(r.stem for r in rings)
+        cached = source_dir(0, rings, name)
+    else:
+        rings = [keyring_path(keys)]
+        cached = source_dir(keys, rings, str(keys))
+    n = int(json.loads((cached / "loaded.json").read_text())["keys"])
     work = OUT_DIR / "bootstrap-work"  # same disk as the cached source, for cp -r
     shutil.rmtree(work, ignore_errors=True)
     results = []
     try:
         for run in range(runs):
-            result = one_run(n, cached, work, run, verify)
+            result = one_run(n, cached, work, run, verify, rings)
             results.append(result)
             print(f"run {run}: bootstrap {result['wall_s']:.1f} s ({n / result['wall_s']:,.0f} keys/s), "
-                  f"cp -r {result['cp_s']:.2f} s, ratio {result['ratio']:.0f}x, "
+                  f"meshkp load {result['load_s']:.1f} s (ratio {result['load_ratio']:.2f}), "
+                  f"cp -r {result['cp_s']:.2f} s, "
                   f"cpu new {result['new_cpu_s']:.1f} s source {result['source_cpu_s']:.1f} s",
                   flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     wall = statistics.median(r["wall_s"] for r in results)
+    load_ratio = statistics.median(r["load_ratio"] for r in results)
     cp_s = statistics.median(r["cp_s"] for r in results)
-    rows = [[f"run {i}", f"{r['wall_s']:.1f}", f"{r['cp_s']:.2f}", f"{r['ratio']:.0f}x",
-             f"{r['new_cpu_s']:.1f}", f"{r['source_cpu_s']:.1f}", f"{r['bytes_received'] or 0:,}"]
+    rows = [[f"run {i}", f"{r['wall_s']:.1f}", f"{r['load_s']:.1f}", f"{r['load_ratio']:.2f}",
+             f"{r['cp_s']:.2f}", f"{r['new_cpu_s']:.1f}", f"{r['source_cpu_s']:.1f}",
+             f"{r['bytes_received'] or 0:,}"]
             for i, r in enumerate(results)]
-    rows.append(["median", f"{wall:.1f}", f"{cp_s:.2f}", f"{wall / cp_s:.0f}x", "", "", ""])
-    report("replication_bootstrap",
+    rows.append(["median", f"{wall:.1f}", "", f"{load_ratio:.2f}", f"{cp_s:.2f}", "", "", ""])
+    report("replication_bootstrap" + ("_keyrings" if keyrings else ""),
            f"Bootstrap of a new node from {n:,} keys (median of {runs}, verify={verify})",
-           ["run", "bootstrap s", "cp -r s", "ratio", "new node CPU s", "source CPU s",
-            "bytes in"],
+           ["run", "bootstrap s", "meshkp load s", "bootstrap/load", "cp -r s", "new node CPU s",
+            "source CPU s", "bytes in"],
            rows,
-           {"keys": n, "runs": results, "median_wall_s": wall, "median_cp_s": cp_s,
-            "median_ratio": wall / cp_s, "keys_per_s": n / wall, "verify_peer_records": verify,
-            "target_s": 60, "python": sys.version.split()[0],
-            "load_seconds": json.loads((cached / "loaded.json").read_text())["load_seconds"]})
+           {"keys": n, "keyrings": list(keyrings), "runs": results, "median_wall_s": wall,
+            "median_load_ratio": load_ratio, "median_cp_s": cp_s, "keys_per_s": n / wall,
+            "verify_peer_records": verify, "target_s": 8, "target_load_ratio": 0.3,
+            "python": sys.version.split()[0]})
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@
     GET  /cluster/health   200 while a majority of known (not-left) members is alive and
                            the routing policy does not drain this node (or drained it less
                            than the drain grace period ago), else 503
+Both GETs say when the node is bootstrapping (copying a peer's store, replication/snapshot.py):
+"bootstrapping": {"peer", "phase", "total", "records", ...} in the body and the header
+`X-Meshkp-Bootstrapping: <phase>`; it serves reads of what it holds meanwhile, so health stays 200.
     POST /cluster/join     {"peers": ["host:port" | "dns:NAME" | "srv:NAME", ...]}     [admin]
     POST /cluster/leave    broadcast "left", then stop the node (the process exits)     [admin]
 
@@ -64,6 +67,7 @@ class ClusterHandlers:
         *,
         node_id: str | None = None,
         gate: RoutingGate | None = None,
+        bootstrap: Callable[[], dict[str, object] | None] | None = None,
     ) -> None:
         if membership is None and node_id is None:
             raise ValueError("a node without a mesh names itself: pass node_id")
@@ -71,6 +75,7 @@ class ClusterHandlers:
         self.node_id = membership.node_id if membership is not None else str(node_id)
         self.token = token
         self.gate = gate
+        self.bootstrap = bootstrap  # the running snapshot bootstrap's status, None when none
         self._on_leave = on_leave
         # Kept so the leave outlives its request and close() can wait for it (no fire-and-forget).
         self._leave_task: asyncio.Task[None] | None = None
@@ -101,9 +106,19 @@ class ClusterHandlers:
 
     async def status(self, request: web.Request) -> web.Response:
         if self.membership is None:
-            return _json({"id": self.node_id, "mesh": False, "addr": None, "incarnation": None,
-                          "counts": self._alone_counts(), "healthy": True})
-        return _json(self.membership.status())
+            body = {"id": self.node_id, "mesh": False, "addr": None, "incarnation": None,
+                    "counts": self._alone_counts(), "healthy": True}
+        else:
+            body = self.membership.status()
+        return self._with_bootstrap(body, 200)
+
+    def _with_bootstrap(self, body: dict[str, Any], status: int) -> web.Response:
+        copying = self.bootstrap() if self.bootstrap is not None else None
+        body["bootstrapping"] = copying
+        response = _json(body, status)
+        if copying is not None:
+            response.headers["X-Meshkp-Bootstrapping"] = str(copying.get("phase", "yes"))
+        return response
 
     async def health(self, request: web.Request) -> web.Response:
         if self.membership is None:
@@ -117,7 +132,7 @@ class ClusterHandlers:
                         drain_remaining_s=round(drain.remaining_s, 3))
             if drain.over:
                 body["healthy"] = False
-        return _json(body, 200 if body["healthy"] else 503)
+        return self._with_bootstrap(body, 200 if body["healthy"] else 503)
 
     def _mesh(self) -> MembershipService:
         if self.membership is None:

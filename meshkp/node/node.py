@@ -132,7 +132,8 @@ class Node:
             ))
             policy.attach(self.control)
         cluster = ClusterHandlers(self.membership, auth, on_leave=self.stop,
-                                  node_id=identity.node_id, gate=policy.gate)
+                                  node_id=identity.node_id, gate=policy.gate,
+                                  bootstrap=self.replicator.bootstrap_status)
         cluster.register(self.app)
         stack.push_async_callback(cluster.close)  # a running leave broadcast finishes first
         if self.membership is not None:

@@ -319,14 +319,19 @@ class Replicator:
         page: Message = await self.store.read(read)
         return page
 
+    async def _wants_snapshot(self) -> bool:
+        """Whether the next round copies a peer's store: empty here, or a copy unfinished."""
+        if self.bootstrap is None:
+            return False
+        if await self.bootstrap.cursor() is not None:
+            return True
+        return await self.store.read(lambda store: len(self.merkle.tree(store)) == 0)  # type: ignore[no-any-return]
+
     async def _copy_snapshot(self, peer: PeerRef, meter: Any) -> int | None:
         """A snapshot bootstrap from `peer` if this node wants one (empty, or one unfinished)."""
-        if self.bootstrap is None:
+        if self.bootstrap is None or not await self._wants_snapshot():
             return None
-        resume = await self.bootstrap.cursor()
-        if resume is None and len(self.merkle.tree(self._raw_store())) != 0:
-            return None
-        return await self.bootstrap.run(peer, meter, resume)
+        return await self.bootstrap.run(peer, meter, await self.bootstrap.cursor())
 
     # -- anti-entropy ------------------------------------------------------------------------
 
@@ -400,7 +405,8 @@ class Replicator:
         return {"records": records, "tombstones": tombstones, "synced": synced}
 
     async def _loop(self) -> None:
-        await asyncio.sleep(self.config.first_sync_delay_s)
+        if not await self._wants_snapshot():  # a new node starts copying at once
+            await asyncio.sleep(self.config.first_sync_delay_s)
         while True:
             # Everything a round does is inside the try, the membership view included: any
             # exception escaping here would end anti-entropy for the life of the process.

@@ -145,6 +145,7 @@ KEYS: tuple[Key, ...] = (
         "replication.verify_peer_records", flag="--verify-peer-records"),
     Key("cluster.replication.sync_jitter", Number(), "replication.sync_jitter"),
     Key("cluster.replication.first_sync_delay", Duration(), "replication.first_sync_delay_s"),
+    Key("cluster.replication.snapshot_bootstrap", Boolean(), "replication.snapshot_bootstrap"),
     Key("cluster.replication.push_queue_max", Integer(), "replication.push_queue_max"),
     Key("cluster.replication.push_batch_records", Integer(), "replication.push_batch_records"),
     Key("cluster.replication.scan_batch_records", Integer(), "replication.scan_batch_records"),

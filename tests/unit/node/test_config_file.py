@@ -84,6 +84,8 @@ EXPLICIT = {
                                                 lambda c: c.replication.verify_peer_records == "all"),
     "cluster.replication.sync_jitter": ("0.5", lambda c: c.replication.sync_jitter == 0.5),
     "cluster.replication.first_sync_delay": ('"2s"', lambda c: c.replication.first_sync_delay_s == 2),
+    "cluster.replication.snapshot_bootstrap": ("false",
+                                               lambda c: c.replication.snapshot_bootstrap is False),
     "cluster.replication.push_queue_max": ("1000", lambda c: c.replication.push_queue_max == 1000),
     "cluster.replication.push_batch_records": ("64",
                                                lambda c: c.replication.push_batch_records == 64),
