@@ -137,3 +137,36 @@ class Mesh:
                                    headers={"Authorization": f"Bearer {self.token(i)}"})
         assert response.status == 200, response.text
         return json.loads(response.body)
+
+
+def build_store(data_dir: Path, count: int) -> None:
+    """A node data dir holding `count` generated keys, written directly (fast fixture)."""
+    from bench.keygen import generate_keyring
+    from meshkp.keys.commit import PULLED, Committer, joining
+    from meshkp.keys.record import KeyRecord
+    from meshkp.limits import Limits
+    from meshkp.openpgp.certificate import certificate_from_packets
+    from meshkp.openpgp.framing import parse_packets
+    from meshkp.openpgp.keytext import split_stream
+    from meshkp.store.leveldb import LevelDBStore
+
+    ring = b"".join(generate_keyring(count, seed=b"boot"))
+    store = LevelDBStore(data_dir / "keys")
+    committer = Committer(Limits())
+    batch: list[KeyRecord] = []
+    for key in split_stream(parse_packets(ring)):
+        packets = list(key.packets)
+        fpr = _primary_fingerprint(packets[0].body)
+        batch.append(KeyRecord.new(certificate_from_packets(fpr, list(packets)), "n0"))
+        if len(batch) == 1000:
+            committer.apply(store, joining(batch), PULLED, sync=False)
+            batch = []
+    if batch:
+        committer.apply(store, joining(batch), PULLED)
+    store.close()
+
+
+def _primary_fingerprint(body: bytes) -> bytes:
+    from meshkp.openpgp.pubkey import parse_public_key
+
+    return parse_public_key(body).fingerprint

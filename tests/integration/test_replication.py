@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from meshkp.errors import PeerUnreachable, WireError
-from meshkp.limits import Limits
 from meshkp.net.codec import SealedCodec
 from meshkp.net.crypto import Keyring, generate_key, load_keyring
 from meshkp.net.stats import NetStats
@@ -30,6 +29,7 @@ from tests.gpgtools import GPG, gnupg_home, gpg
 from tests.integration.replication_mesh import (
     Mesh,
     armored,
+    build_store,
     fingerprint,
     wait_until,
     with_user_id,
@@ -183,42 +183,10 @@ def test_3_a_stopped_node_catches_up_and_nobody_waits_for_it(tmp_path: Path) -> 
         mesh.close()
 
 
-def _build_store(data_dir: Path, count: int) -> None:
-    """A node data dir holding `count` generated keys, written directly (fast fixture)."""
-    from bench.keygen import generate_keyring
-    from meshkp.keys.commit import PULLED, Committer, joining
-    from meshkp.keys.record import KeyRecord
-    from meshkp.openpgp.certificate import certificate_from_packets
-    from meshkp.openpgp.framing import parse_packets
-    from meshkp.openpgp.keytext import split_stream
-    from meshkp.store.leveldb import LevelDBStore
-
-    ring = b"".join(generate_keyring(count, seed=b"boot"))
-    store = LevelDBStore(data_dir / "keys")
-    committer = Committer(Limits())
-    batch: list[KeyRecord] = []
-    for key in split_stream(parse_packets(ring)):
-        packets = list(key.packets)
-        fpr = _fpr(packets[0].body)
-        batch.append(KeyRecord.new(certificate_from_packets(fpr, list(packets)), "n0"))
-        if len(batch) == 1000:
-            committer.apply(store, joining(batch), PULLED, sync=False)
-            batch = []
-    if batch:
-        committer.apply(store, joining(batch), PULLED)
-    store.close()
-
-
-def _fpr(body: bytes) -> bytes:
-    from meshkp.openpgp.pubkey import parse_public_key
-
-    return parse_public_key(body).fingerprint
-
-
 @pytest.mark.parametrize("count", [10_000])  # issue 5, check 4: ~10 s here
 def test_4_an_empty_node_bootstraps_through_anti_entropy(tmp_path: Path, count: int) -> None:
     (tmp_path / "n0").mkdir()
-    _build_store(tmp_path / "n0", count)
+    build_store(tmp_path / "n0", count)
     mesh = Mesh.start(tmp_path, 1, "--sync-interval", "1")
     try:
         assert mesh.status(mesh[0])["keys"] == count
