@@ -67,7 +67,9 @@ async def test_an_empty_node_copies_the_peers_records_and_index_entries() -> Non
         await mesh.close()
 
 
-async def test_an_interrupted_copy_resumes_from_the_cursor_in_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_an_interrupted_copy_resumes_from_the_cursor_in_the_store(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(snapshot, "MAX_SNAPSHOT_ROWS", 7)  # 40 keys: 6 pages of records
     mesh = await _seeded(40)
     reads: list[SnapshotRead] = []
