@@ -311,6 +311,10 @@ class Replicator:
         return batch
 
     async def _on_snapshot_read(self, request: SnapshotRead) -> Message:
+        if self.bootstrap is not None and await self.bootstrap.cursor() is not None:
+            # Our own copy is unfinished: records without their index entries yet, which a
+            # copy of us would keep for good (its diff compares records only).
+            return SyncError(f"{self.node_id} is bootstrapping itself; copy another peer")
         budget = self.config.batch_bytes
 
         def read(store: Store) -> Message:

@@ -18,7 +18,7 @@ from meshkp.replication.messages import (
 )
 from meshkp.replication.peers import PeerRef
 from meshkp.store import layout
-from meshkp.store.protocol import IndexKind
+from meshkp.store.protocol import BulkWrite, IndexKind
 
 from .helpers import Mesh, certificate, record, with_vv
 
@@ -187,3 +187,14 @@ def test_index_pages_keep_to_the_byte_budget_and_lose_no_entry(budget: int) -> N
         if not after:
             break
     assert [row for page in pages for row in page.rows] == list(store.iter_index())
+
+
+async def test_a_node_that_is_bootstrapping_itself_refuses_to_be_copied() -> None:
+    mesh = await _seeded(5)
+    cursor = msgpack.packb([SNAPSHOT_INDEX, b"", "n0"])  # n1's copy of n0 is unfinished
+    mesh[1].raw.write_bulk(BulkWrite(extra=[(snapshot.CURSOR_KEY, cursor)]))
+    try:
+        reply = await mesh[1].replicator.handle("n2", SnapshotRead(SNAPSHOT_RECORDS, b""))
+        assert isinstance(reply, SyncError) and "bootstrapping" in reply.reason
+    finally:
+        await mesh.close()
