@@ -275,8 +275,10 @@ class _BatchSink:
         else:
             self.batch.delete(layout.index_key(kind, term, fingerprint))
 
-    def add_index_entry(self, entry: bytes) -> None:
-        self.batch.put(layout.INDEX + entry, b"")
+    def add_index_entries(self, entries: Sequence[bytes]) -> None:
+        put, namespace = self.batch.put, layout.INDEX
+        for entry in entries:
+            put(namespace + entry, b"")
 
     def set_extra(self, key: bytes, value: bytes | None) -> None:
         self._set(layout.extra_key(key), value)

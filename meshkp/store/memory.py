@@ -176,11 +176,12 @@ class _MemoryBatch:
         term_key = (IndexKind(kind), term)
         self._effects.append(partial(_set_index, self._store._index, term_key, fingerprint, present))
 
-    def add_index_entry(self, entry: bytes) -> None:
-        split = layout.split_index_entry(entry)
-        assert split is not None  # apply_bulk checked it
-        kind, term, fingerprint = split
-        self.set_index(kind, term, fingerprint, True)  # type: ignore[arg-type]
+    def add_index_entries(self, entries: Sequence[bytes]) -> None:
+        for entry in entries:
+            split = layout.split_index_entry(entry)
+            assert split is not None  # apply_bulk checked it
+            kind, term, fingerprint = split
+            self.set_index(kind, term, fingerprint, True)  # type: ignore[arg-type]
 
     def set_extra(self, key: bytes, value: bytes | None) -> None:
         self._effects.append(partial(self._store._extras.set, key, value))
