@@ -335,7 +335,15 @@ class Replicator:
         """A snapshot bootstrap from `peer` if this node wants one (empty, or one unfinished)."""
         if self.bootstrap is None or not await self._wants_snapshot():
             return None
-        return await self.bootstrap.run(peer, meter, await self.bootstrap.cursor())
+        try:
+            return await self.bootstrap.run(peer, meter, await self.bootstrap.cursor())
+        except PeerUnreachable:
+            if self.bootstrap.pages_read:
+                raise
+            # Not one page: a peer of an older version drops the request unanswered (or it is
+            # down, and the scan fails the same way). The scan works with both.
+            log.info("event=snapshot_unavailable peer=%s action=scan", peer.node_id)
+            return None
 
     # -- anti-entropy ------------------------------------------------------------------------
 

@@ -147,6 +147,7 @@ class Bootstrap:
         self.timeout_s = timeout_s
         self.apply_records = apply_records
         self.progress: BootstrapProgress | None = None
+        self.pages_read = 0  # pages the last run received (0: the peer may not speak snapshot)
         self._touched: set[bytes] = set()
         committer.observe(self._on_commit)
 
@@ -166,6 +167,7 @@ class Bootstrap:
         part, after = resume or (SNAPSHOT_RECORDS, b"")
         progress = self.progress = BootstrapProgress(peer.node_id, _PHASES[part], time.time())
         self._touched = set()
+        self.pages_read = 0
         log.info("event=bootstrap_started peer=%s phase=%s resumed=%s",
                  peer.node_id, progress.phase, resume is not None)
         began = time.monotonic()
@@ -221,6 +223,7 @@ class Bootstrap:
             raise WireError(f"{peer.node_id} answered a snapshot read without moving on")
         assert self.progress is not None
         self.progress.total = reply.total
+        self.pages_read += 1
         return reply
 
     def _next_cursor(self, part: str, page: SnapshotPage, peer: str) -> bytes:

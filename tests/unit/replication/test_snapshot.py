@@ -198,3 +198,23 @@ async def test_a_node_that_is_bootstrapping_itself_refuses_to_be_copied() -> Non
         assert isinstance(reply, SyncError) and "bootstrapping" in reply.reason
     finally:
         await mesh.close()
+
+
+async def test_a_peer_that_does_not_answer_snapshot_reads_is_scanned_instead() -> None:
+    from meshkp.errors import PeerUnreachable
+
+    mesh = await _seeded(12)
+
+    async def hook(message: Any) -> Any:
+        if isinstance(message, SnapshotRead):  # an older version drops the unknown type
+            raise PeerUnreachable("closed the connection without replying")
+        return None
+
+    mesh.net.nodes["n0"] = Wrapped(mesh[0].replicator, hook)
+    try:
+        outcome = await mesh[1].replicator.sync_with(N0)
+        assert outcome is not None and outcome.keys_pulled == 12
+        assert await mesh[1].root() == await mesh[0].root()
+        assert mesh[1].raw.get_extra(snapshot.CURSOR_KEY) is None
+    finally:
+        await mesh.close()
