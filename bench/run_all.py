@@ -35,6 +35,7 @@ BENCHMARKS: list[tuple[str, str, dict[str, object]]] = [
     ("replication_propagation", "bench.replication_propagation", {}),
     ("replication_antientropy", "bench.replication_antientropy", {"keys": 5_000}),
     ("replication_bootstrap", "bench.replication_bootstrap", {"keys": 5_000}),
+    ("replication_bootstrap_keyrings", "bench.replication_bootstrap_keyrings", {"runs": 1}),
     ("replication_throughput", "bench.replication_throughput", {"count": 200}),
     ("control_commit", "bench.control_commit", {}),
     ("control_latency", "bench.control_latency", {"changes": 50, "failovers": 1}),

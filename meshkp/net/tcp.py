@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from meshkp.errors import ConfigError, FrameTooLarge, PeerUnreachable, WireError
 from meshkp.net.addr import Addr, format_addr
 from meshkp.net.codec import SealedCodec
+from meshkp.net.keepalive import KeptConnections
 from meshkp.net.stats import NetStats
 from meshkp.net.wire import TCP_FRAME_BYTES, Frame
 
@@ -132,6 +133,7 @@ class TcpTransport:
         stats: NetStats,
         limits: TcpLimits | None = None,
         sender_id: str | None = None,
+        keep_alive: bool = False,
     ) -> None:
         self._bind = bind
         self._codec = codec
@@ -146,6 +148,8 @@ class TcpTransport:
         self._unproven: Counter[str] = Counter()  # unproven connections per host
         self._proven_hosts: OrderedDict[str, None] = OrderedDict()
         self._outbound = asyncio.Semaphore(self._limits.max_outbound)
+        # Requests reuse the connection of an earlier exchange with the same peer (keepalive.py).
+        self._kept: KeptConnections | None = KeptConnections() if keep_alive else None
 
     @property
     def local_addr(self) -> Addr:
@@ -172,6 +176,8 @@ class TcpTransport:
 
     async def stop(self) -> None:
         """Stop listening and cancel connection handlers (idempotent)."""
+        if self._kept is not None:
+            self._kept.close_all()
         server, self._server = self._server, None
         if server is None:
             return
@@ -322,6 +328,26 @@ class TcpTransport:
         """Send one frame without waiting for a reply; same errors as `request`."""
         await self._exchange(addr, frame, timeout, want_reply=False)
 
+    async def _on_kept(self, addr: Addr, kept: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+                       sealed: bytes, deadline: float) -> bytes | None:
+        """The reply to `sealed` over a kept connection; None (and it is closed) if the peer
+        had closed it before replying (EOF or reset), so a new connection should be tried."""
+        reader, writer = kept
+        try:
+            async with asyncio.timeout(deadline):
+                await _write_sealed(writer, sealed, deadline)
+                data = await _read_sealed(reader, self._limits, deadline)
+        except OSError:
+            data = None
+        except BaseException:
+            writer.close()
+            raise
+        if data is None:
+            writer.close()
+            return None
+        self._stats.sent(TRANSPORT, len(sealed))
+        return data
+
     async def _exchange(
         self, addr: Addr, frame: Frame, timeout: float | None, want_reply: bool,
         sizes: WireSizes | None = None,
@@ -334,16 +360,24 @@ class TcpTransport:
         async with self._outbound:
             writer: asyncio.StreamWriter | None = None
             try:
-                async with asyncio.timeout(deadline):
-                    reader, writer = await asyncio.open_connection(addr[0], addr[1])
-                    await _write_sealed(writer, sealed, deadline)
-                    self._stats.sent(TRANSPORT, len(sealed))
-                    if not want_reply:
-                        return None
-                    data = await _read_sealed(reader, self._limits, deadline)
-                if data is None:
-                    raise PeerUnreachable(f"{where} closed the connection without replying")
+                kept = self._kept.take(addr) if self._kept is not None and want_reply else None
+                data = await self._on_kept(addr, kept, sealed, deadline) if kept else None
+                if data is not None and kept is not None:
+                    reader, writer = kept
+                else:  # no kept connection, or the peer had closed it: a new one
+                    async with asyncio.timeout(deadline):
+                        reader, writer = await asyncio.open_connection(addr[0], addr[1])
+                        await _write_sealed(writer, sealed, deadline)
+                        self._stats.sent(TRANSPORT, len(sealed))
+                        if not want_reply:
+                            return None
+                        data = await _read_sealed(reader, self._limits, deadline)
+                    if data is None:
+                        raise PeerUnreachable(f"{where} closed the connection without replying")
                 reply = await self._unpack(data)
+                if self._kept is not None:
+                    self._kept.keep(addr, (reader, writer))
+                    writer = None  # kept open for the next request
             except WireError as exc:
                 self._stats.drop(TRANSPORT, exc.reason, where, str(exc))
                 raise

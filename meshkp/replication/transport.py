@@ -29,7 +29,7 @@ Handler = Callable[[str | None, Message], Any]  # async (sender node id, message
 
 
 class TcpChannel:
-    """Channel over a TcpTransport: one request/reply per connection, bytes metered."""
+    """Channel over a TcpTransport: request/reply on kept connections, bytes metered."""
 
     def __init__(self, transport: TcpTransport) -> None:
         self.transport = transport
@@ -63,7 +63,9 @@ class ReplicationListener:
         codec = SealedCodec(keyring, self.limits.frame_bytes, MESSAGE_TYPES.__contains__)
         self.stats = stats
         self.handler: Handler | None = None
-        self.transport = TcpTransport(bind, codec, self._on_request, stats, self.limits, node_id)
+        # Pushes and sync requests reuse their connection to a peer (meshkp/net/keepalive.py).
+        self.transport = TcpTransport(bind, codec, self._on_request, stats, self.limits, node_id,
+                                      keep_alive=True)
         self.channel = TcpChannel(self.transport)
 
     async def start(self) -> Addr:
