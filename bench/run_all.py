@@ -37,6 +37,7 @@ BENCHMARKS: list[tuple[str, str, dict[str, object]]] = [
     ("replication_bootstrap", "bench.replication_bootstrap", {"keys": 5_000}),
     ("replication_bootstrap_keyrings", "bench.replication_bootstrap_keyrings", {"runs": 1}),
     ("replication_throughput", "bench.replication_throughput", {"count": 200}),
+    ("replication_write_latency", "bench.replication_write_latency", {"sizes": [3], "writes": 10}),
     ("control_commit", "bench.control_commit", {}),
     ("control_latency", "bench.control_latency", {"changes": 50, "failovers": 1}),
     ("write_path_cpu", "bench.write_path_cpu", {"keys": 100, "runs": 1}),
