@@ -45,6 +45,10 @@ class _Collector(Collector):
                                    "Age of the oldest change still queued for push (lag bound)")
         oldest.add_metric([], rep.pusher.oldest_pending_age())
         yield oldest
+        copying = GaugeMetricFamily("meshkp_replication_bootstrapping",
+                                    "1 while a snapshot bootstrap copies a peer's store here")
+        copying.add_metric([], int(rep.bootstrapping()))
+        yield copying
         for name, value, doc in (
             ("meshkp_replication_bytes_out", c.bytes_out, "Replication bytes sent (push and sync)"),
             ("meshkp_replication_bytes_in", c.bytes_in, "Replication bytes received in replies"),
@@ -55,6 +59,8 @@ class _Collector(Collector):
             ("meshkp_replication_records_applied", c.records_applied, "Records that changed state"),
             ("meshkp_replication_batches_rejected", c.batches_rejected,
              "Batches refused whole (invalid records or messages); nothing of them stored"),
+            ("meshkp_replication_records_rejected", c.records_rejected,
+             "Records and snapshot rows refused by validation; never stored"),
             ("meshkp_replication_sync_rounds", c.sync_rounds, "Anti-entropy rounds started"),
             ("meshkp_replication_sync_errors", c.sync_errors, "Anti-entropy rounds that failed"),
             ("meshkp_replication_loop_failures", rep.loop_failures,

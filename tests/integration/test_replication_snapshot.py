@@ -172,5 +172,8 @@ def test_a_peer_sending_garbage_is_refused_row_by_row_and_the_node_stays_up(tmp_
             assert node.lookup(op="get", search="0x" + GOOD_FPR.hex()).status == 200
             assert node.lookup(op="get", search="0x" + record(2).fingerprint.hex()).status == 404
             assert "event=bootstrap_rows_refused" in (tmp_path / "n0-server.log").read_text()
+            metrics = node.request("GET", "/metrics").body.decode()
+            assert f"meshkp_replication_records_rejected_total {float(refused)}" in metrics
+            assert "meshkp_replication_bootstrapping 0.0" in metrics
         finally:
             mesh.close()
