@@ -311,9 +311,11 @@ class Replicator:
         return batch
 
     async def _on_snapshot_read(self, request: SnapshotRead) -> Message:
-        if self.bootstrap is not None and await self.bootstrap.cursor() is not None:
+        if self.bootstrap is not None and await self.bootstrap.copying_records():
             # Our own copy is unfinished: records without their index entries yet, which a
-            # copy of us would keep for good (its diff compares records only).
+            # copy of us would keep for good (its diff compares records only). An empty node
+            # with a cursor answers: it has nothing to lose, and two of them must not wait on
+            # each other.
             return SyncError(f"{self.node_id} is bootstrapping itself; copy another peer")
         budget = self.config.batch_bytes
 
@@ -337,12 +339,13 @@ class Replicator:
             return None
         try:
             return await self.bootstrap.run(peer, meter, await self.bootstrap.cursor())
-        except PeerUnreachable:
+        except (PeerUnreachable, ReplicationError) as exc:
             if self.bootstrap.pages_read:
                 raise
-            # Not one page: a peer of an older version drops the request unanswered (or it is
-            # down, and the scan fails the same way). The scan works with both.
-            log.info("event=snapshot_unavailable peer=%s action=scan", peer.node_id)
+            # Not one page: a peer of an older version drops the request unanswered, or one
+            # bootstrapping itself refused (or it is down, and the rest of the round fails the
+            # same way). The round goes on as without a snapshot: a scan, or the diff.
+            log.info("event=snapshot_unavailable peer=%s action=sync error=%s", peer.node_id, exc)
             return None
 
     # -- anti-entropy ------------------------------------------------------------------------

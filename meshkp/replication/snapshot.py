@@ -162,6 +162,16 @@ class Bootstrap:
             return None
         return _decode_cursor(raw) or (SNAPSHOT_RECORDS, b"")  # unreadable: start over
 
+    async def copying_records(self) -> bool:
+        """Whether a copy is unfinished here and has stored records already."""
+        def read(store: Store) -> bool:
+            if store.get_extra(CURSOR_KEY) is None:
+                return False
+            return next(iter(store.iter_records()), None) is not None
+
+        copying: bool = await self.store.read(read)
+        return copying
+
     async def run(self, peer: PeerRef, meter: ByteMeter, resume: tuple[str, bytes] | None) -> int:
         """Copy `peer`'s store from the cursor `resume` (None: from the start); records copied."""
         part, after = resume or (SNAPSHOT_RECORDS, b"")
