@@ -3,7 +3,9 @@
 For each mesh size, a fresh mesh of real `meshkp serve` processes on loopback (every node a
 --replication-peer of every other); writes of distinct generated keys go to random nodes one
 after another, each level in turn (one, quorum, all, one, ...), so the three levels share the
-machine's load; the figure is the client's time from sending the request to the full reply.
+machine's load, with a pause between writes (--gap) so that a write does not queue behind
+the previous one's pushes (one push batch is in flight per peer); the figure is the client's
+time from sending the request to the full reply.
 `one` is the baseline measured in the same run (durable on the accepting node only).
 
     python -m bench.replication_write_latency --nodes 3,5,10 --writes 100
@@ -31,7 +33,7 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def one_mesh(nodes: int, writes: int, seed: int) -> dict[str, list[float]]:
+def one_mesh(nodes: int, writes: int, seed: int, gap: float) -> dict[str, list[float]]:
     """Client latencies (s) per level on a fresh mesh of `nodes`."""
     root = Path(tempfile.mkdtemp(prefix="wlat-bench-"))
     mesh = Mesh.start(root, nodes, "--sync-interval", "10")
@@ -49,6 +51,7 @@ def one_mesh(nodes: int, writes: int, seed: int) -> dict[str, list[float]]:
             if reply.status != 200:  # a 503: short of acks within consistency_timeout (5 s)
                 failures[level] = failures.get(level, 0) + 1
             times[level].append(elapsed)
+            time.sleep(gap)
     finally:
         mesh.close()
     if failures:
@@ -59,17 +62,18 @@ def one_mesh(nodes: int, writes: int, seed: int) -> dict[str, list[float]]:
 @click.command()
 @click.option("--nodes", "sizes", default="3,5,10", show_default=True)
 @click.option("--writes", default=100, show_default=True, help="Writes per level and mesh.")
-def main(sizes: str, writes: int) -> None:
+@click.option("--gap", default=0.1, show_default=True, help="Seconds between writes.")
+def main(sizes: str, writes: int, gap: float) -> None:
     """Client latency of one/quorum/all writes on meshes of each size."""
-    run([int(n) for n in sizes.split(",")], writes)
+    run([int(n) for n in sizes.split(",")], writes, gap)
 
 
-def run(sizes: list[int] | None = None, writes: int = 100) -> None:
+def run(sizes: list[int] | None = None, writes: int = 100, gap: float = 0.1) -> None:
     """The benchmark (bench.run_all calls it with small sizes for --quick)."""
     rows = []
-    data: dict[str, object] = {"writes": writes, "load_average": os.getloadavg()[0]}
+    data: dict[str, object] = {"writes": writes, "gap_s": gap, "load_average": os.getloadavg()[0]}
     for nodes in sizes or [3, 5, 10]:
-        times = one_mesh(nodes, writes, nodes)
+        times = one_mesh(nodes, writes, nodes, gap)
         row: list[object] = [str(nodes)]
         for level in LEVELS:
             p50, p99 = statistics.median(times[level]), _p(times[level], 0.99)
