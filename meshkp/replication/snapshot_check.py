@@ -50,6 +50,15 @@ from meshkp.store.layout import FINGERPRINT_LENGTHS
 
 def check_snapshot_record(data: bytes, limits: Limits) -> tuple[bytes, bool, bool]:
     """(fingerprint, live, deleted) of a copied record; InvalidPeerRecord naming what is wrong."""
+    try:
+        return _checked(data, limits)
+    except InvalidPeerRecord:
+        raise
+    except Exception as exc:  # a peer's bytes: a shape the checks did not foresee is a refusal
+        raise InvalidPeerRecord(f"record does not check: {exc!r}") from None
+
+
+def _checked(data: bytes, limits: Limits) -> tuple[bytes, bool, bool]:
     if len(data) > max_record_bytes(limits):
         raise InvalidPeerRecord(f"record of {len(data)} bytes exceeds {max_record_bytes(limits)}")
     fields = peer_fields(data)
