@@ -163,6 +163,8 @@ def one_run(n: int, cached: Path, work: Path, run: int, verify: str,
     shutil.rmtree(run_dir, ignore_errors=True)
     return {
         "wall_s": wall, "load_s": load_s, "load_ratio": wall / load_s, "cp_s": cp_s,
+        # From the new node answering HTTP to the equal root: the bootstrap without start-up.
+        "after_start_s": wall - started_s, "after_start_ratio": (wall - started_s) / load_s,
         "ratio": wall / cp_s, "node_start_s": started_s,
         "new_cpu_s": new_cpu, "source_cpu_s": source_cpu,
         "bytes_received": total.get("bytes_received"), "bytes_sent": total.get("bytes_sent"),
