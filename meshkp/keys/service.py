@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from meshkp.errors import InvalidRequest, NotFound
+from meshkp.errors import NotFound
 from meshkp.keys.cache import ServedCache, ServedKey, TermCache
 from meshkp.keys.commit import UPLOADED, Commit, Committer
 from meshkp.keys.ingest import IngestResult, KeyOutcome, Status, uploading
-from meshkp.keys.parse import KeyParser
+from meshkp.keys.parse import KeyParser, parsing_upload, require_keys
 from meshkp.keys.policy import OPEN, DataPolicy
 from meshkp.keys.query import Query
 from meshkp.keys.record import KeyRecord, served_certificate_bytes
@@ -50,6 +50,9 @@ class AsyncStoreLike(Protocol):
     async def counter(self, name: str) -> int: ...
 
     async def run_exclusive(self, fn: Callable[[Store], Any], sync: bool = True) -> Any: ...
+
+    @property
+    def writer_idle(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,10 +162,15 @@ class KeyService:
     # -- writes ----------------------------------------------------------------------------
 
     async def add(self, keytext: bytes) -> AddReport:
-        """Parse, normalise and merge an upload; OpenPGPError if it cannot be framed at all."""
-        items = await self.parser.parse(keytext)
-        if not items:
-            raise InvalidRequest("keytext holds no OpenPGP public key")
+        """Parse, normalise and merge an upload; OpenPGPError if it cannot be framed at all.
+
+        A small upload while the writer is idle is parsed in its commit job (one thread hop,
+        meshkp/keys/parse.py); otherwise it is parsed first, overlapping others' commits."""
+        if self.parser.in_commit(keytext) and self.store.writer_idle:
+            decide = parsing_upload(keytext, self.node_id, self.policy.refusal, readd=True)
+            result = await self.committer.run(self.store, decide, UPLOADED, sync=self.sync_writes)
+            return AddReport.of(result)
+        items = require_keys(await self.parser.parse(keytext))
         return AddReport.of(await self.apply(items))
 
     async def apply(self, items: Sequence[Any]) -> IngestResult:

@@ -7,9 +7,13 @@ overlap on both cores.
 Writes and read-modify-write functions (`run_exclusive`) are jobs on one FIFO queue served by
 one writer thread, so the store has a single writer (counters and Merkle nodes are
 read-modify-write) and jobs apply in submission order. Group commit: the writer takes the first
-job, then every job already queued (waiting up to `commit_window_s` for more), up to
-`max_group_writes` writes or `max_group_bytes`, runs them in order against a staged view
-(meshkp/store/staged.py) and commits them as ONE synced store write: one fsync for the group.
+job, then every job already queued, up to `max_group_writes` writes or `max_group_bytes`, runs
+them in order against a staged view (meshkp/store/staged.py) and commits them as ONE synced
+store write: one fsync for the group. Jobs that queue while a group's fsync runs make up the
+next group, so concurrent writers share fsyncs without anyone waiting for them. The writer
+waits up to `commit_window_s` for late joiners only while writers are concurrent (the group or
+the one before it had more than one job): a lone writer (uploads one at a time) is committed at
+once, never delayed by a window nobody can join.
 Each caller gets its own result or exception: a write with a bad element is refused alone and
 the rest of the group commits; if the commit itself fails, every job in it gets that error and
 none of its writes is stored (the batch is atomic). A caller is answered only after its writes
@@ -51,10 +55,11 @@ class ExecutorConfig:
     # Larger amortises more under load, but a slow read (a cold disk block, a scan page)
     # delays the others in its batch.
     read_batch: int = 16
-    # How long the writer waits, after taking a job, for more jobs to share its fsync (seconds).
-    # Jobs that queue while a commit is running are grouped anyway; the window only helps
-    # writers that arrive just after. It is added to the latency of a lone write, so it is kept
-    # well under one fsync on SSDs (0.1-2 ms). 0 disables waiting.
+    # How long the writer waits, after taking a job, for more jobs to share its fsync (seconds),
+    # while writers are concurrent (this group or the last had more than one job; a lone write
+    # never waits). Jobs that queue while a commit is running are grouped anyway; the window
+    # only helps writers that arrive just after. Kept well under one fsync on SSDs (0.1-2 ms).
+    # 0 disables waiting.
     commit_window_s: float = 0.0002
     # A group stops growing at this many RecordWrites (plain writes; run_exclusive jobs count
     # one each) or bytes of records, bounding the batch held in memory and the latency of the
@@ -117,6 +122,9 @@ class AsyncStore:
         self._writer: threading.Thread | None = None
         self._closing = False
         self._room = asyncio.Semaphore(self.config.max_pending_jobs)
+        # Jobs submitted and not answered yet (changed on the callers' event loop only).
+        self._unanswered = 0
+        self._last_group_jobs = 0  # jobs in the writer's last group (its thread only)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -175,6 +183,12 @@ class AsyncStore:
         """
         result: T = await self._submit(writes=(), fn=fn, sync=sync, weight=(1, 0))
         return result
+
+    @property
+    def writer_idle(self) -> bool:
+        """True when no write or run_exclusive job is queued or running: one submitted now
+        runs at once, alone (a caller may then do more of its work in the job itself)."""
+        return self._unanswered == 0
 
     async def close(self) -> None:
         """Finish queued jobs, stop the threads and close the store (idempotent)."""
@@ -235,6 +249,7 @@ class AsyncStore:
                 )
                 self._writer.start()
             self._jobs.put(job)
+            self._unanswered += 1
         return await job.future
 
     def _writer_main(self) -> None:
@@ -256,24 +271,32 @@ class AsyncStore:
         """Add queued jobs to group within the bounds and window; True if the stop mark was seen."""
         config = self.config
         writes, size = group[0].weight
-        deadline = time.monotonic() + config.commit_window_s
-        while writes < config.max_group_writes and size < config.max_group_bytes:
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
+        deadline: float | None = None
+        try:
+            while writes < config.max_group_writes and size < config.max_group_bytes:
                 try:
-                    job = self._jobs.get(timeout=remaining)
+                    job = self._jobs.get_nowait()
                 except queue.Empty:
-                    return False
-            if job is None:
-                return True
-            group.append(job)
-            writes += job.weight[0]
-            size += job.weight[1]
-        return False
+                    # Nothing queued: wait for late joiners only while writers are concurrent.
+                    if len(group) == 1 and self._last_group_jobs <= 1:
+                        return False
+                    if deadline is None:
+                        deadline = time.monotonic() + config.commit_window_s
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    try:
+                        job = self._jobs.get(timeout=remaining)
+                    except queue.Empty:
+                        return False
+                if job is None:
+                    return True
+                group.append(job)
+                writes += job.weight[0]
+                size += job.weight[1]
+            return False
+        finally:
+            self._last_group_jobs = len(group)
 
     def _run_group(self, group: list[_Job]) -> None:
         staged = StagedWrites()
@@ -345,6 +368,7 @@ class AsyncStore:
     def _settle(self, answers: list[tuple[_Job, Any, BaseException | None]]) -> None:
         for job, result, error in answers:
             self._room.release()
+            self._unanswered -= 1
             if job.future.done():
                 continue  # the caller was cancelled
             if error is None:
