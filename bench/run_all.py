@@ -41,7 +41,9 @@ BENCHMARKS: list[tuple[str, str, dict[str, object]]] = [
     ("control_commit", "bench.control_commit", {}),
     ("control_latency", "bench.control_latency", {"changes": 50, "failovers": 1}),
     ("write_path_cpu", "bench.write_path_cpu", {"keys": 100, "runs": 1}),
-    ("upload_sequential", "bench.upload_sequential", {"count": 100, "runs": 1}),
+    ("upload_sequential", "bench.upload_sequential",
+     {"count": 100, "runs": 1, "concurrent_count": 200}),
+    ("upload_stages", "bench.upload_stages", {"count": 100, "runs": 1}),
 ]
 
 

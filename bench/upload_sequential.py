@@ -7,7 +7,12 @@ handler (bench/bare_server.py), plus one 4 KB write + fdatasync in the node's da
 (an acknowledged upload must be durable). The figure is the median per-upload time over RUNS
 fresh nodes, as a ratio to the median floor.
 
-    python -m bench.upload_sequential --count 300 --runs 3
+Then the same with CLIENTS concurrent clients (one keep-alive connection each) posting
+CONCURRENT_COUNT distinct keys to another fresh node, to show that group commit still shares
+fsyncs: acknowledged keys/s, and acknowledged writes per fsync (the node's
+meshkp_store_synced_commits_total, scraped from /metrics before and after).
+
+    python -m bench.upload_sequential --count 300 --runs 3 [--clients 8 --concurrent-count 1500]
 """
 
 from __future__ import annotations
@@ -23,8 +28,17 @@ from urllib.parse import quote
 
 import click
 
-from bench.common import free_port, median, meshkp_command, report, stop_process, wait_http
+from bench.common import (
+    fetch,
+    free_port,
+    median,
+    meshkp_command,
+    report,
+    stop_process,
+    wait_http,
+)
 from bench.keygen import generate_key
+from bench.replication_throughput import post_all
 from meshkp.openpgp.armor import armor
 
 # Seconds one run's uploads may take before the run is abandoned (a bound on the loop).
@@ -78,10 +92,38 @@ def _serve(args: list[str], health: str, log_path: Path) -> subprocess.Popen[byt
     return process
 
 
-def run(count: int = 300, runs: int = 3) -> dict[str, object]:
+def store_counter(port: int, name: str) -> float:
+    """A counter of the node's /metrics (meshkp_store_*_total)."""
+    _status, body, _type = fetch(f"http://127.0.0.1:{port}/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise RuntimeError(f"/metrics has no {name}")
+
+
+def concurrent(count: int, clients: int, seed: str, work_root: Path) -> tuple[float, float]:
+    """(acknowledged keys/s, writes per fsync) of `clients` concurrent clients on a fresh node."""
+    work = bodies(count, seed=seed.encode())
+    port = free_port()
+    node = _serve([*meshkp_command(), "serve", "--data-dir", str(work_root / f"{seed}-node"),
+                   "--http-port", str(port)], f"http://127.0.0.1:{port}/pks/health",
+                  work_root / f"{seed}-node.log")
+    try:
+        fsyncs = store_counter(port, "meshkp_store_synced_commits_total")
+        accepted, failed, seconds = post_all("127.0.0.1", port, work, clients)
+        fsyncs = store_counter(port, "meshkp_store_synced_commits_total") - fsyncs
+    finally:
+        stop_process(node)
+    if failed:
+        raise RuntimeError(f"{failed} of {count} concurrent uploads failed")
+    return accepted / seconds, accepted / max(1.0, fsyncs)
+
+
+def run(count: int = 300, runs: int = 3, clients: int = 8,
+        concurrent_count: int = 1500) -> dict[str, object]:
     work_root = Path(tempfile.mkdtemp(prefix="meshkp-upload-seq-"))
     rows = []
-    per_upload, floors = [], []
+    per_upload, floors, rates, shared = [], [], [], []
     for index in range(runs):
         work = bodies(count, seed=f"seq-{index}".encode())
         body_file = work_root / f"body-{index}"
@@ -106,25 +148,36 @@ def run(count: int = 300, runs: int = 3) -> dict[str, object]:
         floor = round_trip + sync
         per_upload.append(upload)
         floors.append(floor)
+        rate, per_fsync = concurrent(concurrent_count, clients, f"conc-{index}", work_root)
+        rates.append(rate)
+        shared.append(per_fsync)
         rows.append([f"run {index}", f"{upload * 1000:.2f}", f"{round_trip * 1000:.2f}",
-                     f"{sync * 1000:.2f}", f"{upload / floor:.2f}x"])
+                     f"{sync * 1000:.2f}", f"{upload / floor:.2f}x", f"{rate:.0f}",
+                     f"{per_fsync:.1f}"])
     upload, floor = median(per_upload), median(floors)
     rows.append(["median", f"{upload * 1000:.2f}", "", f"floor {floor * 1000:.2f}",
-                 f"{upload / floor:.2f}x"])
+                 f"{upload / floor:.2f}x", f"{median(rates):.0f}", f"{median(shared):.1f}"])
     data: dict[str, object] = {"count": count, "runs": runs, "per_upload_s": per_upload,
-                               "floor_s": floors, "ratio": upload / floor}
+                               "floor_s": floors, "ratio": upload / floor, "clients": clients,
+                               "concurrent_count": concurrent_count, "keys_per_s": rates,
+                               "writes_per_fsync": shared}
     report("upload_sequential",
-           f"{count} uploads one at a time over one keep-alive connection (median of {runs})",
-           ["run", "ms / upload", "bare round trip ms", "fdatasync ms", "vs floor"], rows, data)
+           f"{count} uploads one at a time over one keep-alive connection, then "
+           f"{concurrent_count} from {clients} concurrent clients (median of {runs})",
+           ["run", "ms / upload", "bare round trip ms", "fdatasync ms", "vs floor",
+            f"{clients} clients keys/s", "writes / fsync"], rows, data)
     return data
 
 
 @click.command()
 @click.option("--count", type=int, default=300, show_default=True)
 @click.option("--runs", type=int, default=3, show_default=True)
-def main(count: int, runs: int) -> None:
-    """Per-upload time of sequential uploads, as a ratio to the HTTP + fsync floor."""
-    run(count, runs)
+@click.option("--clients", type=int, default=8, show_default=True)
+@click.option("--concurrent-count", type=int, default=1500, show_default=True)
+def main(count: int, runs: int, clients: int, concurrent_count: int) -> None:
+    """Per-upload time of sequential uploads, as a ratio to the HTTP + fsync floor; then
+    keys/s and writes per fsync of concurrent clients."""
+    run(count, runs, clients, concurrent_count)
 
 
 if __name__ == "__main__":

@@ -206,7 +206,7 @@ def intervals(marks: dict[str, int]) -> dict[str, float]:
     """µs of each named interval of one upload (see LABELS), its verify time and its total."""
     instants = sorted((at, name) for name, at in marks.items() if not name.startswith("+"))
     out: dict[str, float] = {}
-    for (began, first), (ended, second) in zip(instants, instants[1:]):
+    for (began, first), (ended, second) in zip(instants, instants[1:], strict=False):
         label = LABELS.get((first, second), f"{first} -> {second}")
         out[label] = out.get(label, 0.0) + (ended - began) / 1000
     if "+verify" in marks:

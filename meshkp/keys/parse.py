@@ -5,10 +5,10 @@ more in pickling and IPC than checking a few signatures, and measurements up to 
 no gain either (see NodeConfig.process_parse_bytes). With `process_threshold` > 0, uploads at
 least that big go to the node's worker pool (meshkp/keys/pool.py) instead, to use an idle core.
 
-A small upload that arrives while the store's writer has nothing to do is not parsed here at
-all: the key service parses it in its commit job, on the writer thread (`in_commit`), so one
-upload crosses threads twice (loop -> writer -> loop) instead of four times, with no queue to
-wait in. Under concurrent uploads the writer is busy and parses run here, overlapping its fsyncs.
+A small upload that arrives while nothing else is being uploaded or written is not parsed
+here at all: the key service parses it in its commit job, on the writer thread (`in_commit`),
+so it crosses threads twice (loop -> writer -> loop) instead of four times. Under concurrent
+uploads parses run here, overlapping the writer's fsyncs, and commits share them.
 
 The limits come from one source, the committer (`LimitsSource`): the policy that decides a
 commit also bounds the parse before it, and a limit the control plane changes applies to the
@@ -18,9 +18,8 @@ next upload's parse and commit alike.
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
-
 from collections.abc import Callable
+from typing import Protocol
 
 from meshkp.errors import InvalidRequest
 from meshkp.keys.ingest import IngestResult, Refuse, ingest

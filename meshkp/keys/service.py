@@ -52,7 +52,7 @@ class AsyncStoreLike(Protocol):
     async def run_exclusive(self, fn: Callable[[Store], Any], sync: bool = True) -> Any: ...
 
     @property
-    def writer_idle(self) -> bool: ...
+    def writing_alone(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +141,7 @@ class KeyService:
         # The cluster policy's blacklist (meshkp/keys/policy.py): hidden from every lookup,
         # refused on upload. Replaced whole by set_policy.
         self.policy: DataPolicy = OPEN
+        self._uploads = 0  # add() calls in progress
         committer.observe(self._committed)
 
     def set_policy(self, policy: DataPolicy) -> None:
@@ -164,14 +165,20 @@ class KeyService:
     async def add(self, keytext: bytes) -> AddReport:
         """Parse, normalise and merge an upload; OpenPGPError if it cannot be framed at all.
 
-        A small upload while the writer is idle is parsed in its commit job (one thread hop,
-        meshkp/keys/parse.py); otherwise it is parsed first, overlapping others' commits."""
-        if self.parser.in_commit(keytext) and self.store.writer_idle:
-            decide = parsing_upload(keytext, self.node_id, self.policy.refusal, readd=True)
-            result = await self.committer.run(self.store, decide, UPLOADED, sync=self.sync_writes)
-            return AddReport.of(result)
-        items = require_keys(await self.parser.parse(keytext))
-        return AddReport.of(await self.apply(items))
+        A small upload with nothing to overlap (no other upload in progress, writes coming one
+        at a time) is parsed in its commit job: one thread hop each way (meshkp/keys/parse.py).
+        Otherwise it is parsed first, in a thread, while the writer commits the others."""
+        alone = self._uploads == 0 and self.store.writing_alone
+        self._uploads += 1
+        try:
+            if alone and self.parser.in_commit(keytext):
+                decide = parsing_upload(keytext, self.node_id, self.policy.refusal, readd=True)
+                return AddReport.of(await self.committer.run(
+                    self.store, decide, UPLOADED, sync=self.sync_writes))
+            items = require_keys(await self.parser.parse(keytext))
+            return AddReport.of(await self.apply(items))
+        finally:
+            self._uploads -= 1
 
     async def apply(self, items: Sequence[Any]) -> IngestResult:
         """Merge parsed keytext items into the store atomically (read-merge-write, exclusive)."""

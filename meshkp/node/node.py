@@ -28,6 +28,7 @@ from meshkp.http.consistency import Consistency
 from meshkp.http.control import ControlHandlers
 from meshkp.http.control_metrics import ControlMetrics
 from meshkp.http.metrics import HttpMetrics
+from meshkp.http.writer_metrics import WriterMetrics
 from meshkp.keys.commit import Committer
 from meshkp.keys.pool import WorkerPool
 from meshkp.keys.service import KeyService
@@ -150,6 +151,7 @@ class Node:
         self.load = await stack.enter_async_context(load_parts.run_load(
             config, identity.node_id, self.app, self.metrics, self.replicator, self.control,
             policy.gate, self.membership, self._open_connections))
+        WriterMetrics(self.store.stats, self.metrics.registry)
         access = await stack.enter_async_context(parts.access_log(config, self.metrics))
         self.http = await stack.enter_async_context(parts.serve_http(config, self.app, access))
         if self.membership is not None and config.membership is not None and config.http_port == 0:

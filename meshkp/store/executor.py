@@ -91,9 +91,11 @@ class WriterStats:
 
     jobs: int = 0
     groups: int = 0
-    commits: int = 0
+    commits: int = 0  # store writes (one per group, more if a range read flushed it)
+    synced_commits: int = 0  # those written with sync: one fsync each
     writes_committed: int = 0
     largest_group: int = 0
+    window_waits: int = 0  # groups that waited (commit_window_s) for late joiners
 
 
 @dataclass(eq=False, slots=True)
@@ -185,10 +187,11 @@ class AsyncStore:
         return result
 
     @property
-    def writer_idle(self) -> bool:
-        """True when no write or run_exclusive job is queued or running: one submitted now
-        runs at once, alone (a caller may then do more of its work in the job itself)."""
-        return self._unanswered == 0
+    def writing_alone(self) -> bool:
+        """True when writes come one at a time: none is queued or running, and the writer's
+        last group was a single job. A job submitted now runs at once and nobody is likely to
+        join it, so a caller may do more of its work in the job itself (one thread hop)."""
+        return self._unanswered == 0 and self._last_group_jobs <= 1
 
     async def close(self) -> None:
         """Finish queued jobs, stop the threads and close the store (idempotent)."""
@@ -282,6 +285,7 @@ class AsyncStore:
                         return False
                     if deadline is None:
                         deadline = time.monotonic() + config.commit_window_s
+                        self.stats.window_waits += 1
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         return False
@@ -324,10 +328,11 @@ class AsyncStore:
                     finished.append((job, None, exc))
                 else:
                     finished.append((job, result, None))
-        self._commit(staged, finished, sync)
+        # Counted before the callers are answered, so that they see their own group in stats.
         self.stats.jobs += len(group)
         self.stats.groups += 1
         self.stats.largest_group = max(self.stats.largest_group, len(group))
+        self._commit(staged, finished, sync)
 
     def _commit(
         self,
@@ -346,6 +351,7 @@ class AsyncStore:
                 failure = exc
             else:
                 self.stats.commits += 1
+                self.stats.synced_commits += sync
                 self.stats.writes_committed += len(writes)
         self._deliver([(job, result, error or failure) for job, result, error in finished])
         finished.clear()
