@@ -74,10 +74,10 @@ async def test_concurrent_uploads_are_parsed_in_threads_while_the_writer_commits
     burst = ["gentoo-l2-infra.asc", "ecc_keys.asc", "test-key.asc", "steven-12345.asc"]
     reports = await asyncio.gather(*(service.add((FIXTURES / n).read_bytes()) for n in burst))
     assert all(r.http_status == 200 for r in reports)
-    assert parse_threads[0] == "store-writer"
-    assert parse_threads[1] == "store-writer"  # the first of the burst found nobody else
-    assert "store-writer" not in parse_threads[2:], parse_threads
+    # The warm-up and the first of the burst (it found nobody else) on the writer; the rest,
+    # which found an upload in progress, in threads (they may start parsing in any order).
     assert len(parse_threads) == 1 + len(burst)
+    assert parse_threads.count("store-writer") == 2, parse_threads
 
 
 async def test_an_upload_over_the_size_limit_is_parsed_first(
