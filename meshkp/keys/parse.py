@@ -53,8 +53,13 @@ class KeyParser:
         self.in_commit_bytes = in_commit_bytes
 
     def in_commit(self, data: bytes) -> bool:
-        """Whether `data` is small enough to be parsed in its commit job (see the module doc)."""
-        return len(data) <= self.in_commit_bytes
+        """Whether `data` is small enough to be parsed in its commit job (see the module doc);
+        never one that `process_threshold` sends to the worker pool."""
+        return len(data) <= self.in_commit_bytes and not self._to_pool(data)
+
+    def _to_pool(self, data: bytes) -> bool:
+        return (self.pool is not None and self.pool.enabled and self.process_threshold > 0
+                and len(data) >= self.process_threshold)
 
     @property
     def limits(self) -> Limits:
@@ -63,11 +68,10 @@ class KeyParser:
     async def parse(self, data: bytes) -> list[KeytextItem]:
         """Every key of `data`; raises OpenPGPError (or LimitExceeded) if it cannot be framed."""
         limits = self.limits
-        if (self.pool is None or not self.pool.enabled or self.process_threshold <= 0
-                or len(data) < self.process_threshold):
-            return await asyncio.get_running_loop().run_in_executor(
-                None, parse_keytext, data, limits)
-        return await self.pool.run(parse_keytext, data, limits)
+        if self._to_pool(data):
+            assert self.pool is not None
+            return await self.pool.run(parse_keytext, data, limits)
+        return await asyncio.get_running_loop().run_in_executor(None, parse_keytext, data, limits)
 
 
 def require_keys(items: list[KeytextItem]) -> list[KeytextItem]:

@@ -23,3 +23,13 @@ async def test_limit_exceeded_crosses_the_process_pool(caplog: pytest.LogCapture
         assert "worker_pool_broken" not in caplog.text
     finally:
         await pool.close()
+
+
+def test_uploads_the_pool_takes_are_never_parsed_in_the_commit_job() -> None:
+    pool = WorkerPool(1)  # constructing it starts nothing
+    pooled = KeyParser(Committer(Limits()), process_threshold=1024, pool=pool)
+    assert pooled.in_commit(b"x" * 1023)
+    assert not pooled.in_commit(b"x" * 1024)  # the operator sent these to worker processes
+    threaded = KeyParser(Committer(Limits()), process_threshold=0, pool=pool)
+    assert threaded.in_commit(b"x" * threaded.in_commit_bytes)
+    assert not threaded.in_commit(b"x" * (threaded.in_commit_bytes + 1))
