@@ -4,7 +4,8 @@ Pure and synchronous: it reads through the functions it is given and returns the
 commit; it never writes. The commit path (meshkp/keys/commit.py) runs it inside
 `AsyncStore.run_exclusive` for an upload (so two uploads of one key cannot interleave their
 read-merge-write) and in the bulk loader's thread for a load, and writes what it decided.
-Parsing and signature checks happen before, in meshkp.openpgp.keytext, except for a
+Parsing and signature checks happen before, in meshkp.openpgp.keytext (for a small upload
+that comes alone, in the same commit job: meshkp/keys/parse.py `parsing_upload`), except for a
 `PartialKey` (an upload with signatures only the stored copy can place, e.g. a third-party
 certification of a user ID sent without its self-signature): it is normalised here together
 with the stored copy (normalise_update), so those signatures are kept.
