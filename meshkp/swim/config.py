@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from meshkp.errors import ConfigError
 from meshkp.net.wire import UDP_DATAGRAM_BYTES
-from meshkp.swim.fields import MAX_META_BYTES
+from meshkp.swim.fields import MAX_META_BYTES, MAX_PUSH_PULL_MEMBERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +76,13 @@ class SwimConfig:
     # load is a few (indirect_checks per failed probe in the cluster), so the cap only stops a
     # peer from using us to amplify its traffic.
     max_pending_relays: int = 1024
+    # Members kept at once (alive, suspect, dead and left, ourselves included); news of a new
+    # member beyond it is dropped and counted (members_refused). Each member costs a table row,
+    # a push-pull row (~250 bytes), a probe slot and a replication push queue, and its first
+    # signed alive one Ed25519 verify; 1,024 keeps a full push-pull near 256 KB and its first
+    # verification near 50 ms. A key holder minting identities could otherwise grow all of
+    # these without end (red-team finding 6: 10,053 members, no more joins).
+    max_members: int = 1024
     # Encoded size of a node's meta map (e.g. its HTTP address). memberlist MetaMaxSize: 512.
     max_meta_bytes: int = 512
     # After leave(), the driver waits at most this long for the "left" broadcast to go out
@@ -136,7 +143,7 @@ class SwimConfig:
                 raise ConfigError(f"swim.{name} must be >= 0 seconds, got {value!r}")
         at_least_one = ("suspicion_mult", "suspicion_max_timeout_mult", "retransmit_mult",
                         "gossip_nodes", "awareness_max_multiplier", "broadcast_queue_max",
-                        "max_meta_bytes", "max_pending_relays")
+                        "max_meta_bytes", "max_pending_relays", "max_members")
         for name in at_least_one:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -158,4 +165,7 @@ class SwimConfig:
             raise ConfigError(f"swim.max_meta_bytes must be at most {MAX_META_BYTES} (what peers "
                               "accept) and half of udp_frame_bytes, so an alive message always "
                               "fits in a frame beside a ping")
+        if self.max_members > MAX_PUSH_PULL_MEMBERS:
+            raise ConfigError(f"swim.max_members must be at most {MAX_PUSH_PULL_MEMBERS}, the "
+                              "rows a push-pull may carry")
         return self
