@@ -31,11 +31,11 @@ from dataclasses import dataclass
 import nacl.exceptions
 import nacl.signing
 
-from meshkp.errors import BadSignature, IdentityMismatch, WireError
+from meshkp.errors import BadSignature, IdentityMismatch, UnsupportedWireVersion, WireError
 from meshkp.net.identity import SIGNATURE_BYTES, NodeIdentity
 from meshkp.net.peerkeys import PeerKeys
 from meshkp.net.replay import ReplayGuard, ReplayLimits
-from meshkp.net.wire import Frame
+from meshkp.net.wire import WIRE_VERSION, Frame
 
 log = logging.getLogger("meshkp.net.identity")
 
@@ -115,6 +115,10 @@ class AuthChannel:
 
         Pure (no state but a cache of parsed keys): big frames are verified in a thread.
         """
+        if data[:1] != bytes((WIRE_VERSION,)):
+            # An older node's frame (unsigned): a clear "version" drop, not a bad signature.
+            raise UnsupportedWireVersion(f"wire version {data[0] if data else None}, this node "
+                                         f"speaks {WIRE_VERSION} (signed frames); upgrade it")
         if len(data) < AUTH_BYTES:
             raise WireError(f"frame is {len(data)} bytes, shorter than its signed trailer")
         signed, signature = data[:-SIGNATURE_BYTES], data[-SIGNATURE_BYTES:]

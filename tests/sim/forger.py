@@ -26,3 +26,17 @@ class Forger:
     def frame(self, message: Message, limit: int = 1400) -> bytes:
         """One sealed, signed frame carrying `message` (our own statements in it signed)."""
         return self.codec.pack(self.proofs.sign(message), limit)
+
+
+def peek(keys: Sequence[bytes], data: bytes) -> Message:
+    """What a captured frame carries, opened with the cluster key (no replay check): what an
+    eavesdropper holding the key can read, and re-send inside frames of its own."""
+    from meshkp.net.crypto import Keyring
+    from meshkp.net.frameauth import AUTH_BYTES
+    from meshkp.net.wire import decode_frame
+    from meshkp.swim.messages import decode_message
+
+    plain = Keyring(keys).open(data)
+    body = plain[:-AUTH_BYTES]
+    frame = decode_frame(body, len(body))
+    return decode_message(frame.type, frame.body)
