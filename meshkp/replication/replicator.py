@@ -178,6 +178,9 @@ class Replicator:
         # The pusher forwards what this changed, from the commit (forward-while-new).
         source = Source(Origin.PUSH, sender, batch.forward, batch.relay, batch.origin_ts)
         statuses, result = await self.receive_records(batch.records, verify, source)
+        # `sender` is the frame's verified signer (meshkp/net/frameauth.py), never a claim.
+        log.debug("event=push_received peer=%s records=%d changed=%d", sender,
+                  len(batch.records), len(result.changes))
         if result.changes:
             self.counters.records_applied += len(result.changes)
             if batch.origin_ts:
