@@ -33,7 +33,7 @@ from meshkp.keys.pool import WorkerPool
 from meshkp.keys.service import KeyService
 from meshkp.membership.metrics import MembershipMetrics
 from meshkp.membership.service import MembershipService
-from meshkp.net.crypto import Keyring
+from meshkp.net.crypto import Keyring, reload_keyring
 from meshkp.net.frameauth import FrameAuth
 from meshkp.net.identity import NodeIdentity
 from meshkp.node import control_parts, load_parts, mesh_parts, metrics_parts, parts, policy_parts
@@ -199,6 +199,12 @@ class Node:
             if member.node_id == node_id:
                 return member.meta.get(mesh_parts.HTTP_META_KEY) or None
         return None
+
+    def reload(self) -> None:
+        """SIGHUP: reopen the access log and re-read the cluster keyring (rotation, no restart)."""
+        self.reopen_logs()
+        if self.keyring is not None:
+            reload_keyring(self.keyring, parts.cluster_key_path(self.config))
 
     def reopen_logs(self) -> None:
         """Reopen the access log file (SIGHUP, after logrotate moved it)."""
