@@ -8,7 +8,8 @@ A frame is the plaintext that the keyring seals (meshkp/net/crypto.py):
     +---------+------+-------------------------------+
 
 Map keys that start with "_" belong to the wire layer: "_from" carries the sender's node id and
-is lifted into `Frame.sender` (checked against the frame's signature, meshkp/net/frameauth.py). Message classes must not use such keys in their to_map().
+is lifted into `Frame.sender` (checked against the frame's signature, meshkp/net/frameauth.py).
+Message classes must not use such keys in their to_map().
 
 Never pickle: PySyncObj's pickle on the wire is remote code execution (STYLE.md §8).
 """

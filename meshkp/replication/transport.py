@@ -1,9 +1,9 @@
 """Replication over the encrypted TCP transport (meshkp/net/tcp.py), and peers from membership.
 
 The replication listener is its own TcpTransport (sealed with the cluster keyring and signed by
-the node's identity, frames up to TCP_FRAME_BYTES, replication types only), so large key batches never queue behind SWIM's
-push-pull. Its address is announced in the membership meta as "sync" = "host:port"; a member
-without it is reached on its gossip port + 1 (the default sync port).
+the node's identity, frames up to TCP_FRAME_BYTES, replication types only), so large key batches
+never queue behind SWIM's push-pull. Its address is announced in the membership meta as "sync" =
+"host:port"; a member without it is reached on its gossip port + 1 (the default sync port).
 """
 
 from __future__ import annotations

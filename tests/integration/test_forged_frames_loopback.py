@@ -168,6 +168,9 @@ async def test_captured_leave_frames_replayed_later_change_nothing(
         before = dropped()
         for _, addr, data in frames:
             mallory.raw(addr, data)
-        await eventually(lambda: dropped() - before == len(frames), 5, "replays counted")
+        def counted(before: int = before) -> bool:
+            return dropped() - before == len(frames)
+
+        await eventually(counted, 5, "replays counted")
     await asyncio.sleep(0.5)
     assert sees(a, "b", Status.ALIVE) and sees(c, "b", Status.ALIVE)
