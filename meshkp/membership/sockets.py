@@ -2,9 +2,10 @@
 
 Every frame is signed by this node's identity and checked for its sender and for replay
 (meshkp/net/frameauth.py). UDP carries probes and gossip (one sealed datagram of at most
-`udp_frame_bytes`), TCP carries push-pull (length-prefixed sealed frames, bounded by TcpLimits). Both listen on the same port
-number, as memberlist's NetTransport does. Frames are opened by meshkp/net and decoded into
-SWIM messages here; a frame that fails either step is counted in NetStats and dropped.
+`udp_frame_bytes`), TCP carries push-pull (length-prefixed sealed frames, bounded by TcpLimits).
+Both listen on the same port number, as memberlist's NetTransport does. Frames are opened by
+meshkp/net and decoded into SWIM messages here; a frame that fails either step is counted in
+NetStats and dropped.
 """
 
 from __future__ import annotations
