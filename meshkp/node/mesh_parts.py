@@ -145,7 +145,10 @@ async def run_replication(
                              else StaticPeers(static))
         channel = listener.channel if listener is not None else _NoChannel()
         # Its pusher observes the committer: it pushes what any commit of this node changed.
-        replicator = Replicator(store, node_id, committer, settings, peers, channel, pool=pool)
+        replicator = Replicator(
+            store, node_id, committer, settings, peers, channel, pool=pool,
+            identity=auth.identity if auth is not None else None,
+            peer_keys=auth.peers if auth is not None else None)
         replicator.net_stats = stats
         if listener is not None:
             listener.handler = replicator.handle

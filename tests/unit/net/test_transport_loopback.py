@@ -75,7 +75,7 @@ async def test_udp_delivers_good_frames_and_counts_every_bad_one() -> None:
         intruder.send(b_addr, Frame(1, {"seq": 666}))  # wrong cluster key
         raw.sendto(b"\x00" * 60, b_addr)  # garbage
         raw.sendto(b"\x00" * (UDP_DATAGRAM_BYTES + 1), b_addr)  # oversize
-        raw.sendto(Keyring([key]).seal(b"\x01\x01\xc1"), b_addr)  # right key, bad msgpack
+        raw.sendto(Keyring([key]).seal(b"\x02\x01\xc1"), b_addr)  # right key, no signed trailer
         a.send(b_addr, Frame(9, {}))  # type nobody handles
         a.send(b_addr, Frame(2, {"boom": True}))  # handler raises
         await settle(b_stats, 6)
