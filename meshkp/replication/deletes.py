@@ -169,6 +169,8 @@ def conflict_json(record: KeyRecord, hlc_to_time: Callable[[int], float] | None 
             "reason": tomb.reason,
             "hlc": tomb.hlc,
             "seen": tomb.seen.to_obj(),
+            # The nodes whose signatures prove the delete, each with the admin it acted for.
+            "proofs": [{"node": p.node, "actor": p.actor, "hlc": p.hlc} for p in tomb.proofs],
         },
         "concurrent_adds": dict(conflict.unseen_adds) if conflict is not None else {},
         "vv": record.vv.to_obj(),
