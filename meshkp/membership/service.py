@@ -166,6 +166,9 @@ class MembershipService:
             "health_score": swim.health_score if swim else None,
             "leaving": swim.leaving if swim else False,
             "keyring": {"primary": self.keyring.primary_id, "keys": self.keyring.key_ids},
+            # This node's Ed25519 public key (peers pin configured ids to it), and how many
+            # peers' keys it has learnt.
+            "identity": {"key": self.identity.public_key.hex(), "known_keys": len(self.auth.peers)},
             "net": self.stats.snapshot(),
         }
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from meshkp.errors import ConfigError
 from meshkp.net.wire import UDP_DATAGRAM_BYTES
 from meshkp.swim.fields import MAX_META_BYTES, MAX_PUSH_PULL_MEMBERS
+from meshkp.swim.messages import meta_room
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,10 +162,11 @@ class SwimConfig:
         if self.dead_node_forget_time < self.gossip_to_the_dead_time:
             raise ConfigError("swim.dead_node_forget_time must be >= gossip_to_the_dead_time: "
                               "a forgotten node cannot be gossiped to")
-        if self.max_meta_bytes > min(MAX_META_BYTES, self.udp_frame_bytes // 2):
+        room = meta_room(self.udp_frame_bytes)
+        if self.max_meta_bytes > min(MAX_META_BYTES, room):
             raise ConfigError(f"swim.max_meta_bytes must be at most {MAX_META_BYTES} (what peers "
-                              "accept) and half of udp_frame_bytes, so an alive message always "
-                              "fits in a frame beside a ping")
+                              f"accept) and {room} (what a signed alive can carry beside a ping "
+                              f"in a frame of udp_frame_bytes={self.udp_frame_bytes})")
         if self.max_members > MAX_PUSH_PULL_MEMBERS:
             raise ConfigError(f"swim.max_members must be at most {MAX_PUSH_PULL_MEMBERS}, the "
                               "rows a push-pull may carry")

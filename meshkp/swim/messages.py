@@ -15,6 +15,7 @@ from meshkp.errors import WireError
 from meshkp.net.addr import Addr
 from meshkp.net.message import Message as Message  # re-exported: the protocol's base
 from meshkp.net.message import decode_typed
+from meshkp.net.wire import MAX_SENDER_CHARS
 from meshkp.swim.fields import (
     MAX_COMPOUND_PARTS,
     MAX_COUNTER,
@@ -396,3 +397,14 @@ def bundle(messages: Sequence[Message]) -> Message:
 def unbundle(message: Message) -> tuple[Message, ...]:
     """The messages inside a frame, in order."""
     return message.messages if isinstance(message, Compound) else (message,)
+
+
+def meta_room(udp_frame_bytes: int) -> int:
+    """Meta bytes an alive can carry and still share one frame with a ping: both signed, with
+    the longest node ids and an IPv6 address (what config validation holds max_meta_bytes to)."""
+    node, host = "n" * MAX_SENDER_CHARS, "f" * 45
+    addr: Addr = (host, 65535)
+    ping = Ping(MAX_COUNTER, node, node, addr)
+    alive = Alive(node, addr, MAX_COUNTER, {})
+    used = FRAME_OVERHEAD + COMPOUND_HEADER + part_size(ping) + part_size(alive)
+    return udp_frame_bytes - used

@@ -4,6 +4,7 @@ written; a push (or a delete) in the pusher's own name is logged with that name.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -11,10 +12,13 @@ import pytest
 from meshkp.errors import PeerUnreachable
 from meshkp.keys.commit import Committer
 from meshkp.keys.record import KeyRecord
+from meshkp.net.codec import SealedCodec
 from meshkp.net.crypto import Keyring, generate_key
 from meshkp.net.frameauth import FrameAuth
 from meshkp.net.identity import NodeIdentity
 from meshkp.net.stats import NetStats
+from meshkp.net.tcp import LENGTH_BYTES
+from meshkp.net.wire import Frame
 from meshkp.replication.messages import PushAck, PushBatch, SyncError
 from meshkp.replication.peers import PeerRef, StaticPeers
 from meshkp.replication.replicator import Replicator
@@ -122,3 +126,33 @@ def _moved_proof(signed: KeyRecord, target: KeyRecord) -> KeyRecord:
     """`target` with the tombstone (and its proof) of another key's delete."""
     assert signed.tombstone is not None
     return KeyRecord(target.fingerprint, target.certificate, signed.vv, signed.tombstone)
+
+
+async def test_a_captured_push_frame_sent_again_is_dropped_as_a_replay() -> None:
+    keyring = Keyring([generate_key()])
+    store = AsyncStore(MemoryStore())
+    b_stats = NetStats()
+    b_auth = FrameAuth(NodeIdentity.generate("node-b"))
+    b = ReplicationListener(("127.0.0.1", 0), keyring, b_auth, b_stats)
+    rep = Replicator(store, "node-b", Committer(LIMITS), FAST, StaticPeers([]), b.channel,
+                     identity=b_auth.identity, peer_keys=b_auth.peers)
+    b.handler = rep.handle
+    a = SealedCodec(keyring, b.limits.frame_bytes, auth=FrameAuth(NodeIdentity.generate("node-a")))
+    frame = a.pack(Frame(PushBatch.TYPE, PushBatch((record(1).encode(),)).to_map()))
+    await b.start()
+    try:
+        host, port = b.transport.local_addr
+        for _ in range(2):  # the push, then the same bytes captured off the wire
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(len(frame).to_bytes(LENGTH_BYTES, "big") + frame)
+            await writer.drain()
+            async with asyncio.timeout(5):
+                await reader.read(1 << 20)  # a reply, or the close of a dropped frame
+            writer.close()
+            await writer.wait_closed()
+        assert b_stats.dropped[("tcp", "replay")] == 1
+        assert rep.counters.records_received == 1  # the replay never reached the replicator
+    finally:
+        await rep.stop()
+        await b.stop()
+        await store.close()
