@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import OrderedDict
-from typing import TypeVar
 
 from meshkp.net.addr import Addr, format_addr
 from meshkp.net.identity import NodeIdentity, verify_signature
@@ -40,8 +39,6 @@ log = logging.getLogger(__name__)
 # Signatures remembered each way. A statement lives in the broadcast queue for a few dozen
 # sends and in push-pulls while its member's state holds: 8,192 covers several full tables.
 CACHE_ENTRIES = 8192
-
-S = TypeVar("S", Alive, Suspect, Dead, Leave)
 
 
 class Proofs:
@@ -71,7 +68,7 @@ class Proofs:
             return self._signed_statement(message)
         return message
 
-    def _signed_statement(self, s: S) -> S:
+    def _signed_statement(self, s: Statement) -> Statement:
         if s.sig or s.signer != self.identity.node_id:
             return s  # already signed (relayed), or someone else's: relayed as it is
         if isinstance(s, Alive):
