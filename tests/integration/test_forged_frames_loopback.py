@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -26,6 +26,7 @@ from meshkp.net.wire import UDP_DATAGRAM_BYTES, Frame
 from meshkp.swim.config import SwimConfig
 from meshkp.swim.messages import Alive, Dead, Leave, Message, Suspect
 from meshkp.swim.types import Status
+from tests.integration.test_membership_loopback import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -41,14 +42,6 @@ def node(name: str, join: tuple[str, ...] = (), identity: NodeIdentity | None = 
     identity = identity or NodeIdentity.generate(name)
     return MembershipService(cfg, identity, Keyring([KEY]),
                              auth=FrameAuth(identity, replay=SHORT))
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.05)
 
 
 def sees(svc: MembershipService, node_id: str, status: Status) -> bool:
