@@ -59,7 +59,7 @@ class PeerKeys:
             return False
         self._pinned.add(node_id)
         self._remember(node_id, public_key)
-        log.info("event=peer_key_pinned node=%s key=%s", node_id, public_key[:8].hex())
+        log.info("event=peer_key_pinned node=%r key=%s", node_id, public_key[:8].hex())
         return True
 
     def _remember(self, node_id: str, public_key: bytes) -> None:

@@ -552,5 +552,5 @@ def _log_received_delete(change: Change, sender: str | None) -> None:
         return
     tomb = after.tombstone
     signers = ",".join(sorted({p.node for p in tomb.proofs})) or "-"
-    log.info("event=delete_received fingerprint=%s actor=%s signed_by=%s peer=%s reason=%r",
+    log.info("event=delete_received fingerprint=%s actor=%r signed_by=%r peer=%s reason=%r",
              after.fingerprint.hex(), tomb.actor, signers, sender, tomb.reason)

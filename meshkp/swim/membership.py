@@ -207,7 +207,7 @@ class Membership:
         """
         self.stats.members_refused += 1
         if self.stats.members_refused % 1000 == 1:
-            log.warning("event=member_refused node=%s reason=member_table_full max_members=%d "
+            log.warning("event=member_refused node=%r reason=member_table_full max_members=%d "
                         "refused=%d", node, self.config.max_members, self.stats.members_refused)
 
     def _accused(self, node: str, incarnation: int) -> Member | None:
