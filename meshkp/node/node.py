@@ -36,6 +36,7 @@ from meshkp.membership.service import MembershipService
 from meshkp.net.crypto import Keyring, reload_keyring
 from meshkp.net.frameauth import FrameAuth
 from meshkp.net.identity import NodeIdentity
+from meshkp.net.replay import ReplayLimits
 from meshkp.node import control_parts, load_parts, mesh_parts, metrics_parts, parts, policy_parts
 from meshkp.node.config import NodeConfig
 from meshkp.replication.metrics import ReplicationMetrics
@@ -110,7 +111,8 @@ class Node:
         self.keys = parts.key_service(config, self.store, identity, self.committer, self.pool)
         if config.has_cluster_key:
             self.keyring = await loop.run_in_executor(None, parts.load_cluster_keyring, config)
-            self.frame_auth = FrameAuth(identity)
+            self.frame_auth = FrameAuth(identity,
+                                        replay=ReplayLimits(max_skew=config.max_clock_skew_s))
         if self.frame_auth is not None and config.membership is not None:
             self.membership = await stack.enter_async_context(
                 mesh_parts.run_membership(config, self.frame_auth, self.keyring)
