@@ -30,6 +30,7 @@ BENCHMARKS: list[tuple[str, str, dict[str, object]]] = [
     ("store_bench", "bench.store_bench", {"count": 10_000, "runs": 1}),
     ("merkle_diff", "bench.merkle_diff", {}),
     ("swim_sim", "bench.swim_sim", {}),
+    ("frame_auth", "bench.frame_auth", {"quick": True}),
     ("record_merge", "bench.record_merge", {"runs": 1}),
     ("verify_selfsigs", "bench.verify_selfsigs", {}),
     ("replication_propagation", "bench.replication_propagation", {}),

@@ -62,7 +62,8 @@ def run_node(config: NodeConfig, on_ready: Callable[[Node], None] | None = None)
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, node.reopen_logs)  # logrotate's convention
+        # logrotate's convention (the access log), and cluster key rotation without a restart.
+        loop.add_signal_handler(signal.SIGHUP, node.reload)
         try:
             await node.start()
         except MeshkpError as exc:

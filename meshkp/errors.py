@@ -102,6 +102,30 @@ class UnknownFrameType(WireError):
     reason = "unknown_type"
 
 
+class BadSignature(WireError):
+    """A frame's (or a membership statement's) Ed25519 signature does not verify."""
+
+    reason = "signature"
+
+
+class IdentityMismatch(WireError):
+    """A frame claims a sender id that does not belong to the key that signed it."""
+
+    reason = "identity"
+
+
+class ReplayedFrame(WireError):
+    """A frame was seen already, or is older than its sender's replay window."""
+
+    reason = "replay"
+
+
+class FrameClockSkew(WireError):
+    """A frame's send time is further from our clock than the configured skew bound."""
+
+    reason = "clock"
+
+
 class DiscoveryError(MeshkpError):
     """A discovery source (DNS, mDNS) gave an unusable answer; joining retries or goes on alone."""
 

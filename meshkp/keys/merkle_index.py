@@ -46,8 +46,9 @@ def _flags(encoded_record: bytes) -> tuple[bool, bool]:
     fmt, _fp, cert, _vv, tomb = msgpack.unpackb(encoded_record, raw=False)
     if fmt != RECORD_FORMAT:
         return False, False
-    # Only a lifted tombstone has a fifth field; decode just those (rare) to be sure.
-    deleted = tomb is not None and (len(tomb) != 5 or Tombstone.from_obj(tomb).active)
+    # Only a lifted tombstone has a fifth field that is not None; decode just those (rare).
+    deleted = tomb is not None and (len(tomb) < 5 or tomb[4] is None
+                                    or Tombstone.from_obj(tomb).active)
     return cert is not None and not deleted, deleted
 
 

@@ -33,7 +33,10 @@ import msgpack
 from crdt.errors import CrdtError
 from crdt.vclock import VersionVector
 from meshkp.errors import InvalidPeerRecord, MeshkpError, StoreError
+from meshkp.keys.deleteproof import MAX_PROOFS, DeleteProof
+from meshkp.keys.deleteproof import joined as joined_proofs
 from meshkp.limits import Limits
+from meshkp.net.identity import NodeIdentity
 from meshkp.openpgp.certificate import Certificate, certificate_from_packets
 from meshkp.openpgp.digest import certificate_digest
 from meshkp.openpgp.framing import parse_packets
@@ -54,6 +57,9 @@ class Tombstone:
     actor: str
     # What a keep-update resolution covered (None: never lifted); see the module doc.
     lifted: VersionVector | None = None
+    # The deleting nodes' signatures of every delete this tombstone joins (deleteproof.py),
+    # in canonical order; empty for a lift-only tombstone (a resolution) and unsigned deletes.
+    proofs: tuple[DeleteProof, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -66,21 +72,26 @@ class Tombstone:
         later = max(self, other, key=lambda t: (t.hlc, t.actor, t.reason))
         lifted = self.lifted if other.lifted is None else (
             other.lifted if self.lifted is None else self.lifted.merge(other.lifted))
-        return Tombstone(self.seen.merge(other.seen), later.hlc, later.reason, later.actor, lifted)
+        return Tombstone(self.seen.merge(other.seen), later.hlc, later.reason, later.actor, lifted,
+                         joined_proofs(self.proofs, other.proofs))
 
     def to_obj(self) -> list[object]:
-        """[seen, hlc, reason, actor], and the lift as a fifth field once there is one (a
-        record never resolved keeps the bytes, and so the Merkle leaf, it always had)."""
+        """[seen, hlc, reason, actor], the lift as a fifth field once there is one (a record
+        never resolved keeps the bytes, and so the Merkle leaf, it always had), and the delete
+        proofs as a sixth (the fifth is then None while there is no lift)."""
         obj: list[object] = [self.seen.to_obj(), self.hlc, self.reason, self.actor]
-        if self.lifted is not None:
-            obj.append(self.lifted.to_obj())
+        if self.lifted is not None or self.proofs:
+            obj.append(self.lifted.to_obj() if self.lifted is not None else None)
+        if self.proofs:
+            obj.append([p.to_obj() for p in self.proofs])
         return obj
 
     @classmethod
     def from_obj(cls, obj: object) -> Tombstone:
         """Inverse of to_obj; raises StoreError naming what is malformed."""
-        if not isinstance(obj, list) or len(obj) not in (4, 5):
-            raise StoreError("tombstone must be a list of [seen, hlc, reason, actor(, lifted)]")
+        if not isinstance(obj, list) or len(obj) not in (4, 5, 6):
+            raise StoreError("tombstone must be a list of [seen, hlc, reason, actor(, lifted"
+                             "(, proofs))]")
         seen, hlc, reason, actor = obj[:4]
         # bool is an int to Python but not to msgpack: True would re-encode unlike 1.
         if (not isinstance(hlc, int) or isinstance(hlc, bool)
@@ -88,10 +99,16 @@ class Tombstone:
             raise StoreError("tombstone hlc must be an int and reason/actor strings")
         try:
             vector = VersionVector.from_obj(seen)
-            lifted = VersionVector.from_obj(obj[4]) if len(obj) == 5 else None
+            lifted = VersionVector.from_obj(obj[4]) if len(obj) >= 5 and obj[4] is not None \
+                else None
         except CrdtError as exc:
             raise StoreError(f"tombstone version vector is malformed: {exc}") from None
-        return cls(vector, hlc, reason, actor, lifted)
+        proofs: tuple[DeleteProof, ...] = ()
+        if len(obj) == 6:
+            if not isinstance(obj[5], list) or not 0 < len(obj[5]) <= MAX_PROOFS:
+                raise StoreError(f"tombstone proofs must be a list of 1..{MAX_PROOFS}")
+            proofs = joined_proofs((), tuple(DeleteProof.from_obj(p) for p in obj[5]))
+        return cls(vector, hlc, reason, actor, lifted, proofs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,10 +199,16 @@ class KeyRecord:
         merged = certificate if self.certificate is None else self.certificate.merge(certificate)
         return KeyRecord(self.fingerprint, merged, self.vv.increment(node_id), self.tombstone)
 
-    def delete(self, node_id: str, hlc: int, reason: str, actor: str) -> KeyRecord:
-        """A local delete: wins against everything this replica has seen, including itself."""
+    def delete(self, node_id: str, hlc: int, reason: str, actor: str,
+               identity: NodeIdentity | None = None) -> KeyRecord:
+        """A local delete: wins against everything this replica has seen, including itself.
+
+        Signed with `identity` (the node's), so that peers accept it (deleteproof.py).
+        """
         vv = self.vv.increment(node_id)
-        tombstone = Tombstone(vv, hlc, reason, actor)
+        proofs = (DeleteProof.make(identity, self.fingerprint, hlc, reason, actor, vv),) \
+            if identity is not None else ()
+        tombstone = Tombstone(vv, hlc, reason, actor, proofs=proofs)
         if self.tombstone is not None:
             tombstone = self.tombstone.merge(tombstone)
         return KeyRecord(self.fingerprint, self.certificate, vv, tombstone)
@@ -255,7 +278,7 @@ def served_certificate_bytes(data: bytes) -> bytes | None:
     fmt, _fingerprint, cert, _vv, tomb = msgpack.unpackb(data, raw=False)
     if fmt != RECORD_FORMAT or not isinstance(cert, bytes):
         return None
-    if tomb is not None and (not isinstance(tomb, list) or len(tomb) != 5
+    if tomb is not None and (not isinstance(tomb, list) or len(tomb) < 5 or tomb[4] is None
                              or Tombstone.from_obj(tomb).active):
         return None  # deleted (a lifted tombstone, the rare case, is decoded to be sure)
     return cert

@@ -27,10 +27,12 @@ from meshkp.discovery.mdns import MdnsDiscovery, MdnsPeer
 from meshkp.errors import ConfigError, PeerUnreachable, WireError
 from meshkp.membership.config import MembershipConfig
 from meshkp.membership.incarnation import next_incarnation, save_incarnation
+from meshkp.membership.proofs import Proofs
 from meshkp.membership.sockets import SocketTransport
 from meshkp.membership.transport import GossipTransport
 from meshkp.net.addr import Addr, format_addr
 from meshkp.net.crypto import Keyring
+from meshkp.net.frameauth import FrameAuth
 from meshkp.net.identity import NodeIdentity
 from meshkp.net.stats import NetStats
 from meshkp.swim.effects import (
@@ -79,14 +81,19 @@ class MembershipService:
         transport: GossipTransport | None = None,
         stats: NetStats | None = None,
         rng: random.Random | None = None,
+        auth: FrameAuth | None = None,
     ) -> None:
         self.config = config.validate()
         self.identity = identity
         self.keyring = keyring
         self.stats = stats or NetStats()
+        # The node's frame signer and key directory (shared with its other transports when the
+        # node passes one); statements are signed and checked against the same directory.
+        self.auth = auth or FrameAuth(identity)
+        self.proofs = Proofs(identity, self.auth.peers, self.stats)
         if transport is None:
             transport = SocketTransport(
-                config.bind_host, config.gossip_port, keyring, self.stats,
+                config.bind_host, config.gossip_port, keyring, self.auth, self.stats,
                 advertise_host=config.advertise_host,
                 udp_frame_bytes=config.swim.udp_frame_bytes, tcp=config.tcp)
         self._transport: GossipTransport = transport
@@ -159,6 +166,9 @@ class MembershipService:
             "health_score": swim.health_score if swim else None,
             "leaving": swim.leaving if swim else False,
             "keyring": {"primary": self.keyring.primary_id, "keys": self.keyring.key_ids},
+            # This node's Ed25519 public key (peers pin configured ids to it), and how many
+            # peers' keys it has learnt.
+            "identity": {"key": self.identity.public_key.hex(), "known_keys": len(self.auth.peers)},
             "net": self.stats.snapshot(),
         }
 
@@ -272,16 +282,22 @@ class MembershipService:
     # ---- GossipReceiver: what the transport delivers ----
 
     def on_packet(self, addr: Addr, message: Message) -> None:
-        if self._swim is not None and not self._stopping:
-            self._apply(self._swim.handle(self._clock.now(), addr, message))
+        if self._swim is None or self._stopping:
+            return
+        checked = self.proofs.check(message, "udp", addr)
+        if checked is not None:
+            self._apply(self._swim.handle(self._clock.now(), addr, checked))
 
     def on_stream(self, addr: Addr, message: Message) -> Message | None:
         if self._swim is None or self._stopping or not isinstance(message, PushPull):
             return None
-        effects = self._swim.handle(self._clock.now(), addr, message)
+        checked = self.proofs.check(message, "tcp", addr)
+        if checked is None:
+            return None
+        effects = self._swim.handle(self._clock.now(), addr, checked)
         reply = next((e.message for e in effects if isinstance(e, ReplyTcp)), None)
         self._apply(effects)
-        return reply
+        return self.proofs.sign(reply) if reply is not None else None
 
     # ---- the protocol timer ----
 
@@ -327,7 +343,7 @@ class MembershipService:
         transport = self._transport
         for effect in effects:
             if isinstance(effect, SendUdp):
-                transport.send_packet(effect.addr, effect.message)
+                transport.send_packet(effect.addr, self.proofs.sign(effect.message))
             elif isinstance(effect, SendTcp):
                 if not self._stopping:
                     self._spawn(self._push_pull_task(effect), "push-pull")
@@ -356,8 +372,8 @@ class MembershipService:
         swim = self.swim
         where = format_addr(effect.addr)
         try:
-            message = await self._transport.exchange(effect.addr, effect.message,
-                                                     swim.config.tcp_timeout)
+            message = await self._transport.exchange(
+                effect.addr, self.proofs.sign(effect.message), swim.config.tcp_timeout)
         except WireError as exc:
             self.stats.drop("tcp", exc.reason, where, str(exc))
             return 0
@@ -369,7 +385,9 @@ class MembershipService:
             return 0
         if self._swim is None:
             return 0
-        self._apply(swim.handle(self._clock.now(), effect.addr, message))
+        checked = self.proofs.check(message, "tcp", effect.addr)
+        if checked is not None:
+            self._apply(swim.handle(self._clock.now(), effect.addr, checked))
         return 1
 
     # ---- tasks: join, mDNS ----

@@ -1,9 +1,11 @@
 """SocketTransport: the GossipTransport of a real node, sealed UDP and TCP on one port.
 
-UDP carries probes and gossip (one sealed datagram of at most `udp_frame_bytes`), TCP carries
-push-pull (length-prefixed sealed frames, bounded by TcpLimits). Both listen on the same port
-number, as memberlist's NetTransport does. Frames are opened by meshkp/net and decoded into
-SWIM messages here; a frame that fails either step is counted in NetStats and dropped.
+Every frame is signed by this node's identity and checked for its sender and for replay
+(meshkp/net/frameauth.py). UDP carries probes and gossip (one sealed datagram of at most
+`udp_frame_bytes`), TCP carries push-pull (length-prefixed sealed frames, bounded by TcpLimits).
+Both listen on the same port number, as memberlist's NetTransport does. Frames are opened by
+meshkp/net and decoded into SWIM messages here; a frame that fails either step is counted in
+NetStats and dropped.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from meshkp.membership.transport import GossipReceiver
 from meshkp.net.addr import Addr, format_addr
 from meshkp.net.codec import SealedCodec
 from meshkp.net.crypto import Keyring
+from meshkp.net.frameauth import FrameAuth
 from meshkp.net.stats import NetStats
 from meshkp.net.tcp import TcpLimits, TcpTransport
 from meshkp.net.udp import UdpTransport
@@ -55,6 +58,7 @@ class SocketTransport:
         bind_host: str,
         port: int,
         keyring: Keyring,
+        auth: FrameAuth,
         stats: NetStats,
         *,
         advertise_host: str | None = None,
@@ -66,8 +70,8 @@ class SocketTransport:
         self._advertise_host = advertise_host
         self._stats = stats
         self._tcp_limits = tcp
-        self._udp_codec = SealedCodec(keyring, udp_frame_bytes, UDP_TYPES.__contains__)
-        self._tcp_codec = SealedCodec(keyring, tcp.frame_bytes, TCP_TYPES.__contains__)
+        self._udp_codec = SealedCodec(keyring, udp_frame_bytes, UDP_TYPES.__contains__, auth=auth)
+        self._tcp_codec = SealedCodec(keyring, tcp.frame_bytes, TCP_TYPES.__contains__, auth=auth)
         self._receiver: GossipReceiver | None = None
         self._udp: UdpTransport | None = None
         self._tcp: TcpTransport | None = None

@@ -1,4 +1,11 @@
-"""Sealed frames: wire encoding plus keyring sealing, one call each way, only WireError out."""
+"""Sealed frames: wire encoding, the sender's signature, keyring sealing; only WireError out.
+
+    send:    encode (wire.py)  ->  sign (frameauth.py)  ->  seal (crypto.py)
+    receive: open              ->  verify signature     ->  decode  ->  sender and replay check
+
+`seal` and `open` are pure and may run in a worker thread for big frames; `admit` keeps the
+replay windows and runs on the event loop.
+"""
 
 from __future__ import annotations
 
@@ -6,37 +13,59 @@ from collections.abc import Callable
 
 from meshkp.errors import FrameTooLarge, UnknownFrameType
 from meshkp.net.crypto import SEAL_OVERHEAD, Keyring
+from meshkp.net.frameauth import AUTH_BYTES, FrameAuth, Stamp
 from meshkp.net.wire import Frame, decode_frame, encode_frame
 
 
 class SealedCodec:
-    """Turns Frames into sealed bytes of at most `max_sealed` and back."""
+    """Turns Frames into signed, sealed bytes of at most `max_sealed` and back."""
 
     def __init__(
         self,
         keyring: Keyring,
         max_sealed: int,
         accept_type: Callable[[int], bool] | None = None,
+        *,
+        auth: FrameAuth,
     ) -> None:
         self.keyring = keyring
         self.max_sealed = max_sealed
-        # Budget for the plaintext frame (header + msgpack map) once sealing overhead is paid.
-        self.max_frame = max_sealed - SEAL_OVERHEAD
+        # Budget for the plaintext frame (header + msgpack map) once sealing and signing are paid.
+        self.max_frame = max_sealed - SEAL_OVERHEAD - AUTH_BYTES
         self._accept_type = accept_type
+        self._channel = auth.channel()
+
+    @property
+    def node_id(self) -> str:
+        """The id every frame of this codec carries as its sender."""
+        return self._channel.node_id
 
     def pack(self, frame: Frame) -> bytes:
-        """Encode and seal; FrameTooLarge if the result would exceed the bound."""
-        return self.keyring.seal(self.encode(frame))
+        """Encode, sign and seal; FrameTooLarge if the result would exceed the bound."""
+        return self.seal(self.encode(frame))
 
     def encode(self, frame: Frame) -> bytes:
-        """The plaintext frame (pack = seal(encode)); split so big frames can seal off-loop."""
-        return encode_frame(frame, self.max_frame)
+        """The plaintext wire frame, sent as this node (pack = seal(encode))."""
+        return encode_frame(Frame(frame.type, frame.body, self.node_id), self.max_frame)
 
-    def unpack(self, data: bytes) -> Frame:
-        """Check size, open, decode and check the type; raise a WireError subclass on failure."""
+    def seal(self, plain: bytes) -> bytes:
+        """Sign and seal an encoded frame (pure: big frames do it in a thread)."""
+        return self.keyring.seal(self._channel.sign(plain))
+
+    def open(self, data: bytes) -> tuple[Frame, Stamp]:
+        """Check size, open, verify the signature, decode and check the type (pure)."""
         if len(data) > self.max_sealed:
             raise FrameTooLarge(f"sealed frame is {len(data)} bytes, bound is {self.max_sealed}")
-        frame = decode_frame(self.keyring.open(data), self.max_frame)
+        plain, stamp = self._channel.verify(self.keyring.open(data))
+        frame = decode_frame(plain, self.max_frame)
         if self._accept_type is not None and not self._accept_type(frame.type):
             raise UnknownFrameType(f"frame type {frame.type} is not handled on this transport")
-        return frame
+        return frame, stamp
+
+    def admit(self, frame: Frame, stamp: Stamp) -> Frame:
+        """The frame if its sender owns the signing key and it is no replay; else WireError."""
+        return self._channel.admit(frame, stamp)
+
+    def unpack(self, data: bytes) -> Frame:
+        """open + admit: one received frame, or a WireError subclass naming why not."""
+        return self.admit(*self.open(data))

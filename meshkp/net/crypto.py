@@ -80,12 +80,20 @@ class Keyring:
             if kid in boxes:
                 raise ConfigError(f"key {position} is listed twice (key id {kid.hex()})")
             boxes[kid] = nacl.secret.SecretBox(key)
-        self._primary_id = key_id(keys[0])
-        self._boxes = boxes
+        # One assignment: big frames are sealed and opened in worker threads meanwhile.
+        self._state = (key_id(keys[0]), boxes)
 
     def replace(self, keys: Sequence[bytes]) -> None:
         """Install a new key list atomically (e.g. after the key file was edited for rotation)."""
         self._install(keys)
+
+    @property
+    def _primary_id(self) -> bytes:
+        return self._state[0]
+
+    @property
+    def _boxes(self) -> dict[bytes, nacl.secret.SecretBox]:
+        return self._state[1]
 
     @property
     def primary_id(self) -> str:
@@ -99,8 +107,8 @@ class Keyring:
 
     def seal(self, plaintext: bytes) -> bytes:
         """Encrypt and authenticate with the primary key."""
-        box = self._boxes[self._primary_id]
-        return self._primary_id + bytes(box.encrypt(plaintext))
+        primary, boxes = self._state
+        return primary + bytes(boxes[primary].encrypt(plaintext))
 
     def open(self, sealed: bytes) -> bytes:
         """Verify and decrypt with the key named in the envelope; raise DecryptError otherwise."""
@@ -157,6 +165,22 @@ def load_keyring(path: Path) -> Keyring:
     log.info("event=keyring_loaded path=%s keys=%d primary=%s", path, len(keyring.key_ids),
              keyring.primary_id)
     return keyring
+
+
+def reload_keyring(keyring: Keyring, path: Path) -> bool:
+    """Re-read the key file into `keyring` (SIGHUP: rotation without a restart).
+
+    A file that does not parse leaves the installed keys as they were (logged), so a half-edited
+    file never cuts the node off. True if the new keys are installed.
+    """
+    try:
+        keyring.replace(parse_key_file(read_secret_file(path, "cluster key")))
+    except (ConfigError, OSError) as exc:
+        log.error("event=keyring_reload_failed path=%s error=%s action=kept_old_keys", path, exc)
+        return False
+    log.info("event=keyring_reloaded path=%s keys=%d primary=%s", path, len(keyring.key_ids),
+             keyring.primary_id)
+    return True
 
 
 def write_key_file(path: Path, keys: Sequence[bytes], *, overwrite: bool) -> None:

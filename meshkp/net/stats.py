@@ -7,6 +7,7 @@ One NetStats per node, not module-global Prometheus metrics, so several nodes in
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -27,7 +28,20 @@ DROP_REASONS = (
     "timeout",  # TCP peer too slow to send a whole frame
     "send_oversize",  # our own frame was too big to send (a bug in the sender)
     "send_error",  # the OS refused to send (unreachable, buffer full)
+    "signature",  # opened with the cluster key, but its Ed25519 signature does not verify
+    "identity",  # signed, but the sender id it claims is not the signing key's node
+    "replay",  # seen already, or from an earlier life of its sender
+    "clock",  # its send time is outside the skew bound (ReplayLimits.max_skew)
+    "no_sender",  # a control frame without a sender id
+    "statement",  # a membership statement (alive, suspect, dead, leave) not signed by its node
+    "member_limit",  # a new member refused: the member table is full (swim.max_members)
 )
+
+# Drops that only a holder of the cluster key can cause, by forging or replaying: each is
+# logged at warning, at most once per WARN_INTERVAL per reason so a flood cannot fill the log
+# (the counters count every one).
+FORGERY_REASONS = frozenset({"signature", "identity", "replay", "statement"})
+WARN_INTERVAL = 1.0
 
 
 class NetStats:
@@ -39,11 +53,17 @@ class NetStats:
         self.sent_bytes: Counter[str] = Counter()
         self.received_frames: Counter[str] = Counter()
         self.received_bytes: Counter[str] = Counter()
+        self._warned_at: dict[str, float] = {}
 
     def drop(self, transport: str, reason: str, peer: object, detail: str) -> None:
         """Count one dropped frame and log it at debug (reasons a bug causes log at warning)."""
         self.dropped[(transport, reason)] += 1
         level = logging.WARNING if reason in ("handler_error", "send_oversize") else logging.DEBUG
+        if reason in FORGERY_REASONS:
+            now = time.monotonic()
+            if now - self._warned_at.get(reason, -WARN_INTERVAL) >= WARN_INTERVAL:
+                self._warned_at[reason] = now
+                level = logging.WARNING
         log.log(level, "event=frame_dropped transport=%s reason=%s peer=%s detail=%r",
                 transport, reason, peer, detail)
 

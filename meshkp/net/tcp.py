@@ -132,7 +132,6 @@ class TcpTransport:
         on_request: RequestHandler,
         stats: NetStats,
         limits: TcpLimits | None = None,
-        sender_id: str | None = None,
         keep_alive: bool = False,
     ) -> None:
         self._bind = bind
@@ -141,7 +140,6 @@ class TcpTransport:
         self._stats = stats
         self._limits = limits or TcpLimits()
         self._limits.validate()
-        self._sender_id = sender_id
         self._server: asyncio.Server | None = None
         self._local: Addr | None = None
         self._handlers: set[asyncio.Task[None]] = set()
@@ -281,7 +279,7 @@ class TcpTransport:
             if reply is None:
                 continue
             try:
-                sealed = await self._pack(self._stamp(reply))
+                sealed = await self._pack(reply)
             except WireError as exc:
                 self._stats.drop(TRANSPORT, "send_oversize", where, str(exc))
                 return
@@ -297,19 +295,15 @@ class TcpTransport:
     async def _pack(self, frame: Frame) -> bytes:
         plain = self._codec.encode(frame)
         if len(plain) <= OFFLOAD_BYTES:
-            return self._codec.keyring.seal(plain)
-        return await asyncio.get_running_loop().run_in_executor(
-            None, self._codec.keyring.seal, plain)
+            return self._codec.seal(plain)
+        return await asyncio.get_running_loop().run_in_executor(None, self._codec.seal, plain)
 
     async def _unpack(self, data: bytes) -> Frame:
         if len(data) <= OFFLOAD_BYTES:
             return self._codec.unpack(data)
-        return await asyncio.get_running_loop().run_in_executor(None, self._codec.unpack, data)
-
-    def _stamp(self, frame: Frame) -> Frame:
-        if self._sender_id is not None and frame.sender is None:
-            return Frame(frame.type, frame.body, self._sender_id)
-        return frame
+        # Opening and verifying are pure; the replay window is kept on the loop.
+        opened = await asyncio.get_running_loop().run_in_executor(None, self._codec.open, data)
+        return self._codec.admit(*opened)
 
     async def request(
         self, addr: Addr, frame: Frame, timeout: float | None = None, sizes: WireSizes | None = None
@@ -352,7 +346,7 @@ class TcpTransport:
         self, addr: Addr, frame: Frame, timeout: float | None, want_reply: bool,
         sizes: WireSizes | None = None,
     ) -> Frame | None:
-        sealed = await self._pack(self._stamp(frame))
+        sealed = await self._pack(frame)
         if len(sealed) > self._limits.frame_bytes:
             raise FrameTooLarge(f"frame is {len(sealed)} bytes, bound {self._limits.frame_bytes}")
         where = format_addr(addr)

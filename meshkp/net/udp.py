@@ -33,13 +33,11 @@ class UdpTransport:
         codec: SealedCodec,
         on_frame: FrameHandler,
         stats: NetStats,
-        sender_id: str | None = None,
     ) -> None:
         self._bind = bind
         self._codec = codec
         self._on_frame = on_frame
         self._stats = stats
-        self._sender_id = sender_id
         self._transport: asyncio.DatagramTransport | None = None
         self._local: Addr | None = None
 
@@ -80,8 +78,6 @@ class UdpTransport:
             # A hostname here would make sendto() resolve it synchronously, blocking the loop.
             self._stats.drop(TRANSPORT, "send_error", addr, "not an IP literal")
             return False
-        if self._sender_id is not None and frame.sender is None:
-            frame = Frame(frame.type, frame.body, self._sender_id)
         try:
             data = self._codec.pack(frame)
         except WireError as exc:

@@ -8,7 +8,8 @@ A frame is the plaintext that the keyring seals (meshkp/net/crypto.py):
     +---------+------+-------------------------------+
 
 Map keys that start with "_" belong to the wire layer: "_from" carries the sender's node id and
-is lifted into `Frame.sender`. Message classes must not use such keys in their to_map().
+is lifted into `Frame.sender` (checked against the frame's signature, meshkp/net/frameauth.py).
+Message classes must not use such keys in their to_map().
 
 Never pickle: PySyncObj's pickle on the wire is remote code execution (STYLE.md §8).
 """
@@ -22,7 +23,9 @@ import msgpack
 
 from meshkp.errors import FrameTooLarge, UnsupportedWireVersion, WireError
 
-WIRE_VERSION = 1
+# 2: every frame is signed by its sender and carries replay data (meshkp/net/frameauth.py).
+# A version-1 node's frames are dropped and counted as reason "version", and it drops ours.
+WIRE_VERSION = 2
 HEADER_BYTES = 2  # version + type
 
 # The target size of one sealed UDP datagram, as memberlist's udpSendBuf: it stays under the

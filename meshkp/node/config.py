@@ -102,6 +102,11 @@ class NodeConfig:
     # start, when the node is in a mesh; a node outside a mesh opens its replication listener
     # (for `replication.static_peers`) only when a key file is given.
     cluster_key_file: Path | None = None
+    # Seconds a peer's frame send time may differ from our clock (meshkp/net/replay.py
+    # ReplayLimits.max_skew): beyond it frames are dropped as reason "clock". Every node's clock
+    # must agree within it; wider also means a captured frame stays replayable for longer to a
+    # receiver that restarted. See docs/cluster-security.md "Replay protection".
+    max_clock_skew_s: float = 30.0
     # Membership (SWIM gossip and discovery). None: the node runs alone and opens no gossip
     # socket. The mesh switch sets it (`--mesh`, or `enabled = true` in [cluster] of the
     # config file); nothing else switches it on.
@@ -166,6 +171,9 @@ class NodeConfig:
         if not MIN_LOAD_INTERVAL_S <= self.load_interval_s <= MAX_LOAD_INTERVAL_S:
             raise ConfigError(f"load_interval_s must be {MIN_LOAD_INTERVAL_S}..{MAX_LOAD_INTERVAL_S}"
                               f" seconds, got {self.load_interval_s}")
+        if not 0 < self.max_clock_skew_s <= 600:
+            raise ConfigError("max_clock_skew must be within 0..10m (above it, frames captured "
+                              f"minutes ago replay), got {self.max_clock_skew_s}")
         sections = {"membership": self.membership, "replication": self.replication,
                     "control": self.control}
         for name, section in sections.items():

@@ -27,6 +27,7 @@ from meshkp.limits import Limits
 from meshkp.membership.service import MembershipService
 from meshkp.net.addr import Addr, format_addr, parse_hostport
 from meshkp.net.crypto import Keyring
+from meshkp.net.frameauth import FrameAuth
 from meshkp.node.config import NodeConfig
 from meshkp.store.executor import AsyncStore
 from meshkp.swim.types import MemberInfo, Status
@@ -142,7 +143,7 @@ async def warn_on_differing_limits(plane: ControlPlane, limits: Limits) -> None:
 @asynccontextmanager
 async def run_control(config: NodeConfig, node_id: str, store: AsyncStore, admin_token: str,
                       keyring: Keyring | None, membership: MembershipService | None,
-                      ) -> AsyncIterator[ControlPlane]:
+                      auth: FrameAuth | None = None) -> AsyncIterator[ControlPlane]:
     """The started ControlPlane (with its TCP listener in a mesh); stopped on exit."""
     clock = SystemClock()
     control: ControlConfig = config.control
@@ -152,9 +153,9 @@ async def run_control(config: NodeConfig, node_id: str, store: AsyncStore, admin
     restored = await store.run_exclusive(lambda _view: _restore(storage, founder, node_id, seed))
     transport: TcpControlTransport | None = None
     health: MemberHealth | None = None
-    if membership is not None and keyring is not None:
+    if membership is not None and keyring is not None and auth is not None:
         health = MemberHealth(membership, clock)
-        transport = TcpControlTransport((config.host, 0), keyring, node_id, health.addr_of)
+        transport = TcpControlTransport((config.host, 0), keyring, auth, health.addr_of)
         addr = await transport.start()
         membership.update_meta({CONTROL_META_KEY: format_addr((membership.gossip_addr[0], addr[1]))})
     plane = ControlPlane(node_id, control, ExecutorStorage(storage, store), restored,

@@ -20,7 +20,7 @@ from meshkp.membership.service import MembershipService
 from meshkp.membership.sockets import outbound_ip
 from meshkp.net.addr import format_addr, parse_hostport
 from meshkp.net.crypto import Keyring
-from meshkp.net.identity import NodeIdentity
+from meshkp.net.frameauth import FrameAuth
 from meshkp.net.stats import NetStats
 from meshkp.node.config import NodeConfig
 from meshkp.replication.config import ReplicationConfig
@@ -51,15 +51,15 @@ def http_meta(config: NodeConfig, membership: MembershipConfig, port: int) -> di
 
 @asynccontextmanager
 async def run_membership(
-    config: NodeConfig, identity: NodeIdentity, keyring: Keyring
+    config: NodeConfig, auth: FrameAuth, keyring: Keyring | None
 ) -> AsyncIterator[MembershipService]:
     """SWIM membership on the gossip port, joined to the configured seeds; left on exit."""
     settings = config.membership
-    if settings is None:
+    if settings is None or keyring is None:
         raise ConfigError("membership is off: run the node with --mesh")
     membership = MembershipService(
-        settings, identity, keyring, meta=http_meta(config, settings, config.http_port),
-        data_dir=Path(config.data_dir),
+        settings, auth.identity, keyring, meta=http_meta(config, settings, config.http_port),
+        data_dir=Path(config.data_dir), auth=auth,
     )
     await membership.start()
     try:
@@ -90,7 +90,7 @@ def static_peer_refs(specs: Sequence[str]) -> list[PeerRef]:
 
 
 async def _listen(
-    config: NodeConfig, node_id: str, keyring: Keyring, stats: NetStats
+    config: NodeConfig, auth: FrameAuth, keyring: Keyring, stats: NetStats
 ) -> ReplicationListener:
     """The started replication listener, on --replication-port, or by default on gossip port + 1.
 
@@ -102,7 +102,7 @@ async def _listen(
     gossip = config.membership.gossip_port if config.membership is not None else 0
     implicit = config.replication.port == 0 and bool(gossip)
     port = gossip + 1 if implicit else config.replication.port
-    listener = ReplicationListener((config.host, port), keyring, node_id, stats)
+    listener = ReplicationListener((config.host, port), keyring, auth, stats)
     try:
         await listener.start()
         return listener
@@ -114,7 +114,7 @@ async def _listen(
             ) from None
     log.warning("event=sync_port_fallback wanted=%s:%d reason=in_use action=free_port",
                 config.host, port)
-    listener = ReplicationListener((config.host, 0), keyring, node_id, stats)
+    listener = ReplicationListener((config.host, 0), keyring, auth, stats)
     await listener.start()
     return listener
 
@@ -128,6 +128,7 @@ async def run_replication(
     pool: WorkerPool,
     keyring: Keyring | None,
     membership: MembershipService | None,
+    auth: FrameAuth | None = None,
 ) -> AsyncIterator[Replicator]:
     """Push and anti-entropy with the mesh's peers (a listener only with a cluster key).
 
@@ -137,13 +138,17 @@ async def run_replication(
     settings: ReplicationConfig = config.replication
     static = static_peer_refs(settings.static_peers)
     stats = NetStats()
-    listener = await _listen(config, node_id, keyring, stats) if keyring is not None else None
+    listener = (await _listen(config, auth, keyring, stats)
+                if keyring is not None and auth is not None else None)
     try:
         peers: PeerSource = (MembershipPeers(membership, static) if membership is not None
                              else StaticPeers(static))
         channel = listener.channel if listener is not None else _NoChannel()
         # Its pusher observes the committer: it pushes what any commit of this node changed.
-        replicator = Replicator(store, node_id, committer, settings, peers, channel, pool=pool)
+        replicator = Replicator(
+            store, node_id, committer, settings, peers, channel, pool=pool,
+            identity=auth.identity if auth is not None else None,
+            peer_keys=auth.peers if auth is not None else None)
         replicator.net_stats = stats
         if listener is not None:
             listener.handler = replicator.handle

@@ -34,8 +34,10 @@ from meshkp.keys.pool import WorkerPool
 from meshkp.keys.service import KeyService
 from meshkp.membership.metrics import MembershipMetrics
 from meshkp.membership.service import MembershipService
-from meshkp.net.crypto import Keyring
+from meshkp.net.crypto import Keyring, reload_keyring
+from meshkp.net.frameauth import FrameAuth
 from meshkp.net.identity import NodeIdentity
+from meshkp.net.replay import ReplayLimits
 from meshkp.node import control_parts, load_parts, mesh_parts, metrics_parts, parts, policy_parts
 from meshkp.node.config import NodeConfig
 from meshkp.replication.metrics import ReplicationMetrics
@@ -61,6 +63,8 @@ class Node:
         self.pool: WorkerPool | None = None
         self.keys: KeyService | None = None
         self.keyring: Keyring | None = None  # only with a cluster key (mesh or --cluster-key-file)
+        # Signs every frame this node sends and checks its peers' (with the keyring).
+        self.frame_auth: FrameAuth | None = None
         self.membership: MembershipService | None = None  # only in a mesh
         self.replicator: Replicator | None = None
         self.policy: policy_parts.PolicyEffects | None = None
@@ -108,13 +112,15 @@ class Node:
         self.keys = parts.key_service(config, self.store, identity, self.committer, self.pool)
         if config.has_cluster_key:
             self.keyring = await loop.run_in_executor(None, parts.load_cluster_keyring, config)
-        if config.membership is not None and self.keyring is not None:
+            self.frame_auth = FrameAuth(identity,
+                                        replay=ReplayLimits(max_skew=config.max_clock_skew_s))
+        if self.frame_auth is not None and config.membership is not None:
             self.membership = await stack.enter_async_context(
-                mesh_parts.run_membership(config, identity, self.keyring)
+                mesh_parts.run_membership(config, self.frame_auth, self.keyring)
             )
         self.replicator = await stack.enter_async_context(mesh_parts.run_replication(
             config, identity.node_id, self.store, self.committer, self.pool, self.keyring,
-            self.membership,
+            self.membership, self.frame_auth,
         ))
         consistency = Consistency(self.replicator, config.default_consistency)
         self.app = make_app(self.keys, config.limits, self.metrics, consistency)
@@ -130,6 +136,7 @@ class Node:
             # Entered after the policy's background work, so it stops first.
             self.control = await stack.enter_async_context(control_parts.run_control(
                 config, identity.node_id, self.store, token, self.keyring, self.membership,
+                self.frame_auth,
             ))
             policy.attach(self.control)
         cluster = ClusterHandlers(self.membership, auth, on_leave=self.stop,
@@ -180,6 +187,7 @@ class Node:
 
     def _clear(self) -> None:
         self.store = self.committer = self.pool = self.keys = self.keyring = None
+        self.frame_auth = None
         self.membership = self.replicator = self.policy = self.control = self.app = self.http = None
         self.load = None
 
@@ -196,6 +204,12 @@ class Node:
             if member.node_id == node_id:
                 return member.meta.get(mesh_parts.HTTP_META_KEY) or None
         return None
+
+    def reload(self) -> None:
+        """SIGHUP: reopen the access log and re-read the cluster keyring (rotation, no restart)."""
+        self.reopen_logs()
+        if self.keyring is not None:
+            reload_keyring(self.keyring, parts.cluster_key_path(self.config))
 
     def reopen_logs(self) -> None:
         """Reopen the access log file (SIGHUP, after logrotate moved it)."""

@@ -49,9 +49,14 @@ def prepare_data_dir(config: NodeConfig) -> NodeIdentity:
     return load_or_create_identity(data_dir, config.node_id)
 
 
+def cluster_key_path(config: NodeConfig) -> Path:
+    """The cluster key file of config (--cluster-key-file, or DATA_DIR/cluster.key)."""
+    return config.cluster_key_file or Path(config.data_dir) / DEFAULT_KEY_FILE
+
+
 def load_cluster_keyring(config: NodeConfig) -> Keyring:
     """The cluster keyring of config (blocking); created with one fresh key if the file is missing."""
-    path = config.cluster_key_file or Path(config.data_dir) / DEFAULT_KEY_FILE
+    path = cluster_key_path(config)
     if not path.exists():
         write_key_file(path, [generate_key()], overwrite=False)
         log.warning("event=cluster_key_created path=%s hint=copy_this_file_to_every_node", path)

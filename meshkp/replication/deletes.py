@@ -30,6 +30,7 @@ from meshkp.keys.commit import CONFLICT_PREFIX, MergeResult
 from meshkp.keys.record import KeyRecord
 from meshkp.keys.state import Change
 from meshkp.limits import Limits
+from meshkp.net.identity import NodeIdentity
 from meshkp.replication.validate import MAX_ACTOR_CHARS, MAX_REASON_CHARS
 from meshkp.store.layout import FINGERPRINT_LENGTHS
 from meshkp.store.protocol import RecordWrite, Store
@@ -113,10 +114,12 @@ class DeleteOutcome:
 
 
 def tombstone(
-    fingerprint: bytes, node_id: str, hlc: int, reason: str, actor: str, audit: bool = False
+    fingerprint: bytes, node_id: str, hlc: int, reason: str, actor: str, audit: bool = False,
+    identity: NodeIdentity | None = None,
 ) -> Callable[[Store, Limits], MergeResult]:
-    """The decision (for Committer.run) that tombstones `fingerprint`, known here or not;
-    with `audit`, its batch also queues the delete in the audit outbox."""
+    """The decision (for Committer.run) that tombstones `fingerprint`, known here or not,
+    signed with `identity` (peers refuse unsigned deletes); with `audit`, its batch also
+    queues the delete in the audit outbox."""
     if len(reason) > MAX_REASON_CHARS or len(actor) > MAX_ACTOR_CHARS:
         raise InvalidRequest(
             f"reason is limited to {MAX_REASON_CHARS} characters and actor to {MAX_ACTOR_CHARS}"
@@ -128,7 +131,7 @@ def tombstone(
         base = stored if stored is not None else KeyRecord(fingerprint, None, VersionVector())
         # The deleted state dominates the stored one (it counts one more update and keeps
         # every packet), so it is the join of the two.
-        deleted = base.delete(node_id, hlc, reason, actor)
+        deleted = base.delete(node_id, hlc, reason, actor, identity)
         extra = (outbox_entry(fingerprint, reason, actor, hlc, node_id),) if audit else ()
         return MergeResult([True], [Change(stored, deleted, deleted.encode())], extra=extra)
 
@@ -166,6 +169,8 @@ def conflict_json(record: KeyRecord, hlc_to_time: Callable[[int], float] | None 
             "reason": tomb.reason,
             "hlc": tomb.hlc,
             "seen": tomb.seen.to_obj(),
+            # The nodes whose signatures prove the delete, each with the admin it acted for.
+            "proofs": [{"node": p.node, "actor": p.actor, "hlc": p.hlc} for p in tomb.proofs],
         },
         "concurrent_adds": dict(conflict.unseen_adds) if conflict is not None else {},
         "vv": record.vv.to_obj(),

@@ -27,8 +27,10 @@ from meshkp.keys.ingest import KEYS_COUNTER
 from meshkp.keys.merkle_index import TOMBSTONES_COUNTER, MerkleIndex, state_hash
 from meshkp.keys.pool import WorkerPool
 from meshkp.keys.record import KeyRecord, RecordFields
-from meshkp.keys.state import KeyState
+from meshkp.keys.state import Change, KeyState, Prepared
 from meshkp.limits import Limits
+from meshkp.net.identity import NodeIdentity
+from meshkp.net.peerkeys import PeerKeys
 from meshkp.net.stats import NetStats
 from meshkp.replication.antientropy import SyncOutcome, SyncRound
 from meshkp.replication.config import ReplicationConfig
@@ -56,7 +58,7 @@ from meshkp.replication.prepare import prepare, prepare_batch
 from meshkp.replication.push import Pusher
 from meshkp.replication.snapshot import Bootstrap, read_page
 from meshkp.replication.status import PeerSyncStatus, ReplicationCounters, SyncProgress
-from meshkp.replication.validate import parse_peer_record, peer_fields
+from meshkp.replication.validate import parse_peer_record, peer_fields, proof_signers
 from meshkp.store.layout import FINGERPRINT_LENGTHS
 from meshkp.store.protocol import Store
 
@@ -84,9 +86,16 @@ class Replicator:
         diff_config: DiffConfig | None = None,
         rng: random.Random | None = None,
         wall: Callable[[], float] = time.time,
+        identity: NodeIdentity | None = None,
+        peer_keys: PeerKeys | None = None,
     ) -> None:
         self.store = store
         self.node_id = node_id
+        # Signs this node's deletes; peers refuse tombstones no node signed (deleteproof.py).
+        self.identity = identity
+        # The node's id -> key directory (shared with its transports): the signers of a peer's
+        # tombstone must be the nodes they claim to be. None: only the signatures are checked.
+        self.peer_keys = peer_keys
         self.committer = committer
         self.config = config.validate()
         self.peers = peers
@@ -188,6 +197,11 @@ class Replicator:
         # The pusher forwards what this changed, from the commit (forward-while-new).
         source = Source(Origin.PUSH, sender, batch.forward, batch.relay, batch.origin_ts)
         statuses, result = await self.receive_records(batch.records, verify, source)
+        # `sender` is the frame's verified signer (meshkp/net/frameauth.py), never a claim.
+        log.debug("event=push_received peer=%s records=%d changed=%d", sender,
+                  len(batch.records), len(result.changes))
+        for change in result.changes:
+            _log_received_delete(change, sender)
         if result.changes:
             self.counters.records_applied += len(result.changes)
             if batch.origin_ts:
@@ -247,11 +261,27 @@ class Replicator:
             raise
         states = [next(prepared) if isinstance(item, list) else item
                   for item in examined if item is not None]
+        self._check_delete_signers(states)
         result = await self._merge(states, source) if states else MergeResult()
         changed = iter(result.changed)
         statuses = [ACK_UNCHANGED if item is None or not next(changed) else ACK_CHANGED
                     for item in examined]
         return statuses, result
+
+    def _check_delete_signers(self, states: Sequence[KeyState]) -> None:
+        """InvalidPeerRecord (the batch) if a tombstone's signer is not the node it names."""
+        if self.peer_keys is None:
+            return
+        for state in states:
+            if isinstance(state, Prepared) and not state.deleted and not state.conflict:
+                continue  # no standing tombstone: nothing to prove (decoding is skipped)
+            record = state.key_record() if isinstance(state, Prepared) else state
+            for node, key in proof_signers(record.tombstone):
+                if not self.peer_keys.bind(node, key):
+                    self.counters.records_rejected += 1
+                    raise InvalidPeerRecord(
+                        f"tombstone of {record.fingerprint.hex()} is signed in {node!r}'s name "
+                        "by a key that is not that node's")
 
     async def apply_pulled(self, records: Sequence[bytes]) -> int:
         """Merge records fetched by anti-entropy; the number that changed our state."""
@@ -457,7 +487,7 @@ class Replicator:
         With `audit`, the same batch queues it for the audit trail (deletes.py)."""
         stamp = self.hlc.now()
         decide = tombstone(fingerprint, self.node_id, hlc_to_int(stamp.wall_ms, stamp.logical),
-                           reason, actor, audit)
+                           reason, actor, audit, self.identity)
         outcome = DeleteOutcome.of(fingerprint, await self.committer.run(self.store, decide, DELETED))
         log.info("event=key_deleted fingerprint=%s actor=%s reason=%r existed=%s",
                  fingerprint.hex(), actor, reason, outcome.existed)
@@ -573,3 +603,17 @@ class Replicator:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         await self.pusher.close()
+
+
+def _log_received_delete(change: Change, sender: str | None) -> None:
+    """The audit line of a delete that reached us: who pushed it, and who proved they made it."""
+    state, before = change.after, change.before
+    if not state.deleted or (before is not None and before.deleted):
+        return
+    after = state.key_record() if isinstance(state, Prepared) else state
+    if after.tombstone is None:
+        return
+    tomb = after.tombstone
+    signers = ",".join(sorted({p.node for p in tomb.proofs})) or "-"
+    log.info("event=delete_received fingerprint=%s actor=%r signed_by=%r peer=%s reason=%r",
+             after.fingerprint.hex(), tomb.actor, signers, sender, tomb.reason)

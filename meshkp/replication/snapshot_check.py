@@ -10,7 +10,8 @@ node itself relies on when it later reads, serves, joins or re-sends the record:
   node computes for that state);
 - the fingerprint is 16, 20 or 32 bytes; the version vector is non-empty and within
   MAX_VV_ENTRIES and MAX_VV_COUNTER; a tombstone is well formed and its texts and vectors
-  bounded; a record has a certificate or a tombstone;
+  bounded, and a standing delete carries a delete proof that verifies for this fingerprint
+  (meshkp/keys/deleteproof.py, as for a push); a record has a certificate or a tombstone;
 - the certificate is a sound OpenPGP packet stream (every header parses, every body fits),
   whose first packet is a public key whose fingerprint is the record's fingerprint, with every
   packet within `packet_bytes`, every user ID within `uid_bytes` and the whole within
@@ -42,6 +43,7 @@ from meshkp.replication.validate import (
     MAX_REASON_CHARS,
     MAX_VV_COUNTER,
     MAX_VV_ENTRIES,
+    check_delete_proofs,
     max_record_bytes,
     peer_fields,
 )
@@ -72,7 +74,10 @@ def _checked(data: bytes, limits: Limits) -> tuple[bytes, bool, bool]:
     _check_vector(vv)
     deleted = False
     if tomb is not None:
-        deleted = _check_tombstone(tomb).active
+        tombstone = _check_tombstone(tomb)
+        # The same rule as a pushed tombstone: a delete no node signed is refused (finding 10).
+        check_delete_proofs(fingerprint, tombstone)
+        deleted = tombstone.active
     elif cert is None:
         raise InvalidPeerRecord("record has neither certificate nor tombstone")
     if cert is not None:

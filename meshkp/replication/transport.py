@@ -1,9 +1,9 @@
 """Replication over the encrypted TCP transport (meshkp/net/tcp.py), and peers from membership.
 
-The replication listener is its own TcpTransport (sealed with the cluster keyring, frames up
-to TCP_FRAME_BYTES, replication types only), so large key batches never queue behind SWIM's
-push-pull. Its address is announced in the membership meta as "sync" = "host:port"; a member
-without it is reached on its gossip port + 1 (the default sync port).
+The replication listener is its own TcpTransport (sealed with the cluster keyring and signed by
+the node's identity, frames up to TCP_FRAME_BYTES, replication types only), so large key batches
+never queue behind SWIM's push-pull. Its address is announced in the membership meta as "sync" =
+"host:port"; a member without it is reached on its gossip port + 1 (the default sync port).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from meshkp.errors import ConfigError, WireError
 from meshkp.net.addr import Addr, format_addr, parse_hostport
 from meshkp.net.codec import SealedCodec
 from meshkp.net.crypto import Keyring
+from meshkp.net.frameauth import FrameAuth
 from meshkp.net.stats import NetStats
 from meshkp.net.tcp import TcpLimits, TcpTransport
 from meshkp.net.wire import Frame
@@ -55,16 +56,17 @@ class ReplicationListener:
         self,
         bind: Addr,
         keyring: Keyring,
-        node_id: str,
+        auth: FrameAuth,
         stats: NetStats,
         limits: TcpLimits | None = None,
     ) -> None:
         self.limits = limits or TcpLimits()
-        codec = SealedCodec(keyring, self.limits.frame_bytes, MESSAGE_TYPES.__contains__)
+        codec = SealedCodec(keyring, self.limits.frame_bytes, MESSAGE_TYPES.__contains__,
+                            auth=auth)
         self.stats = stats
         self.handler: Handler | None = None
         # Pushes and sync requests reuse their connection to a peer (meshkp/net/keepalive.py).
-        self.transport = TcpTransport(bind, codec, self._on_request, stats, self.limits, node_id,
+        self.transport = TcpTransport(bind, codec, self._on_request, stats, self.limits,
                                       keep_alive=True)
         self.channel = TcpChannel(self.transport)
 
@@ -82,6 +84,7 @@ class ReplicationListener:
             return None
         if self.handler is None:
             return None
+        # frame.sender is the verified signer of the frame (meshkp/net/frameauth.py).
         reply: Message | None = await self.handler(frame.sender, message)
         return Frame(reply.TYPE, reply.to_map()) if reply is not None else None
 

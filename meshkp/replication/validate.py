@@ -10,7 +10,7 @@ Anything else raises InvalidPeerRecord naming what was wrong.
 from __future__ import annotations
 
 from meshkp.errors import InvalidPeerRecord, MeshkpError
-from meshkp.keys.record import KeyRecord, RecordFields, unpack_record
+from meshkp.keys.record import KeyRecord, RecordFields, Tombstone, unpack_record
 from meshkp.limits import Limits
 from meshkp.openpgp.certificate import Certificate
 from meshkp.openpgp.normalise import normalise
@@ -77,11 +77,37 @@ def parse_peer_record(
             raise InvalidPeerRecord("tombstone reason or actor too long")
         if len(tomb.seen) > MAX_VV_ENTRIES or len(tomb.lifted or ()) > MAX_VV_ENTRIES:
             raise InvalidPeerRecord("tombstone version vector too large")
+        check_delete_proofs(record.fingerprint, tomb)
     elif record.certificate is None:
         raise InvalidPeerRecord("record has neither certificate nor tombstone")
     if record.certificate is not None:
         _check_certificate(record.fingerprint, record.certificate, limits, verify)
     return record
+
+
+def check_delete_proofs(fingerprint: bytes, tomb: Tombstone) -> None:
+    """A standing delete from a peer must carry a good signature of a node that made it.
+
+    Red-team finding 10: a holder of the cluster key deleted any key everywhere with one forged
+    tombstone. Now the tombstone needs a proof (meshkp/keys/deleteproof.py) signed for this
+    very fingerprint, and every proof it carries must hold; the signers' keys are checked
+    against their node ids by the replicator (`proof_signers`). A lift-only tombstone (a
+    keep-update resolution) deletes nothing and needs none.
+    """
+    if not tomb.proofs:
+        if tomb.active:
+            raise InvalidPeerRecord(
+                f"tombstone of {fingerprint.hex()} carries no delete proof: no node signed it")
+        return
+    for proof in tomb.proofs:
+        if not proof.holds(fingerprint):
+            raise InvalidPeerRecord(
+                f"delete proof of {fingerprint.hex()} by {proof.node!r} does not verify")
+
+
+def proof_signers(tomb: Tombstone | None) -> list[tuple[str, bytes]]:
+    """The (node id, key) pairs that signed a tombstone's deletes, to check against PeerKeys."""
+    return [(p.node, p.key) for p in tomb.proofs] if tomb is not None else []
 
 
 def _check_certificate(fingerprint: bytes, cert: Certificate, limits: Limits, verify: bool) -> None:

@@ -23,6 +23,7 @@ from meshkp.membership.config import MembershipConfig
 from meshkp.membership.service import MembershipService
 from meshkp.net.addr import Addr, format_addr
 from meshkp.net.crypto import Keyring
+from meshkp.net.frameauth import FrameAuth
 from meshkp.net.identity import NodeIdentity
 from meshkp.sim.codec import DEFAULT_KEY, make_codec
 from meshkp.sim.loop import SimEventLoop
@@ -125,6 +126,9 @@ class SimCluster:
         self.events: list[Event] = []
         self.listeners: list[Callable[[Event], None]] = []
         self._addrs: dict[str, Addr] = {}
+        # One identity per node id for the whole run: a restarted node keeps its key, as a
+        # real node keeps DATA_DIR/node.key (a new key under a pinned id would be refused).
+        self.identities: dict[str, NodeIdentity] = {}
 
     def __enter__(self) -> SimCluster:
         return self
@@ -162,13 +166,16 @@ class SimCluster:
         if old is not None and not old.crashed:
             raise ValueError(f"{node_id} is running; crash it before restarting")
         process = ProcessClock(self.clock)
-        transport = SimTransport(self.net, addr, make_codec(keys, self.sealed), process,
+        identity = self.identities.setdefault(node_id, NodeIdentity.generate(node_id))
+        # Frames carry the simulated time as their sender's wall time (one clock for all).
+        auth = FrameAuth(identity, wall=self.clock.now)
+        transport = SimTransport(self.net, addr, make_codec(keys, self.sealed, auth), process,
                                  on_resume=process.resume)
         config = MembershipConfig(bind_host=addr[0], gossip_port=addr[1],
                                   join=tuple(format_addr(s) for s in seeds), swim=self.config)
-        service = MembershipService(config, NodeIdentity.generate(node_id), Keyring(keys),
+        service = MembershipService(config, identity, Keyring(keys),
                                     clock=process, transport=transport,
-                                    rng=random.Random(self.rng.getrandbits(64)))
+                                    rng=random.Random(self.rng.getrandbits(64)), auth=auth)
 
         def record(member: MemberInfo, old: Status | None, new: Status) -> None:
             self.record(Event(self.clock.now(), node_id, member.node_id, old, new))

@@ -15,6 +15,7 @@ import msgpack
 
 from meshkp.errors import DecryptError, FrameTooLarge, WireError
 from meshkp.net.crypto import KEY_ID_BYTES, SEAL_OVERHEAD, Keyring
+from meshkp.net.frameauth import AUTH_BYTES, FrameAuth
 from meshkp.net.wire import WIRE_VERSION, Frame, decode_frame, encode_frame
 from meshkp.swim.fields import packb
 from meshkp.swim.messages import Message, decode_message
@@ -39,19 +40,31 @@ class Codec(Protocol):
 
 
 class SealedFrames:
-    """The production path: meshkp.net.wire frames sealed by a meshkp.net.crypto Keyring."""
+    """The production path: meshkp.net.wire frames signed by the node's FrameAuth (when given)
+    and sealed by a meshkp.net.crypto Keyring."""
 
-    def __init__(self, keys: Sequence[bytes]) -> None:
+    def __init__(self, keys: Sequence[bytes], auth: FrameAuth | None = None) -> None:
         self._keyring = Keyring(keys)
+        self._channel = auth.channel() if auth is not None else None
 
     def pack(self, message: Message, limit: int) -> bytes:
-        frame = encode_frame(Frame(message.TYPE, message.to_map()), limit - SEAL_OVERHEAD)
-        return self._keyring.seal(frame)
+        if self._channel is None:
+            frame = encode_frame(Frame(message.TYPE, message.to_map()), limit - SEAL_OVERHEAD)
+            return self._keyring.seal(frame)
+        frame = encode_frame(Frame(message.TYPE, message.to_map(), self._channel.node_id),
+                             limit - SEAL_OVERHEAD - AUTH_BYTES)
+        return self._keyring.seal(self._channel.sign(frame))
 
     def unpack(self, data: bytes, limit: int) -> Message:
         if len(data) > limit:
             raise FrameTooLarge(f"sealed frame is {len(data)} bytes, bound is {limit}")
-        frame = decode_frame(self._keyring.open(data), limit - SEAL_OVERHEAD)
+        plain = self._keyring.open(data)
+        if self._channel is None:
+            frame = decode_frame(plain, limit - SEAL_OVERHEAD)
+        else:
+            body, stamp = self._channel.verify(plain)
+            frame = self._channel.admit(decode_frame(body, limit - SEAL_OVERHEAD - AUTH_BYTES),
+                                        stamp)
         return decode_message(frame.type, frame.body)
 
     def seal(self, plaintext: bytes) -> bytes:
@@ -93,6 +106,7 @@ class TaggedFrames:
         return self._tags[0] + self._codec_pad + plaintext
 
 
-def make_codec(keys: Sequence[bytes], sealed: bool = True) -> Codec:
-    """The production sealing (SealedFrames), or the cipher-free TaggedFrames of equal sizes."""
-    return SealedFrames(keys) if sealed else TaggedFrames(keys)
+def make_codec(keys: Sequence[bytes], sealed: bool = True, auth: FrameAuth | None = None) -> Codec:
+    """The production sealing (SealedFrames, signed with `auth`), or the cipher-free
+    TaggedFrames of equal sizes (without frame signatures: statements are still signed)."""
+    return SealedFrames(keys, auth) if sealed else TaggedFrames(keys)

@@ -168,8 +168,18 @@ class SimNetwork:
             self._schedule(src, dst, data)
 
     def inject(self, src: Addr, dst: Addr, data: bytes) -> None:
-        """Deliver raw datagram bytes as if `src` had sent them (forgery, fuzzing)."""
+        """Deliver raw datagram bytes as if `src` had sent them (forgery, fuzzing, replay)."""
         self._schedule(src, dst, data)
+
+    def inject_tcp(self, src: Addr, dst: Addr, data: bytes) -> None:
+        """Deliver raw bytes as a TCP request from `src` (forged push-pulls); the reply is lost."""
+        def serve() -> None:
+            server = self._hosts.get(dst)
+            request = self._open(server, data, TCP_FRAME_BYTES) if server is not None else None
+            if server is not None and request is not None:
+                server.endpoint.on_tcp_request(src, request)
+
+        self.clock.call_later(self._latency(), serve)
 
     def _latency(self) -> float:
         return self.delay + (self.rng.uniform(0, self.jitter) if self.jitter else 0.0)

@@ -36,6 +36,9 @@ MAX_COMPOUND_PARTS = 255
 # Push-pull carries the whole table: 10,000 members is ~1 MB, far above any planned mesh, and
 # stops a peer from making us allocate an unbounded list.
 MAX_PUSH_PULL_MEMBERS = 10_000
+# Ed25519 public keys and signatures carried by membership statements (empty: not signed yet).
+PUBLIC_KEY_BYTES = 32
+SIGNATURE_BYTES = 64
 # Delegate state in push-pull (replication summary); memberlist caps push state at 20 MB.
 MAX_USER_STATE_BYTES = 16 * 1024 * 1024
 
@@ -103,6 +106,17 @@ def check_meta(v: Any, where: str) -> dict[str, str]:
     if meta and len(packb(meta)) > MAX_META_BYTES:
         raise WireError(f"{where}: meta exceeds {MAX_META_BYTES} bytes")
     return meta
+
+
+def check_proof(v: Any, what: str, where: str, size: int) -> bytes:
+    """A key or signature: bytes of exactly `size`, or empty (a statement not signed yet)."""
+    if not isinstance(v, bytes) or len(v) not in (0, size):
+        raise WireError(f"{where}: {what} must be {size} bytes (or empty)")
+    return v
+
+
+def get_proof(m: Mapping[str, Any], key: str, where: str, size: int) -> bytes:
+    return check_proof(get_field(m, key, where), key, where, size)
 
 
 def check_status(v: Any, where: str) -> Status:

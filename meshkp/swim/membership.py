@@ -74,6 +74,7 @@ class SwimStats:
     acks_mismatched: int = 0
     push_pulls_truncated: int = 0
     incarnation_jumps_refused: int = 0
+    members_refused: int = 0  # new members not admitted: the table is full (max_members)
 
 
 class Membership:
@@ -118,8 +119,8 @@ class Membership:
         return self._seq_epoch | self._seq
 
     def local_alive(self) -> Alive:
-        m = self.local
-        return Alive(m.node_id, m.addr, m.incarnation, m.meta)
+        """Our Alive at our incarnation (unsigned: the driver signs it on the way out)."""
+        return self.local.alive()
 
     # --- outgoing frames ----------------------------------------------------------------------
 
@@ -159,7 +160,11 @@ class Membership:
             return
         m = self.table.get(a.node)
         if m is None:
-            m = Member(a.node, a.addr, a.incarnation, Status.ALIVE, dict(a.meta), now)
+            if len(self.table) >= self.config.max_members:
+                self._refuse_member(a.node)
+                return
+            m = Member(a.node, a.addr, a.incarnation, Status.ALIVE, dict(a.meta), now,
+                       a.key, a.sig)
             self.table.add(m, self._rng)
             self.queue.queue(a.node, a)
             self._changed(m, None, out)
@@ -189,9 +194,21 @@ class Membership:
         self.queue.queue(a.node, a)
         changed = dict(a.meta) != dict(m.meta) or a.addr != m.addr
         m.incarnation, m.meta, m.addr = a.incarnation, dict(a.meta), a.addr
+        m.key, m.proof = a.key, a.sig
         old = self.table.set_status(m, Status.ALIVE, now)
         if old != Status.ALIVE or changed:
             self._changed(m, old, out)
+
+    def _refuse_member(self, node: str) -> None:
+        """A new member beyond max_members: dropped and counted (logged at the first of a run).
+
+        Without the bound, 10,050 forged alives by one key holder made a table no push-pull
+        could carry, so new nodes could not join (red-team finding 6).
+        """
+        self.stats.members_refused += 1
+        if self.stats.members_refused % 1000 == 1:
+            log.warning("event=member_refused node=%r reason=member_table_full max_members=%d "
+                        "refused=%d", node, self.config.max_members, self.stats.members_refused)
 
     def _accused(self, node: str, incarnation: int) -> Member | None:
         """The member a Suspect or Dead about (node, incarnation) applies to; None if unknown or stale.
@@ -274,7 +291,7 @@ class Membership:
         # A leave upgrades DEAD to LEFT: the node's own word beats our failure detector.
         self.suspicions.pop(msg.node, None)
         self.queue.queue(msg.node, msg)
-        m.incarnation = msg.incarnation
+        m.incarnation, m.proof = msg.incarnation, msg.sig
         old = self.table.set_status(m, Status.LEFT, now)
         self._changed(m, old, out)
 
@@ -294,9 +311,10 @@ class Membership:
     def _merge(self, records: Iterable[MemberRecord], now: float, out: list[Effect]) -> None:
         for r in records:
             if r.status == Status.ALIVE:
-                self.on_alive(Alive(r.node, r.addr, r.incarnation, r.meta), now, out)
+                self.on_alive(Alive(r.node, r.addr, r.incarnation, r.meta, r.key, r.sig), now,
+                              out)
             elif r.status == Status.LEFT:
-                self.on_leave(Leave(r.node, r.incarnation), now, out)
+                self.on_leave(Leave(r.node, r.incarnation, r.sig), now, out)
             elif r.node in self.suspicions:
                 # A suspicion we already time is not independent evidence: memberlist counts it
                 # as our own confirmation, which shortens the timer for nothing.

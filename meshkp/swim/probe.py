@@ -15,7 +15,7 @@ from meshkp.net.addr import Addr
 from meshkp.swim.config import SwimConfig
 from meshkp.swim.effects import Effect
 from meshkp.swim.membership import Membership
-from meshkp.swim.messages import Ack, Alive, Message, Nack, Ping, PingReq, Suspect
+from meshkp.swim.messages import Ack, Message, Nack, Ping, PingReq, Suspect
 from meshkp.swim.state import Member
 from meshkp.swim.types import Status
 
@@ -166,7 +166,7 @@ class FailureDetector:
         primary: list[Message] = [answer]
         target = self.ms.table.get(relay.target)
         if target is not None and target.status == Status.ALIVE:
-            primary.append(Alive(target.node_id, target.addr, target.incarnation, target.meta))
+            primary.append(target.alive())
         return self.ms.packet(relay.requester, primary)
 
     def _ping_req(self, target: Member, seq: int, out: list[Effect], helpers: int) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from meshkp.net.addr import Addr
-from meshkp.swim.messages import MemberRecord
+from meshkp.swim.messages import Alive, MemberRecord
 from meshkp.swim.types import MemberInfo, Status
 
 
@@ -27,12 +27,22 @@ class Member:
     status: Status
     meta: Mapping[str, str]
     state_change: float  # when `status` last changed (seconds, our clock)
+    # The member's public key and its signature of the statement behind our view (its Alive
+    # while alive, its Leave once left), relayed unchanged; empty for ourselves (signed on
+    # the way out) and for members whose statement we have not heard signed.
+    key: bytes = b""
+    proof: bytes = b""
 
     def info(self) -> MemberInfo:
         return MemberInfo(self.node_id, self.addr, self.incarnation, self.status, dict(self.meta))
 
     def record(self) -> MemberRecord:
-        return MemberRecord(self.node_id, self.addr, self.incarnation, self.status, self.meta)
+        return MemberRecord(self.node_id, self.addr, self.incarnation, self.status, self.meta,
+                            self.key, self.proof)
+
+    def alive(self) -> Alive:
+        """The member's own Alive at its current incarnation (as it signed it, for relaying)."""
+        return Alive(self.node_id, self.addr, self.incarnation, self.meta, self.key, self.proof)
 
     @property
     def gone(self) -> bool:

@@ -20,6 +20,8 @@ import pytest
 from meshkp.errors import PeerUnreachable, WireError
 from meshkp.net.codec import SealedCodec
 from meshkp.net.crypto import Keyring, generate_key, load_keyring
+from meshkp.net.frameauth import FrameAuth
+from meshkp.net.identity import NodeIdentity
 from meshkp.net.stats import NetStats
 from meshkp.net.tcp import TcpTransport
 from meshkp.net.wire import Frame
@@ -230,8 +232,9 @@ def test_7_garbage_and_oversized_batches_are_dropped_counted_and_not_stored(tmp_
 
 async def _attack(keyring: Keyring, addr: tuple[str, int]) -> dict[str, str]:
     out: dict[str, str] = {}
-    good = SealedCodec(keyring, 8 * 1024 * 1024)
-    wrong = SealedCodec(Keyring([generate_key()]), 8 * 1024 * 1024)
+    auth = FrameAuth(NodeIdentity.generate("attacker"))
+    good = SealedCodec(keyring, 8 * 1024 * 1024, auth=auth)
+    wrong = SealedCodec(Keyring([generate_key()]), 8 * 1024 * 1024, auth=auth)
     valid_record = record(1).encode()
     garbage = b"\x95\x01\xc4\x14" + bytes(20) + b"\xc4\x02\xff\xff\x80\xc0"
     batch = Frame(PushBatch.TYPE, PushBatch((valid_record, garbage)).to_map())

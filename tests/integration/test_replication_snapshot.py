@@ -20,6 +20,8 @@ import msgpack
 from bench.keygen import generate_key
 from meshkp.net.codec import SealedCodec
 from meshkp.net.crypto import load_keyring
+from meshkp.net.frameauth import FrameAuth
+from meshkp.net.identity import NodeIdentity
 from meshkp.net.stats import NetStats
 from meshkp.net.tcp import TcpTransport
 from meshkp.net.wire import TCP_FRAME_BYTES, Frame
@@ -113,7 +115,8 @@ class GarbagePeer:
         self._thread.join(10)
 
     async def _serve(self) -> None:
-        codec = SealedCodec(load_keyring(self.key_file), TCP_FRAME_BYTES + 4096)
+        codec = SealedCodec(load_keyring(self.key_file), TCP_FRAME_BYTES + 4096,
+                            auth=FrameAuth(NodeIdentity.generate()))
         server = TcpTransport(("127.0.0.1", self.port), codec, self._answer, NetStats())
         await server.start()
         self._ready.set()

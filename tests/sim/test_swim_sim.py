@@ -18,6 +18,7 @@ from meshkp.swim.formulas import suspicion_max_timeout, suspicion_timeout
 from meshkp.swim.messages import Suspect
 from meshkp.swim.types import Status
 from tests.sim.conftest import MakeCluster
+from tests.sim.forger import Forger
 
 LAN = SwimConfig.lan()
 
@@ -185,10 +186,11 @@ def test_garbage_frames_are_dropped_counted_and_harmless(sim: MakeCluster) -> No
 def test_a_forged_suspicion_at_the_wire_maximum_cuts_nobody_out(sim: MakeCluster) -> None:
     # Red-team finding 1: one Suspect(n1, 2**63 - 1) made n1 refute to 2**63, which every peer
     # dropped as undecodable, so n1 was held dead for ever.
+    # Now the accuser must sign it: a key holder with an identity of its own does, in its name.
     cluster = started(sim, 3, seed=12)
     target = cluster.nodes["node-1"]
-    codec = cluster.net.codec_of(target.addr)
-    forged = codec.pack(Suspect("node-1", MAX_COUNTER, "node-0"), LAN.udp_frame_bytes)
+    mallory = Forger(cluster.clock.now)
+    forged = mallory.frame(Suspect("node-1", MAX_COUNTER, "mallory"), LAN.udp_frame_bytes)
     cluster.net.inject(cluster.nodes["node-0"].addr, target.addr, forged)
     cluster.run(60.0)  # long enough for any suspicion of node-1 to run out
     assert target.swim.incarnation < MAX_COUNTER

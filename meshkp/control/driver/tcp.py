@@ -3,8 +3,9 @@
 A dedicated listener, so that a heartbeat never queues behind a multi-MB replication batch:
 its address is announced in the member meta as "control" = "host:port", and peers' addresses
 come from the same meta (`resolve`). Frames carry only control types (60-69); the sender's id
-rides in the frame, authenticated by the keyring. Every message is one frame sent without a
-reply (Raft's replies are messages of their own), each on its own task: `send` never blocks.
+rides in the frame, proven by its signature (meshkp/net/frameauth.py). Every message is one
+frame sent without a reply (Raft's replies are messages of their own), each on its own task:
+`send` never blocks.
 A peer that is slow or gone costs at most MAX_INFLIGHT_PER_PEER pending sends; more are
 dropped, which Raft tolerates (it resends on the next heartbeat).
 """
@@ -20,6 +21,7 @@ from meshkp.errors import ConfigError, MeshkpError, WireError
 from meshkp.net.addr import Addr, format_addr, parse_hostport
 from meshkp.net.codec import SealedCodec
 from meshkp.net.crypto import Keyring
+from meshkp.net.frameauth import FrameAuth
 from meshkp.net.stats import NetStats
 from meshkp.net.tcp import TcpLimits, TcpTransport
 from meshkp.net.wire import Frame
@@ -48,12 +50,12 @@ def control_addr(meta: dict[str, str] | None) -> Addr | None:
 class TcpControlTransport:
     """A ControlTransport over TCP; `receive` gets what arrives (set before start)."""
 
-    def __init__(self, bind: Addr, keyring: Keyring, node_id: str, resolve: Resolve,
+    def __init__(self, bind: Addr, keyring: Keyring, auth: FrameAuth, resolve: Resolve,
                  stats: NetStats | None = None, limits: TcpLimits | None = None) -> None:
         self.limits = limits or TcpLimits(io_timeout=SEND_TIMEOUT * 4, max_outbound=128)
         self.stats = stats or NetStats()
-        codec = SealedCodec(keyring, self.limits.frame_bytes, is_control_type)
-        self.transport = TcpTransport(bind, codec, self._on_frame, self.stats, self.limits, node_id)
+        codec = SealedCodec(keyring, self.limits.frame_bytes, is_control_type, auth=auth)
+        self.transport = TcpTransport(bind, codec, self._on_frame, self.stats, self.limits)
         self.resolve = resolve
         self.receive: Receive | None = None
         self.sent = 0

@@ -114,6 +114,7 @@ KEYS: tuple[Key, ...] = (
     Key("cluster.data_dir", FilePath(), "node.data_dir", flag="--data-dir"),
     Key("cluster.key_file", FilePath(), "node.cluster_key_file", flag="--cluster-key-file"),
     Key("cluster.name", Text(), "membership.cluster_name", flag="--cluster-name", mesh_only=True),
+    Key("cluster.max_clock_skew", Duration(), "node.max_clock_skew_s"),
     # [cluster.consensus]: the control plane's Raft timers, named as hashicorp/raft names them.
     Key("cluster.consensus.algorithm", Choice(("raft",)), "consensus.algorithm", mesh_only=True),
     Key("cluster.consensus.profile", Choice(("lan", "local")), "consensus.profile",

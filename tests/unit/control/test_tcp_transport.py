@@ -9,6 +9,8 @@ from meshkp.control.driver.tcp import TcpControlTransport, control_addr
 from meshkp.control.raft.messages import Message
 from meshkp.net.addr import Addr
 from meshkp.net.crypto import Keyring, generate_key
+from meshkp.net.frameauth import FrameAuth
+from meshkp.net.identity import NodeIdentity
 
 
 def test_messages_reach_the_peer_named_by_id_with_the_sender_id() -> None:
@@ -16,8 +18,10 @@ def test_messages_reach_the_peer_named_by_id_with_the_sender_id() -> None:
         keyring = Keyring([generate_key()])
         addrs: dict[str, Addr] = {}
         got: list[tuple[str, Message]] = []
-        a = TcpControlTransport(("127.0.0.1", 0), keyring, "a", addrs.get)
-        b = TcpControlTransport(("127.0.0.1", 0), keyring, "b", addrs.get)
+        a = TcpControlTransport(("127.0.0.1", 0), keyring, FrameAuth(NodeIdentity.generate("a")),
+                                addrs.get)
+        b = TcpControlTransport(("127.0.0.1", 0), keyring, FrameAuth(NodeIdentity.generate("b")),
+                                addrs.get)
         b.receive = lambda sender, m: got.append((sender, m))
         addrs["a"], addrs["b"] = await a.start(), await b.start()
         try:
@@ -42,8 +46,10 @@ def test_a_peer_with_another_key_gets_nothing_through() -> None:
     async def scenario() -> None:
         addrs: dict[str, Addr] = {}
         got: list[Message] = []
-        a = TcpControlTransport(("127.0.0.1", 0), Keyring([generate_key()]), "a", addrs.get)
-        b = TcpControlTransport(("127.0.0.1", 0), Keyring([generate_key()]), "b", addrs.get)
+        a = TcpControlTransport(("127.0.0.1", 0), Keyring([generate_key()]),
+                                FrameAuth(NodeIdentity.generate("a")), addrs.get)
+        b = TcpControlTransport(("127.0.0.1", 0), Keyring([generate_key()]),
+                                FrameAuth(NodeIdentity.generate("b")), addrs.get)
         b.receive = lambda _s, m: got.append(m)
         addrs["b"] = await b.start()
         await a.start()

@@ -7,6 +7,8 @@ import asyncio
 from meshkp.net.addr import Addr
 from meshkp.net.codec import SealedCodec
 from meshkp.net.crypto import Keyring, generate_key
+from meshkp.net.frameauth import FrameAuth
+from meshkp.net.identity import NodeIdentity
 from meshkp.net.stats import NetStats
 from meshkp.net.tcp import TcpLimits, TcpTransport
 from meshkp.net.wire import Frame
@@ -22,7 +24,7 @@ def server(key: bytes, limits: TcpLimits | None = None) -> tuple[TcpTransport, l
         peers.append(addr)
         return Frame(1, {"echo": frame.body})
 
-    codec = SealedCodec(Keyring([key]), TcpLimits().frame_bytes)
+    codec = SealedCodec(Keyring([key]), TcpLimits().frame_bytes, auth=FrameAuth(NodeIdentity.generate()))
     return TcpTransport(LOOP, codec, echo, NetStats(), limits), peers
 
 
@@ -30,7 +32,7 @@ def keeping_client(key: bytes) -> TcpTransport:
     async def no_requests(addr: Addr, frame: Frame) -> Frame | None:
         return None
 
-    codec = SealedCodec(Keyring([key]), TcpLimits().frame_bytes)
+    codec = SealedCodec(Keyring([key]), TcpLimits().frame_bytes, auth=FrameAuth(NodeIdentity.generate()))
     return TcpTransport(LOOP, codec, no_requests, NetStats(), keep_alive=True)
 
 

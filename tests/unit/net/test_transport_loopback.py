@@ -10,6 +10,8 @@ from meshkp.errors import FrameTooLarge, PeerUnreachable, WireError
 from meshkp.net.addr import Addr
 from meshkp.net.codec import SealedCodec
 from meshkp.net.crypto import Keyring, generate_key
+from meshkp.net.frameauth import FrameAuth
+from meshkp.net.identity import NodeIdentity
 from meshkp.net.stats import NetStats
 from meshkp.net.tcp import TcpLimits, TcpTransport
 from meshkp.net.udp import UdpTransport
@@ -37,9 +39,14 @@ class Inbox:
                 await self.arrived.wait()
 
 
+def auth_as(node_id: str) -> FrameAuth:
+    """A fresh identity named node_id, signing the frames of one test transport."""
+    return FrameAuth(NodeIdentity.generate(node_id))
+
+
 def udp(keyring: Keyring, inbox: Inbox, stats: NetStats, sender: str) -> UdpTransport:
-    codec = SealedCodec(keyring, UDP_DATAGRAM_BYTES, KNOWN.__contains__)
-    return UdpTransport(LOOP, codec, inbox, stats, sender_id=sender)
+    codec = SealedCodec(keyring, UDP_DATAGRAM_BYTES, KNOWN.__contains__, auth=auth_as(sender))
+    return UdpTransport(LOOP, codec, inbox, stats)
 
 
 async def settle(stats: NetStats, count: int) -> None:
@@ -68,7 +75,7 @@ async def test_udp_delivers_good_frames_and_counts_every_bad_one() -> None:
         intruder.send(b_addr, Frame(1, {"seq": 666}))  # wrong cluster key
         raw.sendto(b"\x00" * 60, b_addr)  # garbage
         raw.sendto(b"\x00" * (UDP_DATAGRAM_BYTES + 1), b_addr)  # oversize
-        raw.sendto(Keyring([key]).seal(b"\x01\x01\xc1"), b_addr)  # right key, bad msgpack
+        raw.sendto(Keyring([key]).seal(b"\x02\x01\xc1"), b_addr)  # right key, no signed trailer
         a.send(b_addr, Frame(9, {}))  # type nobody handles
         a.send(b_addr, Frame(2, {"boom": True}))  # handler raises
         await settle(b_stats, 6)
@@ -115,18 +122,20 @@ def tcp_pair(
         return Frame(1, {"echo": frame.body})
 
     stats = NetStats()
-    codec = SealedCodec(Keyring([key]), (limits or TcpLimits()).frame_bytes, KNOWN.__contains__)
-    return TcpTransport(LOOP, codec, echo, stats, limits, sender_id="srv"), stats, seen
+    codec = SealedCodec(Keyring([key]), (limits or TcpLimits()).frame_bytes, KNOWN.__contains__,
+                        auth=auth_as("srv"))
+    return TcpTransport(LOOP, codec, echo, stats, limits), stats, seen
 
 
 def client(key: bytes) -> tuple[TcpTransport, NetStats]:
     stats = NetStats()
-    codec = SealedCodec(Keyring([key]), TcpLimits().frame_bytes, KNOWN.__contains__)
+    codec = SealedCodec(Keyring([key]), TcpLimits().frame_bytes, KNOWN.__contains__,
+                        auth=auth_as("cli"))
 
     async def no_requests(addr: Addr, frame: Frame) -> Frame | None:
         return None
 
-    return TcpTransport(LOOP, codec, no_requests, stats, sender_id="cli"), stats
+    return TcpTransport(LOOP, codec, no_requests, stats), stats
 
 
 async def raw_exchange(addr: Addr, payload: bytes) -> bytes:
@@ -175,7 +184,7 @@ async def test_tcp_bad_frames_are_counted_and_close_the_connection() -> None:
         # Truncated frame then silence: cut off by io_timeout.
         assert await raw_exchange(addr, (100).to_bytes(4, "big") + b"abc") == b""
         # Handler raising.
-        boom = Keyring([key]).seal(b"\x01\x01\x81\xa4boom\xc3")
+        boom = SealedCodec(Keyring([key]), 4096, auth=auth_as("boomer")).pack(Frame(1, {"boom": True}))
         assert await raw_exchange(addr, len(boom).to_bytes(4, "big") + boom) == b""
         await settle(stats, 5)
         assert stats.dropped == {

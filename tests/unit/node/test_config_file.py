@@ -63,6 +63,7 @@ EXPLICIT = {
     "cluster.key_file": ('"/etc/meshkp/cluster.key"',
                          lambda c: c.cluster_key_file == Path("/etc/meshkp/cluster.key")),
     "cluster.name": ('"prod"', lambda c: c.membership.cluster_name == "prod"),
+    "cluster.max_clock_skew": ('"1m"', lambda c: c.max_clock_skew_s == 60),
     "cluster.consensus.algorithm": ('"raft"', None),
     "cluster.consensus.profile": ('"local"', lambda c: c.control.learner_stable_time == 2.0),
     "cluster.consensus.heartbeat_timeout": ('"2s"', lambda c: c.control.election_timeout_min == 2.0),

@@ -3,6 +3,7 @@ and stop, port 0, a clear error when the port is taken, and the CLI's command ta
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from pathlib import Path
 
@@ -160,3 +161,19 @@ async def test_a_start_failing_half_way_stops_what_started(tmp_path: Path) -> No
     retry = Node(config(tmp_path))
     await retry.start()
     await retry.stop()
+
+
+async def test_every_transport_of_a_mesh_node_signs_with_one_identity(tmp_path: Path) -> None:
+    """Membership, replication and the control plane share the node's FrameAuth: one key
+    directory, and the configured clock-skew bound."""
+    node = Node(dataclasses.replace(mesh_config(tmp_path), max_clock_skew_s=12.0))
+    await node.start()
+    try:
+        auth = node.frame_auth
+        assert auth is not None and auth.replay.max_skew == 12.0
+        assert node.membership is not None and node.membership.auth is auth
+        assert node.replicator is not None and node.replicator.peer_keys is auth.peers
+        assert node.replicator.identity is node.identity
+    finally:
+        await node.stop()
+    assert node.frame_auth is None

@@ -184,7 +184,7 @@ async def _make_conflict(a: Node, b: Node, index: int, reason: str = "takedown")
     assert a.replicator is not None and b.committer is not None
     updated = base.add(cert, b.node_id)
     await b.committer.run(b.store, joining([updated]), PULLED)  # not pushed: concurrent
-    deleted = base.delete(a.node_id, 1000, reason, "alice")
+    deleted = base.delete(a.node_id, 1000, reason, "alice", a.identity)  # signed, as a.delete does
     await a.committer.run(a.store, joining([deleted]), PULLED)
     await _sync(a, b)
     merged = deleted.join(updated, a.committer.limits)  # type: ignore[union-attr]

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from meshkp.keys.commit import UPLOADED, Committer
 from meshkp.keys.ingest import uploading
 from meshkp.keys.record import KeyRecord
+from meshkp.net.identity import NodeIdentity
+from meshkp.net.peerkeys import PeerKeys
 from meshkp.replication.config import ReplicationConfig
 from meshkp.replication.loopback import LoopbackNetwork
 from meshkp.replication.peers import PeerRef, StaticPeers
@@ -51,13 +53,15 @@ class Mesh:
 
     def __init__(self, n: int, config: ReplicationConfig = FAST, seed: int = 1) -> None:
         self.net = LoopbackNetwork()
+        self.peer_keys = PeerKeys()  # one directory for the mesh: every node knows every key
         self.members: list[Member] = []
         ids = [f"n{i}" for i in range(n)]
         for node_id in ids:
             store = AsyncStore(MemoryStore())
             peers = StaticPeers([PeerRef(other, ("127.0.0.1", 0)) for other in ids if other != node_id])
             rep = Replicator(store, node_id, Committer(LIMITS), config, peers,
-                             self.net.channel(node_id), rng=random.Random(seed + len(self.members)))
+                             self.net.channel(node_id), rng=random.Random(seed + len(self.members)),
+                             identity=NodeIdentity.generate(node_id), peer_keys=self.peer_keys)
             self.net.add(node_id, rep)
             self.members.append(Member(node_id, store, rep))
 

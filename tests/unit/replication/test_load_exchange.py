@@ -10,6 +10,8 @@ import pytest
 
 from meshkp.errors import ReplicationError, WireError
 from meshkp.net.crypto import Keyring, generate_key
+from meshkp.net.frameauth import FrameAuth
+from meshkp.net.identity import NodeIdentity
 from meshkp.net.stats import NetStats
 from meshkp.replication.load import LoadBoard, exchange
 from meshkp.replication.load_wire import MAX_OPS, MAX_REACH, LoadReport, LoadSummary, OpLoad
@@ -84,8 +86,10 @@ class _Peers:
 
 async def test_one_exchange_tells_both_sides() -> None:
     keyring = Keyring([generate_key()])
-    a = ReplicationListener(("127.0.0.1", 0), keyring, "n1", NetStats())
-    b = ReplicationListener(("127.0.0.1", 0), keyring, "n2", NetStats())
+    a = ReplicationListener(("127.0.0.1", 0), keyring,
+                            FrameAuth(NodeIdentity.generate("n1")), NetStats())
+    b = ReplicationListener(("127.0.0.1", 0), keyring,
+                            FrameAuth(NodeIdentity.generate("n2")), NetStats())
     board_a, board_b = LoadBoard(), LoadBoard()
 
     async def on_b(sender: str | None, message: Message) -> Message:

@@ -12,6 +12,7 @@ from meshkp.keys.merkle_index import TOMBSTONES_COUNTER, MerkleIndex
 from meshkp.keys.pool import WorkerPool
 from meshkp.keys.record import KeyRecord
 from meshkp.keys.state import Prepared
+from meshkp.net.identity import NodeIdentity
 from meshkp.replication.prepare import prepare_batch, prepare_records
 from meshkp.store.memory import MemoryStore
 from meshkp.store.protocol import IndexKind, Store
@@ -30,7 +31,7 @@ def _state(store: Store) -> tuple[object, ...]:
 
 
 def _records() -> list[KeyRecord]:
-    deleted = record(5).delete("n1", 9, "spam", "admin")
+    deleted = record(5).delete("n1", 9, "spam", "admin", NodeIdentity.generate("n1"))
     return [record(i) for i in range(5)] + [deleted, with_vv(record(7), n0=1, n2=4)]
 
 

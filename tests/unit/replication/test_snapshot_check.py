@@ -8,9 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshkp.errors import InvalidPeerRecord
+from meshkp.net.identity import NodeIdentity
 from meshkp.replication.snapshot_check import check_snapshot_record
 
 from .helpers import LIMITS, certificate, record
+from .test_forged_push import _moved_proof
 
 
 def test_a_sound_record_passes_with_its_flags() -> None:
@@ -50,3 +52,16 @@ def test_any_mutation_of_a_record_is_either_sound_or_refused(data: st.DataObject
     except InvalidPeerRecord:
         return
     assert fingerprint == msgpack.unpackb(bytes(raw))[1]  # what passed is filed under its key
+
+
+def test_a_copied_tombstone_must_carry_a_delete_proof_as_a_pushed_one_does() -> None:
+    """Finding 10 by the back door: a snapshot peer could copy in a delete no node signed."""
+    unsigned = record(1).delete("node-a", 5, "takedown", "alice")
+    with pytest.raises(InvalidPeerRecord, match="no delete proof"):
+        check_snapshot_record(unsigned.encode(), LIMITS)
+    node_a = NodeIdentity.generate("node-a")
+    moved = _moved_proof(record(2).delete("node-a", 5, "takedown", "alice", node_a), record(1))
+    with pytest.raises(InvalidPeerRecord, match="does not verify"):
+        check_snapshot_record(moved.encode(), LIMITS)
+    signed = record(1).delete("node-a", 5, "takedown", "alice", node_a)
+    assert check_snapshot_record(signed.encode(), LIMITS)[2] is True  # a signed delete copies

@@ -4,6 +4,8 @@ transport put on the wire, not by encoding each message again."""
 from __future__ import annotations
 
 from meshkp.net.crypto import Keyring, generate_key
+from meshkp.net.frameauth import FrameAuth
+from meshkp.net.identity import NodeIdentity
 from meshkp.net.stats import NetStats
 from meshkp.net.tcp import LENGTH_BYTES
 from meshkp.replication.messages import Message, PushAck, PushBatch
@@ -16,8 +18,10 @@ from .helpers import record
 async def test_a_request_is_metered_as_the_bytes_on_the_wire() -> None:
     keyring = Keyring([generate_key()])
     a_stats, b_stats = NetStats(), NetStats()
-    a = ReplicationListener(("127.0.0.1", 0), keyring, "node-a", a_stats)
-    b = ReplicationListener(("127.0.0.1", 0), keyring, "node-b", b_stats)
+    a = ReplicationListener(("127.0.0.1", 0), keyring, FrameAuth(NodeIdentity.generate("node-a")),
+                            a_stats)
+    b = ReplicationListener(("127.0.0.1", 0), keyring, FrameAuth(NodeIdentity.generate("node-b")),
+                            b_stats)
 
     async def ack(_sender: str | None, message: Message) -> Message:
         assert isinstance(message, PushBatch)

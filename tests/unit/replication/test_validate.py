@@ -11,6 +11,7 @@ import pytest
 from meshkp.errors import InvalidPeerRecord
 from meshkp.keys.record import KeyRecord
 from meshkp.limits import Limits
+from meshkp.net.identity import NodeIdentity
 from meshkp.openpgp.certificate import Component
 from meshkp.openpgp.packet import Packet
 from meshkp.replication.validate import parse_peer_record
@@ -65,8 +66,9 @@ def test_limits_bound_what_a_peer_can_store() -> None:
 
 
 def _with_tombstone_hlc(hlc: object) -> bytes:
-    fmt, fp, cert, vv, _ = msgpack.unpackb(record(1).delete("n1", 7, "r", "a").encode())
-    tomb = [vv, hlc, "r", "a"]
+    signed = record(1).delete("n1", 1, "r", "a", NodeIdentity.generate("n1"))
+    fmt, fp, cert, vv, tomb = msgpack.unpackb(signed.encode())
+    tomb[1] = hlc  # the proof signed 1
     return msgpack.packb([fmt, fp, cert, vv, tomb], use_bin_type=True)
 
 

@@ -4,6 +4,10 @@ from collections.abc import Mapping
 
 import pytest
 
+from meshkp.membership.proofs import Proofs
+from meshkp.net.frameauth import FrameAuth
+from meshkp.net.identity import NodeIdentity
+from meshkp.net.stats import NetStats
 from meshkp.sim.codec import DEFAULT_KEY, make_codec
 from meshkp.swim.effects import NullDelegate, SendUdp
 from meshkp.swim.messages import Alive, Dead, Leave, MemberRecord, Ping, PushPull
@@ -109,12 +113,17 @@ def test_every_udp_frame_fits_in_1400_bytes(meta_bytes: int) -> None:
     s = make("a")
     names = [f"member-with-a-long-name-{i:04d}" for i in range(300)]
     meta: Mapping[str, str] = {"pad": "x" * meta_bytes} if meta_bytes else {}
-    for n in names:
-        s.handle(0.0, addr(n), Alive(n, addr(n), 1, meta))
-    codec = make_codec([DEFAULT_KEY])  # the real sealed frame: 44 bytes of crypto overhead
+    for n in names:  # as each member signed it: a 32-byte key and a 64-byte signature
+        s.handle(0.0, addr(n), Alive(n, addr(n), 1, meta, bytes(32), bytes(64)))
+    # The real frame: signed (120 bytes and the sender id) and sealed (44 bytes), with our own
+    # statements signed by the driver on the way out.
+    identity = NodeIdentity.generate("a")
+    auth = FrameAuth(identity)
+    codec = make_codec([DEFAULT_KEY], auth=auth)
+    proofs = Proofs(identity, auth.peers, NetStats())
     frames = [e for e in run(s, 3.0, alive=names) if isinstance(e, SendUdp)]
     assert len(frames) > 20
-    sizes = [len(codec.pack(e.message, 10_000)) for e in frames]
+    sizes = [len(codec.pack(proofs.sign(e.message), 10_000)) for e in frames]
     assert max(sizes) <= 1400
     assert max(sizes) > 1200  # and they are actually packed, not one message per frame
 

@@ -9,8 +9,9 @@ from meshkp.net.wire import TCP_FRAME_BYTES, Frame, decode_frame, encode_frame
 from meshkp.swim.config import SwimConfig
 from meshkp.swim.effects import NullDelegate
 from meshkp.swim.fields import MAX_PUSH_PULL_MEMBERS
-from meshkp.swim.messages import Alive, Leave, PushPull, decode_message
+from meshkp.swim.messages import Alive, Leave, MemberRecord, PushPull, decode_message
 from meshkp.swim.protocol import Swim
+from meshkp.swim.pushpull import bounded_push_pull
 from meshkp.swim.types import Status
 
 from .helpers import addr
@@ -41,14 +42,30 @@ def test_a_state_larger_than_a_frame_is_dropped_and_counted() -> None:
 
 
 def test_a_table_over_the_member_bound_is_cut_keeping_ourselves_and_the_living() -> None:
-    s = Swim(SwimConfig.lan(), "a", addr("a"), 0.0, rng=random.Random(1))
-    n = MAX_PUSH_PULL_MEMBERS + 50  # the red team's flood of forged alives
-    for i in range(n):
-        s.handle(0.0, addr("x"), Alive(f"m{i}", (f"10.{i // 250 % 250}.{i % 250}.1", 7946), 1, {}))
-    for i in range(40):  # left members are the first to go (51 are cut)
-        s.handle(0.0, addr("x"), Leave(f"m{i}", 1))
-    sent = over_the_wire(s.local_push_pull(join=True, reply=True))
+    # A member table is bounded by swim.max_members (at most MAX_PUSH_PULL_MEMBERS), so only
+    # bounded_push_pull itself can be handed more rows than a push-pull carries.
+    n = MAX_PUSH_PULL_MEMBERS + 50
+    rows = [MemberRecord(f"m{i}", (f"10.{i // 250 % 250}.{i % 250}.1", 7946), 1,
+                         Status.LEFT if i < 40 else Status.ALIVE, {}) for i in range(n)]
+    rows.append(MemberRecord("a", addr("a"), 1, Status.ALIVE, {}))
+    message, trim = bounded_push_pull("a", True, True, rows, b"")
+    sent = over_the_wire(message)  # left members are the first to go (51 are cut)
     assert len(sent.members) == MAX_PUSH_PULL_MEMBERS
     assert sent.members[0].node == "a"
     assert all(r.status == Status.ALIVE for r in sent.members)
-    assert s.stats.push_pulls_truncated == 1
+    assert trim.members_cut == 51
+
+
+def test_a_flood_of_new_members_stops_at_the_member_bound() -> None:
+    """Red-team finding 6: 10,050 alives for fake ids made 10,053 members and stopped joins."""
+    config = SwimConfig.lan()
+    s = Swim(config, "a", addr("a"), 0.0, rng=random.Random(1))
+    for i in range(MAX_PUSH_PULL_MEMBERS + 50):
+        s.handle(0.0, addr("x"), Alive(f"m{i}", (f"10.{i // 250 % 250}.{i % 250}.1", 7946), 1, {}))
+    assert len(s.members()) == config.max_members
+    assert s.stats.members_refused == MAX_PUSH_PULL_MEMBERS + 50 - (config.max_members - 1)
+    sent = over_the_wire(s.local_push_pull(join=True, reply=True))
+    assert len(sent.members) == config.max_members and s.stats.push_pulls_truncated == 0
+    # Known members still change state: the bound refuses only newcomers.
+    s.handle(1.0, addr("x"), Leave("m0", 1))
+    assert s.member("m0").status == Status.LEFT  # type: ignore[union-attr]

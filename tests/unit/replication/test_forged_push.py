@@ -1,0 +1,158 @@
+"""Replication pushes by a cluster-key holder, over real TCP on 127.0.0.1 (issue 12): a push in
+another node's name is dropped and counted, a tombstone no node signed is refused, nothing is
+written; a push (or a delete) in the pusher's own name is logged with that name."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from meshkp.errors import PeerUnreachable
+from meshkp.keys.commit import Committer
+from meshkp.keys.record import KeyRecord
+from meshkp.net.codec import SealedCodec
+from meshkp.net.crypto import Keyring, generate_key
+from meshkp.net.frameauth import FrameAuth
+from meshkp.net.identity import NodeIdentity
+from meshkp.net.stats import NetStats
+from meshkp.net.tcp import LENGTH_BYTES
+from meshkp.net.wire import Frame
+from meshkp.replication.messages import PushAck, PushBatch, SyncError
+from meshkp.replication.peers import PeerRef, StaticPeers
+from meshkp.replication.replicator import Replicator
+from meshkp.replication.transport import ReplicationListener
+from meshkp.store.executor import AsyncStore
+from meshkp.store.memory import MemoryStore
+
+from .helpers import FAST, LIMITS, certificate, record
+
+
+async def test_a_push_as_another_node_is_dropped_and_changes_nothing(
+        caplog: pytest.LogCaptureFixture) -> None:
+    keyring = Keyring([generate_key()])
+    store = AsyncStore(MemoryStore())
+    b_stats = NetStats()
+    b = ReplicationListener(("127.0.0.1", 0), keyring, FrameAuth(NodeIdentity.generate("node-b")),
+                            b_stats)
+    rep = Replicator(store, "node-b", Committer(LIMITS), FAST, StaticPeers([]), b.channel)
+    b.handler = rep.handle
+    # node-a is a member: B has its key (pinned with its first frame). Mallory holds the
+    # cluster key, an identity of her own, and signs a frame that claims node-a's id.
+    a = ReplicationListener(("127.0.0.1", 0), keyring, FrameAuth(NodeIdentity.generate("node-a")),
+                            NetStats())
+    as_a = ReplicationListener(("127.0.0.1", 0), keyring,
+                               FrameAuth(NodeIdentity.generate("node-a")), NetStats())
+    mallory = ReplicationListener(("127.0.0.1", 0), keyring,
+                                  FrameAuth(NodeIdentity.generate("mallory")), NetStats())
+    await b.start()
+    try:
+        peer = PeerRef("node-b", b.transport.local_addr)
+        ack = await a.channel.request(peer, PushBatch((record(1).encode(),)), 5.0)
+        assert isinstance(ack, PushAck)
+        with pytest.raises(PeerUnreachable):  # dropped: no reply, the connection is closed
+            await as_a.channel.request(peer, PushBatch((record(2).encode(),)), 5.0)
+        assert b_stats.dropped[("tcp", "identity")] == 1
+        assert await store.get(certificate(2).fingerprint) is None
+        # In her own name the push is accepted, and the log names her, not node-a.
+        caplog.set_level(logging.DEBUG)
+        await mallory.channel.request(peer, PushBatch((record(3).encode(),)), 5.0)
+        assert await store.get(certificate(3).fingerprint) is not None
+        assert any("event=push_received peer=mallory records=1 changed=1" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        await rep.stop()
+        await b.stop()
+        await store.close()
+
+
+async def test_a_forged_tombstone_deletes_nothing_and_a_signed_one_names_its_node(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Red-team finding 10: one forged tombstone push deleted a key everywhere, no admin token."""
+    keyring = Keyring([generate_key()])
+    store = AsyncStore(MemoryStore())
+    b_auth = FrameAuth(NodeIdentity.generate("node-b"))
+    b = ReplicationListener(("127.0.0.1", 0), keyring, b_auth, NetStats())
+    rep = Replicator(store, "node-b", Committer(LIMITS), FAST, StaticPeers([]), b.channel,
+                     identity=b_auth.identity, peer_keys=b_auth.peers)
+    b.handler = rep.handle
+    real_a = NodeIdentity.generate("node-a")
+    b_auth.peers.bind("node-a", real_a.public_key)  # node-a is a member B knows
+    mallory_id = NodeIdentity.generate("mallory")
+    mallory = ReplicationListener(("127.0.0.1", 0), keyring, FrameAuth(mallory_id), NetStats())
+    await b.start()
+    try:
+        peer = PeerRef("node-b", b.transport.local_addr)
+        await mallory.channel.request(peer, PushBatch((record(1).encode(),)), 5.0)
+        fp = certificate(1).fingerprint
+
+        def stored() -> KeyRecord:
+            data = store.store.get(fp)
+            assert data is not None
+            return KeyRecord.decode(data)
+
+        assert not stored().deleted
+        forgeries = [
+            record(1).delete("node-a", 5, "takedown", "alice"),  # no proof at all
+            # signed by a key of her own in node-a's name
+            record(1).delete("node-a", 5, "takedown", "alice", NodeIdentity.generate("node-a")),
+            # node-a's genuine proof of another key's delete, moved onto this one
+            _moved_proof(record(2).delete("node-a", 5, "takedown", "alice", real_a), record(1)),
+        ]
+        for forged in forgeries:
+            reply = await mallory.channel.request(peer, PushBatch((forged.encode(),)), 5.0)
+            assert isinstance(reply, SyncError), reply
+            assert not stored().deleted
+        assert rep.counters.batches_rejected == len(forgeries)
+        # In her own name (she holds an identity of her own, as a compromised node would), the
+        # delete stands, and the log and the tombstone name her, not "alice"'s node.
+        caplog.set_level(logging.INFO)
+        own = record(1).delete("mallory", 6, "takedown", "alice", mallory_id)
+        assert isinstance(await mallory.channel.request(peer, PushBatch((own.encode(),)), 5.0),
+                          PushAck)
+        tomb = stored().tombstone
+        assert stored().deleted and tomb is not None
+        assert [(p.node, p.actor) for p in tomb.proofs] == [("mallory", "alice")]
+        assert any("event=delete_received" in r.getMessage() and "signed_by='mallory'" in
+                   r.getMessage() and "peer=mallory" in r.getMessage() for r in caplog.records)
+    finally:
+        await rep.stop()
+        await b.stop()
+        await store.close()
+
+
+def _moved_proof(signed: KeyRecord, target: KeyRecord) -> KeyRecord:
+    """`target` with the tombstone (and its proof) of another key's delete."""
+    assert signed.tombstone is not None
+    return KeyRecord(target.fingerprint, target.certificate, signed.vv, signed.tombstone)
+
+
+async def test_a_captured_push_frame_sent_again_is_dropped_as_a_replay() -> None:
+    keyring = Keyring([generate_key()])
+    store = AsyncStore(MemoryStore())
+    b_stats = NetStats()
+    b_auth = FrameAuth(NodeIdentity.generate("node-b"))
+    b = ReplicationListener(("127.0.0.1", 0), keyring, b_auth, b_stats)
+    rep = Replicator(store, "node-b", Committer(LIMITS), FAST, StaticPeers([]), b.channel,
+                     identity=b_auth.identity, peer_keys=b_auth.peers)
+    b.handler = rep.handle
+    a = SealedCodec(keyring, b.limits.frame_bytes, auth=FrameAuth(NodeIdentity.generate("node-a")))
+    frame = a.pack(Frame(PushBatch.TYPE, PushBatch((record(1).encode(),)).to_map()))
+    await b.start()
+    try:
+        host, port = b.transport.local_addr
+        for _ in range(2):  # the push, then the same bytes captured off the wire
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(len(frame).to_bytes(LENGTH_BYTES, "big") + frame)
+            await writer.drain()
+            async with asyncio.timeout(5):
+                await reader.read(1 << 20)  # a reply, or the close of a dropped frame
+            writer.close()
+            await writer.wait_closed()
+        assert b_stats.dropped[("tcp", "replay")] == 1
+        assert rep.counters.records_received == 1  # the replay never reached the replicator
+    finally:
+        await rep.stop()
+        await b.stop()
+        await store.close()
