@@ -8,7 +8,9 @@ round trip of a bare aiohttp handler (bench/bare_server.py) timed in the same ru
 same kind of keep-alive connection. Failover: from kill -9 of the leader to the first PUT
 that succeeds on a survivor (retried at once on 503), median of several runs; the killed node
 is restarted between runs. Idle traffic: control-plane bytes all 5 nodes send per second
-over 10 s without changes (heartbeats of the `local` profile, every 50 ms).
+over 10 s without changes (heartbeats of the `local` profile, every 50 ms). For the
+breakdown, the same changes on a one-node control plane (no replication: HTTP, the fsync'ed
+append, the apply) and one 4 KB write + fdatasync in the same file system.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from pathlib import Path
 import click
 
 from bench.common import free_port, report, stop_process, wait_http
+from bench.upload_sequential import fsync_seconds
+from tests.integration.conftest import ServerProcess, start_server
 from tests.integration.control_mesh import ControlMesh, wait_until
 
 
@@ -66,15 +70,29 @@ def _bare_rtt(count: int) -> list[float]:
 
 
 def _changes(mesh: ControlMesh, node: str, count: int, start: int) -> list[float]:
-    token = (mesh.servers[node].data_dir / "admin.token").read_text().strip()
+    return _timed_changes(mesh.servers[node], count, start)
+
+
+def _solo_changes(root: Path, count: int) -> list[float]:
+    """The same changes on a one-node control plane (`serve` without a mesh): HTTP, validation,
+    the fsync'ed append and the apply, with no replication; the floor of one commit here."""
+    server = start_server(root / "solo", "--no-access-log")
+    try:
+        return _timed_changes(server, count, 0)
+    finally:
+        server.stop()
+
+
+def _timed_changes(server: ServerProcess, count: int, start: int) -> list[float]:
+    token = (server.data_dir / "admin.token").read_text().strip()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    client = _Client(mesh.servers[node].url)
+    client = _Client(server.url)
     times = []
     for i in range(count):
         body = json.dumps({"limits": {"search_results": 100 + (start + i) % 500}}).encode()
         status, took = client.timed("PUT", "/cluster/policy", body, headers)
         if status != 200:
-            raise RuntimeError(f"PUT /cluster/policy on {node} answered {status}")
+            raise RuntimeError(f"PUT /cluster/policy on {server.url} answered {status}")
         times.append(took)
     return times
 
@@ -130,12 +148,16 @@ def run(changes: int = 200, failovers: int = 5) -> dict[str, object]:
             failover = [_failover(mesh, 700 + i) for i in range(failovers)]
         finally:
             mesh.close()
+        solo = _solo_changes(Path(tmp), changes)
+        fsync = fsync_seconds(Path(tmp))
     rtt = statistics.median(bare)
     rows = []
     data: dict[str, object] = {"changes": changes, "bare_rtt_p50_ms": rtt * 1e3,
                                "idle_bytes_per_s": idle,
                                "failover_s": failover, "failover_median_s": statistics.median(failover)}
-    for name, times in (("to the leader", to_leader), ("to a follower", to_follower)):
+    data["fsync_ms"] = fsync * 1e3
+    for name, times in (("to the leader", to_leader), ("to a follower", to_follower),
+                        ("to a one-node cluster", solo)):
         p50, p99 = _percentile(times, 0.5), _percentile(times, 0.99)
         rows.append((f"policy change {name}", f"{p50 * 1e3:.2f}", f"{p99 * 1e3:.2f}",
                      f"{p50 / rtt:.1f}", f"{p99 / rtt:.1f}"))
@@ -143,6 +165,7 @@ def run(changes: int = 200, failovers: int = 5) -> dict[str, object]:
                                         "p50_vs_bare": p50 / rtt, "p99_vs_bare": p99 / rtt}
     rows.append(("bare aiohttp round trip", f"{rtt * 1e3:.2f}", f"{_percentile(bare, 0.99) * 1e3:.2f}",
                  "1.0", f"{_percentile(bare, 0.99) / rtt:.1f}"))
+    rows.append(("4 KB write + fdatasync in the data dir", f"{fsync * 1e3:.2f}", "", "", ""))
     rows.append((f"failover, kill -9 -> commit (median of {failovers})",
                  f"{statistics.median(failover) * 1e3:.0f}", f"{max(failover) * 1e3:.0f} (max)", "", ""))
     rows.append(("idle control traffic, whole cluster (bytes/s)", f"{idle:.0f}", "", "", ""))

@@ -1,4 +1,4 @@
-"""`meshkp leader`, `policy get|set`, `routing get|set`, `audit`: the cluster policy's log.
+"""`meshkp leader`, `policy get|set|blacklist list|add|remove`, `routing get|set`, `audit`: the policy log.
 
 Reads go to any node (`--node`); changes need that node's admin token and are forwarded to
 the leader by the node, which answers once the change is applied there. In a minority the node
@@ -81,7 +81,46 @@ def policy_set(node_url: str, token_file: Path | None, data_dir: Path | None,
     body: dict[str, Any] = {"limits": limits}
     if expect_version is not None:
         body["expect_version"] = expect_version
-    reply = _change(node_url, "PUT", "/cluster/policy", body, find_token(token_file, data_dir))
+    _policy_change(node_url, body, find_token(token_file, data_dir))
+
+
+@policy.group("blacklist")
+def blacklist() -> None:
+    """The cluster's blacklist: fingerprints hidden on every node and refused on upload."""
+
+
+@blacklist.command("list")
+@node_option
+def blacklist_list(node_url: str) -> None:
+    """Print the blacklist applied on the node at --node."""
+    for e in call_ok(node_url, "GET", "/cluster/policy?blacklist=1").get("blacklist", []):
+        click.echo(f"{e['fingerprint']} {e['token']:>10} {e['actor']:<12} {e['reason']}")
+
+
+@blacklist.command("add")
+@node_option
+@token_options
+@click.option("--reason", required=True, help="Why (shown to uploaders and in the audit trail).")
+@click.argument("fingerprints", nargs=-1, required=True, metavar="FINGERPRINT...")
+def blacklist_add(node_url: str, token_file: Path | None, data_dir: Path | None, reason: str,
+                  fingerprints: tuple[str, ...]) -> None:
+    """Blacklist FINGERPRINTs (hex) for the whole cluster."""
+    body = {"blacklist": {"add": {fp: reason for fp in fingerprints}}}
+    _policy_change(node_url, body, find_token(token_file, data_dir))
+
+
+@blacklist.command("remove")
+@node_option
+@token_options
+@click.argument("fingerprints", nargs=-1, required=True, metavar="FINGERPRINT...")
+def blacklist_remove(node_url: str, token_file: Path | None, data_dir: Path | None,
+                     fingerprints: tuple[str, ...]) -> None:
+    """Take FINGERPRINTs (hex) off the blacklist."""
+    _policy_change(node_url, {"blacklist": {"remove": list(fingerprints)}}, find_token(token_file, data_dir))
+
+
+def _policy_change(node_url: str, body: dict[str, Any], token: str) -> None:
+    reply = _change(node_url, "PUT", "/cluster/policy", body, token)
     if not reply.get("applied"):
         raise click.ClickException(f"the change was ignored: {(reply.get('audit') or {}).get('detail')}")
     click.echo(f"applied at {reply['token']}: policy version {reply['policy']['version']}")

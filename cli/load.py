@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -28,6 +29,11 @@ from meshkp.bulk.loader import LoadSummary
 from meshkp.bulk.source import InputKind
 from meshkp.errors import MeshkpError, StoreInUse
 from meshkp.limits import Limits
+
+if TYPE_CHECKING:
+    from meshkp.bulk.loader import BulkLoader
+    from meshkp.keys.ingest import Refuse
+    from meshkp.store.protocol import Store
 
 log = logging.getLogger("meshkp.cli")
 
@@ -156,11 +162,35 @@ def _run(files: tuple[Path, ...], data_dir: Path, node_id: str | None, workers: 
                            "send the keys to it with POST /pks/add "
                            "(curl --data-urlencode keytext@FILE http://HOST:11371/pks/add)")
         try:
-            return loader.load(inputs, store, bar)
+            refuse = _follow_stored_policy(store, loader, limits, err)
+            return loader.load(inputs, store, bar, refuse)
         finally:
             if bar is not None:
                 bar.stop()
             store.close()
+
+
+def _follow_stored_policy(store: Store, loader: BulkLoader, limits: Limits, err: Console) -> Refuse | None:
+    """Hold the load to the cluster policy the node had applied, when it has a control store:
+    its limits replace the command line's (as they do for `meshkp serve`), and its blacklist
+    refuses those fingerprints. None (no refusals) for a node that never ran a control plane."""
+    from meshkp.control.stored_policy import stored_policy
+    from meshkp.keys.policy import DataPolicy
+
+    policy = stored_policy(store)
+    if policy is None or policy.version == 0:
+        return None
+    if policy.limits != limits and limits != Limits():  # the operator gave --limit options
+        differ = [f"{f.name}={getattr(limits, f.name)}(policy:{getattr(policy.limits, f.name)})"
+                  for f in dataclasses.fields(limits)
+                  if getattr(limits, f.name) != getattr(policy.limits, f.name)]
+        err.print(f"meshkp load: the cluster policy (version {policy.version}) sets the limits; "
+                  f"these options are overridden: {', '.join(differ)}. Change limits for the "
+                  "cluster with `meshkp policy set`.", highlight=False)
+    loader.committer.limits = policy.limits
+    blacklist = {fp: entry.reason for fp, entry in policy.blacklist.items()}
+    log.info("event=load_policy version=%d blacklisted=%d", policy.version, len(blacklist))
+    return DataPolicy(policy.version, blacklist).refusal
 
 
 def _write_json(path: Path | None, summary: LoadSummary, error: str | None = None) -> None:

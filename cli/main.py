@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "routing": "cli.control:routing",
     "audit": "cli.control:audit",
     "top": "cli.top.command:top",
+    "recover": "cli.recover:recover",
 }
 
 

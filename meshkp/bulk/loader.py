@@ -35,7 +35,7 @@ from meshkp.bulk.split import key_spans
 from meshkp.bulk.worker import Item, WorkerItem, normalise_pieces, reason_category, received
 from meshkp.errors import LimitExceeded, MeshkpError, OpenPGPError
 from meshkp.keys.commit import LOADED, Committer
-from meshkp.keys.ingest import KEYS_COUNTER, KeyOutcome, Status, uploading
+from meshkp.keys.ingest import KEYS_COUNTER, KeyOutcome, Refuse, Status, uploading
 from meshkp.keys.pool import WorkerPool
 from meshkp.keys.state import Prepared
 from meshkp.limits import Limits
@@ -51,6 +51,9 @@ class LoadError(MeshkpError):
         super().__init__(message)
         self.summary = summary
 
+
+# The summary's reason for keys the cluster policy's blacklist refused.
+BLACKLISTED = "blacklisted by the cluster policy"
 
 @dataclass(frozen=True, slots=True)
 class LoadConfig:
@@ -102,7 +105,8 @@ class LoadSummary:
         elif outcome.status is Status.UNCHANGED:
             self.unchanged += 1
         else:
-            category = reason_category(outcome.reason)
+            # Refusals by the blacklist name the fingerprint: group them under one reason.
+            category = BLACKLISTED if outcome.refused else reason_category(outcome.reason)
             self.rejected[category] += 1
             self.examples.setdefault(
                 category, f"{outcome.fingerprint or '(unidentified)'}: {outcome.reason}"
@@ -199,13 +203,17 @@ class BulkLoader:
             self._owns_pool = False
 
     def load(self, files: Sequence[Path], store: Store, progress: Progress | None = None,
-             ) -> LoadSummary:
-        """Load every file in order into store; LoadError at the first file that cannot be read."""
+             refuse: Refuse | None = None) -> LoadSummary:
+        """Load every file in order into store; LoadError at the first file that cannot be read.
+
+        `refuse` names the fingerprints the cluster policy refuses (its blacklist), as
+        `POST /pks/add` does; they are counted as rejected and not written.
+        """
         progress = progress or _NoProgress()
         summary = LoadSummary()
         began = time.perf_counter()
         progress.begin(sum(p.stat().st_size for p in files))
-        writer = _BatchWriter(store, self.config, self.committer, summary)
+        writer = _BatchWriter(store, self.config, self.committer, summary, refuse)
         pending: deque[tuple[Future[list[list[WorkerItem]]] | list[list[WorkerItem]], _Task]]
         pending = deque()
         failure: LoadError | None = None
@@ -290,8 +298,9 @@ class _BatchWriter:
     """Collects worker items and commits them into the store a WriteBatch at a time."""
 
     def __init__(self, store: Store, config: LoadConfig, committer: Committer,
-                 summary: LoadSummary) -> None:
+                 summary: LoadSummary, refuse: Refuse | None = None) -> None:
         self.store = store
+        self.refuse = refuse
         self.config = config
         self.committer = committer
         self.summary = summary
@@ -310,7 +319,7 @@ class _BatchWriter:
     def flush(self, final: bool) -> None:
         """Commit the collected items; the final flush is fsync'ed."""
         items, self.items, self.bytes = self.items, [], 0
-        decide = uploading(items, self.config.node_id)
+        decide = uploading(items, self.config.node_id, self.refuse)
         result = self.committer.apply(self.store, decide, LOADED, sync=final)
         if result.writes:
             self.unsynced = not final

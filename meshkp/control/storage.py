@@ -107,6 +107,18 @@ class RaftStorage:
         self._first = restored.base_index + 1
         self._last = restored.base_index + len(restored.entries)
 
+    def append_forced(self, entry: Entry, hard_state: HardState) -> None:
+        """Append a forced recovery's entry (raft/recovery.py) and its hard state, synced.
+
+        Offline only (`meshkp recover`): the entry must follow the stored log (load() first).
+        """
+        if entry.index != self._last + 1:
+            raise StoreError(f"the recovery entry at {entry.index} does not follow the stored log "
+                             f"(last entry {self._last}); load the state again")
+        self._write([(HARD_STATE_KEY, _pack(hard_state_to_obj(hard_state))),
+                     *self._puts([entry])], sync=True)
+        self._last = entry.index
+
     def save(self, ready: Ready) -> None:
         """Step 1 of the Ready loop: snapshot, hard state and entries in one synced write."""
         writes: list[ExtraWrite] = []

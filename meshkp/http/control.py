@@ -5,8 +5,10 @@
     GET    /cluster/audit?after=&limit=  audit entries with seq > after, oldest first
     GET    /cluster/members/{id}         its role in the control plane (voter, learner, removed)
     DELETE /cluster/members/{id}         remove it for good, through the log              [admin]
-    GET    /cluster/policy               policy version, token and limits
+    GET    /cluster/policy[?blacklist=1] policy version, token, limits (and the blacklist)
     PUT    /cluster/policy               {"limits": {NAME: VALUE}, "expect_version"?}    [admin]
+                                         or {"blacklist": {"add": {FPR: REASON}}} or
+                                         {"blacklist": {"remove": [FPR]}} (hex fingerprints)
     GET    /cluster/routing              routing of every node that has one
     PUT    /cluster/routing              {"node", "weight"?, "drain"?, "read_only"?, "zone"?} [admin]
     GET    /cluster/conflicts/policies   conflict rules per kind
@@ -30,6 +32,8 @@ from aiohttp import web
 from meshkp.control import (
     Applied,
     AuditEntry,
+    BlacklistAdd,
+    BlacklistRemove,
     ChangeMembership,
     ChangeOp,
     Command,
@@ -122,7 +126,12 @@ class ControlHandlers:
         return _json({"id": node, "role": role, **(found[0] if found else {})})
 
     async def get_policy(self, request: web.Request) -> web.Response:
-        return _json(_policy(self.plane.state))
+        state = self.plane.state
+        body = _policy(state)
+        if request.query.get("blacklist") in ("1", "true", "yes"):
+            body["blacklist"] = [{"fingerprint": fp.hex().upper(), "reason": e.reason, "actor": e.actor,
+                                  "token": str(e.token)} for fp, e in sorted(state.blacklist.items())]
+        return _json(body)
 
     async def get_routing(self, request: web.Request) -> web.Response:
         state = self.plane.state
@@ -146,10 +155,17 @@ class ControlHandlers:
     async def put_policy(self, request: web.Request) -> web.Response:
         actor = self._actor(request)
         body = await _body(request)
-        limits = body.get("limits")
-        if not isinstance(limits, dict):
-            return _error(400, 'the body must be {"limits": {"NAME": VALUE, ...}}')
-        return await self._propose(SetLimits(limits), actor, _expect(body))
+        limits, blacklist = body.get("limits"), body.get("blacklist")
+        command: Command
+        if isinstance(limits, dict) and blacklist is None:
+            command = SetLimits(limits)
+        elif isinstance(blacklist, dict) and limits is None:
+            command = _blacklist_command(blacklist)
+        else:
+            return _error(400, 'the body must be {"limits": {"NAME": VALUE, ...}}, or {"blacklist": '
+                               '{"add": {"FINGERPRINT": "REASON", ...}}} or {"blacklist": {"remove": '
+                               '["FINGERPRINT", ...]}}: one change per request')
+        return await self._propose(command, actor, _expect(body))
 
     async def put_routing(self, request: web.Request) -> web.Response:
         actor = self._actor(request)
@@ -195,6 +211,25 @@ class ControlHandlers:
     def _applied(applied: Applied) -> dict[str, Any]:
         return {"applied": applied.accepted, "token": str(applied.token),
                 "audit": _audit(applied.audit), "policy": _policy(applied.state)}
+
+
+def _blacklist_command(change: dict[str, Any]) -> BlacklistAdd | BlacklistRemove:
+    """The command of a {"add": {FPR: REASON}} or {"remove": [FPR]} body; InvalidRequest else."""
+    add, remove = change.get("add"), change.get("remove")
+    if isinstance(add, dict) and remove is None:
+        return BlacklistAdd(tuple((_hex_fingerprint(fp), reason) for fp, reason in add.items()))
+    if isinstance(remove, list) and add is None:
+        return BlacklistRemove(tuple(_hex_fingerprint(fp) for fp in remove))
+    raise InvalidRequest('"blacklist" must be {"add": {"FINGERPRINT": "REASON", ...}} or '
+                         '{"remove": ["FINGERPRINT", ...]}')
+
+
+def _hex_fingerprint(value: object) -> bytes:
+    text = value.strip().removeprefix("0x").removeprefix("0X") if isinstance(value, str) else ""
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise InvalidRequest(f"{value!r} is not a hex fingerprint") from None
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -35,6 +35,7 @@ DROP_REASONS = (
     "no_sender",  # a control frame without a sender id
     "statement",  # a membership statement (alive, suspect, dead, leave) not signed by its node
     "member_limit",  # a new member refused: the member table is full (swim.max_members)
+    "queue_full",  # a peer's bounded send queue was full: its oldest frame was dropped
 )
 
 # Drops that only a holder of the cluster key can cause, by forging or replaying: each is

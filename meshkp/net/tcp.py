@@ -305,6 +305,14 @@ class TcpTransport:
         opened = await asyncio.get_running_loop().run_in_executor(None, self._codec.open, data)
         return self._codec.admit(*opened)
 
+    async def seal(self, frame: Frame) -> bytes:
+        """The length-prefixed sealed and signed bytes of `frame`, for a caller that writes them
+        on a connection of its own (a persistent stream); FrameTooLarge above the bound."""
+        sealed = await self._pack(frame)
+        if len(sealed) > self._limits.frame_bytes:
+            raise FrameTooLarge(f"frame is {len(sealed)} bytes, bound {self._limits.frame_bytes}")
+        return len(sealed).to_bytes(LENGTH_BYTES, "big") + sealed
+
     async def request(
         self, addr: Addr, frame: Frame, timeout: float | None = None, sizes: WireSizes | None = None
     ) -> Frame:

@@ -38,8 +38,10 @@ class ControlMesh:
         self.servers: dict[str, ServerProcess] = {}
         self.stopped: set[str] = set()
 
-    def start(self, i: int) -> ServerProcess:
-        join = [] if i == 0 else ["--join", f"127.0.0.1:{self.ports[0]}"]
+    def start(self, i: int, join_node: int = 0, extra: tuple[str, ...] = ()) -> ServerProcess:
+        """Start node i, joining node `join_node`'s gossip port (node 0 founds: it joins none),
+        with `extra` options after the mesh's own."""
+        join = [*([] if i == join_node else ["--join", f"127.0.0.1:{self.ports[join_node]}"]), *extra]
         server = start_server(self.root / f"n{i}", "--mesh", "--node-id", f"n{i}",
                               "--gossip-port", str(self.ports[i]), "--cluster-key-file",
                               str(self.key_file), "--gossip-profile", "test",

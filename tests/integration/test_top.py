@@ -49,6 +49,13 @@ def test_top_once_and_failover(mesh: ControlMesh) -> None:
     n1 = mesh.servers["n1"]
     for _ in range(10):  # some client traffic for the rates
         n1.lookup(op="stats", options="mr")
+    # A sparkline needs a load summary of each node, and the first exchange may come after the
+    # leader (elections are quicker than one load interval).
+    def summaries() -> list[object]:
+        nodes = mesh.get("n1", "/cluster/load").get("nodes", {})
+        return [entry.get("load") for entry in nodes.values() if entry.get("load")]
+
+    wait_until(lambda: len(summaries()) == N, 30, "every node's load summary at n1", summaries)
     result = meshkp_cli("top", "--once", "--node", n1.url, "--interval", "0.5")
     assert result.returncode == 0, result.stderr
     leader = mesh.agreed_leader()

@@ -1,7 +1,8 @@
 """RaftDriver: the asyncio loop around one RaftCore (docs/control.md "The core without I/O").
 
-One task runs the Ready loop in the order the Ready fields state: persist (through a
-`ControlStorage`, synced when `must_sync`), then send, then install a snapshot and apply the
+One task runs the Ready loop in the order the Ready fields state: send the leader's appends
+(`ready.early`), persist (through a `ControlStorage`, synced when `must_sync`), then send the
+other messages, then install a snapshot and apply the
 committed entries in order, then `advance`, then compact when `snapshot_due()`. The core is
 ticked at `next_deadline()` on an injected Scheduler (SystemClock in the node, a FakeClock in
 simulations), so the same driver runs in both. Nothing here blocks the loop: storage runs on
@@ -173,6 +174,7 @@ class RaftDriver:
         self._pending: Ready | None = None  # a Ready taken from the core, not yet advanced
         self._saved = False  # whether _pending is durable already
         self._sent = False  # whether its messages went out
+        self._sent_early = False  # whether its early messages (ready.early) went out
         self._stopping = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -251,17 +253,23 @@ class RaftDriver:
                 if not self.core.has_ready():
                     return
                 self._pending, self._saved, self._sent = self.core.ready(), False, False
+                self._sent_early = False
             await self._process(self._pending)
 
     async def _process(self, ready: Ready) -> None:
         if not self._saved:
+            if not self._sent_early:
+                # The leader's appends go out while its own write runs (ready.py, step 0).
+                self._sent_early = True
+                for out in ready.messages[:ready.early]:
+                    self.transport.send(out.to, out.message)
             if ready.hard_state is not None or ready.entries or ready.snapshot is not None:
                 await self.storage.save(ready)
             self._saved = True
         if not self._sent:
             # Sent once only: a retry after a failure below must not resend the messages.
             self._sent = True
-            for out in ready.messages:
+            for out in ready.messages[ready.early:]:
                 self.transport.send(out.to, out.message)
         if ready.snapshot is not None and ready.snapshot.index > self.applier.applied_index():
             self.applier.install(ready.snapshot)

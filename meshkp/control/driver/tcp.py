@@ -4,10 +4,9 @@ A dedicated listener, so that a heartbeat never queues behind a multi-MB replica
 its address is announced in the member meta as "control" = "host:port", and peers' addresses
 come from the same meta (`resolve`). Frames carry only control types (60-69); the sender's id
 rides in the frame, proven by its signature (meshkp/net/frameauth.py). Every message is one
-frame sent without a reply (Raft's replies are messages of their own), each on its own task:
-`send` never blocks.
-A peer that is slow or gone costs at most MAX_INFLIGHT_PER_PEER pending sends; more are
-dropped, which Raft tolerates (it resends on the next heartbeat).
+frame sent without a reply (Raft's replies are messages of their own), on a persistent
+connection per peer (link.py: a bounded queue, reconnects, counted drops): `send` never
+blocks, and a peer that is slow or gone costs at most link.MAX_QUEUE queued messages.
 """
 
 from __future__ import annotations
@@ -16,8 +15,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from meshkp.control.driver.link import PeerLink
 from meshkp.control.raft.messages import Message, decode_message, is_control_type
-from meshkp.errors import ConfigError, MeshkpError, WireError
+from meshkp.errors import ConfigError, WireError
 from meshkp.net.addr import Addr, format_addr, parse_hostport
 from meshkp.net.codec import SealedCodec
 from meshkp.net.crypto import Keyring
@@ -29,11 +29,12 @@ from meshkp.net.wire import Frame
 log = logging.getLogger("meshkp.control")
 
 CONTROL_META_KEY = "control"
-# Sends in flight to one peer; beyond it messages are dropped (a stopped peer must not hold
-# the node's sockets). A heartbeat round is one message per peer.
-MAX_INFLIGHT_PER_PEER = 8
-# Seconds to connect and write one message; a later heartbeat supersedes a late one anyway.
-SEND_TIMEOUT = 0.5
+# Seconds the listener gives a frame once started, and to connect; a heartbeat is tiny.
+IO_TIMEOUT = 2.0
+# Inbound connections: every member keeps one to each peer it talks to (the leader hears from
+# all of them), so the listener admits more than the replication one; unproven connections
+# still get only the slots outside TcpLimits.reserved_for_members.
+MAX_CONNECTIONS = 256
 
 Receive = Callable[[str, Message], None]
 Resolve = Callable[[str], Addr | None]
@@ -52,7 +53,7 @@ class TcpControlTransport:
 
     def __init__(self, bind: Addr, keyring: Keyring, auth: FrameAuth, resolve: Resolve,
                  stats: NetStats | None = None, limits: TcpLimits | None = None) -> None:
-        self.limits = limits or TcpLimits(io_timeout=SEND_TIMEOUT * 4, max_outbound=128)
+        self.limits = limits or TcpLimits(io_timeout=IO_TIMEOUT, max_connections=MAX_CONNECTIONS)
         self.stats = stats or NetStats()
         codec = SealedCodec(keyring, self.limits.frame_bytes, is_control_type, auth=auth)
         self.transport = TcpTransport(bind, codec, self._on_frame, self.stats, self.limits)
@@ -60,45 +61,46 @@ class TcpControlTransport:
         self.receive: Receive | None = None
         self.sent = 0
         self.dropped = 0
-        self._inflight: dict[str, int] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._links: dict[str, PeerLink] = {}
 
     async def start(self) -> Addr:
         return await self.transport.start()
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        links, self._links = list(self._links.values()), {}
+        await asyncio.gather(*(link.close() for link in links), return_exceptions=True)
         await self.transport.stop()
 
     @property
     def local_addr(self) -> Addr:
         return self.transport.local_addr
 
-    def send(self, to: str, message: Message) -> None:
-        addr = self.resolve(to)
-        if addr is None or self._inflight.get(to, 0) >= MAX_INFLIGHT_PER_PEER:
-            self.dropped += 1
-            return
-        self._inflight[to] = self._inflight.get(to, 0) + 1
-        task = asyncio.get_running_loop().create_task(self._send(to, addr, message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    @property
+    def connects(self) -> int:
+        """Connections opened to peers so far (one per peer while links stay up)."""
+        return sum(link.connects for link in self._links.values())
 
-    async def _send(self, to: str, addr: Addr, message: Message) -> None:
-        try:
-            await self.transport.send(addr, Frame(message.TYPE, message.to_map()), SEND_TIMEOUT)
-            self.sent += 1
-        except MeshkpError as exc:
-            self.dropped += 1
-            log.debug("event=control_send_failed to=%s addr=%s error=%s", to, format_addr(addr), exc)
-        finally:
-            left = self._inflight.get(to, 1) - 1
-            if left > 0:
-                self._inflight[to] = left
-            else:
-                self._inflight.pop(to, None)
+    def send(self, to: str, message: Message) -> None:
+        if self.resolve(to) is None:
+            self._drop("send_error", to, f"no control address for {to}")
+            return
+        link = self._links.get(to)
+        if link is None:
+            # Rotate before the listener's frame bound and close idle links before its idle
+            # timeout (the same TcpLimits on every node), so no write goes into a closing socket.
+            link = PeerLink(to, self.resolve, self.transport.seal, self._sent, self._drop,
+                            frames_per_connection=self.limits.frames_per_connection - 1,
+                            idle_close=self.limits.idle_timeout * 2 / 3)
+            self._links[to] = link
+        link.put(message)
+
+    def _sent(self, nbytes: int) -> None:
+        self.sent += 1
+        self.stats.sent("tcp", nbytes)
+
+    def _drop(self, reason: str, peer: str, detail: str) -> None:
+        self.dropped += 1
+        self.stats.drop("tcp", reason, peer, detail)
 
     async def _on_frame(self, addr: Addr, frame: Frame) -> Frame | None:
         if not frame.sender:

@@ -120,7 +120,9 @@ def _apply_config(state: PolicyState, entry: Entry) -> Applied:
         return Applied(_with_audit(state, audit), entry.token, audit=audit)
     cfg = change.configuration
     op = change.change.op
-    what = "bootstrap" if op is ChangeOp.BOOTSTRAP else op.name.lower().replace("_", "-")
+    what = op.name.lower().replace("_", "-")
+    if op is ChangeOp.RECOVER:
+        what = "forced recovery (meshkp recover, a majority of voters lost) on"
     detail = (f"{what} {change.change.node}: voters {', '.join(sorted(cfg.voters)) or '-'}; "
               f"learners {', '.join(sorted(cfg.learners)) or '-'}")
     audit = _audit(state, "membership", change.actor, change.node, change.hlc, APPLIED, detail)

@@ -342,7 +342,7 @@ class ChangeMembership(Command):
     node: str
 
     def validate(self) -> None:
-        if not isinstance(self.op, ChangeOp) or self.op is ChangeOp.BOOTSTRAP:
+        if not isinstance(self.op, ChangeOp) or self.op in (ChangeOp.BOOTSTRAP, ChangeOp.RECOVER):
             raise InvalidCommand("membership op must be add-learner, promote, demote or remove")
         _text(self.node, "node", MAX_NODE_ID_CHARS, allow_empty=False)
 

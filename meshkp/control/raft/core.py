@@ -105,10 +105,17 @@ class RaftCore:
         self._persisted = hard
         self._reported: SoftState | None = None
         self._unstable_from = self._log.last_index + 1
+        # The last index known durable here (advance() reports what the driver persisted): a
+        # leader counts only these for itself toward commit, so that it may send its entries
+        # before its own write finished (Raft thesis §10.2.1).
+        self._stable = self._log.last_index
+        self._now = now  # the latest `now` passed in, for commits advance() makes possible
         self._received_snapshot: Snapshot | None = None
         self._outbox: list[Outgoing] = []
+        self._early: list[Outgoing] = []  # the leader's appends: may leave before the write
         self._outstanding: Ready | None = None
         self._votes: dict[str, bool] = {}
+        self._fork_logged = -1  # the term in which a forked log was last logged (once per term)
         # No vote or pre-vote for anyone before this: a restarted voter keeps the promise it may
         # have made to a leader before the crash (the lease depends on it).
         self._quiet_until = now + config.election_timeout_min
@@ -214,6 +221,7 @@ class RaftCore:
 
     def tick(self, now: float) -> None:
         """Fire what is due at `now`: heartbeats and CheckQuorum (leader), elections (others)."""
+        self._now = now
         if self._role is Role.REMOVED:
             return
         lead = self._leadership
@@ -235,6 +243,7 @@ class RaftCore:
 
     def handle(self, now: float, sender: str, message: RaftMessage) -> None:
         """One message from `sender` (the frame's authenticated sender id)."""
+        self._now = now
         if self._role is Role.REMOVED or sender == self.id:
             return
         if sender in self._committed_configuration().removed:
@@ -259,6 +268,7 @@ class RaftCore:
         NotLeader (with the known leader) elsewhere; ProposalRefused when too many entries
         wait for commit (a majority is out of reach); InvalidCommand above max_entry_bytes.
         """
+        self._now = now
         self._require_leader()
         if len(data) > self.config.max_entry_bytes:
             raise InvalidCommand(f"the command is {len(data)} bytes; control.max_entry_bytes is "
@@ -272,6 +282,7 @@ class RaftCore:
         InvalidCommand when the change itself is not allowed; ProposalRefused when it must
         wait (the leader's no-op or the previous change is not committed, a learner lags).
         """
+        self._now = now
         lead = self._require_leader()
         if self._commit < lead.term_start:
             raise ProposalRefused("the new leader has not committed an entry of its term yet; retry shortly")
@@ -296,7 +307,7 @@ class RaftCore:
         if self._outstanding is not None:
             return False
         return bool(
-            self._outbox or self._received_snapshot is not None
+            self._outbox or self._early or self._received_snapshot is not None
             or self._unstable_from <= self._log.last_index or self._commit > self._handed
             or self._hard_state() != self._persisted or self._soft_state() != self._reported
         )
@@ -322,12 +333,15 @@ class RaftCore:
             hard_state=hard if hard != self._persisted else None,
             snapshot=snapshot,
             entries=entries,
-            messages=tuple(self._outbox),
+            messages=(*self._early, *self._outbox),
             committed=committed,
             # A new commit index alone need not be synced: losing it in a crash is harmless.
             must_sync=voted or snapshot is not None or bool(entries),
+            # Not while our own new term or vote is unsynced: an append of a term this node
+            # could forget in a crash would let it lead that term twice.
+            early=0 if voted else len(self._early),
         )
-        self._outbox = []
+        self._outbox, self._early = [], []
         self._reported, self._persisted = soft, hard
         self._outstanding = ready
         return ready
@@ -341,6 +355,12 @@ class RaftCore:
             self._applied = max(self._applied, ready.snapshot.index)
         if ready.committed:
             self._applied = max(self._applied, ready.committed[-1].index)
+        written = ready.entries[-1].index if ready.entries else ready.snapshot.index if ready.snapshot else 0
+        # Entries cut by a newer leader since ready() are not ours any more, durable or not.
+        stable = min(written, self._unstable_from - 1)
+        if stable > self._stable:
+            self._stable = stable
+            self._maybe_commit(self._now)
 
     def compact(self, index: int, data: bytes) -> Compaction:
         """Record a snapshot of the state applied through `index` and shorten the log.
@@ -478,7 +498,10 @@ class RaftCore:
         prev_index, prev_term, entries = m.prev_index, m.prev_term, m.entries
         if prev_index < self._commit:
             # Our entries up to commit are committed, hence the leader's too (Raft §5.4):
-            # match from there (etcd does the same).
+            # match from there (etcd does the same). Unless the logs forked, which only a
+            # forced recovery elsewhere can do (raft/recovery.py): then refuse, loudly.
+            if self._forked_from(prev_index, prev_term, entries, sender):
+                return
             skip = self._commit - prev_index
             if skip >= len(entries):
                 self._send(sender, AppendResponse(self._term, True, self._commit, m.sent_at))
@@ -502,6 +525,19 @@ class RaftCore:
         self._commit_to(now, min(m.commit, last_new))
         self._send(sender, AppendResponse(self._term, True, last_new, m.sent_at))
 
+    def _forked_from(self, prev_index: int, prev_term: int, entries: Sequence[Entry], sender: str) -> bool:
+        """Whether the leader's entries up to our commit differ from ours (logged once per term)."""
+        theirs = [(prev_index, prev_term)] + [(e.index, e.term) for e in entries if e.index <= self._commit]
+        forked = next((i for i, t in theirs if self._log.term_at(i) not in (None, t)), None)
+        if forked is None:
+            return False
+        if self._fork_logged != self._term:
+            self._fork_logged = self._term
+            log.error("event=raft_committed_conflict node=%s index=%d commit=%d leader=%s term=%d "
+                      "hint=this_log_forked_from_the_leader's_(a_forced_recovery?)_wipe_this_node's_"
+                      "data_dir_to_rejoin", self.id, forked, self._commit, sender, self._term)
+        return True
+
     def _on_snapshot(self, now: float, sender: str, m: InstallSnapshot) -> None:
         if not self._accept_leader(now, sender, m.term):
             return
@@ -513,6 +549,7 @@ class RaftCore:
             self._commit_to(now, snap.index)  # our log already holds it: no need to restore
         else:
             self._log = RaftLog(snap.index, snap.term)
+            self._stable = min(self._stable, snap.index)
             self._snapshot = snap
             self._received_snapshot = snap
             self._unstable_from = snap.index + 1
@@ -574,7 +611,7 @@ class RaftCore:
         voters = self._configuration.voters
         if lead is None or not voters:
             return
-        index = lead.commit_candidate(voters, self._log.last_index)
+        index = lead.commit_candidate(voters, self._stable)
         if index > self._commit and self._log.term_at(index) == self._term:
             self._commit_to(now, index)
             if self._leadership is lead:
@@ -614,6 +651,7 @@ class RaftCore:
     def _write_from(self, index: int, entries: Sequence[Entry]) -> None:
         self._log.replace_from(index, entries)
         self._unstable_from = min(self._unstable_from, index)
+        self._stable = min(self._stable, index - 1)
         self._configs.truncate(index)
         for entry in entries:
             if entry.kind is EntryKind.CONFIG:
@@ -639,7 +677,13 @@ class RaftCore:
         return self._leadership
 
     def _send(self, to: str, message: RaftMessage) -> None:
-        self._outbox.append(Outgoing(to, message))
+        if self._leadership is not None and isinstance(message, (AppendEntries, InstallSnapshot)):
+            # A leader's append promises nothing about its own disk (its term and vote were
+            # synced before it asked for votes), so it may leave before the write: the leader
+            # counts its entries toward commit only once durable (`_stable`).
+            self._early.append(Outgoing(to, message))
+        else:
+            self._outbox.append(Outgoing(to, message))
 
     def _hard_state(self) -> HardState:
         return HardState(self._term, self._vote, self._commit)

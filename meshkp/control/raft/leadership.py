@@ -53,9 +53,9 @@ class Leadership:
 
     # -- quorum formulas over the progress -------------------------------------------------
 
-    def commit_candidate(self, voters: frozenset[str], last_index: int) -> int:
-        """The highest index a majority of voters holds (we hold our whole log)."""
-        return quorum_value([last_index if v == self.id else self._match(v) for v in voters])
+    def commit_candidate(self, voters: frozenset[str], own_match: int) -> int:
+        """The highest index a majority of voters holds durably (ours: `own_match`)."""
+        return quorum_value([own_match if v == self.id else self._match(v) for v in voters])
 
     def lease_start(self, now: float, voters: frozenset[str]) -> float:
         """Where the lease starts; NEVER while we are not a voter (removing ourselves)."""

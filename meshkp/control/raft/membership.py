@@ -39,6 +39,7 @@ class ChangeOp(IntEnum):
     DEMOTE = 3  # voter -> learner (autopilot replacing a dead voter)
     REMOVE = 4  # gone for good: its id is refused from now on
     BOOTSTRAP = 5  # the founding configuration (bootstrap.py); never proposed
+    RECOVER = 6  # a configuration forced offline after losing a majority (recovery.py); never proposed
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,9 @@ def changed(config: Configuration, change: MembershipChange, max_voters: int) ->
     node, voters, learners = change.node, config.voters, config.learners
     if change.op is ChangeOp.BOOTSTRAP:
         raise InvalidCommand("a cluster is bootstrapped once, by its first node; it cannot be proposed")
+    if change.op is ChangeOp.RECOVER:
+        raise InvalidCommand("a forced recovery is written offline by `meshkp recover`; it cannot be "
+                             "proposed")
     if not node or len(node) > MAX_NODE_ID_CHARS:
         raise InvalidCommand(f"a member id is 1..{MAX_NODE_ID_CHARS} characters, got {node!r}")
     if node in config.removed:

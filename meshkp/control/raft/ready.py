@@ -4,6 +4,7 @@ The driver loop (etcd's RawNode contract):
 
     while core.has_ready():
         ready = core.ready()
+        send(ready.messages[:ready.early])  # 0. optional: the leader's appends, before the write
         storage.save(ready)             # 1. snapshot, hard state, entries: ONE synced write
         transport.send(ready.messages)  # 2. only now: a message may promise what step 1 saved
         state = install/apply(...)      # 3. ready.snapshot (if any), then ready.committed in order
@@ -62,6 +63,11 @@ class Ready:
     # Whether the write of step 1 must be synced (fsync) before step 2: a new term, vote,
     # entries or snapshot. A hard state that only moves the commit index may be written lazily.
     must_sync: bool = False
+    # The first `early` of `messages` may be sent BEFORE step 1, in parallel with the write: a
+    # leader's AppendEntries / InstallSnapshot (Raft thesis §10.2.1). A driver may also send
+    # them after it, like the others; the core counts the leader's own entries toward commit
+    # only once advance() reported them written.
+    early: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -188,7 +188,9 @@ def _control(consensus: Mapping[str, Any]) -> ControlConfig:
     - election_timeout: a candidate without a majority this long tries again. The core has
       one random range for both waits; as in hashicorp/raft each wait is at most twice its
       timeout, so `election_timeout_max` is twice the longer of the two;
-    - commit_timeout: how often an idle leader sends a heartbeat (`heartbeat_interval`).
+    - commit_timeout: how often an idle leader sends a heartbeat (`heartbeat_interval`);
+    - snapshot_threshold / trailing_logs: snapshot after this many applied entries, keeping
+      this many behind it (`snapshot_threshold`, `snapshot_trailing_entries`).
     """
     control = CONTROL_PROFILES[str(consensus.get("profile", "lan"))]()
     heartbeat = consensus.get("heartbeat_timeout")
@@ -203,6 +205,11 @@ def _control(consensus: Mapping[str, Any]) -> ControlConfig:
     commit = consensus.get("commit_timeout")
     if isinstance(commit, float):
         control = dataclasses.replace(control, heartbeat_interval=commit)
+    threshold, trailing = consensus.get("snapshot_threshold"), consensus.get("trailing_logs")
+    if isinstance(threshold, int):
+        control = dataclasses.replace(control, snapshot_threshold=threshold)
+    if isinstance(trailing, int):
+        control = dataclasses.replace(control, snapshot_trailing_entries=trailing)
     return control
 
 

@@ -125,6 +125,9 @@ KEYS: tuple[Key, ...] = (
         mesh_only=True),
     Key("cluster.consensus.commit_timeout", Duration(), "consensus.commit_timeout",
         mesh_only=True),
+    Key("cluster.consensus.snapshot_threshold", Integer(), "consensus.snapshot_threshold",
+        mesh_only=True),
+    Key("cluster.consensus.trailing_logs", Integer(), "consensus.trailing_logs", mesh_only=True),
     # [cluster.discovery]: how peers are found.
     Key("cluster.discovery.method", Choice(("static", "dns", "mdns")), "membership.discovery",
         flag="--discovery", mesh_only=True),

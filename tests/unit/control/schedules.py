@@ -59,7 +59,8 @@ def run_schedule(seed: int, duration: float = 12.0,
     cluster.heal()
     for node_id in sorted(paused):
         cluster.resume(node_id)
-    for node_id in sorted(crashed):
+    cluster.torn_writes = 0.0
+    for node_id in sorted(crashed | cluster.torn):
         cluster.restart(node_id)
     cluster.net.loss = cluster.net.duplicate = 0.0
     if cluster.run_until_leader(LIVENESS_S) is None:

@@ -189,8 +189,14 @@ class Cluster:
         disk: Callable[[Restored], DiskLike] = Disk.founded,
         machine: Callable[[bytes | None], Machine] = HashChain.load,
         payload: Callable[[int], bytes] = lambda n: f"cmd-{n}".encode(),
+        torn_writes: float = 0.0,
     ) -> None:
         self.seed = seed
+        # Chance that a leader crashes after sending its early appends and before writing the
+        # entries they carry
+        # (Ready.early); the nodes it happened to are in `torn`, down until restarted.
+        self.torn_writes = torn_writes
+        self.torn: set[str] = set()
         self.config = config or replace(ControlConfig(), snapshot_threshold=40, snapshot_trailing_entries=8)
         self.net = net or NetConfig()
         self.rng = random.Random(seed)
@@ -397,10 +403,17 @@ class Cluster:
         assert core is not None
         while core.has_ready():
             ready = core.ready()
+            for out in ready.messages[:ready.early]:  # the leader's appends, before its write
+                self._send(node.id, out.to, out.message)
+            if ready.early and ready.entries and self.rng.random() < self.torn_writes:
+                self.schedule.append(f"{self.now:.3f} crash {node.id} before its write")
+                node.core, node.inbox, node.paused = None, [], False
+                self.torn.add(node.id)
+                return
             node.disk.save(ready)
             if ready.soft_state is not None and ready.soft_state.role is Role.LEADER:
                 self._check_new_leader(node, ready.soft_state.term)
-            for out in ready.messages:
+            for out in ready.messages[ready.early:]:
                 self._send(node.id, out.to, out.message)
             if ready.snapshot is not None:
                 self._install(node, ready.snapshot)

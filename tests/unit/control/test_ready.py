@@ -25,6 +25,8 @@ def test_one_ready_at_a_time() -> None:
     with pytest.raises(RaftUsageError):
         c.advance(type(ready)(None, None, None, (), (), ()))
     c.advance(ready)
+    assert c.has_ready()  # the commit its no-op's write made possible (a leader counts its
+    c.advance(c.ready())  # own entries once durable), then nothing
     assert not c.has_ready()
 
 
@@ -35,8 +37,11 @@ def test_calls_between_ready_and_advance_land_in_the_next_ready() -> None:
     c.advance(first)
     second = c.ready()
     assert [e.index for e in second.entries] == [token.index]
-    assert [e.data for e in second.committed] == [b"meanwhile"]
+    assert [e.data for e in second.committed][-1:] == [b""]  # up to the no-op, written first
     c.advance(second)
+    third = c.ready()  # "meanwhile" commits once its own write is reported
+    assert [e.data for e in third.committed] == [b"meanwhile"]
+    c.advance(third)
     assert c.applied == token.index
 
 
@@ -48,7 +53,9 @@ def test_the_first_ready_carries_state_to_persist_and_entries_to_apply() -> None
     assert ready.soft_state is not None and ready.soft_state.role is Role.LEADER
     # Bootstrap entries were stored by bootstrap; only the new no-op is to be appended.
     assert [e.kind for e in ready.entries] == [EntryKind.NOOP]
-    assert [e.data for e in ready.committed] == [c.entries(1)[0].data, b"seed", b""]
+    assert ready.committed == ()  # the no-op commits once written (the next Ready)
+    c.advance(ready)
+    assert [e.data for e in c.ready().committed] == [c.entries(1)[0].data, b"seed", b""]
 
 
 def test_compaction_only_covers_applied_entries() -> None:

@@ -205,3 +205,34 @@ def test_pipelining_is_bounded_by_max_inflight() -> None:
         net.pump()
     # No reply came back: each follower was sent at most max_inflight appends with entries.
     assert held and max(held.values()) == config.max_inflight_appends
+
+
+def test_the_leader_sends_its_entries_before_its_write_but_counts_them_only_once_written() -> None:
+    # Raft thesis §10.2.1: a leader's appends may leave before its own write (Ready.early); the
+    # commit then needs a majority of DURABLE copies, the leader's counting only once written.
+    _, c = _leader_with_old_entry()  # "a" leads term 4 over "a", "b", "c"; its no-op is at 3
+    now = CONFIG.election_timeout_max
+    for peer in ("b", "c"):
+        c.handle(now, peer, AppendResponse(4, True, 3, now))
+    drain(c)
+    assert c.commit == 3
+    token = c.propose(now, b"x")
+    ready = c.ready()
+    assert [e.index for e in ready.entries] == [token.index]
+    early = ready.messages[:ready.early]
+    assert {m.to for m in early} == {"b", "c"}
+    assert all(isinstance(m.message, AppendEntries) and m.message.entries for m in early)
+    c.handle(now, "b", AppendResponse(4, True, token.index, now))  # one durable copy of three
+    assert c.commit == 3
+    c.advance(ready)  # the leader's own write is done: two of three
+    assert c.commit == token.index
+
+
+def test_a_new_term_or_vote_not_yet_written_holds_every_message_back() -> None:
+    # A sole voter wins at once: its appends to a learner must wait for its new term's write.
+    c = core("a", founding(["a"], ["l"]))
+    c.tick(0.0)
+    assert c.role is Role.LEADER
+    ready = c.ready()
+    assert ready.hard_state is not None and ready.must_sync
+    assert ready.early == 0 and any(m.to == "l" for m in ready.messages)

@@ -22,7 +22,8 @@ SEED = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "seed-config
 DERIVED = {"cluster.node_id", "cluster.bind_address", "cluster.advertise_address",
            "cluster.key_file", "cluster.discovery.mdns_interfaces",
            "cluster.consensus.heartbeat_timeout", "cluster.consensus.election_timeout",
-           "cluster.consensus.commit_timeout", "log.access_log_file"}
+           "cluster.consensus.commit_timeout", "cluster.consensus.snapshot_threshold",
+           "cluster.consensus.trailing_logs", "log.access_log_file"}
 _ROW = re.compile(r"^\| `([a-z_]+)` \| ([^|]+) \|")
 
 

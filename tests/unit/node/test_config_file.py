@@ -69,6 +69,8 @@ EXPLICIT = {
     "cluster.consensus.heartbeat_timeout": ('"2s"', lambda c: c.control.election_timeout_min == 2.0),
     "cluster.consensus.election_timeout": ('"3s"', lambda c: c.control.election_timeout_max == 6.0),
     "cluster.consensus.commit_timeout": ('"20ms"', lambda c: c.control.heartbeat_interval == 0.02),
+    "cluster.consensus.snapshot_threshold": ("64", lambda c: c.control.snapshot_threshold == 64),
+    "cluster.consensus.trailing_logs": ("8", lambda c: c.control.snapshot_trailing_entries == 8),
     "cluster.discovery.method": ('"mdns"', lambda c: c.membership.discovery == "mdns"),
     "cluster.discovery.peers": ('["127.0.0.3:7000"]', lambda c: c.membership.join == ("127.0.0.3:7000",)),
     "cluster.discovery.mdns_interfaces": ('["127.0.0.2"]',
@@ -172,7 +174,8 @@ def test_every_key_lands_on_its_node_config_field() -> None:
             alone, base, got = membership.swim, SwimConfig.local(), config.membership.swim
         assert getattr(got, name) == getattr(alone, name) != getattr(base, name), path
     assert resolved.consensus == {"algorithm": "raft", "heartbeat_timeout": 2.0,
-                                  "election_timeout": 3.0, "commit_timeout": 0.02, "profile": "local"}
+                                  "election_timeout": 3.0, "commit_timeout": 0.02, "profile": "local",
+                                  "snapshot_threshold": 64, "trailing_logs": 8}
 
 
 def test_an_empty_file_gives_the_defaults() -> None:

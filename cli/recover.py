@@ -1,0 +1,89 @@
+"""`meshkp recover`: force a new control-plane configuration onto a stopped node (offline).
+
+For a cluster that lost a majority of its voters for good, as etcd's --force-new-cluster or
+Consul's peers.json: meshkp/control/raft/recovery.py says what is written and why it is safe
+against the old voters; docs/control-plane.md "Recovering from the loss of a majority" says
+when to use it and its risks.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from cli.logs import setup_logging
+from meshkp.errors import InvalidCommand, MeshkpError, StoreInUse
+
+
+@click.command("recover")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="The data directory of the STOPPED node to recover.")
+@click.option("--voter", "voters", multiple=True, metavar="NODE_ID",
+              help="A voter of the new configuration (repeatable); the node itself always is. "
+                   "Default: the node alone.")
+@click.option("--node-id", default=None,
+              help="This node's id, as given to `meshkp serve` (default: derived from node.key).")
+@click.option("--log-level", default="WARNING", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def recover(data_dir: Path, voters: tuple[str, ...], node_id: str | None, log_level: str) -> None:
+    """Force a new voter set after a majority of voters is lost for good (offline).
+
+    The node keeps its log and policy; on its next start it elects itself (with the other
+    --voter nodes) at a higher term. Every other member of the old configuration becomes a
+    learner. Remove the lost voters afterwards with `meshkp members remove ID`.
+    """
+    setup_logging(log_level)
+    try:
+        message = _run(data_dir, voters, node_id)
+    except StoreInUse as exc:
+        click.echo(f"meshkp recover: {exc}", err=True)
+        sys.exit(2)
+    except MeshkpError as exc:
+        click.echo(f"meshkp recover: {exc}", err=True)
+        sys.exit(1)
+    click.echo(message)
+
+
+def _run(data_dir: Path, voters: tuple[str, ...], node_id: str | None) -> str:
+    # Imported here: `meshkp --help` should not pay for LevelDB and the control plane.
+    from meshkp.bulk.datadir import open_store, store_path
+    from meshkp.control.raft.recovery import force_configuration
+    from meshkp.control.storage import RaftStorage
+    from meshkp.net.identity import IDENTITY_FILE, load_or_create_identity
+
+    if not store_path(data_dir).is_dir():
+        raise InvalidCommand(f"{data_dir} holds no key store ({store_path(data_dir)} is missing): "
+                             "pass the --data-dir of a node that ran `meshkp serve`")
+    if node_id is None and not (data_dir / IDENTITY_FILE).exists():
+        raise InvalidCommand(f"{data_dir} has no {IDENTITY_FILE}; pass --node-id as given to meshkp serve")
+    # An id given is taken as it is (it must be a member); else the one node.key derives.
+    node = node_id or load_or_create_identity(data_dir).node_id
+    store = open_store(data_dir, "recover the control plane",
+                       "stop it first: recovery rewrites the control store offline")
+    try:
+        storage = RaftStorage(store)
+        if storage.is_empty():
+            raise InvalidCommand(f"{data_dir} has no control store (this node never ran a control "
+                                 "plane, or never joined one): there is nothing to recover")
+        restored = storage.load()
+        recovery = force_configuration(restored, node, voters, hlc=int(time.time() * 1000) << 16)
+        storage.append_forced(recovery.entry, recovery.hard_state)
+    finally:
+        store.close()
+    before, after = recovery.before, recovery.after
+    return "\n".join([
+        f"recovered node {node}: the new configuration is entry {recovery.entry.index} at term "
+        f"{recovery.entry.term}",
+        f"  before: voters {_names(before.voters)}; learners {_names(before.learners)}",
+        f"  after:  voters {_names(after.voters)}; learners {_names(after.learners)}",
+        "next: start this node; it elects itself and keeps its policy. Then remove each voter lost",
+        "for good (`meshkp members remove ID`), so that it is refused if it ever comes back.",
+        "Never recover a second survivor of the same cluster: it would found a second cluster.",
+    ])
+
+
+def _names(ids: frozenset[str]) -> str:
+    return ", ".join(sorted(ids)) or "-"
