@@ -120,12 +120,12 @@ class Figures:
                  commit_seconds: Callable[[], Sequence[float]] | None = None,
                  sync_age: Callable[[], float | None] | None = None,
                  pending_pushes: Callable[[], int] | None = None,
-                 reach: Callable[[], Mapping[str, float]] | None = None) -> None:
+                 reach: Callable[[], Mapping[str, float] | None] | None = None) -> None:
         self.replication_lags = replication_lags or (lambda: ())
         self.commit_seconds = commit_seconds or (lambda: ())
         self.sync_age = sync_age or (lambda: None)
         self.pending_pushes = pending_pushes or (lambda: 0)
-        self.reach = reach or (lambda: {})
+        self.reach = reach or (lambda: None)
 
 
 class LoadSampler:
@@ -186,11 +186,12 @@ class LoadSampler:
         lag_mean, lag_max = self.lag.take()
         lags = list(self.figures.replication_lags())
         commits = list(self.figures.commit_seconds())
+        reach = self.figures.reach()
         summary = LoadSummary(
             self.node_id, self.wall(), window, ops, max(0.0, cpu - self._last_cpu) / window,
             lag_mean, lag_max, self.connections(),
             sample_quantile(0.99, lags), len(lags), sample_quantile(0.99, commits), len(commits),
-            self.figures.sync_age(), self.figures.pending_pushes(), dict(self.figures.reach()),
+            self.figures.sync_age(), self.figures.pending_pushes(), None if reach is None else dict(reach),
             quantile(0.99, LATENCY_BUCKETS, recent), sum(recent),
         )
         self._last_at, self._last_cpu, self._last_buckets = now, cpu, buckets

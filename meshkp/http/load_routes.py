@@ -128,7 +128,8 @@ class LoadHandlers:
                 "pending_pushes": summary.pending_pushes,
                 "headroom": round(room, 4),
                 "agent_percent": agent_percent(self._routing_weight(node), room),
-                "reach": {peer: _ms(rtt) for peer, rtt in sorted(summary.reach.items())},
+                "reach": None if summary.reach is None else
+                         {peer: _ms(rtt) for peer, rtt in sorted(summary.reach.items())},
             }
         return _json({"self": self.node_id, "interval_s": self.interval_s,
                       "stale_after_s": STALE_INTERVALS * self.interval_s, "nodes": nodes})

@@ -58,8 +58,8 @@ class LoadBoard:
         self.refused = 0  # reports whose node id was not their sender's (counted, dropped)
         self.contacts: dict[str, Contact] = {}
         # The peers that answered the last exchange, with their round trips (the next summary's
-        # `reach`).
-        self.reached: dict[str, float] = {}
+        # `reach`); None until the first exchange ends.
+        self.reached: dict[str, float] | None = None
         # node -> (exchanges failed in a row, monotonic time before which it is not asked).
         self._backoff: dict[str, tuple[int, float]] = {}
 

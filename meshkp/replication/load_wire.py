@@ -51,7 +51,9 @@ class LoadSummary:
     last pushes received of the time from a write's first acceptance to its merge here (s);
     `commit_p99`: p99 of the last policy changes proposed here, until applied (s);
     `sync_age`: seconds since this node's last completed anti-entropy round (None: none yet).
-    `reach`: the peers that answered this node's last load exchange, with the round trip (s).
+    `reach`: the peers that answered this node's last load exchange, with the round trip (s);
+    None before its first exchange (unknown: not "reached nobody", which would read as a
+    partition).
     `read_p99`: p99 of the HKP lookups of the last READ_WINDOWS windows (s), over
     `read_samples` lookups.
     """
@@ -70,7 +72,7 @@ class LoadSummary:
     commit_samples: int = 0
     sync_age: float | None = None
     pending_pushes: int = 0
-    reach: Mapping[str, float] = field(default_factory=dict)
+    reach: Mapping[str, float] | None = None
     read_p99: float | None = None
     read_samples: int = 0
 
@@ -82,8 +84,9 @@ class LoadSummary:
             "conn": self.connections,
             "repl": [self.replication_p99, self.replication_samples],
             "commit": [self.commit_p99, self.commit_samples],
-            "sync": self.sync_age, "push": self.pending_pushes, "reach": dict(self.reach),
+            "sync": self.sync_age, "push": self.pending_pushes,
             "read": [self.read_p99, self.read_samples],
+            **({} if self.reach is None else {"reach": dict(self.reach)}),
         }
 
     @classmethod
@@ -103,7 +106,7 @@ class LoadSummary:
         lag_mean, lag_max = _pair(body.get("lag"), "lag")
         repl, repl_n = _pair(body.get("repl"), "repl")
         commit, commit_n = _pair(body.get("commit"), "commit")
-        reach = body.get("reach", {})  # absent: a node that does not report it
+        reach = body.get("reach", {})  # absent: no exchange yet, or a node that does not report it
         if not isinstance(reach, dict) or len(reach) > MAX_REACH:
             raise WireError(f"load summary: 'reach' must be a map of at most {MAX_REACH} peers")
         read, read_n = _pair(body.get("read", [None, 0]), "read")  # absent: an older node
@@ -120,7 +123,8 @@ class LoadSummary:
             int(_need(_figure(body.get("conn"), "conn"), "conn")),
             repl, int(_need(repl_n, "repl")), commit, int(_need(commit_n, "commit")),
             _figure(body.get("sync"), "sync"),
-            int(_need(_figure(body.get("push"), "push"), "push")), reached,
+            int(_need(_figure(body.get("push"), "push"), "push")),
+            reached if "reach" in body else None,
             read, int(_need(read_n, "read")),
         )
 

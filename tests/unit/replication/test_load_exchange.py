@@ -36,6 +36,21 @@ def test_a_summary_survives_the_wire() -> None:
     assert len(msgpack.packb(report.to_map())) < 300
 
 
+def test_a_node_before_its_first_exchange_reports_its_reach_as_unknown() -> None:
+    # Unknown, not "reached nobody": `meshkp top` drew every starting node as its own group
+    # and logged a partition, then its healing, on every start of a mesh.
+    assert LoadBoard().reached is None
+
+    def over_the_wire(s: LoadSummary) -> LoadSummary | None:
+        body = msgpack.unpackb(msgpack.packb(LoadReport(s).to_map()), raw=False)
+        return decode_message(LoadReport.TYPE, body).summary  # type: ignore[attr-defined, no-any-return]
+
+    unknown = over_the_wire(summary(reach=None))
+    assert unknown is not None and unknown.reach is None
+    alone = over_the_wire(summary(reach={}))  # exchanged, and nobody answered
+    assert alone is not None and alone.reach == {}
+
+
 @pytest.mark.parametrize("bad", [
     {"node": ""},
     {"node": "x" * 65},
