@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -16,6 +16,7 @@ from aiohttp.web_exceptions import HTTPException
 from aiohttp.web_protocol import RequestPayloadError
 
 from meshkp.errors import MeshkpError, Overloaded
+from meshkp.http.clientaddr import ClientResolver
 from meshkp.http.consistency import CONSISTENCY_KEY, Consistency
 from meshkp.http.errors import error_response, status_of, text_error
 from meshkp.http.hkp import (
@@ -26,6 +27,7 @@ from meshkp.http.hkp import (
     wants_json,
 )
 from meshkp.http.metrics import CONTENT_TYPE, HttpMetrics
+from meshkp.http.ratelimit import RateLimiter
 from meshkp.keys.service import KeyService
 from meshkp.limits import Limits
 
@@ -140,17 +142,25 @@ def make_app(
     limits: Limits,
     metrics: HttpMetrics | None = None,
     consistency: Consistency | None = None,
+    trusted_proxies: Sequence[str] = (),
+    rate_limits: bool = True,
 ) -> web.Application:
     """The node's HTTP application (no I/O until a runner starts it).
 
     `consistency`: replication's acks for x-consistency on POST /pks/add (None: ignored).
+    `trusted_proxies`: CIDRs whose X-Forwarded-For names the client, exempt from rate limits;
+    `rate_limits` False leaves them out (benchmarks measure their cost against it).
     """
     metrics = metrics or HttpMetrics()
+    middlewares = [make_error_middleware(metrics, limits)]
+    if rate_limits:
+        # Inside the error middleware: its 429s are counted and logged like every answer.
+        limiter = RateLimiter(lambda: service.limits, ClientResolver(trusted_proxies),
+                              metrics.registry)
+        middlewares.append(limiter.middleware)
     # client_max_size bounds every body aiohttp buffers (request.read/post) while reading, so
     # a chunked upload without Content-Length cannot grow past the limit either.
-    app = web.Application(
-        client_max_size=limits.upload_bytes, middlewares=[make_error_middleware(metrics, limits)]
-    )
+    app = web.Application(client_max_size=limits.upload_bytes, middlewares=middlewares)
     app[SERVICE_KEY] = service
     app[METRICS_KEY] = metrics
     if consistency is not None:

@@ -123,7 +123,8 @@ class Node:
             self.membership, self.frame_auth,
         ))
         consistency = Consistency(self.replicator, config.default_consistency)
-        self.app = make_app(self.keys, config.limits, self.metrics, consistency)
+        self.app = make_app(self.keys, config.limits, self.metrics, consistency,
+                            trusted_proxies=config.trusted_proxies)
         # The applied cluster policy's effects (meshkp/node/policy_parts.py); the control
         # plane, once it runs, is plugged in with self.policy.attach(plane).
         self.policy = policy = policy_parts.PolicyEffects(
