@@ -17,6 +17,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from meshkp.errors import MeshkpError, Overloaded
 from meshkp.http.clientaddr import ClientResolver
+from meshkp.http.connguard import ConnectionGuard
 from meshkp.http.consistency import CONSISTENCY_KEY, Consistency
 from meshkp.http.errors import error_response, status_of, text_error
 from meshkp.http.hkp import (
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_KEY = web.AppKey("meshkp.service", KeyService)
 METRICS_KEY = web.AppKey("meshkp.metrics", HttpMetrics)
+GUARD_KEY = web.AppKey("meshkp.connection_guard", ConnectionGuard)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -92,6 +94,11 @@ def make_error_middleware(
             response.force_close()
             request.content.feed_eof()
             return response
+        except ConnectionResetError:
+            # The client closed its connection while we read its body (a stalled upload given
+            # up): nobody is left to answer. Not a bug; counted as the client's 400.
+            status = 400
+            return text_error(400, "the connection was closed before the request body ended")
         except Exception:
             # Not a MeshkpError: a bug. Answer 500 without details, log the traceback, count it.
             metrics.bugs.inc()
@@ -152,15 +159,18 @@ def make_app(
     `rate_limits` False leaves them out (benchmarks measure their cost against it).
     """
     metrics = metrics or HttpMetrics()
-    middlewares = [make_error_middleware(metrics, limits)]
+    resolver = ClientResolver(trusted_proxies)
+    # The listener's connection caps (the runner's site applies them: meshkp/node/parts.py).
+    guard = ConnectionGuard(lambda: service.limits, resolver, metrics.registry)
+    middlewares = [guard.middleware, make_error_middleware(metrics, limits)]
     if rate_limits:
         # Inside the error middleware: its 429s are counted and logged like every answer.
-        limiter = RateLimiter(lambda: service.limits, ClientResolver(trusted_proxies),
-                              metrics.registry)
+        limiter = RateLimiter(lambda: service.limits, resolver, metrics.registry)
         middlewares.append(limiter.middleware)
     # client_max_size bounds every body aiohttp buffers (request.read/post) while reading, so
     # a chunked upload without Content-Length cannot grow past the limit either.
     app = web.Application(client_max_size=limits.upload_bytes, middlewares=middlewares)
+    app[GUARD_KEY] = guard
     app[SERVICE_KEY] = service
     app[METRICS_KEY] = metrics
     if consistency is not None:

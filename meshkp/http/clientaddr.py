@@ -88,6 +88,11 @@ class ClientResolver:
             found = self._memo[text] = (address, trusted)
         return found
 
+    def peer_key(self, peer: str) -> tuple[str, bool]:
+        """(client key, trusted) of a connection's peer address (no headers at that point)."""
+        address, trusted = self._parse(peer)
+        return (client_key(address) if address is not None else peer), trusted
+
     def resolve(self, request: web.Request) -> Client:
         peer = request.remote or "?"
         address, trusted = self._parse(peer)

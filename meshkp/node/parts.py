@@ -20,8 +20,11 @@ from aiohttp import web
 from meshkp.bulk.datadir import store_path
 from meshkp.errors import ConfigError
 from meshkp.http.access_log import AccessLogCollector, AccessLogSink, logger_class_for
+from meshkp.http.app import GUARD_KEY
+from meshkp.http.connguard import GuardedSite
 from meshkp.http.metrics import HttpMetrics
 from meshkp.http.server_limits import RUNNER_LIMITS
+from meshkp.http.tls import tls_context
 from meshkp.keys.commit import Committer
 from meshkp.keys.parse import KeyParser
 from meshkp.keys.pool import WorkerPool, default_workers
@@ -147,7 +150,8 @@ async def serve_http(
                            **RUNNER_LIMITS, **logging_args)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, config.host, config.http_port, reuse_address=True)
+        site = GuardedSite(runner, config.host, config.http_port, app[GUARD_KEY],
+                           reuse_address=True, ssl_context=tls_context(config))
         try:
             await site.start()
         except OSError as exc:
