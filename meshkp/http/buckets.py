@@ -52,14 +52,25 @@ class TokenBucket:
         A cost above the burst takes the whole burst: it could never be paid otherwise.
         """
         cost = min(cost, rate.burst)
-        tokens = rate.burst if self.tokens is None else min(
-            rate.burst, self.tokens + (now - self.stamp) * rate.per_second)
-        self.stamp = now
+        tokens = self._refill(now, rate)
         if tokens >= cost:
             self.tokens = tokens - cost
             return 0.0
         self.tokens = tokens
         return (cost - tokens) / rate.per_second
+
+
+    def charge(self, now: float, cost: float, rate: Rate) -> None:
+        """Take `cost` tokens after the fact, into debt if need be (at most one burst deep),
+        so that the next requests wait for work that was already done."""
+        self.tokens = max(-rate.burst, self._refill(now, rate) - cost)
+
+    def _refill(self, now: float, rate: Rate) -> float:
+        """The tokens as of `now` (restamped)."""
+        tokens = rate.burst if self.tokens is None else min(
+            rate.burst, self.tokens + (now - self.stamp) * rate.per_second)
+        self.stamp = now
+        return tokens
 
 
 class ClientState:

@@ -176,7 +176,7 @@ class RateLimiter:
             # Verification CPU beyond the upload's own token (finding 5): charged after the
             # fact, so the next uploads of a client that sends costly keys wait for it.
             extra = cpu_ms * CPU_TOKENS_PER_BUDGET / limits.upload_cpu_ms
-            state.bucket("upload").take(now, extra, _upload_rate(limits))
+            state.bucket("upload").charge(now, extra, _upload_rate(limits))
         if is_client_error(status) and not state.banned(now):
             errors = Rate.per_window(limits.ban_errors, limits.ban_errors_seconds)
             if state.bucket("errors").take(now, 1, errors) > 0:

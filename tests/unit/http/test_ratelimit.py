@@ -9,13 +9,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry
 
 from meshkp.http.app import make_app
 from meshkp.http.buckets import BucketTable, Rate, TokenBucket
-from meshkp.http.clientaddr import client_key
+from meshkp.http.clientaddr import ClientResolver, client_key
 from meshkp.http.metrics import HttpMetrics
-from meshkp.http.ratelimit import search_cost
+from meshkp.http.ratelimit import CPU_MS_KEY, RateLimiter, search_cost
 from meshkp.keys.commit import Committer
 from meshkp.keys.parse import KeyParser
 from meshkp.keys.service import KeyService
@@ -147,3 +149,18 @@ async def test_costly_searches_drain_the_search_bucket_faster() -> None:
         assert 429 not in cheap
         short = [(await client.get("/pks/lookup?op=index&search=a")).status for _ in range(2)]
         assert short == [404, 429]  # 3 + 5 = 8 of 10 tokens; the next 5 do not fit
+
+
+async def test_an_uploads_verification_cpu_is_charged_to_its_client() -> None:
+    limits = dataclasses.replace(Limits(), rate_upload_burst=20, upload_cpu_ms=5000)
+
+    async def costly_add(request: web.Request) -> web.Response:
+        request[CPU_MS_KEY] = 5000.0  # the whole budget: 5 more tokens than the upload's own
+        return web.Response(text="ok")
+
+    limiter = RateLimiter(lambda: limits, ClientResolver(), CollectorRegistry())
+    app = web.Application(middlewares=[limiter.middleware])
+    app.router.add_post("/pks/add", costly_add)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        statuses = [(await client.post("/pks/add", data=b"x")).status for _ in range(5)]
+    assert statuses == [200, 200, 200, 200, 429]  # 4 x 6 tokens drain the burst of 20
