@@ -74,6 +74,8 @@ def run_node(config: NodeConfig, on_ready: Callable[[Node], None] | None = None)
             click.echo(f"meshkp: {exc}", err=True)
             return 2
         # One parseable line on stdout: test harnesses and scripts read the bound address here.
+        if node.admin_url is not None:
+            click.echo(f"meshkp: admin API on {node.admin_url}")
         click.echo(f"meshkp: listening on {node.url} node_id={node.node_id}")
         sys.stdout.flush()
         if on_ready is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,8 @@ from aiohttp import web
 from meshkp.control.policy.state import PolicyState
 from meshkp.errors import ConfigError
 from meshkp.net.secretfile import read_secret_file, write_secret_file
+
+log = logging.getLogger(__name__)
 
 TOKEN_FILE = "admin.token"
 # A configured token shorter than this is guessable online.
@@ -57,11 +60,30 @@ def token_sha256(token: str) -> bytes:
 
 
 class AdminAuth:
-    """The bootstrap token, and the named admins of the applied policy (`policy`, if any)."""
+    """The bootstrap token, and the named admins of the applied policy (`policy`, if any).
 
-    def __init__(self, token: str, policy: Callable[[], PolicyState] | None = None) -> None:
+    `source` re-reads the bootstrap token (SIGHUP: `reload`), so a token written to
+    DATA_DIR/admin.token replaces the old one without a restart.
+    """
+
+    def __init__(self, token: str, policy: Callable[[], PolicyState] | None = None,
+                 source: Callable[[], str] | None = None) -> None:
         self.token = token
         self.policy = policy
+        self.source = source
+
+    def reload(self) -> None:
+        """Read the bootstrap token again; on a failure keep the current one (and say why)."""
+        if self.source is None:
+            return
+        try:
+            token = self.source()
+        except ConfigError as exc:
+            log.error("event=admin_token_reload_failed error=%s hint=the_previous_token_stays", exc)
+            return
+        changed = not hmac.compare_digest(token.encode(), self.token.encode())
+        self.token = token
+        log.info("event=admin_token_reloaded changed=%s", changed)  # never the token itself
 
     def actor_of(self, given: bytes) -> str | None:
         """The admin name `given` authenticates, or None."""
