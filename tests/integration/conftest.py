@@ -26,7 +26,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
-_LISTENING = re.compile(r"listening on http://([\d.]+):(\d+)")
+_LISTENING = re.compile(r"listening on https?://([\d.]+):(\d+)")
 
 
 @dataclass
