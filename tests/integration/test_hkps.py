@@ -30,12 +30,19 @@ HOSTNAME = "keys.meshkp.test"
 ALICE = "10FE8CF1B483F7525039AA2A361BC1F023E0DCCA"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
+def _can_unshare_mounts() -> bool:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.gpg,
     pytest.mark.skipif(GPG is None, reason="gpg is not installed (apt-get install gnupg dirmngr)"),
-    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
-                       reason="needs root and unshare(1) for a private /etc/hosts"),
+    pytest.mark.skipif(not _can_unshare_mounts(),
+                       reason="needs root and unshare -m (a private /etc/hosts for gpg)"),
 ]
 
 
