@@ -21,6 +21,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.web_exceptions import HTTPException
@@ -63,25 +64,53 @@ def search_cost(search: str, costly: int) -> int:
     return costly if longest < SHORT_SEARCH_CHARS else 1
 
 
-def bucket_of(request: web.Request, limits: Limits) -> tuple[str, int, Rate] | None:
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """The buckets' rates of one Limits value (built once per policy change, not per request)."""
+
+    limits: Limits
+    get: Rate
+    search: Rate
+    upload: Rate
+    flood: Rate
+    errors: Rate
+
+    @classmethod
+    def of(cls, limits: Limits) -> Rates:
+        return cls(limits,
+                   Rate(limits.rate_get_per_minute / 60, limits.rate_get_burst),
+                   Rate(limits.rate_search_per_minute / 60, limits.rate_search_burst),
+                   Rate(limits.rate_upload_per_minute / 60, limits.rate_upload_burst),
+                   Rate.per_window(limits.ban_requests, limits.ban_requests_seconds),
+                   Rate.per_window(limits.ban_errors, limits.ban_errors_seconds))
+
+
+def lookup_op(request: web.Request) -> str:
+    """The `op` of a /pks/lookup query as the handler reads it (the first one), without parsing
+    the whole query string on the hot path (op=get replies come from a cache keyed by it)."""
+    for part in request.query_string.split("&"):
+        if part[:3] == "op=":
+            op = part[3:]
+            if "%" in op or "+" in op:  # encoded: let aiohttp decode it as the handler does
+                return str(request.query.get("op", "")).strip().lower()
+            return op.strip().lower()
+    return ""
+
+
+def bucket_of(request: web.Request, rates: Rates) -> tuple[str, int, Rate] | None:
     """(kind, cost, rate) of the bucket `request` draws on, or None (no bucket, ban rules only)."""
     path = request.path
     if path == "/pks/lookup":
-        op = str(request.query.get("op", "")).strip().lower()
+        op = lookup_op(request)
         if op in ("get", "hget"):
-            return "get", 1, Rate(limits.rate_get_per_minute / 60, limits.rate_get_burst)
+            return "get", 1, rates.get
         if op in ("index", "vindex"):
-            cost = search_cost(str(request.query.get("search", "")), limits.rate_search_costly)
-            return "search", cost, Rate(limits.rate_search_per_minute / 60,
-                                        limits.rate_search_burst)
+            costly = rates.limits.rate_search_costly
+            return "search", search_cost(str(request.query.get("search", "")), costly), rates.search
         return None
     if path == "/pks/add" and request.method == "POST":
-        return "upload", 1, _upload_rate(limits)
+        return "upload", 1, rates.upload
     return None
-
-
-def _upload_rate(limits: Limits) -> Rate:
-    return Rate(limits.rate_upload_per_minute / 60, limits.rate_upload_burst)
 
 
 def is_client_error(status: int) -> bool:
@@ -99,6 +128,7 @@ class RateLimiter:
         self.resolver = resolver
         self.clock = clock
         self.table = BucketTable()
+        self._rates = Rates.of(limits())
         self.limited = Counter("meshkp_http_rate_limited", "Requests refused with 429 by the "
                                "rate limits, by reason (get, search, upload: that bucket was "
                                "empty; banned: the client is banned)", ["reason"],
@@ -118,13 +148,13 @@ class RateLimiter:
         request[CLIENT_KEY] = client
         if client.exempt:
             return await handler(request)
-        limits = self._limits()
+        rates = self._rates_now()
         now = self.clock()
-        state = self.table.get(client.key, now, limits.rate_clients)
-        refused = self._admit(request, client, state, limits, now)
+        state = self.table.get(client.key, now, rates.limits.rate_clients)
+        refused = self._admit(request, client, state, rates, now)
         if refused is not None:
             if not state.banned(now):
-                self._after(request, client, state, limits, refused.status)  # a 429 is an error
+                self._after(request, client, state, rates, refused.status)  # a 429 is an error
             return refused
         status = 500
         try:
@@ -138,25 +168,31 @@ class RateLimiter:
             status = status_of(exc)
             raise
         finally:
-            self._after(request, client, state, limits, status)
+            self._after(request, client, state, rates, status)
 
-    def _admit(self, request: web.Request, client: Client, state: ClientState, limits: Limits,
+    def _rates_now(self) -> Rates:
+        limits = self._limits()
+        if self._rates.limits is not limits:
+            self._rates = Rates.of(limits)
+        return self._rates
+
+    def _admit(self, request: web.Request, client: Client, state: ClientState, rates: Rates,
                now: float) -> web.Response | None:
         """None if the request may go on, else the 429 to answer."""
+        limits = rates.limits
         left = state.banned(now)
         if left > 0:
             self.limited.labels("banned").inc()
             return _too_many(request, left, f"this client ({client.key}) is banned for "
                              f"{math.ceil(left)} s more: {state.ban_reason}")
-        flood = Rate.per_window(limits.ban_requests, limits.ban_requests_seconds)
-        if state.bucket("requests").take(now, 1, flood) > 0:
+        if state.bucket("requests").take(now, 1, rates.flood) > 0:
             self._ban(client, state, limits, now, "requests",
                       f"more than {limits.ban_requests} requests in "
                       f"{limits.ban_requests_seconds} s")
             self.limited.labels("banned").inc()
             return _too_many(request, limits.ban_seconds, f"this client ({client.key}) is "
                              f"banned for {limits.ban_seconds} s: {state.ban_reason}")
-        found = bucket_of(request, limits)
+        found = bucket_of(request, rates)
         if found is None:
             return None
         kind, cost, rate = found
@@ -168,21 +204,21 @@ class RateLimiter:
                          f"({client.key}): retry in {math.ceil(wait)} s "
                          f"(limits.rate_{kind}_per_minute, rate_{kind}_burst)")
 
-    def _after(self, request: web.Request, client: Client, state: ClientState, limits: Limits,
+    def _after(self, request: web.Request, client: Client, state: ClientState, rates: Rates,
                status: int) -> None:
         now = self.clock()
+        limits = rates.limits
         cpu_ms = request.get(CPU_MS_KEY)
         if cpu_ms:
             # Verification CPU beyond the upload's own token (finding 5): charged after the
             # fact, so the next uploads of a client that sends costly keys wait for it.
             extra = cpu_ms * CPU_TOKENS_PER_BUDGET / limits.upload_cpu_ms
-            state.bucket("upload").charge(now, extra, _upload_rate(limits))
-        if is_client_error(status) and not state.banned(now):
-            errors = Rate.per_window(limits.ban_errors, limits.ban_errors_seconds)
-            if state.bucket("errors").take(now, 1, errors) > 0:
-                self._ban(client, state, limits, now, "errors",
-                          f"more than {limits.ban_errors} client errors in "
-                          f"{limits.ban_errors_seconds} s")
+            state.bucket("upload").charge(now, extra, rates.upload)
+        if (is_client_error(status) and not state.banned(now)
+                and state.bucket("errors").take(now, 1, rates.errors) > 0):
+            self._ban(client, state, limits, now, "errors",
+                      f"more than {limits.ban_errors} client errors in "
+                      f"{limits.ban_errors_seconds} s")
 
     def _ban(self, client: Client, state: ClientState, limits: Limits, now: float, rule: str,
              why: str) -> None:

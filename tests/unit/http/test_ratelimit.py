@@ -10,14 +10,14 @@ from contextlib import asynccontextmanager
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from prometheus_client import CollectorRegistry
 
 from meshkp.http.app import make_app
 from meshkp.http.buckets import BucketTable, Rate, TokenBucket
 from meshkp.http.clientaddr import ClientResolver, client_key
 from meshkp.http.metrics import HttpMetrics
-from meshkp.http.ratelimit import CPU_MS_KEY, RateLimiter, search_cost
+from meshkp.http.ratelimit import CPU_MS_KEY, RateLimiter, lookup_op, search_cost
 from meshkp.keys.commit import Committer
 from meshkp.keys.parse import KeyParser
 from meshkp.keys.service import KeyService
@@ -164,3 +164,11 @@ async def test_an_uploads_verification_cpu_is_charged_to_its_client() -> None:
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         statuses = [(await client.post("/pks/add", data=b"x")).status for _ in range(5)]
     assert statuses == [200, 200, 200, 200, 429]  # 4 x 6 tokens drain the burst of 20
+
+
+@pytest.mark.parametrize(("query", "op"), [
+    ("op=get&search=x", "get"), ("search=op%3Dget&op=index", "index"), ("op=%67et", "get"),
+    ("op=GET", "get"), ("search=a&op=vindex&op=get", "vindex"), ("search=a", ""),
+])
+def test_the_op_is_read_as_the_handler_reads_it(query: str, op: str) -> None:
+    assert lookup_op(make_mocked_request("GET", f"/pks/lookup?{query}")) == op
