@@ -19,16 +19,21 @@ from pathlib import Path
 
 import click
 
-from bench.common import console, free_port, median, meshkp_command, report, stop_process, timed_run
+from bench.common import (
+    NO_REFUSALS,
+    console,
+    free_port,
+    median,
+    meshkp_command,
+    report,
+    stop_process,
+    timed_run,
+)
 from bench.http_read import _alternate, _start
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 KEYS = ("alice_signed.asc", "gentoo-l1.asc", "tails.asc", "weasel.asc")
 ALICE = "10FE8CF1B483F7525039AA2A361BC1F023E0DCCA"
-NEVER = "1000000000"  # a limit no benchmark reaches: the limiter runs but never refuses
-NO_REFUSALS = [arg for name in ("rate_get_per_minute", "rate_get_burst", "ban_requests",
-                                "ban_errors", "http_client_connections", "http_connections")
-               for arg in ("--limit", f"{name}={NEVER}")]
 
 
 @click.command()
