@@ -160,12 +160,13 @@ def make_app(
     """
     metrics = metrics or HttpMetrics()
     resolver = ClientResolver(trusted_proxies)
+    limiter = RateLimiter(lambda: service.limits, resolver, metrics.registry) if rate_limits else None
     # The listener's connection caps (the runner's site applies them: meshkp/node/parts.py).
-    guard = ConnectionGuard(lambda: service.limits, resolver, metrics.registry)
+    guard = ConnectionGuard(lambda: service.limits, resolver, metrics.registry,
+                            banned=limiter.is_banned if limiter is not None else None)
     middlewares = [guard.middleware, make_error_middleware(metrics, limits)]
-    if rate_limits:
+    if limiter is not None:
         # Inside the error middleware: its 429s are counted and logged like every answer.
-        limiter = RateLimiter(lambda: service.limits, resolver, metrics.registry)
         middlewares.append(limiter.middleware)
     # client_max_size bounds every body aiohttp buffers (request.read/post) while reading, so
     # a chunked upload without Content-Length cannot grow past the limit either.

@@ -107,6 +107,10 @@ class BucketTable:
     def __iter__(self) -> Iterator[ClientState]:
         return iter(self._clients.values())
 
+    def peek(self, key: str) -> ClientState | None:
+        """The state of `key` if remembered, without touching its recency."""
+        return self._clients.get(key)
+
     def get(self, key: str, now: float, max_clients: int) -> ClientState:
         """The state of `key` (created if new), marked as the most recently seen."""
         state = self._clients.get(key)

@@ -4,10 +4,11 @@ aiohttp accepts every connection and keeps each for as long as its timers allow,
 holding hundreds of connections open (slowloris, or 48 stalled 8 MiB uploads: red-team
 finding 4) costs file descriptors and buffers that every other client needs. The guard wraps
 the listener's protocol factory (`GuardedSite`) and, when a connection opens:
-- refuses it when `Limits.http_connections` are open in all (reason "total"), or when its
+- refuses it when `Limits.http_connections` are open in all (reason "total"), when its
   client (an IPv4 address or IPv6 /64, meshkp/http/clientaddr.py) holds
-  `Limits.http_client_connections` already (reason "client"; trusted proxies are exempt):
-  the refused connection gets a 503 with Retry-After and is closed at once;
+  `Limits.http_client_connections` already (reason "client"), or when the rate limits banned
+  it (reason "banned"; trusted proxies are exempt from both): the refused connection gets a
+  503 with Retry-After and is closed at once;
 - above 3/4 of the total cap, `middleware` makes every answer close its connection rather
   than keep it alive, so idle keep-alive connections give their slots back first.
 The other bounds are timers of aiohttp's server (meshkp/http/server_limits.py: the request
@@ -38,6 +39,8 @@ _REASONS = {
              "(limits.http_connections)\n",
     "client": "this client has too many connections open to this server; close some and "
               "retry (limits.http_client_connections)\n",
+    "banned": "this client is banned for a while for too many requests or errors; retry "
+              "later (limits.ban_seconds)\n",
 }
 _REFUSAL = ("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
             "Retry-After: 5\r\nConnection: close\r\nContent-Length: {length}\r\n\r\n{text}")
@@ -47,16 +50,21 @@ class ConnectionGuard:
     """Open connections of one listener, in all and per client key."""
 
     def __init__(self, limits: Callable[[], Limits], resolver: ClientResolver,
-                 registry: CollectorRegistry | None = None) -> None:
+                 registry: CollectorRegistry | None = None,
+                 banned: Callable[[str], bool] | None = None) -> None:
         self._limits = limits  # read per connection: the cluster policy may replace them
         self.resolver = resolver
+        # A client the rate limits banned (meshkp/http/ratelimit.py) is refused at accept:
+        # its flood then costs an accept and a close, not an HTTP parse per request.
+        self.banned = banned or (lambda _key: False)
         self.total = 0
         self.per_client: Tally[str] = Tally()
         self.refused = Counter("meshkp_http_connections_refused", "HKP connections closed at "
                                "once by the connection caps, by reason (total: "
-                               "limits.http_connections; client: http_client_connections)",
+                               "limits.http_connections; client: http_client_connections; "
+                               "banned: a client the rate limits banned)",
                                ["reason"], registry=registry)
-        for reason in ("total", "client"):
+        for reason in ("total", "client", "banned"):
             self.refused.labels(reason)
         self.open = Gauge("meshkp_http_connections_open", "HKP connections open now",
                           registry=registry)
@@ -70,6 +78,8 @@ class ConnectionGuard:
             return "total", key
         if not trusted and self.per_client[key] >= limits.http_client_connections:
             return "client", key
+        if not trusted and self.banned(key):
+            return "banned", key
         self.total += 1
         self.per_client[key] += 1
         return None, key

@@ -170,6 +170,11 @@ class RateLimiter:
         finally:
             self._after(request, client, state, rates, status)
 
+    def is_banned(self, key: str) -> bool:
+        """Whether client `key` is banned now (read by the connection guard at accept)."""
+        state = self.table.peek(key)
+        return state is not None and state.banned(self.clock()) > 0
+
     def _rates_now(self) -> Rates:
         limits = self._limits()
         if self._rates.limits is not limits:
@@ -183,8 +188,11 @@ class RateLimiter:
         left = state.banned(now)
         if left > 0:
             self.limited.labels("banned").inc()
-            return _too_many(request, left, f"this client ({client.key}) is banned for "
-                             f"{math.ceil(left)} s more: {state.ban_reason}")
+            refusal = _too_many(request, left, f"this client ({client.key}) is banned for "
+                                f"{math.ceil(left)} s more: {state.ban_reason}")
+            # Its next connection is refused at accept, before any HTTP parsing (connguard).
+            refusal.force_close()
+            return refusal
         if state.bucket("requests").take(now, 1, rates.flood) > 0:
             self._ban(client, state, limits, now, "requests",
                       f"more than {limits.ban_requests} requests in "
