@@ -97,3 +97,29 @@ def test_stalled_uploads_from_one_client_pin_bounded_memory(server: ServerProces
         assert grown < 100 * 1024 * 1024, f"RSS grew by {grown / 2**20:.0f} MiB"
         # Another client is served meanwhile.
         assert server.lookup(op="get", search="alice@example.com").status == 200
+
+
+@pytest.mark.slow
+def test_a_request_head_must_be_complete_within_the_keepalive_timeout(server: ServerProcess) -> None:
+    """The head deadline is aiohttp's keep-alive timer (server_limits.py, 15 s), armed at
+    connect and after each answer: trickling header lines does not extend it."""
+    with connections(server, 2) as (silent, trickling):
+        for sock in (silent, trickling):
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            sock.settimeout(0.5)
+        began = time.monotonic()
+        closed: dict[int, float] = {}
+        while len(closed) < 2 and time.monotonic() - began < 40:
+            for index, sock in enumerate((silent, trickling)):
+                if index in closed:
+                    continue
+                try:
+                    if index:
+                        sock.sendall(b"X-Trickle: 1\r\n")
+                    if sock.recv(100) == b"":
+                        closed[index] = time.monotonic() - began
+                except TimeoutError:
+                    pass
+                except OSError:
+                    closed[index] = time.monotonic() - began
+        assert sorted(closed) == [0, 1], "a request head that never ends kept its connection"
