@@ -36,19 +36,25 @@ BOOTSTRAP_ACTOR = "admin"
 ACTOR_KEY = web.RequestKey("meshkp.actor", str)
 
 
+# Around a token in a file or setting, only ASCII whitespace (a trailing newline) is not part of
+# it: str.strip() would also drop U+00A0, U+3000..., so the token accepted would differ from
+# the one written (red-team finding 9, the header side is in require_admin).
+_TOKEN_BLANKS = " \t\r\n"
+
+
 def load_or_create_token(data_dir: Path, configured: str | None = None) -> str:
     """The admin token: `configured` if given, else DATA_DIR/admin.token (created if missing)."""
     if configured is not None:
-        if len(configured.strip()) < MIN_TOKEN_CHARS:
+        if len(configured.strip(_TOKEN_BLANKS)) < MIN_TOKEN_CHARS:
             raise ConfigError(f"admin token must have at least {MIN_TOKEN_CHARS} characters")
-        return configured.strip()
+        return configured.strip(_TOKEN_BLANKS)
     path = data_dir / TOKEN_FILE
     if not path.exists():
         try:
             write_secret_file(path, secrets.token_hex(32) + "\n", overwrite=False)
         except ConfigError:
             pass  # another process created it first: read theirs
-    token = read_secret_file(path, "admin token").strip()
+    token = read_secret_file(path, "admin token").strip(_TOKEN_BLANKS)
     if len(token) < MIN_TOKEN_CHARS:
         raise ConfigError(f"{path} holds a token shorter than {MIN_TOKEN_CHARS} characters")
     return token
