@@ -81,8 +81,8 @@ class Limits:
     uploads_buffered_bytes: int = 64 * 1024 * 1024
     # The same bound per client address, so that one client cannot take every byte of it and
     # other clients still upload while it stalls. Behind a reverse proxy, pass --trusted-proxy
-    # so that each forwarded client has its own (else they all share the proxy's). Both budgets are at least upload_bytes in effect, so
-    # that the largest upload can always be read.
+    # so that each forwarded client has its own (else they all share the proxy's). Both
+    # budgets are at least upload_bytes in effect, so that the largest upload can be read.
     uploads_buffered_client_bytes: int = 16 * 1024 * 1024
     # One keyword, in UTF-8 bytes; longer words are cut (queries are cut the same way, so they
     # still match). Bounds index key size.

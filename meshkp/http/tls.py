@@ -9,23 +9,20 @@ proxy in front, which is the usual pool setup, with the node on plain HTTP behin
 from __future__ import annotations
 
 import ssl
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from meshkp.errors import ConfigError
 
-if TYPE_CHECKING:
-    from meshkp.node.config import NodeConfig
 
-
-def tls_context(config: NodeConfig) -> ssl.SSLContext | None:
-    """The server context of config's --tls-cert/--tls-key, or None for plain HTTP."""
-    if config.tls_cert is None or config.tls_key is None:
+def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """The server context of --tls-cert/--tls-key, or None (plain HTTP) without them."""
+    if cert is None or key is None:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
-        context.load_cert_chain(config.tls_cert, config.tls_key)
+        context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot load the TLS certificate {config.tls_cert} and key "
-                          f"{config.tls_key}: {exc}; give a PEM chain and its private key") from None
+        raise ConfigError(f"cannot load the TLS certificate {cert} and key {key}: {exc}; give "
+                          "a PEM certificate chain and its private key") from None
     return context

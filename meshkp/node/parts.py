@@ -159,7 +159,7 @@ async def serve_http(
     await runner.setup()
     try:
         site = GuardedSite(runner, config.host, config.http_port, app[GUARD_KEY],
-                           reuse_address=True, ssl_context=tls_context(config))
+                           reuse_address=True, ssl_context=tls_context(config.tls_cert, config.tls_key))
         await _start_site(site, config.host, config.http_port, "--http-port")
         admin = None
         if split is not None and config.admin_listen is not None:
