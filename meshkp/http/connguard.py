@@ -8,7 +8,8 @@ the listener's protocol factory (`GuardedSite`) and, when a connection opens:
   client (an IPv4 address or IPv6 /64, meshkp/http/clientaddr.py) holds
   `Limits.http_client_connections` already (reason "client"), or when the rate limits banned
   it (reason "banned"; trusted proxies are exempt from both): the refused connection gets a
-  503 with Retry-After and is closed at once;
+  503 with Retry-After and is closed at once (a banned client's first few only after
+  TARPIT_S, unread, so that its reconnect loop slows down);
 - above 3/4 of the total cap, `middleware` makes every answer close its connection rather
   than keep it alive, so idle keep-alive connections give their slots back first.
 The other bounds are timers of aiohttp's server (meshkp/http/server_limits.py: the request
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -34,6 +36,10 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Above this share of http_connections, answers close their connection (no keep-alive).
 CROWDED_SHARE = 0.75
+# Seconds a banned client's connection is held, unread, before its 503: its reconnect loop
+# then runs at (its connection cap) / this, not as fast as the node can accept. Each held
+# connection costs a file descriptor, within the client's own cap.
+TARPIT_S = 5.0
 _REASONS = {
     "total": "this server has too many connections open; retry in a few seconds "
              "(limits.http_connections)\n",
@@ -66,6 +72,9 @@ class ConnectionGuard:
                                ["reason"], registry=registry)
         for reason in ("total", "client", "banned"):
             self.refused.labels(reason)
+        self.tarpitted: Tally[str] = Tally()
+        self._unlogged: Tally[str] = Tally()
+        self._logged_at: dict[str, float] = {}
         self.open = Gauge("meshkp_http_connections_open", "HKP connections open now",
                           registry=registry)
         self.open.set_function(lambda: self.total)
@@ -101,38 +110,84 @@ class ConnectionGuard:
             response.force_close()  # keep-alive shedding: this slot goes back after the answer
         return response
 
+    def note_refusal(self, reason: str, key: str) -> None:
+        """Count a refused connection; log at most one line a second per reason (a flood of
+        refusals would otherwise cost a log line each)."""
+        self.refused.labels(reason).inc()
+        self._unlogged[reason] += 1
+        now = time.monotonic()
+        if now - self._logged_at.get(reason, -1.0) >= 1.0:
+            log.warning("event=http_connection_refused reason=%s client=%s open=%d count=%d",
+                        reason, key, self.total, self._unlogged[reason])
+            self._logged_at[reason] = now
+            self._unlogged[reason] = 0
+
+    def tarpit(self, key: str) -> bool:
+        """Take one of `key`'s tarpit slots (as many as its connection cap; a quarter of the
+        node's in all, so many banned clients cannot take its file descriptors), if free."""
+        limits = self._limits()
+        if (self.tarpitted[key] >= limits.http_client_connections
+                or self.tarpitted.total() >= limits.http_connections // 4):
+            return False
+        self.tarpitted[key] += 1
+        return True
+
+    def untarpit(self, key: str) -> None:
+        self.tarpitted[key] -= 1
+        if self.tarpitted[key] <= 0:
+            del self.tarpitted[key]
+
     def factory(self, make: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         """A protocol factory wrapping `make`'s protocols in the caps."""
         return lambda: _Guarded(self, make())
 
 
+def _refuse(transport: asyncio.Transport, reason: str) -> None:
+    if transport.is_closing():
+        return
+    text = _REASONS[reason]
+    transport.write(_REFUSAL.format(length=len(text.encode()), text=text).encode())
+    transport.close()
+
+
 class _Guarded(asyncio.Protocol):
     """One connection: admitted (delegating to aiohttp's protocol) or refused and closed."""
 
-    __slots__ = ("guard", "inner", "key")
+    __slots__ = ("guard", "inner", "key", "tarpit")
 
     def __init__(self, guard: ConnectionGuard, inner: asyncio.Protocol) -> None:
         self.guard = guard
         self.inner = inner
         self.key: str | None = None  # set once admitted
+        self.tarpit: str | None = None  # the client key, while held before its refusal
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
         host = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
         reason, key = self.guard.admit(host)
-        if reason is not None:
-            self.guard.refused.labels(reason).inc()
-            log.warning("event=http_connection_refused reason=%s client=%s open=%d",
-                        reason, key, self.guard.total)
-            text = _REASONS[reason]
-            assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(_REFUSAL.format(length=len(text.encode()), text=text).encode())
-            transport.close()
+        if reason is None:
+            self.key = key
+            self.inner.connection_made(transport)
             return
-        self.key = key
-        self.inner.connection_made(transport)
+        self.guard.note_refusal(reason, key)
+        assert isinstance(transport, asyncio.Transport)
+        if reason == "banned" and self.guard.tarpit(key):
+            # Answer late, reading nothing meanwhile: a banned client's reconnect loop then
+            # waits on its few tarpitted connections instead of costing an accept each turn.
+            transport.pause_reading()
+            self.tarpit = key
+            asyncio.get_running_loop().call_later(TARPIT_S, _refuse, transport, reason)
+            return
+        _refuse(transport, reason)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.tarpit is not None:
+            self.guard.untarpit(self.tarpit)
+            self.tarpit = None
+        self._release(exc)
+
+    def _release(self, exc: Exception | None) -> None:
+
         if self.key is None:
             return
         self.guard.release(self.key)
