@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import pytest
 from aiohttp import web
 
+from meshkp.http import connguard
 from meshkp.http.clientaddr import ClientResolver
 from meshkp.http.connguard import ConnectionGuard, GuardedSite
 from meshkp.limits import Limits
@@ -21,8 +22,10 @@ REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
 @asynccontextmanager
-async def listening(trusted: tuple[str, ...] = ()) -> AsyncIterator[tuple[int, ConnectionGuard]]:
-    guard = ConnectionGuard(lambda: LIMITS, ClientResolver(trusted))
+async def listening(trusted: tuple[str, ...] = (), banned: bool = False,
+                    ) -> AsyncIterator[tuple[int, ConnectionGuard]]:
+    guard = ConnectionGuard(lambda: LIMITS, ClientResolver(trusted),
+                            banned=(lambda _key: True) if banned else None)
 
     async def hello(_request: web.Request) -> web.Response:
         return web.Response(text="hello")
@@ -76,6 +79,20 @@ async def test_crowded_answers_close_their_connection() -> None:
         assert b"Connection: close" not in calm  # 1 of 8: kept alive
         crowd = [await ask(port) for _ in range(6)]  # 7 of 8, above 3/4
         assert b"Connection: close" in crowd[-1][0]
+
+
+async def test_a_banned_clients_connections_wait_unread_then_get_a_503(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(connguard, "TARPIT_S", 0.5)
+    async with listening(banned=True) as (port, guard):
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(4)]
+        await asyncio.sleep(0.1)
+        # Held: at most its cap of 3, and a quarter of the 8 in all: 2. The others at once.
+        assert guard.tarpitted["127.0.0.1"] == 2 and guard.total == 0
+        late = [await asyncio.wait_for(reader.read(), 5) for reader, _ in held]
+        assert sum(b"HTTP/1.1 503" in reply and b"banned" in reply for reply in late) == 4
+        await asyncio.sleep(0.1)
+        assert not guard.tarpitted
 
 
 @pytest.mark.parametrize(("spec", "address"), [
