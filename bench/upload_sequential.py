@@ -29,6 +29,7 @@ from urllib.parse import quote
 import click
 
 from bench.common import (
+    NO_REFUSALS,
     fetch,
     free_port,
     median,
@@ -106,7 +107,7 @@ def concurrent(count: int, clients: int, seed: str, work_root: Path) -> tuple[fl
     work = bodies(count, seed=seed.encode())
     port = free_port()
     node = _serve([*meshkp_command(), "serve", "--data-dir", str(work_root / f"{seed}-node"),
-                   "--http-port", str(port)], f"http://127.0.0.1:{port}/pks/health",
+                   "--http-port", str(port), *NO_REFUSALS], f"http://127.0.0.1:{port}/pks/health",
                   work_root / f"{seed}-node.log")
     try:
         fsyncs = store_counter(port, "meshkp_store_synced_commits_total")
@@ -138,7 +139,7 @@ def run(count: int = 300, runs: int = 3, clients: int = 8,
             stop_process(bare)
         data_dir = work_root / f"node-{index}"
         node = _serve([*meshkp_command(), "serve", "--data-dir", str(data_dir), "--http-port",
-                       str(node_port)], f"http://127.0.0.1:{node_port}/pks/health",
+                       str(node_port), *NO_REFUSALS], f"http://127.0.0.1:{node_port}/pks/health",
                       work_root / f"node-{index}.log")
         try:
             upload = post_sequentially(node_port, work)

@@ -28,7 +28,7 @@ from typing import Any
 
 import click
 
-from bench.common import free_port, median, report, stop_process
+from bench.common import NO_REFUSALS, free_port, median, report, stop_process
 from bench.upload_sequential import MAX_RUN_S, bodies
 
 WARMUP = 20
@@ -154,7 +154,7 @@ def serve_child(args: list[str]) -> None:
     """`meshkp serve ARGS` in this process, with the probes installed."""
     install_probes()
     from cli.main import main as cli_main
-    cli_main.main(args=["serve", *args], prog_name="meshkp")
+    cli_main.main(args=["serve", *args, *NO_REFUSALS], prog_name="meshkp")
 
 
 # -- the client side --------------------------------------------------------------------------

@@ -50,6 +50,10 @@ SERVE_FLAGS = {
     "default_consistency": FlagTarget("--consistency", "node.default_consistency"),
     "agent_check_port": FlagTarget("--agent-check-port", "node.agent_check_port"),
     "drain_grace": FlagTarget("--drain-grace", "node.drain_grace_s"),
+    "trusted_proxies": FlagTarget("--trusted-proxy", "node.trusted_proxies", tuple),
+    "tls_cert": FlagTarget("--tls-cert", "node.tls_cert"),
+    "tls_key": FlagTarget("--tls-key", "node.tls_key"),
+    "admin_listen": FlagTarget("--admin-listen", "node.admin_listen"),
 }
 
 
@@ -70,6 +74,8 @@ def run_node(config: NodeConfig, on_ready: Callable[[Node], None] | None = None)
             click.echo(f"meshkp: {exc}", err=True)
             return 2
         # One parseable line on stdout: test harnesses and scripts read the bound address here.
+        if node.admin_url is not None:
+            click.echo(f"meshkp: admin API on {node.admin_url}")
         click.echo(f"meshkp: listening on {node.url} node_id={node.node_id}")
         sys.stdout.flush()
         if on_ready is not None:
@@ -134,6 +140,16 @@ def serve_settings(
               help="Answer HAProxy's agent check on this TCP port (0: off, the default).")
 @click.option("--drain-grace", type=click.FloatRange(0), default=10.0, show_default=True,
               metavar="SECONDS", help="Seconds from a drain to /cluster/health answering 503.")
+@click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="CIDR",
+              help="A proxy or load balancer whose X-Forwarded-For is believed; its requests "
+                   "are exempt from rate limits (repeatable; hkp.trusted_proxies).")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="PEM certificate chain: serve HKPS (TLS) on the HKP port (with --tls-key).")
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="PEM private key of --tls-cert.")
+@click.option("--admin-listen", default=None, metavar="[HOST:]PORT",
+              help="Serve /cluster/* and /metrics on a separate listener (host default "
+                   "127.0.0.1), and no longer on the HKP port.")
 @limit_option
 @replication_options
 @mesh_options

@@ -80,13 +80,64 @@ class Limits:
     # stalled uploads pins; more are refused with 503 until the reads finish or time out.
     uploads_buffered_bytes: int = 64 * 1024 * 1024
     # The same bound per client address, so that one client cannot take every byte of it and
-    # other clients still upload while it stalls. Behind a reverse proxy every client has the
-    # proxy's address: raise it there. Both budgets are at least upload_bytes in effect, so
-    # that the largest upload can always be read.
+    # other clients still upload while it stalls. Behind a reverse proxy, pass --trusted-proxy
+    # so that each forwarded client has its own (else they all share the proxy's). Both
+    # budgets are at least upload_bytes in effect, so that the largest upload can be read.
     uploads_buffered_client_bytes: int = 16 * 1024 * 1024
     # One keyword, in UTF-8 bytes; longer words are cut (queries are cut the same way, so they
     # still match). Bounds index key size.
     keyword_bytes: int = 64
+    # Milliseconds of CPU one upload may spend verifying self-signatures; the keys after the
+    # one that crosses it are refused (event=upload_cpu_exhausted), so one 8 MiB upload of
+    # hostile keys costs at most this, not minutes (red-team finding 5: 36 keys with ~3070-bit
+    # RSA exponents and 65 bad self-signatures each took 15 s). Honest uploads of one key take
+    # a few ms; debian-keyring's largest keys ~0.3 s.
+    upload_cpu_ms: int = 5000
+    # --- Rate limits per client (meshkp/http/ratelimit.py), one token bucket per kind ---
+    # A client is an IPv4 address or an IPv6 /64 (meshkp/http/clientaddr.py); the trusted
+    # proxies of the node are exempt. Each bucket holds `burst` tokens and refills
+    # `per_minute`; an empty one answers 429 with Retry-After. The defaults leave gpg's
+    # --refresh-keys of a few hundred keys and a busy NAT'd office untouched, while one
+    # client can no longer take a node's whole op=get capacity (~1,500 req/s per core).
+    # op=get, one token per request.
+    rate_get_per_minute: int = 1200
+    rate_get_burst: int = 200
+    # op=index and op=vindex: a search scans index terms, so fewer of them. A short (fewer
+    # than 3 characters in its longest word) or wildcard-like (*, ?, %) search costs
+    # `rate_search_costly` tokens: it matches the most keys and builds the largest replies.
+    rate_search_per_minute: int = 300
+    rate_search_burst: int = 60
+    rate_search_costly: int = 5
+    # POST /pks/add: each costs parsing, verification and replication to every node. Also
+    # charged one more token per `upload_cpu_ms`/5 of CPU the upload's verification took, so
+    # hostile keys drain a client's uploads by their cost rather than their count.
+    rate_upload_per_minute: int = 30
+    rate_upload_burst: int = 20
+    # Temporary bans (HAProxy's stick-table rules, as Hockeypuck's operators run them): more
+    # than `ban_requests` requests in `ban_requests_seconds`, whatever their answer, or more
+    # than `ban_errors` client errors (4xx other than 404: malformed requests, refused
+    # uploads, wrong admin tokens, ignored 429s) in `ban_errors_seconds`, ban the client for
+    # `ban_seconds`: each of its requests then gets 429 at once, before any other work.
+    ban_requests: int = 600
+    ban_requests_seconds: int = 10
+    ban_errors: int = 20
+    ban_errors_seconds: int = 300
+    ban_seconds: int = 600
+    # Clients whose buckets are remembered; the least recently seen is forgotten first (it
+    # starts again with full buckets; banned ones are skipped a few times). ~600 bytes each
+    # (measured: 20,000 took 12 MiB of RSS): 50,000 is ~30 MB at worst, and a client cycling
+    # addresses cannot grow it further. A pool node sees fewer clients in a ban's 10 minutes.
+    rate_clients: int = 50_000
+    # --- Connections of the HKP listener (meshkp/http/connguard.py) ---
+    # Open connections in all. Each costs a file descriptor and ~10 KB of buffers; beyond it
+    # new connections get 503 and are closed, so the node keeps fds for its store and peers
+    # (systemd's LimitNOFILE in deploy/ is 65536; the Debian default soft limit is 1024).
+    # Above 3/4 of it, answers close their connection instead of keeping it alive.
+    http_connections: int = 768
+    # Open connections per client (IPv4 address or IPv6 /64; trusted proxies exempt). gpg
+    # opens one at a time; a slowloris client opening hundreds only gets this many, so it
+    # cannot fill `http_connections` for everyone else.
+    http_client_connections: int = 32
 
     def validate(self) -> None:
         for name in self.__slots__:

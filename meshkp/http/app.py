@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -16,6 +16,8 @@ from aiohttp.web_exceptions import HTTPException
 from aiohttp.web_protocol import RequestPayloadError
 
 from meshkp.errors import MeshkpError, Overloaded
+from meshkp.http.clientaddr import ClientResolver
+from meshkp.http.connguard import ConnectionGuard
 from meshkp.http.consistency import CONSISTENCY_KEY, Consistency
 from meshkp.http.errors import error_response, status_of, text_error
 from meshkp.http.hkp import (
@@ -26,6 +28,7 @@ from meshkp.http.hkp import (
     wants_json,
 )
 from meshkp.http.metrics import CONTENT_TYPE, HttpMetrics
+from meshkp.http.ratelimit import RateLimiter
 from meshkp.keys.service import KeyService
 from meshkp.limits import Limits
 
@@ -33,6 +36,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_KEY = web.AppKey("meshkp.service", KeyService)
 METRICS_KEY = web.AppKey("meshkp.metrics", HttpMetrics)
+GUARD_KEY = web.AppKey("meshkp.connection_guard", ConnectionGuard)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -90,6 +94,11 @@ def make_error_middleware(
             response.force_close()
             request.content.feed_eof()
             return response
+        except ConnectionResetError:
+            # The client closed its connection while we read its body (a stalled upload given
+            # up): nobody is left to answer. Not a bug; counted as the client's 400.
+            status = 400
+            return text_error(400, "the connection was closed before the request body ended")
         except Exception:
             # Not a MeshkpError: a bug. Answer 500 without details, log the traceback, count it.
             metrics.bugs.inc()
@@ -140,17 +149,29 @@ def make_app(
     limits: Limits,
     metrics: HttpMetrics | None = None,
     consistency: Consistency | None = None,
+    trusted_proxies: Sequence[str] = (),
+    rate_limits: bool = True,
 ) -> web.Application:
     """The node's HTTP application (no I/O until a runner starts it).
 
     `consistency`: replication's acks for x-consistency on POST /pks/add (None: ignored).
+    `trusted_proxies`: CIDRs whose X-Forwarded-For names the client, exempt from rate limits;
+    `rate_limits` False leaves them out (benchmarks measure their cost against it).
     """
     metrics = metrics or HttpMetrics()
+    resolver = ClientResolver(trusted_proxies)
+    limiter = RateLimiter(lambda: service.limits, resolver, metrics.registry) if rate_limits else None
+    # The listener's connection caps (the runner's site applies them: meshkp/node/parts.py).
+    guard = ConnectionGuard(lambda: service.limits, resolver, metrics.registry,
+                            banned=limiter.is_banned if limiter is not None else None)
+    middlewares = [guard.middleware, make_error_middleware(metrics, limits)]
+    if limiter is not None:
+        # Inside the error middleware: its 429s are counted and logged like every answer.
+        middlewares.append(limiter.middleware)
     # client_max_size bounds every body aiohttp buffers (request.read/post) while reading, so
     # a chunked upload without Content-Length cannot grow past the limit either.
-    app = web.Application(
-        client_max_size=limits.upload_bytes, middlewares=[make_error_middleware(metrics, limits)]
-    )
+    app = web.Application(client_max_size=limits.upload_bytes, middlewares=middlewares)
+    app[GUARD_KEY] = guard
     app[SERVICE_KEY] = service
     app[METRICS_KEY] = metrics
     if consistency is not None:

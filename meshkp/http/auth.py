@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,8 @@ from meshkp.control.policy.state import PolicyState
 from meshkp.errors import ConfigError
 from meshkp.net.secretfile import read_secret_file, write_secret_file
 
+log = logging.getLogger(__name__)
+
 TOKEN_FILE = "admin.token"
 # A configured token shorter than this is guessable online.
 MIN_TOKEN_CHARS = 16
@@ -33,19 +36,25 @@ BOOTSTRAP_ACTOR = "admin"
 ACTOR_KEY = web.RequestKey("meshkp.actor", str)
 
 
+# Around a token in a file or setting, only ASCII whitespace (a trailing newline) is not part of
+# it: str.strip() would also drop U+00A0, U+3000..., so the token accepted would differ from
+# the one written (red-team finding 9, the header side is in require_admin).
+_TOKEN_BLANKS = " \t\r\n"
+
+
 def load_or_create_token(data_dir: Path, configured: str | None = None) -> str:
     """The admin token: `configured` if given, else DATA_DIR/admin.token (created if missing)."""
     if configured is not None:
-        if len(configured.strip()) < MIN_TOKEN_CHARS:
+        if len(configured.strip(_TOKEN_BLANKS)) < MIN_TOKEN_CHARS:
             raise ConfigError(f"admin token must have at least {MIN_TOKEN_CHARS} characters")
-        return configured.strip()
+        return configured.strip(_TOKEN_BLANKS)
     path = data_dir / TOKEN_FILE
     if not path.exists():
         try:
             write_secret_file(path, secrets.token_hex(32) + "\n", overwrite=False)
         except ConfigError:
             pass  # another process created it first: read theirs
-    token = read_secret_file(path, "admin token").strip()
+    token = read_secret_file(path, "admin token").strip(_TOKEN_BLANKS)
     if len(token) < MIN_TOKEN_CHARS:
         raise ConfigError(f"{path} holds a token shorter than {MIN_TOKEN_CHARS} characters")
     return token
@@ -57,11 +66,30 @@ def token_sha256(token: str) -> bytes:
 
 
 class AdminAuth:
-    """The bootstrap token, and the named admins of the applied policy (`policy`, if any)."""
+    """The bootstrap token, and the named admins of the applied policy (`policy`, if any).
 
-    def __init__(self, token: str, policy: Callable[[], PolicyState] | None = None) -> None:
+    `source` re-reads the bootstrap token (SIGHUP: `reload`), so a token written to
+    DATA_DIR/admin.token replaces the old one without a restart.
+    """
+
+    def __init__(self, token: str, policy: Callable[[], PolicyState] | None = None,
+                 source: Callable[[], str] | None = None) -> None:
         self.token = token
         self.policy = policy
+        self.source = source
+
+    def reload(self) -> None:
+        """Read the bootstrap token again; on a failure keep the current one (and say why)."""
+        if self.source is None:
+            return
+        try:
+            token = self.source()
+        except ConfigError as exc:
+            log.error("event=admin_token_reload_failed error=%s hint=the_previous_token_stays", exc)
+            return
+        changed = not hmac.compare_digest(token.encode(), self.token.encode())
+        self.token = token
+        log.info("event=admin_token_reloaded changed=%s", changed)  # never the token itself
 
     def actor_of(self, given: bytes) -> str | None:
         """The admin name `given` authenticates, or None."""

@@ -22,6 +22,7 @@ from meshkp.errors import InvalidRequest, LimitExceeded, Unsupported
 from meshkp.http import html, mr
 from meshkp.http.consistency import CONSISTENCY_KEY, confirmed, level_asked
 from meshkp.http.metrics import HttpMetrics
+from meshkp.http.ratelimit import CPU_MS_KEY
 from meshkp.http.replycache import MAX_AGE_S, Reply, ReplyCache
 from meshkp.http.routing import ROUTING_KEY
 from meshkp.http.sks import encode_hashquery_response, parse_hashquery
@@ -177,6 +178,7 @@ class HkpHandlers:
         if not keytext or not keytext.strip():
             raise InvalidRequest("missing the 'keytext' form field: POST keytext=<armored key>")
         report = await self.service.add(keytext)
+        request[CPU_MS_KEY] = report.cpu_ms
         self._count(report)
         status = report.http_status
         log.info(

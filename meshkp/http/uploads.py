@@ -18,6 +18,7 @@ from typing import TypeVar
 from aiohttp import web
 
 from meshkp.errors import Overloaded, RequestTimedOut
+from meshkp.http.clientaddr import CLIENT_KEY
 from meshkp.limits import Limits
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,9 @@ class UploadBudget:
         limits = self._limits()
         size = request.content_length
         want = limits.upload_bytes if size is None else min(size, limits.upload_bytes)
-        client = request.remote or "?"
+        # The client the rate limiter resolved (behind a trusted proxy, the forwarded one).
+        resolved = request.get(CLIENT_KEY)
+        client = resolved.key if resolved is not None else request.remote or "?"
         node_cap = max(limits.uploads_buffered_bytes, limits.upload_bytes)
         client_cap = max(limits.uploads_buffered_client_bytes, limits.upload_bytes)
         if self.in_use + want > node_cap or self._per_client[client] + want > client_cap:

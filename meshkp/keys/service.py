@@ -10,6 +10,7 @@ replication, a delete), and drops what the commit changed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -65,6 +66,9 @@ class AddReport:
     # for both to be acknowledged, since a held key is not known to be on other nodes yet.
     changed: tuple[bytes, ...] = ()
     held: tuple[bytes, ...] = ()
+    # CPU the parse and verification took (0 when parsed in the commit job: small uploads),
+    # charged to the client by the rate limits (meshkp/http/ratelimit.py).
+    cpu_ms: float = 0.0
 
     @classmethod
     def of(cls, result: IngestResult) -> AddReport:
@@ -175,8 +179,9 @@ class KeyService:
                 decide = parsing_upload(keytext, self.node_id, self.policy.refusal, readd=True)
                 return AddReport.of(await self.committer.run(
                     self.store, decide, UPLOADED, sync=self.sync_writes))
-            items = require_keys(await self.parser.parse(keytext))
-            return AddReport.of(await self.apply(items))
+            items = await self.parser.parse(keytext)
+            report = AddReport.of(await self.apply(require_keys(items)))
+            return dataclasses.replace(report, cpu_ms=getattr(items, "cpu_ms", 0.0))
         finally:
             self._uploads -= 1
 

@@ -20,6 +20,7 @@ from meshkp.http.access_log import AccessLogConfig
 from meshkp.limits import Limits
 from meshkp.membership.config import MembershipConfig
 from meshkp.net.identity import validate_node_id
+from meshkp.node import edge_checks
 from meshkp.replication.config import ReplicationConfig
 
 CONSISTENCY_LEVELS = ("one", "quorum", "all")
@@ -97,6 +98,18 @@ class NodeConfig:
     # The admin credential of mutating /cluster/* calls. None: DATA_DIR/admin.token, created
     # (0600, 32 random bytes) on first start. Loaded once, at start.
     admin_token: str | None = None
+    # CIDRs of the operator's own proxies and load balancers (--trusted-proxy): only their
+    # X-Forwarded-For names the client, and requests that come only through them are exempt
+    # from the rate limits (meshkp/http/clientaddr.py). Empty: every peer address is a client.
+    trusted_proxies: tuple[str, ...] = ()
+    # PEM certificate chain and private key (--tls-cert, --tls-key): the HKP listener then
+    # speaks HKPS (TLS) instead of plain HTTP, on the same port. Both or neither.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # HOST:PORT of a separate admin listener (--admin-listen) serving /cluster/* and
+    # /metrics, so the admin API need not face the internet; a bare port binds 127.0.0.1.
+    # None: the HKP listener serves them too (the default, as before).
+    admin_listen: str | None = None
     # The cluster keyring (`meshkp keygen`): encrypts and authenticates gossip and replication.
     # Every node of a mesh needs the same file. None: DATA_DIR/cluster.key, created on first
     # start, when the node is in a mesh; a node outside a mesh opens its replication listener
@@ -174,6 +187,7 @@ class NodeConfig:
         if not 0 < self.max_clock_skew_s <= 600:
             raise ConfigError("max_clock_skew must be within 0..10m (above it, frames captured "
                               f"minutes ago replay), got {self.max_clock_skew_s}")
+        edge_checks.validate(self)
         sections = {"membership": self.membership, "replication": self.replication,
                     "control": self.control}
         for name, section in sections.items():

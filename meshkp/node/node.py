@@ -12,6 +12,7 @@ HTTP listener first (in-flight requests finish while replication still runs), th
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -21,7 +22,7 @@ from aiohttp import web
 from meshkp.bulk.datadir import store_path
 from meshkp.control.driver.plane import ControlPlane
 from meshkp.http.app import make_app
-from meshkp.http.auth import load_or_create_token, require_admin
+from meshkp.http.auth import AdminAuth, load_or_create_token, require_admin
 from meshkp.http.cluster import ClusterHandlers
 from meshkp.http.cluster_sync import ClusterSyncHandlers
 from meshkp.http.consistency import Consistency
@@ -56,6 +57,8 @@ class Node:
         # Set by start(), in this order; None again after stop().
         self.identity: NodeIdentity | None = None
         self.admin_token: str | None = None
+        # The admin check of every endpoint (its bootstrap token is re-read on SIGHUP).
+        self.admin_auth: AdminAuth | None = None
         self.store: AsyncStore | None = None
         # The one commit path of every key write (its observers: the key service's caches and
         # replication's push queue), and the CPU pool of parsing and peer records.
@@ -123,13 +126,15 @@ class Node:
             self.membership, self.frame_auth,
         ))
         consistency = Consistency(self.replicator, config.default_consistency)
-        self.app = make_app(self.keys, config.limits, self.metrics, consistency)
+        self.app = make_app(self.keys, config.limits, self.metrics, consistency,
+                            trusted_proxies=config.trusted_proxies)
         # The applied cluster policy's effects (meshkp/node/policy_parts.py); the control
         # plane, once it runs, is plugged in with self.policy.attach(plane).
         self.policy = policy = policy_parts.PolicyEffects(
             identity.node_id, self.committer, self.keys, self.replicator, self.store, self.membership,
             drain_grace_s=config.drain_grace_s)
-        auth = policy.auth(token)
+        self.admin_auth = auth = policy.auth(token)
+        auth.source = functools.partial(load_or_create_token, data_dir, config.admin_token)
         policy.register(self.app, auth)
         await stack.enter_async_context(policy.running())
         if control_parts.runs_control(config):
@@ -190,6 +195,7 @@ class Node:
         self.frame_auth = None
         self.membership = self.replicator = self.policy = self.control = self.app = self.http = None
         self.load = None
+        self.admin_auth = None
 
     def _open_connections(self) -> int:
         """Connections open on the HTTP listener (idle keep-alive ones included)."""
@@ -206,8 +212,11 @@ class Node:
         return None
 
     def reload(self) -> None:
-        """SIGHUP: reopen the access log and re-read the cluster keyring (rotation, no restart)."""
+        """SIGHUP: reopen the access log, re-read the admin token and the cluster keyring
+        (rotation, no restart)."""
         self.reopen_logs()
+        if self.admin_auth is not None:
+            self.admin_auth.reload()
         if self.keyring is not None:
             reload_keyring(self.keyring, parts.cluster_key_path(self.config))
 
@@ -237,7 +246,17 @@ class Node:
         host = self.config.host
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.http_port}"
+        scheme = "https" if self.config.tls_cert is not None else "http"
+        return f"{scheme}://{host}:{self.http_port}"
+
+    @property
+    def admin_url(self) -> str | None:
+        """The admin listener's URL (--admin-listen), or None when the HKP port serves it."""
+        admin = self.http.admin if self.http is not None else None
+        if admin is None:
+            return None
+        host = f"[{admin[0]}]" if ":" in admin[0] else admin[0]
+        return f"http://{host}:{admin[1]}"
 
     @property
     def running(self) -> bool:

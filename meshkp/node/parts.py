@@ -20,8 +20,12 @@ from aiohttp import web
 from meshkp.bulk.datadir import store_path
 from meshkp.errors import ConfigError
 from meshkp.http.access_log import AccessLogCollector, AccessLogSink, logger_class_for
+from meshkp.http.admin_listener import AdminSplit
+from meshkp.http.app import GUARD_KEY
+from meshkp.http.connguard import GuardedSite
 from meshkp.http.metrics import HttpMetrics
 from meshkp.http.server_limits import RUNNER_LIMITS
+from meshkp.http.tls import tls_context
 from meshkp.keys.commit import Committer
 from meshkp.keys.parse import KeyParser
 from meshkp.keys.pool import WorkerPool, default_workers
@@ -29,6 +33,7 @@ from meshkp.keys.service import KeyService
 from meshkp.net.crypto import Keyring, generate_key, load_keyring, write_key_file
 from meshkp.net.identity import NodeIdentity, load_or_create_identity
 from meshkp.node.config import NodeConfig
+from meshkp.node.edge_checks import admin_address
 from meshkp.store.executor import AsyncStore
 from meshkp.store.leveldb import LevelDBStore
 
@@ -99,11 +104,14 @@ def key_service(
 
 
 class HttpListener:
-    """The running HTTP listener of a node: its runner, its access log and the port it got."""
+    """The running HTTP listener of a node: its runner, its access log and the port it got;
+    `admin`, the address of the admin listener when there is one."""
 
-    def __init__(self, runner: web.AppRunner, fallback_port: int, access: AccessLogSink | None) -> None:
+    def __init__(self, runner: web.AppRunner, fallback_port: int, access: AccessLogSink | None,
+                 admin: tuple[str, int] | None = None) -> None:
         self.runner = runner
         self.access = access
+        self.admin = admin
         self._fallback_port = fallback_port
 
     @property
@@ -143,18 +151,38 @@ async def serve_http(
                                         "access_log": ACCESS_LOGGER}
     else:
         logging_args = {"access_log": None}
+    split = AdminSplit() if config.admin_listen is not None else None
+    if split is not None:
+        app.middlewares.append(split.middleware)  # before the runner freezes the app
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.shutdown_timeout_s,
                            **RUNNER_LIMITS, **logging_args)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, config.host, config.http_port, reuse_address=True)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot listen on {config.host}:{config.http_port}: {exc.strerror or exc}; "
-                "pick another --http-port or stop the process using it"
-            ) from None
-        yield HttpListener(runner, config.http_port, access)
+        site = GuardedSite(runner, config.host, config.http_port, app[GUARD_KEY],
+                           reuse_address=True, ssl_context=tls_context(config.tls_cert, config.tls_key))
+        await _start_site(site, config.host, config.http_port, "--http-port")
+        admin = None
+        if split is not None and config.admin_listen is not None:
+            host, port = admin_address(config.admin_listen)
+            admin_site = web.TCPSite(runner, host, port, reuse_address=True)
+            await _start_site(admin_site, host, port, "--admin-listen")
+            admin = (host, admin_site.port)
+            split.admin_sockets |= {sockname[:2] for sockname in _socknames(admin_site)}
+            log.info("event=admin_listening address=%s:%d", host, admin_site.port)
+        yield HttpListener(runner, config.http_port, access, admin)
     finally:
         await runner.cleanup()
+
+
+async def _start_site(site: web.TCPSite, host: str, port: int, option: str) -> None:
+    try:
+        await site.start()
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another "
+                          f"{option} or stop the process using it") from None
+
+
+def _socknames(site: web.TCPSite) -> list[tuple[str, int]]:
+    server = site._server  # aiohttp keeps the asyncio Server here and has no public accessor
+    sockets = getattr(server, "sockets", None) or ()
+    return [tuple(sock.getsockname()[:2]) for sock in sockets]

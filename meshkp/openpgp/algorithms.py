@@ -136,6 +136,15 @@ def _verify_rsa(signer: PublicKey, material: bytes, algorithm: HashAlgorithm,
                 digest: bytes) -> bool:
     (signature,) = _mpis(material, 1)
     n, e = signer.material[0], signer.material[1]
+    exponent_bits = _int(e).bit_length()
+    if exponent_bits > TEXTBOOK_MAX_RSA_EXPONENT_BITS:
+        # Refused before any exponentiation, whichever library would do it: OpenSSL accepts
+        # an exponent as large as the modulus up to 3072 bits, and a ~3070-bit one made each
+        # failing self-signature cost ~7 ms, 0.47 s per hostile key (red-team finding 5).
+        # Real keys use 65537 (17 bits) or smaller.
+        raise UnsupportedAlgorithm(
+            f"RSA key with a {exponent_bits}-bit public exponent: meshkp verifies exponents "
+            f"of at most {TEXTBOOK_MAX_RSA_EXPONENT_BITS} bits (real keys use 65537)")
     # Sizes from the values, not the MPI lengths: an MPI with a too-large bit count carries
     # leading zero octets that change nothing (libgcrypt reads such MPIs as numbers too).
     size = (_int(n).bit_length() + 7) // 8

@@ -15,6 +15,8 @@ first key of a stream come back as
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -28,6 +30,8 @@ from meshkp.openpgp.normalise import normalise_grouped
 from meshkp.openpgp.packet import Packet, Tag
 from meshkp.openpgp.pubkey import parse_public_key
 from meshkp.openpgp.revocation import RevocationCertificate, parse_revocation
+
+log = logging.getLogger(__name__)
 
 SECRET_KEY_REASON = "secret key material; upload the public key only"
 _SILENT = frozenset({Tag.TRUST, Tag.MARKER, Tag.PADDING})
@@ -111,10 +115,22 @@ def iter_keytext(data: bytes, limits: Limits | None = None) -> Iterator[KeytextI
                 )
 
 
-def parse_keytext(data: bytes, limits: Limits | None = None) -> list[KeytextItem]:
-    """Every key of an upload (see iter_keytext); LimitExceeded past Limits.upload_keys items."""
+class ParsedKeys(list[KeytextItem]):
+    """The items of one upload, and the CPU their parse took (charged to the client)."""
+
+    cpu_ms: float = 0.0
+
+
+def parse_keytext(data: bytes, limits: Limits | None = None) -> ParsedKeys:
+    """Every key of an upload (see iter_keytext); LimitExceeded past Limits.upload_keys items.
+
+    Verification stops once the parse has used Limits.upload_cpu_ms of this thread's CPU: the
+    keys after it are not verified, and one Rejected item says so (red-team finding 5).
+    """
     limits = limits or Limits()
-    items: list[KeytextItem] = []
+    items = ParsedKeys()
+    started = time.thread_time()
+    budget_s = limits.upload_cpu_ms / 1000
     for item in iter_keytext(data, limits):
         if len(items) == limits.upload_keys:
             raise LimitExceeded(
@@ -123,6 +139,15 @@ def parse_keytext(data: bytes, limits: Limits | None = None) -> list[KeytextItem
                 limit="upload_keys",
             )
         items.append(item)
+        if time.thread_time() - started > budget_s:
+            log.warning("event=upload_cpu_exhausted keys=%d budget_ms=%d", len(items),
+                        limits.upload_cpu_ms)
+            items.append(Rejected(
+                f"the keys after the first {len(items)} were not verified: this upload used "
+                f"its CPU budget of {limits.upload_cpu_ms} ms (limits.upload_cpu_ms); send "
+                "them in another upload"))
+            break
+    items.cpu_ms = (time.thread_time() - started) * 1000
     return items
 
 

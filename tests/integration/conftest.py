@@ -26,7 +26,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
-_LISTENING = re.compile(r"listening on http://([\d.]+):(\d+)")
+_LISTENING = re.compile(r"listening on https?://([\d.]+):(\d+)")
 
 
 @dataclass
@@ -118,11 +118,16 @@ class ServerProcess:
         assert not bugs, "server hit the unexpected-exception path:\n" + log[-4000:]
 
 
+# Where the tests' own HTTP clients connect from (loopback), and the chaos namespaces' subnet.
+TEST_TRUSTED_PROXIES = ("127.0.0.1/32", "::1/128", "10.213.0.0/24")
+
+
 def start_server(
     data_dir: Path, *extra_args: str, timeout: float = 90, host: str = "127.0.0.1",
     command_prefix: Sequence[str] = (),
     server_type: Callable[..., ServerProcess] = ServerProcess,
     serve_args: Sequence[str] | None = None,
+    trusted_proxies: Sequence[str] = TEST_TRUSTED_PROXIES,
 ) -> ServerProcess:
     """Start `meshkp serve` on a free port of `host`; return once /pks/health answers 200.
 
@@ -130,7 +135,9 @@ def start_server(
     builds the handle from ServerProcess's fields (chaos/ passes one that connects in a netns).
     `serve_args` replaces `--data-dir DATA_DIR --host HOST --http-port 0`, e.g. with
     `--config FILE` when a config file says where the node keeps its data and listens
-    (DATA_DIR still names the server's log file).
+    (DATA_DIR still names the server's log file). `trusted_proxies` are passed as
+    --trusted-proxy: the test client's address by default, so that tests making many requests
+    do not trip the rate limits (tests of the limits pass () or send X-Forwarded-For).
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
@@ -139,7 +146,8 @@ def start_server(
     if serve_args is None:
         serve_args = ("--data-dir", str(data_dir), "--host", host, "--http-port", "0")
     proc = subprocess.Popen(
-        [*command_prefix, sys.executable, "-m", "cli.main", "serve", *serve_args, *extra_args],
+        [*command_prefix, sys.executable, "-m", "cli.main", "serve", *serve_args,
+         *(arg for cidr in trusted_proxies for arg in ("--trusted-proxy", cidr)), *extra_args],
         stdout=subprocess.PIPE, stderr=log_file, cwd=REPO, env=env,
     )
     log_file.close()

@@ -169,6 +169,10 @@ KEYS: tuple[Key, ...] = (
     Key("hkp.agent_check_port", Integer(), "node.agent_check_port", flag="--agent-check-port"),
     Key("hkp.drain_grace", Duration(), "node.drain_grace_s", flag="--drain-grace"),
     Key("hkp.load_interval", Duration(), "node.load_interval_s"),
+    Key("hkp.trusted_proxies", TextList(), "node.trusted_proxies", flag="--trusted-proxy"),
+    Key("hkp.tls_cert", FilePath(), "node.tls_cert", flag="--tls-cert"),
+    Key("hkp.tls_key", FilePath(), "node.tls_key", flag="--tls-key"),
+    Key("hkp.admin_listen", Text(), "node.admin_listen", flag="--admin-listen"),
     # [limits]: every bound of meshkp/limits.py.
     *_dataclass_keys("limits", "limits", Limits(), mesh_only=False),
     # [membership]: the SWIM profile, then any of its timers (SwimConfig).

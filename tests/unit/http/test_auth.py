@@ -1,12 +1,13 @@
 """Admin bearer token check: 401 for every wrong, missing or undecodable credential, never 500."""
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer, make_mocked_request
 
-from meshkp.http.auth import require_admin
+from meshkp.http.auth import TOKEN_FILE, load_or_create_token, require_admin
 
 TOKEN = "t" * 32
 
@@ -60,3 +61,12 @@ async def test_a_token_that_is_not_utf8_is_401_not_500(raw_token: bytes) -> None
         assert status_line.split()[1] == "401"
     finally:
         await server.close()
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u3000", "\u2028", "\u2003"])
+def test_a_configured_token_keeps_unicode_spaces_as_part_of_it(tmp_path: Path, space: str) -> None:
+    token = "t" * 32
+    assert load_or_create_token(tmp_path, space + token + space + "\n") == space + token + space
+    (tmp_path / TOKEN_FILE).write_text(token + "\n")
+    (tmp_path / TOKEN_FILE).chmod(0o600)
+    assert load_or_create_token(tmp_path) == token  # the file's newline is not part of it

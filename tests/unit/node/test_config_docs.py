@@ -23,7 +23,8 @@ DERIVED = {"cluster.node_id", "cluster.bind_address", "cluster.advertise_address
            "cluster.key_file", "cluster.discovery.mdns_interfaces",
            "cluster.consensus.heartbeat_timeout", "cluster.consensus.election_timeout",
            "cluster.consensus.commit_timeout", "cluster.consensus.snapshot_threshold",
-           "cluster.consensus.trailing_logs", "log.access_log_file"}
+           "cluster.consensus.trailing_logs", "log.access_log_file",
+           "hkp.tls_cert", "hkp.tls_key", "hkp.admin_listen"}
 _ROW = re.compile(r"^\| `([a-z_]+)` \| ([^|]+) \|")
 
 

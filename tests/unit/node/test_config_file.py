@@ -108,6 +108,10 @@ EXPLICIT = {
     "hkp.agent_check_port": ("11373", lambda c: c.agent_check_port == 11373),
     "hkp.drain_grace": ('"30s"', lambda c: c.drain_grace_s == 30),
     "hkp.load_interval": ('"500ms"', lambda c: c.load_interval_s == 0.5),
+    "hkp.trusted_proxies": ('["10.0.0.0/8"]', lambda c: c.trusted_proxies == ("10.0.0.0/8",)),
+    "hkp.tls_cert": ('"/etc/meshkp/tls.crt"', lambda c: str(c.tls_cert) == "/etc/meshkp/tls.crt"),
+    "hkp.tls_key": ('"/etc/meshkp/tls.key"', lambda c: str(c.tls_key) == "/etc/meshkp/tls.key"),
+    "hkp.admin_listen": ('"127.0.0.1:11372"', lambda c: c.admin_listen == "127.0.0.1:11372"),
     # Every timer is set below, so the profile shows in test_membership_timers_change_the_profile.
     "membership.profile": ('"local"', None),
     "cache.served_cache_bytes": ('"16MiB"', lambda c: c.served_cache_bytes == 16 << 20),
