@@ -19,30 +19,22 @@ import pytest
 from meshkp.keys.merkle_index import MerkleIndex
 from meshkp.store.leveldb import LevelDBStore
 from tests.integration.conftest import meshkp_cli, start_server
-from tests.integration.control_mesh import ControlMesh, wait_until
+from tests.integration.control_mesh import wait_until
 from tests.integration.replication_mesh import armored, fingerprint
 from tests.integration.test_membership import gossip_port
-
-
-def _root(server) -> str:  # type: ignore[no-untyped-def]
-    return json.loads(server.request("GET", "/cluster/sync/status").body)["merkle_root"]
+from tests.integration.voter_mesh import formed, merkle_root
 
 
 def test_backup_a_live_node_wipe_restore_and_it_rejoins(tmp_path: Path) -> None:
-    mesh = ControlMesh(tmp_path, size=3)
+    mesh = formed(tmp_path)
     try:
-        n0 = mesh.start(0)
-        for i in (1, 2):
-            mesh.start(i)
-        # All three voters before one is lost: two of three are a majority, one of two is not.
-        voters = lambda: mesh.get("n0", "/cluster/consensus").get("voters", [])  # noqa: E731
-        wait_until(lambda: len(voters()) == 3, 60, "3 voters", voters)
+        n0 = mesh.servers["n0"]
         for i in range(12):
             assert n0.add(armored(i, seed=b"bk")).status == 200
         n1 = mesh.servers["n1"]
-        wait_until(lambda: len({_root(s) for s in mesh.running().values()}) == 1
+        wait_until(lambda: len({merkle_root(s) for s in mesh.running().values()}) == 1
                    and n1.key_count() == 12, 30, "the 3 nodes agree on 12 keys")
-        root_at_backup = _root(n1)
+        root_at_backup = merkle_root(n1)
 
         out = tmp_path / "n1.backup"
         done = meshkp_cli("backup", "--node", n1.url, "--data-dir", str(n1.data_dir),
@@ -77,9 +69,9 @@ def test_backup_a_live_node_wipe_restore_and_it_rejoins(tmp_path: Path) -> None:
                             "--join", f"127.0.0.1:{mesh.ports[0]}", timeout=60)
         mesh.servers[new_id] = node
         assert json.loads(node.request("GET", "/cluster/status").body)["id"] == new_id
-        wait_until(lambda: node.key_count() == 16 and _root(node) == _root(n0), 60,
+        wait_until(lambda: node.key_count() == 16 and merkle_root(node) == merkle_root(n0), 60,
                    "the restored node converges with its peers",
-                   state=lambda: (node.key_count(), _root(node), _root(n0)))
+                   state=lambda: (node.key_count(), merkle_root(node), merkle_root(n0)))
         assert node.lookup(op="get", search="0x" + fingerprint(15, seed=b"bk")).status == 200
         members = json.loads(n0.request("GET", "/cluster/nodes").body)["nodes"]
         assert {m["id"]: m["status"] for m in members}.get(new_id) == "alive"

@@ -8,32 +8,28 @@ its peers and converges, and the old id is removed from the control plane for go
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import REPO, meshkp_cli, start_server
-from tests.integration.control_mesh import ControlMesh, wait_until
+from tests.integration.control_mesh import wait_until
 from tests.integration.replication_mesh import armored
 from tests.integration.test_membership import gossip_port
+from tests.integration.voter_mesh import formed, merkle_root
 
 
-def _root(server) -> str:  # type: ignore[no-untyped-def]
-    return json.loads(server.request("GET", "/cluster/sync/status").body)["merkle_root"]
-
-
+# ~15 s of three nodes and a fourth: in `make test-slow`, beside the default suite's
+# test_backup_restore.py, which runs the same rejoin after a restore.
+@pytest.mark.slow
 def test_a_corrupted_store_refuses_to_start_and_a_fresh_node_takes_its_place(tmp_path: Path) -> None:
-    mesh = ControlMesh(tmp_path, size=3)
+    mesh = formed(tmp_path)
     try:
-        n0 = mesh.start(0)
-        for i in (1, 2):
-            mesh.start(i)
-        # All three must be voters before one is lost, or the two left may not be a majority.
-        voters = lambda: mesh.get("n0", "/cluster/consensus").get("voters", [])  # noqa: E731
-        wait_until(lambda: len(voters()) == 3, 60, "3 voters", voters)
+        n0 = mesh.servers["n0"]
         assert n0.add("\n".join(armored(i, seed=b"dr") for i in range(20))).status == 200
         n1 = mesh.servers["n1"]
         wait_until(lambda: n1.key_count() == 20, 30, "n1 holds the 20 keys")
@@ -61,7 +57,7 @@ def test_a_corrupted_store_refuses_to_start_and_a_fresh_node_takes_its_place(tmp
                              "--control-profile", "local", "--no-access-log",
                              "--join", f"127.0.0.1:{mesh.ports[0]}", timeout=60)
         mesh.servers["fresh"] = fresh
-        wait_until(lambda: fresh.key_count() == 20 and _root(fresh) == _root(n0), 60,
+        wait_until(lambda: fresh.key_count() == 20 and merkle_root(fresh) == merkle_root(n0), 60,
                    "the fresh node copies its peers' keys")
         # n1 may have led: until the other two voters elect one of them, the removal answers
         # 503 "retry later", and the operator retries.
