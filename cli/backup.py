@@ -148,7 +148,8 @@ def restore(file: Path, data_dir: Path, force: bool, keep_control: bool,
         click.echo(f"meshkp restore: {exc}", err=True)
         sys.exit(1)
     header = summary.header
-    control = ("kept" if keep_control else
+    control = ("kept: the node joins its cluster as a new member and goes on from the kept log "
+               "(alone it cannot lead: its new id is no voter of it)" if keep_control else
                f"dropped ({summary.control_rows_dropped} rows): the node gets the log from the "
                "cluster it joins")
     click.echo(f"meshkp restore: {summary.records} records ({summary.rows} rows) of node "

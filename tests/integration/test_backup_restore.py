@@ -25,7 +25,12 @@ from tests.integration.test_membership import gossip_port
 from tests.integration.voter_mesh import formed, merkle_root
 
 
-def test_backup_a_live_node_wipe_restore_and_it_rejoins(tmp_path: Path) -> None:
+@pytest.mark.parametrize("keep_control", [
+    False,
+    # The Raft state kept: the new id joins as a learner whose log is a prefix of the leader's.
+    pytest.param(True, marks=pytest.mark.slow),
+])
+def test_backup_a_live_node_wipe_restore_and_it_rejoins(tmp_path: Path, keep_control: bool) -> None:
     mesh = formed(tmp_path)
     try:
         n0 = mesh.servers["n0"]
@@ -51,7 +56,7 @@ def test_backup_a_live_node_wipe_restore_and_it_rejoins(tmp_path: Path) -> None:
         again = meshkp_cli("restore", str(out), "--data-dir", str(n1.data_dir), "--no-progress")
         assert again.returncode == 1 and "--force" in again.stderr  # not an empty dir
         restored = meshkp_cli("restore", str(out), "--data-dir", str(n1.data_dir), "--force",
-                              "--no-progress")
+                              "--no-progress", *(["--keep-control"] if keep_control else []))
         assert restored.returncode == 0, restored.stderr
         found = re.search(r"new node id (\w+)", restored.stdout)
         assert found is not None, restored.stdout
@@ -75,6 +80,14 @@ def test_backup_a_live_node_wipe_restore_and_it_rejoins(tmp_path: Path) -> None:
         assert node.lookup(op="get", search="0x" + fingerprint(15, seed=b"bk")).status == 200
         members = json.loads(n0.request("GET", "/cluster/nodes").body)["nodes"]
         assert {m["id"]: m["status"] for m in members}.get(new_id) == "alive"
+        # The restored node follows the cluster's control plane: it applies a change made now.
+        token = (n0.data_dir / "admin.token").read_text().strip()
+        changed = n0.request("PUT", "/cluster/policy", body=b'{"limits": {"search_results": 42}}',
+                             headers={"Authorization": f"Bearer {token}",
+                                      "Content-Type": "application/json"})
+        assert changed.status == 200, changed.text
+        wait_until(lambda: node.request("GET", "/cluster/policy").json()["limits"]["search_results"]
+                   == 42, 30, "the restored node applies a policy change")
         node.assert_no_bugs()
     finally:
         for server in mesh.servers.values():
