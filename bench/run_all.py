@@ -46,6 +46,8 @@ BENCHMARKS: list[tuple[str, str, dict[str, object]]] = [
     ("upload_sequential", "bench.upload_sequential",
      {"count": 100, "runs": 1, "concurrent_count": 200}),
     ("upload_stages", "bench.upload_stages", {"count": 100, "runs": 1}),
+    ("compression_ratio", "bench.compression_ratio", {"runs": 1}),
+    ("backup_restore", "bench.backup_restore", {"keys": 2_000, "runs": 1}),
 ]
 
 

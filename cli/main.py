@@ -35,6 +35,8 @@ COMMANDS: dict[str, str] = {
     "audit": "cli.control:audit",
     "top": "cli.top.command:top",
     "recover": "cli.recover:recover",
+    "backup": "cli.backup:backup",
+    "restore": "cli.backup:restore",
 }
 
 

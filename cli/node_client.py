@@ -1,13 +1,15 @@
 """Talking to a running node's HTTP API from the CLI: --node, the admin token, JSON calls.
 
-Every admin command (join, leave, members, status, delete, conflicts, sync) uses these, so
-they all find the node and the token the same way and fail with the same clear messages.
+Every command that talks to a node uses these, so they all find the node the same way
+(--node URL, else $MESHKP_NODE, else http://127.0.0.1:11371) and the token the same way, and
+fail with the same clear messages (no traceback for an operator's mistake).
 The admin token is found in this order: --token-file FILE, the MESHKP_ADMIN_TOKEN environment
 variable, --data-dir DIR (DIR/admin.token).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import urllib.error
@@ -20,6 +22,7 @@ import click
 from meshkp.http.auth import TOKEN_FILE
 
 TOKEN_ENV = "MESHKP_ADMIN_TOKEN"
+NODE_ENV = "MESHKP_NODE"
 DEFAULT_NODE = "http://127.0.0.1:11371"
 # Seconds to wait for a node's answer. A join resolves names and push-pulls each peer; a
 # sync runs whole anti-entropy rounds (a bootstrap of a big store takes minutes).
@@ -28,7 +31,8 @@ HTTP_TIMEOUT = 120.0
 MAX_REPLY_BYTES = 16 * 1024 * 1024
 
 node_option = click.option("--node", "node_url", default=DEFAULT_NODE, show_default=True,
-                           metavar="URL", help="HTTP address of a running meshkp node.")
+                           envvar=NODE_ENV, show_envvar=True, metavar="URL",
+                           help="HTTP address of a running meshkp node.")
 
 
 def token_options(command: Any) -> Any:
@@ -67,19 +71,15 @@ def call(node_url: str, method: str, path: str, body: Any = None,
          token: str | None = None) -> tuple[int, Any]:
     """One JSON request to the node; (status, decoded body). Exits with a message if unreachable."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(node_url.rstrip("/") + path, data=data, method=method)
+    request = _request(node_url, method, path, token, data)
     request.add_header("Accept", "application/json")
     if data is not None:
         request.add_header("Content-Type", "application/json")
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
+        with _open(node_url, request) as response:
             status, raw = response.status, response.read(MAX_REPLY_BYTES)
     except urllib.error.HTTPError as exc:
         status, raw = exc.code, exc.read(MAX_REPLY_BYTES)
-    except (urllib.error.URLError, OSError) as exc:
-        raise click.ClickException(f"cannot reach {node_url}: {exc}") from exc
     if status == 401:
         raise click.ClickException(f"{node_url} refused the admin token (401); check which "
                                    "node's admin.token you passed")
@@ -87,6 +87,45 @@ def call(node_url: str, method: str, path: str, body: Any = None,
         return status, json.loads(raw)
     except ValueError:
         return status, raw.decode("utf-8", "replace").strip()
+
+
+def open_stream(node_url: str, path: str, token: str | None = None) -> Any:
+    """A GET whose body is read as it comes (a backup): the open response of a 200, else a
+    ClickException with the node's reason."""
+    try:
+        return _open(node_url, _request(node_url, "GET", path, token, None))
+    except urllib.error.HTTPError as exc:
+        reason = exc.read(MAX_REPLY_BYTES).decode("utf-8", "replace").strip()
+        if exc.code == 401:
+            raise click.ClickException(f"{node_url} refused the admin token (401); check which "
+                                       "node's admin.token you passed") from None
+        raise click.ClickException(f"GET {path} answered {exc.code}: {reason}") from None
+
+
+def _request(node_url: str, method: str, path: str, token: str | None,
+             data: bytes | None) -> urllib.request.Request:
+    try:
+        request = urllib.request.Request(node_url.rstrip("/") + path, data=data, method=method)
+    except ValueError as exc:
+        raise click.ClickException(f"--node {node_url!r} is not a URL ({exc}): give the node's "
+                                   f"HTTP address, e.g. {DEFAULT_NODE}") from None
+    if request.type not in ("http", "https"):
+        raise click.ClickException(f"--node {node_url!r} is not an http:// or https:// URL: give "
+                                   f"the node's HTTP address, e.g. {DEFAULT_NODE}")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    return request
+
+
+def _open(node_url: str, request: urllib.request.Request) -> Any:
+    try:
+        return urllib.request.urlopen(request, timeout=HTTP_TIMEOUT)
+    except urllib.error.HTTPError:
+        raise
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise click.ClickException(f"cannot reach {node_url}: {reason} (is the node running, and "
+                                   "is --node its HTTP address?)") from None
 
 
 def call_ok(node_url: str, method: str, path: str, body: Any = None,

@@ -210,3 +210,7 @@ class ControlUnavailable(ControlError):
         super().__init__(message)
         self.leader = leader
         self.retry_after = retry_after
+
+
+class BackupError(MeshkpError):
+    """A backup cannot be taken or restored (corrupt or truncated file, data dir not empty...)."""

@@ -32,6 +32,7 @@ import nacl.exceptions
 import nacl.signing
 
 from meshkp.errors import BadSignature, IdentityMismatch, UnsupportedWireVersion, WireError
+from meshkp.net.compression import PLAIN_MARK, ZLIB_MARK
 from meshkp.net.identity import SIGNATURE_BYTES, NodeIdentity
 from meshkp.net.peerkeys import PeerKeys
 from meshkp.net.replay import ReplayGuard, ReplayLimits
@@ -42,6 +43,9 @@ log = logging.getLogger("meshkp.net.identity")
 KEY_BYTES = 32
 _FIELD = 8
 AUTH_BYTES = KEY_BYTES + 3 * _FIELD + SIGNATURE_BYTES  # 120: what signing adds to a frame
+
+# What a signed frame starts with: the wire version, or a mark of compression.py.
+_SIGNED_FIRST_BYTES = frozenset({bytes((WIRE_VERSION,)), bytes((ZLIB_MARK,)), bytes((PLAIN_MARK,))})
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +119,8 @@ class AuthChannel:
 
         Pure (no state but a cache of parsed keys): big frames are verified in a thread.
         """
-        if data[:1] != bytes((WIRE_VERSION,)):
+        # A marked frame (compression.py) signs the marked bytes: the mark replaces the version.
+        if data[:1] not in _SIGNED_FIRST_BYTES:
             # An older node's frame (unsigned): a clear "version" drop, not a bad signature.
             raise UnsupportedWireVersion(f"wire version {data[0] if data else None}, this node "
                                          f"speaks {WIRE_VERSION} (signed frames); upgrade it")

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from meshkp.net.compression import CompressionStats
+
 log = logging.getLogger("meshkp.net.drop")
 
 # Every reason a frame can be dropped for; the label set stays small and fixed.
@@ -55,6 +57,8 @@ class NetStats:
         self.received_frames: Counter[str] = Counter()
         self.received_bytes: Counter[str] = Counter()
         self._warned_at: dict[str, float] = {}
+        # Frames compressed and inflated by the codec of this transport (compression.py).
+        self.compression = CompressionStats()
 
     def drop(self, transport: str, reason: str, peer: object, detail: str) -> None:
         """Count one dropped frame and log it at debug (reasons a bug causes log at warning)."""
@@ -90,6 +94,7 @@ class NetStats:
             "bytes_sent": dict(self.sent_bytes),
             "frames_received": dict(self.received_frames),
             "bytes_received": dict(self.received_bytes),
+            "compression": self.compression.snapshot(),
         }
 
     def collector(self) -> Collector:

@@ -255,7 +255,7 @@ class TcpTransport:
                 data = await _read_sealed(reader, limits, idle)
                 if data is None:
                     return
-                frame = await self._unpack(data)
+                frame, marked = await self._unpack(data)
             except WireError as exc:
                 self._stats.drop(TRANSPORT, exc.reason, where, str(exc))
                 return
@@ -279,7 +279,7 @@ class TcpTransport:
             if reply is None:
                 continue
             try:
-                sealed = await self._pack(reply)
+                sealed = await self._pack(reply, marked)  # a marked request: its sender decodes marks
             except WireError as exc:
                 self._stats.drop(TRANSPORT, "send_oversize", where, str(exc))
                 return
@@ -292,18 +292,21 @@ class TcpTransport:
 
     # ---- client side ----
 
-    async def _pack(self, frame: Frame) -> bytes:
-        plain = self._codec.encode(frame)
+    async def _pack(self, frame: Frame, marked: bool = False) -> bytes:
+        plain = self._codec.encode(frame, marked)
         if len(plain) <= OFFLOAD_BYTES:
-            return self._codec.seal(plain)
-        return await asyncio.get_running_loop().run_in_executor(None, self._codec.seal, plain)
+            return self._codec.seal(plain, marked)
+        return await asyncio.get_running_loop().run_in_executor(None, self._codec.seal, plain, marked)
 
-    async def _unpack(self, data: bytes) -> Frame:
+    async def _unpack(self, data: bytes) -> tuple[Frame, bool]:
+        """The admitted frame, and whether it came marked (codec.py)."""
         if len(data) <= OFFLOAD_BYTES:
-            return self._codec.unpack(data)
-        # Opening and verifying are pure; the replay window is kept on the loop.
-        opened = await asyncio.get_running_loop().run_in_executor(None, self._codec.open, data)
-        return self._codec.admit(*opened)
+            frame, stamp, marked = self._codec.open_marked(data)
+        else:
+            # Opening, verifying and inflating are pure; the replay window is kept on the loop.
+            frame, stamp, marked = await asyncio.get_running_loop().run_in_executor(
+                None, self._codec.open_marked, data)
+        return self._codec.admit(frame, stamp), marked
 
     async def seal(self, frame: Frame) -> bytes:
         """The length-prefixed sealed and signed bytes of `frame`, for a caller that writes them
@@ -314,14 +317,17 @@ class TcpTransport:
         return len(sealed).to_bytes(LENGTH_BYTES, "big") + sealed
 
     async def request(
-        self, addr: Addr, frame: Frame, timeout: float | None = None, sizes: WireSizes | None = None
+        self, addr: Addr, frame: Frame, timeout: float | None = None, sizes: WireSizes | None = None,
+        marked: bool = False,
     ) -> Frame:
         """Send one frame and return the peer's reply frame; `sizes` hears the bytes it took.
+        `marked`: the peer decodes marked (maybe compressed) frames (meshkp/net/compression.py).
 
         Raises PeerUnreachable (connect/IO failure or timeout) or WireError (a bad reply, which
         is also counted as dropped). Raises WireError if our own frame is too large.
         """
-        reply = await self._exchange(addr, frame, timeout, want_reply=True, sizes=sizes)
+        reply = await self._exchange(addr, frame, timeout, want_reply=True, sizes=sizes,
+                                     marked=marked)
         if reply is None:
             raise PeerUnreachable(f"{format_addr(addr)} sent no reply")
         return reply
@@ -352,9 +358,9 @@ class TcpTransport:
 
     async def _exchange(
         self, addr: Addr, frame: Frame, timeout: float | None, want_reply: bool,
-        sizes: WireSizes | None = None,
+        sizes: WireSizes | None = None, marked: bool = False,
     ) -> Frame | None:
-        sealed = await self._pack(frame)
+        sealed = await self._pack(frame, marked)
         if len(sealed) > self._limits.frame_bytes:
             raise FrameTooLarge(f"frame is {len(sealed)} bytes, bound {self._limits.frame_bytes}")
         where = format_addr(addr)
@@ -376,7 +382,7 @@ class TcpTransport:
                         data = await _read_sealed(reader, self._limits, deadline)
                     if data is None:
                         raise PeerUnreachable(f"{where} closed the connection without replying")
-                reply = await self._unpack(data)
+                reply, _ = await self._unpack(data)
                 if self._kept is not None:
                     self._kept.keep(addr, (reader, writer))
                     writer = None  # kept open for the next request

@@ -19,6 +19,8 @@ from meshkp.membership.config import MembershipConfig
 from meshkp.membership.service import MembershipService
 from meshkp.membership.sockets import outbound_ip
 from meshkp.net.addr import format_addr, parse_hostport
+from meshkp.net.compression import META_KEY as COMPRESSION_META_KEY
+from meshkp.net.compression import META_VALUE as COMPRESSION_META_VALUE
 from meshkp.net.crypto import Keyring
 from meshkp.net.frameauth import FrameAuth
 from meshkp.net.stats import NetStats
@@ -102,7 +104,9 @@ async def _listen(
     gossip = config.membership.gossip_port if config.membership is not None else 0
     implicit = config.replication.port == 0 and bool(gossip)
     port = gossip + 1 if implicit else config.replication.port
-    listener = ReplicationListener((config.host, port), keyring, auth, stats)
+    compression = config.replication.compression
+    listener = ReplicationListener((config.host, port), keyring, auth, stats,
+                                   compression=compression)
     try:
         await listener.start()
         return listener
@@ -114,7 +118,7 @@ async def _listen(
             ) from None
     log.warning("event=sync_port_fallback wanted=%s:%d reason=in_use action=free_port",
                 config.host, port)
-    listener = ReplicationListener((config.host, 0), keyring, auth, stats)
+    listener = ReplicationListener((config.host, 0), keyring, auth, stats, compression=compression)
     await listener.start()
     return listener
 
@@ -157,7 +161,9 @@ async def run_replication(
             if membership is not None:
                 # Peers reach us at our gossip host on this port (announced in the member meta).
                 announce = (membership.gossip_addr[0], addr[1])
-                membership.update_meta({SYNC_META_KEY: format_addr(announce)})
+                # Every node of this version decodes marked frames, whatever it sends itself.
+                membership.update_meta({SYNC_META_KEY: format_addr(announce),
+                                        COMPRESSION_META_KEY: COMPRESSION_META_VALUE})
             log.info("event=replication_listening node_id=%s addr=%s:%d peers=%d",
                      node_id, addr[0], addr[1], len(static))
         await replicator.start()

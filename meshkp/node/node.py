@@ -23,6 +23,7 @@ from meshkp.bulk.datadir import store_path
 from meshkp.control.driver.plane import ControlPlane
 from meshkp.http.app import make_app
 from meshkp.http.auth import AdminAuth, load_or_create_token, require_admin
+from meshkp.http.backup import BackupHandler
 from meshkp.http.cluster import ClusterHandlers
 from meshkp.http.cluster_sync import ClusterSyncHandlers
 from meshkp.http.consistency import Consistency
@@ -153,6 +154,8 @@ class Node:
             self.metrics.registry.register(self.membership.stats.collector())
             self.metrics.registry.register(MembershipMetrics(self.membership))
         ClusterSyncHandlers(self.replicator, auth, policy).register(self.app)
+        BackupHandler(identity.node_id, self.store, auth, lambda: policy.state,
+                      self.committer.merkle, self.replicator.bootstrap_status).register(self.app)
         if self.control is not None:
             ControlHandlers(self.control, actor=lambda request: require_admin(request, auth),
                             http_of=self._http_of).register(self.app)

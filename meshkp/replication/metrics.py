@@ -69,9 +69,33 @@ class _Collector(Collector):
             family = CounterMetricFamily(name, doc)
             family.add_metric([], value)
             yield family
+        yield from _compression(rep)
         last = GaugeMetricFamily("meshkp_replication_last_sync_timestamp",
                                  "Unix time of the last anti-entropy round per peer", labels=["peer"])
         for node_id, status in sorted(rep.statuses.items()):
             if status.last_sync_time is not None:
                 last.add_metric([node_id], status.last_sync_time)
         yield last
+
+
+def _compression(rep: Any) -> Iterator[CounterMetricFamily]:
+    """What zlib did to replication frames ([cluster.replication] compression, net/compression.py)."""
+    stats = rep.net_stats.compression if rep.net_stats is not None else None
+    if stats is None:
+        return
+    seen = stats.snapshot()
+    for name, key, doc in (
+        ("meshkp_replication_compressed_frames", "frames_compressed",
+         "Replication frames sent zlib-compressed"),
+        ("meshkp_replication_compression_skipped_frames", "frames_not_smaller",
+         "Frames zlib did not make smaller, sent as they were"),
+        ("meshkp_replication_compression_input_bytes", "bytes_before",
+         "Bytes of the compressed frames before zlib"),
+        ("meshkp_replication_compression_output_bytes", "bytes_after",
+         "Bytes of the compressed frames after zlib (output/input is the ratio)"),
+        ("meshkp_replication_inflated_frames", "frames_inflated",
+         "Compressed frames received and inflated"),
+    ):
+        family = CounterMetricFamily(name, doc)
+        family.add_metric([], seen[key])
+        yield family

@@ -15,6 +15,8 @@ class PeerRef:
 
     node_id: str
     addr: Addr
+    # It announced that it decodes marked (maybe compressed) frames (meshkp/net/compression.py).
+    marks: bool = False
 
 
 class PeerSource(Protocol):

@@ -67,6 +67,9 @@ MERKLE = "m"  # the cursor's part once both copies are done: the tree is rebuilt
 # Past this many, the set is not grown further (the final diff still repairs records; only
 # those keys' terms may then hold an older state's terms as well).
 _MAX_TOUCHED = 1_000_000
+# Seconds between event=bootstrap_progress log lines: an operator tailing the log of a node
+# copying millions of keys sees it move, without a line per page.
+PROGRESS_LOG_S = 2.0
 
 ApplyRecords = Callable[[Sequence[bytes]], Awaitable[int]]
 
@@ -82,6 +85,14 @@ class BootstrapProgress:
     records: int = 0  # records copied (or joined) so far, this run
     index_entries: int = 0
     refused: int = 0  # rows that failed a check: counted, logged, never stored
+
+    def log_line(self) -> str:
+        """The event=bootstrap_progress line of this moment."""
+        percent = 100.0 * self.records / self.total if self.total else 0.0
+        rate = self.records / max(time.time() - self.started, 1e-3)
+        return (f"event=bootstrap_progress peer={self.peer} phase={self.phase} "
+                f"records={self.records} total={self.total} percent={percent:.1f} "
+                f"index_entries={self.index_entries} refused={self.refused} records_per_s={rate:.0f}")
 
     def to_json(self) -> dict[str, object]:
         return {"peer": self.peer, "phase": self.phase, "total": self.total,
@@ -207,6 +218,7 @@ class Bootstrap:
         """Every page of `part` after `after`, the next one read while one is written."""
         reading: asyncio.Task[SnapshotPage] | None = asyncio.create_task(
             self._read(peer, meter, part, after))
+        logged = time.monotonic()
         try:
             while reading is not None:
                 page = await reading
@@ -218,6 +230,9 @@ class Bootstrap:
                 else:
                     await self._write_index(page, after)
                 after = page.next
+                if self.progress is not None and time.monotonic() >= logged + PROGRESS_LOG_S:
+                    logged = time.monotonic()
+                    log.info(self.progress.log_line())
         finally:
             if reading is not None:
                 reading.cancel()

@@ -15,6 +15,8 @@ from typing import Any
 from meshkp.errors import ConfigError, WireError
 from meshkp.net.addr import Addr, format_addr, parse_hostport
 from meshkp.net.codec import SealedCodec
+from meshkp.net.compression import META_KEY as COMPRESSION_META_KEY
+from meshkp.net.compression import META_VALUE as COMPRESSION_META_VALUE
 from meshkp.net.crypto import Keyring
 from meshkp.net.frameauth import FrameAuth
 from meshkp.net.stats import NetStats
@@ -45,7 +47,8 @@ class TcpChannel:
                 meter.requests += 1
 
         frame = Frame(message.TYPE, message.to_map())
-        reply = await self.transport.request(peer.addr, frame, timeout, sizes=count)
+        reply = await self.transport.request(peer.addr, frame, timeout, sizes=count,
+                                             marked=peer.marks)
         return decode_message(reply.type, reply.body)
 
 
@@ -59,10 +62,13 @@ class ReplicationListener:
         auth: FrameAuth,
         stats: NetStats,
         limits: TcpLimits | None = None,
+        compression: str = "none",
     ) -> None:
         self.limits = limits or TcpLimits()
+        # `compression` governs what we send to peers that decode marks; we decode any frame.
         codec = SealedCodec(keyring, self.limits.frame_bytes, MESSAGE_TYPES.__contains__,
-                            auth=auth)
+                            auth=auth, compression=compression,
+                            compression_stats=stats.compression)
         self.stats = stats
         self.handler: Handler | None = None
         # Pushes and sync requests reuse their connection to a peer (meshkp/net/keepalive.py).
@@ -103,7 +109,8 @@ class MembershipPeers:
                 addr = parse_hostport(member.meta.get(SYNC_META_KEY, ""), default_port=None)
             except ConfigError:  # no (or a malformed) announcement: the default sync port
                 addr = (member.addr[0], member.addr[1] + 1)
-            peers.append(PeerRef(member.node_id, addr))
+            marks = member.meta.get(COMPRESSION_META_KEY) == COMPRESSION_META_VALUE
+            peers.append(PeerRef(member.node_id, addr, marks))
         known = {p.addr for p in peers}
         return peers + [p for p in self.static if p.addr not in known]
 

@@ -196,33 +196,57 @@ class LevelDBStore:
               chunk_rows: int = SCAN_CHUNK_ROWS) -> Iterator[tuple[bytes, bytes]]:
         # A generator: the snapshot is taken at the first next(), so an iterator that is never
         # started holds nothing, and one dropped half-way releases its snapshot in `finally`.
-        stop = _prefix_end(prefix)
         namespace = len(layout.RECORD)  # == len(layout.EXTRA): one namespace byte
-        self._enter()
+        snapshot = self._snapshot()
         try:
-            snapshot = self._db.snapshot()
-        finally:
-            self._exit()
-        include_start = True
-        try:
-            while True:
-                self._enter()
-                try:
-                    with snapshot.iterator(
-                        start=start, stop=stop, include_start=include_start
-                    ) as rows:
-                        chunk = list(islice(rows, chunk_rows))
-                except plyvel.Error as exc:
-                    raise self._failed("scan", exc) from exc
-                finally:
-                    self._exit()
-                for key, value in chunk:
-                    yield key[namespace:], value
-                if len(chunk) < chunk_rows:
-                    return
-                start, include_start = chunk[-1][0], False
+            for key, value in self._snapshot_rows(snapshot, start, _prefix_end(prefix), chunk_rows):
+                yield key[namespace:], value
         finally:
             self._release(snapshot)
+
+    def _snapshot(self) -> plyvel.Snapshot:
+        self._enter()
+        try:
+            return self._db.snapshot()
+        finally:
+            self._exit()
+
+    def _snapshot_rows(self, snapshot: plyvel.Snapshot, start: bytes, stop: bytes | None,
+                       chunk_rows: int) -> Iterator[tuple[bytes, bytes]]:
+        """Raw (key, value) rows of a snapshot from start to stop, a fresh iterator per chunk."""
+        include_start = True
+        while True:
+            self._enter()
+            try:
+                with snapshot.iterator(start=start, stop=stop, include_start=include_start) as rows:
+                    chunk = list(islice(rows, chunk_rows))
+            except plyvel.Error as exc:
+                raise self._failed("scan", exc) from exc
+            finally:
+                self._exit()
+            yield from chunk
+            if len(chunk) < chunk_rows:
+                return
+            start, include_start = chunk[-1][0], False
+
+    def frozen(self) -> FrozenView:
+        """The whole store as of now (one LevelDB snapshot), for a backup; close() releases it."""
+        return FrozenView(self, self._snapshot())
+
+    def write_raw(self, rows: Sequence[tuple[bytes, bytes]], sync: bool = False) -> None:
+        """Put raw rows (full keys, namespace byte included) as one batch: a restore into a
+        fresh store only (meshkp/bulk/restore.py checks every key's namespace first)."""
+        with self._write_lock:
+            self._enter()
+            try:
+                with self._db.write_batch(transaction=True, sync=sync) as batch:
+                    for key, value in rows:
+                        batch.put(key, value)
+                self._counter_cache.clear()  # counters may have been among the rows
+            except plyvel.Error as exc:
+                raise self._failed("write_raw", exc) from exc
+            finally:
+                self._exit()
 
     def _release(self, snapshot: plyvel.Snapshot) -> None:
         with self._state:
@@ -257,6 +281,36 @@ class LevelDBStore:
     def _failed(self, operation: str, exc: plyvel.Error) -> StoreError:
         log.error("event=store_failed op=%s path=%s error=%s", operation, self.path, exc)
         return StoreError(f"LevelDB {operation} failed at {self.path}: {exc}")
+
+
+class FrozenView:
+    """One snapshot of a LevelDBStore: every raw row and point reads, as of its creation."""
+
+    def __init__(self, store: LevelDBStore, snapshot: plyvel.Snapshot) -> None:
+        self._store = store
+        self._snapshot = snapshot
+        self._closed = False
+
+    def get(self, key: bytes) -> bytes | None:
+        """The value of a raw key (namespace byte included) in the snapshot."""
+        self._store._enter()
+        try:
+            value: bytes | None = self._snapshot.get(key)
+            return value
+        except plyvel.Error as exc:
+            raise self._store._failed("snapshot_get", exc) from exc
+        finally:
+            self._store._exit()
+
+    def rows(self, chunk_rows: int = SCAN_CHUNK_ROWS) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value) of the store in key order, keys with their namespace byte."""
+        return self._store._snapshot_rows(self._snapshot, b"", None, chunk_rows)
+
+    def close(self) -> None:
+        """Release the snapshot (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self._store._release(self._snapshot)
 
 
 class _BatchSink:

@@ -90,7 +90,6 @@ def build(settings: Mapping[str, Setting]) -> Resolved:
         limits = upload_limits(limits, values[UPLOAD_CAP])
     limits = dataclasses.replace(limits, **_fields(values, "limits"))
     replication = _fields(values, "replication")
-    replication.pop("compression", None)  # "none" is the only value: nothing to configure
     membership = _membership(values, str(node.get("host", _DEFAULTS.host))) if mesh else None
     consensus = _consensus(values)
     config = NodeConfig(**node, limits=limits, membership=membership,

@@ -4,7 +4,7 @@ One table for the file, the `MESHKP_*` environment and the docs. A key's *target
 field it sets, as "section.field" of the node's config: `node.*` (NodeConfig), `limits.*`,
 `membership.*`, `swim.*` (membership's SwimConfig), `replication.*`, and the values that have no
 dataclass field of their own: `mesh` (the mesh switch), `membership.profile` (the SwimConfig
-profile the `swim.*` keys start from), `membership.advertise_port`, `replication.compression`
+profile the `swim.*` keys start from), `membership.advertise_port`
 and `consensus.*` (read and checked; the control plane that will use them is not built yet).
 """
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from meshkp.http.access_log import FORMATS as ACCESS_LOG_FORMATS
 from meshkp.limits import Limits
+from meshkp.net.compression import COMPRESSIONS
 from meshkp.node.config import CONSISTENCY_LEVELS, LOG_LEVELS
 from meshkp.node.settings.kinds import (
     Address,
@@ -33,10 +34,8 @@ from meshkp.swim.config import SwimConfig
 
 ENV_PREFIX = "MESHKP_"
 SWIM_PROFILES = ("lan", "local", "test")
-# Sync-batch compression: only "none" until the replication transport compresses batches.
-COMPRESSIONS = ("none",)
-COMPRESSION_WHY = ("sync batches are not compressed yet (it waits for a measurement on real keys "
-                   "in the replication transport), so \"none\" is the only value for now")
+# Replication-frame compression (meshkp/net/compression.py).
+COMPRESSION_WHY = "sync batches are sent as they are or zlib-compressed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,8 +50,7 @@ def code_default(key: Key) -> object:
     target = key.targets[0]
     if target == "mesh":
         return False
-    if target in ("consensus.algorithm", "consensus.profile", "replication.compression",
-                  "membership.profile"):
+    if target in ("consensus.algorithm", "consensus.profile", "membership.profile"):
         return key.kind.from_toml(getattr(key.kind, "options", ["lan"])[0])
     section, _, name = target.partition(".")
     holder = {"node": mesh, "limits": mesh.limits, "replication": mesh.replication,

@@ -219,8 +219,8 @@ BROKEN = [
     ("limits relation", '[limits]\nupload_bytes = "8MiB"\nkey_bytes = "16MiB"\n', 3,
      "[limits] key_bytes: limit key_bytes must not exceed upload_bytes"),
     ("compression", '[cluster.replication]\ncompression = "zstd"\n', 2,
-     '[cluster.replication] compression: expected one of "none", got "zstd": sync batches are not '
-     "compressed yet"),
+     '[cluster.replication] compression: expected one of "none", "zlib", got "zstd": sync batches '
+     "are sent as they are or zlib-compressed"),
     ("bad size", '[cache]\nserved_cache_bytes = "64 MeB"\n', 2, "'64 MeB' is not a size in bytes"),
     ("advertise hostname", '[cluster]\nenabled = true\nadvertise_address = "node1.example"\n', 3,
      "expected an IP address (peers dial it without DNS)"),

@@ -41,7 +41,7 @@ def test_mesh_only_keys_are_exactly_those_setting_mesh_fields() -> None:
 def test_every_key_target_is_a_field_the_builder_knows() -> None:
     # A key whose target names no field would fail NodeConfig(**...) with a TypeError.
     for key in KEYS:
-        if key.path.startswith("cluster.consensus") or key.path == "cluster.replication.compression":
+        if key.path.startswith("cluster.consensus"):
             continue  # not NodeConfig fields (consensus waits for the control plane)
         text = {"cluster.advertise_address": "10.0.0.1", "cluster.bind_address": "10.0.0.1:7000"}
         layer, problems = read_environment({key.env: text.get(key.path, _sample(key.kind.label))})

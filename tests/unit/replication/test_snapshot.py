@@ -228,3 +228,17 @@ async def test_a_peer_that_does_not_answer_snapshot_reads_is_scanned_instead() -
         assert mesh[1].raw.get_extra(snapshot.CURSOR_KEY) is None
     finally:
         await mesh.close()
+
+
+async def test_a_copy_logs_its_progress(monkeypatch: pytest.MonkeyPatch,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(snapshot, "PROGRESS_LOG_S", 0.0)  # a line per page
+    mesh = await _seeded(12)
+    try:
+        with caplog.at_level("INFO", logger=snapshot.log.name):
+            await mesh[1].replicator.sync_with(N0)
+        lines = [r.getMessage() for r in caplog.records if "event=bootstrap_progress" in r.getMessage()]
+        assert lines, "no bootstrap_progress line"
+        assert "peer=n0 phase=records records=12 total=12 percent=100.0" in lines[0]
+    finally:
+        await mesh.close()
