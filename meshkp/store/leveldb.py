@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import plyvel
 
-from meshkp.errors import StoreClosed, StoreError
+from meshkp.errors import StoreClosed, StoreError, StoreFull
 from meshkp.store import layout
 from meshkp.store.batch import apply_bulk, apply_writes
 from meshkp.store.protocol import BulkWrite, IndexKind, RecordWrite
@@ -38,6 +39,11 @@ log = logging.getLogger(__name__)
 SCAN_CHUNK_ROWS = 256
 
 MiB = 1024 * 1024
+# Free space a write after a full disk needs beyond the memtable it first flushes (new log,
+# manifest record, table overhead).
+FULL_MARGIN_BYTES = 1 * MiB
+# What LevelDB's IOError says when a write hit ENOSPC (its Status carries strerror's text).
+_NO_SPACE = "No space left on device"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +85,10 @@ class LevelDBStore:
         self._idle = threading.Event()
         self._in_flight = 0
         self._closed = False
+        # A full disk is one episode, logged when it starts and when a write succeeds again,
+        # not once per refused write (every upload and sync pull would log it otherwise).
+        self._full = False
+        self.refused_full = 0  # writes refused for a full disk, since the start
         self._db = _open(self.path, self.options)
         try:
             _check_schema(self._db, self.path)
@@ -114,6 +124,8 @@ class LevelDBStore:
         with self._write_lock:
             self._enter()
             try:
+                if self._full:
+                    self._rotate_log_after_full()
                 sink = _BatchSink(self._db.write_batch(transaction=True, sync=sync))
                 with sink.batch:
                     apply_writes(writes, sink, self._counter_for_write)
@@ -133,6 +145,8 @@ class LevelDBStore:
         with self._write_lock:
             self._enter()
             try:
+                if self._full:
+                    self._rotate_log_after_full()
                 sink = _BatchSink(self._db.write_batch(transaction=True, sync=sync))
                 with sink.batch:
                     apply_bulk(bulk, sink, self._counter_for_write)
@@ -255,8 +269,42 @@ class LevelDBStore:
                 self._idle.set()
 
     def _failed(self, operation: str, exc: plyvel.Error) -> StoreError:
+        if _NO_SPACE in str(exc):
+            return self._disk_full(operation, exc)
         log.error("event=store_failed op=%s path=%s error=%s", operation, self.path, exc)
         return StoreError(f"LevelDB {operation} failed at {self.path}: {exc}")
+
+    def _disk_full(self, operation: str, exc: plyvel.Error) -> StoreFull:
+        self.refused_full += 1
+        if not self._full:
+            self._full = True
+            log.error("event=store_full op=%s path=%s error=%s action=free_space_on_the_data_dir_disk "
+                      "(writes are refused until then; reads go on)", operation, self.path, exc)
+        return StoreFull(
+            f"the disk holding {self.path} is full, so nothing was stored: free space there (or grow "
+            "the volume); this node keeps serving reads, and takes writes again once space returns"
+        )
+
+    def _rotate_log_after_full(self) -> None:
+        """Before the first write after ENOSPC: flush the memtable and start a new LevelDB log.
+
+        A log append that hit ENOSPC leaves LevelDB's log writer out of step with the file (it
+        counts bytes that were never written), so every record appended to that log afterwards
+        is unreadable on recovery: writes acknowledged after space returned would be lost at the
+        next restart. The memtable holds exactly the acknowledged writes, so flushing it to a
+        table (compact_range flushes it first, and switches to a new log) makes them durable
+        without that log. Refused (StoreFull) while the disk cannot take the flush.
+        """
+        needed = int(self._db.get_property(b"leveldb.approximate-memory-usage") or 0) + FULL_MARGIN_BYTES
+        if shutil.disk_usage(self.path).free < needed:
+            raise self._disk_full("write", plyvel.IOError(f"{_NO_SPACE} (less than {needed} bytes free)"))
+        before = _log_files(self.path)
+        self._db.compact_range(start=b"\x00", stop=b"\x00")  # an empty range: only the memtable flush
+        if _log_files(self.path) == before:
+            raise self._disk_full("flush", plyvel.IOError(
+                f"{_NO_SPACE}: LevelDB could not start a new log; restart the node once space is free"))
+        self._full = False
+        log.warning("event=store_space_recovered path=%s refused_writes=%d", self.path, self.refused_full)
 
 
 class _BatchSink:
@@ -294,6 +342,10 @@ class _BatchSink:
             self.batch.put(key, value)
 
 
+def _log_files(path: Path) -> set[str]:
+    return {p.name for p in path.glob("*.log")}
+
+
 def _open(path: Path, options: LevelDBOptions) -> plyvel.DB:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -311,6 +363,9 @@ def _open(path: Path, options: LevelDBOptions) -> plyvel.DB:
             "let the node bootstrap from its peers"
         ) from exc
     except (plyvel.Error, OSError) as exc:
+        if _NO_SPACE in str(exc):
+            raise StoreFull(f"cannot open store at {path}: its disk is full ({exc}); free space "
+                            "there (or grow the volume) and start the node again") from exc
         hint = " (is another meshkp process using this data dir?)" if "lock" in str(exc) else ""
         raise StoreError(f"cannot open store at {path}: {exc}{hint}") from exc
 
