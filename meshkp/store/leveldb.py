@@ -27,7 +27,7 @@ from pathlib import Path
 import plyvel
 
 from meshkp.errors import StoreClosed, StoreError, StoreFull
-from meshkp.store import layout
+from meshkp.store import integrity, layout
 from meshkp.store.batch import apply_bulk, apply_writes
 from meshkp.store.protocol import BulkWrite, IndexKind, RecordWrite
 
@@ -92,10 +92,15 @@ class LevelDBStore:
         self._db = _open(self.path, self.options)
         try:
             _check_schema(self._db, self.path)
+            rows = integrity.check_tables(self._db, self.path)
+        except plyvel.Error as exc:  # a table the schema read needed is damaged or truncated
+            self._db.close()
+            raise integrity.corrupt(self.path, exc) from exc
         except BaseException:
             self._db.close()
             raise
-        log.info("event=store_opened path=%s schema=%d", self.path, layout.SCHEMA_VERSION)
+        log.info("event=store_opened path=%s schema=%d rows_checked=%d", self.path,
+                 layout.SCHEMA_VERSION, rows)
 
     def get(self, fingerprint: bytes) -> bytes | None:
         """The encoded record of a primary fingerprint, or None."""
@@ -112,7 +117,7 @@ class LevelDBStore:
         cut = len(prefix)
         self._enter()
         try:
-            with self._db.iterator(prefix=prefix, include_value=False) as keys:
+            with self._db.iterator(prefix=prefix, include_value=False, verify_checksums=True) as keys:
                 return [key[cut:] for key in islice(keys, limit)]
         except plyvel.Error as exc:
             raise self._failed("lookup", exc) from exc
@@ -199,7 +204,7 @@ class LevelDBStore:
     def _get(self, operation: str, key: bytes) -> bytes | None:
         self._enter()
         try:
-            value: bytes | None = self._db.get(key)
+            value: bytes | None = self._db.get(key, verify_checksums=True)
             return value
         except plyvel.Error as exc:
             raise self._failed(operation, exc) from exc
@@ -223,7 +228,7 @@ class LevelDBStore:
                 self._enter()
                 try:
                     with snapshot.iterator(
-                        start=start, stop=stop, include_start=include_start
+                        start=start, stop=stop, include_start=include_start, verify_checksums=True
                     ) as rows:
                         chunk = list(islice(rows, chunk_rows))
                 except plyvel.Error as exc:
@@ -249,7 +254,7 @@ class LevelDBStore:
             self._exit()
 
     def _counter(self, name: str) -> int:
-        raw = self._db.get(layout.counter_key(name))
+        raw = self._db.get(layout.counter_key(name), verify_checksums=True)
         return 0 if raw is None else layout.decode_counter(raw)
 
     def _counter_for_write(self, name: str) -> int:
@@ -271,6 +276,9 @@ class LevelDBStore:
     def _failed(self, operation: str, exc: plyvel.Error) -> StoreError:
         if _NO_SPACE in str(exc):
             return self._disk_full(operation, exc)
+        if isinstance(exc, plyvel.CorruptionError):
+            log.error("event=store_corrupt op=%s path=%s error=%s", operation, self.path, exc)
+            return integrity.corrupt(self.path, exc)
         log.error("event=store_failed op=%s path=%s error=%s", operation, self.path, exc)
         return StoreError(f"LevelDB {operation} failed at {self.path}: {exc}")
 
@@ -352,16 +360,14 @@ def _open(path: Path, options: LevelDBOptions) -> plyvel.DB:
         return plyvel.DB(
             str(path),
             create_if_missing=True,
+            paranoid_checks=True,  # a damaged log or manifest fails the open (integrity.py)
             write_buffer_size=options.write_buffer_bytes,
             lru_cache_size=options.block_cache_bytes,
             bloom_filter_bits=options.bloom_filter_bits,
             max_open_files=options.max_open_files,
         )
     except plyvel.CorruptionError as exc:
-        raise StoreError(
-            f"store at {path} is corrupt ({exc}); restore it from a backup, or move it away and "
-            "let the node bootstrap from its peers"
-        ) from exc
+        raise integrity.corrupt(path, exc) from exc
     except (plyvel.Error, OSError) as exc:
         if _NO_SPACE in str(exc):
             raise StoreFull(f"cannot open store at {path}: its disk is full ({exc}); free space "
