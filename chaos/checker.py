@@ -177,7 +177,8 @@ def check(history: History, final: dict[int, dict[str, str]], visible_at: dict[s
         ack = all_acks.get(o.key)
         if ack is not None and ack.complete is not None and o.invoke > ack.complete \
                 and o.value == ABSENT and o.key not in deleted_ok and o.key not in deleted_maybe:
-            result.stale.append(f"{o.key} absent on n{o.node} {o.invoke - ack.complete:.2f}s after its all-ack")
+            late = o.invoke - ack.complete
+            result.stale.append(f"{o.key} absent on n{o.node} {late:.2f}s after its all-ack")
 
     latencies = [visible_at[k] - o.complete for k, o in ok_add.items()
                  if k in visible_at and o.complete is not None]
