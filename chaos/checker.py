@@ -60,6 +60,7 @@ class SideAvailability:
 class CheckResult:
     acked: int = 0
     acked_by_level: dict[str, int] = field(default_factory=dict)
+    stored_503: int = 0
     uncertain: int = 0
     failed: int = 0
     deletes_acked: int = 0
@@ -71,6 +72,8 @@ class CheckResult:
     stale: list[str] = field(default_factory=list)
     visible_latency_s: dict[str, float | None] = field(default_factory=dict)
     visible_samples: int = 0
+    # The same for writes acknowledged while no fault was active.
+    visible_latency_quiet_s: dict[str, float | None] = field(default_factory=dict)
     availability: list[SideAvailability] = field(default_factory=list)
     convergence: list[dict[str, object]] = field(default_factory=list)
     unconverged: list[str] = field(default_factory=list)
@@ -120,9 +123,14 @@ def check(history: History, final: dict[int, dict[str, str]], visible_at: dict[s
     sent = {o.key for o in adds}
     ok_add: dict[str, Op] = {}
     for o in adds:
-        if o.result == OK and o.process != "reupload":
+        if o.process == "reupload":
+            continue
+        if o.result == OK:
             ok_add.setdefault(o.key, o)
-            result.acked_by_level[o.level] = result.acked_by_level.get(o.level, 0) + 1
+            if o.value == "stored-503":  # quorum not reached in time, stored: must not be lost
+                result.stored_503 += 1
+            else:
+                result.acked_by_level[o.level] = result.acked_by_level.get(o.level, 0) + 1
         elif o.result == INFO:
             result.uncertain += 1
         elif o.result == FAIL:
@@ -185,9 +193,25 @@ def check(history: History, final: dict[int, dict[str, str]], visible_at: dict[s
     result.visible_samples = len(latencies)
     result.visible_latency_s = {name: percentile(latencies, q)
                                 for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))}
+    spans = fault_spans(events)
+    quiet = [visible_at[k] - o.complete for k, o in ok_add.items() if k in visible_at
+             and o.complete is not None and not any(a <= o.complete <= b for a, b in spans)]
+    result.visible_latency_quiet_s = {name: percentile(quiet, q)
+                                      for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))}
     result.availability = availability(adds, events)
     result.unconverged = [str(c.get("after")) for c in result.convergence if not c.get("converged")]
     return result
+
+
+def fault_spans(events: list[Event]) -> list[tuple[float, float]]:
+    """(start, stop) history times of every fault."""
+    spans, starts = [], {}
+    for e in events:
+        if e.phase == "start":
+            starts[e.fault] = e.at
+        elif e.fault in starts:
+            spans.append((starts.pop(e.fault), e.at))
+    return spans
 
 
 def availability(adds: list[Op], events: list[Event]) -> list[SideAvailability]:
@@ -202,8 +226,9 @@ def availability(adds: list[Op], events: list[Event]) -> list[SideAvailability]:
             for side in begin.sides:
                 window = [o for o in adds if o.node in side and begin.at <= o.invoke <= e.at
                           and o.process != "reupload"]
+                # Available = answered 200; a 503 "quorum not reached" is not, stored or not.
                 found.append(SideAvailability(begin.fault, side, len(window),
-                                              sum(1 for o in window if o.result == OK)))
+                                              sum(1 for o in window if o.status == 200)))
     return found
 
 
@@ -219,7 +244,8 @@ def summary_table(name: str, result: CheckResult) -> str:
     table.add_column("figure")
     table.add_column("value", justify="right")
     rows = [
-        ("acknowledged writes", f"{result.acked} {result.acked_by_level}"),
+        ("acknowledged writes (200)", f"{result.acked} {result.acked_by_level}"),
+        ("stored, then 503 quorum not reached", str(result.stored_503)),
         ("uncertain (no answer) / refused", f"{result.uncertain} / {result.failed}"),
         ("deletes acknowledged", str(result.deletes_acked)),
         ("re-uploads after delete (status: count)", str(result.reuploads_after_delete)),
@@ -231,6 +257,8 @@ def summary_table(name: str, result: CheckResult) -> str:
         ("ack -> visible everywhere p50/p95/p99",
          " / ".join(secs(result.visible_latency_s.get(k)) for k in ("p50", "p95", "p99"))
          + f" (n={result.visible_samples})"),
+        ("  the same, acked outside faults",
+         " / ".join(secs(result.visible_latency_quiet_s.get(k)) for k in ("p50", "p95", "p99"))),
     ]
     for a in result.availability:
         ratio = "-" if a.ratio is None else f"{a.ratio:.0%}"

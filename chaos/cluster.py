@@ -59,13 +59,20 @@ class ChaosCluster(Mesh):
     sync_interval_s: float = 2.0
     paused: set[int] = field(default_factory=set)
     exited: list[str] = field(default_factory=list)  # nodes found exited when about to kill
+    mounts: list[Path] = field(default_factory=list)  # tmpfs data dirs (unmounted at close)
 
     @classmethod
     def launch(
         cls, root: Path, n: int, topology: Topology | None = None, profile: str = "test",
-        sync_interval_s: float = 2.0, extra: tuple[str, ...] = (),
+        sync_interval_s: float = 2.0, extra: tuple[str, ...] = (), small_disks: dict[int, str] | None = None,
     ) -> ChaosCluster:
-        """Start n nodes (in parallel) and return once each answers /pks/health."""
+        """Start n nodes (in parallel) and return once each answers /pks/health.
+
+        `small_disks` {node: size}: that node's data dir is a tmpfs of that size (root only), so
+        the disk-full nemesis can fill it."""
+        from chaos.nemesis import mount_tmpfs  # nemesis imports this module
+
+        root.mkdir(parents=True, exist_ok=True)
         key_file = root / "cluster.key"
         write_key_file(key_file, [generate_cluster_key()], overwrite=True)
         gossip = [NETNS_GOSSIP_PORT] * n if topology else [gossip_port() for _ in range(n)]
@@ -73,6 +80,12 @@ class ChaosCluster(Mesh):
                       topology=topology, profile=profile, sync_interval_s=sync_interval_s)
         cluster.nodes = [None] * n
         try:
+            for i, size in (small_disks or {}).items():
+                mount_tmpfs(root / f"n{i}", size)
+                cluster.mounts.append(root / f"n{i}")
+            # The founder first: it joins nobody, so nodes whose joins all finished before it
+            # listened would never learn of it (their joins succeed with each other).
+            cluster.start_node(FOUNDER)
             cluster.restart_all()
         except BaseException:
             cluster.close()
@@ -158,6 +171,10 @@ class ChaosCluster(Mesh):
             self.resume(i)
         with ThreadPoolExecutor(max_workers=max(1, self.n)) as pool:
             list(pool.map(self.stop_node, range(self.n)))
+        from chaos.nemesis import unmount
+
+        for where in self.mounts:
+            unmount(where)
 
     # -- observation -------------------------------------------------------------------------
 
