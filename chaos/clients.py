@@ -147,6 +147,8 @@ class Writers:
         elif status == 503 and "x-consistency-acks" in headers:
             # Stored on the node before it waited; it keeps spreading: it must not be lost.
             self.history.complete(op, OK, status, "stored-503")
+        elif status == 507:  # a full disk: nothing was stored, definitely
+            self.history.complete(op, FAIL, status)
         elif status is None or status >= 500:
             self.history.complete(op, INFO, status)
         else:

@@ -60,6 +60,7 @@ class ChaosCluster(Mesh):
     paused: set[int] = field(default_factory=set)
     exited: list[str] = field(default_factory=list)  # nodes found exited when about to kill
     mounts: list[Path] = field(default_factory=list)  # tmpfs data dirs (unmounted at close)
+    prefix: dict[int, list[str]] = field(default_factory=dict)  # e.g. faketime before a node's command
 
     @classmethod
     def launch(
@@ -116,11 +117,12 @@ class ChaosCluster(Mesh):
     def start_node(self, i: int, *more: str, peers_on: bool = True) -> ServerProcess:
         data_dir = self.root / f"n{i}"
         if self.topology is None:
-            node = start_server(data_dir, *self.args(i, peers_on), *more)
+            node = start_server(data_dir, *self.args(i, peers_on), *more,
+                                command_prefix=self.prefix.get(i, []))
         else:
             node = start_server(
                 data_dir, *self.args(i, peers_on), *more, host=self.topology.host(i),
-                command_prefix=self.topology.exec_prefix(i),
+                command_prefix=[*self.topology.exec_prefix(i), *self.prefix.get(i, [])],
                 server_type=functools.partial(NsServer, netns=self.topology.client),
             )
         self.nodes[i] = node

@@ -22,6 +22,7 @@ from pathlib import Path
 from chaos.checker import CheckResult, check, summary_table
 from chaos.clients import VisibilityTracker, Writers, final_reads, reupload_problems
 from chaos.cluster import ChaosCluster, poll
+from chaos.control_checker import PolicyWriter, check_control
 from chaos.history import History
 from chaos.invariants import OUT_DIR, error_lines
 from chaos.nemesis import Nemesis
@@ -42,6 +43,7 @@ class Scenario:
     writers: int = 3
     seed: int = 1
     converge_bound_s: float = CONVERGE_BOUND_S
+    control: bool = False  # also stream policy changes and run the control checker
 
 
 @dataclass
@@ -104,8 +106,11 @@ def run(cluster: ChaosCluster, scenario: Scenario) -> Outcome:
     extra: dict[str, object] = {"seed": scenario.seed, "nodes": cluster.n, "profile": cluster.profile,
                                 "load_avg": os.getloadavg()}
     convergence = []
+    policy = PolicyWriter(cluster, history, targets, seed=scenario.seed)
     tracker.start()
     writers.start()
+    if scenario.control:
+        policy.start()
     try:
         time.sleep(scenario.warmup_s)
         for nemesis in scenario.nemeses:
@@ -118,6 +123,7 @@ def run(cluster: ChaosCluster, scenario: Scenario) -> Outcome:
         time.sleep(scenario.after_s)
     finally:
         writers.stop()
+        policy.stop()
     cluster.restart_all()
     for i in list(cluster.paused):
         cluster.resume(i)
@@ -143,10 +149,31 @@ def run(cluster: ChaosCluster, scenario: Scenario) -> Outcome:
             if "damaged" not in refusal or "move" not in refusal:
                 problems.append(f"a node on a damaged store did not refuse to start with the remedy: "
                                 f"{refusal[-300:]!r}")
+    if scenario.control:
+        control = check_control(cluster, history, minority_windows(scenario.nemeses, history))
+        extra["control"] = {"committed": control.committed, "refused": control.refused,
+                            "uncertain": control.uncertain, "audit_lengths": control.audit_lengths}
+        problems += control.problems()
+        problems += [f"policy writer raised: {e!r}" for e in policy.errors]
     extra["seconds"] = round(history.now(), 1)
     outcome = Outcome(scenario.name, result, problems, extra, summary_table(scenario.name, result))
     save(outcome, history)
     return outcome
+
+
+def minority_windows(nemeses: list[Nemesis], history: History) -> list[tuple[float, float, list[int]]]:
+    """(start, stop, nodes) of each fault that cut off a minority (`minority` attribute)."""
+    events = history.snapshot()[1]
+    windows = []
+    for nemesis in nemeses:
+        minority = getattr(nemesis, "minority", None)
+        if not minority:
+            continue
+        starts = [e.at for e in events if e.fault == nemesis.name and e.phase == "start"]
+        stops = [e.at for e in events if e.fault == nemesis.name and e.phase == "stop"]
+        if starts and stops:
+            windows.append((starts[0], stops[0], list(minority)))
+    return windows
 
 
 def save(outcome: Outcome, history: History) -> Path:

@@ -15,7 +15,7 @@ from chaos import nemesis as nem
 from chaos.cluster import ChaosCluster
 from chaos.scenario import Outcome, Scenario, run
 
-pytestmark = [pytest.mark.chaos, pytest.mark.netns]
+pytestmark = [pytest.mark.chaos, pytest.mark.netns, pytest.mark.slow]  # ~90 s each: not in `make chaos`
 
 N = 5
 HOLD_S = float(os.environ.get("MESHKP_CHAOS_HOLD", "30"))  # > the LAN suspicion timeout (~24 s max)
