@@ -24,11 +24,8 @@ from collections.abc import Callable, Iterator
 from urllib.parse import quote, urlencode
 
 from chaos.checker import ABSENT, PRESENT, WRONG
-from chaos.cluster import OBSERVE_TIMEOUT_S, ChaosCluster
+from chaos.cluster import OBSERVE_TIMEOUT_S, ChaosCluster, served_key
 from chaos.history import FAIL, INFO, OK, History, Op
-from meshkp.openpgp.armor import dearmor
-from meshkp.openpgp.framing import parse_packets
-from meshkp.openpgp.grouping import fingerprint_hex, parse_primary
 
 # Bound of one client request: longer than the 5 s consistency timeout, so a quorum write that
 # is merely slow still gets its answer (503 or 200) rather than being called uncertain.
@@ -37,15 +34,6 @@ MAX_OPS_PER_WRITER = 2000
 VISIBILITY_SAMPLE = 4  # one acknowledged write in this many is tracked to visible-everywhere
 VISIBILITY_PENDING_MAX = 32
 VISIBILITY_GIVE_UP_S = 120.0
-
-
-def body_fingerprint(body: bytes) -> str | None:
-    """The primary fingerprint of an armored key reply, or None when it is not one."""
-    try:
-        blocks = dearmor(body)
-        return fingerprint_hex(parse_primary(parse_packets(blocks[0])[0]))
-    except Exception:  # any malformed reply is simply "not the key"
-        return None
 
 
 def read_key(cluster: ChaosCluster, i: int, fpr: str, timeout: float = OBSERVE_TIMEOUT_S) -> str | None:
@@ -62,7 +50,7 @@ def read_key(cluster: ChaosCluster, i: int, fpr: str, timeout: float = OBSERVE_T
         return ABSENT
     if reply.status != 200:
         return None
-    return PRESENT if body_fingerprint(reply.body) == fpr else WRONG
+    return PRESENT if served_key(reply.body) == fpr else WRONG
 
 
 class Writers:
@@ -269,7 +257,7 @@ def final_reads(cluster: ChaosCluster, keys: list[str]) -> dict[int, dict[str, s
                 if reply.status == 404:
                     answers[fpr] = ABSENT
                 elif reply.status == 200:
-                    answers[fpr] = PRESENT if body_fingerprint(body) == fpr else WRONG
+                    answers[fpr] = PRESENT if served_key(body) == fpr else WRONG
         finally:
             conn.close()
         final[i] = answers

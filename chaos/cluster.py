@@ -225,11 +225,6 @@ class ChaosCluster(Mesh):
         roots = [self.root_of(i) for i in self.running()]
         return None not in roots and len(set(roots)) == 1
 
-    def final_sync(self) -> None:
-        """Anti-entropy now on every node with all its peers (POST /cluster/sync)."""
-        for i in self.running():
-            self.sync(i)
-
     def served(self, fingerprints: list[str], i: int) -> dict[str, bool]:
         """fingerprint -> whether node i serves it (op=get is 200), over one kept-alive connection."""
         node = self[i]
@@ -239,8 +234,9 @@ class ChaosCluster(Mesh):
             for fpr in fingerprints:
                 conn.request("GET", "/pks/lookup?" + urlencode({"op": "get", "search": "0x" + fpr}))
                 reply = conn.getresponse()
-                reply.read()
-                result[fpr] = reply.status == 200
+                body = reply.read()
+                # Served = a 200 whose body is that key (a 404 for a deleted key is "not served").
+                result[fpr] = reply.status == 200 and served_key(body) == fpr
         finally:
             conn.close()
         return result
@@ -261,6 +257,18 @@ class ChaosCluster(Mesh):
         body = self.get_json(i, "/cluster/conflicts")
         assert body is not None, f"node {i} did not answer /cluster/conflicts"
         return {c["fingerprint"] for c in body["conflicts"]}
+
+
+def served_key(body: bytes) -> str | None:
+    """The primary fingerprint of an armored key reply, or None when it is not one."""
+    from meshkp.openpgp.armor import dearmor
+    from meshkp.openpgp.framing import parse_packets
+    from meshkp.openpgp.grouping import fingerprint_hex, parse_primary
+
+    try:
+        return fingerprint_hex(parse_primary(parse_packets(dearmor(body)[0])[0]))
+    except Exception:  # any malformed reply is simply "not the key"
+        return None
 
 
 def poll(predicate: object, timeout: float, step: float = 0.25) -> float | None:
