@@ -21,7 +21,7 @@ from typing import Any
 from crdt.errors import CrdtError
 from crdt.hlc import HybridLogicalClock
 from crdt.merkle_diff import DiffConfig, DiffResponder
-from meshkp.errors import InvalidPeerRecord, PeerUnreachable, ReplicationError, WireError
+from meshkp.errors import InvalidPeerRecord, PeerUnreachable, ReplicationError, StoreFull, WireError
 from meshkp.keys.commit import DELETED, PULLED, Committer, MergeResult, Origin, Source, joining
 from meshkp.keys.ingest import KEYS_COUNTER
 from meshkp.keys.merkle_index import TOMBSTONES_COUNTER, MerkleIndex, state_hash
@@ -188,6 +188,9 @@ class Replicator:
             return SyncError(f"batch rejected, nothing stored: {exc}")
         except (CrdtError, ReplicationError) as exc:
             log.info("event=peer_request_refused peer=%s error=%s", sender, exc)
+            return SyncError(str(exc))
+        except StoreFull as exc:  # not acknowledged: the sender keeps it and anti-entropy retries
+            log.debug("event=peer_request_refused peer=%s error=%s", sender, exc)
             return SyncError(str(exc))
         self.counters.batches_rejected += 1
         return SyncError(f"{type(message).__name__} is not a request")
@@ -401,7 +404,9 @@ class Replicator:
             outcome: SyncOutcome | None = None
             try:
                 outcome = await round_.run(peer)
-            except (PeerUnreachable, WireError, ReplicationError, InvalidPeerRecord) as exc:
+            except (PeerUnreachable, WireError, ReplicationError, InvalidPeerRecord, StoreFull) as exc:
+                # StoreFull: this node's disk is full (logged once by the store); the next
+                # round after space returns pulls what this one could not store.
                 self.counters.sync_errors += 1
                 status.errors += 1
                 status.last_result = f"error: {exc}"
