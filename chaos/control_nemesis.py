@@ -12,8 +12,8 @@
 from __future__ import annotations
 
 import random
-import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from chaos.cluster import ChaosCluster, poll
 from chaos.control_checker import leader_of
@@ -76,13 +76,19 @@ class PauseLeader(Nemesis):
         super().stop(cluster, history)
 
 
+def libfaketime() -> Path | None:
+    """The multithreaded libfaketime of the `faketime` package (Debian path), or None."""
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))
+    return found[0] if found else None
+
+
 def faketime_available() -> bool:
-    return shutil.which("faketime") is not None
+    return libfaketime() is not None
 
 
 @dataclass
 class SkewLeader(Nemesis):
-    """Restart the leader with `faketime` (apt package faketime) `offset` from real time."""
+    """Restart the leader under libfaketime (apt package faketime), `offset` from real time."""
 
     name: str = "skew-leader"
     offset: str = "+300s"
@@ -91,7 +97,9 @@ class SkewLeader(Nemesis):
     def start(self, cluster: ChaosCluster, history: History, rng: random.Random) -> None:
         self.victim = _leader(cluster)
         cluster.stop_node(self.victim)
-        cluster.prefix[self.victim] = ["faketime", "-f", self.offset]
+        # LD_PRELOAD through env(1), which execs: the node's pid stays the python process (the
+        # `faketime` wrapper forks, so signals and the data dir's lock would miss the node).
+        cluster.prefix[self.victim] = ["env", f"LD_PRELOAD={libfaketime()}", f"FAKETIME={self.offset}"]
         cluster.start_node(self.victim)
         history.event(self.name, "start", detail=f"node={self.victim} offset={self.offset}")
 
