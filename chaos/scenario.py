@@ -123,7 +123,8 @@ def run(cluster: ChaosCluster, scenario: Scenario) -> Outcome:
         time.sleep(scenario.after_s)
     finally:
         writers.stop()
-        policy.stop()
+        if scenario.control:
+            policy.stop()
     cluster.restart_all()
     for i in list(cluster.paused):
         cluster.resume(i)
