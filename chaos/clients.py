@@ -124,14 +124,16 @@ class Writers:
         status, headers, _ = self._post(target, keytext, level)
         if status == 200:
             self.history.complete(op, OK, status)
-            with self._keys_lock:
-                self.acked.append(fpr)
             if self.on_ack is not None:
                 self.on_ack(fpr, self.history.now())
             if level == "quorum":
                 self._quorum_check(process, fpr, headers.get("x-consistency-acks", ""))
             elif level == "all":
                 self._read(process, rng.randrange(self.cluster.n), fpr)
+            # Only now may another writer delete it: a delete racing the check above would
+            # read as a quorum ack held by too few nodes.
+            with self._keys_lock:
+                self.acked.append(fpr)
         elif status == 503 and "x-consistency-acks" in headers:
             # Stored on the node before it waited; it keeps spreading: it must not be lost.
             self.history.complete(op, OK, status, "stored-503")

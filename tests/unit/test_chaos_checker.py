@@ -87,3 +87,12 @@ def test_percentiles_by_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]
     assert percentile(values, 0.5) == 50.0 and percentile(values, 0.99) == 99.0
     assert percentile([], 0.5) is None
+
+
+def test_a_delete_racing_the_quorum_check_is_not_a_stale_read() -> None:
+    h = History()
+    add(h, "Q", 0, level="quorum")
+    check_op = h.invoke("w0", -1, "quorum-check", "Q")
+    h.complete(h.invoke("w1", 4, "delete", "Q"), OK, 200)  # during the check
+    h.complete(check_op, OK, 2, "short")
+    assert check(h, {0: {"Q": ABSENT}}, {}).stale == []

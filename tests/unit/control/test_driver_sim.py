@@ -18,7 +18,7 @@ from meshkp.control import (
     SetLimits,
     encode_state,
 )
-from meshkp.errors import ControlUnavailable, InvalidCommand
+from meshkp.errors import ControlUnavailable, InvalidCommand, StoreFull
 from tests.unit.control.drivercluster import DriverCluster
 
 
@@ -132,6 +132,28 @@ def test_a_driver_survives_a_failing_store(cluster: DriverCluster) -> None:
     cluster.run(cluster.planes["n1"].propose(SetLimits({"search_results": 31}), "alice"))
     cluster.until(lambda: cluster.planes["n2"].state.limits.search_results == 31, limit=5)
     assert cluster.planes["n2"].driver.errors == 3
+
+
+def test_a_full_disk_is_retried_quietly_and_the_node_catches_up(
+    cluster: DriverCluster, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Regression: each Ready refused for a full disk logged a traceback
+    (event=raft_driver_iteration_failed), 385 ERROR lines in the disk-full chaos run."""
+    storage = cluster.planes["n2"].driver.storage
+    real = storage.save
+    failures = iter(range(3))
+
+    async def full(ready):  # type: ignore[no-untyped-def]
+        if next(failures, None) is not None:
+            raise StoreFull("the disk holding /data/keys is full, so nothing was stored")
+        await real(ready)
+
+    storage.save = full  # type: ignore[method-assign]
+    with caplog.at_level("ERROR"):
+        cluster.run(cluster.planes["n1"].propose(SetLimits({"search_results": 32}), "alice"))
+        cluster.until(lambda: cluster.planes["n2"].state.limits.search_results == 32, limit=10)
+    assert cluster.planes["n2"].driver.errors == 3
+    assert "raft_driver_iteration_failed" not in caplog.text
 
 
 def test_a_reply_that_arrives_after_its_entry_applied_still_answers(cluster: DriverCluster) -> None:
