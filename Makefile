@@ -3,9 +3,9 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-APT_PKGS := gnupg dirmngr debian-keyring iptables iproute2 prometheus haproxy nginx-light tmux
+APT_PKGS := gnupg dirmngr debian-keyring iptables iproute2 prometheus haproxy nginx-light tmux faketime
 
-.PHONY: run test test-slow bench chaos lint typecheck deps apt clean
+.PHONY: run test test-slow bench chaos chaos-long lint typecheck deps apt clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -43,7 +43,14 @@ bench: deps apt
 
 ## Chaos runs with real processes: kill -9, SIGSTOP, partition, loss (root: netns); docs/chaos.md.
 chaos: deps apt
-	$(BIN)/python -m pytest -q -m chaos chaos/
+	$(BIN)/python -m pytest -q -m "chaos and not slow" chaos/
+
+## A long run of random nemesis schedules (seed printed for replay); docs/chaos.md.
+DURATION ?= 30m
+NODES    ?= 5
+SEED     ?= $(shell date +%s)
+chaos-long: deps apt
+	$(BIN)/python -m chaos.long_run --duration $(DURATION) --nodes $(NODES) --seed $(SEED)
 
 lint: deps
 	$(BIN)/ruff check meshkp crdt cli tests bench chaos

@@ -59,13 +59,21 @@ class ChaosCluster(Mesh):
     sync_interval_s: float = 2.0
     paused: set[int] = field(default_factory=set)
     exited: list[str] = field(default_factory=list)  # nodes found exited when about to kill
+    mounts: list[Path] = field(default_factory=list)  # tmpfs data dirs (unmounted at close)
+    prefix: dict[int, list[str]] = field(default_factory=dict)  # e.g. faketime before a node's command
 
     @classmethod
     def launch(
         cls, root: Path, n: int, topology: Topology | None = None, profile: str = "test",
-        sync_interval_s: float = 2.0, extra: tuple[str, ...] = (),
+        sync_interval_s: float = 2.0, extra: tuple[str, ...] = (), small_disks: dict[int, str] | None = None,
     ) -> ChaosCluster:
-        """Start n nodes (in parallel) and return once each answers /pks/health."""
+        """Start n nodes (in parallel) and return once each answers /pks/health.
+
+        `small_disks` {node: size}: that node's data dir is a tmpfs of that size (root only), so
+        the disk-full nemesis can fill it."""
+        from chaos.nemesis import mount_tmpfs  # nemesis imports this module
+
+        root.mkdir(parents=True, exist_ok=True)
         key_file = root / "cluster.key"
         write_key_file(key_file, [generate_cluster_key()], overwrite=True)
         gossip = [NETNS_GOSSIP_PORT] * n if topology else [gossip_port() for _ in range(n)]
@@ -73,6 +81,12 @@ class ChaosCluster(Mesh):
                       topology=topology, profile=profile, sync_interval_s=sync_interval_s)
         cluster.nodes = [None] * n
         try:
+            for i, size in (small_disks or {}).items():
+                mount_tmpfs(root / f"n{i}", size)
+                cluster.mounts.append(root / f"n{i}")
+            # The founder first: it joins nobody, so nodes whose joins all finished before it
+            # listened would never learn of it (their joins succeed with each other).
+            cluster.start_node(FOUNDER)
             cluster.restart_all()
         except BaseException:
             cluster.close()
@@ -103,11 +117,12 @@ class ChaosCluster(Mesh):
     def start_node(self, i: int, *more: str, peers_on: bool = True) -> ServerProcess:
         data_dir = self.root / f"n{i}"
         if self.topology is None:
-            node = start_server(data_dir, *self.args(i, peers_on), *more)
+            node = start_server(data_dir, *self.args(i, peers_on), *more,
+                                command_prefix=self.prefix.get(i, []))
         else:
             node = start_server(
                 data_dir, *self.args(i, peers_on), *more, host=self.topology.host(i),
-                command_prefix=self.topology.exec_prefix(i),
+                command_prefix=[*self.topology.exec_prefix(i), *self.prefix.get(i, [])],
                 server_type=functools.partial(NsServer, netns=self.topology.client),
             )
         self.nodes[i] = node
@@ -158,6 +173,10 @@ class ChaosCluster(Mesh):
             self.resume(i)
         with ThreadPoolExecutor(max_workers=max(1, self.n)) as pool:
             list(pool.map(self.stop_node, range(self.n)))
+        from chaos.nemesis import unmount
+
+        for where in self.mounts:
+            unmount(where)
 
     # -- observation -------------------------------------------------------------------------
 
@@ -206,11 +225,6 @@ class ChaosCluster(Mesh):
         roots = [self.root_of(i) for i in self.running()]
         return None not in roots and len(set(roots)) == 1
 
-    def final_sync(self) -> None:
-        """Anti-entropy now on every node with all its peers (POST /cluster/sync)."""
-        for i in self.running():
-            self.sync(i)
-
     def served(self, fingerprints: list[str], i: int) -> dict[str, bool]:
         """fingerprint -> whether node i serves it (op=get is 200), over one kept-alive connection."""
         node = self[i]
@@ -220,8 +234,9 @@ class ChaosCluster(Mesh):
             for fpr in fingerprints:
                 conn.request("GET", "/pks/lookup?" + urlencode({"op": "get", "search": "0x" + fpr}))
                 reply = conn.getresponse()
-                reply.read()
-                result[fpr] = reply.status == 200
+                body = reply.read()
+                # Served = a 200 whose body is that key (a 404 for a deleted key is "not served").
+                result[fpr] = reply.status == 200 and served_key(body) == fpr
         finally:
             conn.close()
         return result
@@ -242,6 +257,18 @@ class ChaosCluster(Mesh):
         body = self.get_json(i, "/cluster/conflicts")
         assert body is not None, f"node {i} did not answer /cluster/conflicts"
         return {c["fingerprint"] for c in body["conflicts"]}
+
+
+def served_key(body: bytes) -> str | None:
+    """The primary fingerprint of an armored key reply, or None when it is not one."""
+    from meshkp.openpgp.armor import dearmor
+    from meshkp.openpgp.framing import parse_packets
+    from meshkp.openpgp.grouping import fingerprint_hex, parse_primary
+
+    try:
+        return fingerprint_hex(parse_primary(parse_packets(dearmor(body)[0])[0]))
+    except Exception:  # any malformed reply is simply "not the key"
+        return None
 
 
 def poll(predicate: object, timeout: float, step: float = 0.25) -> float | None:

@@ -164,6 +164,15 @@ class Topology:
                 for j in others:
                     self._iptables(i, "-A", CHAIN, "-s", self.host(j), "-j", "DROP")
 
+    def drops(self, rules: dict[int, Sequence[int]]) -> None:
+        """Node i drops every packet from each node of rules[i] (INPUT only, so one-way unless
+        the other side has the mirror rule): one-way partitions, rings, bridges."""
+        self.heal()
+        for i, sources in rules.items():
+            self._exempt(i)
+            for j in sources:
+                self._iptables(i, "-A", CHAIN, "-s", self.host(j), "-j", "DROP")
+
     def loss(self, probability: float) -> None:
         """Drop each packet between nodes with `probability`, on input, independently."""
         self.heal()

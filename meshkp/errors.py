@@ -63,6 +63,14 @@ class StoreClosed(StoreError):
     """The store was used after close(); the caller must open it again (or is shutting down)."""
 
 
+class StoreFull(StoreError):
+    """The disk under the store is full: nothing was written; reads go on. HTTP: 507."""
+
+
+class StoreCorrupt(StoreError):
+    """The store's files are damaged; the message says how to repair or replace the data dir."""
+
+
 class StoreUsageError(StoreError):
     """A caller passed the store something it cannot hold (type, size, shape); nothing was changed."""
 

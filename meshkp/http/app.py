@@ -15,7 +15,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_exceptions import HTTPException
 from aiohttp.web_protocol import RequestPayloadError
 
-from meshkp.errors import MeshkpError, Overloaded
+from meshkp.errors import MeshkpError, Overloaded, StoreFull
 from meshkp.http.clientaddr import ClientResolver
 from meshkp.http.connguard import ConnectionGuard
 from meshkp.http.consistency import CONSISTENCY_KEY, Consistency
@@ -67,8 +67,9 @@ def make_error_middleware(
             return response
         except MeshkpError as exc:
             status = status_of(exc)
-            # Not logged: 501 (asked for what we do not do), Overloaded (logged where refused).
-            if status >= 500 and status != 501 and not isinstance(exc, Overloaded):
+            # Not logged: 501 (asked for what we do not do), Overloaded and StoreFull (logged
+            # where refused, once per episode: a full disk must not flood the log).
+            if status >= 500 and status != 501 and not isinstance(exc, (Overloaded, StoreFull)):
                 log.error("event=http_error status=%d path=%s error=%r", status, request.path, exc)
             return error_response(exc, as_json=_json_error(request))
         except HTTPException as exc:

@@ -22,6 +22,7 @@ from meshkp.errors import (
     Overloaded,
     RequestTimedOut,
     StoreError,
+    StoreFull,
     Unsupported,
 )
 
@@ -46,6 +47,8 @@ def status_of(error: MeshkpError) -> int:
         return 400  # a control-plane change that is malformed or breaks a policy rule
     if isinstance(error, ControlUnavailable):
         return 503  # no leader or no majority: retry later (Retry-After)
+    if isinstance(error, StoreFull):
+        return 507  # RFC 4918 §11.5 Insufficient Storage: nothing was stored, retry elsewhere
     if isinstance(error, StoreError):
         return 503  # the store is closed or failing: retry later, it is not the client's fault
     return 500

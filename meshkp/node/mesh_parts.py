@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from meshkp.replication.transport import (
     ReplicationListener,
 )
 from meshkp.store.executor import AsyncStore
+from meshkp.swim.types import MemberInfo, Status
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,16 @@ def http_meta(config: NodeConfig, membership: MembershipConfig, port: int) -> di
     if config.agent_check_port:
         meta[AGENT_META_KEY] = str(config.agent_check_port)
     return meta
+
+
+def _sync_when_back(replicator: Replicator) -> Callable[[MemberInfo, Status | None, Status], None]:
+    """A membership listener: a member back from dead or left gets the next sync round."""
+
+    def changed(member: MemberInfo, old: Status | None, new: Status) -> None:
+        if new is Status.ALIVE and old in (Status.DEAD, Status.LEFT):
+            replicator.peer_returned(member.node_id)
+
+    return changed
 
 
 @asynccontextmanager
@@ -154,6 +165,8 @@ async def run_replication(
             identity=auth.identity if auth is not None else None,
             peer_keys=auth.peers if auth is not None else None)
         replicator.net_stats = stats
+        if membership is not None:
+            membership.add_listener(_sync_when_back(replicator))
         if listener is not None:
             listener.handler = replicator.handle
             addr = listener.transport.local_addr

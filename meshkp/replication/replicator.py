@@ -21,7 +21,7 @@ from typing import Any
 from crdt.errors import CrdtError
 from crdt.hlc import HybridLogicalClock
 from crdt.merkle_diff import DiffConfig, DiffResponder
-from meshkp.errors import InvalidPeerRecord, PeerUnreachable, ReplicationError, WireError
+from meshkp.errors import InvalidPeerRecord, PeerUnreachable, ReplicationError, StoreFull, WireError
 from meshkp.keys.commit import DELETED, PULLED, Committer, MergeResult, Origin, Source, joining
 from meshkp.keys.ingest import KEYS_COUNTER
 from meshkp.keys.merkle_index import TOMBSTONES_COUNTER, MerkleIndex, state_hash
@@ -126,6 +126,8 @@ class Replicator:
         self._sync_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
+        # Peers that came back (from dead) since the last round; synced with first, in order.
+        self._returned: list[str] = []
 
     @property
     def limits(self) -> Limits:
@@ -186,6 +188,9 @@ class Replicator:
             return SyncError(f"batch rejected, nothing stored: {exc}")
         except (CrdtError, ReplicationError) as exc:
             log.info("event=peer_request_refused peer=%s error=%s", sender, exc)
+            return SyncError(str(exc))
+        except StoreFull as exc:  # not acknowledged: the sender keeps it and anti-entropy retries
+            log.debug("event=peer_request_refused peer=%s error=%s", sender, exc)
             return SyncError(str(exc))
         self.counters.batches_rejected += 1
         return SyncError(f"{type(message).__name__} is not a request")
@@ -399,7 +404,9 @@ class Replicator:
             outcome: SyncOutcome | None = None
             try:
                 outcome = await round_.run(peer)
-            except (PeerUnreachable, WireError, ReplicationError, InvalidPeerRecord) as exc:
+            except (PeerUnreachable, WireError, ReplicationError, InvalidPeerRecord, StoreFull) as exc:
+                # StoreFull: this node's disk is full (logged once by the store); the next
+                # round after space returns pulls what this one could not store.
                 self.counters.sync_errors += 1
                 status.errors += 1
                 status.last_result = f"error: {exc}"
@@ -455,12 +462,15 @@ class Replicator:
         while True:
             # Everything a round does is inside the try, the membership view included: any
             # exception escaping here would end anti-entropy for the life of the process.
+            # Cleared before the round, not after: a kick (a returned peer) that arrives while a
+            # round runs must still cut the pause that follows it.
+            self._kick.clear()
             try:
                 peers = self.peers.alive_peers()
                 if not peers:
                     await self._pause(_NO_PEER_POLL_S)
                     continue
-                await self.sync_with(self.rng.choice(peers))
+                await self.sync_with(self._returned_peer(peers) or self.rng.choice(peers))
             except Exception:  # the loop must log and go on (STYLE.md §11)
                 self.loop_failures += 1
                 log.exception("event=sync_loop_bug failures=%d", self.loop_failures)
@@ -468,7 +478,6 @@ class Replicator:
             await self._pause(self.config.sync_interval_s * self.rng.uniform(1 - jitter, 1 + jitter))
 
     async def _pause(self, seconds: float) -> None:
-        self._kick.clear()
         try:
             async with asyncio.timeout(seconds):
                 await self._kick.wait()
@@ -478,6 +487,25 @@ class Replicator:
     def kick(self) -> None:
         """Start the next anti-entropy round now (e.g. a new peer appeared)."""
         self._kick.set()
+
+    def peer_returned(self, node_id: str) -> None:
+        """A peer came back (a partition healed, a node restarted): sync with it now.
+
+        Both sides took writes the other has not seen; waiting for the random pick of the next
+        round could leave them apart for several sync intervals. Each returned peer gets one
+        round, in the order they came back; a peer that returns again while queued is queued once.
+        """
+        if node_id not in self._returned:
+            self._returned.append(node_id)
+        self.kick()
+
+    def _returned_peer(self, peers: list[PeerRef]) -> PeerRef | None:
+        by_id = {p.node_id: p for p in peers}
+        while self._returned:
+            peer = by_id.get(self._returned.pop(0))
+            if peer is not None:
+                return peer
+        return None
 
     # -- deletes and conflicts ---------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, TypeVar
 
-from meshkp.errors import ConfigError, StoreClosed, StoreUsageError
+from meshkp.errors import ConfigError, StoreClosed, StoreFull, StoreUsageError
 from meshkp.store.protocol import BulkWrite, IndexKind, RecordWrite, Store
 from meshkp.store.readpool import ReadPool
 from meshkp.store.staged import StagedView, StagedWrites
@@ -347,7 +347,8 @@ class AsyncStore:
             try:
                 self.store.write(writes, sync=sync)
             except Exception as exc:
-                log.error("event=store_commit_failed writes=%d error=%s", len(writes), exc)
+                if not isinstance(exc, StoreFull):  # the store logs a full disk once
+                    log.error("event=store_commit_failed writes=%d error=%s", len(writes), exc)
                 failure = exc
             else:
                 self.stats.commits += 1

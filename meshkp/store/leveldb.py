@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -25,8 +26,8 @@ from pathlib import Path
 
 import plyvel
 
-from meshkp.errors import StoreClosed, StoreError
-from meshkp.store import layout
+from meshkp.errors import StoreClosed, StoreError, StoreFull
+from meshkp.store import integrity, layout
 from meshkp.store.batch import apply_bulk, apply_writes
 from meshkp.store.protocol import BulkWrite, IndexKind, RecordWrite
 
@@ -38,6 +39,11 @@ log = logging.getLogger(__name__)
 SCAN_CHUNK_ROWS = 256
 
 MiB = 1024 * 1024
+# Free space a write after a full disk needs beyond the memtable it first flushes (new log,
+# manifest record, table overhead).
+FULL_MARGIN_BYTES = 1 * MiB
+# What LevelDB's IOError says when a write hit ENOSPC (its Status carries strerror's text).
+_NO_SPACE = "No space left on device"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +85,22 @@ class LevelDBStore:
         self._idle = threading.Event()
         self._in_flight = 0
         self._closed = False
+        # A full disk is one episode, logged when it starts and when a write succeeds again,
+        # not once per refused write (every upload and sync pull would log it otherwise).
+        self._full = False
+        self.refused_full = 0  # writes refused for a full disk, since the start
         self._db = _open(self.path, self.options)
         try:
             _check_schema(self._db, self.path)
+            rows = integrity.check_tables(self._db, self.path)
+        except plyvel.Error as exc:  # a table the schema read needed is damaged or truncated
+            self._db.close()
+            raise integrity.corrupt(self.path, exc) from exc
         except BaseException:
             self._db.close()
             raise
-        log.info("event=store_opened path=%s schema=%d", self.path, layout.SCHEMA_VERSION)
+        log.info("event=store_opened path=%s schema=%d rows_checked=%d", self.path,
+                 layout.SCHEMA_VERSION, rows)
 
     def get(self, fingerprint: bytes) -> bytes | None:
         """The encoded record of a primary fingerprint, or None."""
@@ -102,7 +117,7 @@ class LevelDBStore:
         cut = len(prefix)
         self._enter()
         try:
-            with self._db.iterator(prefix=prefix, include_value=False) as keys:
+            with self._db.iterator(prefix=prefix, include_value=False, verify_checksums=True) as keys:
                 return [key[cut:] for key in islice(keys, limit)]
         except plyvel.Error as exc:
             raise self._failed("lookup", exc) from exc
@@ -114,6 +129,8 @@ class LevelDBStore:
         with self._write_lock:
             self._enter()
             try:
+                if self._full:
+                    self._rotate_log_after_full()
                 sink = _BatchSink(self._db.write_batch(transaction=True, sync=sync))
                 with sink.batch:
                     apply_writes(writes, sink, self._counter_for_write)
@@ -133,6 +150,8 @@ class LevelDBStore:
         with self._write_lock:
             self._enter()
             try:
+                if self._full:
+                    self._rotate_log_after_full()
                 sink = _BatchSink(self._db.write_batch(transaction=True, sync=sync))
                 with sink.batch:
                     apply_bulk(bulk, sink, self._counter_for_write)
@@ -185,7 +204,7 @@ class LevelDBStore:
     def _get(self, operation: str, key: bytes) -> bytes | None:
         self._enter()
         try:
-            value: bytes | None = self._db.get(key)
+            value: bytes | None = self._db.get(key, verify_checksums=True)
             return value
         except plyvel.Error as exc:
             raise self._failed(operation, exc) from exc
@@ -218,7 +237,8 @@ class LevelDBStore:
         while True:
             self._enter()
             try:
-                with snapshot.iterator(start=start, stop=stop, include_start=include_start) as rows:
+                with snapshot.iterator(start=start, stop=stop, include_start=include_start,
+                                       verify_checksums=True) as rows:
                     chunk = list(islice(rows, chunk_rows))
             except plyvel.Error as exc:
                 raise self._failed("scan", exc) from exc
@@ -259,7 +279,7 @@ class LevelDBStore:
             self._exit()
 
     def _counter(self, name: str) -> int:
-        raw = self._db.get(layout.counter_key(name))
+        raw = self._db.get(layout.counter_key(name), verify_checksums=True)
         return 0 if raw is None else layout.decode_counter(raw)
 
     def _counter_for_write(self, name: str) -> int:
@@ -279,8 +299,45 @@ class LevelDBStore:
                 self._idle.set()
 
     def _failed(self, operation: str, exc: plyvel.Error) -> StoreError:
+        if _NO_SPACE in str(exc):
+            return self._disk_full(operation, exc)
+        if isinstance(exc, plyvel.CorruptionError):
+            log.error("event=store_corrupt op=%s path=%s error=%s", operation, self.path, exc)
+            return integrity.corrupt(self.path, exc)
         log.error("event=store_failed op=%s path=%s error=%s", operation, self.path, exc)
         return StoreError(f"LevelDB {operation} failed at {self.path}: {exc}")
+
+    def _disk_full(self, operation: str, exc: plyvel.Error) -> StoreFull:
+        self.refused_full += 1
+        if not self._full:
+            self._full = True
+            log.error("event=store_full op=%s path=%s error=%s action=free_space_on_the_data_dir_disk "
+                      "(writes are refused until then; reads go on)", operation, self.path, exc)
+        return StoreFull(
+            f"the disk holding {self.path} is full, so nothing was stored: free space there (or grow "
+            "the volume); this node keeps serving reads, and takes writes again once space returns"
+        )
+
+    def _rotate_log_after_full(self) -> None:
+        """Before the first write after ENOSPC: flush the memtable and start a new LevelDB log.
+
+        A log append that hit ENOSPC leaves LevelDB's log writer out of step with the file (it
+        counts bytes that were never written), so every record appended to that log afterwards
+        is unreadable on recovery: writes acknowledged after space returned would be lost at the
+        next restart. The memtable holds exactly the acknowledged writes, so flushing it to a
+        table (compact_range flushes it first, and switches to a new log) makes them durable
+        without that log. Refused (StoreFull) while the disk cannot take the flush.
+        """
+        needed = int(self._db.get_property(b"leveldb.approximate-memory-usage") or 0) + FULL_MARGIN_BYTES
+        if shutil.disk_usage(self.path).free < needed:
+            raise self._disk_full("write", plyvel.IOError(f"{_NO_SPACE} (less than {needed} bytes free)"))
+        before = _log_files(self.path)
+        self._db.compact_range(start=b"\x00", stop=b"\x00")  # an empty range: only the memtable flush
+        if _log_files(self.path) == before:
+            raise self._disk_full("flush", plyvel.IOError(
+                f"{_NO_SPACE}: LevelDB could not start a new log; restart the node once space is free"))
+        self._full = False
+        log.warning("event=store_space_recovered path=%s refused_writes=%d", self.path, self.refused_full)
 
 
 class FrozenView:
@@ -295,7 +352,7 @@ class FrozenView:
         """The value of a raw key (namespace byte included) in the snapshot."""
         self._store._enter()
         try:
-            value: bytes | None = self._snapshot.get(key)
+            value: bytes | None = self._snapshot.get(key, verify_checksums=True)
             return value
         except plyvel.Error as exc:
             raise self._store._failed("snapshot_get", exc) from exc
@@ -348,23 +405,28 @@ class _BatchSink:
             self.batch.put(key, value)
 
 
+def _log_files(path: Path) -> set[str]:
+    return {p.name for p in path.glob("*.log")}
+
+
 def _open(path: Path, options: LevelDBOptions) -> plyvel.DB:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return plyvel.DB(
             str(path),
             create_if_missing=True,
+            paranoid_checks=True,  # a damaged log or manifest fails the open (integrity.py)
             write_buffer_size=options.write_buffer_bytes,
             lru_cache_size=options.block_cache_bytes,
             bloom_filter_bits=options.bloom_filter_bits,
             max_open_files=options.max_open_files,
         )
     except plyvel.CorruptionError as exc:
-        raise StoreError(
-            f"store at {path} is corrupt ({exc}); restore it from a backup, or move it away and "
-            "let the node bootstrap from its peers"
-        ) from exc
+        raise integrity.corrupt(path, exc) from exc
     except (plyvel.Error, OSError) as exc:
+        if _NO_SPACE in str(exc):
+            raise StoreFull(f"cannot open store at {path}: its disk is full ({exc}); free space "
+                            "there (or grow the volume) and start the node again") from exc
         hint = " (is another meshkp process using this data dir?)" if "lock" in str(exc) else ""
         raise StoreError(f"cannot open store at {path}: {exc}{hint}") from exc
 

@@ -38,6 +38,7 @@ from meshkp.control.raft.messages import (
 from meshkp.control.raft.ready import Ready, SoftState
 from meshkp.control.raft.types import Compaction, Entry, Snapshot
 from meshkp.control.storage import RaftStorage
+from meshkp.errors import StoreFull
 from meshkp.store.executor import AsyncStore
 
 log = logging.getLogger("meshkp.control")
@@ -46,6 +47,8 @@ RAFT_TYPES = (AppendEntries, AppendResponse, VoteRequest, VoteResponse, InstallS
 # After a failed iteration, wait this long before the next one, so that a store that keeps
 # failing costs a log line per interval instead of a busy loop.
 ERROR_BACKOFF = 0.05
+# After an iteration refused for a full disk: space comes back in seconds or minutes, not ms.
+FULL_BACKOFF = 1.0
 
 
 class ControlTransport(Protocol):
@@ -235,6 +238,12 @@ class RaftDriver:
                 break
             try:
                 await self._iterate()
+            except StoreFull:
+                # The disk is full (the store logged it once): nothing of this Ready was
+                # persisted, so nothing was sent; retry slowly, without a traceback each time.
+                self.errors += 1
+                await sleep(self.clock, FULL_BACKOFF)
+                self._wake.set()
             except Exception:
                 self.errors += 1
                 log.exception("event=raft_driver_iteration_failed node=%s errors=%d",

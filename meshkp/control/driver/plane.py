@@ -100,8 +100,6 @@ class ControlPlane:
         self.driver = RaftDriver(self.core, storage, transport, clock, self,
                                  on_message=self._on_message, on_soft_state=self._on_soft_state)
         self.transport = transport
-        if restored.snapshot is not None:
-            self.install(restored.snapshot)
         self._waiters: dict[int, list[_Waiter]] = {}
         self._recent: OrderedDict[int, Applied] = OrderedDict()
         self._forwards: dict[int, asyncio.Future[ProposeReply]] = {}
@@ -117,6 +115,9 @@ class ControlPlane:
         # (GET /cluster/performance: the consensus commit latency).
         self.commit_seconds: deque[float] = deque(maxlen=COMMIT_SAMPLES)
         self._last_leader = ""
+        # Last: install() resolves waiters and notifies observers, so every field must exist.
+        if restored.snapshot is not None:
+            self.install(restored.snapshot)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

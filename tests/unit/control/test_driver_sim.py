@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 
 import pytest
 
-from meshkp.control import ChangeMembership, ChangeOp, FencingToken, Proposal, Role, SetLimits, encode_state
-from meshkp.errors import ControlUnavailable, InvalidCommand
+from meshkp.control import (
+    ChangeMembership,
+    ChangeOp,
+    ControlConfig,
+    FencingToken,
+    Proposal,
+    Role,
+    SetLimits,
+    encode_state,
+)
+from meshkp.errors import ControlUnavailable, InvalidCommand, StoreFull
 from tests.unit.control.drivercluster import DriverCluster
 
 
@@ -124,6 +134,28 @@ def test_a_driver_survives_a_failing_store(cluster: DriverCluster) -> None:
     assert cluster.planes["n2"].driver.errors == 3
 
 
+def test_a_full_disk_is_retried_quietly_and_the_node_catches_up(
+    cluster: DriverCluster, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Regression: each Ready refused for a full disk logged a traceback
+    (event=raft_driver_iteration_failed), 385 ERROR lines in the disk-full chaos run."""
+    storage = cluster.planes["n2"].driver.storage
+    real = storage.save
+    failures = iter(range(3))
+
+    async def full(ready):  # type: ignore[no-untyped-def]
+        if next(failures, None) is not None:
+            raise StoreFull("the disk holding /data/keys is full, so nothing was stored")
+        await real(ready)
+
+    storage.save = full  # type: ignore[method-assign]
+    with caplog.at_level("ERROR"):
+        cluster.run(cluster.planes["n1"].propose(SetLimits({"search_results": 32}), "alice"))
+        cluster.until(lambda: cluster.planes["n2"].state.limits.search_results == 32, limit=10)
+    assert cluster.planes["n2"].driver.errors == 3
+    assert "raft_driver_iteration_failed" not in caplog.text
+
+
 def test_a_reply_that_arrives_after_its_entry_applied_still_answers(cluster: DriverCluster) -> None:
     follower = cluster.planes[cluster.ids[-1]]
     applied = cluster.run(follower.propose(SetLimits({"search_results": 64}), "alice"))
@@ -186,5 +218,26 @@ def test_proposals_a_deposed_leader_held_are_retried_not_left_to_time_out() -> N
         applied = c.run(change_behind_a_lost_entry_then_cut())
         assert applied.accepted and applied.state.limits.search_results == 92  # type: ignore[attr-defined]
         assert c.clock.now() - began < 6  # not the 8 s deadline of a waiter nobody resolves
+    finally:
+        c.close()
+
+
+def test_a_node_restarts_from_its_own_stored_snapshot() -> None:
+    """Regression: a ControlPlane built from a Restored with a snapshot raised AttributeError
+    (install() ran before the plane's waiter table existed), so a node that had ever compacted
+    its log could not start again."""
+    config = dataclasses.replace(ControlConfig.local(), snapshot_threshold=4, snapshot_trailing_entries=1)
+    c = DriverCluster(3, seed=5, config=config)
+    try:
+        c.until(lambda: len(c.voters()) == 3, limit=60)
+        for value in range(300, 310):
+            c.run(c.planes["n1"].propose(SetLimits({"search_results": value}), "chaos"))
+        c.until(lambda: all(p.state.limits.search_results == 309 for p in c.planes.values()), limit=5)
+        assert c.storages["n2"].snapshot() is not None, "the test needs a node with a stored snapshot"
+        c.crash("n2")
+        c.start("n2")
+        assert c.planes["n2"].state.limits.search_results == 309
+        c.run(c.planes["n2"].propose(SetLimits({"search_results": 311}), "chaos"))
+        c.until(lambda: all(p.state.limits.search_results == 311 for p in c.planes.values()), limit=5)
     finally:
         c.close()
