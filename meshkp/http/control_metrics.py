@@ -11,10 +11,14 @@ from meshkp.control.driver.plane import ControlPlane
 
 
 class ControlMetrics:
-    """Registers the control plane's gauges and counters on the node's registry."""
+    """Registers the control plane's gauges and counters on the node's registry, and its
+    transport's frame counters as `meshkp_control_frames_*` / `_bytes_*` (sent, received, and
+    dropped by reason: `queue_full` and `send_error` are the persistent links' drops)."""
 
     def __init__(self, plane: ControlPlane, registry: CollectorRegistry) -> None:
         registry.register(_Collector(plane))
+        if plane.net_stats is not None:
+            registry.register(plane.net_stats.collector(prefix="meshkp_control"))
 
 
 class _Collector:

@@ -91,7 +91,7 @@ class ControlPlane:
         self.config = config
         self.clock = clock
         self._health = health
-        self._net_stats = net_stats  # the transport's frame and byte counters, if it has them
+        self.net_stats = net_stats  # the transport's frame and byte counters, if it has them
         self._wall_ms = wall_ms or (lambda: int(time.time() * 1000))
         self._state = PolicyState()
         self._observers: list[Observer] = []
@@ -199,7 +199,7 @@ class ControlPlane:
             "removed": sorted(cfg.removed),
             "policy_version": self._state.version, "policy_token": str(self._state.policy_token),
             "driver_errors": self.driver.errors, "snapshots_installed": self.driver.snapshots_installed,
-            "net": self._net_stats.snapshot() if self._net_stats is not None else None,
+            "net": self.net_stats.snapshot() if self.net_stats is not None else None,
         }
 
     # -- changes -----------------------------------------------------------------------------
