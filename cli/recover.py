@@ -26,9 +26,12 @@ from meshkp.errors import InvalidCommand, MeshkpError, StoreInUse
                    "Default: the node alone.")
 @click.option("--node-id", default=None,
               help="This node's id, as given to `meshkp serve` (default: derived from node.key).")
+@click.option("--dry-run", is_flag=True,
+              help="Print what would be written (configuration, term, audit entry); change nothing.")
 @click.option("--log-level", default="WARNING", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-def recover(data_dir: Path, voters: tuple[str, ...], node_id: str | None, log_level: str) -> None:
+def recover(data_dir: Path, voters: tuple[str, ...], node_id: str | None, dry_run: bool,
+            log_level: str) -> None:
     """Force a new voter set after a majority of voters is lost for good (offline).
 
     The node keeps its log and policy; on its next start it elects itself (with the other
@@ -37,7 +40,7 @@ def recover(data_dir: Path, voters: tuple[str, ...], node_id: str | None, log_le
     """
     setup_logging(log_level)
     try:
-        message = _run(data_dir, voters, node_id)
+        message = _run(data_dir, voters, node_id, dry_run)
     except StoreInUse as exc:
         click.echo(f"meshkp recover: {exc}", err=True)
         sys.exit(2)
@@ -47,11 +50,13 @@ def recover(data_dir: Path, voters: tuple[str, ...], node_id: str | None, log_le
     click.echo(message)
 
 
-def _run(data_dir: Path, voters: tuple[str, ...], node_id: str | None) -> str:
+def _run(data_dir: Path, voters: tuple[str, ...], node_id: str | None, dry_run: bool) -> str:
     # Imported here: `meshkp --help` should not pay for LevelDB and the control plane.
     from meshkp.bulk.datadir import open_store, store_path
+    from meshkp.control.policy.apply import apply_entry
     from meshkp.control.raft.recovery import force_configuration
     from meshkp.control.storage import RaftStorage
+    from meshkp.control.stored_policy import replayed
     from meshkp.net.identity import IDENTITY_FILE, load_or_create_identity
 
     if not store_path(data_dir).is_dir():
@@ -70,15 +75,31 @@ def _run(data_dir: Path, voters: tuple[str, ...], node_id: str | None) -> str:
                                  "plane, or never joined one): there is nothing to recover")
         restored = storage.load()
         recovery = force_configuration(restored, node, voters, hlc=int(time.time() * 1000) << 16)
-        storage.append_forced(recovery.entry, recovery.hard_state)
+        if not dry_run:
+            storage.append_forced(recovery.entry, recovery.hard_state)
     finally:
         store.close()
     before, after = recovery.before, recovery.after
-    return "\n".join([
-        f"recovered node {node}: the new configuration is entry {recovery.entry.index} at term "
-        f"{recovery.entry.term}",
+    entry, hard = recovery.entry, recovery.hard_state
+    # At start the node applies its whole log, then this entry: the audit entry it will add.
+    audit = apply_entry(replayed(restored, entry.index - 1), entry).audit
+    lines = [
+        f"{'would recover' if dry_run else 'recovered'} node {node}: the new configuration is "
+        f"entry {entry.index} at term {entry.term}",
         f"  before: voters {_names(before.voters)}; learners {_names(before.learners)}",
         f"  after:  voters {_names(after.voters)}; learners {_names(after.learners)}",
+        f"  generation: {before.generation} -> {after.generation} (members still at the old one "
+        "are refused)",
+        f"  hard state: term {hard.term}, vote {hard.vote}, commit {hard.commit}",
+    ]
+    if audit is not None:
+        lines.append(f"  audit entry: seq {audit.seq} token {audit.token} op {audit.op} actor "
+                     f"{audit.actor!r} node {audit.node}: {audit.detail}")
+    if dry_run:
+        return "\n".join([*lines, "dry run: nothing was written; run again without --dry-run "
+                                  "to write it."])
+    return "\n".join([
+        *lines,
         "next: start this node; it elects itself and keeps its policy. Then remove each voter lost",
         "for good (`meshkp members remove ID`), so that it is refused if it ever comes back.",
         "Never recover a second survivor of the same cluster: it would found a second cluster.",

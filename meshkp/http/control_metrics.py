@@ -38,6 +38,10 @@ class _Collector:
             ("meshkp_control_leader", "1 on the node that is leader now, else 0",
              int(plane.is_leader)),
             ("meshkp_control_policy_version", "policy version applied here", plane.state.version),
+            ("meshkp_control_forked", "1 while this node's committed log conflicts with its leader's "
+             "(mend it with meshkp recover --rejoin)", int(core.forked_at is not None)),
+            ("meshkp_control_superseded", "1 while a newer generation (a forced recovery) exists "
+             "than this node's configuration", int(core.superseded)),
         )
         for name, doc, value in gauges:
             family = GaugeMetricFamily(name, doc)
@@ -54,6 +58,8 @@ class _Collector:
              plane.driver.snapshots_installed),
             ("meshkp_control_driver_errors", "Ready-loop iterations that raised (logged)",
              plane.driver.errors),
+            ("meshkp_control_generation_refused", "messages refused from members of an older "
+             "generation or another cluster (logged)", core.generation_refused),
         )
         for name, doc, value in counters:
             counter = CounterMetricFamily(name, doc)

@@ -33,7 +33,7 @@ from meshkp.control.policy.commands import ChangeMembership, Command, Proposal, 
 from meshkp.control.policy.snapshot import decode_state, encode_state
 from meshkp.control.policy.state import PolicyState
 from meshkp.control.raft.core import RaftCore
-from meshkp.control.raft.membership import MembershipChange
+from meshkp.control.raft.membership import Generation, MembershipChange
 from meshkp.control.raft.messages import Message, ProposeReply, ProposeRequest
 from meshkp.control.raft.ready import SoftState
 from meshkp.control.raft.types import Entry, EntryKind, FencingToken, Restored, Role, Snapshot
@@ -176,7 +176,8 @@ class ControlPlane:
     def status(self) -> dict[str, object]:
         """The GET /cluster/consensus document."""
         now = self.clock.now()
-        st = self.core.status(now)
+        core = self.core
+        st = core.status(now)
         cfg = st.configuration
         leader, authoritative = self.leader(now)
 
@@ -197,6 +198,9 @@ class ControlPlane:
             "voters": [member(n) for n in sorted(cfg.voters)],
             "learners": [member(n) for n in sorted(cfg.learners)],
             "removed": sorted(cfg.removed),
+            "generation": _generation(cfg.generation), "newest_generation": _generation(core.generation),
+            "superseded": core.superseded, "generation_refused": core.generation_refused,
+            "forked_at": core.forked_at,
             "policy_version": self._state.version, "policy_token": str(self._state.policy_token),
             "driver_errors": self.driver.errors, "snapshots_installed": self.driver.snapshots_installed,
             "net": self.net_stats.snapshot() if self.net_stats is not None else None,
@@ -492,6 +496,10 @@ class ControlPlane:
         leader = self.core.leader
         where = f"last known leader: {leader}" if leader else "no leader known"
         return ControlUnavailable(f"{why} ({where}); retry later", leader, self._retry_after())
+
+
+def _generation(generation: Generation | None) -> dict[str, object] | None:
+    return None if generation is None else {"cluster": generation.cluster, "epoch": generation.epoch}
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -13,6 +13,11 @@ CONFIG entry (ChangeOp.RECOVER) is appended after it:
   configuration from its log; none can win an election against it (the up-to-date check) nor
   outlast its term. The gap covers terms of elections this node never heard of: with PreVote a
   minority's term does not move, so the dead voters cannot have gone far past ours;
+- it starts the cluster's next generation (membership.Generation: the epoch is bumped), and
+  every control message carries the newest generation its sender knows: a member of the old
+  one is refused by every member of the new one (a counted, logged drop, and a Refused reply
+  that tells it), and a node told so stops campaigning until the new configuration reaches its
+  log. So lost voters that come back, even together, cannot lead the recovered members;
 - the hard state's commit covers it, so at start every entry of the log is applied (the policy
   state is kept, entries this node held but never knew committed included) and the entry's
   audit record names the action.
@@ -85,7 +90,9 @@ def force_configuration(restored: Restored, node_id: str, voters: Iterable[str] 
         if not before.is_member(voter):
             raise InvalidCommand(f"node {voter} is not a member of the stored configuration "
                                  f"(members: {_names(before.members())})")
-    after = Configuration(chosen, before.members() - chosen, before.removed)
+    # The next generation: members still at the old one are refused from now on (core.py).
+    after = Configuration(chosen, before.members() - chosen, before.removed, before.cluster,
+                          before.epoch + 1)
     last_index = restored.base_index + len(restored.entries)
     last_term = restored.entries[-1].term if restored.entries else restored.base_term
     term = max(restored.hard_state.term, last_term) + RECOVERY_TERM_GAP
