@@ -22,6 +22,13 @@ CONFIG entry (ChangeOp.RECOVER) is appended after it:
   state is kept, entries this node held but never knew committed included) and the entry's
   audit record names the action.
 
+A node whose committed log forked from its leader's (a voter lost and back after a recovery, whose
+log held entries the survivor never had: RaftCore.forked_at) cannot take the leader's log, and
+only an operator can decide to drop its history: `meshkp recover --rejoin` (check_rejoin here,
+RaftStorage.reset_for_rejoin) forgets its log and snapshot but keeps its term and vote, so it
+never votes twice in one term, and its key data. It starts as a joiner, and its leader sends it
+the log or a snapshot.
+
 What it cannot do (docs/control-plane.md "Recovering from the loss of a majority"): entries
 only the lost voters held are gone, and two survivors recovered separately make two clusters.
 """
@@ -99,6 +106,27 @@ def force_configuration(restored: Restored, node_id: str, voters: Iterable[str] 
     change = ConfigChange(MembershipChange(ChangeOp.RECOVER, node_id), after, actor, node_id, hlc)
     entry = Entry(last_index + 1, term, EntryKind.CONFIG, change.encode())
     return Recovery(entry, HardState(term, node_id, entry.index), before, after)
+
+
+def check_rejoin(restored: Restored, node_id: str) -> Configuration:
+    """The configuration `node_id` forgets when it rejoins; InvalidCommand when a rejoin would
+    do harm (the node is its configuration's only voter: its log is the cluster's) or cannot
+    help (removed for good, never a member)."""
+    config = latest_configuration(restored)
+    if not config.members():
+        raise InvalidCommand("the control store holds no configuration: this node never joined a "
+                             "control plane, so it has nothing to forget; just start it")
+    if node_id in config.removed:
+        raise InvalidCommand(f"node {node_id} was removed for good: wipe its data directory and start "
+                             "it as a new node")
+    if not config.is_member(node_id):
+        raise InvalidCommand(f"node {node_id} is not a member of the stored configuration (members: "
+                             f"{_names(config.members())}); pass the --node-id it was started with")
+    if config.voters == {node_id}:
+        raise InvalidCommand(f"node {node_id} is the only voter of its configuration: its log is the "
+                             "cluster's, and forgetting it would lose the policy. Rejoin the other "
+                             "nodes instead")
+    return config
 
 
 def _names(ids: Iterable[str]) -> str:

@@ -59,3 +59,30 @@ def test_dry_run_prints_the_configuration_term_and_audit_entry_and_writes_nothin
     after = _stored(tmp_path)
     assert after.hard_state == HardState(102, "n2", 3) and len(after.entries) == 3
     assert ConfigChange.decode(after.entries[-1].data).configuration.generation is not None
+
+
+def test_rejoin_forgets_the_log_keeps_term_and_vote_and_refuses_the_only_voter(tmp_path: Path) -> None:
+    before = _three_voters(tmp_path)
+    runner = CliRunner()
+    dry = runner.invoke(recover, ["--data-dir", str(tmp_path), "--node-id", "n2", "--rejoin", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "would forget the control log of node n2: entries 1..2" in dry.output
+    assert "it was of generation c1/0: voters n1, n2, n3" in dry.output
+    assert _stored(tmp_path) == before
+    done = runner.invoke(recover, ["--data-dir", str(tmp_path), "--node-id", "n2", "--rejoin"])
+    assert done.exit_code == 0, done.output
+    assert "kept: term 2 and vote n1" in done.output and "--join a member" in done.output
+    assert _stored(tmp_path) == Restored(HardState(2, "n1", 0))
+
+    again = runner.invoke(recover, ["--data-dir", str(tmp_path), "--node-id", "n2", "--rejoin"])
+    assert again.exit_code == 1 and "nothing to forget" in again.output
+    both = runner.invoke(recover, ["--data-dir", str(tmp_path), "--rejoin", "--voter", "n3"])
+    assert both.exit_code == 1 and "--rejoin takes no --voter" in both.output
+    solo = tmp_path / "solo"
+    store = LevelDBStore(store_path(solo))
+    try:
+        RaftStorage(store).initialize(bootstrap("n1", cluster_id="c2"))
+    finally:
+        store.close()
+    only = runner.invoke(recover, ["--data-dir", str(solo), "--node-id", "n1", "--rejoin"])
+    assert only.exit_code == 1 and "the only voter" in only.output, only.output

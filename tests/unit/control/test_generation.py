@@ -25,7 +25,8 @@ def disk(node: str, net: Net) -> Restored:
     return Restored(HardState(c.term, "", c.commit), entries=tuple(c.entries(1)))
 
 
-def test_lost_voters_back_together_are_refused_and_stop_campaigning() -> None:
+def _lost_voters_back_and_told() -> tuple[Net, list[str], list[str], dict[str, bool]]:
+    """The scenario of the module doc up to the lost voters' learning of the newer epoch."""
     net = Net(VOTERS)
     leader = net.elect()
     survivors = sorted(set(VOTERS) - {leader})[:2]
@@ -63,12 +64,33 @@ def test_lost_voters_back_together_are_refused_and_stop_campaigning() -> None:
         assert old.superseded and old.generation == Generation("", 1), n
         assert old.role is not Role.LEADER and old.forked_at is not None, n
     assert new_leader.role is Role.LEADER
+    return net, survivors, lost, cut
 
+
+def test_lost_voters_back_together_are_refused_and_stop_campaigning() -> None:
+    net, survivors, lost, cut = _lost_voters_back_and_told()
     cut["on"] = True  # cut off again: told once, they never lead the old configuration again
     terms = {n: net.cores[n].term for n in lost}
     net.advance(CONFIG.election_timeout_max * 5)
     assert {n: net.cores[n].role for n in lost} == {n: Role.FOLLOWER for n in lost}
     assert {n: net.cores[n].term for n in lost} == terms  # not even a campaign
+
+
+def test_a_forked_voter_rejoins_by_forgetting_its_log_and_catches_up() -> None:
+    net, survivors, lost, _cut = _lost_voters_back_and_told()
+    leader = net.cores[survivors[0]]
+    for n in lost:  # meshkp recover --rejoin: term and vote kept, log and snapshot forgotten
+        old = net.cores[n]
+        net.cores[n] = core(n, Restored(HardState(old.term, "", 0)), net.now, seed=5)
+    net.advance(CONFIG.election_timeout_max * 3)
+    token = leader.propose(net.now, b"after the rejoin")
+    net.advance(0.5)
+    for n in lost:
+        back = net.cores[n]
+        assert back.forked_at is None and not back.superseded, n
+        assert back.configuration == leader.configuration and back.leader == survivors[0], n
+        assert back.commit >= token.index, n
+        assert back.entries(1, token.index) == leader.entries(1, token.index), n
 
 
 def test_a_member_of_another_cluster_is_refused_and_told() -> None:
