@@ -100,10 +100,9 @@ class MemberHealth:
         return dict(self._health)
 
     def addr_of(self, node_id: str) -> Addr | None:
-        for member in self.membership.members():
-            if member.node_id == node_id:
-                return control_addr(dict(member.meta))
-        return None
+        # Called for every control message sent: one lookup, not a copy of the member table.
+        member = self.membership.member(node_id)
+        return control_addr(dict(member.meta)) if member is not None else None
 
 
 def _restore(storage: RaftStorage, founder: bool, node_id: str, seed: list[bytes]) -> Restored:

@@ -571,7 +571,8 @@ class RaftCore:
                 return
             skip = self._commit - prev_index
             if skip >= len(entries):
-                self._send(sender, AppendResponse(self._term, True, self._commit, m.sent_at))
+                if m.ack:
+                    self._send(sender, AppendResponse(self._term, True, self._commit, m.sent_at))
                 return
             entries = entries[skip:]
             prev_index = self._commit
@@ -592,7 +593,8 @@ class RaftCore:
         last_new = prev_index + len(entries)
         self.forked_at = None
         self._commit_to(now, min(m.commit, last_new))
-        self._send(sender, AppendResponse(self._term, True, last_new, m.sent_at))
+        if m.ack:
+            self._send(sender, AppendResponse(self._term, True, last_new, m.sent_at))
 
     def _forked_from(self, prev_index: int, prev_term: int, entries: Sequence[Entry], sender: str) -> bool:
         """Whether the leader's entries up to our commit differ from ours (logged once per term)."""
@@ -669,11 +671,11 @@ class RaftCore:
         if reaction.send and self._leadership is lead and sender in lead.progress:
             self._send_append(sender, now)
 
-    def _send_append(self, peer: str, now: float) -> None:
+    def _send_append(self, peer: str, now: float, notify: bool = False) -> None:
         lead = self._leadership
         if lead is None:
             return
-        message = lead.message_for(peer, now, self._log, self._commit, self._snapshot)
+        message = lead.message_for(peer, now, self._log, self._commit, self._snapshot, notify)
         if message is not None:
             self._send(peer, message)
 
@@ -687,7 +689,7 @@ class RaftCore:
             self._commit_to(now, index)
             if self._leadership is lead:
                 for peer in lead.progress:  # followers learn the new commit index at once
-                    self._send_append(peer, now)
+                    self._send_append(peer, now, notify=True)
 
     # -- shared helpers --------------------------------------------------------------------
 

@@ -72,11 +72,13 @@ class Leadership:
 
     # -- sending ---------------------------------------------------------------------------
 
-    def message_for(self, peer: str, now: float, log_: RaftLog, commit: int,
-                    snapshot: Snapshot | None) -> AppendEntries | InstallSnapshot | None:
+    def message_for(self, peer: str, now: float, log_: RaftLog, commit: int, snapshot: Snapshot | None,
+                    notify: bool = False) -> AppendEntries | InstallSnapshot | None:
         """What to send `peer` now: entries from its next index if the window allows, else an
         empty append (a heartbeat that also carries the commit index), or a snapshot when the
-        entries it needs are compacted away. Updates its progress as sent."""
+        entries it needs are compacted away. Updates its progress as sent. `notify`: sent only
+        to tell a new commit index; if it carries no entries to a follower that keeps up, it
+        asks for no reply (a commit costs each follower one message less each way)."""
         pr = self.progress[peer]
         if (pr.state is ProgressState.SNAPSHOT
                 and now - pr.snapshot_sent_at >= self.config.snapshot_retry_interval):
@@ -93,7 +95,9 @@ class Leadership:
         elif entries and pr.state is ProgressState.REPLICATE:
             pr.next = entries[-1].index + 1
             pr.inflight.append(entries[-1].index)
-        return AppendEntries(self.term, prev_index, prev_term, tuple(entries), commit, now)
+        quiet = notify and not entries and pr.state is ProgressState.REPLICATE
+        return AppendEntries(self.term, prev_index, prev_term, tuple(entries), commit, now,
+                             ack=not quiet)
 
     def wants_entries(self, peer: str) -> bool:
         return self.progress[peer].can_send_entries(self.config.max_inflight_appends)

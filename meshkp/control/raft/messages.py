@@ -59,6 +59,8 @@ class AppendEntries(Message):
 
     `sent_at` is the leader's monotonic time when it sent this; the reply echoes it, and the
     leader lease starts at the latest send time a majority echoed (openraft "leader lease").
+    `ack` False: an empty append that only tells a new commit index, answered only if it does
+    not match (its success would tell the leader nothing; the heartbeats keep the lease).
     """
 
     TYPE: ClassVar[int] = 60
@@ -68,14 +70,17 @@ class AppendEntries(Message):
     entries: tuple[Entry, ...]
     commit: int
     sent_at: float
+    ack: bool = True
     # The newest generation its sender knows (membership.py); metadata of the envelope, not
     # of the RPC, so it takes no part in equality.
     generation: Generation | None = dataclasses.field(default=None, compare=False)
 
     def to_map(self) -> dict[str, Any]:
-        return with_generation({"t": self.term, "pi": self.prev_index, "pt": self.prev_term,
-                                "e": [entry_body_to_obj(e) for e in self.entries], "c": self.commit,
-                                "at": self.sent_at}, self.generation)
+        obj = {"t": self.term, "pi": self.prev_index, "pt": self.prev_term,
+               "e": [entry_body_to_obj(e) for e in self.entries], "c": self.commit, "at": self.sent_at}
+        if not self.ack:  # absent: True, as older nodes send it
+            obj["ack"] = False
+        return with_generation(obj, self.generation)
 
     @classmethod
     def from_map(cls, m: Mapping[str, Any]) -> AppendEntries:
@@ -91,7 +96,7 @@ class AppendEntries(Message):
         return cls(uint(field(m, "t", where), "term"), prev_index,
                    uint(field(m, "pt", where), "prev_term"), entries,
                    uint(field(m, "c", where), "commit"), seconds(field(m, "at", where), "sent_at"),
-                   generation_of(m))
+                   flag(m.get("ack", True), "ack"), generation_of(m))
 
 
 @dataclass(frozen=True, slots=True)
