@@ -224,6 +224,13 @@ class ControlPlane:
         started = self.clock.now()
         deadline = started + timeout
         try:
+            if self.core.forked_at is not None:
+                # Forwarded, the change would commit elsewhere and never apply here: say why now.
+                raise ControlUnavailable(
+                    f"this node's control log forked from its leader's at index {self.core.forked_at} "
+                    "(a forced recovery elsewhere): it applies no change until an operator runs "
+                    "`meshkp recover --rejoin` on it; send the change to another node",
+                    self.core.leader, self._retry_after())
             if isinstance(command, ChangeMembership):
                 proposal.validate()
             else:

@@ -188,3 +188,14 @@ def test_proposals_a_deposed_leader_held_are_retried_not_left_to_time_out() -> N
         assert c.clock.now() - began < 6  # not the 8 s deadline of a waiter nobody resolves
     finally:
         c.close()
+
+
+def test_a_forked_node_refuses_changes_at_once_naming_the_way_out(cluster: DriverCluster) -> None:
+    follower = cluster.planes[cluster.ids[-1]]
+    last = cluster.planes["n1"].core.last_index
+    follower.core.forked_at = 3  # as RaftCore records a leader's log that conflicts with its commit
+    with pytest.raises(ControlUnavailable, match="recover --rejoin") as refused:
+        cluster.run(follower.propose(SetLimits({"search_results": 91}), "alice"))
+    assert refused.value.leader == "n1"
+    assert cluster.planes["n1"].core.last_index == last  # nothing was forwarded
+    assert follower.proposals_failed == 1
