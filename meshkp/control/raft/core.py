@@ -289,7 +289,7 @@ class RaftCore:
         if sender in self._committed_configuration().removed:
             self._send(sender, Refused(self._term, REMOVED_REASON))
             return
-        if not self._admit_generation(sender, message):
+        if not self._admit_generation(now, sender, message):
             return
         if isinstance(message, AppendEntries):
             self._on_append(now, sender, message)
@@ -304,7 +304,7 @@ class RaftCore:
         elif isinstance(message, Refused):
             self._on_refused(sender, message)
 
-    def _admit_generation(self, sender: str, message: RaftMessage) -> bool:
+    def _admit_generation(self, now: float, sender: str, message: RaftMessage) -> bool:
         """Whether a message's generation is ours or newer; refuse (count, log, tell) if not."""
         theirs, mine = message.generation, self._configuration.generation
         if theirs is None or mine is None:
@@ -314,6 +314,9 @@ class RaftCore:
                 self._heard_epoch = theirs.epoch
                 log.warning("event=raft_generation_newer node=%s own=%s newest=%s from=%s",
                             self.id, mine, theirs, sender)
+                if self._role is Role.LEADER:  # it leads an old configuration: stop at once
+                    log.warning("event=raft_step_down reason=superseded node=%s term=%d", self.id, self._term)
+                    self._become_follower(now, self._term, "")
             return True
         self.generation_refused += 1
         key = (sender, theirs)

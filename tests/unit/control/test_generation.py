@@ -12,10 +12,10 @@ their forked logs cannot take the new configuration, so only an operator's rejoi
 from __future__ import annotations
 
 from meshkp.control.raft.membership import ChangeOp, ConfigChange, Configuration, Generation, MembershipChange
-from meshkp.control.raft.messages import VoteRequest
+from meshkp.control.raft.messages import Refused, VoteRequest
 from meshkp.control.raft.recovery import force_configuration
 from meshkp.control.raft.types import Entry, EntryKind, HardState, Restored, Role
-from tests.unit.control.helpers import CONFIG, Net, core, drain
+from tests.unit.control.helpers import CONFIG, Net, core, drain, founding
 
 VOTERS = ["a", "b", "c", "d", "e"]
 
@@ -106,3 +106,16 @@ def test_a_member_of_another_cluster_is_refused_and_told() -> None:
     assert type(out.message).__name__ == "Refused" and out.message.generation == Generation("c0ffee", 0)
     a.handle(1.0, "b", VoteRequest(5, 9, 5, True))  # no generation (a joiner, an older node): judged as ever
     assert a.generation_refused == 1
+
+
+def test_a_leader_told_of_a_newer_generation_steps_down_and_stays_down() -> None:
+    alone = core("a", founding(["a"]))
+    alone.tick(0.0)
+    drain(alone)
+    assert alone.role is Role.LEADER
+    alone.handle(0.1, "d", Refused(200, "generation", Generation("", 1)))  # from the recovered side
+    assert alone.role is Role.FOLLOWER and alone.superseded
+    for step in range(1, 40):
+        alone.tick(0.1 + step * CONFIG.election_timeout_max / 4)
+        drain(alone)
+    assert alone.role is Role.FOLLOWER  # a sole voter would elect itself at once otherwise
