@@ -574,8 +574,12 @@ class RaftCore:
                 return
             skip = self._commit - prev_index
             if skip >= len(entries):
+                # Acknowledge what this message showed to match, not our commit: after a forced
+                # recovery our committed entries past it may differ from the leader's, and an
+                # acknowledgement of them would count toward its commits.
                 if m.ack:
-                    self._send(sender, AppendResponse(self._term, True, self._commit, m.sent_at))
+                    self._send(sender, AppendResponse(self._term, True, prev_index + len(entries),
+                                                      m.sent_at))
                 return
             entries = entries[skip:]
             prev_index = self._commit

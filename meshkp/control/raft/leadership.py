@@ -120,6 +120,7 @@ class Leadership:
         if pr is None:
             return Reaction()
         pr.last_reply_at = now
+        newest = m.sent_at > pr.acked_sent_at  # answers our latest message it has answered
         if self.elected_at <= m.sent_at <= now:
             pr.acked_sent_at = max(pr.acked_sent_at, m.sent_at)
         if m.success:
@@ -140,6 +141,15 @@ class Leadership:
                 pr.snapshot_sent_at = NEVER  # message_for() resends it
             return Reaction(send=lost)
         if m.index <= pr.match:
+            if newest and m.hint_index < pr.match:
+                # Not a stale rejection: it no longer holds what it acknowledged (its log was
+                # forgotten by `meshkp recover --rejoin`). Probe again from where it says.
+                log.warning("event=raft_follower_lost_log node=%s peer=%s match=%d now=%d",
+                            self.id, peer, pr.match, m.hint_index)
+                pr.match = m.hint_index
+                pr.next = m.hint_index + 1
+                pr.become_probe()
+                return Reaction(send=True)
             return Reaction()  # a stale rejection
         if pr.state is ProgressState.PROBE and m.index != pr.next - 1:
             return Reaction()  # answers an older probe

@@ -267,3 +267,29 @@ def test_a_notice_that_does_not_match_is_answered() -> None:
     follower.handle(0.0, "a", AppendEntries(2, 5, 2, (), 5, 0.0, ack=False))  # it lacks entry 5
     (out,) = messages(drain(follower))
     assert isinstance(out.message, AppendResponse) and not out.message.success
+
+
+def test_a_follower_that_forgot_its_log_is_sent_it_again_by_the_same_leader() -> None:
+    net = Net(["a", "b", "c"])
+    leader = net.elect()
+    token = net.cores[leader].propose(net.now, b"x")
+    net.advance(0.3)
+    follower = sorted(set(net.cores) - {leader})[0]
+    old = net.cores[follower]
+    assert old.commit >= token.index
+    # `meshkp recover --rejoin`: the log is gone, term kept; the leader still has it at `match`.
+    net.cores[follower] = core(follower, Restored(HardState(old.term, "", 0)), net.now)
+    net.advance(CONFIG.election_timeout_max)
+    again = net.cores[follower]
+    assert net.leader() == leader  # the same leader, whose progress said it held the entries
+    assert again.commit >= token.index and again.entries(1) == net.cores[leader].entries(1, again.last_index)
+
+
+def test_a_forked_follower_acknowledges_only_what_matched_not_its_commit() -> None:
+    # b committed entry 2 of term 1 that the leader never had; the leader's entry 2 is of term 5.
+    base = founding(["a", "b"])
+    b = core("b", Restored(HardState(1, "", 2), entries=(*base.entries, Entry(2, 1, EntryKind.COMMAND, b"b"))))
+    b.handle(0.0, "a", AppendEntries(6, 1, 1, (), 3, 0.0))  # a heartbeat from the common prefix
+    (out,) = messages(drain(b))
+    assert isinstance(out.message, AppendResponse) and out.message.success
+    assert out.message.index == 1  # not 2: its entry 2 is not the leader's
