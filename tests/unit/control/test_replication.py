@@ -288,7 +288,8 @@ def test_a_follower_that_forgot_its_log_is_sent_it_again_by_the_same_leader() ->
 def test_a_forked_follower_acknowledges_only_what_matched_not_its_commit() -> None:
     # b committed entry 2 of term 1 that the leader never had; the leader's entry 2 is of term 5.
     base = founding(["a", "b"])
-    b = core("b", Restored(HardState(1, "", 2), entries=(*base.entries, Entry(2, 1, EntryKind.COMMAND, b"b"))))
+    only_b = Entry(2, 1, EntryKind.COMMAND, b"b")
+    b = core("b", Restored(HardState(1, "", 2), entries=(*base.entries, only_b)))
     b.handle(0.0, "a", AppendEntries(6, 1, 1, (), 3, 0.0))  # a heartbeat from the common prefix
     (out,) = messages(drain(b))
     assert isinstance(out.message, AppendResponse) and out.message.success
