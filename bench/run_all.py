@@ -41,6 +41,7 @@ BENCHMARKS: list[tuple[str, str, dict[str, object]]] = [
     ("replication_write_latency", "bench.replication_write_latency", {"sizes": [3], "writes": 10}),
     ("control_commit", "bench.control_commit", {}),
     ("control_latency", "bench.control_latency", {"changes": 50, "failovers": 1}),
+    ("control_cpu", "bench.control_cpu", {"changes": 50, "idle_s": 2.0}),
     ("control_churn", "bench.control_churn", {"rounds": 3, "windows": 4, "keys_per_client": 2000}),
     ("write_path_cpu", "bench.write_path_cpu", {"keys": 100, "runs": 1}),
     ("upload_sequential", "bench.upload_sequential",

@@ -38,8 +38,18 @@ def delete(node_url: str, token_file: Path | None, data_dir: Path | None, reason
 def conflicts(ctx: click.Context, node_url: str) -> None:
     """List keys where an upload was concurrent with a delete, with their ids and the rule that
     applies (`meshkp conflicts resolve ID --keep delete|update` decides one by hand)."""
-    if ctx.invoked_subcommand is not None:
-        return
+    if ctx.invoked_subcommand is None:
+        _list_conflicts(node_url)
+
+
+@conflicts.command("list")
+@node_option
+def conflicts_list(node_url: str) -> None:
+    """List the conflicts (the same as `meshkp conflicts` alone)."""
+    _list_conflicts(node_url)
+
+
+def _list_conflicts(node_url: str) -> None:
     result = call_ok(node_url, "GET", "/cluster/conflicts")
     if not result["conflicts"]:
         click.echo("no conflicts")

@@ -119,6 +119,17 @@ class RaftStorage:
                      *self._puts([entry])], sync=True)
         self._last = entry.index
 
+    def reset_for_rejoin(self, hard_state: HardState) -> None:
+        """Forget the log and snapshot, keep `hard_state`'s term and vote, synced (offline only:
+        `meshkp recover --rejoin`, raft/recovery.py). The node then starts as a joiner would,
+        but can never vote twice in a term it already voted in."""
+        writes: list[ExtraWrite] = [*self._deletes(self._first, self._last), (SNAPSHOT_KEY, None),
+                                    (BASE_KEY, None),
+                                    (HARD_STATE_KEY, _pack(hard_state_to_obj(
+                                        HardState(hard_state.term, hard_state.vote, 0))))]
+        self._write(writes, sync=True)
+        self._first, self._last = 1, 0
+
     def save(self, ready: Ready) -> None:
         """Step 1 of the Ready loop: snapshot, hard state and entries in one synced write."""
         writes: list[ExtraWrite] = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 from meshkp.control.policy.apply import apply
 from meshkp.control.policy.snapshot import decode_state
 from meshkp.control.policy.state import PolicyState
+from meshkp.control.raft.types import Restored
 from meshkp.control.storage import RaftStorage
 from meshkp.errors import StoreError, WireError
 from meshkp.store.protocol import Store
@@ -24,11 +25,16 @@ def stored_policy(store: Store) -> PolicyState | None:
     if storage.is_empty():
         return None
     restored = storage.load()
+    return replayed(restored, restored.hard_state.commit)
+
+
+def replayed(restored: Restored, through: int) -> PolicyState:
+    """The policy state of `restored`'s snapshot and its entries up to index `through`."""
     try:
         state = decode_state(restored.snapshot.data) if restored.snapshot else PolicyState()
     except WireError as exc:
         raise StoreError(f"the stored control snapshot is corrupt: {exc}") from exc
     for entry in restored.entries:
-        if state.token.index < entry.index <= restored.hard_state.commit:
+        if state.token.index < entry.index <= through:
             state = apply(state, entry)
     return state

@@ -11,10 +11,14 @@ from meshkp.control.driver.plane import ControlPlane
 
 
 class ControlMetrics:
-    """Registers the control plane's gauges and counters on the node's registry."""
+    """Registers the control plane's gauges and counters on the node's registry, and its
+    transport's frame counters as `meshkp_control_frames_*` / `_bytes_*` (sent, received, and
+    dropped by reason: `queue_full` and `send_error` are the persistent links' drops)."""
 
     def __init__(self, plane: ControlPlane, registry: CollectorRegistry) -> None:
         registry.register(_Collector(plane))
+        if plane.net_stats is not None:
+            registry.register(plane.net_stats.collector(prefix="meshkp_control"))
 
 
 class _Collector:
@@ -34,6 +38,10 @@ class _Collector:
             ("meshkp_control_leader", "1 on the node that is leader now, else 0",
              int(plane.is_leader)),
             ("meshkp_control_policy_version", "policy version applied here", plane.state.version),
+            ("meshkp_control_forked", "1 while this node's committed log conflicts with its leader's "
+             "(mend it with meshkp recover --rejoin)", int(core.forked_at is not None)),
+            ("meshkp_control_superseded", "1 while a newer generation (a forced recovery) exists "
+             "than this node's configuration", int(core.superseded)),
         )
         for name, doc, value in gauges:
             family = GaugeMetricFamily(name, doc)
@@ -50,6 +58,8 @@ class _Collector:
              plane.driver.snapshots_installed),
             ("meshkp_control_driver_errors", "Ready-loop iterations that raised (logged)",
              plane.driver.errors),
+            ("meshkp_control_generation_refused", "messages refused from members of an older "
+             "generation or another cluster (logged)", core.generation_refused),
         )
         for name, doc, value in counters:
             counter = CounterMetricFamily(name, doc)

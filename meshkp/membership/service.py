@@ -137,6 +137,10 @@ class MembershipService:
         """Every known member, ourselves included (empty before start())."""
         return self._swim.members() if self._swim is not None else []
 
+    def member(self, node_id: str) -> MemberInfo | None:
+        """One member by id (one table lookup, where members() copies every member)."""
+        return self._swim.member(node_id) if self._swim is not None else None
+
     def alive_peers(self) -> list[MemberInfo]:
         """Alive members other than ourselves (whom replication may talk to)."""
         return [m for m in self.members() if m.status == Status.ALIVE and m.node_id != self.node_id]

@@ -97,31 +97,35 @@ class NetStats:
             "compression": self.compression.snapshot(),
         }
 
-    def collector(self) -> Collector:
-        """Return a Prometheus collector reading these counters at scrape time."""
-        return _NetStatsCollector(self)
+    def collector(self, prefix: str = "meshkp") -> Collector:
+        """Return a Prometheus collector reading these counters at scrape time.
+
+        `prefix` names the families (`PREFIX_frames_dropped_total`...), so that a second
+        NetStats of the same node (the control plane's) registers beside membership's."""
+        return _NetStatsCollector(self, prefix)
 
 
 class _NetStatsCollector(Collector):
-    def __init__(self, stats: NetStats) -> None:
+    def __init__(self, stats: NetStats, prefix: str) -> None:
         self._stats = stats
+        self._prefix = prefix
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         s = self._stats
         dropped = CounterMetricFamily(
-            "meshkp_frames_dropped", "Frames dropped before reaching the protocol, by reason",
+            f"{self._prefix}_frames_dropped", "Frames dropped before reaching the protocol, by reason",
             labels=["transport", "reason"],
         )
         for (transport, reason), n in sorted(s.dropped.items()):
             dropped.add_metric([transport, reason], n)
         yield dropped
         for name, doc, counts in (
-            ("meshkp_frames_sent", "Frames sent", s.sent_frames),
-            ("meshkp_bytes_sent", "Sealed bytes sent", s.sent_bytes),
-            ("meshkp_frames_received", "Frames delivered to the protocol", s.received_frames),
-            ("meshkp_bytes_received", "Sealed bytes of delivered frames", s.received_bytes),
+            ("frames_sent", "Frames sent", s.sent_frames),
+            ("bytes_sent", "Sealed bytes sent", s.sent_bytes),
+            ("frames_received", "Frames delivered to the protocol", s.received_frames),
+            ("bytes_received", "Sealed bytes of delivered frames", s.received_bytes),
         ):
-            family = CounterMetricFamily(name, doc, labels=["transport"])
+            family = CounterMetricFamily(f"{self._prefix}_{name}", doc, labels=["transport"])
             for transport, n in sorted(counts.items()):
                 family.add_metric([transport], n)
             yield family

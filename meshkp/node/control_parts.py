@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
+import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -99,18 +100,18 @@ class MemberHealth:
         return dict(self._health)
 
     def addr_of(self, node_id: str) -> Addr | None:
-        for member in self.membership.members():
-            if member.node_id == node_id:
-                return control_addr(dict(member.meta))
-        return None
+        # Called for every control message sent: one lookup, not a copy of the member table.
+        member = self.membership.member(node_id)
+        return control_addr(dict(member.meta)) if member is not None else None
 
 
 def _restore(storage: RaftStorage, founder: bool, node_id: str, seed: list[bytes]) -> Restored:
     """Load the Raft state (blocking; runs on the store's writer thread), founding if asked."""
     if storage.is_empty():
         if founder:
-            storage.initialize(bootstrap(node_id, seed))
-            log.info("event=control_bootstrapped node=%s", node_id)
+            cluster = secrets.token_hex(8)  # names this cluster for good (membership.Generation)
+            storage.initialize(bootstrap(node_id, seed, cluster_id=cluster))
+            log.info("event=control_bootstrapped node=%s cluster=%s", node_id, cluster)
         else:
             log.info("event=control_waiting_to_join node=%s hint=the_leader_adds_this_node_as_learner",
                      node_id)

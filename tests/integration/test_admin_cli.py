@@ -26,6 +26,7 @@ def test_named_admins_and_conflicts_from_the_cli(tmp_path: Path) -> None:
         assert listed.returncode == 0, listed.stderr
         assert "alice  set by admin (" in listed.stdout  # the founder seeded "admin" too
         assert meshkp_cli("conflicts", *node).stdout == "no conflicts\n"
+        assert meshkp_cli("conflicts", "list", *node).stdout == "no conflicts\n"
         unknown = meshkp_cli("conflicts", "resolve", *node, "--token-file", str(alice),
                              "--keep", "delete", "0" * 32)
         assert unknown.returncode == 1 and "404" in unknown.stderr and "Traceback" not in unknown.stderr

@@ -3,9 +3,12 @@
 kill -9 of three voters (the leader among them) leaves two that answer 503 to policy changes.
 One survivor is stopped, recovered offline and restarted: it elects itself, a change commits,
 the other survivor catches up and agrees on the policy version. The command refuses a running
-node's data dir (the LevelDB lock) and one without a control store. A killed voter removed
-after the recovery is refused when it comes back with its old state; one not removed follows
-the recovered leader and never takes over.
+node's data dir (the LevelDB lock) and one without a control store; its --dry-run writes
+nothing. A killed voter removed after the recovery is refused when it comes back with its old
+state. The three lost voters committed one change the survivors never saw (they were down),
+so one not removed comes back with a forked log: it is superseded by the recovered generation,
+shows where it forked, never leads, and after `meshkp recover --rejoin` catches up and takes
+changes again.
 """
 
 from __future__ import annotations
@@ -44,11 +47,24 @@ def test_recover_a_survivor_after_losing_three_of_five_voters(cmesh: ControlMesh
     wait_until(lambda: cmesh.agreed_leader() == "n0", 10, "all agree n0 leads", cmesh.leaders)
     assert cmesh.put_policy("n3", {"search_results": 61}).status == 200
     wait_until(lambda: cmesh.limit_everywhere("search_results", 61), 10, "the first change everywhere")
+    generation = cmesh.get("n3", "/cluster/consensus")["generation"]
+    assert generation["epoch"] == 0 and len(generation["cluster"]) == 16, generation
 
+    # The survivors-to-be are down while the other three commit a change: only the lost have it.
+    # (Killed, not paused: a paused node's kernel still buffers what the leader sends it.)
+    for node in ("n3", "n4"):
+        cmesh.servers[node].proc.kill()
+        cmesh.servers[node].proc.wait(10)
+    assert cmesh.put_policy("n0", {"search_results": 65}).status == 200
     lost = ["n0", "n1", "n2"]  # the leader and two more voters, for good
+    # Applied, so known committed, on each of the three (not only on the leader).
+    wait_until(lambda: all(cmesh.get(n, "/cluster/policy")["limits"]["search_results"] == 65
+                           for n in lost), 10, "the change applied on the three")
     for node in lost:
         cmesh.servers[node].proc.kill()
         cmesh.servers[node].proc.wait(10)
+    cmesh.start(3, join_node=3)
+    cmesh.start(4, join_node=3)
     assert cmesh.put_policy("n4", {"search_results": 62}, timeout=15).status == 503
 
     survivor = cmesh.servers["n3"]
@@ -64,9 +80,13 @@ def test_recover_a_survivor_after_losing_three_of_five_voters(cmesh: ControlMesh
     assert survivor.stop() == 0
     stranger = meshkp_cli("recover", "--data-dir", str(survivor.data_dir), "--node-id", "n9")
     assert stranger.returncode == 1 and "not a member" in stranger.stderr, stranger
+    dry = meshkp_cli("recover", "--data-dir", str(survivor.data_dir), "--node-id", "n3", "--dry-run")
+    assert dry.returncode == 0 and "nothing was written" in dry.stdout, dry
     done = meshkp_cli("recover", "--data-dir", str(survivor.data_dir), "--node-id", "n3")
     assert done.returncode == 0, done.stderr
     assert "after:  voters n3; learners n0, n1, n2, n4" in done.stdout, done.stdout
+    assert done.stdout.splitlines()[1:5] == dry.stdout.splitlines()[1:5]  # the dry run wrote nothing
+    assert f"generation: {generation['cluster']}/0 -> {generation['cluster']}/1" in done.stdout
     found = re.search(r"at term (\d+)", done.stdout)
     assert found is not None, done.stdout
     recovered_term = int(found.group(1))
@@ -79,6 +99,7 @@ def test_recover_a_survivor_after_losing_three_of_five_voters(cmesh: ControlMesh
     assert changed.status == 200, changed.body
     policy = cmesh.get("n3", "/cluster/policy")
     assert policy["limits"]["search_results"] == 63  # the change, on top of the kept policy
+    assert cmesh.get("n3", "/cluster/consensus")["generation"] == {**generation, "epoch": 1}
     # The other survivor (not named as voter) catches up as a learner and agrees.
     wait_until(lambda: cmesh.get("n4", "/cluster/policy").get("version") == policy["version"], 30,
                "n4 at the recovered node's policy version",
@@ -97,10 +118,22 @@ def test_recover_a_survivor_after_losing_three_of_five_voters(cmesh: ControlMesh
     comeback = cmesh.start(0, join_node=3)
     wait_until(lambda: "event=control_removed" in comeback.log_text(), 30,
                "the removed n0 told it was removed")
-    # n1, not removed, comes back with its old state and old configuration: it follows.
+    # n1, not removed, comes back with its old state: its log forked (the change to 65 that
+    # only the lost voters committed). It is told of the new generation, follows, never leads.
+    forked = cmesh.start(1, join_node=3)
+    consensus = lambda: cmesh.get("n1", "/cluster/consensus")  # noqa: E731
+    wait_until(lambda: consensus().get("forked_at") is not None and consensus().get("superseded"), 30,
+               "n1 forked and superseded", consensus)
+    assert consensus()["newest_generation"] == {**generation, "epoch": 1}
+    assert "event=raft_committed_conflict" in forked.log_text()
+    assert "meshkp_control_forked 1.0" in forked.request("GET", "/metrics").body.decode()
+    assert forked.stop() == 0
+    rejoined = meshkp_cli("recover", "--data-dir", str(forked.data_dir), "--node-id", "n1", "--rejoin")
+    assert rejoined.returncode == 0 and "forgot the control log of node n1" in rejoined.stdout, rejoined
     cmesh.start(1, join_node=3)
     wait_until(lambda: cmesh.get("n1", "/cluster/policy").get("version") == policy["version"], 30,
-               "n1 caught up", lambda: cmesh.get("n1", "/cluster/consensus"))
+               "n1 caught up after its rejoin", consensus)
+    assert consensus()["forked_at"] is None and consensus()["generation"]["epoch"] == 1
     assert cmesh.put_policy("n1", {"search_results": 64}).status == 200
     wait_until(lambda: all(cmesh.get(n, "/cluster/policy").get("limits", {}).get("search_results") == 64
                            for n in ("n1", "n3", "n4")), 15, "the change on n1, n3 and n4")

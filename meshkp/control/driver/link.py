@@ -68,6 +68,11 @@ class PeerLink:
         self._addr: Addr | None = None
         self._frames = 0  # frames written on the current connection
         self.connects = 0
+        # The idle close: one timer per idle stretch (not one per message), re-armed from the
+        # last write; it sets _idle_due and wakes the task, which closes the connection.
+        self._last_write = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_due = False
 
     def put(self, message: Message) -> None:
         if len(self._queue) >= MAX_QUEUE:
@@ -79,6 +84,9 @@ class PeerLink:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"control-link-{self.peer}")
 
     async def close(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -91,12 +99,13 @@ class PeerLink:
         while True:
             if not self._queue:
                 self._wake.clear()
-                try:
-                    async with asyncio.timeout(self._idle_close):
-                        await self._wake.wait()
-                except TimeoutError:
-                    await self._disconnect()  # idle: close before the listener does
-                    continue
+                self._arm_idle()
+                await self._wake.wait()
+                if self._idle_due:
+                    self._idle_due = False
+                    if not self._queue:
+                        await self._disconnect()  # idle: close before the listener does
+                        continue
             try:
                 written = await self._write_queued()
             except Exception:  # a bug here must not silence the peer for good
@@ -108,6 +117,21 @@ class PeerLink:
             else:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
+
+    def _arm_idle(self) -> None:
+        if self._idle_timer is None and self._writer is not None:
+            loop = asyncio.get_running_loop()
+            self._idle_timer = loop.call_at(self._last_write + self._idle_close, self._on_idle)
+
+    def _on_idle(self) -> None:
+        self._idle_timer = None
+        if self._queue:
+            return  # busy again: the next idle stretch arms it anew
+        if asyncio.get_running_loop().time() < self._last_write + self._idle_close:
+            self._arm_idle()  # written since it was armed
+            return
+        self._idle_due = True
+        self._wake.set()
 
     async def _write_queued(self) -> bool:
         """Write what is queued; False (the link is broken, back off) on failure."""
@@ -126,8 +150,11 @@ class PeerLink:
             frames = [await self._seal(Frame(m.TYPE, m.to_map())) for m in batch]
             for data in frames:
                 writer.write(data)
-            async with asyncio.timeout(WRITE_TIMEOUT):
-                await writer.drain()
+            if writer.transport.get_write_buffer_size():
+                # The socket did not take it all at once (a slow peer): wait, bounded. Mostly
+                # it did, and there is nothing to wait for (no timer, no turn of the loop).
+                async with asyncio.timeout(WRITE_TIMEOUT):
+                    await writer.drain()
         except (OSError, TimeoutError, MeshkpError) as exc:
             for m in batch:
                 self._dropped("send_error", self.peer, f"{type(m).__name__}: {exc!r}")
@@ -135,6 +162,7 @@ class PeerLink:
             return False
         for data in frames:
             self._sent(len(data))
+        self._last_write = asyncio.get_running_loop().time()
         self._frames += len(batch)
         if self._frames >= self._rotate_after:
             await self._disconnect()

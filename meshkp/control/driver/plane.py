@@ -33,7 +33,7 @@ from meshkp.control.policy.commands import ChangeMembership, Command, Proposal, 
 from meshkp.control.policy.snapshot import decode_state, encode_state
 from meshkp.control.policy.state import PolicyState
 from meshkp.control.raft.core import RaftCore
-from meshkp.control.raft.membership import MembershipChange
+from meshkp.control.raft.membership import Generation, MembershipChange
 from meshkp.control.raft.messages import Message, ProposeReply, ProposeRequest
 from meshkp.control.raft.ready import SoftState
 from meshkp.control.raft.types import Entry, EntryKind, FencingToken, Restored, Role, Snapshot
@@ -91,7 +91,7 @@ class ControlPlane:
         self.config = config
         self.clock = clock
         self._health = health
-        self._net_stats = net_stats  # the transport's frame and byte counters, if it has them
+        self.net_stats = net_stats  # the transport's frame and byte counters, if it has them
         self._wall_ms = wall_ms or (lambda: int(time.time() * 1000))
         self._state = PolicyState()
         self._observers: list[Observer] = []
@@ -177,7 +177,8 @@ class ControlPlane:
     def status(self) -> dict[str, object]:
         """The GET /cluster/consensus document."""
         now = self.clock.now()
-        st = self.core.status(now)
+        core = self.core
+        st = core.status(now)
         cfg = st.configuration
         leader, authoritative = self.leader(now)
 
@@ -198,9 +199,12 @@ class ControlPlane:
             "voters": [member(n) for n in sorted(cfg.voters)],
             "learners": [member(n) for n in sorted(cfg.learners)],
             "removed": sorted(cfg.removed),
+            "generation": _generation(cfg.generation), "newest_generation": _generation(core.generation),
+            "superseded": core.superseded, "generation_refused": core.generation_refused,
+            "forked_at": core.forked_at,
             "policy_version": self._state.version, "policy_token": str(self._state.policy_token),
             "driver_errors": self.driver.errors, "snapshots_installed": self.driver.snapshots_installed,
-            "net": self._net_stats.snapshot() if self._net_stats is not None else None,
+            "net": self.net_stats.snapshot() if self.net_stats is not None else None,
         }
 
     # -- changes -----------------------------------------------------------------------------
@@ -221,6 +225,13 @@ class ControlPlane:
         started = self.clock.now()
         deadline = started + timeout
         try:
+            if self.core.forked_at is not None:
+                # Forwarded, the change would commit elsewhere and never apply here: say why now.
+                raise ControlUnavailable(
+                    f"this node's control log forked from its leader's at index {self.core.forked_at} "
+                    "(a forced recovery elsewhere): it applies no change until an operator runs "
+                    "`meshkp recover --rejoin` on it; send the change to another node",
+                    self.core.leader, self._retry_after())
             if isinstance(command, ChangeMembership):
                 proposal.validate()
             else:
@@ -493,6 +504,10 @@ class ControlPlane:
         leader = self.core.leader
         where = f"last known leader: {leader}" if leader else "no leader known"
         return ControlUnavailable(f"{why} ({where}); retry later", leader, self._retry_after())
+
+
+def _generation(generation: Generation | None) -> dict[str, object] | None:
+    return None if generation is None else {"cluster": generation.cluster, "epoch": generation.epoch}
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -18,10 +18,14 @@ BOOTSTRAP_TERM = 1
 
 
 def bootstrap(node_id: str, seed_commands: Sequence[bytes] = (), *, actor: str = "bootstrap",
-              hlc: int = 0) -> Restored:
-    """The state to persist and start the founding node from (entries at term 1)."""
+              hlc: int = 0, cluster_id: str = "") -> Restored:
+    """The state to persist and start the founding node from (entries at term 1).
+
+    `cluster_id` names the new cluster for good (the node draws it at random): members of
+    another cluster are refused by it (membership.Generation)."""
     founding = ConfigChange(MembershipChange(ChangeOp.BOOTSTRAP, node_id),
-                            Configuration(voters=frozenset({node_id})), actor, node_id, hlc)
+                            Configuration(voters=frozenset({node_id}), cluster=cluster_id),
+                            actor, node_id, hlc)
     entries = [Entry(1, BOOTSTRAP_TERM, EntryKind.CONFIG, founding.encode())]
     for data in seed_commands:
         entries.append(Entry(len(entries) + 1, BOOTSTRAP_TERM, EntryKind.COMMAND, data))

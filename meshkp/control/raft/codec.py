@@ -10,7 +10,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from meshkp.control.raft.membership import MAX_NODE_ID_CHARS, ConfigChange, Configuration
+from meshkp.control.raft.membership import (
+    MAX_NODE_ID_CHARS,
+    ConfigChange,
+    Configuration,
+    Generation,
+    generation_from_obj,
+)
 from meshkp.control.raft.types import Entry, EntryKind, HardState, Snapshot
 from meshkp.errors import WireError
 
@@ -113,3 +119,19 @@ def hard_state_from_obj(obj: object) -> HardState:
     return HardState(uint(field(obj, "t", "hard state"), "term"),
                      node_id(field(obj, "v", "hard state"), "vote", allow_empty=True),
                      uint(field(obj, "c", "hard state"), "commit"))
+
+
+GENERATION_KEY = "g"
+
+
+def with_generation(obj: dict[str, Any], generation: Generation | None) -> dict[str, Any]:
+    """A message map with the sender's generation, when it knows one (absent: it does not)."""
+    if generation is not None:
+        obj[GENERATION_KEY] = [generation.cluster, generation.epoch]
+    return obj
+
+
+def generation_of(m: Mapping[str, Any]) -> Generation | None:
+    """The generation a message map carries, or None (a joiner's, or an older node's)."""
+    raw = m.get(GENERATION_KEY)
+    return None if raw is None else generation_from_obj(raw)

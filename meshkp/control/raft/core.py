@@ -20,11 +20,17 @@ Rules, and where they come from:
 - CheckQuorum: a leader that had no majority contact for election_timeout_min steps down;
 - leader lease: valid for lease_duration after the latest send time a majority acknowledged
   (docs/control.md "The clock-drift bound" proves why no two leases overlap);
-- snapshots and InstallSnapshot (Raft §7), membership one change at a time (membership.py).
+- snapshots and InstallSnapshot (Raft §7), membership one change at a time (membership.py);
+- generations (membership.Generation): every message carries the newest generation its sender
+  knows; one of another cluster, or of an epoch older than the newest this node knows, is
+  refused (counted, logged, answered with Refused so the sender learns), and a node that
+  learns of a newer epoch than its own configuration's campaigns no more until that
+  configuration reaches its log (a voter lost before a `meshkp recover` cannot lead again).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -36,6 +42,7 @@ from meshkp.control.raft.membership import (
     ConfigChange,
     ConfigHistory,
     Configuration,
+    Generation,
     MembershipChange,
     changed,
 )
@@ -65,6 +72,10 @@ from meshkp.errors import InvalidCommand, NotLeader, ProposalRefused, RaftUsageE
 log = logging.getLogger("meshkp.control")
 
 REMOVED_REASON = "removed"
+GENERATION_REASON = "generation"
+# Senders whose refusal was logged (once per sender and generation); cleared when full, so a
+# member flapping through many ids cannot grow it.
+MAX_REFUSAL_LOG = 256
 
 
 class RaftCore:
@@ -116,6 +127,15 @@ class RaftCore:
         self._outstanding: Ready | None = None
         self._votes: dict[str, bool] = {}
         self._fork_logged = -1  # the term in which a forked log was last logged (once per term)
+        # The committed index at which the leader's log last differed from ours (None: no fork
+        # seen since the last append that matched); only an operator can mend it (`recover --rejoin`).
+        self.forked_at: int | None = None
+        # The newest recovery epoch heard of from a member of our cluster (not persisted: after a
+        # restart it is learned again from the first message of the newer generation).
+        self._heard_epoch = 0
+        self.generation_refused = 0  # messages refused for their generation (metrics, status)
+        self._refusals_logged: set[tuple[str, Generation | None]] = set()
+        self._superseded_logged = False
         # No vote or pre-vote for anyone before this: a restarted voter keeps the promise it may
         # have made to a leader before the crash (the lease depends on it).
         self._quiet_until = now + config.election_timeout_min
@@ -154,6 +174,20 @@ class RaftCore:
     def configuration(self) -> Configuration:
         """The latest configuration in the log (the one this node acts on)."""
         return self._configuration
+
+    @property
+    def generation(self) -> Generation | None:
+        """The newest generation this node knows (what its messages carry); None: a joiner."""
+        own = self._configuration.generation
+        if own is None or self._heard_epoch <= own.epoch:
+            return own
+        return Generation(own.cluster, self._heard_epoch)
+
+    @property
+    def superseded(self) -> bool:
+        """Whether a newer generation exists than this node's configuration (it does not campaign)."""
+        own = self._configuration.generation
+        return own is not None and self._heard_epoch > own.epoch
 
     @property
     def snapshot(self) -> Snapshot | None:
@@ -236,9 +270,15 @@ class RaftCore:
                     self._send_append(peer, now)
             return
         if now >= self._election_deadline:
-            if self.id in self._configuration.voters:
+            if self.id in self._configuration.voters and not self.superseded:
                 self._campaign(now)
             else:
+                if self.superseded and not self._superseded_logged:
+                    self._superseded_logged = True
+                    log.error("event=raft_generation_superseded node=%s own=%s newest=%s hint=a_forced_"
+                              "recovery_started_a_newer_generation:_this_node_waits_for_its_leader;_if_"
+                              "its_log_forked_run_meshkp_recover_--rejoin", self.id,
+                              self._configuration.generation, self.generation)
                 self._reset_election_timer(now)
 
     def handle(self, now: float, sender: str, message: RaftMessage) -> None:
@@ -248,6 +288,8 @@ class RaftCore:
             return
         if sender in self._committed_configuration().removed:
             self._send(sender, Refused(self._term, REMOVED_REASON))
+            return
+        if not self._admit_generation(now, sender, message):
             return
         if isinstance(message, AppendEntries):
             self._on_append(now, sender, message)
@@ -261,6 +303,34 @@ class RaftCore:
             self._on_snapshot(now, sender, message)
         elif isinstance(message, Refused):
             self._on_refused(sender, message)
+
+    def _admit_generation(self, now: float, sender: str, message: RaftMessage) -> bool:
+        """Whether a message's generation is ours or newer; refuse (count, log, tell) if not."""
+        theirs, mine = message.generation, self._configuration.generation
+        if theirs is None or mine is None:
+            return True  # a joiner's, an older node's, or ours while we are a joiner
+        if theirs.cluster == mine.cluster and theirs.epoch >= max(mine.epoch, self._heard_epoch):
+            if theirs.epoch > self._heard_epoch and theirs.epoch > mine.epoch:
+                self._heard_epoch = theirs.epoch
+                log.warning("event=raft_generation_newer node=%s own=%s newest=%s from=%s",
+                            self.id, mine, theirs, sender)
+                if self._role is Role.LEADER:  # it leads an old configuration: stop at once
+                    log.warning("event=raft_step_down reason=superseded node=%s term=%d", self.id, self._term)
+                    self._become_follower(now, self._term, "")
+            return True
+        self.generation_refused += 1
+        key = (sender, theirs)
+        if key not in self._refusals_logged:
+            if len(self._refusals_logged) >= MAX_REFUSAL_LOG:
+                self._refusals_logged.clear()
+            self._refusals_logged.add(key)
+            why = "another_cluster" if theirs.cluster != mine.cluster else "an_older_generation"
+            log.warning("event=raft_generation_refused node=%s sender=%s theirs=%s ours=%s reason=%s "
+                        "hint=the_sender_must_rejoin_(meshkp_recover_--rejoin)_or_be_wiped",
+                        self.id, sender, theirs, self.generation, why)
+        if not isinstance(message, Refused):  # never answer a refusal: no ping-pong
+            self._send(sender, Refused(self._term, GENERATION_REASON))
+        return False
 
     def propose(self, now: float, data: bytes) -> FencingToken:
         """Append a command on the leader; its (term, index), which apply later confirms or not.
@@ -504,7 +574,12 @@ class RaftCore:
                 return
             skip = self._commit - prev_index
             if skip >= len(entries):
-                self._send(sender, AppendResponse(self._term, True, self._commit, m.sent_at))
+                # Acknowledge what this message showed to match, not our commit: after a forced
+                # recovery our committed entries past it may differ from the leader's, and an
+                # acknowledgement of them would count toward its commits.
+                if m.ack:
+                    self._send(sender, AppendResponse(self._term, True, prev_index + len(entries),
+                                                      m.sent_at))
                 return
             entries = entries[skip:]
             prev_index = self._commit
@@ -517,13 +592,16 @@ class RaftCore:
         conflict = self._log.find_conflict(prev_index, entries)
         if conflict is not None:
             if conflict <= self._commit:
+                self.forked_at = conflict
                 log.error("event=raft_committed_conflict node=%s index=%d commit=%d leader=%s",
                           self.id, conflict, self._commit, sender)
                 return
             self._write_from(conflict, entries[conflict - prev_index - 1:])
         last_new = prev_index + len(entries)
+        self.forked_at = None
         self._commit_to(now, min(m.commit, last_new))
-        self._send(sender, AppendResponse(self._term, True, last_new, m.sent_at))
+        if m.ack:
+            self._send(sender, AppendResponse(self._term, True, last_new, m.sent_at))
 
     def _forked_from(self, prev_index: int, prev_term: int, entries: Sequence[Entry], sender: str) -> bool:
         """Whether the leader's entries up to our commit differ from ours (logged once per term)."""
@@ -531,11 +609,12 @@ class RaftCore:
         forked = next((i for i, t in theirs if self._log.term_at(i) not in (None, t)), None)
         if forked is None:
             return False
+        self.forked_at = forked
         if self._fork_logged != self._term:
             self._fork_logged = self._term
             log.error("event=raft_committed_conflict node=%s index=%d commit=%d leader=%s term=%d "
-                      "hint=this_log_forked_from_the_leader's_(a_forced_recovery?)_wipe_this_node's_"
-                      "data_dir_to_rejoin", self.id, forked, self._commit, sender, self._term)
+                      "hint=this_log_forked_from_the_leader's_(a_forced_recovery?)_stop_this_node_and_"
+                      "run_meshkp_recover_--rejoin", self.id, forked, self._commit, sender, self._term)
         return True
 
     def _on_snapshot(self, now: float, sender: str, m: InstallSnapshot) -> None:
@@ -556,6 +635,7 @@ class RaftCore:
             self._handed = snap.index
             self._commit = snap.index
             self._configs = ConfigHistory(snap.index, snap.configuration)
+            self.forked_at = None
             log.info("event=raft_snapshot_installed node=%s index=%d term=%d leader=%s",
                      self.id, snap.index, snap.term, sender)
             self._check_removed()
@@ -598,11 +678,11 @@ class RaftCore:
         if reaction.send and self._leadership is lead and sender in lead.progress:
             self._send_append(sender, now)
 
-    def _send_append(self, peer: str, now: float) -> None:
+    def _send_append(self, peer: str, now: float, notify: bool = False) -> None:
         lead = self._leadership
         if lead is None:
             return
-        message = lead.message_for(peer, now, self._log, self._commit, self._snapshot)
+        message = lead.message_for(peer, now, self._log, self._commit, self._snapshot, notify)
         if message is not None:
             self._send(peer, message)
 
@@ -616,7 +696,7 @@ class RaftCore:
             self._commit_to(now, index)
             if self._leadership is lead:
                 for peer in lead.progress:  # followers learn the new commit index at once
-                    self._send_append(peer, now)
+                    self._send_append(peer, now, notify=True)
 
     # -- shared helpers --------------------------------------------------------------------
 
@@ -677,6 +757,7 @@ class RaftCore:
         return self._leadership
 
     def _send(self, to: str, message: RaftMessage) -> None:
+        message = dataclasses.replace(message, generation=self.generation)
         if self._leadership is not None and isinstance(message, (AppendEntries, InstallSnapshot)):
             # A leader's append promises nothing about its own disk (its term and vote were
             # synced before it asked for votes), so it may leave before the write: the leader

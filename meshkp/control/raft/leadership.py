@@ -72,11 +72,13 @@ class Leadership:
 
     # -- sending ---------------------------------------------------------------------------
 
-    def message_for(self, peer: str, now: float, log_: RaftLog, commit: int,
-                    snapshot: Snapshot | None) -> AppendEntries | InstallSnapshot | None:
+    def message_for(self, peer: str, now: float, log_: RaftLog, commit: int, snapshot: Snapshot | None,
+                    notify: bool = False) -> AppendEntries | InstallSnapshot | None:
         """What to send `peer` now: entries from its next index if the window allows, else an
         empty append (a heartbeat that also carries the commit index), or a snapshot when the
-        entries it needs are compacted away. Updates its progress as sent."""
+        entries it needs are compacted away. Updates its progress as sent. `notify`: sent only
+        to tell a new commit index; if it carries no entries to a follower that keeps up, it
+        asks for no reply (a commit costs each follower one message less each way)."""
         pr = self.progress[peer]
         if (pr.state is ProgressState.SNAPSHOT
                 and now - pr.snapshot_sent_at >= self.config.snapshot_retry_interval):
@@ -93,7 +95,9 @@ class Leadership:
         elif entries and pr.state is ProgressState.REPLICATE:
             pr.next = entries[-1].index + 1
             pr.inflight.append(entries[-1].index)
-        return AppendEntries(self.term, prev_index, prev_term, tuple(entries), commit, now)
+        quiet = notify and not entries and pr.state is ProgressState.REPLICATE
+        return AppendEntries(self.term, prev_index, prev_term, tuple(entries), commit, now,
+                             ack=not quiet)
 
     def wants_entries(self, peer: str) -> bool:
         return self.progress[peer].can_send_entries(self.config.max_inflight_appends)
@@ -116,6 +120,7 @@ class Leadership:
         if pr is None:
             return Reaction()
         pr.last_reply_at = now
+        newest = m.sent_at > pr.acked_sent_at  # answers our latest message it has answered
         if self.elected_at <= m.sent_at <= now:
             pr.acked_sent_at = max(pr.acked_sent_at, m.sent_at)
         if m.success:
@@ -136,6 +141,15 @@ class Leadership:
                 pr.snapshot_sent_at = NEVER  # message_for() resends it
             return Reaction(send=lost)
         if m.index <= pr.match:
+            if newest and m.hint_index < pr.match:
+                # Not a stale rejection: it no longer holds what it acknowledged (its log was
+                # forgotten by `meshkp recover --rejoin`). Probe again from where it says.
+                log.warning("event=raft_follower_lost_log node=%s peer=%s match=%d now=%d",
+                            self.id, peer, pr.match, m.hint_index)
+                pr.match = m.hint_index
+                pr.next = m.hint_index + 1
+                pr.become_probe()
+                return Reaction(send=True)
             return Reaction()  # a stale rejection
         if pr.state is ProgressState.PROBE and m.index != pr.next - 1:
             return Reaction()  # answers an older probe

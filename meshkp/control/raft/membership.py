@@ -9,6 +9,11 @@ whole resulting configuration, so it never depends on replaying older ones.
 
 Learners receive the log but neither vote nor count for commit. Removed ids are kept (bounded),
 so a member removed for good that comes back is refused by name.
+
+Every configuration also names its generation: the cluster's id (drawn once, at bootstrap) and
+a recovery epoch that only `meshkp recover` bumps (recovery.py). Every control message carries
+the newest generation its sender knows, so that members of an older generation (voters lost,
+then back after a forced recovery) and of another cluster are refused (core.py).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ MAX_MEMBERS = 1024
 MAX_REMOVED = 1024
 # Free text in a change (the actor's name).
 MAX_ACTOR_CHARS = 128
+# A cluster id: 16 hex digits from bootstrap; bounded like a node id.
+MAX_CLUSTER_ID_CHARS = 64
 
 
 class ChangeOp(IntEnum):
@@ -42,13 +49,26 @@ class ChangeOp(IntEnum):
     RECOVER = 6  # a configuration forced offline after losing a majority (recovery.py); never proposed
 
 
+@dataclass(frozen=True, order=True, slots=True)
+class Generation:
+    """Which cluster, and how many forced recoveries into its life ("" and 0 before they existed)."""
+
+    cluster: str = ""
+    epoch: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.cluster or '-'}/{self.epoch}"
+
+
 @dataclass(frozen=True, slots=True)
 class Configuration:
-    """The voter and learner sets, and the ids removed for good (oldest first)."""
+    """The voter and learner sets, the ids removed for good (oldest first), the generation."""
 
     voters: frozenset[str] = frozenset()
     learners: frozenset[str] = frozenset()
     removed: tuple[str, ...] = ()
+    cluster: str = ""
+    epoch: int = 0
 
     def is_member(self, node_id: str) -> bool:
         return node_id in self.voters or node_id in self.learners
@@ -56,8 +76,22 @@ class Configuration:
     def members(self) -> frozenset[str]:
         return self.voters | self.learners
 
+    @property
+    def generation(self) -> Generation | None:
+        """This configuration's generation; None before the node holds any (a joiner)."""
+        return Generation(self.cluster, self.epoch) if self.members() else None
+
+    def with_members(self, voters: frozenset[str], learners: frozenset[str],
+                     removed: tuple[str, ...]) -> Configuration:
+        """The same generation with other members."""
+        return Configuration(voters, learners, removed, self.cluster, self.epoch)
+
     def to_obj(self) -> dict[str, Any]:
-        return {"v": sorted(self.voters), "l": sorted(self.learners), "r": list(self.removed)}
+        obj: dict[str, Any] = {"v": sorted(self.voters), "l": sorted(self.learners),
+                               "r": list(self.removed)}
+        if self.cluster or self.epoch:  # omitted when unset: older stores decode the same
+            obj["c"], obj["e"] = self.cluster, self.epoch
+        return obj
 
     @classmethod
     def from_obj(cls, obj: object) -> Configuration:
@@ -69,7 +103,21 @@ class Configuration:
         removed = _ids(obj.get("r"), "removed", MAX_REMOVED)
         if set(voters) & set(learners) or len(voters) + len(learners) > MAX_MEMBERS:
             raise WireError("configuration lists a node as voter and learner, or too many members")
-        return cls(frozenset(voters), frozenset(learners), tuple(removed))
+        generation = generation_from_obj([obj.get("c", ""), obj.get("e", 0)])
+        return cls(frozenset(voters), frozenset(learners), tuple(removed), generation.cluster,
+                   generation.epoch)
+
+
+def generation_from_obj(obj: object) -> Generation:
+    """A [cluster, epoch] pair from the wire or the store; WireError if malformed."""
+    if not isinstance(obj, (list, tuple)) or len(obj) != 2:
+        raise WireError("generation must be [cluster, epoch]")
+    cluster, epoch = obj
+    if not isinstance(cluster, str) or len(cluster) > MAX_CLUSTER_ID_CHARS:
+        raise WireError(f"generation cluster must be a string of at most {MAX_CLUSTER_ID_CHARS} characters")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch < 2**32:
+        raise WireError("generation epoch must be an unsigned 32-bit int")
+    return Generation(cluster, epoch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,27 +192,27 @@ def changed(config: Configuration, change: MembershipChange, max_voters: int) ->
             raise InvalidCommand(f"node {node} is already a member")
         if len(voters) + len(learners) >= MAX_MEMBERS:
             raise InvalidCommand(f"the control plane has {MAX_MEMBERS} members, its bound")
-        return Configuration(voters, learners | {node}, config.removed)
+        return config.with_members(voters, learners | {node}, config.removed)
     if change.op is ChangeOp.PROMOTE:
         if node not in learners:
             raise InvalidCommand(f"node {node} is not a learner; only learners can be promoted")
         if len(voters) >= max_voters:
             raise InvalidCommand(f"the cluster already has {len(voters)} voters (max_voters is "
                                  f"{max_voters}); demote or remove one first")
-        return Configuration(voters | {node}, learners - {node}, config.removed)
+        return config.with_members(voters | {node}, learners - {node}, config.removed)
     if change.op is ChangeOp.DEMOTE:
         if node not in voters:
             raise InvalidCommand(f"node {node} is not a voter")
         if len(voters) == 1:
             raise InvalidCommand(f"node {node} is the last voter; promote another one first")
-        return Configuration(voters - {node}, learners | {node}, config.removed)
+        return config.with_members(voters - {node}, learners | {node}, config.removed)
     # REMOVE
     if not config.is_member(node):
         raise InvalidCommand(f"node {node} is not a member")
     if node in voters and len(voters) == 1:
         raise InvalidCommand(f"node {node} is the last voter; promote another one first")
     removed = (*config.removed, node)[-MAX_REMOVED:]
-    return Configuration(voters - {node}, learners - {node}, removed)
+    return config.with_members(voters - {node}, learners - {node}, removed)
 
 
 def _id(value: object, what: str) -> str:

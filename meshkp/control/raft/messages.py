@@ -13,6 +13,7 @@ ProposeRequest / ProposeReply (the core never sees those).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -23,12 +24,15 @@ from meshkp.control.raft.codec import (
     entry_body_to_obj,
     field,
     flag,
+    generation_of,
     node_id,
     seconds,
     snapshot_from_obj,
     snapshot_to_obj,
     uint,
+    with_generation,
 )
+from meshkp.control.raft.membership import Generation
 from meshkp.control.raft.types import Entry, Snapshot
 from meshkp.errors import WireError
 from meshkp.net.message import Message as Message  # re-exported: the protocol's base
@@ -55,6 +59,8 @@ class AppendEntries(Message):
 
     `sent_at` is the leader's monotonic time when it sent this; the reply echoes it, and the
     leader lease starts at the latest send time a majority echoed (openraft "leader lease").
+    `ack` False: an empty append that only tells a new commit index, answered only if it does
+    not match (its success would tell the leader nothing; the heartbeats keep the lease).
     """
 
     TYPE: ClassVar[int] = 60
@@ -64,11 +70,17 @@ class AppendEntries(Message):
     entries: tuple[Entry, ...]
     commit: int
     sent_at: float
+    ack: bool = True
+    # The newest generation its sender knows (membership.py); metadata of the envelope, not
+    # of the RPC, so it takes no part in equality.
+    generation: Generation | None = dataclasses.field(default=None, compare=False)
 
     def to_map(self) -> dict[str, Any]:
-        return {"t": self.term, "pi": self.prev_index, "pt": self.prev_term,
-                "e": [entry_body_to_obj(e) for e in self.entries], "c": self.commit,
-                "at": self.sent_at}
+        obj = {"t": self.term, "pi": self.prev_index, "pt": self.prev_term,
+               "e": [entry_body_to_obj(e) for e in self.entries], "c": self.commit, "at": self.sent_at}
+        if not self.ack:  # absent: True, as older nodes send it
+            obj["ack"] = False
+        return with_generation(obj, self.generation)
 
     @classmethod
     def from_map(cls, m: Mapping[str, Any]) -> AppendEntries:
@@ -83,7 +95,8 @@ class AppendEntries(Message):
             raise WireError(f"{where}: entries exceed {MAX_ENTRIES_BYTES} bytes")
         return cls(uint(field(m, "t", where), "term"), prev_index,
                    uint(field(m, "pt", where), "prev_term"), entries,
-                   uint(field(m, "c", where), "commit"), seconds(field(m, "at", where), "sent_at"))
+                   uint(field(m, "c", where), "commit"), seconds(field(m, "at", where), "sent_at"),
+                   flag(m.get("ack", True), "ack"), generation_of(m))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,17 +115,20 @@ class AppendResponse(Message):
     sent_at: float
     hint_index: int = 0
     hint_term: int = 0
+    generation: Generation | None = dataclasses.field(default=None, compare=False)
 
     def to_map(self) -> dict[str, Any]:
-        return {"t": self.term, "ok": self.success, "i": self.index, "at": self.sent_at,
-                "hi": self.hint_index, "ht": self.hint_term}
+        return with_generation({"t": self.term, "ok": self.success, "i": self.index,
+                                "at": self.sent_at, "hi": self.hint_index, "ht": self.hint_term},
+                               self.generation)
 
     @classmethod
     def from_map(cls, m: Mapping[str, Any]) -> AppendResponse:
         where = "append response"
         return cls(uint(field(m, "t", where), "term"), flag(field(m, "ok", where), "ok"),
                    uint(field(m, "i", where), "index"), seconds(field(m, "at", where), "sent_at"),
-                   uint(field(m, "hi", where), "hint_index"), uint(field(m, "ht", where), "hint_term"))
+                   uint(field(m, "hi", where), "hint_index"), uint(field(m, "ht", where), "hint_term"),
+                   generation_of(m))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,15 +140,18 @@ class VoteRequest(Message):
     last_index: int
     last_term: int
     pre: bool
+    generation: Generation | None = dataclasses.field(default=None, compare=False)
 
     def to_map(self) -> dict[str, Any]:
-        return {"t": self.term, "li": self.last_index, "lt": self.last_term, "pre": self.pre}
+        return with_generation({"t": self.term, "li": self.last_index, "lt": self.last_term,
+                                "pre": self.pre}, self.generation)
 
     @classmethod
     def from_map(cls, m: Mapping[str, Any]) -> VoteRequest:
         where = "vote request"
         return cls(uint(field(m, "t", where), "term"), uint(field(m, "li", where), "last_index"),
-                   uint(field(m, "lt", where), "last_term"), flag(field(m, "pre", where), "pre"))
+                   uint(field(m, "lt", where), "last_term"), flag(field(m, "pre", where), "pre"),
+                   generation_of(m))
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,15 +162,17 @@ class VoteResponse(Message):
     term: int
     granted: bool
     pre: bool
+    generation: Generation | None = dataclasses.field(default=None, compare=False)
 
     def to_map(self) -> dict[str, Any]:
-        return {"t": self.term, "ok": self.granted, "pre": self.pre}
+        return with_generation({"t": self.term, "ok": self.granted, "pre": self.pre},
+                               self.generation)
 
     @classmethod
     def from_map(cls, m: Mapping[str, Any]) -> VoteResponse:
         where = "vote response"
         return cls(uint(field(m, "t", where), "term"), flag(field(m, "ok", where), "ok"),
-                   flag(field(m, "pre", where), "pre"))
+                   flag(field(m, "pre", where), "pre"), generation_of(m))
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,35 +183,40 @@ class InstallSnapshot(Message):
     term: int
     snapshot: Snapshot
     sent_at: float
+    generation: Generation | None = dataclasses.field(default=None, compare=False)
 
     def to_map(self) -> dict[str, Any]:
-        return {"t": self.term, "s": snapshot_to_obj(self.snapshot), "at": self.sent_at}
+        return with_generation({"t": self.term, "s": snapshot_to_obj(self.snapshot),
+                                "at": self.sent_at}, self.generation)
 
     @classmethod
     def from_map(cls, m: Mapping[str, Any]) -> InstallSnapshot:
         where = "install snapshot"
         return cls(uint(field(m, "t", where), "term"),
                    snapshot_from_obj(field(m, "s", where), MAX_SNAPSHOT_BYTES),
-                   seconds(field(m, "at", where), "sent_at"))
+                   seconds(field(m, "at", where), "sent_at"), generation_of(m))
 
 
 @dataclass(frozen=True, slots=True)
 class Refused(Message):
-    """A member's answer to a node it knows was removed for good: stop, rejoin empty."""
+    """A member's answer to a node it refuses: removed for good (stop, rejoin empty), or of an
+    older generation or another cluster (the generation it carries tells which is newest)."""
 
     TYPE: ClassVar[int] = 65
     term: int
     reason: str
+    generation: Generation | None = dataclasses.field(default=None, compare=False)
 
     def to_map(self) -> dict[str, Any]:
-        return {"t": self.term, "r": self.reason[:MAX_REASON_CHARS]}
+        return with_generation({"t": self.term, "r": self.reason[:MAX_REASON_CHARS]},
+                               self.generation)
 
     @classmethod
     def from_map(cls, m: Mapping[str, Any]) -> Refused:
         reason = field(m, "r", "refused")
         if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
             raise WireError("refused: reason must be a short string")
-        return cls(uint(field(m, "t", "refused"), "term"), reason)
+        return cls(uint(field(m, "t", "refused"), "term"), reason, generation_of(m))
 
 
 @dataclass(frozen=True, slots=True)

@@ -241,3 +241,14 @@ def test_a_node_restarts_from_its_own_stored_snapshot() -> None:
         c.until(lambda: all(p.state.limits.search_results == 311 for p in c.planes.values()), limit=5)
     finally:
         c.close()
+
+
+def test_a_forked_node_refuses_changes_at_once_naming_the_way_out(cluster: DriverCluster) -> None:
+    follower = cluster.planes[cluster.ids[-1]]
+    last = cluster.planes["n1"].core.last_index
+    follower.core.forked_at = 3  # as RaftCore records a leader's log that conflicts with its commit
+    with pytest.raises(ControlUnavailable, match="recover --rejoin") as refused:
+        cluster.run(follower.propose(SetLimits({"search_results": 91}), "alice"))
+    assert refused.value.leader == "n1"
+    assert cluster.planes["n1"].core.last_index == last  # nothing was forwarded
+    assert follower.proposals_failed == 1

@@ -236,3 +236,61 @@ def test_a_new_term_or_vote_not_yet_written_holds_every_message_back() -> None:
     ready = c.ready()
     assert ready.hard_state is not None and ready.must_sync
     assert ready.early == 0 and any(m.to == "l" for m in ready.messages)
+
+
+def test_the_commit_notice_asks_no_reply_from_a_follower_that_keeps_up() -> None:
+    net = Net(["a", "b", "c"])
+    leader = net.elect()
+    net.advance(0.2)
+    sent: list[tuple[str, str, object]] = []
+
+    def record(src: str, dst: str, m: object) -> bool:
+        sent.append((src, dst, m))
+        return False
+
+    net.drop = record
+    token = net.cores[leader].propose(net.now, b"x")
+    net.pump()
+    appends = [(dst, m) for src, dst, m in sent if isinstance(m, AppendEntries)]
+    notices = [(dst, m) for dst, m in appends if not m.ack]
+    assert {dst for dst, _ in notices} == set(net.cores) - {leader}
+    assert all(not m.entries and m.commit >= token.index for _, m in notices)
+    replies = [m for src, _dst, m in sent if isinstance(m, AppendResponse)]
+    assert len(replies) == len(appends) - len(notices)  # one reply per append that asked for one
+    assert all(c.commit >= token.index for c in net.cores.values())
+
+
+def test_a_notice_that_does_not_match_is_answered() -> None:
+    follower = core("b", founding(["a", "b"]))
+    follower.handle(0.0, "a", AppendEntries(2, 1, 1, (), 1, 0.0, ack=False))  # matches: silence
+    assert messages(drain(follower)) == []
+    follower.handle(0.0, "a", AppendEntries(2, 5, 2, (), 5, 0.0, ack=False))  # it lacks entry 5
+    (out,) = messages(drain(follower))
+    assert isinstance(out.message, AppendResponse) and not out.message.success
+
+
+def test_a_follower_that_forgot_its_log_is_sent_it_again_by_the_same_leader() -> None:
+    net = Net(["a", "b", "c"])
+    leader = net.elect()
+    token = net.cores[leader].propose(net.now, b"x")
+    net.advance(0.3)
+    follower = sorted(set(net.cores) - {leader})[0]
+    old = net.cores[follower]
+    assert old.commit >= token.index
+    # `meshkp recover --rejoin`: the log is gone, term kept; the leader still has it at `match`.
+    net.cores[follower] = core(follower, Restored(HardState(old.term, "", 0)), net.now)
+    net.advance(CONFIG.election_timeout_max)
+    again = net.cores[follower]
+    assert net.leader() == leader  # the same leader, whose progress said it held the entries
+    assert again.commit >= token.index and again.entries(1) == net.cores[leader].entries(1, again.last_index)
+
+
+def test_a_forked_follower_acknowledges_only_what_matched_not_its_commit() -> None:
+    # b committed entry 2 of term 1 that the leader never had; the leader's entry 2 is of term 5.
+    base = founding(["a", "b"])
+    only_b = Entry(2, 1, EntryKind.COMMAND, b"b")
+    b = core("b", Restored(HardState(1, "", 2), entries=(*base.entries, only_b)))
+    b.handle(0.0, "a", AppendEntries(6, 1, 1, (), 3, 0.0))  # a heartbeat from the common prefix
+    (out,) = messages(drain(b))
+    assert isinstance(out.message, AppendResponse) and out.message.success
+    assert out.message.index == 1  # not 2: its entry 2 is not the leader's

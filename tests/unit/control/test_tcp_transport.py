@@ -160,3 +160,31 @@ def test_a_peer_that_is_gone_costs_a_bounded_queue_and_counted_drops() -> None:
             await a.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_link_closes_only_after_an_idle_stretch_and_reopens_on_the_next_message() -> None:
+    async def scenario() -> None:
+        keyring = Keyring([generate_key()])
+        addrs: dict[str, Addr] = {}
+        got: list[int] = []
+        limits = TcpLimits(idle_timeout=0.3)  # the link closes after 0.2 s without a write
+        a = TcpControlTransport(("127.0.0.1", 0), keyring, auth("a"), addrs.get, limits=limits)
+        b = TcpControlTransport(("127.0.0.1", 0), keyring, auth("b"), addrs.get, limits=limits)
+        b.receive = lambda _s, m: got.append(m.term)  # type: ignore[attr-defined]
+        addrs["b"] = await b.start()
+        try:
+            for term in range(6):  # a write every 0.1 s keeps it open well past 0.2 s
+                a.send("b", VoteRequest(term, 0, 0, pre=True))
+                await asyncio.sleep(0.1)
+            await _until(lambda: len(got) == 6)
+            assert a.connects == 1
+            link = a._links["b"]
+            await _until(lambda: link._writer is None)  # idle: closed by the link itself
+            a.send("b", VoteRequest(9, 0, 0, pre=True))
+            await _until(lambda: got[-1:] == [9])
+            assert a.connects == 2 and a.dropped == 0
+        finally:
+            await a.stop()
+            await b.stop()
+
+    asyncio.run(scenario())
