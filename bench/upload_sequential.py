@@ -7,7 +7,8 @@ handler (bench/bare_server.py), plus one 4 KB write + fdatasync in the node's da
 (an acknowledged upload must be durable). The figure is the median per-upload time over RUNS
 fresh nodes, as a ratio to the median floor; beside it, the median single upload against the
 median bare round trip plus the median fdatasync ("p50 vs p50 floor"), which other processes'
-disk traffic on a shared machine moves far less than the mean.
+disk traffic on a shared machine moves far less than the mean, and the node's CPU per
+upload (/proc/PID/stat, every thread), which the machine's load moves least.
 
 Then the same with CLIENTS concurrent clients (one keep-alive connection each) posting
 CONCURRENT_COUNT distinct keys to another fresh node, to show that group commit still shares
@@ -92,6 +93,12 @@ def fsync_seconds(directory: Path, rounds: int = 200) -> float:
     return median(samples)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/PID/stat), all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _serve(args: list[str], health: str, log_path: Path) -> subprocess.Popen[bytes]:
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log_file)
@@ -131,7 +138,7 @@ def run(count: int = 300, runs: int = 3, clients: int = 8,
     work_root = Path(tempfile.mkdtemp(prefix="meshkp-upload-seq-"))
     rows = []
     per_upload, floors, rates, shared = [], [], [], []
-    p50s, p50_floors = [], []
+    p50s, p50_floors, cpus = [], [], []
     for index in range(runs):
         work = bodies(count, seed=f"seq-{index}".encode())
         body_file = work_root / f"body-{index}"
@@ -149,7 +156,9 @@ def run(count: int = 300, runs: int = 3, clients: int = 8,
                        str(node_port)], f"http://127.0.0.1:{node_port}/pks/health",
                       work_root / f"node-{index}.log")
         try:
+            cpu = cpu_seconds(node.pid)
             upload, upload_p50 = post_sequentially(node_port, work)
+            cpus.append((cpu_seconds(node.pid) - cpu) / len(work))
         finally:
             stop_process(node)
         sync = fsync_seconds(data_dir)
@@ -164,23 +173,25 @@ def run(count: int = 300, runs: int = 3, clients: int = 8,
         rows.append([f"run {index}", f"{upload * 1000:.2f}", f"{round_trip * 1000:.2f}",
                      f"{sync * 1000:.2f}", f"{upload / floor:.2f}x",
                      f"{upload_p50 * 1000:.2f}", f"{upload_p50 / p50_floors[-1]:.2f}x",
-                     f"{rate:.0f}", f"{per_fsync:.1f}"])
+                     f"{cpus[-1] * 1000:.2f}", f"{rate:.0f}", f"{per_fsync:.1f}"])
     upload, floor = median(per_upload), median(floors)
     p50, p50_floor = median(p50s), median(p50_floors)
     rows.append(["median", f"{upload * 1000:.2f}", "", f"floor {floor * 1000:.2f}",
                  f"{upload / floor:.2f}x", f"{p50 * 1000:.2f}", f"{p50 / p50_floor:.2f}x",
-                 f"{median(rates):.0f}", f"{median(shared):.1f}"])
+                 f"{median(cpus) * 1000:.2f}", f"{median(rates):.0f}", f"{median(shared):.1f}"])
     data: dict[str, object] = {"count": count, "runs": runs, "per_upload_s": per_upload,
                                "floor_s": floors, "ratio": upload / floor,
                                "p50_upload_s": p50s, "p50_floor_s": p50_floors,
-                               "p50_ratio": p50 / p50_floor, "clients": clients,
+                               "p50_ratio": p50 / p50_floor, "node_cpu_s": cpus,
+                               "clients": clients,
                                "concurrent_count": concurrent_count, "keys_per_s": rates,
                                "writes_per_fsync": shared}
     report("upload_sequential",
            f"{count} uploads one at a time over one keep-alive connection, then "
            f"{concurrent_count} from {clients} concurrent clients (median of {runs})",
            ["run", "ms / upload", "bare round trip ms", "fdatasync ms", "vs floor",
-            "p50 ms", "p50 vs p50 floor", f"{clients} clients keys/s", "writes / fsync"],
+            "p50 ms", "p50 vs p50 floor", "node CPU ms", f"{clients} clients keys/s",
+            "writes / fsync"],
            rows, data)
     return data
 
