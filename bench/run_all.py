@@ -46,6 +46,7 @@ BENCHMARKS: list[tuple[str, str, dict[str, object]]] = [
     ("upload_sequential", "bench.upload_sequential",
      {"count": 100, "runs": 1, "concurrent_count": 200}),
     ("upload_stages", "bench.upload_stages", {"count": 100, "runs": 1}),
+    ("upload_writer_cpu", "bench.upload_writer_cpu", {"count": 100, "runs": 1}),
 ]
 
 
