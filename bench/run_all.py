@@ -49,6 +49,7 @@ BENCHMARKS: list[tuple[str, str, dict[str, object]]] = [
     ("upload_stages", "bench.upload_stages", {"count": 100, "runs": 1}),
     ("compression_ratio", "bench.compression_ratio", {"runs": 1}),
     ("backup_restore", "bench.backup_restore", {"keys": 2_000, "runs": 1}),
+    ("upload_writer_cpu", "bench.upload_writer_cpu", {"count": 100, "runs": 1}),
 ]
 
 

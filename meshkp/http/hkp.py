@@ -197,10 +197,10 @@ class HkpHandlers:
         return await confirmed(consistency, level, report, response, as_json)
 
     def _count(self, report: AddReport) -> None:
+        count = self.metrics.uploads.count
         for outcome in report.outcomes:
-            self.metrics.uploads.labels(outcome.status.value).inc()
-            if outcome.status is Status.REJECTED:
-                self.metrics.rejected.labels(outcome.rejection).inc()
+            rejected = outcome.status is Status.REJECTED
+            count(outcome.status.value, outcome.rejection if rejected else None)
 
     # -- POST /pks/hashquery, GET /pks/health -------------------------------------------------
 

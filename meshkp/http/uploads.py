@@ -56,6 +56,10 @@ class UploadBudget:
         self.in_use += want
         self._per_client[client] += want
         try:
+            if request.content.is_eof():
+                # The whole body is already here (a small upload arrives with its headers):
+                # reading it cannot stall, so it needs no deadline, nor a timer on the loop.
+                return await read()
             async with asyncio.timeout(limits.upload_read_seconds):
                 return await read()
         except TimeoutError:

@@ -30,11 +30,32 @@ def _crc24_table() -> list[int]:
 _TABLE = _crc24_table()
 
 
+def _after_zero_byte(table: list[int]) -> list[int]:
+    """`table` with one more zero byte fed through the register after each entry."""
+    return [((crc << 8) & 0xFFFFFF) ^ _TABLE[crc >> 16] for crc in table]
+
+
+# Slicing by 6 bytes: _SLICES[k][b] is what byte b adds to the register when 5 - k bytes follow
+# it in the slice. The CRC is linear, so a slice's register is the XOR of its six bytes' parts
+# (the first three XORed with the register before it). In pure Python this is 2.3x faster than
+# a byte at a time: 11 µs instead of 25 µs for a small key's 430 bytes, which every armored
+# upload pays (docs/benchmarks.md, issue 14).
+_SLICES = [_TABLE]
+for _ in range(5):
+    _SLICES.insert(0, _after_zero_byte(_SLICES[0]))
+
+
 def crc24(data: bytes) -> int:
     """The armor checksum of RFC 9580 §6.1."""
     crc = _CRC24_INIT
+    whole = len(data) - len(data) % 6
+    t0, t1, t2, t3, t4, t5 = _SLICES
+    octets = iter(data[:whole])
+    for a, b, c, d, e, f in zip(octets, octets, octets, octets, octets, octets, strict=True):
+        crc = (t0[a ^ (crc >> 16)] ^ t1[b ^ ((crc >> 8) & 0xFF)] ^ t2[c ^ (crc & 0xFF)]
+               ^ t3[d] ^ t4[e] ^ t5[f])
     table = _TABLE
-    for byte in data:
+    for byte in data[whole:]:
         crc = ((crc << 8) & 0xFFFFFF) ^ table[(crc >> 16) ^ byte]
     return crc
 

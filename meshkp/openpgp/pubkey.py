@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import lru_cache
 
 from meshkp.errors import MalformedPacket
 from meshkp.openpgp.mpi import Reader
@@ -89,8 +90,21 @@ class PublicKey:
         return self.key_id[-4:]
 
 
+# Parsed key packets kept by body. One upload parses its primary key and each subkey 3-4
+# times (grouping, normalising, the self-signature hashes, the index terms): ~5 µs each, ~15 µs
+# of a small upload (docs/benchmarks.md, issue 14). PublicKey is frozen, so sharing is safe;
+# 1,024 keys of at most a few KB each bound the memory to a few MB.
+PARSED_KEYS_CACHED = 1024
+
+
 def parse_public_key(body: bytes) -> PublicKey:
     """Parse a public key or subkey packet body; raise MalformedPacket with the reason."""
+    if type(body) is bytes:
+        return _parse_cached(body)
+    return _parse(body)
+
+
+def _parse(body: bytes) -> PublicKey:
     reader = Reader(body, "public key packet")
     version = reader.u8()
     if version in (2, 3):
@@ -130,6 +144,9 @@ def parse_public_key(body: bytes) -> PublicKey:
     if version == 5:
         raise MalformedPacket("v5 (LibrePGP) key packets are not part of RFC 9580")
     raise MalformedPacket(f"unknown key packet version {version}")
+
+
+_parse_cached = lru_cache(maxsize=PARSED_KEYS_CACHED)(_parse)
 
 
 def _parse_material(

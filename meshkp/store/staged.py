@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from meshkp.errors import StoreUsageError
 from meshkp.store import layout
-from meshkp.store.batch import counter_values, validate_writes
+from meshkp.store.batch import CheckedWrites, counter_values, validate_writes
 from meshkp.store.protocol import BulkWrite, IndexKind, RecordWrite, Store
 
 
@@ -44,9 +44,9 @@ class StagedWrites:
             for name, delta in write.counters.items():
                 self.counter_deltas[name] = self.counter_deltas.get(name, 0) + delta
 
-    def take(self) -> list[RecordWrite]:
-        """All staged writes, in order, leaving this empty."""
-        writes = self.writes
+    def take(self) -> CheckedWrites:
+        """All staged writes, in order (validated when staged), leaving this empty."""
+        writes = CheckedWrites(self.writes)
         self.writes = []
         self.records = {}
         self.extras = {}

@@ -118,3 +118,29 @@ async def test_buffered_upload_bytes_are_bounded_per_client_and_node() -> None:
             assert reply.status == 200
         for upload in [*held, over]:
             upload[1].close()
+
+
+async def test_only_a_body_still_arriving_gets_a_read_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A body that came whole with its headers cannot stall: it is read without arming a
+    timer on the loop (issue 14). One still arriving is read under the deadline, as before."""
+    import types
+
+    from meshkp.http import uploads
+
+    armed: list[float] = []
+
+    def timeout(delay: float) -> asyncio.Timeout:
+        armed.append(delay)
+        return asyncio.timeout(delay)
+
+    monkeypatch.setattr(uploads, "asyncio", types.SimpleNamespace(timeout=timeout))
+    async with serving(Limits(upload_read_seconds=1)) as client:
+        reply = await client.post("/pks/add", data={"keytext": KEYTEXT})
+        assert reply.status == 200
+        assert armed == []
+        stalled = await stall(client, 64 * 1024)
+        assert (await status_line(stalled, within=3.0)).startswith(b"HTTP/1.1 408")
+        stalled[1].close()
+        assert armed == [1]

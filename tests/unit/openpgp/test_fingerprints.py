@@ -91,3 +91,17 @@ def test_trailing_junk_after_key_material_is_cut_as_gnupg_does() -> None:
 def test_v5_key_packets_are_refused() -> None:
     with pytest.raises(MalformedPacket, match="v5"):
         parse_public_key(bytes([5]) + b"\0" * 20)
+
+
+def test_parsed_keys_are_remembered_by_body_and_errors_are_not() -> None:
+    """parse_public_key keeps parsed keys (an upload parses each 3-4 times); what it returns
+    for a remembered body or a truncated one is what a fresh parse gives."""
+    from meshkp.openpgp import pubkey
+
+    body = next(_key_packets(FIXTURES / "ecc_keys.asc")).body
+    first = parse_public_key(body)
+    assert parse_public_key(bytes(bytearray(body))) is first  # an equal body: parsed once
+    assert first == pubkey._parse(body)
+    for _ in range(2):
+        with pytest.raises(MalformedPacket):
+            parse_public_key(body[:-3])

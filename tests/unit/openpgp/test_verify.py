@@ -519,3 +519,45 @@ def _mpi_values(material: bytes) -> list[int]:
 
 def _flip(digest: bytes) -> bytes:
     return bytes([digest[0] ^ 0x80]) + digest[1:]
+
+
+# --- Ed25519 through libsodium: the same answers as `cryptography`, never a laxer one ------
+
+# The order of the Ed25519 base point (RFC 8032 §5.1): S must be below it.
+_ED25519_L = 2**252 + 27742317777372353535851937790883648493
+
+
+@given(st.binary(min_size=32, max_size=64), st.integers(min_value=0, max_value=63))
+@settings(max_examples=40, deadline=None)
+def test_ed25519_agrees_with_cryptography(digest: bytes, flip: int) -> None:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    private = ed25519.Ed25519PrivateKey.generate()
+    public = private.public_key()
+    raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    signature = private.sign(digest)
+    assert algorithms._verify_ed25519(raw, signature, digest)
+    tampered = bytearray(signature)
+    tampered[flip] ^= 0x01
+    with pytest.raises(InvalidSignature):
+        public.verify(bytes(tampered), digest)
+    assert not algorithms._verify_ed25519(raw, bytes(tampered), digest)
+    assert not algorithms._verify_ed25519(raw, signature, digest + b"\0")
+
+
+def test_ed25519_refuses_a_non_canonical_s_and_bad_sizes() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    private = ed25519.Ed25519PrivateKey.generate()
+    raw = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    digest = hashlib.sha256(b"upload").digest()
+    signature = private.sign(digest)
+    # S + L verifies the same equation but is not the canonical encoding (RFC 8032 §5.1.7).
+    s = int.from_bytes(signature[32:], "little") + _ED25519_L
+    assert s < 2**256
+    malleated = signature[:32] + s.to_bytes(32, "little")
+    assert algorithms._verify_ed25519(raw, signature, digest)
+    assert not algorithms._verify_ed25519(raw, malleated, digest)
+    assert not algorithms._verify_ed25519(raw[:31], signature, digest)
+    assert not algorithms._verify_ed25519(raw, signature[:63], digest)

@@ -87,3 +87,32 @@ async def test_run_exclusive_jobs_share_one_fsync_per_group(
     assert results == list(range(WRITERS * 4))
     assert base.fsyncs == store.stats.groups < WRITERS * 4, store.stats
 
+
+
+async def test_a_group_commit_checks_each_write_once(
+    counted: tuple[AsyncStore, CountingLevelDB], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Staging validates a write; the group's store write trusts that (CheckedWrites) instead
+    of walking every element again, and a write staging refused never reaches the store."""
+    from meshkp.errors import StoreUsageError
+    from meshkp.store import batch
+
+    store, base = counted
+    checked: list[bytes] = []
+    problem = batch._problem
+
+    def counting(write: RecordWrite) -> str | None:
+        checked.append(write.fingerprint)
+        return problem(write)
+
+    monkeypatch.setattr(batch, "_problem", counting)
+    await asyncio.gather(*(store.write([put(fpr(n))]) for n in range(WRITERS)))
+    assert sorted(checked) == sorted(fpr(n) for n in range(WRITERS))
+    checked.clear()
+    with pytest.raises(StoreUsageError):
+        await store.write([put(b"short")])
+    assert checked == [b"short"]
+    assert await store.get(fpr(0)) is not None
+    # A plain Store.write still checks what it is given.
+    with pytest.raises(StoreUsageError):
+        base.write([put(b"short")])
