@@ -61,6 +61,11 @@ _ENTRY_ESTIMATE = 26
 # What the initiator asks about a path: its child hashes compared, with short hashes or whole
 # ones (after a collision), or the responder's entries listed.
 _NODE, _WANT = 0, 1
+# Node items and wants in one query. A diff of d differences asks about ~d at a time (a
+# far-behind one gives up first); the bound keeps one query of a hostile peer to ~0.2 s of
+# the responder's CPU (each item costs 4 subtree hashes), where 2 MiB of 7-byte items would
+# be 300,000.
+MAX_QUERY_ITEMS = 16_384
 
 
 def hash_size(g: ReconGeometry, flags: int) -> int:
@@ -184,6 +189,8 @@ class ReconResponder:
         answered = 0
         nodes = Reader(query.nodes, "recon query nodes")
         while nodes.at < len(query.nodes):
+            if answered >= MAX_QUERY_ITEMS:
+                raise DiffProtocolError(f"query holds more than {MAX_QUERY_ITEMS} items")
             vpath, flags = nodes.flagged_path(view.max_v - 1)
             size = hash_size(g, flags)
             theirs = nodes.hashes(size)
@@ -210,6 +217,8 @@ class ReconResponder:
         wants = Reader(query.wants, "recon query wants")
         answered_wants = 0
         while wants.at < len(query.wants):
+            if answered + answered_wants >= MAX_QUERY_ITEMS:
+                raise DiffProtocolError(f"query holds more than {MAX_QUERY_ITEMS} items")
             vpath = wants.path(view.max_v)
             if view.slot(vpath).size == 0:
                 piece = bytes([EMPTY])
@@ -288,7 +297,8 @@ class ReconInitiator:
             else:
                 wires = _child_wires(self.view, vpath, g.salt, hash_size(g, flags))
                 piece = encode_path(vpath, flags) + pack_hashes(wires)
-            if (nodes or wants) and used + len(piece) > budget:
+            if (nodes or wants) and (used + len(piece) > budget
+                                     or len(nodes) + len(wants) >= MAX_QUERY_ITEMS):
                 break
             self._queue.popleft()
             used += len(piece)

@@ -290,3 +290,13 @@ def test_the_estimate_follows_the_difference_and_gives_up_above_the_bound() -> N
         else:
             assert d / 2 <= initiator.estimate() <= 2 * d
             assert found(initiator.result) == expected(local, remote)
+
+
+def test_a_query_of_too_many_items_is_refused() -> None:
+    from crdt.recon_wire import ReconQuery, encode_query, pack_hashes
+    tree = tree_of({ident(1): digest(1)})
+    geometry = ReconInitiator(tree).geometry
+    item = encode_path(()) + pack_hashes((None,) * 4)
+    query = encode_query(ReconQuery(geometry, None, item * (recon.MAX_QUERY_ITEMS + 1), b""))
+    with pytest.raises(DiffProtocolError, match="more than"):
+        ReconResponder(tree).handle(query)

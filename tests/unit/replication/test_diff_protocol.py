@@ -3,6 +3,7 @@ refused and counted, and a far-behind node copying the peer's store instead of d
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from typing import Any
@@ -33,6 +34,8 @@ class Counting:
 
 async def _apart(config: Any = FAST, common: int = 30, extra: int = 6) -> Mesh:
     """n0 and n1 share `common` keys; n0 holds `extra` more that n1 lacks."""
+    # Key generation would run on the event loop in upload(): warm its cache in a thread.
+    await asyncio.to_thread(lambda: [certificate(i) for i in (*range(common + extra), 500)])
     mesh = Mesh(2, config)
     await mesh[0].upload(*range(common))
     await mesh.settle()
