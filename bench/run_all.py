@@ -46,6 +46,8 @@ BENCHMARKS: list[tuple[str, str, dict[str, object]]] = [
     ("upload_sequential", "bench.upload_sequential",
      {"count": 100, "runs": 1, "concurrent_count": 200}),
     ("upload_stages", "bench.upload_stages", {"count": 100, "runs": 1}),
+    ("scaling_write_cpu", "bench.scaling_write_cpu", {}),
+    ("scaling_sync_bytes", "bench.scaling_sync_bytes", {}),
 ]
 
 

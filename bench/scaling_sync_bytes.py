@@ -63,6 +63,11 @@ async def measure(n: int, protocol: str) -> dict[str, float]:
 @click.option("--nodes", default="50,200", show_default=True)
 def main(nodes: str) -> None:
     """Push and anti-entropy bytes per node at each mesh size."""
+    run(nodes)
+
+
+def run(nodes: str = "10") -> None:
+    """The benchmark (bench.run_all --quick calls it with one small mesh)."""
     out = {}
     for n in (int(x) for x in nodes.split(",")):
         for protocol in ("merkle", "compact"):

@@ -132,6 +132,12 @@ def _start(root: Path, n: int) -> Mesh:
 def main(nodes: str, writes: int, runs: int, throughput: bool, tp_writes: int,
          clients: int) -> None:
     """Per-node CPU of a write at each mesh size; 3- vs 6-node write throughput."""
+    run(nodes, writes, runs, throughput, tp_writes, clients)
+
+
+def run(nodes: str = "3,5", writes: int = 30, runs: int = 1, throughput: bool = False,
+        tp_writes: int = 100, clients: int = 8) -> None:
+    """The benchmark (bench.run_all --quick calls it with these small sizes)."""
     root = Path(tempfile.mkdtemp(prefix="scale-bench-"))
     out: dict[str, Any] = {"cost": {}, "throughput": {}, "load": os.getloadavg()}
     for n in (int(x) for x in nodes.split(",")):
