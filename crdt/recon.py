@@ -87,10 +87,11 @@ class ReconConfig:
     # with chance 2**-(8*hash_bytes) per differing subtree (the salt changes every round):
     # 4 bytes, once in 4 billion; each byte less saves ~1/4 of the descent.
     hash_bytes: int = 4
-    # Where a node had one differing child of four (sparse differences: most of a diff's
-    # levels), its children's hashes. A collision of one differing child there leaves a node
-    # known to differ with no differing child, which the initiator sees and asks again with
-    # whole hashes; only two differing children, one of them colliding, go unseen.
+    # Hashes where differences are sparse (a node had one differing child of four, or the
+    # level has 4 nodes or more per difference estimated so far: most of a diff's levels). A
+    # collision of one differing child there leaves a node known to differ with no differing
+    # child, which the initiator sees and asks again with whole hashes; only two differing
+    # children, one of them colliding, go unseen (for that round).
     short_hash_bytes: int = 2
     # Bytes of each digest in a listing: the same trade-off, per differing id.
     digest_bytes: int = 4
@@ -413,10 +414,13 @@ class ReconInitiator:
         self.stats.hashes += sum(1 for h in remote if h is not None)
         differing = [c for c in range(ARITY) if mine[c] != remote[c]]
         self._found(len(vpath) + 1, len(differing))
-        # One differing child of four: differences are sparse here, so its children are
-        # compared with short hashes. A collision there mostly shows (a node known to differ
-        # whose children all compare equal) and is asked again with whole hashes.
-        flags = SHORT_HASHES if len(differing) == 1 else 0
+        # Where differences are sparse (one differing child of four here, or a level of at
+        # least 4 nodes per difference estimated so far), the children's children are
+        # compared with short hashes: a node there rarely has two differing children, so a
+        # collision mostly shows (a node known to differ whose children all compare equal)
+        # and is asked again with whole hashes.
+        sparse = ARITY ** (len(vpath) + 2) >= 4 * max(1, self.estimate())
+        flags = SHORT_HASHES if len(differing) == 1 or sparse else 0
         for c in differing:
             child = (*vpath, c)
             if remote[c] is None:
