@@ -1,5 +1,11 @@
 """Benchmark: what a Merkle diff costs on the wire, against the lower bound of the ids themselves.
 
+Both protocols run on the same pair of trees in each sample, side by side: the v1 descent
+(crdt/merkle_diff.py, fanout 16, 16-byte hashes) and the compact diff (crdt/recon.py). The
+figure of issue 11 is the protocol's bytes per differing key (target < 100 B; v1 ~950 B);
+the replication round around it adds fetch ids and ~170 bytes of framing a message
+(bench/replication_antientropy.py counts those).
+
 Two trees over n ids (20-byte fingerprints -> 32-byte SHA-256 digests, as meshkp stores them)
 differ in d ids, a random mix of: added on either side, changed digest, deleted on one side.
 For each d the diff runs `runs` times on fresh random differences and the median of each
@@ -15,11 +21,13 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import median
 
 from crdt.merkle import MemoryMerkleStorage, MerkleConfig, MerkleTree
-from crdt.merkle_diff import DiffConfig, diff_trees
+from crdt.merkle_diff import DiffConfig, DiffResult, DiffStats, diff_trees
+from crdt.recon import recon_trees
 
 ID_BYTES = 20
 DIGEST_BYTES = 32
@@ -27,8 +35,9 @@ DIGEST_BYTES = 32
 
 @dataclass(frozen=True)
 class Row:
-    """Median figures of one d."""
+    """Median figures of one d and protocol."""
 
+    protocol: str
     d: int
     round_trips: float
     messages: float
@@ -40,6 +49,11 @@ class Row:
     lower_bound: int
     ratio: float
     diff_ms: float
+
+    @property
+    def per_key(self) -> float:
+        """Protocol bytes (both directions) per differing key."""
+        return self.bytes_total / self.d
 
 
 def build(
@@ -91,48 +105,57 @@ def run(
     rng = random.Random(seed)
     base, ids, build_s = build(n, rng, tree_config)
     rows = []
+    protocols: dict[str, Callable[[MerkleTree, MerkleTree], tuple[DiffResult, DiffStats]]] = {
+        "merkle": lambda a, b: diff_trees(a, b, diff_config),
+        "compact": recon_trees,
+    }
     for d in ds:
-        samples = []
+        by_protocol: dict[str, list[tuple[DiffStats, float]]] = {name: [] for name in protocols}
         for _ in range(runs):
             local, remote = perturb(base, ids, d, rng, tree_config)
-            started = time.perf_counter()
-            result, stats = diff_trees(local, remote, diff_config)
-            elapsed = time.perf_counter() - started
-            if len(result.ids()) != d:
-                raise SystemExit(f"diff found {len(result.ids())} ids, expected {d}: a bug")
-            samples.append((stats, elapsed))
-        lower = d * (ID_BYTES + DIGEST_BYTES)
-        total = median([s.bytes_total for s, _ in samples])
-        rows.append(
-            Row(
-                d=d,
-                round_trips=median([s.round_trips for s, _ in samples]),
-                messages=median([s.messages for s, _ in samples]),
-                bytes_sent=median([s.bytes_sent for s, _ in samples]),
-                bytes_received=median([s.bytes_received for s, _ in samples]),
-                bytes_total=total,
-                hashes=median([s.hashes for s, _ in samples]),
-                entries=median([s.entries for s, _ in samples]),
-                lower_bound=lower,
-                ratio=total / lower,
-                diff_ms=median([t for _, t in samples]) * 1000,
-            )
-        )
+            for name, diff in protocols.items():
+                started = time.perf_counter()
+                result, stats = diff(local, remote)
+                elapsed = time.perf_counter() - started
+                if len(result.ids()) != d:
+                    raise SystemExit(f"{name} diff found {len(result.ids())} ids, expected {d}")
+                by_protocol[name].append((stats, elapsed))
+        rows.extend(_row(name, d, samples) for name, samples in by_protocol.items())
     return rows, build_s
+
+
+def _row(protocol: str, d: int, samples: list[tuple[DiffStats, float]]) -> Row:
+    """The median figures of one protocol's samples at one d."""
+    lower = d * (ID_BYTES + DIGEST_BYTES)
+    total = median([s.bytes_total for s, _ in samples])
+    return Row(
+        protocol=protocol,
+        d=d,
+        round_trips=median([s.round_trips for s, _ in samples]),
+        messages=median([s.messages for s, _ in samples]),
+        bytes_sent=median([s.bytes_sent for s, _ in samples]),
+        bytes_received=median([s.bytes_received for s, _ in samples]),
+        bytes_total=total,
+        hashes=median([s.hashes for s, _ in samples]),
+        entries=median([s.entries for s, _ in samples]),
+        lower_bound=lower,
+        ratio=total / lower,
+        diff_ms=median([t for _, t in samples]) * 1000,
+    )
 
 
 def format_table(rows: list[Row]) -> str:
     """A plain-text table of the rows."""
     header = (
-        f"{'d':>6} {'rtt':>4} {'msgs':>5} {'sent B':>9} {'recv B':>9} {'total B':>9} "
-        f"{'hashes':>7} {'entries':>7} {'bound B':>8} {'ratio':>6} {'ms':>7}"
+        f"{'protocol':>8} {'d':>6} {'rtt':>4} {'msgs':>5} {'sent B':>9} {'recv B':>9} {'total B':>9} "
+        f"{'hashes':>7} {'entries':>7} {'bound B':>8} {'ratio':>6} {'B/key':>6} {'ms':>7}"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(
-            f"{r.d:>6} {r.round_trips:>4g} {r.messages:>5g} {r.bytes_sent:>9.0f} "
+            f"{r.protocol:>8} {r.d:>6} {r.round_trips:>4g} {r.messages:>5g} {r.bytes_sent:>9.0f} "
             f"{r.bytes_received:>9.0f} {r.bytes_total:>9.0f} {r.hashes:>7.0f} {r.entries:>7.0f} "
-            f"{r.lower_bound:>8} {r.ratio:>6.1f} {r.diff_ms:>7.1f}"
+            f"{r.lower_bound:>8} {r.ratio:>6.1f} {r.per_key:>6.0f} {r.diff_ms:>7.1f}"
         )
     return "\n".join(lines)
 

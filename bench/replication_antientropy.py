@@ -7,9 +7,15 @@ round from B moves them. Reported: wire bytes of the round, time to converge, th
 d records themselves (ratio, target < 3 for d >= 10), and the ratio to the full N-key transfer
 (an empty node pulling all N keys: a bootstrap scan, then a diff of equal trees).
 
-The generated keys are tiny (~420 B: one user ID, one subkey), while the diff costs a fixed
-~950 B per differing id (fanout 16, depth 4, 16-byte hashes), so their ratio is the worst
-case. With `--real-keys` (default: the Debian keyring, if present) the d differing keys are
+Each d runs once per diff protocol (`--protocols`, default both: the v1 Merkle descent and
+the compact diff of crdt/recon.py) on fresh copies of the same two stores, side by side in one
+run, `--runs` times (median). The overhead per differing key is (wire bytes of the round -
+the d records' bytes) / d: hashes, listings, fetch ids, acks and ~170 bytes of framing
+(length prefix, sealing, signature) per message.
+
+The generated keys are tiny (~420 B: one user ID, one subkey), while the v1 diff costs a
+fixed ~950 B per differing id (fanout 16, depth 4, 16-byte hashes), so their ratio is the
+worst case. With `--real-keys` (default: the Debian keyring, if present) the d differing keys are
 also taken from real keys (the N - d common ones stay generated), which is what a keyserver
 mostly holds.
 
@@ -71,9 +77,11 @@ def fill(path: Path, recs: list[KeyRecord]) -> None:
     store.close()
 
 
-async def one_round(a_dir: Path, b_dir: Path) -> tuple[int, int, int, float]:
+async def one_round(a_dir: Path, b_dir: Path, protocol: str = "compact"
+                    ) -> tuple[int, int, int, float]:
     net = LoopbackNetwork()
-    cfg = ReplicationConfig(sync_interval_s=3600, first_sync_delay_s=3600, request_timeout_s=600)
+    cfg = ReplicationConfig(sync_interval_s=3600, first_sync_delay_s=3600, request_timeout_s=600,
+                            diff_protocol=protocol)
     stores = [AsyncStore(LevelDBStore(a_dir)), AsyncStore(LevelDBStore(b_dir))]
     a = Replicator(stores[0], "a", Committer(Limits()), cfg, StaticPeers([PeerRef("b", ("x", 0))]),
                    net.channel("a"))
@@ -91,24 +99,32 @@ async def one_round(a_dir: Path, b_dir: Path) -> tuple[int, int, int, float]:
     return outcome.meter.sent + outcome.meter.received, outcome.keys_pulled, outcome.meter.requests, elapsed
 
 
-def measure(common: Path, work: Path, extra: list[KeyRecord], label: str) -> dict[str, Any]:
-    """One round from a node lacking `extra` to one holding it, both on copies of `common`."""
+def measure(common: Path, work: Path, extra: list[KeyRecord], label: str,
+            protocol: str = "compact", runs: int = 1) -> dict[str, Any]:
+    """A round from a node lacking `extra` to one holding it, both on copies of `common`
+    (`runs` times on fresh copies; the median run by wire bytes)."""
     d = len(extra)
     a_dir, b_dir = work / f"a{label}{d}", work / f"b{label}{d}"
-    shutil.copytree(common, a_dir)
-    shutil.copytree(common, b_dir)
-    try:
-        fill(a_dir, extra)
-        wire, pulled, requests, seconds = asyncio.run(one_round(a_dir, b_dir))
-    finally:
-        shutil.rmtree(a_dir, ignore_errors=True)
-        shutil.rmtree(b_dir, ignore_errors=True)
+    samples = []
+    for _ in range(runs):
+        shutil.copytree(common, a_dir)
+        shutil.copytree(common, b_dir)
+        try:
+            fill(a_dir, extra)
+            samples.append(asyncio.run(one_round(a_dir, b_dir, protocol)))
+        finally:
+            shutil.rmtree(a_dir, ignore_errors=True)
+            shutil.rmtree(b_dir, ignore_errors=True)
+    wire, pulled, requests, seconds = sorted(samples)[len(samples) // 2]
     record_bytes = sum(len(r.encode()) for r in extra)
-    print(f"{label or 'generated':9s} d={d:5d} wire={wire:10d} B records={record_bytes:10d} B "
-          f"ratio={wire / record_bytes:6.2f} requests={requests} converge={seconds:.3f} s")
-    return {"keys": label or "generated", "d": d, "wire_bytes": wire, "record_bytes": record_bytes,
-            "ratio": wire / record_bytes, "requests": requests, "seconds": seconds,
-            "pulled": pulled, "mean_record_bytes": record_bytes / d}
+    overhead = (wire - record_bytes) / d
+    print(f"{label or 'generated':9s} {protocol:7s} d={d:5d} wire={wire:10d} B "
+          f"records={record_bytes:10d} B ratio={wire / record_bytes:6.2f} "
+          f"overhead/key={overhead:7.1f} B requests={requests} converge={seconds:.3f} s")
+    return {"keys": label or "generated", "protocol": protocol, "d": d, "wire_bytes": wire,
+            "record_bytes": record_bytes, "ratio": wire / record_bytes,
+            "overhead_per_key": overhead, "requests": requests, "seconds": seconds,
+            "pulled": pulled, "mean_record_bytes": record_bytes / d, "runs": runs}
 
 
 @click.command()
@@ -117,12 +133,16 @@ def measure(common: Path, work: Path, extra: list[KeyRecord], label: str) -> dic
 @click.option("--real-keys", type=click.Path(dir_okay=False, path_type=Path),
               default=DEBIAN_KEYRING, show_default=True,
               help="Keyring whose keys are also used as the d differing keys (d <= 100).")
-def main(n: int, diffs: str, real_keys: Path) -> None:
+@click.option("--protocols", default="merkle,compact", show_default=True,
+              help="Diff protocols to measure side by side (ReplicationConfig.diff_protocol).")
+@click.option("--runs", default=1, show_default=True, help="Rounds per d and protocol (median).")
+def main(n: int, diffs: str, real_keys: Path, protocols: str, runs: int) -> None:
     """Anti-entropy cost between two N-key nodes differing by d keys."""
-    run(n, diffs, real_keys)
+    run(n, diffs, real_keys, protocols, runs)
 
 
-def run(keys: int = 100_000, diffs: str = "1,10,100,1000", real_keys: Path | None = DEBIAN_KEYRING) -> None:
+def run(keys: int = 100_000, diffs: str = "1,10,100,1000", real_keys: Path | None = DEBIAN_KEYRING,
+        protocols: str = "merkle,compact", runs: int = 1) -> None:
     """The benchmark (bench.run_all calls it with small sizes for --quick)."""
     n = keys
     ds = [int(d) for d in diffs.split(",")]
@@ -134,13 +154,17 @@ def run(keys: int = 100_000, diffs: str = "1,10,100,1000", real_keys: Path | Non
     try:
         common = work / "common"
         fill(common, recs[: n - max(ds)])
+        names = protocols.split(",")
         for d in ds:
-            rows.append(measure(common, work, recs[n - max(ds): n - max(ds) + d], ""))
+            for protocol in names:
+                rows.append(measure(common, work, recs[n - max(ds): n - max(ds) + d], "",
+                                    protocol, runs))
         real_ds = [d for d in ds if 10 <= d <= 100]
         if real_keys is not None and real_keys.exists() and real_ds:
             real = real_records(real_keys, max(real_ds))
             for d in (d for d in real_ds if d <= len(real)):
-                rows.append(measure(common, work, real[:d], "real"))
+                for protocol in names:
+                    rows.append(measure(common, work, real[:d], "real", protocol, runs))
         full_dir = work / "empty"
         full_dir.mkdir()
         wire, pulled, requests, seconds = asyncio.run(one_round(common, full_dir))
@@ -148,7 +172,8 @@ def run(keys: int = 100_000, diffs: str = "1,10,100,1000", real_keys: Path | Non
         print(f"full transfer: {wire / max(1, pulled):.0f} wire bytes per key")
         for row in rows:
             row["vs_full"] = row["wire_bytes"] / wire
-            print(f"{row['keys']:9s} d={row['d']:5d} wire/full = {row['vs_full']:.5f}")
+            print(f"{row['keys']:9s} {row['protocol']:7s} d={row['d']:5d} "
+                  f"wire/full = {row['vs_full']:.5f}")
         OUT_DIR.mkdir(parents=True, exist_ok=True)
         (OUT_DIR / "replication_antientropy.json").write_text(json.dumps(
             {"keys": n, "rows": rows, "full": {"keys": pulled, "wire_bytes": wire, "seconds": seconds}},

@@ -50,6 +50,8 @@ BENCHMARKS: list[tuple[str, str, dict[str, object]]] = [
     ("compression_ratio", "bench.compression_ratio", {"runs": 1}),
     ("backup_restore", "bench.backup_restore", {"keys": 2_000, "runs": 1}),
     ("upload_writer_cpu", "bench.upload_writer_cpu", {"count": 100, "runs": 1}),
+    ("scaling_write_cpu", "bench.scaling_write_cpu", {}),
+    ("scaling_sync_bytes", "bench.scaling_sync_bytes", {}),
 ]
 
 

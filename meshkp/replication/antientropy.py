@@ -7,9 +7,14 @@ One round (`SyncRound.run`) with a peer:
    fingerprint order, page by page (Scan/ScanBatch), without a diff, which against an empty
    tree would only send every id and digest ahead of the records. The diff that follows
    finds what changed on the peer during the copy or scan.
-1. diff: crdt.merkle_diff's initiator runs here (its tree reads on a store reader thread),
-   each query a DiffQuery request, each answer a DiffAnswer; it ends knowing exactly which
-   fingerprints differ or are missing on either side. Cost ~ d * depth * fanout hashes.
+1. diff: crdt.recon's compact initiator (or crdt.merkle_diff's, config diff_protocol, and
+   with a peer that refused a compact query) runs here, its tree reads on a store reader
+   thread, each query a DiffQuery request, each answer a DiffAnswer; it ends knowing which
+   fingerprints differ or are missing on either side. Cost ~ d * log4(n/d) * 4 short hashes.
+   If the compact diff estimates the difference at far_behind_differences or more (or a
+   quarter of our keys), it stops and the round copies the peer's store (snapshot, step 0,
+   which keeps and joins what we hold), then diffs again: a far-behind node does not pull
+   key by key.
 2. pull: the records the peer has and we lack or hold differently are fetched in batches
    and merged here by the CRDT join (not forwarded: the peer and anti-entropy cover others);
 3. push: the records we have and the peer lacks or holds differently are pushed to it in
@@ -33,6 +38,7 @@ from dataclasses import dataclass
 from crdt.errors import CrdtError
 from crdt.merkle import MerkleTree
 from crdt.merkle_diff import DiffConfig, DiffInitiator, DiffResult
+from crdt.recon import ReconConfig, ReconInitiator
 from meshkp.errors import InvalidPeerRecord, ReplicationError, WireError
 from meshkp.replication.config import ReplicationConfig
 from meshkp.replication.messages import (
@@ -53,14 +59,25 @@ log = logging.getLogger(__name__)
 InThread = Callable[[Callable[[], object]], Awaitable[object]]
 ApplyRecords = Callable[[Sequence[bytes]], Awaitable[int]]  # -> records that changed our state
 ReadRecords = Callable[[Sequence[bytes]], Awaitable[list[bytes]]]
-# A snapshot bootstrap (snapshot.py) if this node wants one: records copied, None if not wanted.
-CopySnapshot = Callable[[PeerRef, ByteMeter], Awaitable[int | None]]
+# A snapshot bootstrap (snapshot.py) if this node wants one, or (True) is far behind the peer:
+# records copied, None if not wanted or not possible.
+CopySnapshot = Callable[[PeerRef, ByteMeter, bool], Awaitable[int | None]]
+Initiator = DiffInitiator | ReconInitiator
 # Pulled batches being applied at once: one merging while the next is validated.
 _APPLYING = 2
 # Records one bootstrap scan may pull: several times the largest public key set (SKS's ~7
 # million keys). Each page must move the cursor on, but a hostile peer could invent keys
 # forever; this ends such a round.
 _MAX_SCAN_RECORDS = 50_000_000
+
+
+class _LegacyPeer(Exception):
+    """The peer refused a compact diff query as a v1 responder does."""
+
+
+def _refuses_v2(reason: str) -> bool:
+    # What crdt.merkle_diff's decode_query says of a v2 query (a msgpack array, not a map).
+    return reason.startswith("malformed diff query")
 
 
 @dataclass(slots=True)
@@ -91,8 +108,14 @@ class SyncRound:
         read_records: ReadRecords,
         progress: SyncProgress,
         copy_snapshot: CopySnapshot | None = None,
+        legacy_peers: set[str] | None = None,
+        recon_config: ReconConfig | None = None,
     ) -> None:
         self.config = config
+        # Peers that refused a compact diff query (an older version): spoken to in v1.
+        self.legacy_peers = legacy_peers if legacy_peers is not None else set()
+        self.recon_config = recon_config or ReconConfig()
+        self.far_behind = False  # this round found the peer far ahead and copied its store
         self.copy_snapshot = copy_snapshot
         self.diff_config = diff_config
         self.tree = tree
@@ -111,7 +134,7 @@ class SyncRound:
         scanned = 0
         if self.copy_snapshot is not None:
             self.progress.phase = "snapshot"
-            scanned = await self.copy_snapshot(peer, self.meter) or 0
+            scanned = await self.copy_snapshot(peer, self.meter, False) or 0
             self.progress.pulled += scanned
             self.progress.to_pull += scanned
         if not scanned and await self.in_thread(self._empty):
@@ -119,7 +142,19 @@ class SyncRound:
             self.progress.phase = "scan"
             scanned = await self._scan(peer)
         self.progress.phase = "diff"
-        result = await self._diff(peer)  # after a scan: what changed on the peer meanwhile
+        # After a scan or copy: what changed on the peer meanwhile.
+        result = await self._diff(peer, may_give_up=not scanned)
+        if result is None:  # far behind: copy the peer's store, then what changed meanwhile
+            self.far_behind = True
+            self.progress.phase = "snapshot"
+            assert self.copy_snapshot is not None
+            copied = await self.copy_snapshot(peer, self.meter, True)
+            scanned = copied or 0
+            self.progress.pulled += scanned
+            self.progress.to_pull += scanned
+            self.progress.phase = "diff"
+            result = await self._diff(peer, may_give_up=False)
+            assert result is not None
         pull = sorted(set(result.remote_only) | set(result.differing))
         push = sorted(set(result.local_only) | set(result.differing))
         self.progress.to_pull += len(pull)
@@ -200,16 +235,44 @@ class SyncRound:
         self.progress.pulled += len(records)
         return done
 
-    async def _diff(self, peer: PeerRef) -> DiffResult:
-        initiator = DiffInitiator(self.tree, self.diff_config)
+    async def _diff(self, peer: PeerRef, may_give_up: bool) -> DiffResult | None:
+        """What differs from `peer`; None if the compact diff found this node far behind."""
+        if self.config.diff_protocol == "compact" and peer.node_id not in self.legacy_peers:
+            give_up = self._far_behind_bound() if may_give_up else None
+            compact = ReconInitiator(self.tree, self.recon_config, give_up)
+            try:
+                result = await self._run_diff(peer, compact)
+            except _LegacyPeer as exc:
+                self.legacy_peers.add(peer.node_id)
+                log.info("event=diff_protocol_fallback peer=%s protocol=merkle reason=%s",
+                         peer.node_id, exc)
+            else:
+                if compact.gave_up:
+                    log.info("event=sync_far_behind peer=%s estimated_differences=%d "
+                             "action=snapshot", peer.node_id, compact.estimate())
+                    return None
+                return result
+        return await self._run_diff(peer, DiffInitiator(self.tree, self.diff_config))
+
+    def _far_behind_bound(self) -> int | None:
+        """Estimated differences from which a round copies the peer's store instead."""
+        if self.copy_snapshot is None or not self.config.far_behind_differences:
+            return None
+        return max(self.config.far_behind_differences, len(self.tree) // 4)
+
+    async def _run_diff(self, peer: PeerRef, initiator: Initiator) -> DiffResult:
         query = await self.in_thread(initiator.start)
+        first = True
         while query is not None:
             assert isinstance(query, bytes)
             reply = await self.channel.request(
                 peer, DiffQuery(query), self.config.request_timeout_s, self.meter
             )
             if isinstance(reply, SyncError):
+                if first and isinstance(initiator, ReconInitiator) and _refuses_v2(reply.reason):
+                    raise _LegacyPeer(reply.reason)
                 raise ReplicationError(f"{peer.node_id} refused the diff: {reply.reason}")
+            first = False
             if not isinstance(reply, DiffAnswer):
                 raise WireError(f"{peer.node_id} answered a diff query with {type(reply).__name__}")
             answer = reply.data

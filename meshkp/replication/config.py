@@ -66,6 +66,16 @@ class ReplicationConfig:
     # bootstrap, meshkp/replication/snapshot.py: structural checks only, ~10x faster than
     # pulling). Off, or with verify_peer_records = "all", it pulls and validates every record.
     snapshot_bootstrap: bool = True
+    # The Merkle diff of a round: "compact" (crdt/recon.py: a fanout-4 view of the tree,
+    # salted 2-4 byte hashes, ~6-10x fewer bytes per differing key, 5-8 round trips) or
+    # "merkle" (crdt/merkle_diff.py, fanout 16 and 16-byte hashes, 3 round trips; what nodes
+    # before it speak). A compact query to an older peer is refused at once, and the node
+    # then speaks "merkle" to that peer.
+    diff_protocol: str = "compact"
+    # A compact diff estimating at least max(this, a quarter of our keys) differing keys
+    # stops and the round copies the peer's store instead (snapshot bootstrap, which keeps
+    # what this node holds): a far-behind node does not descend and pull key by key. 0: never.
+    far_behind_differences: int = 10_000
     # Records of keys new here in one received batch before they are validated and indexed in
     # the node's worker processes (meshkp/keys/pool.py; prepare.py) rather than a thread: below
     # it, the round trip to a worker (pickling both ways) costs more than the work it saves.
@@ -115,6 +125,11 @@ class ReplicationConfig:
             raise ConfigError(
                 f"verify_peer_records must be all, push or none, got {self.verify_peer_records!r}"
             )
+        if self.diff_protocol not in ("compact", "merkle"):
+            raise ConfigError(
+                f"diff_protocol must be compact or merkle, got {self.diff_protocol!r}")
+        if self.far_behind_differences < 0:
+            raise ConfigError("far_behind_differences must be >= 0 (0: never)")
         if self.prepare_min_batch < 1:
             raise ConfigError("prepare_min_batch must be >= 1")
         if self.compression not in COMPRESSIONS:

@@ -11,12 +11,14 @@ from typing import Any
 
 from meshkp.errors import PeerUnreachable, WireError
 from meshkp.net.crypto import SEAL_OVERHEAD
+from meshkp.net.frameauth import AUTH_BYTES
 from meshkp.net.tcp import LENGTH_BYTES
 from meshkp.net.wire import TCP_FRAME_BYTES, Frame, decode_frame, encode_frame
 from meshkp.replication.messages import Message, decode_message
 from meshkp.replication.peers import ByteMeter, PeerRef
 
-_OVERHEAD = LENGTH_BYTES + SEAL_OVERHEAD  # length prefix and sealing, as on TCP
+# Length prefix, sealing and the frame's signature trailer, as on TCP (~170 bytes a frame).
+_OVERHEAD = LENGTH_BYTES + SEAL_OVERHEAD + AUTH_BYTES
 
 
 class LoopbackNetwork:

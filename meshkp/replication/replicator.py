@@ -18,9 +18,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from crdt.errors import CrdtError
+from crdt.errors import CrdtError, DiffProtocolError
 from crdt.hlc import HybridLogicalClock
 from crdt.merkle_diff import DiffConfig, DiffResponder
+from crdt.recon import ReconResponder
+from crdt.recon_wire import is_recon_query
 from meshkp.errors import InvalidPeerRecord, PeerUnreachable, ReplicationError, StoreFull, WireError
 from meshkp.keys.commit import DELETED, PULLED, Committer, MergeResult, Origin, Source, joining
 from meshkp.keys.ingest import KEYS_COUNTER
@@ -123,6 +125,7 @@ class Replicator:
         # Set by the node wiring: the transport's frame counters and the listener's address.
         self.net_stats: NetStats | None = None
         self.sync_addr: tuple[str, int] | None = None
+        self._legacy_diff_peers: set[str] = set()  # refused a compact diff (antientropy.py)
         self._sync_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
@@ -295,13 +298,20 @@ class Replicator:
         self.counters.records_applied += len(result.changes)
         return len(result.changes)
 
-    async def _on_diff(self, query: DiffQuery) -> DiffAnswer:
-        responder = DiffResponder(self.merkle.tree(self._raw_store()), self.diff_config)
+    async def _on_diff(self, query: DiffQuery) -> DiffAnswer | SyncError:
+        tree = self.merkle.tree(self._raw_store())
+        responder = (ReconResponder(tree) if is_recon_query(query.data)
+                     else DiffResponder(tree, self.diff_config))
 
         def answer(_store: Store) -> bytes:
             return responder.handle(query.data)
 
-        data: bytes = await self.store.read(answer)
+        try:
+            data: bytes = await self.store.read(answer)
+        except DiffProtocolError as exc:  # a bad query: counted, refused, nothing changed
+            self.counters.batches_rejected += 1
+            log.warning("event=diff_query_refused error=%s", exc)
+            return SyncError(str(exc))
         return DiffAnswer(data)
 
     async def _on_fetch(self, fetch: Fetch) -> RecordBatch:
@@ -368,9 +378,10 @@ class Replicator:
             return True
         return await self.store.read(lambda store: len(self.merkle.tree(store)) == 0)  # type: ignore[no-any-return]
 
-    async def _copy_snapshot(self, peer: PeerRef, meter: Any) -> int | None:
-        """A snapshot bootstrap from `peer` if this node wants one (empty, or one unfinished)."""
-        if self.bootstrap is None or not await self._wants_snapshot():
+    async def _copy_snapshot(self, peer: PeerRef, meter: Any, far_behind: bool) -> int | None:
+        """A snapshot bootstrap from `peer` if this node wants one (empty, one unfinished, or
+        `far_behind`: a diff estimated that it lacks much of what the peer holds)."""
+        if self.bootstrap is None or not (far_behind or await self._wants_snapshot()):
             return None
         try:
             return await self.bootstrap.run(peer, meter, await self.bootstrap.cursor())
@@ -396,7 +407,8 @@ class Replicator:
             round_ = SyncRound(
                 self.config, self.diff_config, self.merkle.tree(self._raw_store()), self.channel,
                 self.pusher, self._in_thread, self.apply_pulled, self.read_records, self.progress,
-                self._copy_snapshot,
+                self._copy_snapshot if self.bootstrap is not None else None,
+                self._legacy_diff_peers,
             )
             self.counters.sync_rounds += 1
             status.rounds += 1

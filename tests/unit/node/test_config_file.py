@@ -89,6 +89,10 @@ EXPLICIT = {
     "cluster.replication.first_sync_delay": ('"2s"', lambda c: c.replication.first_sync_delay_s == 2),
     "cluster.replication.snapshot_bootstrap": ("false",
                                                lambda c: c.replication.snapshot_bootstrap is False),
+    "cluster.replication.diff_protocol": ('"merkle"',
+                                          lambda c: c.replication.diff_protocol == "merkle"),
+    "cluster.replication.far_behind_differences": (
+        "500", lambda c: c.replication.far_behind_differences == 500),
     "cluster.replication.push_queue_max": ("1000", lambda c: c.replication.push_queue_max == 1000),
     "cluster.replication.push_batch_records": ("64",
                                                lambda c: c.replication.push_batch_records == 64),

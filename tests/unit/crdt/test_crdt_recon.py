@@ -1,0 +1,302 @@
+"""The compact diff (crdt/recon.py): every difference found both ways, collisions of short
+hashes, a bad peer's bytes, and the far-behind estimate."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterator
+from functools import cache
+from itertools import count
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crdt import recon, recon_view
+from crdt.errors import CrdtConfigError, DiffProtocolError
+from crdt.merkle import MemoryMerkleStorage, MerkleConfig, MerkleTree
+from crdt.merkle_diff import DiffResult, diff_trees
+from crdt.recon import ReconConfig, ReconInitiator, ReconResponder, recon_trees
+from crdt.recon_view import QuadView, vpath_of
+from crdt.recon_wire import Reader, encode_path, is_recon_query
+
+SMALL = MerkleConfig(fanout=16, depth=2)  # 256 buckets: sub-bucket levels are reached
+
+
+def tree_of(items: dict[bytes, bytes], config: MerkleConfig = SMALL) -> MerkleTree:
+    storage = MemoryMerkleStorage()
+    tree = MerkleTree(storage, config)
+    batch = tree.batch()
+    for item_id, digest in items.items():
+        batch.put(item_id, digest)
+    storage.apply(batch.writes())
+    return tree
+
+
+def ident(i: int) -> bytes:
+    return hashlib.sha1(b"id%d" % i).digest()
+
+
+def digest(i: int, version: int = 0) -> bytes:
+    return hashlib.sha256(b"d%d/%d" % (i, version)).digest()
+
+
+def expected(local: dict[bytes, bytes], remote: dict[bytes, bytes]) -> tuple[set[bytes], ...]:
+    return (set(local) - set(remote), set(remote) - set(local),
+            {i for i in set(local) & set(remote) if local[i] != remote[i]})
+
+
+def found(result: DiffResult) -> tuple[set[bytes], ...]:
+    return set(result.local_only), set(result.remote_only), set(result.differing)
+
+
+def two_maps(n: int, d: int, seed: int) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+    """Maps of ~n ids differing in d: ids each side lacks, and digests changed."""
+    rng = random.Random(seed)
+    base = {ident(i): digest(i) for i in range(n)}
+    local, remote = dict(base), dict(base)
+    for k, i in enumerate(rng.sample(range(n), d)):
+        kind = k % 3
+        if kind == 0:
+            del remote[ident(i)]
+        elif kind == 1:
+            del local[ident(i)]
+        else:
+            remote[ident(i)] = digest(i, 1)
+    return local, remote
+
+
+@pytest.mark.parametrize("n,d", [(0, 0), (1, 1), (50, 0), (300, 1), (2000, 10), (2000, 300)])
+def test_every_difference_is_found_in_both_directions(n: int, d: int) -> None:
+    local, remote = two_maps(n, d, seed=n + d)
+    result, stats = recon_trees(tree_of(local), tree_of(remote))
+    assert found(result) == expected(local, remote)
+    # ... and the same as the v1 diff finds.
+    v1, _ = diff_trees(tree_of(local), tree_of(remote))
+    assert found(result) == found(v1)
+    if local == remote:
+        assert stats.round_trips == 1
+
+
+def test_one_side_empty() -> None:
+    items = {ident(i): digest(i) for i in range(500)}
+    pulled, _ = recon_trees(tree_of({}), tree_of(items))
+    assert set(pulled.remote_only) == set(items) and not pulled.local_only
+    pushed, _ = recon_trees(tree_of(items), tree_of({}))
+    assert set(pushed.local_only) == set(items) and not pushed.remote_only
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sets(st.integers(0, 400), max_size=120), st.sets(st.integers(0, 400), max_size=120),
+       st.sets(st.integers(0, 400), max_size=30))
+def test_any_two_maps(only_local: set[int], only_remote: set[int], changed: set[int]) -> None:
+    local = {ident(i): digest(i) for i in only_local | changed}
+    remote = {ident(i): digest(i) for i in only_remote | changed}
+    for i in sorted(changed)[::2]:
+        remote[ident(i)] = digest(i, 1)
+    result, _ = recon_trees(tree_of(local), tree_of(remote))
+    assert found(result) == expected(local, remote)
+
+
+def test_it_costs_a_fraction_of_the_v1_descent() -> None:
+    """Bytes, not time: the point of the protocol (bench/merkle_diff.py has the figures)."""
+    local, remote = two_maps(8000, 30, seed=3)
+    a, b = tree_of(local, MerkleConfig()), tree_of(remote, MerkleConfig())
+    _, v2 = recon_trees(a, b)
+    _, v1 = diff_trees(a, b)
+    assert v2.bytes_total * 4 < v1.bytes_total
+
+
+def test_messages_above_the_bound_are_refused_unread() -> None:
+    local, remote = two_maps(3000, 400, seed=4)
+    small = ReconConfig(max_message_bytes=4096)
+    result, stats = recon_trees(tree_of(local), tree_of(remote), small)
+    assert found(result) == expected(local, remote)  # deferred, not lost
+    assert stats.round_trips > 5
+    with pytest.raises(DiffProtocolError, match="exceeds"):
+        ReconResponder(tree_of(remote), small).handle(b"\x95" + bytes(3 * 4096))
+
+
+# -- collisions of short hashes ------------------------------------------------------------
+
+def colliding(width: int) -> object:
+    """A `salted` whose short outputs hold only `width` bytes of entropy (the rest zero)."""
+    real = recon_view.salted
+
+    def salted(full: bytes, salt: bytes, size: int) -> bytes:
+        if size >= 32:
+            return real(full, salt, size)
+        return real(full, salt, width) + bytes(size - width) if width else bytes(size)
+
+    return salted
+
+
+def test_a_collision_at_every_short_hash_is_seen_and_asked_again_whole(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every short hash the same: each node known to differ shows no differing child, and is
+    compared again with whole hashes: one difference is still found, in the same round."""
+    monkeypatch.setattr(recon, "salted", colliding(0))
+    items = {ident(i): digest(i) for i in range(3000)}
+    changed = dict(items)
+    changed[ident(7)] = digest(7, 1)
+    config = ReconConfig(digest_bytes=32)  # listed digests whole: only node hashes collide
+    initiator = ReconInitiator(tree_of(items), config)
+    responder = ReconResponder(tree_of(changed), config)
+    message: bytes | None = initiator.start()
+    while message is not None:
+        message = initiator.handle(responder.handle(message))
+    assert set(initiator.result.differing) == {ident(7)}
+    assert initiator.collisions >= 1
+
+
+def test_differences_a_collision_hid_are_found_by_later_rounds(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With one byte of entropy per short hash and digest, rounds miss differences now and
+    then; the salt is new each round, so syncing round after round loses none."""
+    monkeypatch.setattr(recon, "salted", colliding(1))
+    local, remote = two_maps(3000, 400, seed=9)
+    config = ReconConfig(hash_bytes=2, short_hash_bytes=2, digest_bytes=2)
+    missed_once = False
+    for _ in range(30):
+        result, _ = recon_trees(tree_of(local), tree_of(remote), config)
+        truth = expected(local, remote)
+        missed_once |= found(result) != truth
+        assert all(f <= t for f, t in zip(found(result), truth, strict=True))  # never invents
+        if not any(truth):
+            break
+        for item_id in result.remote_only:
+            local[item_id] = remote[item_id]
+        for item_id in result.differing:
+            local[item_id] = remote[item_id]
+        for item_id in result.local_only:
+            remote[item_id] = local[item_id]
+    assert local == remote
+    assert missed_once  # the test does exercise misses
+
+
+def test_salts_differ_between_sessions() -> None:
+    tree = tree_of({ident(1): digest(1)})
+    assert ReconInitiator(tree).geometry.salt != ReconInitiator(tree).geometry.salt
+
+
+# -- a bad peer ----------------------------------------------------------------------------
+
+@cache
+def _trees() -> tuple[MerkleTree, MerkleTree]:
+    local, remote = two_maps(600, 30, seed=5)
+    return tree_of(local), tree_of(remote)
+
+
+def _session() -> tuple[ReconInitiator, ReconResponder, bytes]:
+    local, remote = _trees()  # the trees are only read
+    initiator = ReconInitiator(local)
+    return initiator, ReconResponder(remote), initiator.start()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_a_mutated_query_is_answered_or_refused_never_crashes(data: st.DataObject) -> None:
+    _, responder, query = _session()
+    position = data.draw(st.integers(0, len(query) - 1))
+    mutated = bytearray(query)
+    mutated[position] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(1, len(query)))
+    for blob in (bytes(mutated), bytes(mutated[:cut])):
+        try:
+            responder.handle(blob)
+        except DiffProtocolError:
+            pass
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_a_mutated_answer_is_used_or_refused_never_crashes(data: st.DataObject) -> None:
+    initiator, responder, query = _session()
+    answer = bytearray(responder.handle(query))
+    position = data.draw(st.integers(0, len(answer) - 1))
+    answer[position] = data.draw(st.integers(0, 255))
+    try:
+        initiator.handle(bytes(answer))
+    except DiffProtocolError:
+        pass
+
+
+def test_an_answer_listing_an_id_under_the_wrong_path_is_refused() -> None:
+    local = {ident(i): digest(i) for i in range(3)}
+    remote = dict(local)
+    remote[ident(3)] = digest(3)
+    initiator = ReconInitiator(tree_of(local))
+    responder = ReconResponder(tree_of(remote))
+    answer = responder.handle(initiator.start())
+    stranger = next(i for i in (ident(k) for k in count(100))
+                    if vpath_of(i, 1) != vpath_of(ident(3), 1))
+    forged = answer.replace(ident(3), stranger)
+    assert forged != answer
+    with pytest.raises(DiffProtocolError, match="does not belong"):
+        initiator.handle(forged)
+
+
+def test_an_answer_that_makes_no_progress_is_refused() -> None:
+    initiator, _, _ = _session()
+    from crdt.recon_wire import ReconAnswer, encode_answer
+    with pytest.raises(DiffProtocolError, match="no progress"):
+        initiator.handle(encode_answer(ReconAnswer(False, 0, 0, b"")))
+
+
+def test_a_v1_query_is_not_taken_for_a_compact_one() -> None:
+    tree = tree_of({ident(1): digest(1)})
+    from crdt.merkle_diff import DiffInitiator
+    assert not is_recon_query(DiffInitiator(tree).start())
+    assert is_recon_query(ReconInitiator(tree).start())
+
+
+def test_a_fanout_that_is_not_a_power_of_four_is_refused() -> None:
+    with pytest.raises(CrdtConfigError):
+        ReconInitiator(tree_of({}, MerkleConfig(fanout=8, depth=2)))
+
+
+@pytest.mark.parametrize("vpath", [(), (3,), (1, 2, 3), (0,) * 9, (3, 2, 1, 0, 1)])
+def test_paths_round_trip(vpath: tuple[int, ...]) -> None:
+    for flags in (0, 0x40, 0x80):
+        read = Reader(encode_path(vpath, flags), "test").flagged_path(30)
+        assert read == (vpath, flags)
+
+
+def test_the_view_covers_every_entry_once() -> None:
+    items = {ident(i): digest(i) for i in range(700)}
+    view = QuadView(tree_of(items))
+    leaves: Iterator[tuple[int, ...]] = iter([()])
+    for _ in range(view.max_v - 3):  # down to sub-bucket levels
+        leaves = ((*p, c) for p in leaves for c in range(4))
+    seen = [i for leaf in leaves for i, _ in view.entries(leaf)]
+    assert sorted(seen) == sorted(items)
+    assert view.slot(()).size == 700
+
+
+# -- far behind ----------------------------------------------------------------------------
+
+def test_the_estimate_follows_the_difference_and_gives_up_above_the_bound() -> None:
+    for d, give_up in ((20, False), (1500, True)):
+        local, remote = two_maps(6000, d, seed=d)
+        initiator = ReconInitiator(tree_of(local, MerkleConfig()), give_up_above=800)
+        responder = ReconResponder(tree_of(remote, MerkleConfig()))
+        message: bytes | None = initiator.start()
+        while message is not None:
+            message = initiator.handle(responder.handle(message))
+        assert initiator.gave_up is give_up
+        if give_up:
+            assert initiator.estimate() > 800 and initiator.stats.round_trips <= 4
+        else:
+            assert d / 2 <= initiator.estimate() <= 2 * d
+            assert found(initiator.result) == expected(local, remote)
+
+
+def test_a_query_of_too_many_items_is_refused() -> None:
+    from crdt.recon_wire import ReconQuery, encode_query, pack_hashes
+    tree = tree_of({ident(1): digest(1)})
+    geometry = ReconInitiator(tree).geometry
+    item = encode_path(()) + pack_hashes((None,) * 4)
+    query = encode_query(ReconQuery(geometry, None, item * (recon.MAX_QUERY_ITEMS + 1), b""))
+    with pytest.raises(DiffProtocolError, match="more than"):
+        ReconResponder(tree).handle(query)
