@@ -92,7 +92,7 @@ def _alternate(urls: dict[str, str], runs: int, connections: int,
     return results
 
 
-def _start(args: list[str], health_url: str, log_path: Path) -> subprocess.Popen[bytes]:
+def start_server(args: list[str], health_url: str, log_path: Path) -> subprocess.Popen[bytes]:
     # stderr goes to a file: an unread pipe fills up and stalls the server mid-benchmark.
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log_file)
@@ -114,7 +114,7 @@ def compare(name: str, meshkp_url: str, runs: int, connections: int, seconds: fl
     body_file = work / f"{name}.body"
     body_file.write_bytes(body)
     port = free_port()
-    bare = _start(
+    bare = start_server(
         [sys.executable, "-m", "bench.bare_server", "--port", str(port), "--body", str(body_file),
          "--content-type", content_type],
         f"http://127.0.0.1:{port}/",
@@ -157,7 +157,7 @@ def run(runs: int = 5, connections: int = 16, seconds: float = 5.0) -> dict[str,
                    str(DEBIAN_KEYRING)], timeout=600)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        server = _start(
+        server = start_server(
             # The defaults users get: the access log on (to stderr, here a file).
             [*meshkp_command(), "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1",
              "--http-port", str(port)],
