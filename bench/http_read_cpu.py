@@ -31,8 +31,8 @@ import click
 from aiohttp import web
 
 from bench import bare_server
-from bench.common import DEBIAN_KEYRING, console, median, meshkp_command, report, timed_run
-from bench.http_read import pick_median_key
+from bench.common import DEBIAN_KEYRING, console, median, report
+from bench.http_read import load_keyring, pick_median_key
 from bench.http_read_wrk import urls
 from meshkp.node.config import NodeConfig
 from meshkp.node.node import Node
@@ -225,8 +225,7 @@ def run(requests: int = 20_000, runs: int = 3, connections: int = 32, profile: b
         only: tuple[str, ...] = (), access_log: bool = True) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="bench-cpu-"))
     try:
-        timed_run([*meshkp_command(), "load", "--data-dir", str(work / "data"), "--no-progress",
-                   str(DEBIAN_KEYRING)], timeout=600)
+        load_keyring(work / "data")
         figures = asyncio.run(measure(work / "data", work, requests, runs, connections, profile, only,
                                       access_log))
     finally:

@@ -25,7 +25,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -37,15 +36,11 @@ import click
 from bench.common import (
     DEBIAN_KEYRING,
     console,
-    fetch,
-    free_port,
     median,
-    meshkp_command,
     report,
     stop_process,
-    timed_run,
 )
-from bench.http_read import Target, pick_median_key, start_server
+from bench.http_read import Target, load_keyring, pick_median_key, serve_defaults, start_bare_twin
 
 WRK = shutil.which("wrk")
 # Seconds a wrk run may take past its duration before it counts as hung (subprocess timeout).
@@ -98,17 +93,7 @@ def wrk(url: str, connections: int, seconds: float, pid: int) -> Run:
 def compare(name: str, url: str, meshkp_pid: int, pairs: int, connections: int,
             seconds: float, work: Path) -> dict[str, object]:
     """Pairs of meshkp and the bare handler serving the same bytes, in alternating order."""
-    status, body, content_type = fetch(url)
-    if status != 200:
-        raise RuntimeError(f"{url} answered {status}: {body[:200]!r}")
-    body_file = work / f"{name}.body"
-    body_file.write_bytes(body)
-    port = free_port()
-    bare = start_server(
-        [sys.executable, "-m", "bench.bare_server", "--port", str(port), "--body", str(body_file),
-         "--content-type", content_type],
-        f"http://127.0.0.1:{port}/", work / f"bare-{name}.log",
-    )
+    bare, port, body, content_type = start_bare_twin(name, url, work)
     path = urllib.parse.urlsplit(url)
     servers = {"meshkp": (url, meshkp_pid),
                "bare": (f"http://127.0.0.1:{port}{path.path}?{path.query}", bare.pid)}
@@ -179,17 +164,10 @@ def run(pairs: int = 3, connections: int = 32, seconds: float = 5.0,
     data_dir = work / "data"
     figures: dict[str, dict[str, object]] = {}
     try:
-        timed_run([*meshkp_command(), "load", "--data-dir", str(data_dir), "--no-progress",
-                   str(DEBIAN_KEYRING)], timeout=600)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
+        load_keyring(data_dir)
         # The defaults users get: nothing but where to listen. The access log goes to stderr,
         # which is this file.
-        server = start_server(
-            [*meshkp_command(), "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1",
-             "--http-port", str(port)],
-            f"{base}/pks/health", work / "meshkp.log",
-        )
+        server, base = serve_defaults(data_dir, work / "meshkp.log")
         try:
             for name, url in urls(base, target).items():
                 if only and name not in only:
