@@ -93,7 +93,7 @@ def _alternate(urls: dict[str, str], runs: int, connections: int,
     return results
 
 
-def _start(args: list[str], health_url: str, log_path: Path) -> subprocess.Popen[bytes]:
+def start_server(args: list[str], health_url: str, log_path: Path) -> subprocess.Popen[bytes]:
     # stderr goes to a file: an unread pipe fills up and stalls the server mid-benchmark.
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log_file)
@@ -107,20 +107,48 @@ def _start(args: list[str], health_url: str, log_path: Path) -> subprocess.Popen
     return process
 
 
-def compare(name: str, meshkp_url: str, runs: int, connections: int, seconds: float,
-            work: Path) -> dict[str, object]:
+def load_keyring(data_dir: Path) -> None:
+    """`meshkp load` of debian-keyring into a fresh data directory."""
+    timed_run([*meshkp_command(), "load", "--data-dir", str(data_dir), "--no-progress",
+               str(DEBIAN_KEYRING)], timeout=600)
+
+
+def serve_defaults(data_dir: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`meshkp serve` with the defaults users get (the access log on, to stderr: `log_path`),
+    and its base URL. The rate limits run but refuse nothing (NO_REFUSALS): the load generator
+    is one client at thousands of req/s, which the default limits would answer with 429s."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_server(
+        [*meshkp_command(), "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1",
+         "--http-port", str(port), *NO_REFUSALS],
+        f"{base}/pks/health", log_path,
+    )
+    return server, base
+
+
+def start_bare_twin(name: str, meshkp_url: str,
+                    work: Path) -> tuple[subprocess.Popen[bytes], int, bytes, str]:
+    """A bare aiohttp handler (bench/bare_server.py) serving what `meshkp_url` answers:
+    (process, port, body, content type)."""
     status, body, content_type = fetch(meshkp_url)
     if status != 200:
         raise RuntimeError(f"{meshkp_url} answered {status}: {body[:200]!r}")
     body_file = work / f"{name}.body"
     body_file.write_bytes(body)
     port = free_port()
-    bare = _start(
+    bare = start_server(
         [sys.executable, "-m", "bench.bare_server", "--port", str(port), "--body", str(body_file),
          "--content-type", content_type],
         f"http://127.0.0.1:{port}/",
         work / f"bare-{name}.log",
     )
+    return bare, port, body, content_type
+
+
+def compare(name: str, meshkp_url: str, runs: int, connections: int, seconds: float,
+            work: Path) -> dict[str, object]:
+    bare, port, body, content_type = start_bare_twin(name, meshkp_url, work)
     bare_url = f"http://127.0.0.1:{port}{urllib.parse.urlsplit(meshkp_url).path}"
     try:
         results = _alternate({"meshkp": meshkp_url, "bare": bare_url}, runs, connections, seconds)
@@ -154,18 +182,8 @@ def run(runs: int = 5, connections: int = 16, seconds: float = 5.0) -> dict[str,
     work = Path(tempfile.mkdtemp(prefix="bench-http-"))
     data_dir = work / "data"
     try:
-        timed_run([*meshkp_command(), "load", "--data-dir", str(data_dir), "--no-progress",
-                   str(DEBIAN_KEYRING)], timeout=600)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        server = _start(
-            # The defaults users get: the access log on (to stderr, here a file).
-            # The rate limits run but refuse nothing: wrk is one client at thousands of req/s.
-            [*meshkp_command(), "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1",
-             "--http-port", str(port), *NO_REFUSALS],
-            f"{base}/pks/health",
-            work / "meshkp.log",
-        )
+        load_keyring(data_dir)
+        server, base = serve_defaults(data_dir, work / "meshkp.log")
         try:
             get_url = f"{base}/pks/lookup?op=get&search=0x{target.fingerprint}"
             index_url = (f"{base}/pks/lookup?op=index&options=mr&search="

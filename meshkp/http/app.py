@@ -20,13 +20,8 @@ from meshkp.http.clientaddr import ClientResolver
 from meshkp.http.connguard import ConnectionGuard
 from meshkp.http.consistency import CONSISTENCY_KEY, Consistency
 from meshkp.http.errors import error_response, status_of, text_error
-from meshkp.http.hkp import (
-    LOOKUP_OPS,
-    OP_LABEL,
-    HkpHandlers,
-    options_of,
-    wants_json,
-)
+from meshkp.http.hkp import HkpHandlers, options_of, wants_json
+from meshkp.http.labels import LOOKUP_OPS, OP_LABEL
 from meshkp.http.metrics import CONTENT_TYPE, HttpMetrics
 from meshkp.http.ratelimit import RateLimiter
 from meshkp.keys.service import KeyService

@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from meshkp.http.hkp import LOOKUP_OPS
+from meshkp.http.labels import LOOKUP_OPS
 from meshkp.http.metrics import LATENCY_BUCKETS, HttpMetrics
 from meshkp.replication.load_wire import LoadSummary, OpLoad
 

@@ -113,22 +113,29 @@ class _RequestCollector(Collector):
     """
 
     def __init__(self) -> None:
-        self.counts: dict[tuple[str, str, int], int] = {}
-        # (endpoint, op, status) -> [per-bucket counts..., +Inf count], and the sum of seconds:
-        # one key for the counter and the histogram, so an observation builds one tuple. The
-        # histogram is exported by status class ("2xx", "4xx"...) to keep the series few.
-        self.buckets: dict[tuple[str, str, int], list[int]] = {}
-        self.sums: dict[tuple[str, str, int], float] = {}
+        # (endpoint, op, status) -> [per-bucket counts..., +Inf count, sum of seconds]: one dict
+        # get and two list updates per observation (the count is the buckets' total, summed at
+        # scrape time). The histogram is exported by status class ("2xx", "4xx"...) to keep
+        # the series few.
+        self.rows: dict[tuple[str, str, int], list[float]] = {}
 
     def observe(self, endpoint: str, op: str, status: int, seconds: float) -> None:
         key = (endpoint, op, status)
-        self.counts[key] = self.counts.get(key, 0) + 1
-        counts = self.buckets.get(key)
-        if counts is None:
-            counts = self.buckets[key] = [0] * (len(LATENCY_BUCKETS) + 1)
-            self.sums[key] = 0.0
-        counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.sums[key] += seconds
+        row = self.rows.get(key)
+        if row is None:
+            row = self.rows[key] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+        row[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        row[-1] += seconds
+
+    @property
+    def buckets(self) -> dict[tuple[str, str, int], list[int]]:
+        """Latency bucket counts (the last one +Inf) by (endpoint, op, status)."""
+        return {key: [int(count) for count in row[:-1]] for key, row in self.rows.items()}
+
+    @property
+    def counts(self) -> dict[tuple[str, str, int], int]:
+        """Requests answered by (endpoint, op, status)."""
+        return {key: sum(counts) for key, counts in self.buckets.items()}
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -144,12 +151,12 @@ class _RequestCollector(Collector):
         )
         by_class: dict[tuple[str, str, str], list[int]] = {}
         sums: dict[tuple[str, str, str], float] = {}
-        for (endpoint, op, status), counts in self.buckets.items():
+        for (endpoint, op, status), row in self.rows.items():
             key = (endpoint, op, _STATUS_CLASS.get(status // 100, "other"))
-            into = by_class.setdefault(key, [0] * len(counts))
-            for i, count in enumerate(counts):
-                into[i] += count
-            sums[key] = sums.get(key, 0.0) + self.sums[(endpoint, op, status)]
+            into = by_class.setdefault(key, [0] * (len(row) - 1))
+            for i, observed in enumerate(row[:-1]):
+                into[i] += int(observed)
+            sums[key] = sums.get(key, 0.0) + row[-1]
         for (endpoint, op, code), counts in sorted(by_class.items()):
             cumulative, running = [], 0
             for bound, count in zip((*map(str, LATENCY_BUCKETS), "+Inf"), counts, strict=True):

@@ -73,6 +73,9 @@ class Commit:
     source: Source
     states: Mapping[bytes, KeyState]  # changed fingerprint -> new state, in commit order
     writes: tuple[RecordWrite, ...]
+    # Rows were copied in bulk outside a commit (the snapshot bootstrap): which keys and
+    # terms changed is not listed, so anything read before may be stale.
+    bulk: bool = False
 
     @property
     def fingerprints(self) -> list[bytes]:
@@ -262,8 +265,12 @@ class Committer:
         states = {change.fingerprint: change.after for change in decision.changes}
         return decision, Commit(source, states, tuple(decision.writes))
 
+    def wrote_in_bulk(self, source: Source) -> None:
+        """Tell the observers that rows were written with Store.write_bulk, not committed here."""
+        self._publish(Commit(source, {}, (), bulk=True))
+
     def _publish(self, commit: Commit) -> None:
-        if not commit.writes:
+        if not commit.writes and not commit.bulk:
             return
         for observer in self._observers:
             try:

@@ -193,6 +193,10 @@ class KeyService:
 
     def _committed(self, commit: Commit) -> None:
         """Drop cached data of the written keys and terms (every commit, whoever wrote it)."""
+        if commit.bulk:  # which keys changed is not known: drop everything
+            self.served.clear()
+            self.terms.clear()
+            return
         self.served.invalidate(commit.fingerprints)
         self.terms.invalidate(commit.terms())
 

@@ -7,12 +7,15 @@ import binascii
 import re
 
 from meshkp.errors import ArmorError
+from meshkp.openpgp.crc24_fold import crc24_folded
 
 _BEGIN = re.compile(rb"^-----BEGIN PGP ([A-Z ,/0-9]+)-----\s*$")
 _END = re.compile(rb"^-----END PGP ([A-Z ,/0-9]+)-----\s*$")
 _HEADER = re.compile(rb"^[A-Za-z0-9-]+: ")
 _CRC24_INIT = 0xB704CE
 _CRC24_POLY = 0x1864CFB
+# From this size on, big-integer folds beat the byte loop (meshkp/openpgp/crc24_fold.py).
+FOLD_BYTES = 1024
 
 
 def _crc24_table() -> list[int]:
@@ -47,6 +50,8 @@ for _ in range(5):
 
 def crc24(data: bytes) -> int:
     """The armor checksum of RFC 9580 §6.1."""
+    if len(data) >= FOLD_BYTES:
+        return crc24_folded(data)
     crc = _CRC24_INIT
     whole = len(data) - len(data) % 6
     t0, t1, t2, t3, t4, t5 = _SLICES

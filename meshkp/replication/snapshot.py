@@ -40,7 +40,7 @@ from typing import Any
 import msgpack
 
 from meshkp.errors import InvalidPeerRecord, ReplicationError, StoreUsageError, WireError
-from meshkp.keys.commit import Commit, Committer
+from meshkp.keys.commit import PULLED, Commit, Committer
 from meshkp.keys.ingest import KEYS_COUNTER
 from meshkp.keys.merkle_index import TOMBSTONES_COUNTER
 from meshkp.replication.messages import (
@@ -291,6 +291,7 @@ class Bootstrap:
             return held, errors
 
         held, errors = await self.store.run_exclusive(write, sync=False)
+        self.committer.wrote_in_bulk(PULLED)  # reads cached before the page may be stale
         self._refused(errors, "record")
         progress.records += len(page.rows) - len(errors) - len(held)
         for data in held:  # held here in another state: the validated join, one at a time
@@ -334,6 +335,7 @@ class Bootstrap:
             return errors
 
         errors = await self.store.run_exclusive(write, sync=False)
+        self.committer.wrote_in_bulk(PULLED)
         self._refused(errors, "index entry")
         progress.index_entries += len(page.rows) - len(errors)
 

@@ -165,3 +165,22 @@ def _wait_for(condition: object, timeout: float = 10.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("condition not reached in time")
+
+
+async def test_kv_lines_carry_the_handlers_op_label_and_no_client_agent(tmp_path: Path) -> None:
+    # The op comes from the handler's label, not from re-parsing the query: a client's odd
+    # op is logged as "other"; kv lines never read the user agent (combined ones do, above).
+    path = tmp_path / "access.log"
+    node = Node(NodeConfig(data_dir=tmp_path / "n", http_port=0, access_log_file=path))
+    await node.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            for op in ("GET", "x%20y%0Aevent=forged"):
+                async with session.get(f"{node.url}/pks/lookup?op={op}&search=0x1234567890ABCDEF",
+                                       headers={"User-Agent": "test-agent"}) as reply:
+                    assert reply.status in (404, 501)
+    finally:
+        await node.stop()
+    lines = path.read_text().splitlines()
+    assert [line.split(" op=")[1].split()[0] for line in lines] == ["get", "other"]
+    assert "test-agent" not in path.read_text() and "forged" not in path.read_text()

@@ -242,3 +242,27 @@ async def test_a_copy_logs_its_progress(monkeypatch: pytest.MonkeyPatch,
         assert "peer=n0 phase=records records=12 total=12 percent=100.0" in lines[0]
     finally:
         await mesh.close()
+
+
+async def test_reads_cached_before_the_copy_never_hide_the_copied_keys() -> None:
+    # The copy writes rows with Store.write_bulk, outside a commit: without a notice, the key
+    # service's term cache kept the empty answer of a search made before it (a 404 forever).
+    from meshkp.errors import NotFound
+    from meshkp.keys.parse import KeyParser
+    from meshkp.keys.query import parse_query
+    from meshkp.keys.service import KeyService
+
+    from .helpers import LIMITS
+
+    mesh = await _seeded(3)
+    try:
+        committer = mesh[1].replicator.committer
+        service = KeyService(mesh[1].store, "n1", committer,
+                             KeyParser(committer, process_threshold=1 << 30))
+        query = parse_query("0x" + certificate(1).fingerprint.hex(), False, LIMITS)
+        with pytest.raises(NotFound):
+            await service.get(query)  # the miss is cached, as every term lookup is
+        assert (await mesh[1].replicator.sync_with(N0)) is not None
+        assert await service.get(query)
+    finally:
+        await mesh.close()
