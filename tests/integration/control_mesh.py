@@ -73,9 +73,12 @@ class ControlMesh:
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
             timeout=timeout)
 
+    def limits_of(self, name: str) -> dict[str, object]:
+        """Limit `name` as each running node's policy has it (None: no answer)."""
+        return {n: self.get(n, "/cluster/policy").get("limits", {}).get(name) for n in self.running()}
+
     def limit_everywhere(self, name: str, value: int) -> bool:
-        return all(self.get(n, "/cluster/policy").get("limits", {}).get(name) == value
-                   for n in self.running())
+        return all(limit == value for limit in self.limits_of(name).values())
 
 
     def close(self) -> None:
