@@ -15,7 +15,6 @@ import click
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     TextColumn,
@@ -73,13 +72,13 @@ def backup(node_url: str, token_file: Path | None, data_dir: Path | None, out: P
                                    "written over another)")
     show = Console(stderr=True).is_terminal if progress is None else progress
     bar = _progress(show, TextColumn("[bold]backup"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("records"), DownloadColumn(), TimeElapsedColumn())
+                    TextColumn("records, {task.fields[mb]:.1f} MB"), TimeElapsedColumn())
     partial = out.with_name(out.name + PARTIAL_SUFFIX)
     response = open_stream(node_url, "/cluster/backup", token)
     records = int(response.headers.get("X-Meshkp-Records", "0") or 0)
     try:
         with response, partial.open("wb") as sink, bar:
-            task = bar.add_task("backup", total=records or None)
+            task = bar.add_task("backup", total=records or None, mb=0.0)
             downloaded = [0]
 
             def counted(n: int) -> None:
@@ -90,7 +89,7 @@ def backup(node_url: str, token_file: Path | None, data_dir: Path | None, out: P
             done = 0
             for batch in reader.batches():
                 done += sum(1 for key, _ in batch if key[:1] == b"r")
-                bar.update(task, completed=done)
+                bar.update(task, completed=done, mb=downloaded[0] / 1e6)
             sink.flush()
             os.fsync(sink.fileno())
     except MeshkpError as exc:

@@ -14,10 +14,11 @@ copy yet.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from itertools import islice
 from typing import Any
 
@@ -37,6 +38,10 @@ log = logging.getLogger(__name__)
 
 # Rows read per hop to a reader thread: ~2 KB each, so ~1 MB per hop.
 PAGE_ROWS = 512
+# Seconds one write to the client may wait for it to read. The snapshot stays open while the
+# copy runs, and LevelDB keeps every table it needs on disk meanwhile: a client that stops
+# reading must not pin them (and grow the disk) for ever.
+WRITE_TIMEOUT_S = 60.0
 BACKUP_CONTENT_TYPE = "application/x-meshkp-backup"
 
 
@@ -53,6 +58,13 @@ class _SnapshotMerkle:
 def _counter(view: FrozenView, name: str) -> int:
     raw = view.get(layout.counter_key(name))
     return 0 if raw is None else layout.decode_counter(raw)
+
+
+def _sender(response: web.StreamResponse) -> Callable[[bytes], Awaitable[None]]:
+    async def send(data: bytes) -> None:
+        async with asyncio.timeout(WRITE_TIMEOUT_S):
+            await response.write(data)
+    return send
 
 
 def policy_summary(state: PolicyState) -> dict[str, Any]:
@@ -99,26 +111,46 @@ class BackupHandler:
                 "Content-Disposition": f'attachment; filename="meshkp-{self.node_id}.backup"',
             })
             await response.prepare(request)
+            send = _sender(response)
             started = time.monotonic()
             log.info("event=backup_started node_id=%s actor=%s records=%d root=%s policy_version=%d",
                      self.node_id, actor, header.records, header.merkle_root[:16],
                      header.policy_version)
-            await response.write(writer.start())
-            rows = view.rows()
-            while True:
-                page = await self.store.read(lambda _: list(islice(rows, PAGE_ROWS)))
-                data = writer.add(page)
-                if data:
-                    await response.write(data)
-                if len(page) < PAGE_ROWS:
-                    break
-            await response.write(writer.finish())
-            await response.write_eof()
+            try:
+                await self._stream(view, writer, send)
+                await response.write_eof()
+            except (TimeoutError, ConnectionError) as exc:
+                # The client stopped reading or went away: drop the connection (its file has
+                # no trailer, so `meshkp backup` and `meshkp restore` refuse it).
+                log.warning("event=backup_aborted node_id=%s rows=%d reason=%r", self.node_id,
+                            writer.rows, exc)
+                if request.transport is not None:
+                    request.transport.close()
+                return response
         finally:
             view.close()
         log.info("event=backup_sent node_id=%s rows=%d seconds=%.2f", self.node_id, writer.rows,
                  time.monotonic() - started)
         return response
+
+    async def _stream(self, view: FrozenView, writer: BackupWriter,
+                      send: Callable[[bytes], Awaitable[None]]) -> None:
+        await send(writer.start())
+        rows = view.rows()
+
+        def next_frames(_: object) -> tuple[bytes, bool]:
+            # Reading, framing and hashing a page all run on a reader thread: only the
+            # socket writes are the event loop's.
+            page = list(islice(rows, PAGE_ROWS))
+            return writer.add(page), len(page) < PAGE_ROWS
+
+        while True:
+            data, last = await self.store.read(next_frames)
+            if data:
+                await send(data)
+            if last:
+                break
+        await send(writer.finish())
 
     def _header(self, view: FrozenView, state: PolicyState) -> BackupHeader:
         root = MerkleTree(_SnapshotMerkle(view), self.merkle.config).root().hex()
