@@ -228,10 +228,21 @@ class Committer:
         self.limits = limits
         self.merkle = merkle or MerkleIndex()
         self._observers: list[Observer] = []
+        self._bulk_observers: list[Callable[[], None]] = []
 
     def observe(self, observer: Observer) -> None:
         """Call `observer` with every commit that wrote something, after it is written."""
         self._observers.append(observer)
+
+    def observe_bulk(self, observer: Callable[[], None]) -> None:
+        """Call `observer()` after rows were written around this path (a snapshot copy's
+        Store.write_bulk): any key may have changed, so caches must drop everything."""
+        self._bulk_observers.append(observer)
+
+    def bulk_written(self) -> None:
+        """Tell the bulk observers that rows were written without a Commit (see observe_bulk)."""
+        for observer in self._bulk_observers:
+            observer()
 
     async def run(self, store: ExclusiveStore, decide: Decide[D], source: Source,
                   sync: bool = True) -> D:

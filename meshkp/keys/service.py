@@ -143,6 +143,7 @@ class KeyService:
         self.policy: DataPolicy = OPEN
         self._uploads = 0  # add() calls in progress
         committer.observe(self._committed)
+        committer.observe_bulk(self._bulk_written)
 
     def set_policy(self, policy: DataPolicy) -> None:
         """Apply a new blacklist from the next request on; cached keys whose visibility
@@ -190,6 +191,16 @@ class KeyService:
         """Drop cached data of the written keys and terms (every commit, whoever wrote it)."""
         self.served.invalidate(commit.fingerprints)
         self.terms.invalidate(commit.terms())
+
+    def _bulk_written(self) -> None:
+        """Drop every cached key and term: a snapshot copy wrote rows without a Commit.
+
+        Without it a lookup answered during the copy stayed cached after it: a key the copy
+        then brought was answered 404 on that node until a commit of that very key (found by
+        the corrupt chaos scenario: one acknowledged key "lost" on the re-synced node).
+        """
+        self.served.clear()
+        self.terms.clear()
 
     # -- lookups ---------------------------------------------------------------------------
 

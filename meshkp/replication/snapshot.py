@@ -217,6 +217,8 @@ class Bootstrap:
                     await self._write_records(page, after)
                 else:
                     await self._write_index(page, after)
+                # The rows bypassed the commit path: lookups cached meanwhile are stale.
+                self.committer.bulk_written()
                 after = page.next
         finally:
             if reading is not None:
