@@ -173,7 +173,7 @@ class DiskFull(Nemesis):
 
     name: str = "disk-full"
     victim: int = 0
-    refused: list[int] = field(default_factory=list)
+    expected_error: str = "event=store_full"  # logged once when the disk fills, at ERROR
 
     def start(self, cluster: ChaosCluster, history: History, rng: random.Random) -> None:
         written = fill_disk(cluster.root / f"n{self.victim}")

@@ -141,6 +141,14 @@ def run(cluster: ChaosCluster, scenario: Scenario) -> Outcome:
     if crashed:
         problems.append(f"node processes exited on their own: {crashed}")
     errors = error_lines(cluster.root)
+    for nemesis in scenario.nemeses:
+        # A fault whose one ERROR line is the point (a full disk says so, once per episode).
+        expected = getattr(nemesis, "expected_error", "")
+        if expected:
+            said = [line for line in errors if expected in line]
+            if len(said) > 1:
+                problems.append(f"{expected} logged {len(said)} times for one fault, not once")
+            errors = [line for line in errors if expected not in line]
     if errors:
         problems.append(f"{len(errors)} error lines in node logs: {errors[:3]}")
     for nemesis in scenario.nemeses:

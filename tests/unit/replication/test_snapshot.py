@@ -8,6 +8,9 @@ from typing import Any
 import msgpack
 import pytest
 
+from meshkp.keys.parse import KeyParser
+from meshkp.keys.query import parse_query
+from meshkp.keys.service import KeyService
 from meshkp.replication import snapshot
 from meshkp.replication.messages import (
     SNAPSHOT_INDEX,
@@ -20,7 +23,7 @@ from meshkp.replication.peers import PeerRef
 from meshkp.store import layout
 from meshkp.store.protocol import BulkWrite, IndexKind
 
-from .helpers import Mesh, certificate, record, with_vv
+from .helpers import LIMITS, Mesh, certificate, record, with_vv
 
 N0 = PeerRef("n0", ("127.0.0.1", 0))
 
@@ -244,25 +247,18 @@ async def test_a_copy_logs_its_progress(monkeypatch: pytest.MonkeyPatch,
         await mesh.close()
 
 
-async def test_reads_cached_before_the_copy_never_hide_the_copied_keys() -> None:
-    # The copy writes rows with Store.write_bulk, outside a commit: without a notice, the key
-    # service's term cache kept the empty answer of a search made before it (a 404 forever).
-    from meshkp.errors import NotFound
-    from meshkp.keys.parse import KeyParser
-    from meshkp.keys.query import parse_query
-    from meshkp.keys.service import KeyService
-
-    from .helpers import LIMITS
-
-    mesh = await _seeded(3)
+async def test_a_lookup_answered_during_the_copy_is_not_served_stale_after_it() -> None:
+    """Regression (corrupt chaos scenario): a lookup that found nothing while the node was
+    empty stayed in the term cache, because the copy writes rows around the commit path; the
+    copied key was then answered 404 on that node only, with equal Merkle roots."""
+    mesh = await _seeded(40)
     try:
         committer = mesh[1].replicator.committer
-        service = KeyService(mesh[1].store, "n1", committer,
-                             KeyParser(committer, process_threshold=1 << 30))
-        query = parse_query("0x" + certificate(1).fingerprint.hex(), False, LIMITS)
-        with pytest.raises(NotFound):
-            await service.get(query)  # the miss is cached, as every term lookup is
-        assert (await mesh[1].replicator.sync_with(N0)) is not None
-        assert await service.get(query)
+        service = KeyService(mesh[1].store, "n1", committer, KeyParser(committer, process_threshold=0))
+        query = parse_query("0x" + certificate(3).fingerprint.hex(), exact=False, limits=LIMITS)
+        assert await service.find(query, 5) == []  # empty yet: the miss is cached
+        outcome = await mesh[1].replicator.sync_with(N0)
+        assert outcome is not None and outcome.keys_pulled == 40
+        assert await service.find(query, 5) == [certificate(3).fingerprint]
     finally:
         await mesh.close()
