@@ -44,7 +44,8 @@ def test_recover_a_survivor_after_losing_three_of_five_voters(cmesh: ControlMesh
         cmesh.start(i)
     voters = lambda: cmesh.get("n0", "/cluster/consensus").get("voters", [])  # noqa: E731
     wait_until(lambda: len(voters()) == cmesh.size, 60, "5 voters", voters)
-    wait_until(lambda: cmesh.agreed_leader() == "n0", 10, "all agree n0 leads", cmesh.leaders)
+    # Any leader will do (n0 founds it, but a loaded machine can move the lead during formation).
+    wait_until(lambda: cmesh.agreed_leader() is not None, 20, "all agree on a leader", cmesh.leaders)
     assert cmesh.put_policy("n3", {"search_results": 61}).status == 200
     wait_until(lambda: cmesh.limit_everywhere("search_results", 61), 10, "the first change everywhere")
     generation = cmesh.get("n3", "/cluster/consensus")["generation"]
