@@ -92,14 +92,16 @@ class PublicKey:
 
 # Parsed key packets kept by body. One upload parses its primary key and each subkey 3-4
 # times (grouping, normalising, the self-signature hashes, the index terms): ~5 µs each, ~15 µs
-# of a small upload (docs/benchmarks.md, issue 14). PublicKey is frozen, so sharing is safe;
-# 1,024 keys of at most a few KB each bound the memory to a few MB.
+# of a small upload (docs/benchmarks.md, issue 14). PublicKey is frozen, so sharing is safe.
+# Only bodies up to PARSED_KEY_CACHED_BYTES (an RSA-16384 key is ~2 KB) are kept, so a client
+# sending key packets of junk cannot make the 1,024 entries hold more than ~10 MB.
 PARSED_KEYS_CACHED = 1024
+PARSED_KEY_CACHED_BYTES = 4096
 
 
 def parse_public_key(body: bytes) -> PublicKey:
     """Parse a public key or subkey packet body; raise MalformedPacket with the reason."""
-    if type(body) is bytes:
+    if type(body) is bytes and len(body) <= PARSED_KEY_CACHED_BYTES:
         return _parse_cached(body)
     return _parse(body)
 

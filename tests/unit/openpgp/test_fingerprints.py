@@ -105,3 +105,7 @@ def test_parsed_keys_are_remembered_by_body_and_errors_are_not() -> None:
     for _ in range(2):
         with pytest.raises(MalformedPacket):
             parse_public_key(body[:-3])
+    # A body over the size kept is parsed each time (trailing octets: a v4 key still parses).
+    big = body + b"\0" * pubkey.PARSED_KEY_CACHED_BYTES
+    assert parse_public_key(big) == parse_public_key(big) == first
+    assert parse_public_key(big) is not parse_public_key(big)
