@@ -238,7 +238,7 @@ class SyncRound:
     async def _diff(self, peer: PeerRef, may_give_up: bool) -> DiffResult | None:
         """What differs from `peer`; None if the compact diff found this node far behind."""
         if self.config.diff_protocol == "compact" and peer.node_id not in self.legacy_peers:
-            give_up = self._far_behind_bound() if may_give_up else None
+            give_up = await self._far_behind_bound() if may_give_up else None
             compact = ReconInitiator(self.tree, self.recon_config, give_up)
             try:
                 result = await self._run_diff(peer, compact)
@@ -254,11 +254,16 @@ class SyncRound:
                 return result
         return await self._run_diff(peer, DiffInitiator(self.tree, self.diff_config))
 
-    def _far_behind_bound(self) -> int | None:
+    async def _far_behind_bound(self) -> int | None:
         """Estimated differences from which a round copies the peer's store instead."""
         if self.copy_snapshot is None or not self.config.far_behind_differences:
             return None
-        return max(self.config.far_behind_differences, len(self.tree) // 4)
+        held = await self.in_thread(self._held)
+        assert isinstance(held, int)
+        return max(self.config.far_behind_differences, held // 4)
+
+    def _held(self) -> int:
+        return len(self.tree)
 
     async def _run_diff(self, peer: PeerRef, initiator: Initiator) -> DiffResult:
         query = await self.in_thread(initiator.start)
