@@ -24,3 +24,19 @@ def test_counts_and_histogram_render() -> None:
     assert missing % ("+Inf", "1.0") in text
     assert 'meshkp_http_request_seconds_count{code="2xx",endpoint="/pks/lookup",op="get"} 2.0' in text
     assert 'meshkp_http_request_seconds_count{code="4xx",endpoint="/pks/lookup",op="get"} 1.0' in text
+
+
+def test_observations_are_exact_across_folds() -> None:
+    # Observations are queued and folded FOLD_EVERY at a time or when read: none is lost or
+    # counted twice, whether a read comes between folds or not.
+    from meshkp.http.metrics import FOLD_EVERY
+
+    metrics = HttpMetrics()
+    total = 2 * FOLD_EVERY + 7
+    for n in range(total):
+        metrics.observe("/pks/lookup", "get", 200, 0.001)
+        if n == FOLD_EVERY + 3:
+            assert metrics.requests.counts == {("/pks/lookup", "get", 200): n + 1}
+    assert metrics.requests.counts == {("/pks/lookup", "get", 200): total}
+    assert f'meshkp_http_requests_total{{endpoint="/pks/lookup",op="get",status="200"}} {total}.0' \
+        in metrics.render().decode()
