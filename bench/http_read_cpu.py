@@ -156,10 +156,15 @@ async def _bare_server(body: bytes, content_type: str) -> web.AppRunner:
 
 async def measure(data_dir: Path, work: Path, requests: int, runs: int, connections: int,
                   profile: bool, only: tuple[str, ...],
-                  access_log: bool = True) -> dict[str, dict[str, object]]:
+                  access_log: bool = True, middlewares: bool = True) -> dict[str, dict[str, object]]:
     node = Node(NodeConfig(data_dir=data_dir, http_port=0, access_log=access_log,
                            access_log_file=work / "access.log"))
     await node.start()
+    if not middlewares and node.app is not None:
+        # Diagnosis only (errors are then not mapped, requests not counted): what the
+        # middleware chain costs, ours plus the layer aiohttp adds to an app that has any.
+        # aiohttp has no public switch; this is the flag its request handling reads.
+        node.app._run_middlewares = False
     figures: dict[str, dict[str, object]] = {}
     try:
         assert node.http is not None
@@ -215,27 +220,32 @@ async def _body(node: Node, url: str) -> tuple[bytes, str]:
 @click.option("--only", multiple=True, type=click.Choice(["get", "get_mr", "index_mr", "vindex"]))
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="Off: what the access log costs, by difference (the default config has it on).")
+@click.option("--middlewares/--no-middlewares", default=True, show_default=True,
+              help="Off: what the middleware chain costs, by difference (diagnosis only).")
 def main(requests: int, runs: int, connections: int, profile: bool, only: tuple[str, ...],
-         access_log: bool) -> None:
+         access_log: bool, middlewares: bool) -> None:
     """CPU µs per request of a real node's HTTP server vs bare aiohttp, without sockets."""
-    run(requests, runs, connections, profile, only, access_log)
+    run(requests, runs, connections, profile, only, access_log, middlewares)
 
 
 def run(requests: int = 20_000, runs: int = 3, connections: int = 32, profile: bool = False,
-        only: tuple[str, ...] = (), access_log: bool = True) -> dict[str, object]:
+        only: tuple[str, ...] = (), access_log: bool = True,
+        middlewares: bool = True) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="bench-cpu-"))
     try:
         load_keyring(work / "data")
         figures = asyncio.run(measure(work / "data", work, requests, runs, connections, profile, only,
-                                      access_log))
+                                      access_log, middlewares))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     rows = [[name, f["answer_bytes"], f"{median(f['meshkp_us']):.1f}",  # type: ignore[arg-type]
              f"{median(f['bare_us']):.1f}", f"{f['ratio']:.2f}"]  # type: ignore[arg-type]
             for name, f in figures.items()]
     data = {"requests": requests, "runs": runs, "connections": connections,
-            "access_log": access_log, "figures": figures}
+            "access_log": access_log, "middlewares": middlewares, "figures": figures}
     log_state = "access log on" if access_log else "access log off"
+    if not middlewares:
+        log_state += ", middlewares off"
     report("http_read_cpu",
            f"CPU µs per request in process ({log_state}), {connections} clients, median of {runs}",
            ["request", "answer bytes", "meshkp µs", "bare µs", "bare ÷ meshkp"], rows, data)

@@ -27,6 +27,7 @@ BENCHMARKS: list[tuple[str, str, dict[str, object]]] = [
     ("load_vs_gpg", "bench.load_vs_gpg", {"runs": 1}),
     ("http_read", "bench.http_read", {"runs": 1, "seconds": 2.0}),
     ("http_read_wrk", "bench.http_read_wrk", {"pairs": 1, "seconds": 2.0}),
+    ("http_read_cpu", "bench.http_read_cpu", {"requests": 2_000, "runs": 1}),
     ("load_generated", "bench.load_generated", {"count": 5_000, "runs": 1, "gpg_keys": 1_000}),
     ("store_bench", "bench.store_bench", {"count": 10_000, "runs": 1}),
     ("merkle_diff", "bench.merkle_diff", {}),

@@ -20,6 +20,8 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
                     0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+# Observations queued before they are folded into the counts (~25 KB of tuples at most).
+FOLD_EVERY = 256
 _STATUS_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 
 
@@ -113,23 +115,37 @@ class _RequestCollector(Collector):
     """
 
     def __init__(self) -> None:
-        # (endpoint, op, status) -> [per-bucket counts..., +Inf count, sum of seconds]: one dict
-        # get and two list updates per observation (the count is the buckets' total, summed at
-        # scrape time). The histogram is exported by status class ("2xx", "4xx"...) to keep
-        # the series few.
+        # (endpoint, op, status) -> [per-bucket counts..., +Inf count, sum of seconds] (the count
+        # is the buckets' total, summed at scrape time). The histogram is exported by status
+        # class ("2xx", "4xx"...) to keep the series few.
         self.rows: dict[tuple[str, str, int], list[float]] = {}
+        # Observations not yet folded into `rows`: a request only appends its tuple, and they
+        # are folded FOLD_EVERY at a time (or when read), in one warm loop. Folding each one
+        # inline cost ~2 µs of an op=get that takes ~30 µs (cold caches between requests).
+        self._pending: list[tuple[str, str, int, float]] = []
 
     def observe(self, endpoint: str, op: str, status: int, seconds: float) -> None:
-        key = (endpoint, op, status)
-        row = self.rows.get(key)
-        if row is None:
-            row = self.rows[key] = [0.0] * (len(LATENCY_BUCKETS) + 2)
-        row[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        row[-1] += seconds
+        pending = self._pending
+        pending.append((endpoint, op, status, seconds))
+        if len(pending) >= FOLD_EVERY:
+            self.fold()
+
+    def fold(self) -> None:
+        """Add the pending observations to `rows` (before every read of them)."""
+        pending, self._pending = self._pending, []
+        rows, width, bounds = self.rows, len(LATENCY_BUCKETS) + 2, LATENCY_BUCKETS
+        for endpoint, op, status, seconds in pending:
+            key = (endpoint, op, status)
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = [0.0] * width
+            row[bisect.bisect_left(bounds, seconds)] += 1
+            row[-1] += seconds
 
     @property
     def buckets(self) -> dict[tuple[str, str, int], list[int]]:
         """Latency bucket counts (the last one +Inf) by (endpoint, op, status)."""
+        self.fold()
         return {key: [int(count) for count in row[:-1]] for key, row in self.rows.items()}
 
     @property
@@ -151,6 +167,7 @@ class _RequestCollector(Collector):
         )
         by_class: dict[tuple[str, str, str], list[int]] = {}
         sums: dict[tuple[str, str, str], float] = {}
+        self.fold()
         for (endpoint, op, status), row in self.rows.items():
             key = (endpoint, op, _STATUS_CLASS.get(status // 100, "other"))
             into = by_class.setdefault(key, [0] * (len(row) - 1))

@@ -55,7 +55,8 @@ class NodeConfig:
     # Root logger level.
     log_level: str = "INFO"
     # One line per HTTP request, queued on the event loop and written by a thread
-    # (meshkp/http/access_log.py), so it costs little of op=get throughput (docs/benchmarks.md).
+    # (meshkp/http/access_log.py): ~3-4 µs of CPU a request, ~10% of a cached op=get
+    # (docs/benchmarks.md, "The read path at the ceiling").
     access_log: bool = True
     # File the access log is appended to (reopened on SIGHUP, for logrotate); None = stderr.
     access_log_file: Path | None = None

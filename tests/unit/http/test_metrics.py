@@ -72,3 +72,19 @@ async def test_the_add_handler_counts_each_key_of_an_upload() -> None:
     finally:
         await client.close()
         await store.close()
+
+
+def test_observations_are_exact_across_folds() -> None:
+    # Observations are queued and folded FOLD_EVERY at a time or when read: none is lost or
+    # counted twice, whether a read comes between folds or not.
+    from meshkp.http.metrics import FOLD_EVERY
+
+    metrics = HttpMetrics()
+    total = 2 * FOLD_EVERY + 7
+    for n in range(total):
+        metrics.observe("/pks/lookup", "get", 200, 0.001)
+        if n == FOLD_EVERY + 3:
+            assert metrics.requests.counts == {("/pks/lookup", "get", 200): n + 1}
+    assert metrics.requests.counts == {("/pks/lookup", "get", 200): total}
+    assert f'meshkp_http_requests_total{{endpoint="/pks/lookup",op="get",status="200"}} {total}.0' \
+        in metrics.render().decode()
