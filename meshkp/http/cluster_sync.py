@@ -94,11 +94,13 @@ class ClusterSyncHandlers:
         if self.control is None:
             raise web.HTTPServiceUnavailable(text="this node runs no control plane: conflicts are "
                                                   "resolved through its log\n")
-        earlier = self.policy.resolutions.get(conflict_id)
-        if earlier is not None:
-            raise web.HTTPConflict(text=f"conflict {conflict_id} was resolved at {earlier.token} "
-                                        f"(keep {earlier.keep.value})\n")
-        record = await self._conflict(conflict_id)
+        self._refuse_if_resolved(conflict_id)
+        try:
+            record = await self._conflict(conflict_id)
+        finally:
+            # The resolution may have applied while the conflicts were read (it then also
+            # leaves the list): still a 409, not a 404 or the proposal check's 400.
+            self._refuse_if_resolved(conflict_id)
         command = ResolveConflict(conflict_id, record.fingerprint, keep, record.vv.to_obj())
         try:
             command.validate()
@@ -112,6 +114,12 @@ class ClusterSyncHandlers:
             "token": str(applied.token), "detail": audit.detail if audit is not None else "",
         }, sort_keys=True) + "\n", status=200 if applied.accepted else 409,
             content_type="application/json")
+
+    def _refuse_if_resolved(self, conflict_id: str) -> None:
+        earlier = self.policy.resolutions.get(conflict_id)
+        if earlier is not None:
+            raise web.HTTPConflict(text=f"conflict {conflict_id} was resolved at {earlier.token} "
+                                        f"(keep {earlier.keep.value})\n")
 
     async def _conflict(self, conflict_id: str) -> KeyRecord:
         for record in await self.replicator.conflicts(MAX_CONFLICTS_LISTED):
