@@ -44,6 +44,7 @@ from meshkp.node import control_parts, load_parts, mesh_parts, metrics_parts, pa
 from meshkp.node.config import NodeConfig
 from meshkp.replication.metrics import ReplicationMetrics
 from meshkp.replication.replicator import Replicator
+from meshkp.replication.transport import MembershipPeers
 from meshkp.store.executor import AsyncStore
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,9 @@ class Node:
                 self.frame_auth,
             ))
             policy.attach(self.control)
+            if isinstance(self.replicator.peers, MembershipPeers):
+                plane = self.control
+                self.replicator.peers.configured = lambda: len(plane.core.configuration.members())
         cluster = ClusterHandlers(self.membership, auth, on_leave=self.stop,
                                   node_id=identity.node_id, gate=policy.gate,
                                   bootstrap=self.replicator.bootstrap_status)

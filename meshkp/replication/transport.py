@@ -101,6 +101,8 @@ class MembershipPeers:
     def __init__(self, membership: Any, static: Sequence[PeerRef] = ()) -> None:
         self.membership = membership
         self.static = list(static)
+        # The control plane's member count (voters + learners), once it runs; see cluster_size.
+        self.configured: Callable[[], int] | None = None
 
     def alive_peers(self) -> list[PeerRef]:
         peers: list[PeerRef] = []
@@ -117,4 +119,10 @@ class MembershipPeers:
     def cluster_size(self) -> int:
         counts: dict[str, int] = self.membership.counts()
         members = counts.get("alive", 0) + counts.get("suspect", 0) + counts.get("dead", 0)
+        if members <= 1 and self.configured is not None:
+            # Knowing no peer yet (just restarted, joins pending, or every frame refused for
+            # clock skew) is not being alone: the control plane remembers the members, so
+            # `all` and `quorum` still wait for them instead of acking on this node alone
+            # (the chaos checker's stale reads after a leader restart).
+            members = max(members, self.configured())
         return max(1, members) + len(self.static)
