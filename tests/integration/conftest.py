@@ -20,9 +20,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.integration.control_mesh import ControlMesh
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -181,6 +185,20 @@ def start_server(
             server.stop(signal.SIGKILL)
             raise RuntimeError("meshkp serve never answered /pks/health")
         time.sleep(0.05)
+
+
+@pytest.fixture
+def cmesh(tmp_path: Path) -> Iterator[ControlMesh]:
+    """A 5-node ControlMesh (nodes started by the test); every node's log is checked for bugs."""
+    from tests.integration.control_mesh import ControlMesh  # it imports this module
+
+    m = ControlMesh(tmp_path)
+    try:
+        yield m
+    finally:
+        m.close()
+        for server in m.servers.values():
+            server.assert_no_bugs()
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,6 @@ conflict left, equal Merkle roots, and exactly one audit entry per resolution.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -23,17 +21,6 @@ from tests.integration.replication_mesh import armored, fingerprint, with_user_i
 pytestmark = pytest.mark.integration
 
 KEYS = {"spam": 960, "keep-it": 961, "ask": 962}
-
-
-@pytest.fixture
-def cmesh(tmp_path: Path) -> Iterator[ControlMesh]:
-    m = ControlMesh(tmp_path)
-    try:
-        yield m
-    finally:
-        m.close()
-        for server in m.servers.values():
-            server.assert_no_bugs()
 
 
 def _auth(cmesh: ControlMesh, node: str) -> dict[str, str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,17 +23,6 @@ from tests.integration.replication_mesh import armored, fingerprint
 
 pytestmark = pytest.mark.integration
 
-
-
-@pytest.fixture
-def cmesh(tmp_path: Path) -> Iterator[ControlMesh]:
-    m = ControlMesh(tmp_path)
-    try:
-        yield m
-    finally:
-        m.close()
-        for server in m.servers.values():
-            server.assert_no_bugs()
 
 
 def test_five_processes_share_one_control_plane(cmesh: ControlMesh) -> None:

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,17 +25,6 @@ from tests.integration.replication_mesh import armored, fingerprint, with_user_i
 pytestmark = pytest.mark.integration
 
 LONG_UID = "Very Long Name " + "x" * 80 + " <long@example.org>"
-
-
-@pytest.fixture
-def cmesh(tmp_path: Path) -> Iterator[ControlMesh]:
-    m = ControlMesh(tmp_path)
-    try:
-        yield m
-    finally:
-        m.close()
-        for server in m.servers.values():
-            server.assert_no_bugs()
 
 
 def _admin(cmesh: ControlMesh, node: str, body: dict[str, object]) -> dict:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,17 +25,6 @@ from tests.integration.conftest import meshkp_cli, start_server
 from tests.integration.control_mesh import ControlMesh, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def cmesh(tmp_path: Path) -> Iterator[ControlMesh]:
-    m = ControlMesh(tmp_path)
-    try:
-        yield m
-    finally:
-        m.close()
-        for server in m.servers.values():
-            server.assert_no_bugs()
 
 
 def test_recover_a_survivor_after_losing_three_of_five_voters(cmesh: ControlMesh, tmp_path: Path) -> None:
