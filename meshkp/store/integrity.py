@@ -29,7 +29,7 @@ def remedy(path: Path) -> str:
     """What an operator does about a damaged store at `path`."""
     return (f"stop the node, move {path} away (keep it for inspection), and start the node again: "
             "it bootstraps every key from its peers; a node without peers needs its backup "
-            "(`meshkp load` of a dump)")
+            "(`meshkp restore FILE --data-dir DIR`, or `meshkp load` of a dump)")
 
 
 def corrupt(path: Path, detail: object) -> StoreCorrupt:

@@ -47,7 +47,8 @@ def test_a_corrupted_store_refuses_to_start_and_a_fresh_node_takes_its_place(tmp
              "--cluster-key-file", str(mesh.key_file), "--no-access-log"],
             cwd=REPO, capture_output=True, text=True, timeout=60)
         assert again.returncode != 0
-        assert "is corrupt" in again.stderr and "restore it from a backup" in again.stderr
+        assert "is damaged" in again.stderr and "move" in again.stderr
+        assert "meshkp restore FILE --data-dir DIR" in again.stderr
         assert "Traceback" not in again.stderr
 
         # Lost for good: a new, empty data dir (a new node.key, so a new id) takes its place.
