@@ -31,9 +31,10 @@ import click
 from aiohttp import web
 
 from bench import bare_server
-from bench.common import DEBIAN_KEYRING, console, median, report
+from bench.common import DEBIAN_KEYRING, NO_REFUSAL_LIMITS, console, median, report
 from bench.http_read import load_keyring, pick_median_key
 from bench.http_read_wrk import urls
+from meshkp.limits import Limits
 from meshkp.node.config import NodeConfig
 from meshkp.node.node import Node
 
@@ -157,8 +158,9 @@ async def _bare_server(body: bytes, content_type: str) -> web.AppRunner:
 async def measure(data_dir: Path, work: Path, requests: int, runs: int, connections: int,
                   profile: bool, only: tuple[str, ...],
                   access_log: bool = True, middlewares: bool = True) -> dict[str, dict[str, object]]:
+    # The rate limits run but refuse nothing: the driver is one client at a very high rate.
     node = Node(NodeConfig(data_dir=data_dir, http_port=0, access_log=access_log,
-                           access_log_file=work / "access.log"))
+                           access_log_file=work / "access.log", limits=Limits(**NO_REFUSAL_LIMITS)))
     await node.start()
     if not middlewares and node.app is not None:
         # Diagnosis only (errors are then not mapped, requests not counted): what the

@@ -29,7 +29,7 @@ from bench.common import (
     stop_process,
     timed_run,
 )
-from bench.http_read import _alternate, _start
+from bench.http_read import _alternate, start_server
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 KEYS = ("alice_signed.asc", "gentoo-l1.asc", "tails.asc", "weasel.asc")
@@ -57,7 +57,7 @@ def run(runs: int = 3, connections: int = 16, seconds: float = 5.0) -> dict[str,
                        *(str(FIXTURES / key) for key in KEYS)], timeout=300)
             port = free_port()
             base = f"http://127.0.0.1:{port}"
-            servers.append(_start([*command, "serve", "--data-dir", str(data_dir), "--host",
+            servers.append(start_server([*command, "serve", "--data-dir", str(data_dir), "--host",
                                    "127.0.0.1", "--http-port", str(port), *NO_REFUSALS],
                                   f"{base}/pks/health", work / f"{name}.log"))
             urls[name] = f"{base}/pks/lookup?op=get&search=0x{ALICE}"

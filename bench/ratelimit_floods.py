@@ -26,7 +26,7 @@ from pathlib import Path
 import click
 
 from bench.common import console, free_port, meshkp_command, report, stop_process, timed_run
-from bench.http_read import _start
+from bench.http_read import start_server
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 ALICE = "10FE8CF1B483F7525039AA2A361BC1F023E0DCCA"
@@ -125,7 +125,7 @@ def main(seconds: float, clients: int, table: int) -> None:
         timed_run([*meshkp_command(), "load", "--data-dir", str(data_dir), "--no-progress",
                    str(FIXTURES / "alice_signed.asc")], timeout=120)
         port = free_port()
-        server = _start([*meshkp_command(), "serve", "--data-dir", str(data_dir), "--host",
+        server = start_server([*meshkp_command(), "serve", "--data-dir", str(data_dir), "--host",
                          "127.0.0.1", "--http-port", str(port), "--trusted-proxy", f"{PROXY}/32",
                          "--limit", f"rate_clients={table}", "--no-access-log"],
                         f"http://127.0.0.1:{port}/pks/health", work / "meshkp.log")
