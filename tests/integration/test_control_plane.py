@@ -54,19 +54,23 @@ def test_five_processes_share_one_control_plane(cmesh: ControlMesh) -> None:
     assert time.monotonic() - began < 10
     assert int(refused.headers["retry-after"]) >= 1
     assert "leader" in refused.json()  # type: ignore[operator]
+    # A timeout is indeterminate (the request may sit in the stopped leader's socket), and the
+    # answer says so instead of promising that nothing happened.
+    assert "may still apply" in refused.text, refused.body
     added = cmesh.servers["n4"].add(armored(901))
     assert added.status == 200, added.text
     assert cmesh.servers["n3"].lookup(op="get", search="0x" + fingerprint(901)).status in (200, 404)
     assert cmesh.servers["n4"].lookup(op="get", search="0x" + fingerprint(901)).status == 200
 
-    # SIGCONT: the 5 agree again, and the refused change never applied.
+    # SIGCONT: the 5 agree again, on one value: 77, or 5 where the stalled leader took the
+    # forwarded change when it ran again (the 503 said it may).
     for node in paused:
         cmesh.servers[node].proc.send_signal(signal.SIGCONT)
         cmesh.stopped.discard(node)
     wait_until(lambda: cmesh.agreed_leader() is not None, 15, "agreement after SIGCONT", cmesh.leaders)
-    # Waited for, not asserted at once: a node just resumed may answer its first reads late. Were
-    # the refused change applied anywhere, 77 would never be seen everywhere.
-    wait_until(lambda: cmesh.limit_everywhere("search_results", 77), 10, "77, not 5, everywhere",
+    # Waited for, not asserted at once: a node just resumed may answer its first reads late.
+    wait_until(lambda: cmesh.limit_everywhere("search_results", 77)
+               or cmesh.limit_everywhere("search_results", 5), 10, "one value (77 or 5) everywhere",
                lambda: cmesh.limits_of("search_results"))
 
     # kill -9 of the leader: a new one, and a change right after succeeds.

@@ -248,7 +248,11 @@ class ControlPlane:
         while True:
             remaining = deadline - self.clock.now()
             if remaining <= 0:
-                raise self._unavailable("no leader committed the change in time")
+                # Indeterminate, as any consensus timeout: a forward that reached a leader
+                # stalled (paused, cut off) is appended when it reads it.
+                raise self._unavailable("no leader committed the change in time; if it reached a "
+                                        "leader it may still apply: check GET /cluster/audit "
+                                        "before sending it again")
             token = await self._append(proposal, data, remaining)
             if token is None:  # no leader yet: wait for an election, then try again
                 await self._wait(min(remaining, self.config.heartbeat_interval * 2))
@@ -280,7 +284,11 @@ class ControlPlane:
             self._forwards.pop(request_id, None)
         if reply is None:
             if self.core.leader == leader:
-                raise self._unavailable(f"the leader {leader} did not answer in time")
+                # The request is in the leader's socket: a leader that was only stalled
+                # (SIGSTOP, a pause) appends it once it runs again.
+                raise self._unavailable(f"the leader {leader} did not answer in time; the change "
+                                        "may still apply when it does: check GET /cluster/audit "
+                                        "before sending it again")
             return None  # the leader changed meanwhile: try the new one
         if reply.error:
             if reply.error.startswith("invalid:"):
