@@ -30,7 +30,7 @@ import click
 from bench.common import report
 from bench.keygen import generate_key
 from meshkp.openpgp.armor import armor
-from tests.integration.control_mesh import ControlMesh, wait_until
+from tests.integration.control_mesh import ControlMesh
 
 CHURN_INTERVAL_S = 0.1
 SEED = b"churn"
@@ -167,13 +167,7 @@ def run(rounds: int = 3, windows: int = 10, window_s: float = 1.0, clients: int 
     with tempfile.TemporaryDirectory(prefix="meshkp-bench-churn-") as tmp:
         mesh = ControlMesh(Path(tmp), size=size)
         try:
-            for i in range(mesh.size):
-                mesh.start(i)
-            wait_until(lambda: len(mesh.get("n0", "/cluster/consensus").get("voters", [])) == mesh.size,
-                       60, f"{size} voters")
-            wait_until(lambda: mesh.agreed_leader() is not None, 20, "one leader")
-            leader = mesh.agreed_leader()
-            assert leader is not None
+            leader = mesh.form()
             target = sorted(n for n in mesh.servers if n != leader)[0]
             url = mesh.servers[target].url
             keys = _Keys(clients, keys_per_client)

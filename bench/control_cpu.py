@@ -21,7 +21,7 @@ import click
 
 from bench.common import report
 from bench.control_latency import _timed_changes
-from tests.integration.control_mesh import ControlMesh, wait_until
+from tests.integration.control_mesh import ControlMesh
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -39,13 +39,7 @@ def run(changes: int, idle_s: float) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="meshkp-bench-control-cpu-") as tmp:
         mesh = ControlMesh(Path(tmp))
         try:
-            for i in range(mesh.size):
-                mesh.start(i)
-            wait_until(lambda: len(mesh.get("n0", "/cluster/consensus").get("voters", [])) == mesh.size,
-                       60, "5 voters")
-            wait_until(lambda: mesh.agreed_leader() is not None, 20, "one leader")
-            leader = mesh.agreed_leader()
-            assert leader is not None
+            leader = mesh.form()
             _timed_changes(mesh.servers[leader], 20, 0)  # warm up
             before, began = _cpu(mesh), time.perf_counter()
             time.sleep(idle_s)

@@ -133,13 +133,7 @@ def run(changes: int = 200, failovers: int = 5) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="meshkp-bench-control-") as tmp:
         mesh = ControlMesh(Path(tmp))
         try:
-            for i in range(mesh.size):
-                mesh.start(i)
-            wait_until(lambda: len(mesh.get("n0", "/cluster/consensus").get("voters", [])) == mesh.size,
-                       60, "5 voters")
-            wait_until(lambda: mesh.agreed_leader() is not None, 20, "one leader")
-            leader = mesh.agreed_leader()
-            assert leader is not None
+            leader = mesh.form()
             follower = sorted(n for n in mesh.running() if n != leader)[0]
             idle = _idle_bytes_per_s(mesh, 10.0)
             bare = _bare_rtt(max(changes, 200))

@@ -96,6 +96,13 @@ class ServerProcess:
         all_headers = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
         return self.request("POST", "/pks/add", body=body, headers=all_headers)
 
+    def metric(self, name: str) -> float:
+        """The value of an unlabelled sample `name` on this node's /metrics."""
+        text = self.request("GET", "/metrics").body.decode()
+        match = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.M)
+        assert match, name
+        return float(match.group(1))
+
     def key_count(self) -> int:
         stats = self.lookup(op="stats", options="mr").json()
         assert isinstance(stats, dict)

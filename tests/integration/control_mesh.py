@@ -81,6 +81,17 @@ class ControlMesh:
         return all(limit == value for limit in self.limits_of(name).values())
 
 
+    def form(self) -> str:
+        """Start every node; return once all are voters and agree on one leader (its id)."""
+        for i in range(self.size):
+            self.start(i)
+        wait_until(lambda: len(self.get("n0", "/cluster/consensus").get("voters", [])) == self.size,
+                   60, f"{self.size} voters")
+        wait_until(lambda: self.agreed_leader() is not None, 20, "one leader", self.leaders)
+        leader = self.agreed_leader()
+        assert leader is not None
+        return leader
+
     def close(self) -> None:
         for server in self.servers.values():
             if server.proc.poll() is None:

@@ -35,13 +35,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     node.assert_no_bugs()
 
 
-def metric(server: ServerProcess, name: str) -> float:
-    text = server.request("GET", "/metrics").body.decode()
-    match = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.M)
-    assert match, name
-    return float(match.group(1))
-
-
 def rss_bytes(server: ServerProcess) -> int:
     status = Path(f"/proc/{server.proc.pid}/status").read_text()
     return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) * 1024  # type: ignore[union-attr]
@@ -71,8 +64,8 @@ def test_200_slowloris_connections_do_not_stop_gpg(server: ServerProcess) -> Non
                 sock.sendall(b"GET /pks/lookup?op=stats HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n")
         time.sleep(0.5)
         # The attacker holds its cap, not the node's 150 slots.
-        assert metric(server, "meshkp_http_connections_open") <= CLIENT_CAP + 2
-        assert metric(server, 'meshkp_http_connections_refused_total{reason="client"}') >= 200 - CLIENT_CAP
+        assert server.metric("meshkp_http_connections_open") <= CLIENT_CAP + 2
+        assert server.metric('meshkp_http_connections_refused_total{reason="client"}') >= 200 - CLIENT_CAP
         with gnupg_home() as home:
             done = gpg(home, "--keyserver", server.hkp, "--recv-keys",
                        "0x10FE8CF1B483F7525039AA2A361BC1F023E0DCCA", timeout=60)
