@@ -86,7 +86,10 @@ class Mesh:
     def args(self, i: int, peers_on: bool = True) -> list[str]:
         peers = [f"--replication-peer=127.0.0.1:{p}" for j, p in enumerate(self.sync_ports)
                  if j != i and peers_on]
-        return ["--node-id", f"n{i}", "--replication-port", str(self.sync_ports[i]),
+        # An isolated node also listens where no peer dials: the others' anti-entropy would
+        # otherwise reach it within one sync interval, and it would not stay isolated.
+        port = self.sync_ports[i] if peers_on else free_port()
+        return ["--node-id", f"n{i}", "--replication-port", str(port),
                 "--cluster-key-file", str(self.key_file), "--no-access-log", *peers, *self.extra]
 
     def start_node(self, i: int, *more: str, peers_on: bool = True) -> ServerProcess:

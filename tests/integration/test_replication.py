@@ -130,7 +130,8 @@ def test_5_deletes_stay_deleted_and_concurrent_uploads_conflict(mesh5: Mesh) -> 
     assert refused.status == 400 and "deleted by alice" in refused.text
     # Node 4 comes back isolated and takes an update of `disputed` that never saw the delete.
     node4 = mesh5.start_node(4, "--sync-interval", "3600", peers_on=False)
-    assert mesh5.has_key(node4, stays)
+    time.sleep(2.5)  # two of the others' sync intervals: none of them may reach node 4
+    assert mesh5.has_key(node4, stays), "node 4 is not isolated: a peer's sync reached it"
     assert node4.add(with_user_id(401, "Carol <carol@example.org>")).status == 200
     mesh5.stop_node(4)
     mesh5.start_node(4)  # rejoins the mesh: its stale copy must not resurrect `stays`
