@@ -1,25 +1,44 @@
-"""Wire form of the compact diff (crdt.recon): msgpack maps with packed blobs inside.
+"""Wire form of the compact diff (crdt.recon): versions 2 and 3, one body format.
 
-Version 2 of the diff protocol (crdt.merkle_diff is version 1): a v1 responder refuses a v2
-query by its "v" field, which is how an initiator learns to fall back (meshkp/replication).
+crdt.merkle_diff is version 1 (a msgpack map). A responder of one version refuses a query of a
+newer one ("malformed diff query" from v1, which is where a v2 node sends anything that does
+not start like a v2 query), which is how an initiator learns to step down (meshkp/replication).
 
+v2, msgpack arrays of bins and ints:
     query  [2, geometry, my full root or nil (first query only), node items, wanted paths]
     answer [2, same root, node items answered, wants answered, body]
+v3, raw bytes after a 0xc1 0x03 prefix (0xc1 is the one byte msgpack never uses, so no v1 or
+v2 decoder takes a v3 message for one of its own):
+    query  c1 03, flags byte (1: a root follows, 2: a check, 4: the default geometry),
+           geometry (6 bytes, unless the default), salt (8),
+           [salted 8-byte root | 8-byte closing check (crdt.recon_check)],
+           varint length of the node items, node items, wanted paths (the rest; with a
+           check: a varint length, the wanted paths, then the paths the check cuts out)
+    answer c1 03, same-root byte (of a check: it held), varint node items answered, varint
+           wants answered, body
+At d = 10 a diff is ~10 messages, so each byte of framing is ~1 byte per difference: v3's
+framing is ~10 bytes a round trip less than v2's.
 
-(msgpack arrays of bins and ints: at d = 10 a round is ~16 messages, so each byte of
-framing is ~1.6 bytes per difference). The geometry is one bin: log2(fanout), depth,
-hash_bytes, short_hash_bytes, digest_bytes, inline_ids, then the session's salt.
-A path is a length byte then its base-4 digits packed four to a byte; in a node item the
-length byte's top bits say its hashes (and those of the NODE answers to it) are whole, 32
-bytes (FULL_HASHES: a retry after a collision), or short (SHORT_HASHES: where differences are
-sparse, crdt.recon). A node item is a path,
-a byte whose bit 3-c says child c is non-empty, and the wire hashes of the non-empty
-children. The answer body holds, per answered node item, one byte of four 2-bit child states
-(SAME, NODE, LIST, EMPTY; child 0 in the top bits) and then, per child in order, its payload:
-a NODE is a mask byte and hashes as above, a LIST a listing. Per answered want: a state byte,
-then the same payloads. A listing is a u16 count, then per entry the id's length byte, the
-id, and its salted short digest. Paths are left out of answers: the initiator knows which
-items it asked about, and in which order.
+The geometry is log2(fanout), depth, hash_bytes, short_hash_bytes, digest_bytes, inline_ids,
+then (v2: the rest of the bin) the session's salt. A path is a length byte then its base-4
+digits packed four to a byte. In a node item the length byte's top bits say its hashes (and
+those of the NODE answers to it) are whole, 32 bytes (FULL_HASHES: a retry after a
+collision), or short (SHORT_HASHES: where differences are sparse, crdt.recon), or (v3, both
+bits, TINY_HASHES) one byte, on chains of single differences. A node item
+is a path, a mask byte, and the wire hashes of the non-empty children: bit 3-c of the mask
+says child c is non-empty; in v3 bit 7-c says the initiator holds at most inline_ids there
+(SMALL: the responder then lists it in short form). The answer body holds, per answered node
+item, one byte of four 2-bit child states (SAME, NODE, LIST, EMPTY; child 0 in the top bits)
+and then, per child in order, its payload: a NODE is a mask byte and hashes as above, a LIST
+a listing. Per answered want: a state byte, then the same payloads. Paths are left out of
+answers: the initiator knows which items it asked about, and in which order.
+
+A listing is a u16 count (v3: 1 byte below 64, else 2 with 0x40 set), then per entry the
+id's length byte, the id, and its salted short digest (none where the initiator holds
+nothing: every id listed there is new to it). A short listing (v3; its count byte has the top
+bit set) is, per entry, a 3-byte salted hash of the id and a 2-byte salted digest: the
+initiator matches them against the few ids it holds there and asks by index (INDEXED want)
+for only the ids it lacks. Paths in v3 come in groups (pack_grouped) of one length byte.
 """
 
 from __future__ import annotations
@@ -31,21 +50,49 @@ from crdt.errors import DecodeError, DiffProtocolError
 from crdt.merkle import HASH_BYTES, MAX_ID_BYTES
 from crdt.recon_view import ARITY, VPath
 
-RECON_VERSION = 2
+V2, V3 = 2, 3
+RECON_VERSION = V3  # the newest this code speaks
+V3_PREFIX = b"\xc1\x03"
 SAME, NODE, LIST, EMPTY = 0, 1, 2, 3
 # 2 bytes collide once in 65,536 differing subtrees: each collision only delays that
 # difference to a later round (the salt changes), but below this rounds start to repeat.
 MIN_HASH_BYTES = 2
 MIN_SALT_BYTES = 8
 MAX_SALT_BYTES = 16  # BLAKE2b keys are at most 64 bytes; 16 is unguessable
+V3_SALT_BYTES = 8
+V3_ROOT_BYTES = 8  # a salted root or check hash: equal by chance once in 2**64
 MAX_INLINE_IDS = 64
-# Entries of one listing: a u16 count.
+# Entries of one listing: a u16 count (v3: one byte below 64, else two bytes of 14 bits with
+# 0x40 set; a count byte with 0x80 set starts a short listing).
 MAX_LISTING = 65_535
+MAX_V3_LISTING = 0x3FFF
+# Entries of a short listing (7 bits), and what a responder lists short at most: above it
+# a full listing is as cheap (all but inline_ids of the ids are new to the initiator).
+MAX_SHORT_LISTING = 0x7F
+SHORT_LIST_AT_MOST = 16
+SHORT_ID_BYTES = 3
+SHORT_DIGEST_BYTES = 2
 # Top bits of a node item's path length byte: this item's hashes are whole (32 bytes), or
 # short (short_hash_bytes); neither: hash_bytes.
 FULL_HASHES = 0x80
 SHORT_HASHES = 0x40
 _FLAGS = FULL_HASHES | SHORT_HASHES
+# v3: both bits, one-byte hashes (a chain of single differences far below the last level
+# with more than one difference per node: the closing check catches what they hide).
+TINY_HASHES = _FLAGS
+TINY_HASH_BYTES = 1
+# Top bits of a v3 want's path length byte: what listing is wanted. Plain: a full listing;
+# SHORT_WANT (an offer): a count byte and the 3-byte salted hashes of the initiator's ids
+# there follow the path, and the answer says which of them the responder holds, with their
+# 2-byte digest hashes, then lists its other ids in full (an offer reply); INDEXED: the ids
+# at these positions of a short listing (a count byte and ascending index bytes follow the
+# path); IDS_ONLY: a full listing without digests (the initiator holds nothing there).
+PLAIN_WANT, SHORT_WANT, INDEXED, IDS_ONLY = 0x00, 0x40, 0x80, 0xC0
+_VARINT_MAX_BYTES = 4
+# v3 query flags: a root follows, a closing check follows, the geometry is the default one
+# (and left out: 6 bytes of each query, ~0.5 B per difference at d = 10).
+_HAS_ROOT, _HAS_CHECK, _DEFAULT_GEOMETRY = 0x01, 0x02, 0x04
+DEFAULT_GEOMETRY = bytes([4, 4, 4, 2, 4, 2])  # fanout 16, depth 4, hashes 4/2, digests 4, 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +106,19 @@ class ReconGeometry:
     digest_bytes: int
     inline_ids: int
     salt: bytes
+    version: int = RECON_VERSION
 
 
 @dataclass(frozen=True, slots=True)
 class ReconQuery:
     geometry: ReconGeometry
-    root: bytes | None  # first query only: my full 32-byte root
+    root: bytes | None  # first query only: my root (v2: whole; v3: salted, 16 bytes)
     nodes: bytes  # packed node items
     wants: bytes  # packed paths
+    # v3, the closing check (crdt.recon_check): its 8-byte hash, and the packed paths it
+    # cuts out besides those of this query's wants.
+    check: bytes | None = None
+    cut: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +127,18 @@ class ReconAnswer:
     answered: int  # node items of the query answered (a prefix; the rest is deferred)
     answered_wants: int
     body: bytes
+    version: int = RECON_VERSION
 
 
 def encode_path(vpath: VPath, flags: int = 0) -> bytes:
     """Length byte (with `flags`), then the digits packed four to a byte (first digit in the
     top bits)."""
-    out = bytearray([len(vpath) | flags])
+    return bytes([len(vpath) | flags]) + path_digits(vpath)
+
+
+def path_digits(vpath: VPath) -> bytes:
+    """The digits of a path packed four to a byte (first digit in the top bits)."""
+    out = bytearray()
     for at in range(0, len(vpath), 4):
         chunk = vpath[at:at + 4]
         value = 0
@@ -90,13 +148,60 @@ def encode_path(vpath: VPath, flags: int = 0) -> bytes:
     return bytes(out)
 
 
-class Reader:
-    """Reads a packed blob; every shortfall or bad value is a DiffProtocolError."""
+def encode_varint(value: int) -> bytes:
+    """LEB128, at most 4 bytes (values below 2**28)."""
+    if not 0 <= value < 1 << (7 * _VARINT_MAX_BYTES):
+        raise DiffProtocolError(f"varint {value} out of range")
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
 
-    def __init__(self, data: bytes, what: str) -> None:
+
+def pack_grouped(items: list[tuple[int, VPath, bytes]]) -> bytes:
+    """v3 items, each (flags, path, what follows its path), in groups of one length byte and
+    a count: a query's items are mostly of one or two levels, so this saves the length byte
+    of each (~1 B per difference per round trip). Items are grouped as they come."""
+    out: list[bytes] = []
+    at = 0
+    while at < len(items):
+        header = len(items[at][1]) | items[at][0]
+        end = at
+        while end < len(items) and len(items[end][1]) | items[end][0] == header:
+            end += 1
+        out.append(bytes([header]) + encode_varint(end - at))
+        out.extend(path_digits(vpath) + rest for _, vpath, rest in items[at:end])
+        at = end
+    return b"".join(out)
+
+
+def group_key(flags: int, vpath: VPath) -> int:
+    """The order items are sent in, so that pack_grouped makes as few groups as it can."""
+    return len(vpath) | flags
+
+
+class Reader:
+    """Reads a packed blob; every shortfall or bad value is a DiffProtocolError.
+
+    `grouped` (v3): paths come in groups of one length byte and a varint count (pack_grouped).
+    """
+
+    def __init__(self, data: bytes, what: str, grouped: bool = False) -> None:
         self.data = data
         self.at = 0
         self.what = what
+        self.grouped = grouped
+        self._left = 0  # paths left in the current group
+        self._header = 0
+
+    def more(self) -> bool:
+        """Whether another item follows."""
+        return self.at < len(self.data) or self._left > 0
 
     def take(self, count: int) -> bytes:
         end = self.at + count
@@ -106,20 +211,47 @@ class Reader:
         self.at = end
         return chunk
 
+    def rest(self) -> bytes:
+        return self.take(len(self.data) - self.at)
+
     def u8(self) -> int:
         return self.take(1)[0]
 
     def u16(self) -> int:
         return int.from_bytes(self.take(2), "big")
 
+    def peek(self) -> int:
+        if self.at >= len(self.data):
+            raise DiffProtocolError(f"{self.what}: truncated at byte {self.at}")
+        return self.data[self.at]
+
+    def varint(self) -> int:
+        value = 0
+        for shift in range(0, 7 * _VARINT_MAX_BYTES, 7):
+            byte = self.u8()
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+        raise DiffProtocolError(f"{self.what}: varint longer than {_VARINT_MAX_BYTES} bytes")
+
     def path(self, max_len: int) -> VPath:
         return self.flagged_path(max_len, allow_flags=False)[0]
 
-    def flagged_path(self, max_len: int, allow_flags: bool = True) -> tuple[VPath, int]:
-        """A path, and the flags of its length byte (FULL_HASHES, SHORT_HASHES)."""
-        length = self.u8()
+    def flagged_path(self, max_len: int, allow_flags: bool = True,
+                     allow_both: bool = False) -> tuple[VPath, int]:
+        """A path, and the flags of its length byte (its top two bits)."""
+        if self.grouped:
+            if not self._left:
+                self._header = self.u8()
+                self._left = self.varint()
+                if not self._left:
+                    raise DiffProtocolError(f"{self.what}: an empty group of paths")
+            self._left -= 1
+            length = self._header
+        else:
+            length = self.u8()
         flags = length & _FLAGS if allow_flags else 0
-        if flags == _FLAGS:
+        if flags == _FLAGS and not allow_both:
             raise DiffProtocolError(f"{self.what}: a path flagged both full and short")
         length &= ~flags
         if length > max_len:
@@ -130,17 +262,32 @@ class Reader:
             raise DiffProtocolError(f"{self.what}: path padding is not zero")
         return tuple(digits[:length]), flags
 
-    def hashes(self, hash_bytes: int) -> tuple[bytes | None, ...]:
-        """A mask byte and the hashes of the non-empty children (None: empty)."""
+    def hashes(self, hash_bytes: int, allow_small: bool = False
+               ) -> tuple[tuple[bytes | None, ...], int]:
+        """A mask byte and the hashes of the non-empty children (None: empty), and the
+        children the sender marked small (a 4-bit mask, v3)."""
         mask = self.u8()
-        if mask > 0xF:
+        small = mask >> ARITY
+        if small and not allow_small:
             raise DiffProtocolError(f"{self.what}: child mask {mask:#x} has more than 4 bits")
-        return tuple(
+        if small & ~mask & 0xF:
+            raise DiffProtocolError(f"{self.what}: child mask {mask:#x} marks an empty child small")
+        hashes = tuple(
             self.take(hash_bytes) if mask & (1 << (ARITY - 1 - c)) else None for c in range(ARITY)
         )
+        return hashes, small
 
-    def listing(self, digest_bytes: int) -> list[tuple[bytes, bytes]]:
-        count = self.u16()
+    def listing(self, digest_bytes: int, max_count: int = MAX_LISTING
+                ) -> list[tuple[bytes, bytes]]:
+        if max_count == MAX_V3_LISTING:
+            first = self.u8()
+            if first & 0x80:
+                raise DiffProtocolError(f"{self.what}: a short listing where a full one belongs")
+            count = first if first < 0x40 else ((first & 0x3F) << 8) | self.u8()
+        else:
+            count = self.u16()
+        if count > max_count:
+            raise DiffProtocolError(f"{self.what}: a listing of {count} entries")
         entries = []
         for _ in range(count):
             length = self.u8()
@@ -149,25 +296,71 @@ class Reader:
             entries.append((self.take(length), self.take(digest_bytes)))
         return entries
 
+    def short_listing(self) -> list[tuple[bytes, bytes]]:
+        """A short listing's (id hash, digest hash) entries."""
+        count = self.u8() & MAX_SHORT_LISTING
+        return [(self.take(SHORT_ID_BYTES), self.take(SHORT_DIGEST_BYTES)) for _ in range(count)]
+
+    def want(self, max_len: int) -> tuple[VPath, int, list[int], list[bytes]]:
+        """A v3 want: its path, kind, indices (INDEXED) and offered id hashes (SHORT_WANT)."""
+        vpath, kind = self.flagged_path(max_len, allow_both=True)
+        indices = self.indices() if kind == INDEXED else []
+        offered = self.offer() if kind == SHORT_WANT else []
+        return vpath, kind, indices, offered
+
+    def offer(self) -> list[bytes]:
+        """An offer's short id hashes."""
+        count = self.u8()
+        if count > MAX_SHORT_LISTING:
+            raise DiffProtocolError(f"{self.what}: an offer of {count} ids")
+        return [self.take(SHORT_ID_BYTES) for _ in range(count)]
+
+    def offer_reply(self, offered: int) -> tuple[list[bytes | None], list[bytes]]:
+        """Per offered id, its digest hash if the responder holds it; the responder's other
+        ids."""
+        count = self.u8() & MAX_SHORT_LISTING
+        if count != offered:
+            raise DiffProtocolError(f"{self.what}: a reply to {count} offered ids, not {offered}")
+        width = _mask_bytes(count)
+        mask = int.from_bytes(self.take(width), "big")
+        held: list[bytes | None] = [
+            self.take(SHORT_DIGEST_BYTES) if mask >> (8 * width - 1 - index) & 1 else None
+            for index in range(count)]
+        if mask & ((1 << (8 * width - count)) - 1):
+            raise DiffProtocolError(f"{self.what}: offer reply mask padding is not zero")
+        return held, [i for i, _ in self.listing(0, MAX_V3_LISTING)]
+
+    def indices(self) -> list[int]:
+        """An INDEXED want's count byte and strictly ascending index bytes."""
+        count = self.u8()
+        found = list(self.take(count))
+        if not found or any(b <= a for a, b in zip(found, found[1:], strict=False)):
+            raise DiffProtocolError(f"{self.what}: indices {found} are not ascending")
+        return found
+
     def end(self) -> None:
-        if self.at != len(self.data):
+        if self.at != len(self.data) or self._left:
             raise DiffProtocolError(f"{self.what}: {len(self.data) - self.at} bytes left over")
 
 
-def pack_hashes(hashes: tuple[bytes | None, ...]) -> bytes:
-    """A mask byte and the non-empty hashes (None: an empty child)."""
-    mask = 0
+def pack_hashes(hashes: tuple[bytes | None, ...], small: int = 0) -> bytes:
+    """A mask byte (empty children, and `small` in the top 4 bits) and the non-empty hashes."""
+    mask = small << ARITY
     for c, value in enumerate(hashes):
         if value is not None:
             mask |= 1 << (ARITY - 1 - c)
     return bytes([mask]) + b"".join(h for h in hashes if h is not None)
 
 
-def pack_listing(entries: list[tuple[bytes, bytes]]) -> bytes:
+def pack_listing(entries: list[tuple[bytes, bytes]], max_count: int = MAX_LISTING) -> bytes:
     """A u16 count, then (id length, id, short digest) per entry."""
-    if len(entries) > MAX_LISTING:
-        raise DiffProtocolError(f"a listing of {len(entries)} entries, at most {MAX_LISTING}")
-    parts = [len(entries).to_bytes(2, "big")]
+    count = len(entries)
+    if count > max_count:
+        raise DiffProtocolError(f"a listing of {count} entries, at most {max_count}")
+    if max_count != MAX_V3_LISTING:
+        parts = [count.to_bytes(2, "big")]
+    else:
+        parts = [bytes([count]) if count < 0x40 else (0x4000 | count).to_bytes(2, "big")]
     for item_id, short in entries:
         parts.append(bytes([len(item_id)]))
         parts.append(item_id)
@@ -175,66 +368,164 @@ def pack_listing(entries: list[tuple[bytes, bytes]]) -> bytes:
     return b"".join(parts)
 
 
+def pack_short_listing(entries: list[tuple[bytes, bytes]]) -> bytes:
+    """A count byte (top bit set), then (id hash, digest hash) per entry."""
+    if len(entries) > MAX_SHORT_LISTING:
+        raise DiffProtocolError(f"a short listing of {len(entries)} entries")
+    return bytes([0x80 | len(entries)]) + b"".join(i + d for i, d in entries)
+
+
+def is_short_listing(reader: Reader) -> bool:
+    """Whether the listing the reader is at is a short one (v3)."""
+    return bool(reader.peek() & 0x80)
+
+
+def pack_offer(short_ids: list[bytes]) -> bytes:
+    """An offer's count byte and short id hashes."""
+    if len(short_ids) > MAX_SHORT_LISTING:
+        raise DiffProtocolError(f"an offer of {len(short_ids)} ids")
+    return bytes([len(short_ids)]) + b"".join(short_ids)
+
+
+def pack_offer_reply(held: list[bytes | None], others: list[bytes]) -> bytes:
+    """0x80 | offered count, a bit per offered id held (first id in the top bit), the 2-byte
+    digest hash of each held one, then an ids-only listing of the responder's other ids."""
+    mask = 0
+    for index, digest_hash in enumerate(held):
+        if digest_hash is not None:
+            mask |= 1 << (8 * _mask_bytes(len(held)) - 1 - index)
+    return b"".join((bytes([0x80 | len(held)]),
+                     mask.to_bytes(_mask_bytes(len(held)), "big"),
+                     *(h for h in held if h is not None),
+                     pack_listing([(i, b"") for i in others], MAX_V3_LISTING)))
+
+
+def _mask_bytes(count: int) -> int:
+    return (count + 7) // 8
+
+
+def pack_indices(indices: list[int]) -> bytes:
+    return bytes([len(indices), *indices])
+
+
+def _geometry_bytes(g: ReconGeometry) -> bytes:
+    return bytes([g.fanout.bit_length() - 1, g.depth, g.hash_bytes, g.short_hash_bytes,
+                  g.digest_bytes, g.inline_ids])
+
+
 def encode_query(query: ReconQuery) -> bytes:
     g = query.geometry
-    geometry = bytes([g.fanout.bit_length() - 1, g.depth, g.hash_bytes, g.short_hash_bytes,
-                      g.digest_bytes, g.inline_ids]) + g.salt
-    return packb([RECON_VERSION, geometry, query.root, query.nodes, query.wants])
+    if g.version == V2:
+        return packb([V2, _geometry_bytes(g) + g.salt, query.root, query.nodes, query.wants])
+    geometry = _geometry_bytes(g)
+    flags = ((_HAS_ROOT if query.root is not None else 0)
+             | (_HAS_CHECK if query.check is not None else 0)
+             | (_DEFAULT_GEOMETRY if geometry == DEFAULT_GEOMETRY else 0))
+    tail = (query.wants,) if query.check is None else (encode_varint(len(query.wants)),
+                                                        query.wants, query.cut)
+    return b"".join((V3_PREFIX, bytes([flags]),
+                     b"" if flags & _DEFAULT_GEOMETRY else geometry, g.salt,
+                     query.root or b"", query.check or b"", encode_varint(len(query.nodes)),
+                     query.nodes, *tail))
 
 
 def encode_answer(answer: ReconAnswer) -> bytes:
-    return packb([RECON_VERSION, answer.same_root, answer.answered, answer.answered_wants,
-                  answer.body])
+    if answer.version == V2:
+        return packb([V2, answer.same_root, answer.answered, answer.answered_wants,
+                      answer.body])
+    return b"".join((V3_PREFIX, bytes([answer.same_root]), encode_varint(answer.answered),
+                     encode_varint(answer.answered_wants), answer.body))
 
 
-def _checked(data: bytes, what: str, max_bytes: int) -> list[object]:
+def _check_size(data: bytes, what: str, max_bytes: int) -> None:
     if len(data) > max_bytes:
         raise DiffProtocolError(f"{what} of {len(data)} bytes exceeds the {max_bytes}-byte limit")
+
+
+def _checked_v2(data: bytes, what: str) -> list[object]:
     msg = unpackb(data, what)
     if isinstance(msg, dict) and msg.get("v") == 1:
         raise DiffProtocolError(f"{what}: protocol version 1, expected 2")
     items = as_list(msg, what, 5)
-    if items[0] != RECON_VERSION:
+    if items[0] != V2:
         raise DiffProtocolError(f"{what}: protocol version {items[0]!r}, expected 2")
     return items
 
 
-def _root(obj: object) -> bytes | None:
-    return None if obj is None else as_bytes(obj, "root", HASH_BYTES, HASH_BYTES)
+def _geometry(raw: bytes, salt: bytes, version: int) -> ReconGeometry:
+    fanout_bits, depth, hash_bytes, short_bytes, digest_bytes, inline = raw[:6]
+    return ReconGeometry(
+        1 << as_int(fanout_bits, "log2(fanout)", 1, 8), as_int(depth, "depth", 1, 16),
+        as_int(hash_bytes, "hash_bytes", MIN_HASH_BYTES, HASH_BYTES),
+        as_int(short_bytes, "short_hash_bytes", MIN_HASH_BYTES, HASH_BYTES),
+        as_int(digest_bytes, "digest_bytes", MIN_HASH_BYTES, HASH_BYTES),
+        as_int(inline, "inline_ids", 0, MAX_INLINE_IDS), salt, version,
+    )
 
 
 def decode_query(data: bytes, max_bytes: int) -> ReconQuery:
-    """Shape-checked query; DiffProtocolError on anything else."""
+    """Shape-checked query of either version; DiffProtocolError on anything else."""
+    _check_size(data, "recon query", max_bytes)
     try:
-        _, raw_geometry, root, nodes, wants = _checked(data, "recon query", max_bytes)
+        if recon_version(data) == V3:
+            reader = Reader(data, "recon query")
+            reader.take(len(V3_PREFIX))
+            flags = reader.u8()
+            if flags & ~0x07 or flags & (_HAS_ROOT | _HAS_CHECK) == _HAS_ROOT | _HAS_CHECK:
+                raise DecodeError(f"query flags {flags:#x}")
+            raw = DEFAULT_GEOMETRY if flags & _DEFAULT_GEOMETRY else reader.take(6)
+            geometry = _geometry(raw, reader.take(V3_SALT_BYTES), V3)
+            root = reader.take(V3_ROOT_BYTES) if flags & _HAS_ROOT else None
+            check = reader.take(V3_ROOT_BYTES) if flags & _HAS_CHECK else None
+            nodes = reader.take(reader.varint())
+            if check is None:
+                return ReconQuery(geometry, root, nodes, reader.rest())
+            if nodes:
+                raise DecodeError("a closing check with node items")
+            wants = reader.take(reader.varint())
+            return ReconQuery(geometry, root, nodes, wants, check, reader.rest())
+        _, raw_geometry, root_obj, nodes_obj, wants_obj = _checked_v2(data, "recon query")
         raw = as_bytes(raw_geometry, "geometry", 6 + MIN_SALT_BYTES, 6 + MAX_SALT_BYTES)
-        fanout_bits, depth, hash_bytes, short_bytes, digest_bytes, inline = raw[:6]
-        geometry = ReconGeometry(
-            1 << as_int(fanout_bits, "log2(fanout)", 1, 8), as_int(depth, "depth", 1, 16),
-            as_int(hash_bytes, "hash_bytes", MIN_HASH_BYTES, HASH_BYTES),
-            as_int(short_bytes, "short_hash_bytes", MIN_HASH_BYTES, HASH_BYTES),
-            as_int(digest_bytes, "digest_bytes", MIN_HASH_BYTES, HASH_BYTES),
-            as_int(inline, "inline_ids", 0, MAX_INLINE_IDS), raw[6:],
-        )
-        return ReconQuery(geometry, _root(root), as_bytes(nodes, "nodes", 0, max_bytes),
-                          as_bytes(wants, "wants", 0, max_bytes))
+        root = None if root_obj is None else as_bytes(root_obj, "root", HASH_BYTES, HASH_BYTES)
+        return ReconQuery(_geometry(raw, raw[6:], V2), root, as_bytes(nodes_obj, "nodes", 0, max_bytes),
+                          as_bytes(wants_obj, "wants", 0, max_bytes))
     except DecodeError as exc:
         raise DiffProtocolError(f"malformed recon query: {exc}") from exc
 
 
-def decode_answer(data: bytes, max_bytes: int) -> ReconAnswer:
+def decode_answer(data: bytes, max_bytes: int, version: int) -> ReconAnswer:
     """Shape-checked answer (its body is read by the initiator, which knows the context)."""
+    _check_size(data, "recon answer", max_bytes)
     try:
-        _, same, answered, answered_wants, body = _checked(data, "recon answer", max_bytes)
-        if not isinstance(same, bool):
+        if version == V3:
+            if recon_version(data) != V3:
+                raise DecodeError("not a version 3 answer")
+            reader = Reader(data, "recon answer")
+            reader.take(len(V3_PREFIX))
+            same = reader.u8()
+            if same > 1:
+                raise DecodeError(f"same_root flag {same}")
+            return ReconAnswer(bool(same), reader.varint(), reader.varint(), reader.rest(), V3)
+        _, same_obj, answered, answered_wants, body = _checked_v2(data, "recon answer")
+        if not isinstance(same_obj, bool):
             raise DecodeError("same_root flag is not a bool")
-        return ReconAnswer(same, as_int(answered, "answered"),
+        return ReconAnswer(same_obj, as_int(answered, "answered"),
                            as_int(answered_wants, "answered wants"),
-                           as_bytes(body, "body", 0, max_bytes))
+                           as_bytes(body, "body", 0, max_bytes), V2)
     except DecodeError as exc:
         raise DiffProtocolError(f"malformed recon answer: {exc}") from exc
 
 
+def recon_version(data: bytes) -> int | None:
+    """The compact diff version of a query (2: a msgpack 5-array, 3: the c1 03 prefix), or
+    None (v1 sends a msgpack map)."""
+    if data[:2] == b"\x95\x02":
+        return V2
+    if data[:2] == V3_PREFIX:
+        return V3
+    return None
+
+
 def is_recon_query(data: bytes) -> bool:
-    """Whether a diff query is a compact (v2) one: a 5-array, where v1 sends a map."""
-    return data[:2] == b"\x95\x02"
+    """Whether a diff query is a compact (v2 or v3) one."""
+    return recon_version(data) is not None
