@@ -93,6 +93,10 @@ Asked = tuple[int, VPath, int, tuple[int, ...]]  # (_NODE/_WANT, path, flags, in
 # difference without them (docs/benchmarks.md).
 TINY_AT_MOST_ESTIMATE = 256
 TINY_SPARSENESS = 16
+# The closing check is asked for with the last query when its node items hold at most this
+# many of my ids each (their differing children are then listed, not descended, so the
+# check's cut is known after the answer and it needs no round trip of its own).
+CHECK_WITH_IDS = 8
 
 
 def _retry_flags(flags: int) -> int:
@@ -131,8 +135,8 @@ class ReconInitiator(DiffSession):
         # Subtrees resolved by a listing or found empty on one side: cut out of the closing
         # check (crdt.recon_check). verified: None until a check ran (v2, or too many paths).
         self._resolved: set[VPath] = set()
-        self._checking = False  # the outstanding query carries the closing check
-        self._check_held: bool | None = None  # its answer, until a NODE answer voids it
+        self._checking = False  # the outstanding query asks for the closing check
+        self._check_held: bool | None = None  # whether it held (None: not yet known)
         self._redone = False
         self.verified: bool | None = None
 
@@ -201,14 +205,12 @@ class ReconInitiator(DiffSession):
         root = root_wire(self.tree.root(), g) if with_root else None
         query = ReconQuery(g, root, node_blob, want_blob)
         if self._may_check(with_root, nodes):
-            # Nothing but listings left to ask: the closing check rides along, cutting out
-            # what is resolved already and what these wants will resolve.
-            wanted = [vpath for _, vpath, _, _ in self._asked_wants]
-            cut = sorted(self._resolved - set(wanted), key=lambda p: (len(p), p))
-            check = check_hash(self.view, [*cut, *wanted], g.salt)
-            query = dataclasses.replace(query, check=check,
-                                        cut=pack_grouped([(0, p, b"") for p in cut]))
-        self._checking = query.check is not None
+            # Nothing left to ask but (probably) the last listings: the responder adds the
+            # closing check's hash over its tree to the answer, cutting out what is resolved
+            # already and what the answer resolves (crdt.recon_check).
+            cut = sorted(self._resolved, key=lambda p: (len(p), p))
+            query = dataclasses.replace(query, cut=pack_grouped([(0, p, b"") for p in cut]))
+        self._checking = query.cut is not None
         data = encode_query(query)
         self._asked_root = with_root
         self.stats.messages += 1
@@ -236,9 +238,24 @@ class ReconInitiator(DiffSession):
         return hashes
 
     def _may_check(self, with_root: bool, nodes: list[tuple[int, VPath, bytes]]) -> bool:
-        return (self.v3 and not with_root and not nodes and not self._queue
+        """Whether to ask for the closing check with this query: everything left is in it,
+        and its node items are near the bottom (so their answers likely only list)."""
+        return (self.v3 and not with_root and not self._queue
                 and self._check_held is None and self.verified is None and not self.gave_up
-                and len(self._resolved) + len(self._asked_wants) <= MAX_CHECK_PATHS)
+                and len(self._resolved) <= MAX_CHECK_PATHS
+                and all(self.view.slot(vpath).size <= CHECK_WITH_IDS for _, vpath, _ in nodes))
+
+    def _take_check(self, answer: ReconAnswer) -> None:
+        """After an answer to a query that asked for the check: it holds if my tree cut the
+        same way hashes the same, unless the answer left work outside the cut (a subtree
+        it descended instead of listing, or a deferred item): then it is asked again."""
+        if answer.check is None:
+            return
+        left_outside = any(kind == _NODE or vpath not in self._resolved
+                           for kind, vpath, _, _ in self._queue)
+        if not left_outside:
+            mine = check_hash(self.view, self._resolved, self.geometry.salt)
+            self._check_held = mine == answer.check
 
     def handle(self, data: bytes) -> bytes | None:
         """Take the responder's answer; return the next query, or None when done."""
@@ -248,13 +265,17 @@ class ReconInitiator(DiffSession):
         stats.round_trips += 1
         stats.messages += 1
         stats.bytes_received += len(data)
+        if answer.check is not None and not self._checking:
+            raise DiffProtocolError("an answer with a check hash no query asked for")
         if self._checking:
             self._checking = False
-            self._check_held = answer.same_root
+            if answer.same_root:
+                raise DiffProtocolError("same_root is only a bare answer to the first query")
             if self._asked_nodes or self._asked_wants:
                 self._take(answer)
             elif answer.answered or answer.answered_wants or answer.body:
                 raise DiffProtocolError("the answer to a closing check carries items")
+            self._take_check(answer)
         elif answer.same_root:
             if not self._asked_root or answer.answered or answer.answered_wants or answer.body:
                 raise DiffProtocolError("same_root is only a bare answer to the first query")
@@ -352,7 +373,6 @@ class ReconInitiator(DiffSession):
                 if flags != INDEXED:
                     self._local_only.update(self.view.entries(vpath))
             elif state == NODE and flags != INDEXED:
-                self._check_held = None  # the check cut this subtree out, but it is descended
                 self._descend(body, vpath, 0)
             elif state == LIST:
                 self._resolved.add(vpath)

@@ -75,26 +75,29 @@ class ReconResponder:
         if query.root is not None and query.root == root_wire(self.tree.root(), g):
             answer = ReconAnswer(True, 0, 0, b"", g.version)
         else:
-            answer = self._answer(query, view)
-            if query.check is not None:
-                answer = dataclasses.replace(answer, same_root=self._check(query, view))
+            answer, resolved = self._answer(query, view)
+            if query.cut is not None:
+                answer = dataclasses.replace(answer, check=self._check(query.cut, resolved,
+                                                                        view, g))
         reply = encode_answer(answer)
         self.stats.answered(data, reply)
         return reply
 
-    def _check(self, query: ReconQuery, view: QuadView) -> bool:
-        """Whether the closing check's hash is ours too (crdt.recon_check): it cuts out the
-        paths it names and those of the query's wants."""
+    @staticmethod
+    def _check(blob: bytes, resolved: list[VPath], view: QuadView, g: ReconGeometry
+               ) -> bytes | None:
+        """The closing check's hash of my tree (crdt.recon_check), cutting out the paths the
+        query names and those this answer resolves; None above MAX_CHECK_PATHS of the latter
+        (the initiator asks again with nothing else)."""
         cut: list[VPath] = []
-        for blob, what, wanted in ((query.cut, "recon check paths", False),
-                                   (query.wants, "recon query wants", True)):
-            paths = Reader(blob, what, grouped=True)
-            while paths.more():
-                if len(cut) >= MAX_CHECK_PATHS:
-                    raise DiffProtocolError(f"a check cutting out more than {MAX_CHECK_PATHS} "
-                                            "paths")
-                cut.append(paths.want(view.max_v)[0] if wanted else paths.path(view.max_v))
-        return check_hash(view, cut, query.geometry.salt) == query.check
+        paths = Reader(blob, "recon check paths", grouped=True)
+        while paths.more():
+            if len(cut) >= MAX_CHECK_PATHS:
+                raise DiffProtocolError(f"a check cutting out more than {MAX_CHECK_PATHS} paths")
+            cut.append(paths.path(view.max_v))
+        if len(resolved) > MAX_CHECK_PATHS:
+            return None
+        return check_hash(view, [*cut, *resolved], g.salt)
 
     def _describe(self, view: QuadView, vpath: VPath, theirs_empty: bool, theirs_small: bool,
                   g: ReconGeometry, size: int) -> bytes:
@@ -111,10 +114,12 @@ class ReconResponder:
             return bytes([LIST]) + full_listing(view, vpath, g, digests=not (v3 and theirs_empty))
         return bytes([NODE]) + pack_hashes(child_wires(view, vpath, g.salt, size))
 
-    def _answer(self, query: ReconQuery, view: QuadView) -> ReconAnswer:
+    def _answer(self, query: ReconQuery, view: QuadView) -> tuple[ReconAnswer, list[VPath]]:
+        """The answer, and the paths it resolves (listed, or empty on one side)."""
         g = query.geometry
         v3 = g.version == V3
         budget = self.config.max_message_bytes
+        resolved: list[VPath] = []
         parts: list[bytes] = []
         used = 64
         answered = 0
@@ -127,6 +132,7 @@ class ReconResponder:
             theirs, small = nodes.hashes(size, allow_small=v3)
             states = 0
             payload: list[bytes] = []
+            settled: list[VPath] = []
             for c in range(ARITY):
                 child = (*vpath, c)
                 mine = wire_hash(view, child, g.salt, size)
@@ -139,12 +145,15 @@ class ReconResponder:
                                                bool(small & (1 << (ARITY - 1 - c))), g, size)
                     state = described[0]
                     payload.append(described[1:])
+                if state in (EMPTY, LIST):
+                    settled.append(child)
                 states |= state << (2 * (ARITY - 1 - c))
             piece = bytes([states]) + b"".join(payload)
             if answered and used + len(piece) > budget:
-                return ReconAnswer(False, answered, 0, b"".join(parts), g.version)
+                return ReconAnswer(False, answered, 0, b"".join(parts), g.version), resolved
             used += len(piece)
             parts.append(piece)
+            resolved.extend(settled)
             answered += 1
         nodes.end()
         wants = Reader(query.wants, "recon query wants", grouped=v3)
@@ -152,22 +161,30 @@ class ReconResponder:
         while wants.more():
             if answered + answered_wants >= MAX_QUERY_ITEMS:
                 raise DiffProtocolError(f"query holds more than {MAX_QUERY_ITEMS} items")
-            piece = self._want(view, wants, g) if v3 else self._want_v2(view, wants, g)
+            vpath, piece = (self._want(view, wants, g) if v3
+                            else self._want_v2(view, wants, g))
             if (answered or answered_wants) and used + len(piece) > budget:
                 break
             used += len(piece)
             parts.append(piece)
+            if piece[0] in (EMPTY, LIST):
+                resolved.append(vpath)
             answered_wants += 1
-        return ReconAnswer(False, answered, answered_wants, b"".join(parts), g.version)
+        return (ReconAnswer(False, answered, answered_wants, b"".join(parts), g.version),
+                resolved)
 
-    def _want_v2(self, view: QuadView, wants: Reader, g: ReconGeometry) -> bytes:
+    def _want_v2(self, view: QuadView, wants: Reader, g: ReconGeometry) -> tuple[VPath, bytes]:
         vpath = wants.path(view.max_v)
         if view.slot(vpath).size == 0:
-            return bytes([EMPTY])
-        return self._describe(view, vpath, True, False, g, g.hash_bytes)
+            return vpath, bytes([EMPTY])
+        return vpath, self._describe(view, vpath, True, False, g, g.hash_bytes)
 
-    def _want(self, view: QuadView, wants: Reader, g: ReconGeometry) -> bytes:
+    def _want(self, view: QuadView, wants: Reader, g: ReconGeometry) -> tuple[VPath, bytes]:
         vpath, kind, indices, offered = wants.want(view.max_v)
+        return vpath, self._want_piece(view, vpath, kind, indices, offered, g)
+
+    def _want_piece(self, view: QuadView, vpath: VPath, kind: int, indices: list[int],
+                    offered: list[bytes], g: ReconGeometry) -> bytes:
         held = view.slot(vpath).size
         if held == 0:
             return bytes([EMPTY])

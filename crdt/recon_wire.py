@@ -9,13 +9,12 @@ v2, msgpack arrays of bins and ints:
     answer [2, same root, node items answered, wants answered, body]
 v3, raw bytes after a 0xc1 0x03 prefix (0xc1 is the one byte msgpack never uses, so no v1 or
 v2 decoder takes a v3 message for one of its own):
-    query  c1 03, flags byte (1: a root follows, 2: a check, 4: the default geometry),
-           geometry (6 bytes, unless the default), salt (8),
-           [salted 8-byte root | 8-byte closing check (crdt.recon_check)],
+    query  c1 03, flags byte (1: a root follows, 2: a check is asked for, 4: the default
+           geometry), geometry (6 bytes, unless the default), salt (8), [salted 8-byte root],
            varint length of the node items, node items, wanted paths (the rest; with a
            check: a varint length, the wanted paths, then the paths the check cuts out)
-    answer c1 03, same-root byte (of a check: it held), varint node items answered, varint
-           wants answered, body
+    answer c1 03, flags byte (1: same root, 2: a check hash follows), [8-byte check hash],
+           varint node items answered, varint wants answered, body
 At d = 10 a diff is ~10 messages, so each byte of framing is ~1 byte per difference: v3's
 framing is ~10 bytes a round trip less than v2's.
 
@@ -89,7 +88,7 @@ TINY_HASH_BYTES = 1
 # path); IDS_ONLY: a full listing without digests (the initiator holds nothing there).
 PLAIN_WANT, SHORT_WANT, INDEXED, IDS_ONLY = 0x00, 0x40, 0x80, 0xC0
 _VARINT_MAX_BYTES = 4
-# v3 query flags: a root follows, a closing check follows, the geometry is the default one
+# v3 query flags: a root follows, a closing check is asked for, the geometry is the default
 # (and left out: 6 bytes of each query, ~0.5 B per difference at d = 10).
 _HAS_ROOT, _HAS_CHECK, _DEFAULT_GEOMETRY = 0x01, 0x02, 0x04
 DEFAULT_GEOMETRY = bytes([4, 4, 4, 2, 4, 2])  # fanout 16, depth 4, hashes 4/2, digests 4, 2
@@ -115,10 +114,9 @@ class ReconQuery:
     root: bytes | None  # first query only: my root (v2: whole; v3: salted, 16 bytes)
     nodes: bytes  # packed node items
     wants: bytes  # packed paths
-    # v3, the closing check (crdt.recon_check): its 8-byte hash, and the packed paths it
-    # cuts out besides those of this query's wants.
-    check: bytes | None = None
-    cut: bytes = b""
+    # v3, the closing check (crdt.recon_check) asked for: the packed paths it cuts out
+    # besides those this answer resolves (None: no check asked for).
+    cut: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +126,7 @@ class ReconAnswer:
     answered_wants: int
     body: bytes
     version: int = RECON_VERSION
+    check: bytes | None = None  # v3: the closing check's hash over the responder's tree
 
 
 def encode_path(vpath: VPath, flags: int = 0) -> bytes:
@@ -419,22 +418,23 @@ def encode_query(query: ReconQuery) -> bytes:
         return packb([V2, _geometry_bytes(g) + g.salt, query.root, query.nodes, query.wants])
     geometry = _geometry_bytes(g)
     flags = ((_HAS_ROOT if query.root is not None else 0)
-             | (_HAS_CHECK if query.check is not None else 0)
+             | (_HAS_CHECK if query.cut is not None else 0)
              | (_DEFAULT_GEOMETRY if geometry == DEFAULT_GEOMETRY else 0))
-    tail = (query.wants,) if query.check is None else (encode_varint(len(query.wants)),
-                                                        query.wants, query.cut)
+    tail = (query.wants,) if query.cut is None else (encode_varint(len(query.wants)),
+                                                      query.wants, query.cut)
     return b"".join((V3_PREFIX, bytes([flags]),
                      b"" if flags & _DEFAULT_GEOMETRY else geometry, g.salt,
-                     query.root or b"", query.check or b"", encode_varint(len(query.nodes)),
-                     query.nodes, *tail))
+                     query.root or b"", encode_varint(len(query.nodes)), query.nodes, *tail))
 
 
 def encode_answer(answer: ReconAnswer) -> bytes:
     if answer.version == V2:
         return packb([V2, answer.same_root, answer.answered, answer.answered_wants,
                       answer.body])
-    return b"".join((V3_PREFIX, bytes([answer.same_root]), encode_varint(answer.answered),
-                     encode_varint(answer.answered_wants), answer.body))
+    flags = answer.same_root | (2 if answer.check is not None else 0)
+    return b"".join((V3_PREFIX, bytes([flags]), answer.check or b"",
+                     encode_varint(answer.answered), encode_varint(answer.answered_wants),
+                     answer.body))
 
 
 def _check_size(data: bytes, what: str, max_bytes: int) -> None:
@@ -476,14 +476,11 @@ def decode_query(data: bytes, max_bytes: int) -> ReconQuery:
             raw = DEFAULT_GEOMETRY if flags & _DEFAULT_GEOMETRY else reader.take(6)
             geometry = _geometry(raw, reader.take(V3_SALT_BYTES), V3)
             root = reader.take(V3_ROOT_BYTES) if flags & _HAS_ROOT else None
-            check = reader.take(V3_ROOT_BYTES) if flags & _HAS_CHECK else None
             nodes = reader.take(reader.varint())
-            if check is None:
+            if not flags & _HAS_CHECK:
                 return ReconQuery(geometry, root, nodes, reader.rest())
-            if nodes:
-                raise DecodeError("a closing check with node items")
             wants = reader.take(reader.varint())
-            return ReconQuery(geometry, root, nodes, wants, check, reader.rest())
+            return ReconQuery(geometry, root, nodes, wants, reader.rest())
         _, raw_geometry, root_obj, nodes_obj, wants_obj = _checked_v2(data, "recon query")
         raw = as_bytes(raw_geometry, "geometry", 6 + MIN_SALT_BYTES, 6 + MAX_SALT_BYTES)
         root = None if root_obj is None else as_bytes(root_obj, "root", HASH_BYTES, HASH_BYTES)
@@ -502,10 +499,12 @@ def decode_answer(data: bytes, max_bytes: int, version: int) -> ReconAnswer:
                 raise DecodeError("not a version 3 answer")
             reader = Reader(data, "recon answer")
             reader.take(len(V3_PREFIX))
-            same = reader.u8()
-            if same > 1:
-                raise DecodeError(f"same_root flag {same}")
-            return ReconAnswer(bool(same), reader.varint(), reader.varint(), reader.rest(), V3)
+            flags = reader.u8()
+            if flags > 3:
+                raise DecodeError(f"answer flags {flags:#x}")
+            check = reader.take(V3_ROOT_BYTES) if flags & 2 else None
+            return ReconAnswer(bool(flags & 1), reader.varint(), reader.varint(), reader.rest(),
+                               V3, check)
         _, same_obj, answered, answered_wants, body = _checked_v2(data, "recon answer")
         if not isinstance(same_obj, bool):
             raise DecodeError("same_root flag is not a bool")
