@@ -146,8 +146,12 @@ class ReconInitiator(DiffSession):
 
     def _first_query(self) -> bytes:
         """My root and my root's children (a want if I am empty)."""
+        # v3 compares the root's children and grandchildren by short hashes: a collision
+        # there goes unseen only among several differing children, which the closing check
+        # sees (once in ~16,000 diffs at d = 1,000); it saves ~40 bytes a diff.
+        root_flags = SHORT_HASHES if self.v3 else 0
         self._queue.append((_WANT, (), PLAIN_WANT, ()) if len(self.tree) == 0
-                           else (_NODE, (), 0, ()))
+                           else (_NODE, (), root_flags, ()))
         return self._next_query(with_root=True)
 
     def _small(self, vpath: VPath) -> int:
