@@ -9,25 +9,22 @@ from dataclasses import dataclass, field
 from crdt.diff_session import validate_session_bounds
 from crdt.errors import CrdtConfigError, DiffProtocolError
 from crdt.merkle import HASH_BYTES
-from crdt.recon_view import ARITY, QuadView, VPath, salted
-from crdt.recon_wire import (
+from crdt.recon_body import (
     FULL_HASHES,
     MAX_INLINE_IDS,
     MAX_LISTING,
     MAX_V3_LISTING,
     MIN_HASH_BYTES,
-    MIN_SALT_BYTES,
     SHORT_DIGEST_BYTES,
     SHORT_HASHES,
     SHORT_ID_BYTES,
     TINY_HASH_BYTES,
     TINY_HASHES,
-    V3,
-    V3_ROOT_BYTES,
-    ReconGeometry,
     pack_listing,
     pack_short_listing,
 )
+from crdt.recon_view import ARITY, QuadView, VPath, salted
+from crdt.recon_wire import MIN_SALT_BYTES, V3, V3_ROOT_BYTES, ReconGeometry
 
 # Node items and wants in one query. A diff of d differences asks about ~d at a time (a
 # far-behind one gives up first); the bound keeps one query of a hostile peer to ~0.2 s of

@@ -13,6 +13,22 @@ import dataclasses
 from crdt.diff_session import DiffStats
 from crdt.errors import DiffProtocolError
 from crdt.merkle import MerkleTree
+from crdt.recon_body import (
+    EMPTY,
+    IDS_ONLY,
+    INDEXED,
+    LIST,
+    MAX_SHORT_LISTING,
+    MAX_V3_LISTING,
+    NODE,
+    SAME,
+    SHORT_LIST_AT_MOST,
+    SHORT_WANT,
+    Reader,
+    pack_hashes,
+    pack_listing,
+    pack_offer_reply,
+)
 from crdt.recon_check import MAX_CHECK_PATHS, check_hash
 from crdt.recon_config import (
     ENTRY_ESTIMATE,
@@ -29,28 +45,7 @@ from crdt.recon_config import (
     wire_hash,
 )
 from crdt.recon_view import ARITY, QuadView, VPath
-from crdt.recon_wire import (
-    EMPTY,
-    IDS_ONLY,
-    INDEXED,
-    LIST,
-    MAX_SHORT_LISTING,
-    MAX_V3_LISTING,
-    NODE,
-    SAME,
-    SHORT_LIST_AT_MOST,
-    SHORT_WANT,
-    V3,
-    Reader,
-    ReconAnswer,
-    ReconGeometry,
-    ReconQuery,
-    decode_query,
-    encode_answer,
-    pack_hashes,
-    pack_listing,
-    pack_offer_reply,
-)
+from crdt.recon_wire import V3, ReconAnswer, ReconGeometry, ReconQuery, decode_query, encode_answer
 
 
 class ReconResponder:

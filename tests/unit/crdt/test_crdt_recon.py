@@ -13,14 +13,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crdt import recon, recon_check, recon_config, recon_view
+from crdt import recon, recon_check, recon_config, recon_listings, recon_view
 from crdt.diff_session import run_in_process
 from crdt.errors import CrdtConfigError, DiffProtocolError
 from crdt.merkle import MemoryMerkleStorage, MerkleConfig, MerkleTree
 from crdt.merkle_diff import DiffResult, diff_trees
 from crdt.recon import ReconConfig, ReconInitiator, ReconResponder, recon_trees
+from crdt.recon_body import Reader, encode_path
 from crdt.recon_view import QuadView, vpath_of
-from crdt.recon_wire import V3_ROOT_BYTES, Reader, encode_path, is_recon_query
+from crdt.recon_wire import V3_ROOT_BYTES, is_recon_query
 
 SMALL = MerkleConfig(fanout=16, depth=2)  # 256 buckets: sub-bucket levels are reached
 
@@ -147,7 +148,9 @@ def colliding(width: int) -> Salted:
 
 def patch_salted(monkeypatch: pytest.MonkeyPatch, salted: Salted) -> None:
     """Every module of the compact diff that salts hashes, both sides."""
-    for module in (recon, recon_config, recon_check):
+    modules = [m for m in (recon, recon_check, recon_config, recon_listings) if hasattr(m, "salted")]
+    assert len(modules) >= 3
+    for module in modules:
         monkeypatch.setattr(module, "salted", salted)
 
 
@@ -418,7 +421,8 @@ def test_the_estimate_follows_the_difference_and_gives_up_above_the_bound() -> N
 
 
 def test_a_query_of_too_many_items_is_refused() -> None:
-    from crdt.recon_wire import ReconQuery, encode_query, pack_grouped, pack_hashes
+    from crdt.recon_body import pack_grouped, pack_hashes
+    from crdt.recon_wire import ReconQuery, encode_query
     tree = tree_of({ident(1): digest(1)})
     geometry = ReconInitiator(tree).geometry
     items = [(0, (), pack_hashes((None,) * 4))] * (recon_config.MAX_QUERY_ITEMS + 1)
