@@ -38,6 +38,7 @@ from crdt.diff_session import DiffResult, DiffStats, run_in_process
 from crdt.errors import DiffProtocolError
 from crdt.merkle import MerkleTree
 from crdt.recon_body import (
+    ALL_CHILDREN,
     EMPTY,
     FULL_HASHES,
     IDS_ONLY,
@@ -57,6 +58,8 @@ from crdt.recon_body import (
     pack_hashes,
     pack_indices,
     pack_offer,
+    pack_unmasked,
+    unmasked_fits,
 )
 from crdt.recon_check import MAX_CHECK_PATHS, check_hash
 from crdt.recon_config import (
@@ -167,14 +170,17 @@ class ReconInitiator(ListingReader):
         asked_wants: list[Asked] = []
         while self._queue:
             kind, vpath, flags, indices = self._queue[0]
-            small = 0
+            small = wire_flags = 0
             wires: tuple[bytes | None, ...] = ()
             if kind == _WANT:
                 flags, rest = self._want_rest(vpath, flags, indices)
             else:
                 wires = child_wires(self.view, vpath, g.salt, hash_size(g, flags))
                 small = self._small(vpath)
-                rest = pack_hashes(wires, small)
+                if self.v3 and not small and unmasked_fits(wires):
+                    wire_flags, rest = flags | ALL_CHILDREN, pack_unmasked(wires)
+                else:
+                    wire_flags, rest = flags, pack_hashes(wires, small)
             size = 1 + len(vpath) // 4 + len(rest)
             if (nodes or wants) and (used + size > budget
                                      or len(nodes) + len(wants) >= MAX_QUERY_ITEMS):
@@ -185,7 +191,7 @@ class ReconInitiator(ListingReader):
                 wants.append((flags, vpath, rest))
                 asked_wants.append((kind, vpath, flags, indices))
             else:
-                nodes.append((flags, vpath, rest))
+                nodes.append((wire_flags, vpath, rest))
                 asked_nodes.append((vpath, wires, flags, small))
         if self.v3:  # grouped by level and flags, and asked in that order
             node_order = sorted(range(len(nodes)), key=lambda i: group_key(*nodes[i][:2]))
@@ -388,7 +394,7 @@ class ReconInitiator(ListingReader):
         if len(vpath) >= self.view.max_v:
             raise DiffProtocolError("answer descends below the deepest level")
         size = hash_size(g, item_flags)
-        remote, _ = body.hashes(size)
+        remote = body.payload_hashes(size, g.version)
         mine = child_wires(self.view, vpath, g.salt, size)
         self.stats.hashes += sum(1 for h in remote if h is not None)
         differing = [c for c in range(ARITY) if mine[c] != remote[c]]

@@ -43,7 +43,7 @@ MAX_V3_LISTING = 0x3FFF
 MAX_SHORT_LISTING = 0x7F
 SHORT_LIST_AT_MOST = 16
 SHORT_ID_BYTES = 3
-SHORT_DIGEST_BYTES = 2
+SHORT_DIGEST_BYTES = 3
 # Top bits of a node item's path length byte: this item's hashes are whole (32 bytes), or
 # short (short_hash_bytes); neither: hash_bytes.
 FULL_HASHES = 0x80
@@ -53,6 +53,11 @@ _FLAGS = FULL_HASHES | SHORT_HASHES
 # with more than one difference per node: the closing check catches what they hide).
 TINY_HASHES = _FLAGS
 TINY_HASH_BYTES = 1
+# v3, bit 5 of a node item's length byte (paths are at most 22 digits): no mask byte
+# follows, since no child is small and every child is non-empty or the hashes are one byte
+# (0 then stands for an empty child); ~1 B an item. NODE payloads of one-byte hashes never
+# have a mask in v3.
+ALL_CHILDREN = 0x20
 # Top bits of a v3 want's path length byte: what listing is wanted. Plain: a full listing;
 # SHORT_WANT (an offer): a count byte and the 3-byte salted hashes of the initiator's ids
 # there follow the path, and the answer says which of them the responder holds, with their
@@ -171,8 +176,8 @@ class Reader:
         return self.flagged_path(max_len, allow_flags=False)[0]
 
     def flagged_path(self, max_len: int, allow_flags: bool = True,
-                     allow_both: bool = False) -> tuple[VPath, int]:
-        """A path, and the flags of its length byte (its top two bits)."""
+                     allow_both: bool = False, extra: int = 0) -> tuple[VPath, int]:
+        """A path, and the flags of its length byte (its top two bits, and `extra`)."""
         if self.grouped:
             if not self._left:
                 self._header = self.u8()
@@ -186,6 +191,7 @@ class Reader:
         flags = length & _FLAGS if allow_flags else 0
         if flags == _FLAGS and not allow_both:
             raise DiffProtocolError(f"{self.what}: a path flagged both full and short")
+        flags |= length & extra
         length &= ~flags
         if length > max_len:
             raise DiffProtocolError(f"{self.what}: path of {length} digits, at most {max_len}")
@@ -195,10 +201,13 @@ class Reader:
             raise DiffProtocolError(f"{self.what}: path padding is not zero")
         return tuple(digits[:length]), flags
 
-    def hashes(self, hash_bytes: int, allow_small: bool = False
+    def hashes(self, hash_bytes: int, allow_small: bool = False, all_children: bool = False
                ) -> tuple[tuple[bytes | None, ...], int]:
         """A mask byte and the hashes of the non-empty children (None: empty), and the
-        children the sender marked small (a 4-bit mask, v3)."""
+        children the sender marked small (a 4-bit mask, v3); `all_children`: no mask, four
+        hashes, none small (ALL_CHILDREN)."""
+        if all_children:
+            return self.unmasked(hash_bytes), 0
         mask = self.u8()
         small = mask >> ARITY
         if small and not allow_small:
@@ -209,6 +218,20 @@ class Reader:
             self.take(hash_bytes) if mask & (1 << (ARITY - 1 - c)) else None for c in range(ARITY)
         )
         return hashes, small
+
+    def unmasked(self, hash_bytes: int) -> tuple[bytes | None, ...]:
+        """Four hashes without a mask (pack_unmasked): one-byte ones are 0 for an empty
+        child (a one-byte wire hash is never 0), longer ones are all there."""
+        hashes = tuple(self.take(hash_bytes) for _ in range(ARITY))
+        if hash_bytes == TINY_HASH_BYTES:
+            return tuple(h if h != b"\x00" else None for h in hashes)
+        return hashes
+
+    def payload_hashes(self, hash_bytes: int, version: int) -> tuple[bytes | None, ...]:
+        """A NODE payload's child hashes: without a mask in v3 when they are one byte."""
+        if version >= 3 and hash_bytes == TINY_HASH_BYTES:
+            return self.unmasked(hash_bytes)
+        return self.hashes(hash_bytes)[0]
 
     def listing(self, digest_bytes: int, max_count: int = MAX_LISTING
                 ) -> list[tuple[bytes, bytes]]:
@@ -283,6 +306,24 @@ def pack_hashes(hashes: tuple[bytes | None, ...], small: int = 0) -> bytes:
         if value is not None:
             mask |= 1 << (ARITY - 1 - c)
     return bytes([mask]) + b"".join(h for h in hashes if h is not None)
+
+
+def unmasked_fits(hashes: tuple[bytes | None, ...]) -> bool:
+    """Whether four hashes can go without a mask: one-byte ones, or all children there."""
+    return all(h is not None for h in hashes) or all(h is None or len(h) == TINY_HASH_BYTES
+                                                    for h in hashes)
+
+
+def pack_unmasked(hashes: tuple[bytes | None, ...]) -> bytes:
+    """Four hashes without a mask, 0 for an empty child (one-byte hashes only)."""
+    return b"".join(h if h is not None else b"\x00" for h in hashes)
+
+
+def pack_payload_hashes(hashes: tuple[bytes | None, ...], size: int, version: int) -> bytes:
+    """A NODE payload's child hashes (Reader.payload_hashes)."""
+    if version >= 3 and size == TINY_HASH_BYTES:
+        return pack_unmasked(hashes)
+    return pack_hashes(hashes)
 
 
 def pack_listing(entries: list[tuple[bytes, bytes]], max_count: int = MAX_LISTING) -> bytes:

@@ -101,8 +101,13 @@ def root_wire(root: bytes, g: ReconGeometry) -> bytes:
 
 
 def wire_hash(view: QuadView, vpath: VPath, salt: bytes, size: int) -> bytes | None:
+    """A subtree's salted hash on the wire; None if it is empty. A one-byte hash is never 0:
+    0 stands for an empty child where a payload has no mask (crdt.recon_body)."""
     slot = view.slot(vpath)
-    return salted(slot.hash, salt, size) if slot.size else None
+    if not slot.size:
+        return None
+    wire = salted(slot.hash, salt, size)
+    return b"\x01" if size == TINY_HASH_BYTES and wire == b"\x00" else wire
 
 
 def child_wires(view: QuadView, vpath: VPath, salt: bytes, size: int

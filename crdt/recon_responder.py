@@ -14,6 +14,7 @@ from crdt.diff_session import DiffStats
 from crdt.errors import DiffProtocolError
 from crdt.merkle import MerkleTree
 from crdt.recon_body import (
+    ALL_CHILDREN,
     EMPTY,
     IDS_ONLY,
     INDEXED,
@@ -28,6 +29,7 @@ from crdt.recon_body import (
     pack_hashes,
     pack_listing,
     pack_offer_reply,
+    pack_payload_hashes,
 )
 from crdt.recon_check import MAX_CHECK_PATHS, check_hash
 from crdt.recon_config import (
@@ -107,7 +109,8 @@ class ReconResponder:
         if (len(vpath) == view.max_v or held <= g.inline_ids
                 or (few_there and held * ENTRY_ESTIMATE <= self.config.max_message_bytes // 4)):
             return bytes([LIST]) + full_listing(view, vpath, g, digests=not (v3 and theirs_empty))
-        return bytes([NODE]) + pack_hashes(child_wires(view, vpath, g.salt, size))
+        return bytes([NODE]) + pack_payload_hashes(child_wires(view, vpath, g.salt, size), size,
+                                                   g.version)
 
     def _answer(self, query: ReconQuery, view: QuadView) -> tuple[ReconAnswer, list[VPath]]:
         """The answer, and the paths it resolves (listed, or empty on one side)."""
@@ -122,9 +125,11 @@ class ReconResponder:
         while nodes.more():
             if answered >= MAX_QUERY_ITEMS:
                 raise DiffProtocolError(f"query holds more than {MAX_QUERY_ITEMS} items")
-            vpath, flags = nodes.flagged_path(view.max_v - 1, allow_both=v3)
+            vpath, flags = nodes.flagged_path(view.max_v - 1, allow_both=v3,
+                                              extra=ALL_CHILDREN if v3 else 0)
             size = hash_size(g, flags)
-            theirs, small = nodes.hashes(size, allow_small=v3)
+            theirs, small = nodes.hashes(size, allow_small=v3,
+                                         all_children=bool(flags & ALL_CHILDREN))
             states = 0
             payload: list[bytes] = []
             settled: list[VPath] = []

@@ -429,3 +429,15 @@ def test_a_query_of_too_many_items_is_refused() -> None:
     query = encode_query(ReconQuery(geometry, None, pack_grouped(items), b""))
     with pytest.raises(DiffProtocolError, match="more than"):
         ReconResponder(tree).handle(query)
+
+
+def test_a_one_byte_wire_hash_is_never_zero_which_stands_for_an_empty_child() -> None:
+    from crdt.recon_body import Reader as BodyReader
+    from crdt.recon_body import pack_unmasked
+    from crdt.recon_config import wire_hash
+    view = QuadView(tree_of({ident(i): digest(i) for i in range(50)}))
+    salt = next(s for s in (b"salt%04d" % k for k in range(5000))
+                if REAL_SALTED(view.slot((0,)).hash, s, 1) == b"\x00")
+    assert wire_hash(view, (0,), salt, 1) == b"\x01"
+    hashes = (b"\x07", None, b"\x01", None)
+    assert BodyReader(pack_unmasked(hashes), "test").unmasked(1) == hashes
