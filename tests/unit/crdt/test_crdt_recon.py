@@ -441,3 +441,17 @@ def test_a_one_byte_wire_hash_is_never_zero_which_stands_for_an_empty_child() ->
     assert wire_hash(view, (0,), salt, 1) == b"\x01"
     hashes = (b"\x07", None, b"\x01", None)
     assert BodyReader(pack_unmasked(hashes), "test").unmasked(1) == hashes
+
+
+def test_a_check_cutting_out_too_many_paths_is_refused() -> None:
+    from crdt.recon_body import pack_grouped
+    from crdt.recon_check import MAX_CHECK_PATHS
+    from crdt.recon_wire import ReconQuery, encode_query
+    tree = tree_of({ident(i): digest(i) for i in range(20)})
+    geometry = ReconInitiator(tree).geometry
+    cut = pack_grouped([(0, (1, 2, 3), b"")] * (MAX_CHECK_PATHS + 1))
+    with pytest.raises(DiffProtocolError, match="more than"):
+        ReconResponder(tree).handle(encode_query(ReconQuery(geometry, None, b"", b"", cut)))
+    fine = pack_grouped([(0, (1, 2, 3), b"")] * 3)
+    answer = ReconResponder(tree).handle(encode_query(ReconQuery(geometry, None, b"", b"", fine)))
+    assert len(answer) == 2 + 1 + 8 + 2  # prefix, flags, the check hash, two zero counts
