@@ -145,7 +145,8 @@ class ReconInitiator(ListingReader):
         # there goes unseen only among several differing children, which the closing check
         # sees (once in ~16,000 diffs at d = 1,000); it saves ~40 bytes a diff.
         root_flags = SHORT_HASHES if self.v3 else 0
-        self._queue.append((_WANT, (), PLAIN_WANT, ()) if len(self.tree) == 0
+        everything = IDS_ONLY if self.v3 else PLAIN_WANT  # I am empty: every id is new here
+        self._queue.append((_WANT, (), everything, ()) if len(self.tree) == 0
                            else (_NODE, (), root_flags, ()))
         return self._next_query(with_root=True)
 
