@@ -1,5 +1,5 @@
-"""The compact diff (protocol v3, and v2 with older peers): crdt.merkle_diff's descent over a
-fanout-4 view with short salted hashes, short listings, and paths left out of answers.
+"""The compact diff's initiator (protocol v3, and v2 with older peers): crdt.merkle_diff's
+descent over a fanout-4 view with short salted hashes, offers, and a closing check.
 
 Same shape as v1: the initiator sends its child hashes of the nodes it wants compared; the
 stateless responder (crdt.recon_responder) answers, per differing child, its own child hashes
@@ -8,21 +8,26 @@ deepest level), or that it holds nothing there (EMPTY); and so on, only where ha
 Each message goes one virtual level deeper, so one round trip descends two, i.e. one stored
 level of fanout 16: the round trips of v1 plus the sub-bucket levels (crdt.recon_view).
 
-v3 (crdt.recon_wire) lists the last subtree of each difference in short form where the
-initiator holds few ids: where a listing of full ids (~25 B each) mostly repeated ids it held
-already (the neighbours of a difference, or the id whose digest changed), the responder now
-sends 5 bytes per id (a salted 3-byte id hash, a 2-byte digest hash); the initiator matches
-them against its own ids there and asks by index for the ids it lacks (ids only: it has no
-digest to compare them with). A subtree known to differ whose short listing shows no
-difference (a collision) is listed again in full. With binary framing this brings d = 10 of
-1,000,000 to under 100 B per difference (docs/benchmarks.md), in one round trip more at most.
+What v3 (crdt.recon_body, crdt.recon_wire) adds to v2, each for bytes per difference at small
+d, where v2 paid ~130-150 B: binary framing; paths grouped by level; 1-byte hashes on chains
+of single differences; no mask byte where none is needed; the root's children compared by
+2-byte hashes. At the bottom, where the initiator holds at most `inline_ids` ids under a
+differing node, it offers them (3-byte salted id hashes) and the responder answers which it
+holds (3-byte digest hashes) and lists only the ids the initiator lacks, where v2 listed every
+id there in full (~25 B each: the neighbours of a difference, or the id whose state changed).
+A differing child the initiator marked small, the responder lists in short form and the
+initiator asks by position for the ids it lacks. Short forms that show no difference in a
+subtree known to differ (a collision) are asked again in full. Last, the closing check
+(crdt.recon_check) proves the trees agree outside the listed subtrees, and when it fails the
+initiator descends once more with a fresh salt and no 1-byte hashes.
 
 Cost for d scattered differences of n ids, per difference: about log4(n/d) differing nodes of
 4 hashes each, where v1 sends log16(n/d) nodes of 16 hashes each of 4x the bytes; then one
-listing of ~1 entry. A short hash or digest that collides hides that difference for this round
-only: the salt is new every session (crdt.recon_view), so the next round finds it
-(tests/unit/crdt/test_crdt_recon.py). Round trips stay O(log n), each carrying all of the
-level's O(d) items.
+offer of ~1.5 ids. A collision the closing check cannot see (a digest hash inside a listed
+subtree, once in 16 million) hides that difference for this round only: the salt is new every
+session (crdt.recon_view), so the next round finds it (tests/unit/crdt/test_crdt_recon.py).
+Round trips stay O(log n) (one more for the check or a second descent at most), each
+carrying all of the level's O(d) items.
 
 The result names the remote side's digests by their salted short form, or b"" where only the
 id came (only which ids differ is used: the records are fetched and merged by the CRDT join).
