@@ -1,7 +1,8 @@
 """Benchmark: what a Merkle diff costs on the wire, against the lower bound of the ids themselves.
 
-Both protocols run on the same pair of trees in each sample, side by side: the v1 descent
-(crdt/merkle_diff.py, fanout 16, 16-byte hashes) and the compact diff (crdt/recon.py). The
+All protocols run on the same pair of trees in each sample, side by side: the v1 descent
+(crdt/merkle_diff.py, fanout 16, 16-byte hashes, "merkle"), the compact diff as nodes before
+v3 speak it ("v2") and the compact diff v3 ("compact", crdt/recon.py, what nodes speak). The
 figure of issue 11 is the protocol's bytes per differing key (target < 100 B; v1 ~950 B);
 the replication round around it adds fetch ids and ~170 bytes of framing a message
 (bench/replication_antientropy.py counts those).
@@ -25,9 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import median
 
+from crdt.diff_session import DiffResult, DiffStats
 from crdt.merkle import MemoryMerkleStorage, MerkleConfig, MerkleTree
-from crdt.merkle_diff import DiffConfig, DiffResult, DiffStats, diff_trees
+from crdt.merkle_diff import DiffConfig, diff_trees
 from crdt.recon import recon_trees
+from crdt.recon_wire import V2, V3
 
 ID_BYTES = 20
 DIGEST_BYTES = 32
@@ -107,7 +110,8 @@ def run(
     rows = []
     protocols: dict[str, Callable[[MerkleTree, MerkleTree], tuple[DiffResult, DiffStats]]] = {
         "merkle": lambda a, b: diff_trees(a, b, diff_config),
-        "compact": recon_trees,
+        "v2": lambda a, b: recon_trees(a, b, version=V2),
+        "compact": lambda a, b: recon_trees(a, b, version=V3),
     }
     for d in ds:
         by_protocol: dict[str, list[tuple[DiffStats, float]]] = {name: [] for name in protocols}

@@ -19,15 +19,24 @@ compared subtree of missing a difference for bytes; 16 bytes makes that moot.
     while message is not None:
         message = initiator.handle(responder.handle(message))   # the transport goes here
     initiator.result, initiator.stats
+
+(DiffResult and DiffStats live in crdt.diff_session, shared with the compact diff.)
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from crdt.diff_session import (
+    DiffResult,
+    DiffSession,
+    DiffStats,
+    run_in_process,
+    validate_session_bounds,
+)
 from crdt.errors import CrdtConfigError, DiffProtocolError
 from crdt.merkle import MerkleTree, Path, Slot, bucket_of
 from crdt.merkle_wire import (
@@ -77,45 +86,12 @@ class DiffConfig:
             raise CrdtConfigError(f"hash_bytes={self.hash_bytes}: must be in [4, 32]")
         if not 0 <= self.inline_ids <= MAX_INLINE_IDS:
             raise CrdtConfigError(f"inline_ids={self.inline_ids}: must be in [0, 1024]")
-        if self.max_message_bytes < 4096:
-            raise CrdtConfigError(f"max_message_bytes={self.max_message_bytes}: must be >= 4096")
-        if self.max_round_trips < 1:
-            raise CrdtConfigError(f"max_round_trips={self.max_round_trips}: must be >= 1")
+        validate_session_bounds(self.max_message_bytes, self.max_round_trips)
 
     @property
     def hard_limit(self) -> int:
         """Messages above this many bytes are refused without decoding."""
         return 2 * self.max_message_bytes
-
-
-@dataclass(frozen=True, slots=True)
-class DiffResult:
-    """Where two maps differ. "local" is the initiator's tree, "remote" the responder's."""
-
-    local_only: Mapping[bytes, bytes]  # the responder lacks these: id -> local digest
-    remote_only: Mapping[bytes, bytes]  # the initiator lacks these: id -> remote digest
-    differing: Mapping[bytes, tuple[bytes, bytes]]  # both have: id -> (local, remote)
-
-    def ids(self) -> frozenset[bytes]:
-        """Every id that needs a sync."""
-        return frozenset(self.local_only) | frozenset(self.remote_only) | frozenset(self.differing)
-
-
-@dataclass(slots=True)
-class DiffStats:
-    """What a diff cost on the wire (bytes are encoded message lengths)."""
-
-    round_trips: int = 0
-    messages: int = 0
-    bytes_sent: int = 0  # by this side
-    bytes_received: int = 0
-    hashes: int = 0  # node hashes in either direction, the root included
-    entries: int = 0  # (id, digest) pairs in either direction
-
-    @property
-    def bytes_total(self) -> int:
-        """Both directions."""
-        return self.bytes_sent + self.bytes_received
 
 
 def should_list(
@@ -226,10 +202,7 @@ class DiffResponder:
         answer = self._answer(query)
         reply = encode_answer(answer)
         stats = self.stats
-        stats.round_trips += 1
-        stats.messages += 2
-        stats.bytes_received += len(data)
-        stats.bytes_sent += len(reply)
+        stats.answered(data, reply)
         stats.hashes += sum(item.sent_hashes for item in (*query.nodes, *answer.nodes))
         stats.hashes += query.root is not None
         stats.entries += sum(len(item.entries) for item in answer.entries)
@@ -272,51 +245,28 @@ class DiffResponder:
         return [_node_item(self.tree, path, geometry.hash_bytes)]
 
 
-class DiffInitiator:
+class DiffInitiator(DiffSession):
     """Drives one diff of `tree` (local) against a responder's tree (remote)."""
 
     def __init__(self, tree: MerkleTree, config: DiffConfig | None = None) -> None:
+        super().__init__(tree)
         self.config = config or DiffConfig()
         self.config.validate()
-        self.tree = tree
         self.geometry = Geometry(
             tree.config.fanout, tree.config.depth, self.config.hash_bytes, self.config.inline_ids
         )
-        self.stats = DiffStats()
         self._queue: deque[tuple[bool, Path]] = deque()  # (is_want, path)
         self._asked_nodes: set[Path] = set()
         self._asked_wants: set[Path] = set()
         self._asked_root = False
-        self._started = False
-        self._done = False
-        self._local_only: dict[bytes, bytes] = {}
-        self._remote_only: dict[bytes, bytes] = {}
-        self._differing: dict[bytes, tuple[bytes, bytes]] = {}
 
-    @property
-    def done(self) -> bool:
-        """True once the result is complete."""
-        return self._done
-
-    @property
-    def result(self) -> DiffResult:
-        """The differences found; only once `done`."""
-        if not self._done:
-            raise DiffProtocolError("the diff has not finished: keep exchanging messages")
-        return DiffResult(self._local_only, self._remote_only, self._differing)
-
-    def start(self) -> bytes:
-        """The first query: my root, and my root's children (or, if I am empty, a listing)."""
-        if self._started:
-            raise DiffProtocolError("start() called twice on one DiffInitiator")
-        self._started = True
+    def _first_query(self) -> bytes:
         self._queue.append((len(self.tree) == 0, ()))
         return self._next_query(with_root=True)
 
     def handle(self, data: bytes) -> bytes | None:
         """Take the responder's answer; return the next query, or None when done."""
-        if not self._started or self._done:
-            raise DiffProtocolError("no query is outstanding")
+        self._check_outstanding()
         answer = decode_answer(data, self.geometry, self.config.hard_limit)
         self._check(answer)
         stats = self.stats
@@ -446,9 +396,4 @@ def diff_trees(
     local: MerkleTree, remote: MerkleTree, config: DiffConfig | None = None
 ) -> tuple[DiffResult, DiffStats]:
     """Run a whole diff in-process (tests, benchmarks): the initiator's result and stats."""
-    initiator = DiffInitiator(local, config)
-    responder = DiffResponder(remote, config)
-    message: bytes | None = initiator.start()
-    while message is not None:
-        message = initiator.handle(responder.handle(message))
-    return initiator.result, initiator.stats
+    return run_in_process(DiffInitiator(local, config), DiffResponder(remote, config))

@@ -7,10 +7,12 @@ One round (`SyncRound.run`) with a peer:
    fingerprint order, page by page (Scan/ScanBatch), without a diff, which against an empty
    tree would only send every id and digest ahead of the records. The diff that follows
    finds what changed on the peer during the copy or scan.
-1. diff: crdt.recon's compact initiator (or crdt.merkle_diff's, config diff_protocol, and
-   with a peer that refused a compact query) runs here, its tree reads on a store reader
-   thread, each query a DiffQuery request, each answer a DiffAnswer; it ends knowing which
-   fingerprints differ or are missing on either side. Cost ~ d * log4(n/d) * 4 short hashes.
+1. diff: crdt.recon's compact initiator, v3 (v2 with a peer that refused a v3 query, or
+   crdt.merkle_diff's v1 with config diff_protocol "merkle" and with a peer that refused v2
+   too) runs here, its tree reads on a store reader thread, each query a DiffQuery request,
+   each answer a DiffAnswer; it ends knowing which fingerprints differ or are missing on
+   either side. Cost ~ d * log4(n/d) * 4 short hashes; v3 closes with a check that the trees
+   agree outside what it listed (a diff whose check failed twice is logged).
    If the compact diff estimates the difference at far_behind_differences or more (or a
    quarter of our keys), it stops and the round copies the peer's store (snapshot, step 0,
    which keeps and joins what we hold), then diffs again: a far-behind node does not pull
@@ -35,10 +37,12 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from crdt.diff_session import DiffResult
 from crdt.errors import CrdtError
 from crdt.merkle import MerkleTree
-from crdt.merkle_diff import DiffConfig, DiffInitiator, DiffResult
+from crdt.merkle_diff import DiffConfig, DiffInitiator
 from crdt.recon import ReconConfig, ReconInitiator
+from crdt.recon_wire import RECON_VERSION, V2
 from meshkp.errors import InvalidPeerRecord, ReplicationError, WireError
 from meshkp.replication.config import ReplicationConfig
 from meshkp.replication.messages import (
@@ -72,11 +76,12 @@ _MAX_SCAN_RECORDS = 50_000_000
 
 
 class _LegacyPeer(Exception):
-    """The peer refused a compact diff query as a v1 responder does."""
+    """The peer refused a compact diff query as an older responder does."""
 
 
-def _refuses_v2(reason: str) -> bool:
-    # What crdt.merkle_diff's decode_query says of a v2 query (a msgpack array, not a map).
+def _refuses_version(reason: str) -> bool:
+    # What crdt.merkle_diff's decode_query says of a v2 query (a msgpack array, not a map),
+    # and so also a v2 node of a v3 one (which it does not take for v2, so hands to v1).
     return reason.startswith("malformed diff query")
 
 
@@ -108,12 +113,13 @@ class SyncRound:
         read_records: ReadRecords,
         progress: SyncProgress,
         copy_snapshot: CopySnapshot | None = None,
-        legacy_peers: set[str] | None = None,
+        peer_versions: dict[str, int] | None = None,
         recon_config: ReconConfig | None = None,
     ) -> None:
         self.config = config
-        # Peers that refused a compact diff query (an older version): spoken to in v1.
-        self.legacy_peers = legacy_peers if legacy_peers is not None else set()
+        # Peers that refused a compact diff query of a newer version: the version each takes
+        # (1: crdt.merkle_diff). Absent: the newest.
+        self.peer_versions = peer_versions if peer_versions is not None else {}
         self.recon_config = recon_config or ReconConfig()
         self.far_behind = False  # this round found the peer far ahead and copied its store
         self.copy_snapshot = copy_snapshot
@@ -236,22 +242,33 @@ class SyncRound:
         return done
 
     async def _diff(self, peer: PeerRef, may_give_up: bool) -> DiffResult | None:
-        """What differs from `peer`; None if the compact diff found this node far behind."""
-        if self.config.diff_protocol == "compact" and peer.node_id not in self.legacy_peers:
-            give_up = await self._far_behind_bound() if may_give_up else None
-            compact = ReconInitiator(self.tree, self.recon_config, give_up)
+        """What differs from `peer`; None if the compact diff found this node far behind.
+
+        The newest compact version first; a peer that refuses it as an older node does is
+        asked again one version down (v3, v2, then v1), and remembered at that version.
+        """
+        version = self.peer_versions.get(peer.node_id, RECON_VERSION)
+        give_up = (await self._far_behind_bound() if may_give_up else None)
+        while self.config.diff_protocol == "compact" and version >= V2:
+            compact = ReconInitiator(self.tree, self.recon_config, give_up, version)
             try:
                 result = await self._run_diff(peer, compact)
             except _LegacyPeer as exc:
-                self.legacy_peers.add(peer.node_id)
-                log.info("event=diff_protocol_fallback peer=%s protocol=merkle reason=%s",
-                         peer.node_id, exc)
-            else:
-                if compact.gave_up:
-                    log.info("event=sync_far_behind peer=%s estimated_differences=%d "
-                             "action=snapshot", peer.node_id, compact.estimate())
-                    return None
-                return result
+                version -= 1
+                self.peer_versions[peer.node_id] = version
+                log.info("event=diff_protocol_fallback peer=%s version=%d reason=%s",
+                         peer.node_id, version, exc)
+                continue
+            if compact.verified is False:
+                log.warning("event=diff_check_failed peer=%s differences=%d: the trees "
+                            "differ outside what the diff found, twice (a tree changing "
+                            "during the round, or a collision); the next round looks again",
+                            peer.node_id, len(result.ids()))
+            if compact.gave_up:
+                log.info("event=sync_far_behind peer=%s estimated_differences=%d "
+                         "action=snapshot", peer.node_id, compact.estimate())
+                return None
+            return result
         return await self._run_diff(peer, DiffInitiator(self.tree, self.diff_config))
 
     async def _far_behind_bound(self) -> int | None:
@@ -274,7 +291,8 @@ class SyncRound:
                 peer, DiffQuery(query), self.config.request_timeout_s, self.meter
             )
             if isinstance(reply, SyncError):
-                if first and isinstance(initiator, ReconInitiator) and _refuses_v2(reply.reason):
+                if (first and isinstance(initiator, ReconInitiator)
+                        and _refuses_version(reply.reason)):
                     raise _LegacyPeer(reply.reason)
                 raise ReplicationError(f"{peer.node_id} refused the diff: {reply.reason}")
             first = False

@@ -66,11 +66,12 @@ class ReplicationConfig:
     # bootstrap, meshkp/replication/snapshot.py: structural checks only, ~10x faster than
     # pulling). Off, or with verify_peer_records = "all", it pulls and validates every record.
     snapshot_bootstrap: bool = True
-    # The Merkle diff of a round: "compact" (crdt/recon.py: a fanout-4 view of the tree,
-    # salted 2-4 byte hashes, ~6-10x fewer bytes per differing key, 5-8 round trips) or
-    # "merkle" (crdt/merkle_diff.py, fanout 16 and 16-byte hashes, 3 round trips; what nodes
-    # before it speak). A compact query to an older peer is refused at once, and the node
-    # then speaks "merkle" to that peer.
+    # The Merkle diff of a round: "compact" (crdt/recon.py, protocol v3: a fanout-4 view of
+    # the tree, salted 1-4 byte hashes, offers and a closing check; ~10x fewer bytes per
+    # differing key than v1, under 100 B, in 6-8 round trips) or "merkle" (crdt/merkle_diff.py,
+    # fanout 16 and 16-byte hashes, 3 round trips; what the oldest nodes speak). A compact
+    # query to an older peer is refused at once, and the node then steps down to v2, then v1,
+    # for that peer.
     diff_protocol: str = "compact"
     # A compact diff estimating at least max(this, a quarter of our keys) differing keys
     # stops and the round copies the peer's store instead (snapshot bootstrap, which keeps

@@ -125,7 +125,8 @@ class Replicator:
         # Set by the node wiring: the transport's frame counters and the listener's address.
         self.net_stats: NetStats | None = None
         self.sync_addr: tuple[str, int] | None = None
-        self._legacy_diff_peers: set[str] = set()  # refused a compact diff (antientropy.py)
+        # The diff version each peer that refused a newer one speaks (antientropy.py).
+        self._peer_diff_versions: dict[str, int] = {}
         self._sync_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
@@ -408,7 +409,7 @@ class Replicator:
                 self.config, self.diff_config, self.merkle.tree(self._raw_store()), self.channel,
                 self.pusher, self._in_thread, self.apply_pulled, self.read_records, self.progress,
                 self._copy_snapshot if self.bootstrap is not None else None,
-                self._legacy_diff_peers,
+                self._peer_diff_versions,
             )
             self.counters.sync_rounds += 1
             status.rounds += 1

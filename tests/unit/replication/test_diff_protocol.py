@@ -1,5 +1,6 @@
-"""Anti-entropy's diff protocols: compact by default, v1 with an older peer, a garbage query
-refused and counted, and a far-behind node copying the peer's store instead of descending."""
+"""Anti-entropy's diff protocols: compact v3 by default, v2 or v1 with an older peer, a
+garbage query refused and counted, and a far-behind node copying the peer's store instead of
+descending."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ async def test_a_round_speaks_the_compact_diff_and_converges() -> None:
     outcome = await mesh[1].replicator.sync_with(N0)
     assert outcome is not None and outcome.keys_pulled == 6
     assert await mesh[1].root() == await mesh[0].root()
-    assert counting.queries and all(q[:1] == b"\x95" for q in counting.queries)
+    assert counting.queries and all(q[:2] == b"\xc1\x03" for q in counting.queries)
 
 
 async def test_an_older_peer_refusing_the_compact_diff_is_spoken_to_in_v1(
@@ -64,18 +65,37 @@ async def test_an_older_peer_refusing_the_compact_diff_is_spoken_to_in_v1(
     first = await mesh[1].replicator.sync_with(N0)
     assert first is not None and first.keys_pulled == 6
     assert await mesh[1].root() == await mesh[0].root()
-    assert "n0" in mesh[1].replicator._legacy_diff_peers
+    assert mesh[1].replicator._peer_diff_versions["n0"] == 1
     second = await mesh[1].replicator.sync_with(N0)  # straight to v1 now: one query
     assert second is not None and second.in_sync and second.meter.requests == 1
+
+
+async def test_a_peer_speaking_only_v2_is_spoken_to_in_v2(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    mesh = await _apart()
+    counting = Counting(mesh[0].replicator)
+    mesh.net.add("n0", counting)
+    # n0 answers as a v2 node does: only a v2 query goes to the compact responder.
+    monkeypatch.setattr(replicator_module, "is_recon_query", lambda data: data[:2] == b"\x95\x02")
+    first = await mesh[1].replicator.sync_with(N0)
+    assert first is not None and first.keys_pulled == 6
+    assert await mesh[1].root() == await mesh[0].root()
+    assert mesh[1].replicator._peer_diff_versions["n0"] == 2
+    assert counting.queries[0][:2] == b"\xc1\x03" and counting.queries[1][:2] == b"\x95\x02"
+    counting.queries.clear()
+    second = await mesh[1].replicator.sync_with(N0)
+    assert second is not None and second.in_sync
+    assert [q[:2] for q in counting.queries] == [b"\x95\x02"]
 
 
 async def test_a_garbage_diff_query_is_refused_counted_and_changes_nothing() -> None:
     mesh = await _apart()
     before = await mesh[0].root()
-    for garbage in (b"\x95\x02" + b"\xff" * 40, b"\x95\x02\xc4\x01\x00\xc0\xc4\x00\xc4\x00"):
+    for garbage in (b"\x95\x02" + b"\xff" * 40, b"\x95\x02\xc4\x01\x00\xc0\xc4\x00\xc4\x00",
+                    b"\xc1\x03" + b"\xff" * 40, b"\xc1\x03\x04" + bytes(8) + b"\x05\x01"):
         reply = await mesh[0].replicator.handle("n1", DiffQuery(garbage))
         assert isinstance(reply, SyncError) and "recon query" in reply.reason
-    assert mesh[0].replicator.counters.batches_rejected == 2
+    assert mesh[0].replicator.counters.batches_rejected == 4
     assert await mesh[0].root() == before
 
 
