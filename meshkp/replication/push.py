@@ -10,6 +10,8 @@ not records: the record is read at send time, so a key changed twice while queue
 once in its newest state (coalescing), and memory per queued key is a few dozen bytes. A full
 queue drops its oldest entry and counts it; a batch that fails is dropped whole (and the
 queue cleared if the peer is unreachable). Anti-entropy repairs whatever was dropped.
+"At send time" means from the newest commit's own bytes when the pusher still holds them
+(recent.py), else from the store: a write pushed to n peers is not read back n times.
 
 x-consistency (consistency.py) waits on these same pushes: `AckWatch`es registered with the
 pusher hear which peer acknowledged or lost which keys, so a quorum write is pushed once.
@@ -30,6 +32,7 @@ from meshkp.keys.commit import Commit, Origin
 from meshkp.replication.config import ReplicationConfig
 from meshkp.replication.messages import ACK_REJECTED, PushAck, PushBatch, SyncError
 from meshkp.replication.peers import ByteMeter, Channel, PeerRef, PeerSource
+from meshkp.replication.recent import RecentRecords
 from meshkp.replication.status import ReplicationCounters
 
 log = logging.getLogger(__name__)
@@ -153,6 +156,8 @@ class Pusher:
         # numbered above n, which hold what was committed before it registered.
         self.taken = 0
         self._watches: set[AckWatch] = set()
+        # The records of the commits whose keys were queued, for the senders (recent.py).
+        self.recent = RecentRecords()
         self._refs: dict[str, PeerRef] = {}
         self._senders: dict[str, asyncio.Task[None]] = {}
         self._closed = False
@@ -176,9 +181,13 @@ class Pusher:
     def on_commit(self, commit: Commit) -> None:
         """Commit observer: queue what a commit changed for the peers that should get it."""
         source = commit.source
-        if source.origin in (Origin.UPLOAD, Origin.DELETE):
+        local = source.origin in (Origin.UPLOAD, Origin.DELETE)
+        relayed = source.origin is Origin.PUSH and source.forward and source.relay
+        # Before queueing: a sender woken by the queue finds the records of this commit.
+        self.recent.observe(commit, pushed=local or relayed)
+        if local:
             self.enqueue(commit.fingerprints, fanout=self.config.origin_fanout)
-        elif source.origin is Origin.PUSH and source.forward and source.relay:
+        elif relayed:
             # Forward-while-new: only what was new here, never back to the sender.
             exclude = [source.sender] if source.sender else []
             self.enqueue(commit.fingerprints, exclude, source.origin_ts or None)
@@ -270,7 +279,7 @@ class Pusher:
             batch = self.taken
             unsent = set(fingerprints)
             try:
-                pairs = await self.read_pairs(fingerprints)
+                pairs = await self._pairs(fingerprints)
                 sent = 0
                 for chunk in split_by_bytes([data for _, data in pairs], self.config.batch_bytes):
                     ack = await self.send(peer, chunk, forward=True, origin_ts=origin_ts,
@@ -295,6 +304,13 @@ class Pusher:
                 self._lost(node_id, list(unsent), batch)  # never sent: no record, or failed
         if not queue:
             self.queues.pop(node_id, None)
+
+    async def _pairs(self, fingerprints: Sequence[bytes]) -> list[tuple[bytes, bytes]]:
+        """(fingerprint, record) to push, in order: from the latest commits, else the store."""
+        found, missing = self.recent.split(fingerprints)
+        if missing:
+            found.update(await self.read_pairs(missing))
+        return [(fp, data) for fp in fingerprints if (data := found.get(fp)) is not None]
 
     async def send(
         self,

@@ -24,7 +24,16 @@ from crdt.merkle_diff import DiffConfig, DiffResponder
 from crdt.recon import ReconResponder
 from crdt.recon_wire import is_recon_query
 from meshkp.errors import InvalidPeerRecord, PeerUnreachable, ReplicationError, StoreFull, WireError
-from meshkp.keys.commit import DELETED, PULLED, Committer, MergeResult, Origin, Source, joining
+from meshkp.keys.commit import (
+    DELETED,
+    PULLED,
+    Committer,
+    MergeResult,
+    Origin,
+    Source,
+    join_states,
+    joining,
+)
 from meshkp.keys.ingest import KEYS_COUNTER
 from meshkp.keys.merkle_index import TOMBSTONES_COUNTER, MerkleIndex, state_hash
 from meshkp.keys.pool import WorkerPool
@@ -70,6 +79,18 @@ log = logging.getLogger(__name__)
 _LAG_SAMPLES = 256
 # Poll period while a node has no live peer yet (a new node waiting for membership).
 _NO_PEER_POLL_S = 0.5
+# A received batch of at most this many record bytes, arriving while the store's writer is
+# idle, is checked, prepared and joined in its commit job on the writer thread: one thread hop
+# instead of two (a thread to check, then the writer), which on a 10-node mesh of processes
+# sharing 2 cores was ~3 ms of each receiver's ~8 (docs/benchmarks.md). Larger batches are
+# checked first, in a thread or the worker pool, while the writer commits others. A push of a
+# new write is one key: a few hundred bytes to a few dozen KB.
+IN_COMMIT_BYTES = 64 * 1024
+
+
+class _CheckOnLoop(Exception):
+    """A batch examined in its commit job holds a tombstone whose signers must be checked on the
+    event loop (PeerKeys is the loop's): nothing was written; it takes the two-hop path."""
 
 
 class Replicator:
@@ -235,30 +256,23 @@ class Replicator:
         held in another state is checked here and joined with the stored state, whose index
         terms the join computes; one of a key new here is prepared (checked and indexed) in
         the worker pool when the batch is large, and stored from its prepared bytes and terms.
+        A small batch arriving while the writer is idle (a push of a new write) is all of that
+        in its commit job (IN_COMMIT_BYTES).
         """
-        tree = self.merkle.tree(self._raw_store())
-        limits = self.limits
         # Small batches (pushes) are prepared in the one thread hop that examines them.
         to_pool = (self.pool is not None and self.pool.enabled
                    and len(records) >= self.config.prepare_min_batch)
-
-        def examine() -> list[KeyState | RecordFields | None]:
-            found: list[KeyState | RecordFields | None] = []
-            for data in records:
-                fields = peer_fields(data)
-                fingerprint = fields[1]
-                leaf = tree.get(fingerprint) if len(fingerprint) in FINGERPRINT_LENGTHS else None
-                if leaf is None:
-                    # New here: prepared now, or with the others in the pool below.
-                    found.append(fields if to_pool else prepare(data, limits, verify, fields))
-                elif leaf == state_hash(data):
-                    found.append(None)  # held
-                else:
-                    found.append(parse_peer_record(data, limits, verify, fields))
-            return found
-
+        if (not to_pool and getattr(self.store, "writing_alone", False)
+                and sum(map(len, records)) <= IN_COMMIT_BYTES):
+            try:
+                return await self._receive_in_commit(records, verify, source)
+            except _CheckOnLoop:
+                pass
+        limits = self.limits
+        raw = self._raw_store()
         try:
-            examined = await asyncio.get_running_loop().run_in_executor(None, examine)
+            examined = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: self._examine(raw, records, limits, verify, to_pool))
             new = [(data, item) for data, item in zip(records, examined, strict=True)
                    if isinstance(item, list)]
             prepared = iter(await prepare_batch(
@@ -272,10 +286,48 @@ class Replicator:
                   for item in examined if item is not None]
         self._check_delete_signers(states)
         result = await self._merge(states, source) if states else MergeResult()
-        changed = iter(result.changed)
-        statuses = [ACK_UNCHANGED if item is None or not next(changed) else ACK_CHANGED
-                    for item in examined]
-        return statuses, result
+        return _statuses(examined, result), result
+
+    def _examine(self, store: Store, records: Sequence[bytes], limits: Limits, verify: bool,
+                 to_pool: bool) -> list[KeyState | RecordFields | None]:
+        """Per record (in a thread): None if held in that exact state (its Merkle leaf), its
+        fields if new here and `to_pool` (prepared in the worker pool next), else its checked
+        state (Prepared if new here). InvalidPeerRecord if one fails a check."""
+        tree = self.merkle.tree(store)
+        found: list[KeyState | RecordFields | None] = []
+        for data in records:
+            fields = peer_fields(data)
+            fingerprint = fields[1]
+            leaf = tree.get(fingerprint) if len(fingerprint) in FINGERPRINT_LENGTHS else None
+            if leaf is None:
+                found.append(fields if to_pool else prepare(data, limits, verify, fields))
+            elif leaf == state_hash(data):
+                found.append(None)  # held
+            else:
+                found.append(parse_peer_record(data, limits, verify, fields))
+        return found
+
+    async def _receive_in_commit(
+        self, records: Sequence[bytes], verify: bool, source: Source
+    ) -> tuple[list[int], MergeResult]:
+        """receive_records in one commit job: examined, checked and joined on the writer thread
+        (the store's view then also sees writes staged in the same group). _CheckOnLoop, with
+        nothing written, if a tombstone's signers need checking."""
+        examined: list[KeyState | RecordFields | None] = []
+
+        def decide(store: Store, limits: Limits) -> MergeResult:
+            examined.extend(self._examine(store, records, limits, verify, to_pool=False))
+            states = [item for item in examined if isinstance(item, (KeyRecord, Prepared))]
+            if self.peer_keys is not None and any(_tombstoned(state) for state in states):
+                raise _CheckOnLoop
+            return join_states(store, states, limits) if states else MergeResult()
+
+        try:
+            result = await self.committer.run(self.store, decide, source)
+        except InvalidPeerRecord:
+            self.counters.records_rejected += 1
+            raise
+        return _statuses(examined, result), result
 
     def _check_delete_signers(self, states: Sequence[KeyState]) -> None:
         """InvalidPeerRecord (the batch) if a tombstone's signer is not the node it names."""
@@ -644,6 +696,20 @@ class Replicator:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         await self.pusher.close()
+
+
+def _statuses(examined: Sequence[object], result: MergeResult) -> list[int]:
+    """The PushAck status of each examined record (None: held already) after the join."""
+    changed = iter(result.changed)
+    return [ACK_UNCHANGED if item is None or not next(changed) else ACK_CHANGED
+            for item in examined]
+
+
+def _tombstoned(state: KeyState) -> bool:
+    """Whether a received state carries a tombstone (whose signers must then be checked)."""
+    if isinstance(state, Prepared):  # its flags say whether a tombstone stands (no decoding)
+        return state.deleted or state.conflict
+    return state.tombstone is not None
 
 
 def _log_received_delete(change: Change, sender: str | None) -> None:

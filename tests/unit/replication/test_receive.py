@@ -12,10 +12,11 @@ from typing import Any
 import msgpack
 import pytest
 
+from crdt.vclock import VersionVector
 from meshkp.keys.commit import Committer
 from meshkp.keys.pool import WorkerPool
 from meshkp.keys.record import KeyRecord
-from meshkp.replication.messages import ACK_CHANGED, ACK_UNCHANGED, PushBatch
+from meshkp.replication.messages import ACK_CHANGED, ACK_UNCHANGED, PushAck, PushBatch
 from meshkp.replication.peers import StaticPeers
 from meshkp.replication.replicator import Replicator
 from meshkp.store.executor import AsyncStore
@@ -102,3 +103,47 @@ async def test_each_record_is_unpacked_once_here(counted) -> None:
     finally:
         await replicator.stop()
         await replicator.store.close()
+
+
+async def test_a_small_push_to_an_idle_writer_is_checked_and_joined_in_its_commit_job(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # It used to cross threads twice (a thread to check it, then the writer to commit it).
+    replicator = _replicator(None)
+    hops: list[object] = []
+    loop = asyncio.get_running_loop()
+    run_in_executor = loop.run_in_executor
+
+    def counting(executor: Any, fn: Callable[..., Any], *args: Any) -> Any:
+        hops.append(fn)
+        return run_in_executor(executor, fn, *args)
+
+    monkeypatch.setattr(loop, "run_in_executor", counting)
+    store = replicator.store
+    try:
+        await replicator._merge([record(0, "n0")])
+        jobs = store.stats.jobs
+        new, joined, held = record(1).encode(), with_vv(record(0), p=1).encode(), record(1).encode()
+        ack = await replicator.handle("p", PushBatch((new, joined), forward=True))
+        assert ack.statuses == (ACK_CHANGED, ACK_CHANGED)
+        assert store.stats.jobs == jobs + 1 and hops == []
+        stored = store.store.get(record(0).fingerprint)
+        assert stored is not None and KeyRecord.decode(stored).vv == VersionVector({"n0": 1, "p": 1})
+        ack = await replicator.handle("p", PushBatch((held,), forward=True))
+        assert ack.statuses == (ACK_UNCHANGED,)
+    finally:
+        await replicator.stop()
+        await store.close()
+
+
+async def test_a_bad_record_in_a_small_push_stores_nothing_of_its_batch() -> None:
+    replicator = _replicator(None)
+    store = replicator.store
+    try:
+        batch = (record(1).encode(), b"\x93not a record")
+        reply = await replicator.handle("p", PushBatch(batch, forward=True))
+        assert not isinstance(reply, PushAck)
+        assert store.store.get(record(1).fingerprint) is None
+        assert replicator.counters.records_rejected == 1
+    finally:
+        await replicator.stop()
+        await store.close()
