@@ -31,6 +31,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from meshkp.errors import ConfigError
+from meshkp.http.clientaddr import CLIENT_KEY
 from meshkp.http.labels import OP_LABEL
 
 log = logging.getLogger(__name__)
@@ -239,12 +240,15 @@ class QueuedAccessLogger(AbstractAccessLogger):
     with_agent: bool  # the format logs the referer and the user agent (combined)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time_taken: float) -> None:
-        # The op is the label the HKP handler set (request.query would parse the query string
-        # once more per request); referer and user agent are read only for a format that
-        # logs them.
+        # The client is the one the request edge resolved (behind a trusted proxy, the one it
+        # forwarded, not the proxy); the op is the label the HKP handler set (request.query
+        # would parse the query string once more per request); referer and user agent are
+        # read only for a format that logs them.
+        client = request.get(CLIENT_KEY)
+        remote = client.address if client is not None else request.remote or "-"
         headers = request.headers if self.with_agent else _NO_HEADERS
         self.sink.submit((
-            time.time(), request.remote or "-", request.method, request.path,
+            time.time(), remote, request.method, request.path,
             request.get(OP_LABEL, ""), response.status, response.body_length, time_taken,
             headers.get("Referer", ""), headers.get("User-Agent", ""),
         ))
