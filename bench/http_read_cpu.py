@@ -34,11 +34,13 @@ from bench import bare_server
 from bench.common import DEBIAN_KEYRING, NO_REFUSAL_LIMITS, console, median, report
 from bench.http_read import load_keyring, pick_median_key
 from bench.http_read_wrk import urls
-from meshkp.http.app import EDGE_KEY
+from meshkp.http.app import EDGE_KEY, GUARD_KEY
 from meshkp.limits import Limits
 from meshkp.node.config import NodeConfig
 from meshkp.node.node import Node
 
+# What makes a connection's protocol: aiohttp's Server, or the node's listener's guard around it.
+Factory = Callable[[], asyncio.Protocol]
 # A run that has not finished after this many seconds has lost answers (a bug, not slowness).
 RUN_TIMEOUT_S = 120.0
 
@@ -93,7 +95,7 @@ class _Client(asyncio.Transport):
         return True
 
 
-async def answer_bytes(server: web.Server, request: bytes) -> int:
+async def answer_bytes(server: Factory, request: bytes) -> int:
     """The size of one answer on the wire (status line, headers and body), by one request."""
     sizes: list[int] = []
     protocol = server()
@@ -112,7 +114,7 @@ async def answer_bytes(server: web.Server, request: bytes) -> int:
     return sizes[0]
 
 
-async def drive(server: web.Server, request: bytes, size: int, connections: int,
+async def drive(server: Factory, request: bytes, size: int, connections: int,
                 count: int) -> float:
     """CPU µs per request over `count` requests from `connections` closed-loop clients."""
     loop = asyncio.get_running_loop()
@@ -166,13 +168,16 @@ async def measure(data_dir: Path, work: Path, requests: int, runs: int, connecti
     figures: dict[str, dict[str, object]] = {}
     try:
         assert node.http is not None and node.app is not None
-        server = node.http.runner.server
-        assert server is not None
+        runner_server = node.http.runner.server
+        assert runner_server is not None
         if not edge:
             # Diagnosis only (errors are then not mapped, requests not counted nor limited):
             # what the request edge costs (meshkp/http/edge.py). Connections made after this
             # take the server's handler as it is now: the app's own, without the edge.
-            server.request_handler = node.app[EDGE_KEY].inner
+            runner_server.request_handler = node.app[EDGE_KEY].inner
+        # Connections go through the listener's guard, as on the node's socket (GuardedSite):
+        # it resolves each connection's client once, as the edge then expects.
+        server = node.app[GUARD_KEY].factory(runner_server)
         target = pick_median_key(DEBIAN_KEYRING)
         for name, url in urls("http://127.0.0.1", target).items():
             if only and name not in only:

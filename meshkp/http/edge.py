@@ -31,7 +31,7 @@ from aiohttp.web_urldispatcher import UrlDispatcher, UrlMappingMatchInfo
 
 from meshkp.errors import MeshkpError, Overloaded, StoreFull
 from meshkp.http.clientaddr import CLIENT_KEY, ClientResolver
-from meshkp.http.connguard import CROWDED_SHARE, Connection, ConnectionGuard
+from meshkp.http.connguard import CROWDED_SHARE, ConnectionGuard
 from meshkp.http.errors import error_response, status_of, text_error
 from meshkp.http.hkp import options_of, wants_json
 from meshkp.http.labels import LOOKUP_OPS, OP_LABEL
@@ -55,6 +55,8 @@ class Edge:
         self.resolver = resolver
         self.guard = guard
         self.limiter = limiter
+        self._connections = guard.connections  # the same dict: one lookup per request
+        self._observe = metrics.requests.observe
         self._inner: Handler | None = None
         self._router: UrlDispatcher | None = None
         # Values derived from the limits in force, recomputed when they are replaced.
@@ -84,7 +86,7 @@ class Edge:
         limits = self._limits()
         if limits is not self._seen:
             self._adopt(limits)
-        connection = self.guard.connections.get(request.protocol)
+        connection = self._connections.get(request.protocol)
         client = connection.client if connection is not None else None
         if client is None:
             client = self.resolver.resolve(request)
@@ -106,45 +108,45 @@ class Edge:
             status = response.status
         except HTTPException as exc:
             status = exc.status
-            self._end(exc, connection)
+            response = exc  # an HTTPException is the answer aiohttp sends: it may close too
             raise
         except Exception as exc:
             response = answer_error(request, exc, self.metrics)
             status = response.status
         finally:
-            if state is not None:
+            # After: only errors and uploads have anything left to count (ratelimit.after).
+            if state is not None and (status >= 400 or request.method == "POST"):
                 assert limiter is not None
                 limiter.after(request, client, state, status)
-            endpoint, op = _labels(request, request._match_info if routed is None else routed)
-            self.metrics.observe(endpoint, op, status, perf_counter() - started)
-        self._end(response, connection)
+            endpoint, op = self._labels(request, routed)
+            self._observe(endpoint, op, status, perf_counter() - started)
+            # The connection's fate: closed after this answer if it carried its share, or if
+            # the listener is crowded (keep-alive shedding: the slot goes back at once).
+            if connection is not None:
+                connection.requests += 1
+                if connection.requests >= self._requests_cap and response is not None:
+                    response.force_close()
+            if self.guard.total > self._crowded_above and response is not None:
+                response.force_close()
         return response
 
-    def _end(self, response: web.StreamResponse, connection: Connection | None) -> None:
-        """Close the connection after `response` if it carried its share, or if crowded."""
-        if connection is not None:
-            connection.requests += 1
-            if connection.requests >= self._requests_cap:
-                response.force_close()
-        if self.guard.total > self._crowded_above:
-            response.force_close()  # keep-alive shedding: this slot goes back after the answer
+    def _labels(self, request: web.Request, routed: UrlMappingMatchInfo | None,
+                ) -> tuple[str, str]:
+        """Bounded metric labels: the route template (not the raw path) and the HKP op."""
+        info = request._match_info if routed is None else routed
+        if info is None:
+            return "unmatched", ""  # failed before routing
+        resource = info.route.resource  # None: aiohttp's own 404 or 405
+        endpoint = resource.canonical if resource is not None else "unmatched"
+        if endpoint != "/pks/lookup":
+            return endpoint, ""
+        op = request.get(OP_LABEL) or str(request.query.get("op", "")).lower()
+        return endpoint, op if op in LOOKUP_OPS else "other"
 
     def _adopt(self, limits: Limits) -> None:
         self._seen = limits
         self._crowded_above = limits.http_connections * CROWDED_SHARE
         self._requests_cap = limits.http_connection_requests
-
-
-def _labels(request: web.Request, info: UrlMappingMatchInfo | None) -> tuple[str, str]:
-    """Bounded metric labels: the route template (not the raw path) and the HKP op."""
-    resource = info.route.resource if info is not None else None
-    endpoint = resource.canonical if resource is not None else "unmatched"
-    op = ""
-    if endpoint == "/pks/lookup":
-        op = request.get(OP_LABEL) or str(request.query.get("op", "")).lower()
-        if op not in LOOKUP_OPS:
-            op = "other"
-    return endpoint, op
 
 
 def answer_error(request: web.Request, exc: Exception, metrics: HttpMetrics) -> web.Response:

@@ -45,8 +45,11 @@ SHORT_SEARCH_CHARS = 3
 # Tokens of the upload bucket one upload's verification CPU costs beyond its own token: one per
 # this fraction of `upload_cpu_ms`, so an upload that used its whole CPU budget costs 6.
 CPU_TOKENS_PER_BUDGET = 5
-# Lookup query strings whose bucket and cost are memoised (a pool node's hot queries are fewer).
+# GET targets whose bucket and cost are memoised (a pool node's hot lookups are fewer); a client
+# sending endless distinct ones only empties the memo, each of its requests costing a decode.
 KIND_MEMO_ENTRIES = 4096
+# "Not memoised yet" (None is a memoised "no bucket").
+_UNKNOWN = ("?", 0, Rate(1.0, 1.0))
 # The CPU (ms) a handler spent for the request beyond the event loop's own (set by /pks/add).
 CPU_MS_KEY = web.RequestKey("meshkp.cpu_ms", float)
 
@@ -127,9 +130,9 @@ class RateLimiter:
         self.clock = clock
         self.table = BucketTable()
         self._rates = Rates.of(limits)  # replaced when `admit` is given other limits
-        # (kind, cost, rate) by lookup query string: the same few hot queries come again and again,
-        # and splitting one (and costing its search) is most of what a bucket take costs.
-        # Emptied when full, and with the rates (a search's cost is a policy value).
+        # (kind, cost, rate) by GET request target: the same few hot lookups come again and
+        # again, and decoding one (and costing its search) is most of what a bucket take
+        # costs. Emptied when full, and with the rates (a search's cost is a policy value).
         self._kinds: dict[str, tuple[str, int, Rate] | None] = {}
         self.limited = Counter("meshkp_http_rate_limited", "Requests refused with 429 by the "
                                "rate limits, by reason (get, search, upload: that bucket was "
@@ -213,15 +216,17 @@ class RateLimiter:
         return self._rates
 
     def _kind_of(self, request: web.Request, rates: Rates) -> tuple[str, int, Rate] | None:
-        if request.path != "/pks/lookup":
+        if request.method != "GET":
             return bucket_of(request, rates)
-        query = request.query_string
+        # Keyed by the request target as sent: decoding its path and query (what bucket_of
+        # reads) is the costly part, and the same target always decodes the same way.
+        target = request.raw_path
         kinds = self._kinds
-        if query in kinds:
-            return kinds[query]
-        if len(kinds) >= KIND_MEMO_ENTRIES:
-            kinds.clear()
-        found = kinds[query] = bucket_of(request, rates)
+        found = kinds.get(target, _UNKNOWN)
+        if found is _UNKNOWN:
+            if len(kinds) >= KIND_MEMO_ENTRIES:
+                kinds.clear()
+            found = kinds[target] = bucket_of(request, rates)
         return found
 
     def _ban(self, client: Client, state: ClientState, limits: Limits, now: float, rule: str,
