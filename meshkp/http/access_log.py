@@ -263,19 +263,19 @@ class QueuedAccessLogger(AbstractAccessLogger):
         # read only for a format that logs them.
         client = request.get(CLIENT_KEY)
         remote = client.address if client is not None else request.remote or "-"
-        headers = request.headers if self.with_agent else _NO_HEADERS
+        if self.with_agent:
+            headers = request.headers
+            referer, agent = headers.get("Referer", ""), headers.get("User-Agent", "")
+        else:
+            referer = agent = ""
         self.sink.submit((
-            time.time(), remote, request.method, request.path,
-            request.get(OP_LABEL, ""), response.status, response.body_length, time_taken,
-            headers.get("Referer", ""), headers.get("User-Agent", ""),
+            time.time(), remote, request.method, request.path, request.get(OP_LABEL, ""),
+            response.status, response.body_length, time_taken, referer, agent,
         ))
 
     @property
     def enabled(self) -> bool:
         return True
-
-
-_NO_HEADERS: dict[str, str] = {}
 
 
 def logger_class_for(sink: AccessLogSink) -> type[QueuedAccessLogger]:

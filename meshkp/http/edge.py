@@ -57,8 +57,8 @@ class Edge:
         self.limiter = limiter
         self._connections = guard.connections  # the same dict: one lookup per request
         self._observe = metrics.requests.observe
-        self._inner: Handler | None = None
-        self._router: UrlDispatcher | None = None
+        self._inner: Handler = _not_installed
+        self._router = UrlDispatcher()
         # Values derived from the limits in force, recomputed when they are replaced.
         self._seen: Limits | None = None
         self._crowded_above = 0.0
@@ -78,7 +78,6 @@ class Edge:
     @property
     def inner(self) -> Handler:
         """The app's own handler (routing, then the route's), as it was before `install`."""
-        assert self._inner is not None, "Edge.install(app) first"
         return self._inner
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -100,10 +99,8 @@ class Edge:
             if limiter is not None:
                 state, response = limiter.admit(request, client, limits)
             if response is None:
-                assert self._inner is not None
                 response = await self._inner(request)
             else:
-                assert self._router is not None
                 routed = await self._router.resolve(request)  # only for its metric label
             status = response.status
         except HTTPException as exc:
@@ -147,6 +144,10 @@ class Edge:
         self._seen = limits
         self._crowded_above = limits.http_connections * CROWDED_SHARE
         self._requests_cap = limits.http_connection_requests
+
+
+async def _not_installed(request: web.Request) -> web.StreamResponse:
+    raise RuntimeError("Edge.install(app) was not called: the edge has no handler to wrap")
 
 
 def answer_error(request: web.Request, exc: Exception, metrics: HttpMetrics) -> web.Response:
