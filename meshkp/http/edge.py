@@ -48,14 +48,16 @@ class Edge:
     """The per-request work of one app around its handler (see the module docstring)."""
 
     def __init__(self, limits: Callable[[], Limits], metrics: HttpMetrics,
-                 resolver: ClientResolver, guard: ConnectionGuard,
+                 resolver: ClientResolver | None = None, guard: ConnectionGuard | None = None,
                  limiter: RateLimiter | None = None) -> None:
+        """`guard`: the listener's (whose connections the edge then knows); None for an app
+        served by a plain runner (tests, tools): every request resolves its own client."""
         self._limits = limits  # read per request: the cluster policy may replace them
         self.metrics = metrics
-        self.resolver = resolver
-        self.guard = guard
+        self.resolver = resolver = resolver or ClientResolver()
+        self.guard = guard or ConnectionGuard(limits, resolver)
         self.limiter = limiter
-        self._connections = guard.connections  # the same dict: one lookup per request
+        self._connections = self.guard.connections  # the same dict: one lookup per request
         self._observe = metrics.requests.observe
         self._inner: Handler = _not_installed
         self._router = UrlDispatcher()

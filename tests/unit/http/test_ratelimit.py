@@ -14,8 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from meshkp.http.app import make_app
 from meshkp.http.buckets import BucketTable, Rate, TokenBucket
-from meshkp.http.clientaddr import ClientResolver, client_key
-from meshkp.http.connguard import ConnectionGuard
+from meshkp.http.clientaddr import client_key
 from meshkp.http.edge import Edge
 from meshkp.http.metrics import HttpMetrics
 from meshkp.http.ratelimit import CPU_MS_KEY, RateLimiter, lookup_op, search_cost
@@ -159,11 +158,9 @@ async def test_an_uploads_verification_cpu_is_charged_to_its_client() -> None:
         request[CPU_MS_KEY] = 5000.0  # the whole budget: 5 more tokens than the upload's own
         return web.Response(text="ok")
 
-    metrics, resolver = HttpMetrics(), ClientResolver()
-    limiter = RateLimiter(limits, metrics.registry)
+    metrics = HttpMetrics()
     app = web.Application()
-    Edge(lambda: limits, metrics, resolver, ConnectionGuard(lambda: limits, resolver),
-         limiter).install(app)
+    Edge(lambda: limits, metrics, limiter=RateLimiter(limits, metrics.registry)).install(app)
     app.router.add_post("/pks/add", costly_add)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         statuses = [(await client.post("/pks/add", data=b"x")).status for _ in range(5)]
