@@ -132,6 +132,9 @@ class Edge:
     def _labels(self, request: web.Request, routed: UrlMappingMatchInfo | None,
                 ) -> tuple[str, str]:
         """Bounded metric labels: the route template (not the raw path) and the HKP op."""
+        op = request.get(OP_LABEL)
+        if op is not None:
+            return "/pks/lookup", op  # the lookup handler's label, one of LOOKUP_OPS or "other"
         info = request._match_info if routed is None else routed
         if info is None:
             return "unmatched", ""  # failed before routing
@@ -139,7 +142,8 @@ class Edge:
         endpoint = resource.canonical if resource is not None else "unmatched"
         if endpoint != "/pks/lookup":
             return endpoint, ""
-        op = request.get(OP_LABEL) or str(request.query.get("op", "")).lower()
+        # Answered before the handler labelled it (a 429): the op as the handler reads it.
+        op = str(request.query.get("op", "")).strip().lower()
         return endpoint, op if op in LOOKUP_OPS else "other"
 
     def _adopt(self, limits: Limits) -> None:
