@@ -11,15 +11,12 @@ from contextlib import asynccontextmanager
 import aiohttp
 from aiohttp import web
 
-from meshkp.http.app import GUARD_KEY, make_app
+from meshkp.http.app import GUARD_KEY
 from meshkp.http.connguard import GuardedSite
 from meshkp.http.metrics import HttpMetrics
 from meshkp.keys.commit import Committer
-from meshkp.keys.parse import KeyParser
-from meshkp.keys.service import KeyService
 from meshkp.limits import Limits
-from meshkp.store.executor import AsyncStore
-from meshkp.store.memory import MemoryStore
+from tests.unit.http.apps import node_app
 
 SMALL = dataclasses.replace(Limits(), rate_get_burst=3, rate_get_per_minute=60)
 GET = "/pks/lookup?op=get&search=0x0123456789ABCDEF"
@@ -35,20 +32,16 @@ class Listener:
 
 @asynccontextmanager
 async def listening(limits: Limits, trusted: tuple[str, ...] = ()) -> AsyncIterator[Listener]:
-    store = AsyncStore(MemoryStore())
-    committer = Committer(limits)
-    service = KeyService(store, "n1", committer, KeyParser(committer, process_threshold=0))
-    metrics = HttpMetrics()
-    app = make_app(service, limits, metrics, trusted_proxies=trusted)
-    runner = web.AppRunner(app)
+    node = node_app(limits, trusted)
+    runner = web.AppRunner(node.app)
     await runner.setup()
-    site = GuardedSite(runner, "127.0.0.1", 0, app[GUARD_KEY])
+    site = GuardedSite(runner, "127.0.0.1", 0, node.app[GUARD_KEY])
     await site.start()
     try:
-        yield Listener(f"http://127.0.0.1:{site.port}", committer, metrics, app)
+        yield Listener(f"http://127.0.0.1:{site.port}", node.committer, node.metrics, node.app)
     finally:
         await runner.cleanup()
-        await store.close()
+        await node.store.close()
 
 
 async def statuses(session: aiohttp.ClientSession, url: str, count: int,
