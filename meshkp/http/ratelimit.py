@@ -172,11 +172,15 @@ class RateLimiter:
             self.limited.labels("banned").inc()
             return state, _too_many(request, limits.ban_seconds, f"this client ({client.key}) "
                                     f"is banned for {limits.ban_seconds} s: {state.ban_reason}")
-        found = self._kind_of(request, rates)
+        # A GET's bucket by its target as sent (memoised, see _kind_of); others computed.
+        found = self._kinds.get(request.raw_path, _UNKNOWN) if request.method == "GET" else _UNKNOWN
+        if found is _UNKNOWN:
+            found = self._kind_of(request, rates)
         if found is None:
             return state, None
         kind, cost, rate = found
-        wait = state.bucket(kind).take(now, cost, rate)
+        bucket = state.buckets.get(kind) or state.bucket(kind)
+        wait = bucket.take(now, cost, rate)
         if wait <= 0:
             return state, None
         self.limited.labels(kind).inc()
