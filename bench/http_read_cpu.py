@@ -5,7 +5,7 @@ debian-keyring) is started in this process, and its aiohttp server is fed reques
 in-memory transports instead of sockets: `connections` clients in a closed loop, each sending
 its next request when the previous answer is complete, as wrk does. The same is done with
 bench/bare_server.py's app serving the same bytes. What is left is exactly the Python work of
-one request (parse, route, middleware, handler, response, access log, metrics), without the
+one request (parse, route, edge, handler, response, access log, metrics), without the
 kernel's socket work, the load generator or other processes' load: `time.process_time()` over
 every thread of this process (the access log's writer included) ÷ requests.
 
@@ -34,10 +34,13 @@ from bench import bare_server
 from bench.common import DEBIAN_KEYRING, NO_REFUSAL_LIMITS, console, median, report
 from bench.http_read import load_keyring, pick_median_key
 from bench.http_read_wrk import urls
+from meshkp.http.app import EDGE_KEY, GUARD_KEY
 from meshkp.limits import Limits
 from meshkp.node.config import NodeConfig
 from meshkp.node.node import Node
 
+# What makes a connection's protocol: aiohttp's Server, or the node's listener's guard around it.
+Factory = Callable[[], asyncio.Protocol]
 # A run that has not finished after this many seconds has lost answers (a bug, not slowness).
 RUN_TIMEOUT_S = 120.0
 
@@ -92,7 +95,7 @@ class _Client(asyncio.Transport):
         return True
 
 
-async def answer_bytes(server: web.Server, request: bytes) -> int:
+async def answer_bytes(server: Factory, request: bytes) -> int:
     """The size of one answer on the wire (status line, headers and body), by one request."""
     sizes: list[int] = []
     protocol = server()
@@ -111,7 +114,7 @@ async def answer_bytes(server: web.Server, request: bytes) -> int:
     return sizes[0]
 
 
-async def drive(server: web.Server, request: bytes, size: int, connections: int,
+async def drive(server: Factory, request: bytes, size: int, connections: int,
                 count: int) -> float:
     """CPU µs per request over `count` requests from `connections` closed-loop clients."""
     loop = asyncio.get_running_loop()
@@ -157,21 +160,24 @@ async def _bare_server(body: bytes, content_type: str) -> web.AppRunner:
 
 async def measure(data_dir: Path, work: Path, requests: int, runs: int, connections: int,
                   profile: bool, only: tuple[str, ...],
-                  access_log: bool = True, middlewares: bool = True) -> dict[str, dict[str, object]]:
+                  access_log: bool = True, edge: bool = True) -> dict[str, dict[str, object]]:
     # The rate limits run but refuse nothing: the driver is one client at a very high rate.
     node = Node(NodeConfig(data_dir=data_dir, http_port=0, access_log=access_log,
                            access_log_file=work / "access.log", limits=Limits(**NO_REFUSAL_LIMITS)))
     await node.start()
-    if not middlewares and node.app is not None:
-        # Diagnosis only (errors are then not mapped, requests not counted): what the
-        # middleware chain costs, ours plus the layer aiohttp adds to an app that has any.
-        # aiohttp has no public switch; this is the flag its request handling reads.
-        node.app._run_middlewares = False
     figures: dict[str, dict[str, object]] = {}
     try:
-        assert node.http is not None
-        server = node.http.runner.server
-        assert server is not None
+        assert node.http is not None and node.app is not None
+        runner_server = node.http.runner.server
+        assert runner_server is not None
+        if not edge:
+            # Diagnosis only (errors are then not mapped, requests not counted nor limited):
+            # what the request edge costs (meshkp/http/edge.py). Connections made after this
+            # take the server's handler as it is now: the app's own, without the edge.
+            runner_server.request_handler = node.app[EDGE_KEY].inner
+        # Connections go through the listener's guard, as on the node's socket (GuardedSite):
+        # it resolves each connection's client once, as the edge then expects.
+        server = node.app[GUARD_KEY].factory(runner_server)
         target = pick_median_key(DEBIAN_KEYRING)
         for name, url in urls("http://127.0.0.1", target).items():
             if only and name not in only:
@@ -222,32 +228,33 @@ async def _body(node: Node, url: str) -> tuple[bytes, str]:
 @click.option("--only", multiple=True, type=click.Choice(["get", "get_mr", "index_mr", "vindex"]))
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="Off: what the access log costs, by difference (the default config has it on).")
-@click.option("--middlewares/--no-middlewares", default=True, show_default=True,
-              help="Off: what the middleware chain costs, by difference (diagnosis only).")
+@click.option("--edge/--no-edge", default=True, show_default=True,
+              help="Off: what the request edge (errors, metrics, rate limits) costs, by "
+                   "difference (diagnosis only).")
 def main(requests: int, runs: int, connections: int, profile: bool, only: tuple[str, ...],
-         access_log: bool, middlewares: bool) -> None:
+         access_log: bool, edge: bool) -> None:
     """CPU µs per request of a real node's HTTP server vs bare aiohttp, without sockets."""
-    run(requests, runs, connections, profile, only, access_log, middlewares)
+    run(requests, runs, connections, profile, only, access_log, edge)
 
 
 def run(requests: int = 20_000, runs: int = 3, connections: int = 32, profile: bool = False,
         only: tuple[str, ...] = (), access_log: bool = True,
-        middlewares: bool = True) -> dict[str, object]:
+        edge: bool = True) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="bench-cpu-"))
     try:
         load_keyring(work / "data")
         figures = asyncio.run(measure(work / "data", work, requests, runs, connections, profile, only,
-                                      access_log, middlewares))
+                                      access_log, edge))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     rows = [[name, f["answer_bytes"], f"{median(f['meshkp_us']):.1f}",  # type: ignore[arg-type]
              f"{median(f['bare_us']):.1f}", f"{f['ratio']:.2f}"]  # type: ignore[arg-type]
             for name, f in figures.items()]
     data = {"requests": requests, "runs": runs, "connections": connections,
-            "access_log": access_log, "middlewares": middlewares, "figures": figures}
+            "access_log": access_log, "edge": edge, "figures": figures}
     log_state = "access log on" if access_log else "access log off"
-    if not middlewares:
-        log_state += ", middlewares off"
+    if not edge:
+        log_state += ", edge off"
     report("http_read_cpu",
            f"CPU µs per request in process ({log_state}), {connections} clients, median of {runs}",
            ["request", "answer bytes", "meshkp µs", "bare µs", "bare ÷ meshkp"], rows, data)

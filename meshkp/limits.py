@@ -138,6 +138,13 @@ class Limits:
     # opens one at a time; a slowloris client opening hundreds only gets this many, so it
     # cannot fill `http_connections` for everyone else.
     http_client_connections: int = 32
+    # Requests one keep-alive connection carries; the answer to the last one closes it
+    # (nginx's keepalive_requests, whose default is the same). The client reconnects, which
+    # costs it one handshake per this many requests, and the node gets back what a connection
+    # holds beyond its slot: the client is weighed again at accept (its connection cap, a ban
+    # from meanwhile), a load balancer or DNS round robin can move it to another node, and
+    # no connection's buffers and parser state live for ever.
+    http_connection_requests: int = 1000
 
     def validate(self) -> None:
         for name in self.__slots__:

@@ -15,6 +15,7 @@ addresses does not simply wash a ban out.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,12 +39,17 @@ class Rate:
 
 
 class TokenBucket:
-    """Tokens left as of `stamp`; starts full."""
+    """Tokens left as of `stamp`, refilled lazily when next taken; starts full.
+
+    On every request, so kept lean: two floats, no allocation, no call beyond itself (a
+    `min()` and a helper method cost more than the arithmetic, ~0.3 µs against ~0.13 µs).
+    """
 
     __slots__ = ("stamp", "tokens")
 
     def __init__(self) -> None:
-        self.tokens: float | None = None  # None: full (the burst is known only at first use)
+        # Infinite: full, whatever the burst (known only at first use, and capped there).
+        self.tokens = math.inf
         self.stamp = 0.0
 
     def take(self, now: float, cost: float, rate: Rate) -> float:
@@ -51,34 +57,35 @@ class TokenBucket:
 
         A cost above the burst takes the whole burst: it could never be paid otherwise.
         """
-        cost = min(cost, rate.burst)
-        tokens = self._refill(now, rate)
+        burst = rate.burst
+        tokens = self.tokens + (now - self.stamp) * rate.per_second
+        if tokens > burst:
+            tokens = burst
+        self.stamp = now
+        if cost > burst:
+            cost = burst
         if tokens >= cost:
             self.tokens = tokens - cost
             return 0.0
         self.tokens = tokens
         return (cost - tokens) / rate.per_second
 
-
     def charge(self, now: float, cost: float, rate: Rate) -> None:
         """Take `cost` tokens after the fact, into debt if need be (at most one burst deep),
         so that the next requests wait for work that was already done."""
-        self.tokens = max(-rate.burst, self._refill(now, rate) - cost)
-
-    def _refill(self, now: float, rate: Rate) -> float:
-        """The tokens as of `now` (restamped)."""
-        tokens = rate.burst if self.tokens is None else min(
-            rate.burst, self.tokens + (now - self.stamp) * rate.per_second)
+        tokens = min(rate.burst, self.tokens + (now - self.stamp) * rate.per_second)
         self.stamp = now
-        return tokens
+        self.tokens = max(-rate.burst, tokens - cost)
 
 
 class ClientState:
-    """What the limiter remembers of one client: a bucket per kind, and its ban."""
+    """What the limiter remembers of one client: its flood rule's bucket (every request takes
+    from it), a bucket per other kind, and its ban."""
 
-    __slots__ = ("banned_until", "buckets", "ban_reason")
+    __slots__ = ("banned_until", "buckets", "ban_reason", "requests")
 
     def __init__(self) -> None:
+        self.requests = TokenBucket()
         self.buckets: dict[str, TokenBucket] = {}
         self.banned_until = 0.0
         self.ban_reason = ""

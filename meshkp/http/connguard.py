@@ -10,8 +10,12 @@ the listener's protocol factory (`GuardedSite`) and, when a connection opens:
   it (reason "banned"; trusted proxies are exempt from both): the refused connection gets a
   503 with Retry-After and is closed at once (a banned client's first few only after
   TARPIT_S, unread, so that its reconnect loop slows down);
-- above 3/4 of the total cap, `middleware` makes every answer close its connection rather
-  than keep it alive, so idle keep-alive connections give their slots back first.
+- an admitted connection gets a `Connection`, found by the request edge (meshkp/http/edge.py)
+  from its requests: the client it comes from (resolved once, here, unless the peer is a
+  trusted proxy whose requests each name their own) and the requests it carried. There,
+  above 3/4 of the total cap every answer closes its connection rather than keep it alive,
+  so idle keep-alive connections give their slots back first, and a connection is closed
+  after `Limits.http_connection_requests` answers.
 The other bounds are timers of aiohttp's server (meshkp/http/server_limits.py: the request
 head and idle keep-alive deadline) and the body deadline of uploads (meshkp/http/uploads.py).
 """
@@ -22,18 +26,17 @@ import asyncio
 import logging
 import time
 from collections import Counter as Tally
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from meshkp.http.clientaddr import ClientResolver
+from meshkp.http.clientaddr import Client, ClientResolver
 from meshkp.limits import Limits
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Above this share of http_connections, answers close their connection (no keep-alive).
 CROWDED_SHARE = 0.75
 # Seconds a banned client's connection is held, unread, before its 503: its reconnect loop
@@ -52,6 +55,18 @@ _REFUSAL = ("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; chars
             "Retry-After: 5\r\nConnection: close\r\nContent-Length: {length}\r\n\r\n{text}")
 
 
+class Connection:
+    """One admitted connection: who it comes from, and how many requests it carried."""
+
+    __slots__ = ("client", "key", "requests")
+
+    def __init__(self, client: Client | None, key: str) -> None:
+        # None: the peer is a trusted proxy, each request names its client (X-Forwarded-For).
+        self.client = client
+        self.key = key  # the per-client cap's unit (the peer's own key for a trusted proxy)
+        self.requests = 0
+
+
 class ConnectionGuard:
     """Open connections of one listener, in all and per client key."""
 
@@ -65,6 +80,7 @@ class ConnectionGuard:
         self.banned = banned or (lambda _key: False)
         self.total = 0
         self.per_client: Tally[str] = Tally()
+        self.connections: dict[asyncio.Protocol, Connection] = {}
         self.refused = Counter("meshkp_http_connections_refused", "HKP connections closed at "
                                "once by the connection caps, by reason (total: "
                                "limits.http_connections; client: http_client_connections; "
@@ -82,7 +98,9 @@ class ConnectionGuard:
     def admit(self, peer: str) -> tuple[str | None, str]:
         """(refusal reason or None, client key) of a new connection from `peer`."""
         limits = self._limits()
-        key, trusted = self.resolver.peer_key(peer)
+        client = self.resolver.peer(peer)
+        trusted = client is None
+        key = peer if client is None else client.key
         if self.total >= limits.http_connections:
             return "total", key
         if not trusted and self.per_client[key] >= limits.http_client_connections:
@@ -93,22 +111,17 @@ class ConnectionGuard:
         self.per_client[key] += 1
         return None, key
 
-    def release(self, key: str) -> None:
+    def opened(self, protocol: asyncio.Protocol, peer: str, key: str) -> None:
+        """Remember the admitted connection served by `protocol` (aiohttp's, which its requests
+        name as `request.protocol`)."""
+        self.connections[protocol] = Connection(self.resolver.peer(peer), key)
+
+    def release(self, protocol: asyncio.Protocol, key: str) -> None:
+        self.connections.pop(protocol, None)
         self.total -= 1
         self.per_client[key] -= 1
         if self.per_client[key] <= 0:
             del self.per_client[key]
-
-    @property
-    def crowded(self) -> bool:
-        return self.total > self._limits().http_connections * CROWDED_SHARE
-
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        response = await handler(request)
-        if self.crowded:
-            response.force_close()  # keep-alive shedding: this slot goes back after the answer
-        return response
 
     def note_refusal(self, reason: str, key: str) -> None:
         """Count a refused connection; log at most one line a second per reason (a flood of
@@ -167,6 +180,7 @@ class _Guarded(asyncio.Protocol):
         reason, key = self.guard.admit(host)
         if reason is None:
             self.key = key
+            self.guard.opened(self.inner, host, key)
             self.inner.connection_made(transport)
             return
         self.guard.note_refusal(reason, key)
@@ -187,10 +201,9 @@ class _Guarded(asyncio.Protocol):
         self._release(exc)
 
     def _release(self, exc: Exception | None) -> None:
-
         if self.key is None:
             return
-        self.guard.release(self.key)
+        self.guard.release(self.inner, self.key)
         self.key = None
         self.inner.connection_lost(exc)
 

@@ -24,7 +24,7 @@ from meshkp.http.consistency import CONSISTENCY_KEY, confirmed, level_asked
 from meshkp.http.labels import LOOKUP_OPS, OP_LABEL
 from meshkp.http.metrics import HttpMetrics
 from meshkp.http.ratelimit import CPU_MS_KEY
-from meshkp.http.replycache import MAX_AGE_S, Reply, ReplyCache
+from meshkp.http.replycache import MAX_AGE_S, Reply, ReplyCache, reply_headers
 from meshkp.http.routing import ROUTING_KEY
 from meshkp.http.sks import encode_hashquery_response, parse_hashquery
 from meshkp.http.uploads import UploadBudget
@@ -50,10 +50,6 @@ def options_of(params: MultiMapping[Any]) -> frozenset[str]:
     for value in params.getall("options", ()):
         found.update(part.strip().lower() for part in str(value).split(",") if part.strip())
     return frozenset(found)
-
-
-def _charset(content_type: str) -> str | None:
-    return "utf-8" if content_type.startswith("text/") else None
 
 
 def _flag(params: MultiMapping[str], name: str) -> bool:
@@ -96,8 +92,7 @@ class HkpHandlers:
         hit = self.replies.get(raw, epoch, self.service.clock())
         if hit is not None:
             request[OP_LABEL] = hit.op
-            return web.Response(body=hit.body, content_type=hit.content_type,
-                                charset=_charset(hit.content_type))
+            return web.Response(body=hit.body, headers=reply_headers(hit.content_type))
         params = request.query
         op = str(params.get("op", "")).strip().lower()
         request[OP_LABEL] = op if op in LOOKUP_OPS else "other"

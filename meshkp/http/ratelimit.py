@@ -20,23 +20,20 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from aiohttp import web
-from aiohttp.web_exceptions import HTTPException
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from meshkp.errors import MeshkpError
-from meshkp.http.buckets import BucketTable, ClientState, Rate
-from meshkp.http.clientaddr import CLIENT_KEY, Client, ClientResolver
-from meshkp.http.errors import status_of, text_error
+from meshkp.http.buckets import BucketTable, ClientState, Rate, TokenBucket
+from meshkp.http.clientaddr import Client
+from meshkp.http.errors import text_error
 from meshkp.limits import Limits
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REASONS = ("get", "search", "upload", "banned")
 BAN_REASONS = ("requests", "errors")
 # Characters that make a search wildcard-like: HKP has no wildcards, but SKS-era clients send
@@ -48,6 +45,11 @@ SHORT_SEARCH_CHARS = 3
 # Tokens of the upload bucket one upload's verification CPU costs beyond its own token: one per
 # this fraction of `upload_cpu_ms`, so an upload that used its whole CPU budget costs 6.
 CPU_TOKENS_PER_BUDGET = 5
+# GET targets whose bucket and cost are memoised (a pool node's hot lookups are fewer); a client
+# sending endless distinct ones only empties the memo, each of its requests costing a decode.
+KIND_MEMO_ENTRIES = 4096
+# "Not memoised yet" (None is a memoised "no bucket").
+_UNKNOWN = ("?", 0, Rate(1.0, 1.0))
 # The CPU (ms) a handler spent for the request beyond the event loop's own (set by /pks/add).
 CPU_MS_KEY = web.RequestKey("meshkp.cpu_ms", float)
 
@@ -120,15 +122,18 @@ def is_client_error(status: int) -> bool:
 
 
 class RateLimiter:
-    """The limits of one node's HTTP app; `middleware` applies them."""
+    """The limits of one node's HTTP app, applied by the request edge (meshkp/http/edge.py):
+    `admit` before the handler, `after` with its answer's status."""
 
-    def __init__(self, limits: Callable[[], Limits], resolver: ClientResolver,
-                 registry: CollectorRegistry, clock: Callable[[], float] = time.monotonic) -> None:
-        self._limits = limits  # read per request: the cluster policy may replace them
-        self.resolver = resolver
+    def __init__(self, limits: Limits, registry: CollectorRegistry,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.table = BucketTable()
-        self._rates = Rates.of(limits())
+        self._rates = Rates.of(limits)  # replaced when `admit` is given other limits
+        # (kind, cost, rate) by GET request target: the same few hot lookups come again and
+        # again, and decoding one (and costing its search) is most of what a bucket take
+        # costs. Emptied when full, and with the rates (a search's cost is a policy value).
+        self._kinds: dict[str, tuple[str, int, Rate] | None] = {}
         self.limited = Counter("meshkp_http_rate_limited", "Requests refused with 429 by the "
                                "rate limits, by reason (get, search, upload: that bucket was "
                                "empty; banned: the client is banned)", ["reason"],
@@ -142,81 +147,56 @@ class RateLimiter:
             self.bans.labels(reason)
         registry.register(_TableCollector(self))
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        client = self.resolver.resolve(request)
-        request[CLIENT_KEY] = client
-        if client.exempt:
-            return await handler(request)
-        rates = self._rates_now()
+    def admit(self, request: web.Request, client: Client, limits: Limits,
+              ) -> tuple[ClientState, web.Response | None]:
+        """The client's state, and None if the request may go on, else the 429 to answer.
+
+        `limits`: those in force (the edge reads them once per request)."""
+        rates = self._rates
+        if rates.limits is not limits:
+            rates = self._adopt(limits)
         now = self.clock()
-        state = self.table.get(client.key, now, rates.limits.rate_clients)
-        refused = self._admit(request, client, state, rates, now)
-        if refused is not None:
-            if not state.banned(now):
-                self._after(request, client, state, rates, refused.status)  # a 429 is an error
-            return refused
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except HTTPException as exc:
-            status = exc.status
-            raise
-        except MeshkpError as exc:
-            status = status_of(exc)
-            raise
-        finally:
-            self._after(request, client, state, rates, status)
-
-    def is_banned(self, key: str) -> bool:
-        """Whether client `key` is banned now (read by the connection guard at accept)."""
-        state = self.table.peek(key)
-        return state is not None and state.banned(self.clock()) > 0
-
-    def _rates_now(self) -> Rates:
-        limits = self._limits()
-        if self._rates.limits is not limits:
-            self._rates = Rates.of(limits)
-        return self._rates
-
-    def _admit(self, request: web.Request, client: Client, state: ClientState, rates: Rates,
-               now: float) -> web.Response | None:
-        """None if the request may go on, else the 429 to answer."""
-        limits = rates.limits
-        left = state.banned(now)
-        if left > 0:
+        state = self.table.get(client.key, now, limits.rate_clients)
+        if state.banned_until > now:
+            left = state.banned_until - now
             self.limited.labels("banned").inc()
             refusal = _too_many(request, left, f"this client ({client.key}) is banned for "
                                 f"{math.ceil(left)} s more: {state.ban_reason}")
             # Its next connection is refused at accept, before any HTTP parsing (connguard).
             refusal.force_close()
-            return refusal
-        if state.bucket("requests").take(now, 1, rates.flood) > 0:
+            return state, refusal
+        if state.requests.take(now, 1, rates.flood) > 0:
             self._ban(client, state, limits, now, "requests",
                       f"more than {limits.ban_requests} requests in "
                       f"{limits.ban_requests_seconds} s")
             self.limited.labels("banned").inc()
-            return _too_many(request, limits.ban_seconds, f"this client ({client.key}) is "
-                             f"banned for {limits.ban_seconds} s: {state.ban_reason}")
-        found = bucket_of(request, rates)
+            return state, _too_many(request, limits.ban_seconds, f"this client ({client.key}) "
+                                    f"is banned for {limits.ban_seconds} s: {state.ban_reason}")
+        # A GET's bucket by its target as sent (memoised, see _kind_of); others computed.
+        found = self._kinds.get(request.raw_path, _UNKNOWN) if request.method == "GET" else _UNKNOWN
+        if found is _UNKNOWN:
+            found = self._kind_of(request, rates)
         if found is None:
-            return None
+            return state, None
         kind, cost, rate = found
-        wait = state.bucket(kind).take(now, cost, rate)
+        bucket = state.buckets.get(kind) or state.bucket(kind)
+        wait = bucket.take(now, cost, rate)
         if wait <= 0:
-            return None
+            return state, None
         self.limited.labels(kind).inc()
-        return _too_many(request, wait, f"too many {kind} requests from this client "
-                         f"({client.key}): retry in {math.ceil(wait)} s "
-                         f"(limits.rate_{kind}_per_minute, rate_{kind}_burst)")
+        return state, _too_many(request, wait, f"too many {kind} requests from this client "
+                                f"({client.key}): retry in {math.ceil(wait)} s "
+                                f"(limits.rate_{kind}_per_minute, rate_{kind}_burst)")
 
-    def _after(self, request: web.Request, client: Client, state: ClientState, rates: Rates,
-               status: int) -> None:
+    def after(self, request: web.Request, client: Client, state: ClientState,
+              status: int) -> None:
+        """The answer's share of the rules: an upload's CPU, and a client error's ban count."""
+        if status < 400 and request.method != "POST":
+            return  # nearly every request: nothing to count
+        cpu_ms = request.get(CPU_MS_KEY)
+        rates = self._rates
         now = self.clock()
         limits = rates.limits
-        cpu_ms = request.get(CPU_MS_KEY)
         if cpu_ms:
             # Verification CPU beyond the upload's own token (finding 5): charged after the
             # fact, so the next uploads of a client that sends costly keys wait for it.
@@ -228,12 +208,38 @@ class RateLimiter:
                       f"more than {limits.ban_errors} client errors in "
                       f"{limits.ban_errors_seconds} s")
 
+    def is_banned(self, key: str) -> bool:
+        """Whether client `key` is banned now (read by the connection guard at accept)."""
+        state = self.table.peek(key)
+        return state is not None and state.banned(self.clock()) > 0
+
+    def _adopt(self, limits: Limits) -> Rates:
+        """The rates of new limits (a policy change); the memoised costs go with the old."""
+        self._rates = Rates.of(limits)
+        self._kinds.clear()
+        return self._rates
+
+    def _kind_of(self, request: web.Request, rates: Rates) -> tuple[str, int, Rate] | None:
+        if request.method != "GET":
+            return bucket_of(request, rates)
+        # Keyed by the request target as sent: decoding its path and query (what bucket_of
+        # reads) is the costly part, and the same target always decodes the same way.
+        target = request.raw_path
+        kinds = self._kinds
+        found = kinds.get(target, _UNKNOWN)
+        if found is _UNKNOWN:
+            if len(kinds) >= KIND_MEMO_ENTRIES:
+                kinds.clear()
+            found = kinds[target] = bucket_of(request, rates)
+        return found
+
     def _ban(self, client: Client, state: ClientState, limits: Limits, now: float, rule: str,
              why: str) -> None:
         state.banned_until = now + limits.ban_seconds
         state.ban_reason = why
         # The buckets start again after the ban (or the flood rule would ban again at once).
         state.buckets.clear()
+        state.requests = TokenBucket()
         self.bans.labels(rule).inc()
         log.warning("event=client_banned client=%s address=%s rule=%s seconds=%d",
                     client.key, client.address, rule, limits.ban_seconds)

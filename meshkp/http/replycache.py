@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from multidict import CIMultiDict
+
 # Distinct hot query strings remembered. Beyond it the cache is cleared and refills with
 # what is hot now: simpler than LRU bookkeeping on every hit, and a hit costs one dict get.
 MAX_ENTRIES = 10_000
@@ -29,6 +31,21 @@ class Reply:
     body: bytes
     content_type: str
     op: str  # the HKP op, for the metrics label
+
+
+# The Content-Type header of each content type a reply has (a handful), with its charset for
+# text: copied per answer, which is cheaper than aiohttp building it from content_type and
+# charset on every hit (~0.35 µs of a cached op=index&options=mr).
+_HEADERS: dict[str, CIMultiDict[str]] = {}
+
+
+def reply_headers(content_type: str) -> CIMultiDict[str]:
+    """Fresh headers for a reply of `content_type` (aiohttp adds its own to them)."""
+    headers = _HEADERS.get(content_type)
+    if headers is None:
+        value = f"{content_type}; charset=utf-8" if content_type.startswith("text/") else content_type
+        headers = _HEADERS[content_type] = CIMultiDict({"Content-Type": value})
+    return headers.copy()
 
 
 class ReplyCache:

@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from meshkp.http.app import make_error_middleware
 from meshkp.http.cluster import MAX_JOIN_PEERS, ClusterHandlers
+from meshkp.http.edge import Edge
 from meshkp.http.metrics import HttpMetrics
 from meshkp.limits import Limits
 from meshkp.membership.config import MembershipConfig
@@ -43,7 +43,9 @@ async def setup() -> AsyncIterator[tuple[TestClient, MembershipService, Membersh
     async def on_leave() -> None:
         left.append(True)
 
-    app = web.Application(middlewares=[make_error_middleware(HttpMetrics(), Limits())])
+    app = web.Application()
+    limits = Limits()
+    Edge(lambda: limits, HttpMetrics()).install(app)  # maps the handlers' errors to their status
     handlers = ClusterHandlers(a, TOKEN, on_leave=on_leave)
     handlers.register(app)
     client = TestClient(TestServer(app))

@@ -184,3 +184,26 @@ async def test_kv_lines_carry_the_handlers_op_label_and_no_client_agent(tmp_path
     lines = path.read_text().splitlines()
     assert [line.split(" op=")[1].split()[0] for line in lines] == ["get", "other"]
     assert "test-agent" not in path.read_text() and "forged" not in path.read_text()
+
+
+async def test_a_forwarded_client_is_logged_not_its_trusted_proxy(tmp_path: Path) -> None:
+    # Behind the operator's load balancer, the access log names the client it forwarded;
+    # a client's own X-Forwarded-For, from an untrusted address, is not believed.
+    lines = {}
+    for trusted in (("127.0.0.1/32",), ()):
+        path = tmp_path / f"access-{len(trusted)}.log"
+        node = Node(NodeConfig(data_dir=tmp_path / f"n{len(trusted)}", http_port=0,
+                               access_log_file=path, trusted_proxies=trusted))
+        await node.start()
+        try:
+            async with aiohttp.ClientSession() as session:
+                for client in ("198.51.100.7", "203.0.113.9"):  # one keep-alive connection
+                    async with session.get(node.url + "/pks/health",
+                                           headers={"X-Forwarded-For": client}) as reply:
+                        assert reply.status == 200
+        finally:
+            await node.stop()
+        lines[trusted] = [line.split(" remote=")[1].split()[0]
+                          for line in path.read_text().splitlines()]
+    assert lines[("127.0.0.1/32",)] == ["198.51.100.7", "203.0.113.9"]
+    assert lines[()] == ["127.0.0.1", "127.0.0.1"]

@@ -1,5 +1,6 @@
-"""The HKP listener's connection caps over real loopback sockets (meshkp/http/connguard.py):
-per client, in all, trusted proxies exempt, keep-alive shed when crowded."""
+"""The HKP listener's connection caps over real loopback sockets (meshkp/http/connguard.py),
+with the request edge deciding each connection's fate (meshkp/http/edge.py): per client, in
+all, trusted proxies exempt, keep-alive shed when crowded, requests per connection capped."""
 
 from __future__ import annotations
 
@@ -14,23 +15,28 @@ from aiohttp import web
 from meshkp.http import connguard
 from meshkp.http.clientaddr import ClientResolver
 from meshkp.http.connguard import ConnectionGuard, GuardedSite
+from meshkp.http.edge import Edge
+from meshkp.http.metrics import HttpMetrics
 from meshkp.limits import Limits
 from meshkp.node.edge_checks import admin_address
 
-LIMITS = dataclasses.replace(Limits(), http_connections=8, http_client_connections=3)
+LIMITS = dataclasses.replace(Limits(), http_connections=8, http_client_connections=3,
+                             http_connection_requests=5)
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
 @asynccontextmanager
 async def listening(trusted: tuple[str, ...] = (), banned: bool = False,
                     ) -> AsyncIterator[tuple[int, ConnectionGuard]]:
-    guard = ConnectionGuard(lambda: LIMITS, ClientResolver(trusted),
+    resolver = ClientResolver(trusted)
+    guard = ConnectionGuard(lambda: LIMITS, resolver,
                             banned=(lambda _key: True) if banned else None)
 
     async def hello(_request: web.Request) -> web.Response:
         return web.Response(text="hello")
 
-    app = web.Application(middlewares=[guard.middleware])
+    app = web.Application()
+    Edge(lambda: LIMITS, HttpMetrics(), resolver, guard).install(app)
     app.router.add_get("/", hello)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -79,6 +85,21 @@ async def test_crowded_answers_close_their_connection() -> None:
         assert b"Connection: close" not in calm  # 1 of 8: kept alive
         crowd = [await ask(port) for _ in range(6)]  # 7 of 8, above 3/4
         assert b"Connection: close" in crowd[-1][0]
+
+
+async def test_a_keep_alive_connection_is_closed_after_its_request_cap() -> None:
+    async with listening() as (port, guard):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        heads = []
+        for _ in range(LIMITS.http_connection_requests):
+            writer.write(REQUEST)
+            heads.append(await reader.readuntil(b"\r\n\r\n"))
+            await reader.readexactly(len(b"hello"))
+        assert [b"Connection: close" in head for head in heads] == [False] * 4 + [True]
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed after the fifth answer
+        await asyncio.sleep(0.1)
+        assert guard.total == 0 and not guard.connections
+        writer.close()
 
 
 async def test_a_banned_clients_connections_wait_unread_then_get_a_503(

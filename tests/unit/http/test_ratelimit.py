@@ -11,19 +11,14 @@ from contextlib import asynccontextmanager
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
-from prometheus_client import CollectorRegistry
 
-from meshkp.http.app import make_app
 from meshkp.http.buckets import BucketTable, Rate, TokenBucket
-from meshkp.http.clientaddr import ClientResolver, client_key
+from meshkp.http.clientaddr import client_key
+from meshkp.http.edge import Edge
 from meshkp.http.metrics import HttpMetrics
 from meshkp.http.ratelimit import CPU_MS_KEY, RateLimiter, lookup_op, search_cost
-from meshkp.keys.commit import Committer
-from meshkp.keys.parse import KeyParser
-from meshkp.keys.service import KeyService
 from meshkp.limits import Limits
-from meshkp.store.executor import AsyncStore
-from meshkp.store.memory import MemoryStore
+from tests.unit.http.apps import node_app
 
 
 def test_a_bucket_gives_its_burst_then_refills_at_its_rate() -> None:
@@ -74,19 +69,15 @@ class Served(TestClient):  # type: ignore[type-arg]
 
 @asynccontextmanager
 async def serving(limits: Limits, trusted: tuple[str, ...] = ()) -> AsyncIterator[Served]:
-    store = AsyncStore(MemoryStore())
-    committer = Committer(limits)
-    service = KeyService(store, "n1", committer, KeyParser(committer, process_threshold=0))
-    metrics = HttpMetrics()
-    app = make_app(service, limits, metrics, trusted_proxies=trusted)
-    client = Served(TestServer(app, host="127.0.0.1"))
-    client.metrics = metrics
+    node = node_app(limits, trusted)
+    client = Served(TestServer(node.app, host="127.0.0.1"))
+    client.metrics = node.metrics
     await client.start_server()
     try:
         yield client
     finally:
         await client.close()
-        await store.close()
+        await node.store.close()
 
 
 SMALL = dataclasses.replace(Limits(), rate_get_burst=5, rate_get_per_minute=60,
@@ -158,8 +149,9 @@ async def test_an_uploads_verification_cpu_is_charged_to_its_client() -> None:
         request[CPU_MS_KEY] = 5000.0  # the whole budget: 5 more tokens than the upload's own
         return web.Response(text="ok")
 
-    limiter = RateLimiter(lambda: limits, ClientResolver(), CollectorRegistry())
-    app = web.Application(middlewares=[limiter.middleware])
+    metrics = HttpMetrics()
+    app = web.Application()
+    Edge(lambda: limits, metrics, limiter=RateLimiter(limits, metrics.registry)).install(app)
     app.router.add_post("/pks/add", costly_add)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         statuses = [(await client.post("/pks/add", data=b"x")).status for _ in range(5)]
