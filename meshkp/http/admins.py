@@ -20,6 +20,7 @@ from meshkp.control.policy.commands import Command, PutAdmin, RemoveAdmin
 from meshkp.errors import InvalidCommand, InvalidRequest
 from meshkp.http.auth import MIN_TOKEN_CHARS, AdminAuth, require_admin, token_sha256
 from meshkp.http.plane import ControlPlaneLike
+from meshkp.keys.adminkey import admin_public_key
 
 
 class AdminHandlers:
@@ -36,7 +37,8 @@ class AdminHandlers:
         require_admin(request, self.auth)
         admins = self.control.state.admins
         return web.json_response({"admins": [
-            {"name": name, "set_by": admin.actor, "token": str(admin.token)}
+            {"name": name, "set_by": admin.actor, "token": str(admin.token),
+             "key": admin.key.hex() or None}
             for name, admin in sorted(admins.items())]})
 
     async def put(self, request: web.Request) -> web.Response:
@@ -50,7 +52,9 @@ class AdminHandlers:
             raise InvalidRequest(f'send {{"token": "..."}} with a token of at least {MIN_TOKEN_CHARS} '
                                  "characters (e.g. openssl rand -hex 32)")
         name = request.match_info["name"]
-        return self._reply(await self._propose(PutAdmin(name, token_sha256(token.strip())), actor))
+        token = token.strip()
+        command = PutAdmin(name, token_sha256(token), admin_public_key(token))
+        return self._reply(await self._propose(command, actor))
 
     async def remove(self, request: web.Request) -> web.Response:
         actor = require_admin(request, self.auth)

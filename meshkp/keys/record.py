@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
+import nacl.signing
 
 from crdt.errors import CrdtError
 from crdt.vclock import VersionVector
@@ -200,13 +201,15 @@ class KeyRecord:
         return KeyRecord(self.fingerprint, merged, self.vv.increment(node_id), self.tombstone)
 
     def delete(self, node_id: str, hlc: int, reason: str, actor: str,
-               identity: NodeIdentity | None = None) -> KeyRecord:
+               identity: NodeIdentity | None = None,
+               admin: nacl.signing.SigningKey | None = None) -> KeyRecord:
         """A local delete: wins against everything this replica has seen, including itself.
 
-        Signed with `identity` (the node's), so that peers accept it (deleteproof.py).
+        Signed with `identity` (the node's), so that peers accept it, and with `admin`, the key
+        of the admin who asked (deleteproof.py).
         """
         vv = self.vv.increment(node_id)
-        proofs = (DeleteProof.make(identity, self.fingerprint, hlc, reason, actor, vv),) \
+        proofs = (DeleteProof.make(identity, self.fingerprint, hlc, reason, actor, vv, admin),) \
             if identity is not None else ()
         tombstone = Tombstone(vv, hlc, reason, actor, proofs=proofs)
         if self.tombstone is not None:

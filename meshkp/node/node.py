@@ -135,6 +135,8 @@ class Node:
         self.policy = policy = policy_parts.PolicyEffects(
             identity.node_id, self.committer, self.keys, self.replicator, self.store, self.membership,
             drain_grace_s=config.drain_grace_s)
+        # A peer's delete must be signed by an admin of the applied policy (adminkey.py).
+        self.replicator.admin_table = lambda: policy.state
         self.admin_auth = auth = policy.auth(token)
         auth.source = functools.partial(load_or_create_token, data_dir, config.admin_token)
         policy.register(self.app, auth)

@@ -9,6 +9,8 @@ Anything else raises InvalidPeerRecord naming what was wrong.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from meshkp.errors import InvalidPeerRecord, MeshkpError
 from meshkp.keys.record import KeyRecord, RecordFields, Tombstone, unpack_record
 from meshkp.limits import Limits
@@ -103,6 +105,24 @@ def check_delete_proofs(fingerprint: bytes, tomb: Tombstone) -> None:
         if not proof.holds(fingerprint):
             raise InvalidPeerRecord(
                 f"delete proof of {fingerprint.hex()} by {proof.node!r} does not verify")
+
+
+class AdminTable(Protocol):
+    """The admin keys of the applied cluster policy (PolicyState implements it)."""
+
+    @property
+    def has_admin_keys(self) -> bool: ...
+
+    def admin_at(self, key: bytes, hlc: int) -> str | None: ...
+
+
+def proving_admins(tomb: Tombstone | None, admins: AdminTable) -> list[str]:
+    """The admins whose signature a tombstone's proofs carry, by a key that was theirs when the
+    delete was stamped (each admin signature was verified with its proof, check_delete_proofs)."""
+    if tomb is None:
+        return []
+    named = (admins.admin_at(p.admin_key, p.hlc) for p in tomb.proofs if p.admin_key)
+    return sorted({name for name in named if name is not None})
 
 
 def proof_signers(tomb: Tombstone | None) -> list[tuple[str, bytes]]:

@@ -222,23 +222,30 @@ class SetRouting(Command):
 
 @dataclass(frozen=True, slots=True)
 class PutAdmin(Command):
-    """Add or replace a named admin identity; only the SHA-256 of its token is replicated."""
+    """Add or replace a named admin identity; only the SHA-256 of its token and the public key
+    derived from it (meshkp/keys/adminkey.py) are replicated. An older node sends no key."""
 
     OP: ClassVar[str] = "put-admin"
     name: str
     token_sha256: bytes
+    key: bytes = b""
 
     def validate(self) -> None:
         _text(self.name, "name", bounds.MAX_NAME_CHARS, allow_empty=False)
         if not isinstance(self.token_sha256, bytes) or len(self.token_sha256) != bounds.TOKEN_HASH_BYTES:
             raise InvalidCommand("token_sha256 must be the 32-byte SHA-256 of the token")
+        if not isinstance(self.key, bytes) or len(self.key) not in (0, bounds.ADMIN_KEY_BYTES):
+            raise InvalidCommand("key must be the admin's 32-byte Ed25519 public key")
 
     def to_args(self) -> dict[str, Any]:
-        return {"name": self.name, "sha256": self.token_sha256}
+        args: dict[str, Any] = {"name": self.name, "sha256": self.token_sha256}
+        if self.key:
+            args["key"] = self.key
+        return args
 
     @classmethod
     def from_args(cls, args: Mapping[str, Any]) -> PutAdmin:
-        return cls(args.get("name"), args.get("sha256"))  # type: ignore[arg-type]
+        return cls(args.get("name"), args.get("sha256"), args.get("key", b""))  # type: ignore[arg-type]
 
     def describe(self) -> str:
         return f"admin {self.name} set"

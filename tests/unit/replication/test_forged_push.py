@@ -5,11 +5,14 @@ written; a push (or a delete) in the pusher's own name is logged with that name.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 import pytest
 
+from meshkp.control.policy.state import PolicyState
 from meshkp.errors import PeerUnreachable
+from meshkp.keys.adminkey import admin_public_key, admin_signing_key
 from meshkp.keys.commit import Committer
 from meshkp.keys.record import KeyRecord
 from meshkp.net.codec import SealedCodec
@@ -152,6 +155,74 @@ async def test_a_captured_push_frame_sent_again_is_dropped_as_a_replay() -> None
             await writer.wait_closed()
         assert b_stats.dropped[("tcp", "replay")] == 1
         assert rep.counters.records_received == 1  # the replay never reached the replicator
+    finally:
+        await rep.stop()
+        await b.stop()
+        await store.close()
+
+
+async def test_a_delete_stands_only_with_the_signature_of_an_admin_of_the_policy(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A node holding the cluster key and its own identity deleted any key in its own name,
+    naming any admin: the admin was vouched for, not proven. Now a receiver whose admin table
+    has keys needs a delete signed by one of them (the key derived from that admin's token)."""
+    keyring = Keyring([generate_key()])
+    store = AsyncStore(MemoryStore())
+    b_auth = FrameAuth(NodeIdentity.generate("node-b"))
+    b = ReplicationListener(("127.0.0.1", 0), keyring, b_auth, NetStats())
+    rep = Replicator(store, "node-b", Committer(LIMITS), FAST, StaticPeers([]), b.channel,
+                     identity=b_auth.identity, peer_keys=b_auth.peers)
+    alice_token, old_token = "a" * 64, "o" * 64
+    # node-b's applied policy: alice's current key, and the key of her token before it was
+    # replaced by an entry stamped 100.
+    table = PolicyState(admin_keys={admin_public_key(alice_token): "alice",
+                                    admin_public_key(old_token): "alice"},
+                        admin_keys_retired={admin_public_key(old_token): 100})
+    rep.admin_table = lambda: table
+    b.handler = rep.handle
+    mallory_id = NodeIdentity.generate("mallory")
+    mallory = ReplicationListener(("127.0.0.1", 0), keyring, FrameAuth(mallory_id), NetStats())
+    await b.start()
+    try:
+        peer = PeerRef("node-b", b.transport.local_addr)
+        await mallory.channel.request(peer, PushBatch((record(1).encode(),)), 5.0)
+        fp = certificate(1).fingerprint
+
+        def deleted() -> bool:
+            data = store.store.get(fp)
+            assert data is not None
+            return KeyRecord.decode(data).deleted
+
+        guessed = admin_signing_key("g" * 64)  # a key of her own, not in the table
+        forged_sig = record(1).delete("mallory", 6, "takedown", "alice", mallory_id,
+                                      admin_signing_key(alice_token))
+        tomb = forged_sig.tombstone
+        assert tomb is not None
+        (proof,) = tomb.proofs
+        bad_admin_sig = dataclasses.replace(proof, admin_sig=bytes(64))
+        forgeries = [
+            record(1).delete("mallory", 6, "takedown", "alice", mallory_id),  # no admin at all
+            record(1).delete("mallory", 6, "takedown", "alice", mallory_id, guessed),
+            KeyRecord(fp, forged_sig.certificate, forged_sig.vv,
+                      dataclasses.replace(tomb, proofs=(bad_admin_sig,))),
+            # the old token, stolen, signs a delete stamped after its rotation
+            record(1).delete("mallory", 200, "takedown", "alice", mallory_id,
+                             admin_signing_key(old_token)),
+        ]
+        for forged in forgeries:
+            reply = await mallory.channel.request(peer, PushBatch((forged.encode(),)), 5.0)
+            assert isinstance(reply, SyncError), reply
+            assert not deleted()
+        caplog.set_level(logging.INFO)
+        for token in (old_token, alice_token):  # signed before and after a rotation: both stand
+            signed = record(1).delete("mallory", 7, "takedown", "alice", mallory_id,
+                                      admin_signing_key(token))
+            ack = await mallory.channel.request(peer, PushBatch((signed.encode(),)), 5.0)
+            assert isinstance(ack, PushAck), ack
+            assert deleted()
+        admin_hex = admin_public_key(old_token)[:8].hex()
+        assert any("event=delete_received" in r.getMessage() and admin_hex in r.getMessage()
+                   for r in caplog.records)
     finally:
         await rep.stop()
         await b.stop()
