@@ -221,9 +221,11 @@ class Node:
         return None
 
     def reload(self) -> None:
-        """SIGHUP: reopen the access log, re-read the admin token and the cluster keyring
-        (rotation, no restart)."""
+        """SIGHUP: reopen the access log, re-read the admin token, the cluster keyring and the
+        HKPS certificate (rotation and renewal, no restart)."""
         self.reopen_logs()
+        if self.http is not None and self.http.tls is not None:
+            self.http.tls.reload()
         if self.admin_auth is not None:
             self.admin_auth.reload()
         if self.keyring is not None:
