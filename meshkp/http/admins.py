@@ -54,11 +54,11 @@ class AdminHandlers:
         name = request.match_info["name"]
         token = token.strip()
         command = PutAdmin(name, token_sha256(token), admin_public_key(token))
-        return self._reply(await self._propose(command, actor))
+        return applied_reply(await self._propose(command, actor))
 
     async def remove(self, request: web.Request) -> web.Response:
         actor = require_admin(request, self.auth)
-        return self._reply(await self._propose(RemoveAdmin(request.match_info["name"]), actor))
+        return applied_reply(await self._propose(RemoveAdmin(request.match_info["name"]), actor))
 
     async def _propose(self, command: Command, actor: str) -> Applied:
         try:
@@ -67,10 +67,11 @@ class AdminHandlers:
             raise InvalidRequest(str(exc)) from None
         return await self.control.propose(command, actor)
 
-    @staticmethod
-    def _reply(applied: Applied) -> web.Response:
-        audit = applied.audit
-        body = {"accepted": applied.accepted, "token": str(applied.token),
-                "detail": audit.detail if audit is not None else ""}
-        return web.Response(text=json.dumps(body, sort_keys=True) + "\n",
-                            status=200 if applied.accepted else 409, content_type="application/json")
+
+def applied_reply(applied: Applied) -> web.Response:
+    """The answer to a change proposed through the log: 200 if it applied, 409 if refused."""
+    audit = applied.audit
+    body = {"accepted": applied.accepted, "token": str(applied.token),
+            "detail": audit.detail if audit is not None else ""}
+    return web.Response(text=json.dumps(body, sort_keys=True) + "\n",
+                        status=200 if applied.accepted else 409, content_type="application/json")

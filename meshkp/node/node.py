@@ -134,7 +134,8 @@ class Node:
         # plane, once it runs, is plugged in with self.policy.attach(plane).
         self.policy = policy = policy_parts.PolicyEffects(
             identity.node_id, self.committer, self.keys, self.replicator, self.store, self.membership,
-            drain_grace_s=config.drain_grace_s)
+            drain_grace_s=config.drain_grace_s,
+            peer_keys=self.frame_auth.peers if self.frame_auth is not None else None)
         # A peer's delete must be signed by an admin of the applied policy (adminkey.py).
         self.replicator.admin_table = lambda: policy.state
         self.admin_auth = auth = policy.auth(token)

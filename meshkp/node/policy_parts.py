@@ -39,6 +39,7 @@ from meshkp.control.policy.commands import (
     ConflictKind,
     Keep,
     Proposal,
+    ResetPeerKey,
     ResolveConflict,
     Rule,
     SetConflictRules,
@@ -47,6 +48,7 @@ from meshkp.control.policy.state import PolicyState
 from meshkp.errors import MeshkpError
 from meshkp.http.admins import AdminHandlers
 from meshkp.http.auth import AdminAuth
+from meshkp.http.peer_keys import PeerKeyHandlers
 from meshkp.http.plane import ControlPlaneLike
 from meshkp.http.routing import ROUTING_KEY, RoutingGate
 from meshkp.keys.commit import POLICY, Commit, Committer, Origin, joining
@@ -54,6 +56,7 @@ from meshkp.keys.policy import DataPolicy, resolution_record
 from meshkp.keys.record import KeyRecord
 from meshkp.keys.service import KeyService
 from meshkp.membership.service import MembershipService
+from meshkp.net.peerkeys import PeerKeys
 from meshkp.replication.deletes import PendingAudit, audited, pending_audits
 from meshkp.replication.replicator import Replicator
 from meshkp.store.executor import AsyncStore
@@ -77,8 +80,11 @@ class PolicyEffects:
     def __init__(self, node_id: str, committer: Committer, keys: KeyService,
                  replicator: Replicator, store: AsyncStore,
                  membership: MembershipService | None = None, *,
-                 rescan_s: float = RESCAN_S, drain_grace_s: float = 0.0) -> None:
+                 rescan_s: float = RESCAN_S, drain_grace_s: float = 0.0,
+                 peer_keys: PeerKeys | None = None) -> None:
         self.node_id = node_id
+        # The node's id -> key directory (its transports'), for ResetPeerKey; None: no mesh.
+        self.peer_keys = peer_keys
         self.committer = committer
         self.keys = keys
         self.replicator = replicator
@@ -130,6 +136,7 @@ class PolicyEffects:
         """The routing gate (read by /pks/add and /cluster/health) and /cluster/admins."""
         app[ROUTING_KEY] = self.gate
         AdminHandlers(auth, self).register(app)
+        PeerKeyHandlers(auth, self).register(app)
 
     def attach(self, control: ControlPlaneLike) -> None:
         """Follow `control` from now on: its current state at once, then every applied entry
@@ -170,8 +177,22 @@ class PolicyEffects:
                 self._resolutions.put_nowait(proposal)
             elif isinstance(proposal.command, SetConflictRules):
                 self._kick_rules.set()
+            elif isinstance(proposal.command, ResetPeerKey):
+                self._reset_peer_key(proposal, applied)
         for fn in self._observers:
             fn(applied)
+
+    def _reset_peer_key(self, proposal: Proposal, applied: Applied) -> None:
+        """Forget (or re-pin) the key this node pinned for a node id, as the operator decided."""
+        command = proposal.command
+        assert isinstance(command, ResetPeerKey)
+        if self.peer_keys is None:
+            return
+        old = self.peer_keys.reset(command.node, command.key)
+        log.warning("event=peer_key_reset node=%r old_key=%s new_key=%s actor=%r origin=%s "
+                    "token=%s", command.node, old[:8].hex() if old else "-",
+                    command.key[:8].hex() if command.key else "first_seen", proposal.actor,
+                    proposal.origin, applied.token)
 
     def _apply_state(self, state: PolicyState) -> None:
         self.gate.draining()  # stamps drain_since when the change applies, not when polled

@@ -22,6 +22,7 @@ from meshkp.control.policy.commands import (
     Proposal,
     PutAdmin,
     RemoveAdmin,
+    ResetPeerKey,
     ResolveConflict,
     SetConflictRules,
     SetLimits,
@@ -212,8 +213,8 @@ def _apply_command(state: PolicyState, proposal: Proposal) -> PolicyState:
             oldest = min(resolutions, key=lambda cid: resolutions[cid].token)
             del resolutions[oldest]
         return dataclasses.replace(state, resolutions=resolutions)
-    if isinstance(command, AuditDelete):
-        return state
+    if isinstance(command, AuditDelete | ResetPeerKey):
+        return state  # no policy: an audit entry (and, for ResetPeerKey, each node's effect)
     if isinstance(command, ChangeMembership):
         raise _Refused("membership changes are proposed as configuration entries, not commands")
     raise _Refused(f"command {command.OP} has no apply rule")

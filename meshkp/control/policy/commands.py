@@ -340,6 +340,36 @@ class AuditDelete(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class ResetPeerKey(Command):
+    """Forget the Ed25519 key every node pinned for the configured id `node` (trust on first
+    use), e.g. after `meshkp restore` gave that node a new identity; with `key`, pin that key
+    instead, so no other key can claim the id first. Each node applies it to its key directory
+    (meshkp/net/peerkeys.py); it changes no policy, and the audit trail names who asked."""
+
+    OP: ClassVar[str] = "reset-peer-key"
+    CHANGES_POLICY: ClassVar[bool] = False
+    node: str
+    key: bytes = b""
+
+    def validate(self) -> None:
+        _text(self.node, "node", MAX_NODE_ID_CHARS, allow_empty=False)
+        if not isinstance(self.key, bytes) or len(self.key) not in (0, bounds.ADMIN_KEY_BYTES):
+            raise InvalidCommand("key must be the node's 32-byte Ed25519 public key (64 hex "
+                                 "digits: identity.key of its GET /cluster/status), or empty")
+
+    def to_args(self) -> dict[str, Any]:
+        return {"node": self.node, "key": self.key}
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> ResetPeerKey:
+        return cls(args.get("node"), args.get("key", b""))  # type: ignore[arg-type]
+
+    def describe(self) -> str:
+        pinned = f"pinned to {self.key[:8].hex()}" if self.key else "to be learnt again"
+        return f"key of node {self.node} reset, {pinned}"
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeMembership(Command):
     """A membership change, forwarded like a command; proposed as a CONFIG entry, never applied."""
 
@@ -370,7 +400,7 @@ class ChangeMembership(Command):
 COMMANDS: dict[str, type[Command]] = {
     cls.OP: cls
     for cls in (SetLimits, BlacklistAdd, BlacklistRemove, SetConflictRules, SetRouting, PutAdmin,
-                RemoveAdmin, ResolveConflict, AuditDelete, ChangeMembership)
+                RemoveAdmin, ResolveConflict, AuditDelete, ResetPeerKey, ChangeMembership)
 }
 
 
