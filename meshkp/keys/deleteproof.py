@@ -20,6 +20,15 @@ that key for that actor knows the admin asked, not only the node: a node holding
 key but no admin token can no longer delete (meshkp/replication/replicator.py checks the key
 against the table). Proofs without an admin part (7 fields) are still decoded: they are what
 a delete made with a bootstrap token alone, or by an older node, carries.
+
+A conflict resolution is signed the same way, by the node that proposed it (and the admin who
+asked, if one did), and the signature travels in the log entry, so every node writes the same
+bytes: a keep-delete resolution is a delete that has seen the conflict's vector; a keep-update
+resolution's *lift* is a proof of kind `lift` (its own context, so no delete proof can stand
+for a lift nor the reverse) whose `seen` is the vector the lift covers
+(`Tombstone.lift_proofs`). A tombstone's `seen` must be covered by its delete proofs and its
+lift by its lift proofs, so a key holder cannot widen a real delete or lift one
+(meshkp/replication/validate.py).
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from meshkp.errors import StoreError
 from meshkp.net.identity import SIGNATURE_BYTES, NodeIdentity, verify_signature
 
 _CONTEXT = "meshkp-delete-v1"  # domain separation: a delete signature signs nothing else
+_LIFT_CONTEXT = "meshkp-lift-v1"  # a lift's proof: never mistaken for a delete's
 _ADMIN_CONTEXT = b"meshkp-delete-admin-v1\x00"  # what the admin's key signs before the body
 PUBLIC_KEY_BYTES = 32
 # Proofs one tombstone carries: one per delete of the key that it joins. Deleting one key again
@@ -57,12 +67,14 @@ class DeleteProof:
     sig: bytes
     admin_key: bytes = b""  # the admin's public key (adminkey.py); b"": the node vouches alone
     admin_sig: bytes = b""
+    lift: bool = False  # a lift's proof (kept apart, Tombstone.lift_proofs: not encoded)
 
     @staticmethod
     def signed_bytes(fingerprint: bytes, node: str, key: bytes, hlc: int, reason: str,
-                     actor: str, seen: VersionVector, admin_key: bytes = b"") -> bytes:
-        fields: list[object] = [_CONTEXT, fingerprint, node, key, hlc, reason, actor,
-                                seen.to_obj()]
+                     actor: str, seen: VersionVector, admin_key: bytes = b"",
+                     lift: bool = False) -> bytes:
+        fields: list[object] = [_LIFT_CONTEXT if lift else _CONTEXT, fingerprint, node, key, hlc,
+                                reason, actor, seen.to_obj()]
         if admin_key:
             fields.append(admin_key)
         data: bytes = msgpack.packb(fields, use_bin_type=True)
@@ -70,20 +82,35 @@ class DeleteProof:
 
     @classmethod
     def make(cls, identity: NodeIdentity, fingerprint: bytes, hlc: int, reason: str, actor: str,
-             seen: VersionVector, admin: nacl.signing.SigningKey | None = None) -> DeleteProof:
-        """The proof of a delete done here, signed with this node's identity (and by `admin`,
-        the key of the admin whose token asked for it, when there is one)."""
+             seen: VersionVector, admin: nacl.signing.SigningKey | None = None,
+             lift: bool = False) -> DeleteProof:
+        """The proof of a delete (or, with `lift`, of a lift covering `seen`) done here, signed
+        with this node's identity (and by `admin`, the key of the admin who asked, if any)."""
         key = identity.public_key
         admin_key = bytes(admin.verify_key) if admin is not None else b""
         body = cls.signed_bytes(fingerprint, identity.node_id, key, hlc, reason, actor, seen,
-                                admin_key)
+                                admin_key, lift)
         admin_sig = admin.sign(_ADMIN_CONTEXT + body).signature if admin is not None else b""
         return cls(identity.node_id, key, hlc, reason, actor, seen, identity.sign(body),
-                   admin_key, bytes(admin_sig))
+                   admin_key, bytes(admin_sig), lift)
 
     def _body(self, fingerprint: bytes) -> bytes:
         return self.signed_bytes(fingerprint, self.node, self.key, self.hlc, self.reason,
-                                 self.actor, self.seen, self.admin_key)
+                                 self.actor, self.seen, self.admin_key, self.lift)
+
+    def encode(self) -> bytes:
+        """The proof as bytes (carried in a ResolveConflict log entry)."""
+        data: bytes = msgpack.packb(self.to_obj(), use_bin_type=True)
+        return data
+
+    @classmethod
+    def decode(cls, data: bytes, lift: bool = False) -> DeleteProof:
+        """Inverse of encode; StoreError naming what is malformed."""
+        try:
+            obj = msgpack.unpackb(data, raw=False)
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            raise StoreError(f"delete proof does not decode: {exc}") from None
+        return cls.from_obj(obj, lift)
 
     def holds(self, fingerprint: bytes) -> bool:
         """True if the signature is the named key's over this delete of `fingerprint` (and the
@@ -102,8 +129,9 @@ class DeleteProof:
         return obj
 
     @classmethod
-    def from_obj(cls, obj: Any) -> DeleteProof:
-        """Inverse of to_obj; StoreError naming what is malformed."""
+    def from_obj(cls, obj: Any, lift: bool = False) -> DeleteProof:
+        """Inverse of to_obj (`lift`: read from a tombstone's lift proofs); StoreError naming
+        what is malformed."""
         if not isinstance(obj, list) or len(obj) not in (7, 9):
             raise StoreError("delete proof must be [node, key, hlc, reason, actor, seen, sig"
                              "(, admin key, admin sig)]")
@@ -122,7 +150,7 @@ class DeleteProof:
             vector = VersionVector.from_obj(seen)
         except CrdtError as exc:
             raise StoreError(f"delete proof version vector is malformed: {exc}") from None
-        return cls(node, key, hlc, reason, actor, vector, sig, admin_key, admin_sig)
+        return cls(node, key, hlc, reason, actor, vector, sig, admin_key, admin_sig, lift)
 
 
 def joined(a: tuple[DeleteProof, ...], b: tuple[DeleteProof, ...]) -> tuple[DeleteProof, ...]:

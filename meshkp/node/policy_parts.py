@@ -45,14 +45,16 @@ from meshkp.control.policy.commands import (
     SetConflictRules,
 )
 from meshkp.control.policy.state import PolicyState
-from meshkp.errors import MeshkpError
+from meshkp.errors import MeshkpError, StoreError
 from meshkp.http.admins import AdminHandlers
 from meshkp.http.auth import AdminAuth
+from meshkp.http.cluster_sync import signed_resolution
 from meshkp.http.peer_keys import PeerKeyHandlers
 from meshkp.http.plane import ControlPlaneLike
 from meshkp.http.routing import ROUTING_KEY, RoutingGate
 from meshkp.keys.commit import POLICY, Commit, Committer, Origin, joining
-from meshkp.keys.policy import DataPolicy, resolution_record
+from meshkp.keys.deleteproof import DeleteProof
+from meshkp.keys.policy import DataPolicy, resolution_reason, resolution_record
 from meshkp.keys.record import KeyRecord
 from meshkp.keys.service import KeyService
 from meshkp.membership.service import MembershipService
@@ -220,10 +222,11 @@ class PolicyEffects:
         command = proposal.command
         assert isinstance(command, ResolveConflict)
         keep_update = command.keep is Keep.UPDATE
-        record = resolution_record(
-            command.fingerprint, keep_update, VersionVector.from_obj(dict(command.covers)),
-            proposal.hlc, f"conflict {command.conflict_id} resolved: keep {command.keep.value}",
-            proposal.actor)
+        covers = VersionVector.from_obj(dict(command.covers))
+        reason = resolution_reason(command.conflict_id, command.keep.value)
+        proof = _resolution_proof(command, keep_update, covers, reason, proposal.actor)
+        record = resolution_record(command.fingerprint, keep_update, covers, proposal.hlc,
+                                   reason, proposal.actor, proof)
         result = await self.committer.run(self.store, joining([record]), POLICY)
         log.info("event=conflict_resolution_applied id=%s fingerprint=%s keep=%s changed=%s",
                  command.conflict_id, command.fingerprint.hex(), command.keep.value,
@@ -262,7 +265,10 @@ class PolicyEffects:
             if rule is Rule.MANUAL or conflict.id in state.resolutions or conflict.id in self._inflight:
                 continue
             keep = Keep.DELETE if rule is Rule.DELETE_WINS else Keep.UPDATE
-            command = ResolveConflict(conflict.id, record.fingerprint, keep, record.vv.to_obj())
+            command = signed_resolution(
+                self.replicator,
+                ResolveConflict(conflict.id, record.fingerprint, keep, record.vv.to_obj()),
+                f"{RULE_ACTOR} {rule.value}")
             self._inflight.add(conflict.id)
             try:
                 await self.propose(command, f"{RULE_ACTOR} {rule.value}")
@@ -321,3 +327,23 @@ async def _wait(event: asyncio.Event, timeout: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), timeout)
     event.clear()
+
+
+def _resolution_proof(command: ResolveConflict, keep_update: bool, covers: VersionVector,
+                      reason: str, actor: str) -> DeleteProof | None:
+    """The proof the log entry carries, if it is one of exactly this resolution (else None,
+    logged: the record is written unsigned, and peers that check proofs refuse it)."""
+    if not command.proof:
+        return None
+    try:
+        proof = DeleteProof.decode(command.proof, lift=keep_update)
+    except StoreError as exc:
+        log.warning("event=resolution_proof_invalid id=%s error=%s", command.conflict_id, exc)
+        return None
+    expected = ("", 0) if keep_update else (reason, proof.hlc)
+    if (proof.seen != covers or proof.actor != actor or (proof.reason, proof.hlc) != expected
+            or not proof.holds(command.fingerprint)):
+        log.warning("event=resolution_proof_invalid id=%s error=the_proof_is_not_of_this_"
+                    "resolution", command.conflict_id)
+        return None
+    return proof

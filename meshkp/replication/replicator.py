@@ -64,6 +64,7 @@ from meshkp.replication.snapshot import Bootstrap, read_page
 from meshkp.replication.status import PeerSyncStatus, ReplicationCounters, SyncProgress
 from meshkp.replication.validate import (
     AdminTable,
+    lift_allowed,
     parse_peer_record,
     peer_fields,
     proof_signers,
@@ -314,6 +315,13 @@ class Replicator:
                     f"tombstone of {record.fingerprint.hex()} is signed by no admin this node's "
                     "admin table names (a node vouching alone, an older node, or a policy "
                     "behind: refused until an admin's signature or our policy catches up)")
+            tomb = record.tombstone
+            if (admins is not None and tomb is not None and tomb.lifted is not None
+                    and not lift_allowed(tomb, admins)):
+                self.counters.records_rejected += 1
+                raise InvalidPeerRecord(
+                    f"tombstone of {record.fingerprint.hex()} is lifted with no admin's "
+                    "signature, and this node's rule for its reason is not update-wins")
 
     async def apply_pulled(self, records: Sequence[bytes]) -> int:
         """Merge records fetched by anti-entropy; the number that changed our state."""

@@ -47,3 +47,6 @@ FINGERPRINT_LENGTHS = frozenset({16, 20, 32})
 TOKEN_HASH_BYTES = 32
 # An admin's Ed25519 public key (meshkp/keys/adminkey.py).
 ADMIN_KEY_BYTES = 32
+# A resolution's signed proof: two keys, two signatures, its texts and the covers vector
+# (MAX_COVERS entries of an id and a counter, ~80 bytes each).
+MAX_PROOF_BYTES = 96 * 1024

@@ -282,9 +282,15 @@ class ResolveConflict(Command):
     fingerprint: bytes
     keep: Keep
     covers: Mapping[str, int]
+    # The proposing node's signed proof of the resolution (meshkp/keys/deleteproof.py, encoded;
+    # opaque here): every node writes it into the record, and peers check the record by it.
+    # b"" from an older node.
+    proof: bytes = b""
 
     def validate(self) -> None:
         _text(self.conflict_id, "conflict_id", bounds.MAX_CONFLICT_ID_CHARS, allow_empty=False)
+        if not isinstance(self.proof, bytes) or len(self.proof) > bounds.MAX_PROOF_BYTES:
+            raise InvalidCommand(f"proof must be bytes, at most {bounds.MAX_PROOF_BYTES}")
         _fingerprint(self.fingerprint)
         _enum(self.keep, Keep, "keep")
         if len(self.covers) > bounds.MAX_COVERS:
@@ -294,14 +300,18 @@ class ResolveConflict(Command):
             _integer(counter, f"covers counter of {node}", 1, 2**63 - 1)
 
     def to_args(self) -> dict[str, Any]:
-        return {"id": self.conflict_id, "fp": self.fingerprint, "keep": self.keep.value,
-                "covers": dict(sorted(self.covers.items()))}
+        args: dict[str, Any] = {"id": self.conflict_id, "fp": self.fingerprint,
+                                "keep": self.keep.value, "covers": dict(sorted(self.covers.items()))}
+        if self.proof:
+            args["proof"] = self.proof
+        return args
 
     @classmethod
     def from_args(cls, args: Mapping[str, Any]) -> ResolveConflict:
         covers = _get(args, "covers", Mapping)
         return cls(args.get("id"), args.get("fp"),  # type: ignore[arg-type]
-                   _parse_enum(Keep, args.get("keep"), "keep"), dict(covers))
+                   _parse_enum(Keep, args.get("keep"), "keep"), dict(covers),
+                   args.get("proof", b""))
 
     def describe(self) -> str:
         return f"conflict {self.conflict_id} on {self.fingerprint.hex()}: keep {self.keep.value}"

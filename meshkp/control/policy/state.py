@@ -130,6 +130,10 @@ class PolicyState:
         """True once some admin has a key: deletes must then be signed by one."""
         return bool(self.admin_keys)
 
+    def rule_lifts(self, reason: str) -> bool:
+        """True if a delete of `reason` concurrent with an update is resolved for the update."""
+        return self.rule_for(ConflictKind.DELETE_UPDATE, reason) is Rule.UPDATE_WINS
+
     def admin_at(self, key: bytes, hlc: int) -> str | None:
         """The admin whose key `key` was at HLC stamp `hlc` (before its retirement), or None."""
         name = self.admin_keys.get(key)

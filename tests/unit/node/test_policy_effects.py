@@ -237,6 +237,13 @@ async def test_a_rule_resolves_a_conflict_once_on_every_node(pair, rule: Rule) -
         await _sync(a, b)
         assert await _root(a) == await _root(b)
         assert (await _conflicts(session, a))["conflicts"] == []
+    # The leader signed the resolution; every node wrote that same signed record.
+    for node in (a, b):
+        stored = await node.keys.record(CERTS[0].fingerprint)  # type: ignore[union-attr]
+        assert stored is not None and stored.tombstone is not None
+        signed = stored.tombstone.lift_proofs if rule is Rule.UPDATE_WINS else [
+            p for p in stored.tombstone.proofs if p.actor == f"policy {rule.value}"]
+        assert [p.node for p in signed] == [a.node_id]
 
 
 async def _status_is(session: aiohttp.ClientSession, node: Node, index: int, status: int) -> bool:
