@@ -96,13 +96,13 @@ def per_frame(n: int) -> dict[str, float]:
     def statements_fresh() -> None:
         proofs = Proofs(b_auth.identity, FrameAuth(b_auth.identity).peers, NetStats())
         fresh.append(proofs)
-        proofs.check(received, "udp", ("10.0.0.1", 7946))
+        proofs.check(received, "udp", ("10.0.0.1", 7946), "a")
 
     cached = Proofs(b_auth.identity, b_auth.peers, NetStats())
-    cached.check(received, "udp", ("10.0.0.1", 7946))
+    cached.check(received, "udp", ("10.0.0.1", 7946), "a")
 
     def statements_cached() -> None:
-        cached.check(received, "udp", ("10.0.0.1", 7946))
+        cached.check(received, "udp", ("10.0.0.1", 7946), "a")
 
     out = {
         "frame_bytes": float(len(a.pack(frame))),

@@ -170,7 +170,7 @@ class Writers:
         op = self.history.invoke(process, target, "delete", fpr)
         try:
             reply = node.request("DELETE", f"/cluster/keys/{fpr}?reason=chaos&actor=chaos",
-                                 headers={"Authorization": f"Bearer {self.cluster.token(target)}"},
+                                 headers={"Authorization": f"Bearer {self.cluster.delete_token(target)}"},
                                  timeout=REQUEST_TIMEOUT_S)
         except OSError:
             self.history.complete(op, INFO)

@@ -100,6 +100,12 @@ class ChaosCluster(Mesh):
     def node_id(self, i: int) -> str:
         return f"n{i}"
 
+    def delete_token(self, i: int) -> str:
+        """The founder's bootstrap token, which it seeded as the named admin "admin": any node
+        accepts it and signs its deletes as that admin, so they replicate (a node's own
+        bootstrap token gets 403 for a delete in a mesh whose admins have keys)."""
+        return self.token(0)
+
     def host(self, i: int) -> str:
         return "127.0.0.1" if self.topology is None else self.topology.host(i)
 

@@ -184,7 +184,7 @@ class Writer:
         try:
             reply = node.request(
                 "DELETE", f"/cluster/keys/{fpr}?reason=chaos&actor=chaos",
-                headers={"Authorization": f"Bearer {self.cluster.token(target)}"},
+                headers={"Authorization": f"Bearer {self.cluster.delete_token(target)}"},
                 timeout=REQUEST_TIMEOUT_S,
             )
         except OSError:

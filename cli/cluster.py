@@ -98,3 +98,23 @@ def members_remove(node_url: str, token_file: Path | None, data_dir: Path | None
     if code != 200:
         raise click.ClickException(f"removing {member} failed ({code}): {body}")
     click.echo(f"{member} removed ({body.get('token')}); it must rejoin with an empty data directory")
+
+
+@members.command("reset-key")
+@node_option
+@token_options
+@click.option("--key", "key_hex", default="",
+              help="Pin this key (64 hex digits: identity.key of the node's `meshkp status`); "
+                   "without it every node learns the next key seen with the id.")
+@click.argument("member")
+def members_reset_key(node_url: str, token_file: Path | None, data_dir: Path | None,
+                      key_hex: str, member: str) -> None:
+    """Make every node forget the key it pinned for the configured id MEMBER, e.g. after
+    `meshkp restore` gave that node a new identity under the same --node-id (audited)."""
+    token = find_token(token_file, data_dir)
+    code, body = call(node_url, "POST", f"/cluster/members/{quote(member, safe='')}/reset-key",
+                      token=token, body={"key": key_hex} if key_hex else {})
+    if code != 200:
+        raise click.ClickException(f"resetting the key of {member} failed ({code}): {body}")
+    pinned = f"pinned to {key_hex[:16]}" if key_hex else "learnt from its next frame"
+    click.echo(f"key of {member} reset on every node that applies {body.get('token')}; {pinned}")

@@ -20,6 +20,7 @@ from meshkp.control.policy.commands import Command, PutAdmin, RemoveAdmin
 from meshkp.errors import InvalidCommand, InvalidRequest
 from meshkp.http.auth import MIN_TOKEN_CHARS, AdminAuth, require_admin, token_sha256
 from meshkp.http.plane import ControlPlaneLike
+from meshkp.keys.adminkey import admin_public_key
 
 
 class AdminHandlers:
@@ -36,7 +37,8 @@ class AdminHandlers:
         require_admin(request, self.auth)
         admins = self.control.state.admins
         return web.json_response({"admins": [
-            {"name": name, "set_by": admin.actor, "token": str(admin.token)}
+            {"name": name, "set_by": admin.actor, "token": str(admin.token),
+             "key": admin.key.hex() or None}
             for name, admin in sorted(admins.items())]})
 
     async def put(self, request: web.Request) -> web.Response:
@@ -50,11 +52,13 @@ class AdminHandlers:
             raise InvalidRequest(f'send {{"token": "..."}} with a token of at least {MIN_TOKEN_CHARS} '
                                  "characters (e.g. openssl rand -hex 32)")
         name = request.match_info["name"]
-        return self._reply(await self._propose(PutAdmin(name, token_sha256(token.strip())), actor))
+        token = token.strip()
+        command = PutAdmin(name, token_sha256(token), admin_public_key(token))
+        return applied_reply(await self._propose(command, actor))
 
     async def remove(self, request: web.Request) -> web.Response:
         actor = require_admin(request, self.auth)
-        return self._reply(await self._propose(RemoveAdmin(request.match_info["name"]), actor))
+        return applied_reply(await self._propose(RemoveAdmin(request.match_info["name"]), actor))
 
     async def _propose(self, command: Command, actor: str) -> Applied:
         try:
@@ -63,10 +67,11 @@ class AdminHandlers:
             raise InvalidRequest(str(exc)) from None
         return await self.control.propose(command, actor)
 
-    @staticmethod
-    def _reply(applied: Applied) -> web.Response:
-        audit = applied.audit
-        body = {"accepted": applied.accepted, "token": str(applied.token),
-                "detail": audit.detail if audit is not None else ""}
-        return web.Response(text=json.dumps(body, sort_keys=True) + "\n",
-                            status=200 if applied.accepted else 409, content_type="application/json")
+
+def applied_reply(applied: Applied) -> web.Response:
+    """The answer to a change proposed through the log: 200 if it applied, 409 if refused."""
+    audit = applied.audit
+    body = {"accepted": applied.accepted, "token": str(applied.token),
+            "detail": audit.detail if audit is not None else ""}
+    return web.Response(text=json.dumps(body, sort_keys=True) + "\n",
+                        status=200 if applied.accepted else 409, content_type="application/json")

@@ -102,19 +102,26 @@ class AdminAuth:
         return named
 
 
-def require_admin(request: web.Request, auth: str | AdminAuth) -> str:
-    """The admin name the request's `Authorization: Bearer <token>` authenticates (also kept
-    as request[ACTOR_KEY]); 401 if none."""
-    checker = auth if isinstance(auth, AdminAuth) else AdminAuth(auth)
+def bearer_token(request: web.Request) -> bytes | None:
+    """The exact bytes of the request's `Authorization: Bearer <token>`, or None."""
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
     # aiohttp decodes header bytes with surrogateescape: undo it exactly, so bytes that are not
     # UTF-8 compare unequal (401) instead of raising UnicodeEncodeError (500).
     # Only HTTP's own optional whitespace (space, tab: RFC 9110 §5.6.3) is not part of the
     # token; str.strip() would also drop U+00A0, U+3000, U+2028..., accepting tokens that
     # differ from the real one.
-    given_bytes = given.strip(" \t").encode("utf-8", "surrogateescape")
-    actor = checker.actor_of(given_bytes) if scheme.lower() == "bearer" else None
+    return given.strip(" \t").encode("utf-8", "surrogateescape")
+
+
+def require_admin(request: web.Request, auth: str | AdminAuth) -> str:
+    """The admin name the request's `Authorization: Bearer <token>` authenticates (also kept
+    as request[ACTOR_KEY]); 401 if none."""
+    checker = auth if isinstance(auth, AdminAuth) else AdminAuth(auth)
+    given_bytes = bearer_token(request)
+    actor = checker.actor_of(given_bytes) if given_bytes is not None else None
     if actor is None:
         raise web.HTTPUnauthorized(
             text="this endpoint needs Authorization: Bearer <token> (DATA_DIR/admin.token, "

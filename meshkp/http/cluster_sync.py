@@ -10,31 +10,54 @@
     DELETE /cluster/keys/<fingerprint> tombstone a key (?reason=...&actor=...)           [admin]
 
 A delete names the admin the token authenticates (a named admin's name; for the bootstrap
-token, ?actor= or "admin") and, with a control plane, is queued for the audit trail.
+token, ?actor= or "admin") and, with a control plane, is queued for the audit trail. When the
+token is a named admin's of the cluster policy, the delete is also signed by that admin's key
+(meshkp/keys/adminkey.py), which peers check against their admin table; in a cluster whose
+admins have keys, a token that is no named admin's cannot delete (403): peers would refuse it.
 
 x-consistency on POST /pks/add is the add handler's (meshkp/http/consistency.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
+import nacl.signing
 from aiohttp import web
 
+from crdt.vclock import VersionVector
 from meshkp.control.policy.commands import ConflictKind, Keep, ResolveConflict
 from meshkp.control.policy.state import PolicyState
 from meshkp.errors import InvalidCommand, InvalidRequest, NotFound
-from meshkp.http.auth import BOOTSTRAP_ACTOR, AdminAuth, require_admin
+from meshkp.http.auth import BOOTSTRAP_ACTOR, AdminAuth, bearer_token, require_admin
 from meshkp.http.plane import ControlPlaneLike
+from meshkp.keys.adminkey import admin_public_key, admin_signing_key
+from meshkp.keys.policy import resolution_proof, resolution_reason
 from meshkp.keys.record import KeyRecord
-from meshkp.replication.deletes import conflict_json, parse_fingerprint
+from meshkp.replication.deletes import conflict_json, hlc_to_int, parse_fingerprint
 from meshkp.replication.replicator import Replicator
 
 log = logging.getLogger(__name__)
 
 # Conflicts listed by one GET /cluster/conflicts.
 MAX_CONFLICTS_LISTED = 1000
+
+
+def signed_resolution(replicator: Replicator, command: ResolveConflict, actor: str,
+                      admin: nacl.signing.SigningKey | None = None) -> ResolveConflict:
+    """`command` with this node's signed proof of it (and `admin`'s), so that every node writes
+    a record its peers can check (meshkp/keys/policy.py resolution_proof); unchanged on a node
+    without an identity (no cluster key: no peers)."""
+    if replicator.identity is None:
+        return command
+    stamp = replicator.hlc.now()
+    proof = resolution_proof(
+        replicator.identity, command.fingerprint, command.keep is Keep.UPDATE,
+        VersionVector.from_obj(dict(command.covers)), hlc_to_int(stamp.wall_ms, stamp.logical),
+        resolution_reason(command.conflict_id, command.keep.value), actor, admin)
+    return dataclasses.replace(command, proof=proof.encode())
 
 
 class ClusterSyncHandlers:
@@ -106,6 +129,8 @@ class ClusterSyncHandlers:
             command.validate()
         except InvalidCommand as exc:
             raise InvalidRequest(str(exc)) from None
+        admin = self._admin_signer(request, "conflict resolutions")
+        command = signed_resolution(self.replicator, command, actor, admin)
         applied = await self.control.propose(command, actor)
         audit = applied.audit
         return web.Response(text=json.dumps({
@@ -129,6 +154,25 @@ class ClusterSyncHandlers:
         raise NotFound(f"no conflict {conflict_id[:80]} on this node: list them with GET "
                        "/cluster/conflicts (a conflict that changed since has another id)")
 
+    def _admin_signer(self, request: web.Request,
+                      what: str = "deletes") -> nacl.signing.SigningKey | None:
+        """The signing key of the named admin whose token the request carries; None where the
+        cluster's admins have no keys (no control plane yet, or set by older nodes); 403 for
+        another token (this node's bootstrap token) where they do, since peers would refuse
+        a delete no admin signed."""
+        given = bearer_token(request) or b""
+        state = self.policy
+        name = state.admin_keys.get(admin_public_key(given))
+        if name is not None and name in state.admins and state.admins[name].key:
+            return admin_signing_key(given)
+        if self.replicator.identity is None or not any(a.key for a in state.admins.values()):
+            return None  # no peers to convince (no cluster key), or admins without keys
+        raise web.HTTPForbidden(
+            text=f"{what} replicate only when a named admin signs them, and this token is no "
+                 "named admin's (it is this node's bootstrap token): use a named admin's token "
+                 "(meshkp admins add NAME --new-token-file F), or the founding node's bootstrap "
+                 "token, which is the admin 'admin'\n")
+
     async def delete(self, request: web.Request) -> web.Response:
         admin = require_admin(request, self.token)
         fingerprint = parse_fingerprint(request.match_info["fingerprint"])
@@ -146,7 +190,8 @@ class ClusterSyncHandlers:
         if not reason:
             raise InvalidRequest("a delete needs a reason: ?reason=... (kept in the tombstone)")
         outcome = await self.replicator.delete(fingerprint, reason, actor,
-                                               audit=self.control is not None)
+                                               audit=self.control is not None,
+                                               admin=self._admin_signer(request))
         return web.json_response({
             "fingerprint": fingerprint.hex().upper(),
             "deleted": True,

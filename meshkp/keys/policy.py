@@ -19,8 +19,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import nacl.signing
+
 from crdt.vclock import VersionVector
+from meshkp.keys.deleteproof import DeleteProof
 from meshkp.keys.record import KeyRecord, Tombstone
+from meshkp.net.identity import NodeIdentity
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +58,24 @@ def visible_records(records: Mapping[bytes, KeyRecord], policy: DataPolicy) -> d
     return {fp: record for fp, record in records.items() if policy.visible(fp)}
 
 
+def resolution_reason(conflict_id: str, keep: str) -> str:
+    """The tombstone reason a keep-delete resolution writes (and its proof signs)."""
+    return f"conflict {conflict_id} resolved: keep {keep}"
+
+
+def resolution_proof(identity: NodeIdentity, fingerprint: bytes, keep_update: bool,
+                     covers: VersionVector, hlc: int, reason: str, actor: str,
+                     admin: nacl.signing.SigningKey | None = None) -> DeleteProof:
+    """The proposing node's signature of a resolution (and its admin's, if one asked): for
+    keep-delete, a delete that has seen `covers`; for keep-update, a lift covering it. It goes
+    into the log entry, so every node writes the same signed record (resolution_record)."""
+    if keep_update:
+        return DeleteProof.make(identity, fingerprint, 0, "", actor, covers, admin, lift=True)
+    return DeleteProof.make(identity, fingerprint, hlc, reason, actor, covers, admin)
+
+
 def resolution_record(fingerprint: bytes, keep_update: bool, covers: VersionVector, hlc: int,
-                      reason: str, actor: str) -> KeyRecord:
+                      reason: str, actor: str, proof: DeleteProof | None = None) -> KeyRecord:
     """The record update a conflict resolution writes on every node: the same bytes wherever
     it is computed (it depends only on the log entry), joined into whatever the node holds.
 
@@ -64,9 +84,15 @@ def resolution_record(fingerprint: bytes, keep_update: bool, covers: VersionVect
     the tombstone of the conflict no longer deletes; its stamp is 0, so the delete keeps its
     own name in the joined tombstone. Either way the version vector is `covers`: the decision
     dominates both sides, and a replica still holding the old conflict joins into it.
+
+    With `proof` (resolution_proof, from the log entry), the tombstone carries it: peers then
+    check the lift or the widened delete against it. A keep-delete takes the proof's stamp.
     """
     if keep_update:
-        tomb = Tombstone(VersionVector(), 0, "", "", lifted=covers)
+        lift_proofs = (proof,) if proof is not None else ()
+        tomb = Tombstone(VersionVector(), 0, "", "", lifted=covers, lift_proofs=lift_proofs)
+    elif proof is not None:
+        tomb = Tombstone(covers, proof.hlc, reason, actor, proofs=(proof,))
     else:
         tomb = Tombstone(covers, hlc, reason, actor)
     return KeyRecord(fingerprint, None, covers, tomb)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
+import nacl.signing
 
 from crdt.errors import CrdtError
 from crdt.vclock import VersionVector
@@ -60,6 +61,8 @@ class Tombstone:
     # The deleting nodes' signatures of every delete this tombstone joins (deleteproof.py),
     # in canonical order; empty for a lift-only tombstone (a resolution) and unsigned deletes.
     proofs: tuple[DeleteProof, ...] = ()
+    # The resolving nodes' signatures of every lift joined into `lifted` (deleteproof.py).
+    lift_proofs: tuple[DeleteProof, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -73,25 +76,29 @@ class Tombstone:
         lifted = self.lifted if other.lifted is None else (
             other.lifted if self.lifted is None else self.lifted.merge(other.lifted))
         return Tombstone(self.seen.merge(other.seen), later.hlc, later.reason, later.actor, lifted,
-                         joined_proofs(self.proofs, other.proofs))
+                         joined_proofs(self.proofs, other.proofs),
+                         joined_proofs(self.lift_proofs, other.lift_proofs))
 
     def to_obj(self) -> list[object]:
         """[seen, hlc, reason, actor], the lift as a fifth field once there is one (a record
         never resolved keeps the bytes, and so the Merkle leaf, it always had), and the delete
-        proofs as a sixth (the fifth is then None while there is no lift)."""
+        proofs as a sixth (the fifth is then None while there is no lift), the lift proofs as a
+        seventh (the sixth is then [] while there is no delete proof)."""
         obj: list[object] = [self.seen.to_obj(), self.hlc, self.reason, self.actor]
-        if self.lifted is not None or self.proofs:
+        if self.lifted is not None or self.proofs or self.lift_proofs:
             obj.append(self.lifted.to_obj() if self.lifted is not None else None)
-        if self.proofs:
+        if self.proofs or self.lift_proofs:
             obj.append([p.to_obj() for p in self.proofs])
+        if self.lift_proofs:
+            obj.append([p.to_obj() for p in self.lift_proofs])
         return obj
 
     @classmethod
     def from_obj(cls, obj: object) -> Tombstone:
         """Inverse of to_obj; raises StoreError naming what is malformed."""
-        if not isinstance(obj, list) or len(obj) not in (4, 5, 6):
+        if not isinstance(obj, list) or len(obj) not in (4, 5, 6, 7):
             raise StoreError("tombstone must be a list of [seen, hlc, reason, actor(, lifted"
-                             "(, proofs))]")
+                             "(, proofs(, lift proofs)))]")
         seen, hlc, reason, actor = obj[:4]
         # bool is an int to Python but not to msgpack: True would re-encode unlike 1.
         if (not isinstance(hlc, int) or isinstance(hlc, bool)
@@ -104,11 +111,18 @@ class Tombstone:
         except CrdtError as exc:
             raise StoreError(f"tombstone version vector is malformed: {exc}") from None
         proofs: tuple[DeleteProof, ...] = ()
-        if len(obj) == 6:
-            if not isinstance(obj[5], list) or not 0 < len(obj[5]) <= MAX_PROOFS:
-                raise StoreError(f"tombstone proofs must be a list of 1..{MAX_PROOFS}")
+        lift_proofs: tuple[DeleteProof, ...] = ()
+        if len(obj) >= 6:
+            least = 1 if len(obj) == 6 else 0  # empty only before lift proofs
+            if not isinstance(obj[5], list) or not least <= len(obj[5]) <= MAX_PROOFS:
+                raise StoreError(f"tombstone proofs must be a list of {least}..{MAX_PROOFS}")
             proofs = joined_proofs((), tuple(DeleteProof.from_obj(p) for p in obj[5]))
-        return cls(vector, hlc, reason, actor, lifted, proofs)
+        if len(obj) == 7:
+            if not isinstance(obj[6], list) or not 0 < len(obj[6]) <= MAX_PROOFS:
+                raise StoreError(f"tombstone lift proofs must be a list of 1..{MAX_PROOFS}")
+            lift_proofs = joined_proofs((), tuple(DeleteProof.from_obj(p, lift=True)
+                                                  for p in obj[6]))
+        return cls(vector, hlc, reason, actor, lifted, proofs, lift_proofs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,13 +214,15 @@ class KeyRecord:
         return KeyRecord(self.fingerprint, merged, self.vv.increment(node_id), self.tombstone)
 
     def delete(self, node_id: str, hlc: int, reason: str, actor: str,
-               identity: NodeIdentity | None = None) -> KeyRecord:
+               identity: NodeIdentity | None = None,
+               admin: nacl.signing.SigningKey | None = None) -> KeyRecord:
         """A local delete: wins against everything this replica has seen, including itself.
 
-        Signed with `identity` (the node's), so that peers accept it (deleteproof.py).
+        Signed with `identity` (the node's), so that peers accept it, and with `admin`, the key
+        of the admin who asked (deleteproof.py).
         """
         vv = self.vv.increment(node_id)
-        proofs = (DeleteProof.make(identity, self.fingerprint, hlc, reason, actor, vv),) \
+        proofs = (DeleteProof.make(identity, self.fingerprint, hlc, reason, actor, vv, admin),) \
             if identity is not None else ()
         tombstone = Tombstone(vv, hlc, reason, actor, proofs=proofs)
         if self.tombstone is not None:

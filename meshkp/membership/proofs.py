@@ -7,6 +7,11 @@ what it receives through `check` (a statement whose signer's key does not verify
 counted as reason "statement" and logged). So a node holding the cluster key but not n1's
 identity cannot refute, leave or announce for n1, nor accuse anyone in n1's name.
 
+Messages that name their own sender (a Ping's or PingReq's `source`, a PushPull's `source`) must
+name the node whose key signed the frame: one that names another is dropped as "identity", as a
+frame claiming another sender is (meshkp/net/frameauth.py). Acks are bound in the core, which
+knows whom it probed and whom it asked to probe (meshkp/swim/probe.py).
+
 Ed25519 verify costs ~50 us and each statement reaches a node several times (it is
 retransmitted, and relayed by several peers); verified signatures are remembered, so each costs
 one verify per node. Our own signatures are remembered too (a statement is sent many times).
@@ -29,6 +34,8 @@ from meshkp.swim.messages import (
     Leave,
     MemberRecord,
     Message,
+    Ping,
+    PingReq,
     PushPull,
     Statement,
     Suspect,
@@ -91,22 +98,40 @@ class Proofs:
 
     # ---- incoming ----
 
-    def check(self, message: Message, transport: str, peer: Addr) -> Message | None:
-        """`message` without the statements that do not prove their signer; None if nothing is left."""
+    def check(self, message: Message, transport: str, peer: Addr,
+              sender: str | None) -> Message | None:
+        """`message` without the statements that do not prove their signer, nor the parts that
+        name another node than `sender` (the frame's proven sender; None: unknown) as theirs;
+        None if nothing is left."""
         if isinstance(message, Compound):
-            kept = tuple(m for m in message.messages if self._valid_part(m, transport, peer))
+            kept = tuple(m for m in message.messages
+                         if self._valid_part(m, transport, peer, sender))
             if not kept:
                 return None
             return kept[0] if len(kept) == 1 else Compound(kept)
         if isinstance(message, PushPull):
+            if not self._own_source(message, message.source, sender, transport, peer):
+                return None
             rows = tuple(r for r in message.members if self._valid_row(r, transport, peer))
             return dataclasses.replace(message, members=rows)
-        return message if self._valid_part(message, transport, peer) else None
+        return message if self._valid_part(message, transport, peer, sender) else None
 
-    def _valid_part(self, m: Message, transport: str, peer: Addr) -> bool:
+    def _valid_part(self, m: Message, transport: str, peer: Addr, sender: str | None) -> bool:
         if isinstance(m, Alive | Suspect | Dead | Leave):
             return self._valid(m, None, transport, peer)
+        if isinstance(m, Ping | PingReq):
+            return self._own_source(m, m.source, sender, transport, peer)
         return True
+
+    def _own_source(self, m: Message, source: str, sender: str | None, transport: str,
+                    peer: Addr) -> bool:
+        """True unless `m` names as its source another node than the frame's sender (dropped)."""
+        if sender is None or source == sender:
+            return True
+        self.stats.drop(transport, "identity", format_addr(peer),
+                        f"{type(m).__name__.lower()} names source {source!r} but the frame is "
+                        f"signed by {sender!r}")
+        return False
 
     def _valid_row(self, r: MemberRecord, transport: str, peer: Addr) -> bool:
         statement = r.statement()

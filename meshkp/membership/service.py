@@ -285,20 +285,20 @@ class MembershipService:
 
     # ---- GossipReceiver: what the transport delivers ----
 
-    def on_packet(self, addr: Addr, message: Message) -> None:
+    def on_packet(self, addr: Addr, message: Message, sender: str | None) -> None:
         if self._swim is None or self._stopping:
             return
-        checked = self.proofs.check(message, "udp", addr)
+        checked = self.proofs.check(message, "udp", addr, sender)
         if checked is not None:
-            self._apply(self._swim.handle(self._clock.now(), addr, checked))
+            self._apply(self._swim.handle(self._clock.now(), addr, checked, sender))
 
-    def on_stream(self, addr: Addr, message: Message) -> Message | None:
+    def on_stream(self, addr: Addr, message: Message, sender: str | None) -> Message | None:
         if self._swim is None or self._stopping or not isinstance(message, PushPull):
             return None
-        checked = self.proofs.check(message, "tcp", addr)
+        checked = self.proofs.check(message, "tcp", addr, sender)
         if checked is None:
             return None
-        effects = self._swim.handle(self._clock.now(), addr, checked)
+        effects = self._swim.handle(self._clock.now(), addr, checked, sender)
         reply = next((e.message for e in effects if isinstance(e, ReplyTcp)), None)
         self._apply(effects)
         return self.proofs.sign(reply) if reply is not None else None
@@ -376,7 +376,7 @@ class MembershipService:
         swim = self.swim
         where = format_addr(effect.addr)
         try:
-            message = await self._transport.exchange(
+            message, sender = await self._transport.exchange(
                 effect.addr, self.proofs.sign(effect.message), swim.config.tcp_timeout)
         except WireError as exc:
             self.stats.drop("tcp", exc.reason, where, str(exc))
@@ -389,9 +389,9 @@ class MembershipService:
             return 0
         if self._swim is None:
             return 0
-        checked = self.proofs.check(message, "tcp", effect.addr)
+        checked = self.proofs.check(message, "tcp", effect.addr, sender)
         if checked is not None:
-            self._apply(swim.handle(self._clock.now(), effect.addr, checked))
+            self._apply(swim.handle(self._clock.now(), effect.addr, checked, sender))
         return 1
 
     # ---- tasks: join, mDNS ----

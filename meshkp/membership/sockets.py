@@ -117,12 +117,13 @@ class SocketTransport:
         if self._udp is not None:
             self._udp.send(addr, _frame(message))
 
-    async def exchange(self, addr: Addr, message: Message, timeout: float) -> Message:
+    async def exchange(self, addr: Addr, message: Message,
+                       timeout: float) -> tuple[Message, str | None]:
         tcp = self._tcp
         if tcp is None:
             raise PeerUnreachable("gossip transport is not started")
         reply = await tcp.request(addr, _frame(message), timeout)
-        return decode_message(reply.type, reply.body)
+        return decode_message(reply.type, reply.body), reply.sender
 
     def _on_udp(self, addr: Addr, frame: Frame) -> None:
         try:
@@ -131,7 +132,7 @@ class SocketTransport:
             self._stats.drop("udp", exc.reason, format_addr(addr), str(exc))
             return
         if self._receiver is not None:
-            self._receiver.on_packet(addr, message)
+            self._receiver.on_packet(addr, message, frame.sender)
 
     async def _on_tcp(self, addr: Addr, frame: Frame) -> Frame | None:
         try:
@@ -141,5 +142,5 @@ class SocketTransport:
             return None
         if self._receiver is None:
             return None
-        reply = self._receiver.on_stream(addr, message)
+        reply = self._receiver.on_stream(addr, message, frame.sender)
         return _frame(reply) if reply is not None else None

@@ -75,7 +75,7 @@ class FrameAuth:
     ) -> None:
         self.identity = identity
         self.peers = peers or PeerKeys()
-        self.peers.bind(identity.node_id, identity.public_key)  # nobody else may claim our id
+        self.peers.own(identity.node_id, identity.public_key)  # nobody else may claim our id
         self.replay = (replay or ReplayLimits()).validate()
         self.wall = wall
         # Boot epoch: the wall time of this process's start, so a restarted node's frames are

@@ -35,6 +35,7 @@ class PeerKeys:
         self._pinned: set[str] = set()
         self.mismatches = 0  # claims refused: an id with a key that is not its own
         self.refused_full = 0  # configured ids refused because the pin table is full
+        self._own = ""  # this node's id (own())
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -61,6 +62,23 @@ class PeerKeys:
         self._remember(node_id, public_key)
         log.info("event=peer_key_pinned node=%r key=%s", node_id, public_key[:8].hex())
         return True
+
+    def reset(self, node_id: str, public_key: bytes = b"") -> bytes | None:
+        """Forget the key of `node_id` (an operator's decision: it has a new identity), and pin
+        `public_key` for it if given; the key forgotten, or None. Our own id is never reset."""
+        if node_id == self._own:
+            return None
+        old = self._keys.pop(node_id, None)
+        self._pinned.discard(node_id)
+        if public_key:
+            self._pinned.add(node_id)
+            self._remember(node_id, public_key)
+        return old
+
+    def own(self, node_id: str, public_key: bytes) -> None:
+        """Pin our own id to our own key: nobody else may claim it, and no reset undoes it."""
+        self._own = node_id
+        self.bind(node_id, public_key)
 
     def _remember(self, node_id: str, public_key: bytes) -> None:
         self._keys[node_id] = public_key

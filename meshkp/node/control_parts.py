@@ -24,6 +24,7 @@ from meshkp.control.driver.plane import ControlPlane
 from meshkp.control.driver.tcp import CONTROL_META_KEY, TcpControlTransport, control_addr
 from meshkp.control.raft.types import Restored
 from meshkp.errors import ConfigError
+from meshkp.keys.adminkey import admin_public_key
 from meshkp.limits import Limits
 from meshkp.membership.service import MembershipService
 from meshkp.net.addr import Addr, format_addr, parse_hostport
@@ -73,7 +74,8 @@ def is_founder(config: NodeConfig) -> bool:
 def seed_commands(config: NodeConfig, node_id: str, admin_token: str) -> list[bytes]:
     """The founding policy: this node's limits and its admin token (hashed)."""
     limits = SetLimits(dataclasses.asdict(config.limits))
-    admin = PutAdmin(BOOTSTRAP_ADMIN, hashlib.sha256(admin_token.encode()).digest())
+    admin = PutAdmin(BOOTSTRAP_ADMIN, hashlib.sha256(admin_token.encode()).digest(),
+                     admin_public_key(admin_token))
     return [Proposal(cmd, "bootstrap", node_id).encode() for cmd in (limits, admin)]
 
 

@@ -134,7 +134,10 @@ class Node:
         # plane, once it runs, is plugged in with self.policy.attach(plane).
         self.policy = policy = policy_parts.PolicyEffects(
             identity.node_id, self.committer, self.keys, self.replicator, self.store, self.membership,
-            drain_grace_s=config.drain_grace_s)
+            drain_grace_s=config.drain_grace_s,
+            peer_keys=self.frame_auth.peers if self.frame_auth is not None else None)
+        # A peer's delete must be signed by an admin of the applied policy (adminkey.py).
+        self.replicator.admin_table = lambda: policy.state
         self.admin_auth = auth = policy.auth(token)
         auth.source = functools.partial(load_or_create_token, data_dir, config.admin_token)
         policy.register(self.app, auth)
@@ -219,9 +222,11 @@ class Node:
         return None
 
     def reload(self) -> None:
-        """SIGHUP: reopen the access log, re-read the admin token and the cluster keyring
-        (rotation, no restart)."""
+        """SIGHUP: reopen the access log, re-read the admin token, the cluster keyring and the
+        HKPS certificate (rotation and renewal, no restart)."""
         self.reopen_logs()
+        if self.http is not None and self.http.tls is not None:
+            self.http.tls.reload()
         if self.admin_auth is not None:
             self.admin_auth.reload()
         if self.keyring is not None:

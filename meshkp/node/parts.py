@@ -25,7 +25,7 @@ from meshkp.http.app import GUARD_KEY
 from meshkp.http.connguard import GuardedSite
 from meshkp.http.metrics import HttpMetrics
 from meshkp.http.server_limits import RUNNER_LIMITS
-from meshkp.http.tls import tls_context
+from meshkp.http.tls import ServerTls
 from meshkp.keys.commit import Committer
 from meshkp.keys.parse import KeyParser
 from meshkp.keys.pool import WorkerPool, default_workers
@@ -108,10 +108,11 @@ class HttpListener:
     `admin`, the address of the admin listener when there is one."""
 
     def __init__(self, runner: web.AppRunner, fallback_port: int, access: AccessLogSink | None,
-                 admin: tuple[str, int] | None = None) -> None:
+                 admin: tuple[str, int] | None = None, tls: ServerTls | None = None) -> None:
         self.runner = runner
         self.access = access
         self.admin = admin
+        self.tls = tls  # HKPS: its certificate is re-read on SIGHUP
         self._fallback_port = fallback_port
 
     @property
@@ -158,8 +159,10 @@ async def serve_http(
                            **RUNNER_LIMITS, **logging_args)
     await runner.setup()
     try:
+        tls = (ServerTls(config.tls_cert, config.tls_key)
+               if config.tls_cert is not None and config.tls_key is not None else None)
         site = GuardedSite(runner, config.host, config.http_port, app[GUARD_KEY],
-                           reuse_address=True, ssl_context=tls_context(config.tls_cert, config.tls_key))
+                           reuse_address=True, ssl_context=tls.context if tls else None)
         await _start_site(site, config.host, config.http_port, "--http-port")
         admin = None
         if split is not None and config.admin_listen is not None:
@@ -169,7 +172,7 @@ async def serve_http(
             admin = (host, admin_site.port)
             split.admin_sockets |= {sockname[:2] for sockname in _socknames(admin_site)}
             log.info("event=admin_listening address=%s:%d", host, admin_site.port)
-        yield HttpListener(runner, config.http_port, access, admin)
+        yield HttpListener(runner, config.http_port, access, admin, tls)
     finally:
         await runner.cleanup()
 

@@ -39,21 +39,26 @@ from meshkp.control.policy.commands import (
     ConflictKind,
     Keep,
     Proposal,
+    ResetPeerKey,
     ResolveConflict,
     Rule,
     SetConflictRules,
 )
 from meshkp.control.policy.state import PolicyState
-from meshkp.errors import MeshkpError
+from meshkp.errors import MeshkpError, StoreError
 from meshkp.http.admins import AdminHandlers
 from meshkp.http.auth import AdminAuth
+from meshkp.http.cluster_sync import signed_resolution
+from meshkp.http.peer_keys import PeerKeyHandlers
 from meshkp.http.plane import ControlPlaneLike
 from meshkp.http.routing import ROUTING_KEY, RoutingGate
 from meshkp.keys.commit import POLICY, Commit, Committer, Origin, joining
-from meshkp.keys.policy import DataPolicy, resolution_record
+from meshkp.keys.deleteproof import DeleteProof
+from meshkp.keys.policy import DataPolicy, resolution_reason, resolution_record
 from meshkp.keys.record import KeyRecord
 from meshkp.keys.service import KeyService
 from meshkp.membership.service import MembershipService
+from meshkp.net.peerkeys import PeerKeys
 from meshkp.replication.deletes import PendingAudit, audited, pending_audits
 from meshkp.replication.replicator import Replicator
 from meshkp.store.executor import AsyncStore
@@ -77,8 +82,11 @@ class PolicyEffects:
     def __init__(self, node_id: str, committer: Committer, keys: KeyService,
                  replicator: Replicator, store: AsyncStore,
                  membership: MembershipService | None = None, *,
-                 rescan_s: float = RESCAN_S, drain_grace_s: float = 0.0) -> None:
+                 rescan_s: float = RESCAN_S, drain_grace_s: float = 0.0,
+                 peer_keys: PeerKeys | None = None) -> None:
         self.node_id = node_id
+        # The node's id -> key directory (its transports'), for ResetPeerKey; None: no mesh.
+        self.peer_keys = peer_keys
         self.committer = committer
         self.keys = keys
         self.replicator = replicator
@@ -130,6 +138,7 @@ class PolicyEffects:
         """The routing gate (read by /pks/add and /cluster/health) and /cluster/admins."""
         app[ROUTING_KEY] = self.gate
         AdminHandlers(auth, self).register(app)
+        PeerKeyHandlers(auth, self).register(app)
 
     def attach(self, control: ControlPlaneLike) -> None:
         """Follow `control` from now on: its current state at once, then every applied entry
@@ -170,8 +179,22 @@ class PolicyEffects:
                 self._resolutions.put_nowait(proposal)
             elif isinstance(proposal.command, SetConflictRules):
                 self._kick_rules.set()
+            elif isinstance(proposal.command, ResetPeerKey):
+                self._reset_peer_key(proposal, applied)
         for fn in self._observers:
             fn(applied)
+
+    def _reset_peer_key(self, proposal: Proposal, applied: Applied) -> None:
+        """Forget (or re-pin) the key this node pinned for a node id, as the operator decided."""
+        command = proposal.command
+        assert isinstance(command, ResetPeerKey)
+        if self.peer_keys is None:
+            return
+        old = self.peer_keys.reset(command.node, command.key)
+        log.warning("event=peer_key_reset node=%r old_key=%s new_key=%s actor=%r origin=%s "
+                    "token=%s", command.node, old[:8].hex() if old else "-",
+                    command.key[:8].hex() if command.key else "first_seen", proposal.actor,
+                    proposal.origin, applied.token)
 
     def _apply_state(self, state: PolicyState) -> None:
         self.gate.draining()  # stamps drain_since when the change applies, not when polled
@@ -199,10 +222,11 @@ class PolicyEffects:
         command = proposal.command
         assert isinstance(command, ResolveConflict)
         keep_update = command.keep is Keep.UPDATE
-        record = resolution_record(
-            command.fingerprint, keep_update, VersionVector.from_obj(dict(command.covers)),
-            proposal.hlc, f"conflict {command.conflict_id} resolved: keep {command.keep.value}",
-            proposal.actor)
+        covers = VersionVector.from_obj(dict(command.covers))
+        reason = resolution_reason(command.conflict_id, command.keep.value)
+        proof = _resolution_proof(command, keep_update, covers, reason, proposal.actor)
+        record = resolution_record(command.fingerprint, keep_update, covers, proposal.hlc,
+                                   reason, proposal.actor, proof)
         result = await self.committer.run(self.store, joining([record]), POLICY)
         log.info("event=conflict_resolution_applied id=%s fingerprint=%s keep=%s changed=%s",
                  command.conflict_id, command.fingerprint.hex(), command.keep.value,
@@ -241,7 +265,10 @@ class PolicyEffects:
             if rule is Rule.MANUAL or conflict.id in state.resolutions or conflict.id in self._inflight:
                 continue
             keep = Keep.DELETE if rule is Rule.DELETE_WINS else Keep.UPDATE
-            command = ResolveConflict(conflict.id, record.fingerprint, keep, record.vv.to_obj())
+            command = signed_resolution(
+                self.replicator,
+                ResolveConflict(conflict.id, record.fingerprint, keep, record.vv.to_obj()),
+                f"{RULE_ACTOR} {rule.value}")
             self._inflight.add(conflict.id)
             try:
                 await self.propose(command, f"{RULE_ACTOR} {rule.value}")
@@ -300,3 +327,23 @@ async def _wait(event: asyncio.Event, timeout: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), timeout)
     event.clear()
+
+
+def _resolution_proof(command: ResolveConflict, keep_update: bool, covers: VersionVector,
+                      reason: str, actor: str) -> DeleteProof | None:
+    """The proof the log entry carries, if it is one of exactly this resolution (else None,
+    logged: the record is written unsigned, and peers that check proofs refuse it)."""
+    if not command.proof:
+        return None
+    try:
+        proof = DeleteProof.decode(command.proof, lift=keep_update)
+    except StoreError as exc:
+        log.warning("event=resolution_proof_invalid id=%s error=%s", command.conflict_id, exc)
+        return None
+    expected = ("", 0) if keep_update else (reason, proof.hlc)
+    if (proof.seen != covers or proof.actor != actor or (proof.reason, proof.hlc) != expected
+            or not proof.holds(command.fingerprint)):
+        log.warning("event=resolution_proof_invalid id=%s error=the_proof_is_not_of_this_"
+                    "resolution", command.conflict_id)
+        return None
+    return proof

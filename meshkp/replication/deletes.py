@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import msgpack
+import nacl.signing
 
 from crdt.vclock import VersionVector
 from meshkp.errors import InvalidRequest
@@ -115,10 +116,11 @@ class DeleteOutcome:
 
 def tombstone(
     fingerprint: bytes, node_id: str, hlc: int, reason: str, actor: str, audit: bool = False,
-    identity: NodeIdentity | None = None,
+    identity: NodeIdentity | None = None, admin: nacl.signing.SigningKey | None = None,
 ) -> Callable[[Store, Limits], MergeResult]:
     """The decision (for Committer.run) that tombstones `fingerprint`, known here or not,
-    signed with `identity` (peers refuse unsigned deletes); with `audit`, its batch also
+    signed with `identity` (peers refuse unsigned deletes) and by `admin`, the key of the admin
+    who asked (peers that know the admin then know it asked); with `audit`, its batch also
     queues the delete in the audit outbox."""
     if len(reason) > MAX_REASON_CHARS or len(actor) > MAX_ACTOR_CHARS:
         raise InvalidRequest(
@@ -131,7 +133,7 @@ def tombstone(
         base = stored if stored is not None else KeyRecord(fingerprint, None, VersionVector())
         # The deleted state dominates the stored one (it counts one more update and keeps
         # every packet), so it is the join of the two.
-        deleted = base.delete(node_id, hlc, reason, actor, identity)
+        deleted = base.delete(node_id, hlc, reason, actor, identity, admin)
         extra = (outbox_entry(fingerprint, reason, actor, hlc, node_id),) if audit else ()
         return MergeResult([True], [Change(stored, deleted, deleted.encode())], extra=extra)
 
@@ -170,7 +172,8 @@ def conflict_json(record: KeyRecord, hlc_to_time: Callable[[int], float] | None 
             "hlc": tomb.hlc,
             "seen": tomb.seen.to_obj(),
             # The nodes whose signatures prove the delete, each with the admin it acted for.
-            "proofs": [{"node": p.node, "actor": p.actor, "hlc": p.hlc} for p in tomb.proofs],
+            "proofs": [{"node": p.node, "actor": p.actor, "hlc": p.hlc,
+                        "admin_key": p.admin_key.hex() or None} for p in tomb.proofs],
         },
         "concurrent_adds": dict(conflict.unseen_adds) if conflict is not None else {},
         "vv": record.vv.to_obj(),

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import nacl.signing
+
 from crdt.errors import CrdtError, DiffProtocolError
 from crdt.hlc import HybridLogicalClock
 from crdt.merkle_diff import DiffConfig, DiffResponder
@@ -69,7 +71,14 @@ from meshkp.replication.prepare import prepare, prepare_batch
 from meshkp.replication.push import Pusher
 from meshkp.replication.snapshot import Bootstrap, read_page
 from meshkp.replication.status import PeerSyncStatus, ReplicationCounters, SyncProgress
-from meshkp.replication.validate import parse_peer_record, peer_fields, proof_signers
+from meshkp.replication.validate import (
+    AdminTable,
+    lift_allowed,
+    parse_peer_record,
+    peer_fields,
+    proof_signers,
+    proving_admins,
+)
 from meshkp.store.layout import FINGERPRINT_LENGTHS
 from meshkp.store.protocol import Store
 
@@ -119,6 +128,10 @@ class Replicator:
         # The node's id -> key directory (shared with its transports): the signers of a peer's
         # tombstone must be the nodes they claim to be. None: only the signatures are checked.
         self.peer_keys = peer_keys
+        # The applied policy's admin keys (PolicyState), set by the node once its policy runs:
+        # a peer's standing tombstone must be signed by one. None, or a table without keys (no
+        # policy applied yet): the node signatures alone are checked.
+        self.admin_table: Callable[[], AdminTable] | None = None
         self.committer = committer
         self.config = config.validate()
         self.peers = peers
@@ -330,19 +343,38 @@ class Replicator:
         return _statuses(examined, result), result
 
     def _check_delete_signers(self, states: Sequence[KeyState]) -> None:
-        """InvalidPeerRecord (the batch) if a tombstone's signer is not the node it names."""
-        if self.peer_keys is None:
+        """InvalidPeerRecord (the batch) if a tombstone's signer is not the node it names, or
+        if a standing delete is signed by no admin our admin table knows."""
+        admins = self.admin_table() if self.admin_table is not None else None
+        if admins is not None and not admins.has_admin_keys:
+            admins = None
+        if self.peer_keys is None and admins is None:
             return
         for state in states:
             if isinstance(state, Prepared) and not state.deleted and not state.conflict:
                 continue  # no standing tombstone: nothing to prove (decoding is skipped)
             record = state.key_record() if isinstance(state, Prepared) else state
-            for node, key in proof_signers(record.tombstone):
-                if not self.peer_keys.bind(node, key):
+            keys = self.peer_keys
+            for node, key in proof_signers(record.tombstone) if keys is not None else ():
+                if keys is not None and not keys.bind(node, key):
                     self.counters.records_rejected += 1
                     raise InvalidPeerRecord(
                         f"tombstone of {record.fingerprint.hex()} is signed in {node!r}'s name "
                         "by a key that is not that node's")
+            if admins is not None and record.deleted and not proving_admins(record.tombstone,
+                                                                             admins):
+                self.counters.records_rejected += 1
+                raise InvalidPeerRecord(
+                    f"tombstone of {record.fingerprint.hex()} is signed by no admin this node's "
+                    "admin table names (a node vouching alone, an older node, or a policy "
+                    "behind: refused until an admin's signature or our policy catches up)")
+            tomb = record.tombstone
+            if (admins is not None and tomb is not None and tomb.lifted is not None
+                    and not lift_allowed(tomb, admins)):
+                self.counters.records_rejected += 1
+                raise InvalidPeerRecord(
+                    f"tombstone of {record.fingerprint.hex()} is lifted with no admin's "
+                    "signature, and this node's rule for its reason is not update-wins")
 
     async def apply_pulled(self, records: Sequence[bytes]) -> int:
         """Merge records fetched by anti-entropy; the number that changed our state."""
@@ -575,12 +607,14 @@ class Replicator:
     # -- deletes and conflicts ---------------------------------------------------------------
 
     async def delete(self, fingerprint: bytes, reason: str, actor: str,
-                     audit: bool = False) -> DeleteOutcome:
+                     audit: bool = False,
+                     admin: nacl.signing.SigningKey | None = None) -> DeleteOutcome:
         """Tombstone a key here (known here or not); the pusher pushes the tombstone to peers.
-        With `audit`, the same batch queues it for the audit trail (deletes.py)."""
+        With `audit`, the same batch queues it for the audit trail (deletes.py); `admin` is
+        the key of the admin who asked (meshkp/keys/adminkey.py), which signs it too."""
         stamp = self.hlc.now()
         decide = tombstone(fingerprint, self.node_id, hlc_to_int(stamp.wall_ms, stamp.logical),
-                           reason, actor, audit, self.identity)
+                           reason, actor, audit, self.identity, admin)
         outcome = DeleteOutcome.of(fingerprint, await self.committer.run(self.store, decide, DELETED))
         log.info("event=key_deleted fingerprint=%s actor=%s reason=%r existed=%s",
                  fingerprint.hex(), actor, reason, outcome.existed)
@@ -722,5 +756,7 @@ def _log_received_delete(change: Change, sender: str | None) -> None:
         return
     tomb = after.tombstone
     signers = ",".join(sorted({p.node for p in tomb.proofs})) or "-"
-    log.info("event=delete_received fingerprint=%s actor=%r signed_by=%r peer=%s reason=%r",
-             after.fingerprint.hex(), tomb.actor, signers, sender, tomb.reason)
+    admins = ",".join(sorted({p.admin_key[:8].hex() for p in tomb.proofs if p.admin_key})) or "-"
+    log.info("event=delete_received fingerprint=%s actor=%r signed_by=%r admin_keys=%s peer=%s "
+             "reason=%r", after.fingerprint.hex(), tomb.actor, signers, admins, sender,
+             tomb.reason)

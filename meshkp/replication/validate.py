@@ -9,7 +9,11 @@ Anything else raises InvalidPeerRecord naming what was wrong.
 
 from __future__ import annotations
 
+from typing import Protocol
+
+from crdt.vclock import VersionVector
 from meshkp.errors import InvalidPeerRecord, MeshkpError
+from meshkp.keys.deleteproof import DeleteProof
 from meshkp.keys.record import KeyRecord, RecordFields, Tombstone, unpack_record
 from meshkp.limits import Limits
 from meshkp.openpgp.certificate import Certificate
@@ -94,20 +98,67 @@ def check_delete_proofs(fingerprint: bytes, tomb: Tombstone) -> None:
     against their node ids by the replicator (`proof_signers`). A lift-only tombstone (a
     keep-update resolution) deletes nothing and needs none.
     """
-    if not tomb.proofs:
-        if tomb.active:
-            raise InvalidPeerRecord(
-                f"tombstone of {fingerprint.hex()} carries no delete proof: no node signed it")
-        return
-    for proof in tomb.proofs:
+    if not tomb.proofs and tomb.active:
+        raise InvalidPeerRecord(
+            f"tombstone of {fingerprint.hex()} carries no delete proof: no node signed it")
+    for proof in (*tomb.proofs, *tomb.lift_proofs):
         if not proof.holds(fingerprint):
+            kind = "lift" if proof.lift else "delete"
             raise InvalidPeerRecord(
-                f"delete proof of {fingerprint.hex()} by {proof.node!r} does not verify")
+                f"{kind} proof of {fingerprint.hex()} by {proof.node!r} does not verify")
+    # What the tombstone deletes, and what its lift covers, must be what was signed: a key
+    # holder could otherwise widen a real delete to cover later adds, or lift it (undelete).
+    if tomb.seen and not _joined_seen(tomb.proofs).dominates(tomb.seen):
+        raise InvalidPeerRecord(
+            f"tombstone of {fingerprint.hex()} has seen more than its delete proofs signed")
+    if tomb.lifted is not None and not _joined_seen(tomb.lift_proofs).dominates(tomb.lifted):
+        raise InvalidPeerRecord(
+            f"tombstone of {fingerprint.hex()} is lifted further than its lift proofs signed "
+            "(a keep-update resolution no node signed)")
+
+
+def _joined_seen(proofs: tuple[DeleteProof, ...]) -> VersionVector:
+    joined = VersionVector()
+    for proof in proofs:
+        joined = joined.merge(proof.seen)
+    return joined
+
+
+class AdminTable(Protocol):
+    """The admin keys and conflict rules of the applied cluster policy (PolicyState)."""
+
+    @property
+    def has_admin_keys(self) -> bool: ...
+
+    def admin_at(self, key: bytes, hlc: int) -> str | None: ...
+
+    def rule_lifts(self, reason: str) -> bool: ...
+
+
+def proving_admins(tomb: Tombstone | None, admins: AdminTable) -> list[str]:
+    """The admins whose signature a tombstone's proofs carry, by a key that was theirs when the
+    delete was stamped (each admin signature was verified with its proof, check_delete_proofs)."""
+    if tomb is None:
+        return []
+    named = (admins.admin_at(p.admin_key, p.hlc) for p in tomb.proofs if p.admin_key)
+    return sorted({name for name in named if name is not None})
+
+
+def lift_allowed(tomb: Tombstone, admins: AdminTable) -> bool:
+    """A lift stands if an admin signed one of its proofs, or (a rule's resolution, signed by
+    the leader alone) the policy's rule for the delete's reason is update-wins here too."""
+    proofs = tomb.lift_proofs
+    if any(admins.admin_at(p.admin_key, p.hlc) is not None for p in proofs if p.admin_key):
+        return True
+    return bool(proofs) and admins.rule_lifts(tomb.reason)
 
 
 def proof_signers(tomb: Tombstone | None) -> list[tuple[str, bytes]]:
-    """The (node id, key) pairs that signed a tombstone's deletes, to check against PeerKeys."""
-    return [(p.node, p.key) for p in tomb.proofs] if tomb is not None else []
+    """The (node id, key) pairs that signed a tombstone's deletes and lifts, to check against
+    PeerKeys."""
+    if tomb is None:
+        return []
+    return [(p.node, p.key) for p in (*tomb.proofs, *tomb.lift_proofs)]
 
 
 def _check_certificate(fingerprint: bytes, cert: Certificate, limits: Limits, verify: bool) -> None:

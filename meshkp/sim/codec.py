@@ -30,8 +30,9 @@ class Codec(Protocol):
         """Encode and seal; WireError (FrameTooLarge) above `limit` bytes."""
         ...
 
-    def unpack(self, data: bytes, limit: int) -> Message:
-        """Open and decode; WireError (DecryptError for a foreign key) on any bad input."""
+    def unpack(self, data: bytes, limit: int) -> tuple[Message, str | None]:
+        """Open and decode: the message and the node id its signature proves (None for frames
+        that are not signed); WireError (DecryptError for a foreign key) on any bad input."""
         ...
 
     def seal(self, plaintext: bytes) -> bytes:
@@ -55,17 +56,16 @@ class SealedFrames:
                              limit - SEAL_OVERHEAD - AUTH_BYTES)
         return self._keyring.seal(self._channel.sign(frame))
 
-    def unpack(self, data: bytes, limit: int) -> Message:
+    def unpack(self, data: bytes, limit: int) -> tuple[Message, str | None]:
         if len(data) > limit:
             raise FrameTooLarge(f"sealed frame is {len(data)} bytes, bound is {limit}")
         plain = self._keyring.open(data)
         if self._channel is None:
             frame = decode_frame(plain, limit - SEAL_OVERHEAD)
-        else:
-            body, stamp = self._channel.verify(plain)
-            frame = self._channel.admit(decode_frame(body, limit - SEAL_OVERHEAD - AUTH_BYTES),
-                                        stamp)
-        return decode_message(frame.type, frame.body)
+            return decode_message(frame.type, frame.body), None
+        body, stamp = self._channel.verify(plain)
+        frame = self._channel.admit(decode_frame(body, limit - SEAL_OVERHEAD - AUTH_BYTES), stamp)
+        return decode_message(frame.type, frame.body), frame.sender
 
     def seal(self, plaintext: bytes) -> bytes:
         return self._keyring.seal(plaintext)
@@ -88,7 +88,7 @@ class TaggedFrames:
             raise FrameTooLarge(f"frame type {message.TYPE} is too large for {limit} bytes")
         return self.seal(frame)
 
-    def unpack(self, data: bytes, limit: int) -> Message:
+    def unpack(self, data: bytes, limit: int) -> tuple[Message, str | None]:
         if len(data) > limit:
             raise FrameTooLarge(f"sealed frame is {len(data)} bytes, bound is {limit}")
         if len(data) < SEAL_OVERHEAD or data[:KEY_ID_BYTES] not in self._tags:
@@ -100,7 +100,7 @@ class TaggedFrames:
             body = msgpack.unpackb(frame[2:], raw=False)
         except Exception as exc:  # msgpack raises many types; only WireError may escape
             raise WireError(f"undecodable msgpack body: {exc}") from exc
-        return decode_message(frame[1], body)
+        return decode_message(frame[1], body), None  # no signature: no proven sender
 
     def seal(self, plaintext: bytes) -> bytes:
         return self._tags[0] + self._codec_pad + plaintext

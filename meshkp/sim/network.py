@@ -34,15 +34,17 @@ from meshkp.swim.messages import Message
 # A Linux UDP receive buffer (rmem_default, ~208 KiB) holds a few hundred small datagrams.
 PAUSED_BUFFER_DATAGRAMS = 256
 
-ReplyHandler = Callable[[Message], None]
+# A reply and the node id its signature proves (None when the codec signs no frames).
+ReplyHandler = Callable[[Message, str | None], None]
 
 
 class Endpoint(Protocol):
     """What SimNetwork delivers to (a simulated node)."""
 
-    def on_datagram(self, src: Addr, message: Message) -> None: ...
+    def on_datagram(self, src: Addr, message: Message, sender: str | None) -> None: ...
 
-    def on_tcp_request(self, src: Addr, message: Message) -> Message | None: ...
+    def on_tcp_request(self, src: Addr, message: Message, sender: str | None) -> Message | None:
+        ...
 
     def on_resume(self) -> None: ...
 
@@ -177,7 +179,7 @@ class SimNetwork:
             server = self._hosts.get(dst)
             request = self._open(server, data, TCP_FRAME_BYTES) if server is not None else None
             if server is not None and request is not None:
-                server.endpoint.on_tcp_request(src, request)
+                server.endpoint.on_tcp_request(src, *request)
 
         self.clock.call_later(self._latency(), serve)
 
@@ -201,13 +203,14 @@ class SimNetwork:
             else:
                 host.backlog.append(lambda: self._arrive(src, dst, data))
             return
-        message = self._open(host, data, self.frame_limit)
-        if message is not None:
+        opened = self._open(host, data, self.frame_limit)
+        if opened is not None:
             self.stats.udp_delivered += 1
-            host.endpoint.on_datagram(src, message)
+            host.endpoint.on_datagram(src, *opened)
 
-    def _open(self, host: _Host, data: bytes, limit: int) -> Message | None:
-        """Open and decode a frame, counting failures by reason as a real transport does."""
+    def _open(self, host: _Host, data: bytes, limit: int) -> tuple[Message, str | None] | None:
+        """Open and decode a frame (and its proven sender), counting failures by reason as a
+        real transport does."""
         try:
             return host.codec.unpack(data, limit)
         except WireError as exc:
@@ -249,7 +252,7 @@ class SimNetwork:
             if request is None:
                 self.stats.tcp_failed += 1
                 return
-            reply = server.endpoint.on_tcp_request(src, request)
+            reply = server.endpoint.on_tcp_request(src, *request)
             if reply is not None:
                 self._reply(dst, src, reply, started + timeout, on_reply)
 
@@ -278,8 +281,8 @@ class SimNetwork:
             if self.clock.now() > deadline:
                 self.stats.dropped["tcp_timeout"] += 1  # the client gave up on this exchange
                 return
-            message = self._open(target, data, TCP_FRAME_BYTES)
-            if message is not None:
-                on_reply(message)
+            opened = self._open(target, data, TCP_FRAME_BYTES)
+            if opened is not None:
+                on_reply(*opened)
 
         self.clock.call_later(self._latency(), arrive)

@@ -51,16 +51,19 @@ class SimTransport:
     def send_packet(self, addr: Addr, message: Message) -> None:
         self.network.send_udp(self.addr, addr, message)
 
-    async def exchange(self, addr: Addr, message: Message, timeout: float) -> Message:
+    async def exchange(self, addr: Addr, message: Message,
+                       timeout: float) -> tuple[Message, str | None]:
         # None = timed out. (An exception set on the future would sit in a reference cycle with
         # this frame, one per failed exchange, for the cyclic GC to find.)
-        reply: asyncio.Future[Message | None] = asyncio.get_running_loop().create_future()
+        reply: asyncio.Future[tuple[Message, str | None] | None] = (
+            asyncio.get_running_loop().create_future())
 
-        def settle(answer: Message | None) -> None:
+        def settle(answer: tuple[Message, str | None] | None) -> None:
             if not reply.done():
                 reply.set_result(answer)
 
-        self.network.send_tcp(self.addr, addr, message, timeout, settle)
+        self.network.send_tcp(self.addr, addr, message, timeout,
+                              lambda msg, sender: settle((msg, sender)))
         timer = self._clock.call_later(timeout, lambda: settle(None))
         try:
             answer = await reply
@@ -72,12 +75,14 @@ class SimTransport:
 
     # ---- SimNetwork Endpoint ----
 
-    def on_datagram(self, src: Addr, message: Message) -> None:
+    def on_datagram(self, src: Addr, message: Message, sender: str | None) -> None:
         if self._receiver is not None:
-            self._receiver.on_packet(src, message)
+            self._receiver.on_packet(src, message, sender)
 
-    def on_tcp_request(self, src: Addr, message: Message) -> Message | None:
-        return self._receiver.on_stream(src, message) if self._receiver is not None else None
+    def on_tcp_request(self, src: Addr, message: Message, sender: str | None) -> Message | None:
+        if self._receiver is None:
+            return None
+        return self._receiver.on_stream(src, message, sender)
 
     def on_resume(self) -> None:
         self._on_resume()

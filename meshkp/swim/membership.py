@@ -44,6 +44,15 @@ log = logging.getLogger("meshkp.swim")
 SEQ_COUNTER_BITS = 32
 SEQ_COUNTER_MASK = (1 << SEQ_COUNTER_BITS) - 1
 SEQ_EPOCH_BITS = 31
+# Refused acks are logged at most this often (seconds of the core's clock): a flood of forged
+# acks is counted in full (SwimStats.acks_refused) but cannot fill the log.
+REFUSAL_LOG_INTERVAL = 1.0
+
+
+def vouched(sender: str | None, target: str, helpers: frozenset[str]) -> bool:
+    """An ack for a probe of `target` may come from `sender`: the target itself, or a member we
+    asked to ping-req it (None: the transport proves no sender, as in cipher-free simulations)."""
+    return sender is None or sender == target or sender in helpers
 
 
 def boot_epoch() -> int:
@@ -72,6 +81,8 @@ class SwimStats:
     misdirected_pings: int = 0
     relays_refused: int = 0
     acks_mismatched: int = 0
+    acks_refused: int = 0  # acks sent by a node that is neither the member probed nor a helper
+    nacks_refused: int = 0  # nacks from a node not asked to probe, or a second one from a helper
     push_pulls_truncated: int = 0
     incarnation_jumps_refused: int = 0
     members_refused: int = 0  # new members not admitted: the table is full (max_members)
@@ -107,6 +118,7 @@ class Membership:
         # True while merging a push-pull reply: the peers' own view of us, which may rightly
         # stand far above our incarnation (we restarted without DATA_DIR/incarnation).
         self._merging_reply = False
+        self._ack_refusal_logged_at = -REFUSAL_LOG_INTERVAL
         self.queue.queue(local.node_id, self.local_alive())
 
     @property
@@ -349,15 +361,29 @@ class Membership:
                      node_id, timer.confirmations, now - timer.start)
         self.on_dead(Dead(node_id, m.incarnation, self.node_id), now, out)
 
-    def verified(self, seq: int, node: str, now: float) -> bool:
-        """An ack from `node` ("": unnamed) answered the final probe `seq`: the suspect lives,
-        so give it another period."""
+    def verified(self, seq: int, node: str, sender: str | None, now: float) -> bool:
+        """An ack from `node` ("": unnamed), sent by `sender`, answered the final probe `seq`:
+        the suspect lives, so give it another period."""
         for suspect, timer in self.suspicions.items():
             if timer.verify_seq == seq and node in ("", suspect):
+                if not vouched(sender, suspect, timer.verify_helpers):
+                    self.refuse_ack(seq, sender, suspect, now)
+                    return False
                 timer.verify_seq = None
+                timer.verify_helpers = frozenset()
                 timer.deadline = now + timer.min_timeout
                 return True
         return False
+
+    def refuse_ack(self, seq: int, sender: str | None, target: str, now: float) -> None:
+        """An ack for our probe of `target` sent by a node that is neither the target nor a
+        member we asked to probe it: counted and dropped (logged at most once a second)."""
+        self.stats.acks_refused += 1
+        if now - self._ack_refusal_logged_at >= REFUSAL_LOG_INTERVAL:
+            self._ack_refusal_logged_at = now
+            log.warning("event=ack_refused seq=%d target=%s sender=%s refused=%d "
+                        "reason=sender_is_not_the_target_or_a_helper",
+                        seq, target, sender, self.stats.acks_refused)
 
     def next_suspicion_deadline(self) -> float | None:
         if not self.suspicions:

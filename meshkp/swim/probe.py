@@ -9,12 +9,12 @@ mean *we* are the problem, so they raise our own health score instead of blaming
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from meshkp.net.addr import Addr
 from meshkp.swim.config import SwimConfig
 from meshkp.swim.effects import Effect
-from meshkp.swim.membership import Membership
+from meshkp.swim.membership import Membership, vouched
 from meshkp.swim.messages import Ack, Message, Nack, Ping, PingReq, Suspect
 from meshkp.swim.state import Member
 from meshkp.swim.types import Status
@@ -30,6 +30,8 @@ class _Probe:
     indirect_sent: bool = False
     expected_nacks: int = 0
     nacks: int = 0
+    helpers: frozenset[str] = frozenset()  # members asked to ping-req the target: they may ack
+    nacked: set[str] = field(default_factory=set)  # helpers whose nack was counted
 
 
 @dataclass(slots=True)
@@ -101,12 +103,22 @@ class FailureDetector:
         ping = Ping(seq, req.target, local.node_id, local.addr)
         out.append(self.ms.packet(req.target_addr, [ping]))
 
-    def on_ack(self, ack: Ack, now: float, out: list[Effect]) -> None:
-        """Match the ack by (sequence, member that answered); a mismatch is counted, not used."""
+    def on_ack(self, ack: Ack, sender: str | None, now: float, out: list[Effect]) -> None:
+        """Match the ack by (sequence, member that answered, node that sent it); a mismatch is
+        counted, not used.
+
+        `sender` is the frame's proven sender (None from a transport that signs no frames). An
+        ack counts only when it comes from the member probed itself, or from a member we asked
+        to ping-req it (which relays the target's answer): otherwise any holder of the cluster
+        key who learnt a probe's sequence number could ack for a dead member and keep it alive.
+        """
         p = self._probe
         if p is not None and p.seq == ack.seq:
             if not _answers(ack, p.target):
                 self.ms.stats.acks_mismatched += 1
+                return
+            if not vouched(sender, p.target, p.helpers):
+                self.ms.refuse_ack(ack.seq, sender, p.target, now)
                 return
             self._probe = None
             self.ms.awareness.apply_delta(-1)  # a probe that completes is a sign of good health
@@ -116,15 +128,26 @@ class FailureDetector:
             if not _answers(ack, relay.target):
                 self.ms.stats.acks_mismatched += 1
                 return
+            if not vouched(sender, relay.target, frozenset()):
+                self.ms.refuse_ack(ack.seq, sender, relay.target, now)
+                return
             del self._relays[ack.seq]
             out.append(self._answer(relay, Ack(relay.seq, relay.target)))
             return
-        self.ms.verified(ack.seq, ack.node, now)
+        self.ms.verified(ack.seq, ack.node, sender, now)
 
-    def on_nack(self, nack: Nack) -> None:
+    def on_nack(self, nack: Nack, sender: str | None) -> None:
+        """A helper's nack is evidence of our own health: it counts once per helper asked (any
+        other node's nacks could otherwise hide that our probes go unanswered)."""
         p = self._probe
-        if p is not None and p.seq == nack.seq:
-            p.nacks += 1
+        if p is None or p.seq != nack.seq:
+            return
+        if sender is not None:
+            if sender not in p.helpers or sender in p.nacked:
+                self.ms.stats.nacks_refused += 1
+                return
+            p.nacked.add(sender)
+        p.nacks += 1
 
     # --- probe lifecycle ----------------------------------------------------------------------
 
@@ -153,7 +176,8 @@ class FailureDetector:
         if target is None:
             return
         self.ms.stats.indirect_probes += 1
-        p.expected_nacks = self._ping_req(target, p.seq, out, self.config.indirect_checks)
+        p.helpers = self._ping_req(target, p.seq, out, self.config.indirect_checks)
+        p.expected_nacks = len(p.helpers)
 
     def _answer(self, relay: _Relay, answer: Ack | Nack) -> Effect:
         """Our ack or nack for a ping-req, with our own view of the target when we hold it alive.
@@ -169,8 +193,9 @@ class FailureDetector:
             primary.append(target.alive())
         return self.ms.packet(relay.requester, primary)
 
-    def _ping_req(self, target: Member, seq: int, out: list[Effect], helpers: int) -> int:
-        """Ask up to `helpers` alive members to probe target; return how many were asked."""
+    def _ping_req(self, target: Member, seq: int, out: list[Effect],
+                  helpers: int) -> frozenset[str]:
+        """Ask up to `helpers` alive members to probe target; return the ids of those asked."""
         peers = self.ms.table.random_members(
             helpers, self.rng,
             lambda m: m.status == Status.ALIVE and m.node_id != target.node_id,
@@ -179,7 +204,7 @@ class FailureDetector:
         req = PingReq(seq, target.node_id, target.addr, local.node_id, local.addr, nack=True)
         for peer in peers:
             out.append(self.ms.packet(peer.addr, [req]))
-        return len(peers)
+        return frozenset(peer.node_id for peer in peers)
 
     def final_probe(self, now: float, out: list[Effect]) -> None:
         """Run out suspicion timers, probing each suspect one last time before calling it dead.
@@ -203,7 +228,8 @@ class FailureDetector:
             ping = Ping(seq, node_id, local.node_id, local.addr)
             out.append(self.ms.packet(target.addr, [accusation, ping]))
             # Twice the usual helpers: this probe decides, so buy it a lower miss rate.
-            self._ping_req(target, seq, out, 2 * max(1, self.config.indirect_checks))
+            timer.verify_helpers = self._ping_req(target, seq, out,
+                                                  2 * max(1, self.config.indirect_checks))
 
     def _failed(self, p: _Probe, now: float, out: list[Effect]) -> None:
         self.ms.stats.probe_failures += 1

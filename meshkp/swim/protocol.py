@@ -4,8 +4,9 @@ Addresses are `(host, port)` tuples (meshkp.net.addr.Addr): the node's gossip UD
 listener. Times are seconds from an injected monotonic clock. The driver:
 
 - calls `tick(now)` whenever `now >= next_deadline()` (and may call it more often);
-- calls `handle(now, from_addr, message)` for every decoded UDP frame and every push-pull read
-  from TCP (a request on an accepted connection, or the reply to our SendTcp);
+- calls `handle(now, from_addr, message, sender)` for every decoded UDP frame and every
+  push-pull read from TCP (a request on an accepted connection, or the reply to our SendTcp),
+  with the node id the frame's signature proves (None from a transport that signs no frames);
 - performs the returned effects (meshkp.swim.effects: SendUdp, SendTcp, ReplyTcp, MemberChanged).
 
 Nothing here sleeps, opens sockets or registers callbacks. One driver runs it
@@ -174,25 +175,31 @@ class Swim:
         self._greet_returned(out)
         return out
 
-    def handle(self, now: float, from_addr: Addr, message: Message) -> list[Effect]:
-        """Process one received message (a Compound is processed part by part, in order)."""
+    def handle(self, now: float, from_addr: Addr, message: Message,
+               sender: str | None = None) -> list[Effect]:
+        """Process one received message (a Compound is processed part by part, in order).
+
+        `sender`: the node that signed the frame; acks count only from the member probed or a
+        member asked to probe it (the driver has already dropped messages that name another
+        node as their source, meshkp/membership/proofs.py).
+        """
         self._now = now
         out: list[Effect] = []
         for msg in unbundle(message):
-            self._dispatch(now, from_addr, msg, out)
+            self._dispatch(now, msg, sender, out)
         self._greet_returned(out)
         return out
 
-    def _dispatch(self, now: float, from_addr: Addr, msg: Message, out: list[Effect]) -> None:
+    def _dispatch(self, now: float, msg: Message, sender: str | None, out: list[Effect]) -> None:
         ms = self.ms
         if isinstance(msg, Ping):
             self.fd.on_ping(msg, out)
         elif isinstance(msg, Ack):
-            self.fd.on_ack(msg, now, out)
+            self.fd.on_ack(msg, sender, now, out)
         elif isinstance(msg, PingReq):
             self.fd.on_ping_req(msg, now, out)
         elif isinstance(msg, Nack):
-            self.fd.on_nack(msg)
+            self.fd.on_nack(msg, sender)
         elif isinstance(msg, Alive):
             ms.on_alive(msg, now, out)
         elif isinstance(msg, Suspect):

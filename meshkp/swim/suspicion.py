@@ -14,7 +14,7 @@ class Suspicion:
     """Suspicion of one member, started at `start` by `source` (who is not counted as a confirmer)."""
 
     __slots__ = ("k", "min_timeout", "max_timeout", "start", "_confirmers", "_n", "deadline",
-                 "verify_seq")
+                 "verify_seq", "verify_helpers")
 
     def __init__(
         self, source: str, k: int, min_timeout: float, max_timeout: float, start: float
@@ -30,6 +30,8 @@ class Suspicion:
         self.deadline = start + (max_timeout if k >= 1 else min_timeout)
         # Sequence number of the final probe sent when the timer ran out (None: not probing).
         self.verify_seq: int | None = None
+        # The members asked to ping-req the suspect for that final probe: they may ack for it.
+        self.verify_helpers: frozenset[str] = frozenset()
 
     @property
     def confirmations(self) -> int:

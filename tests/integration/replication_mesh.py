@@ -118,6 +118,11 @@ class Mesh:
     def token(self, i: int) -> str:
         return (self.root / f"n{i}" / "admin.token").read_text().strip()
 
+    def delete_token(self, i: int) -> str:
+        """A token node i deletes with: its own (static peers run no control plane, so no
+        admin signs deletes; docs/cluster-security.md, "Deletes name their node and admin")."""
+        return self.token(i)
+
     def status(self, node: ServerProcess) -> dict:
         return json.loads(node.request("GET", "/cluster/sync/status").body)
 
@@ -130,7 +135,7 @@ class Mesh:
     def delete(self, i: int, fpr: str, reason: str = "test", actor: str = "tester") -> dict:
         response = self[i].request(
             "DELETE", f"/cluster/keys/{fpr}?reason={quote(reason)}&actor={quote(actor)}",
-            headers={"Authorization": f"Bearer {self.token(i)}"},
+            headers={"Authorization": f"Bearer {self.delete_token(i)}"},
         )
         assert response.status == 200, response.text
         return json.loads(response.body)

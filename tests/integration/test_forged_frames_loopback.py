@@ -18,13 +18,23 @@ from meshkp.membership.service import MembershipService
 from meshkp.net.addr import Addr, format_addr
 from meshkp.net.codec import SealedCodec
 from meshkp.net.crypto import Keyring, generate_key
-from meshkp.net.frameauth import FrameAuth
+from meshkp.net.frameauth import AUTH_BYTES, FrameAuth
 from meshkp.net.identity import NodeIdentity
 from meshkp.net.replay import ReplayLimits
 from meshkp.net.stats import NetStats
-from meshkp.net.wire import UDP_DATAGRAM_BYTES, Frame
+from meshkp.net.wire import UDP_DATAGRAM_BYTES, Frame, decode_frame
 from meshkp.swim.config import SwimConfig
-from meshkp.swim.messages import Alive, Dead, Leave, Message, Suspect
+from meshkp.swim.messages import (
+    Ack,
+    Alive,
+    Dead,
+    Leave,
+    Message,
+    Ping,
+    Suspect,
+    decode_message,
+    unbundle,
+)
 from meshkp.swim.types import Status
 from tests.integration.test_membership_loopback import eventually
 
@@ -167,3 +177,44 @@ async def test_captured_leave_frames_replayed_later_change_nothing(
         await eventually(counted, 5, "replays counted")
     await asyncio.sleep(0.5)
     assert sees(a, "b", Status.ALIVE) and sees(c, "b", Status.ALIVE)
+
+
+async def test_acks_forged_from_a_dead_nodes_address_do_not_keep_it_alive(
+        started: list[MembershipService]) -> None:
+    """b stops; Mallory takes its UDP port and acks every probe of b in b's name, from frames
+    signed as herself. Before acks were bound to their sender, b stayed alive for as long as
+    she answered; now a and c refuse her acks and declare b dead."""
+    a, b, c = await mesh(started, "a", "b", "c")
+    b_addr = b.gossip_addr
+    await b.stop()
+    started.remove(b)
+    mallory = Mallory()
+    for _ in range(50):  # the closed socket is released on a later turn of the loop
+        try:
+            mallory.sock.bind(b_addr)
+            break
+        except OSError:
+            await asyncio.sleep(0.02)
+    mallory.sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    answered = 0
+
+    async def answer() -> None:
+        nonlocal answered
+        while True:
+            data, _ = await loop.sock_recvfrom(mallory.sock, UDP_DATAGRAM_BYTES)
+            plain = Keyring([KEY]).open(data)[:-AUTH_BYTES]
+            frame = decode_frame(plain, len(plain))
+            for m in unbundle(decode_message(frame.type, frame.body)):
+                if isinstance(m, Ping):
+                    mallory.send(m.source_addr, Ack(m.seq, "b"))
+                    answered += 1
+
+    task = asyncio.create_task(answer())
+    try:
+        await eventually(lambda: sees(a, "b", Status.DEAD) and sees(c, "b", Status.DEAD), 20,
+                         "b declared dead despite the forged acks")
+    finally:
+        task.cancel()
+    assert answered > 0
+    assert a.swim.stats.acks_refused + c.swim.stats.acks_refused > 0

@@ -11,8 +11,11 @@ import http.client
 import ipaddress
 import os
 import shutil
+import signal
+import socket
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,18 +121,85 @@ def test_plain_http_is_not_served_on_the_tls_port(tls_node: tuple[TlsServer, Pat
     conn.close()
 
 
-def test_gpg_recv_keys_over_hkps_with_a_test_ca(tls_node: tuple[TlsServer, Path],
-                                                 tmp_path: Path) -> None:
-    server, ca = tls_node
+def gpg_recv_over_hkps(port: int, ca: Path, tmp_path: Path) -> None:
+    """Real `gpg --recv-keys` of Alice over hkps://HOSTNAME:port, trusting `ca` (dirmngr.conf)."""
     hosts = tmp_path / "hosts"
     hosts.write_text(f"127.0.0.1 localhost {HOSTNAME}\n")
     with gnupg_home() as home:
         (home / "dirmngr.conf").write_text(f"hkp-cacert {ca}\nstandard-resolver\n")
         script = (f'mount --bind "$1" /etc/hosts && exec "$2" --batch --no-tty --keyserver '
-                  f'"hkps://{HOSTNAME}:{server.port}" --recv-keys {ALICE}')
+                  f'"hkps://{HOSTNAME}:{port}" --recv-keys {ALICE}')
         env = {**os.environ, "GNUPGHOME": str(home), "LC_ALL": "C"}
         done = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(hosts), GPG or "gpg"],
                               capture_output=True, env=env, timeout=120, check=False)
         output = (done.stdout + done.stderr).decode("utf-8", "replace")
         assert done.returncode == 0, output
         assert "imported: 1" in output or "public key" in output, output
+
+
+def test_gpg_recv_keys_over_hkps_with_a_test_ca(tls_node: tuple[TlsServer, Path],
+                                                 tmp_path: Path) -> None:
+    server, ca = tls_node
+    gpg_recv_over_hkps(server.port, ca, tmp_path)
+
+
+def served_certificate(port: int, ca: Path) -> bytes:
+    """The DER certificate a new TLS connection to 127.0.0.1:port is served (verified by `ca`)."""
+    context = ssl.create_default_context(cafile=str(ca))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname=HOSTNAME) as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return der
+
+
+def pem_to_der(path: Path) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(path.read_text())
+
+
+def wait_for_log(server: TlsServer, needle: str, count: int) -> None:
+    deadline = time.monotonic() + 15
+    while server.log_text().count(needle) < count:
+        assert time.monotonic() < deadline, f"no {needle} in the log:\n{server.log_text()[-3000:]}"
+        time.sleep(0.05)
+
+
+def test_sighup_serves_a_renewed_certificate_and_keeps_it_over_a_broken_one(
+        tmp_path: Path) -> None:
+    """A certificate renewal without a restart: SIGHUP, and new connections get the new
+    certificate; a broken file on the next SIGHUP keeps the last good one (and says so)."""
+    first, renewed = tmp_path / "first", tmp_path / "renewed"
+    first.mkdir()
+    renewed.mkdir()
+    ca1, cert1, key1 = make_certificates(first)
+    ca2, cert2, key2 = make_certificates(renewed)
+    live_cert, live_key = tmp_path / "live.pem", tmp_path / "live.key"
+    shutil.copy(cert1, live_cert)
+    shutil.copy(key1, live_key)
+    server = start_server(tmp_path / "node", "--tls-cert", str(live_cert), "--tls-key",
+                          str(live_key), server_type=functools.partial(TlsServer, ca_file=ca1))
+    assert isinstance(server, TlsServer)
+    try:
+        assert server.add((FIXTURES / "alice_signed.asc").read_bytes()).status == 200
+        assert served_certificate(server.port, ca1) == pem_to_der(cert1)
+        shutil.copy(cert2, live_cert)
+        shutil.copy(key2, live_key)
+        os.kill(server.proc.pid, signal.SIGHUP)
+        wait_for_log(server, "event=tls_reloaded", 1)
+        assert served_certificate(server.port, ca2) == pem_to_der(cert2)
+        assert "changed=True" in server.log_text()
+        server.ca_file = ca2  # the harness's own requests now trust the renewed chain
+        gpg_recv_over_hkps(server.port, ca2, tmp_path)  # GnuPG trusts the renewed chain
+        # A half-written renewal: the key does not match the certificate, then a garbage file.
+        shutil.copy(cert1, live_cert)
+        os.kill(server.proc.pid, signal.SIGHUP)
+        wait_for_log(server, "event=tls_reload_failed", 1)
+        live_cert.write_text("not a certificate\n")
+        os.kill(server.proc.pid, signal.SIGHUP)
+        wait_for_log(server, "event=tls_reload_failed", 2)
+        assert served_certificate(server.port, ca2) == pem_to_der(cert2)
+        assert "action=kept_old_certificate" in server.log_text()
+        assert server.lookup(op="get", search="0x" + ALICE).status == 200
+    finally:
+        server.stop()
+    server.assert_no_bugs()

@@ -124,18 +124,32 @@ for thread in threads:
 """
 
 
+# Quiet and flooded windows, alternated: a window is ~70 requests, its p99 one of its few
+# worst, so a scheduler stall of a loaded 2-core machine (tens of ms, seen at a load average of
+# 13 from other work) decided a single pair of 20 s windows either way. The medians of three
+# pairs taken side by side compare the two conditions under the same machine load, in the same
+# ~45 s as one pair of 20 s windows.
+ROUNDS = 3
+WINDOW_S = 7.0
+
+
 @pytest.mark.slow
 def test_a_victims_p99_stays_under_twice_its_quiet_p99_while_another_client_floods(
         server: ServerProcess) -> None:
-    quiet = p99(_latencies(server, 20))
-    flood = subprocess.Popen([sys.executable, "-c", FLOOD, server.host, str(server.port),
-                              ATTACKER, GET])
-    try:
-        time.sleep(1)  # past the attacker's burst: it is refused from here on
-        loaded = p99(_latencies(server, 20))
-    finally:
-        flood.terminate()
-        flood.wait(10)
-    print(f"victim p99 quiet {quiet * 1000:.2f} ms, under a flood {loaded * 1000:.2f} ms")
+    quiet_p99s, loaded_p99s = [], []
+    for _ in range(ROUNDS):
+        quiet_p99s.append(p99(_latencies(server, WINDOW_S)))
+        flood = subprocess.Popen([sys.executable, "-c", FLOOD, server.host, str(server.port),
+                                  ATTACKER, GET])
+        try:
+            time.sleep(1)  # past the attacker's burst: it is refused from here on
+            loaded_p99s.append(p99(_latencies(server, WINDOW_S)))
+        finally:
+            flood.terminate()
+            flood.wait(10)
+    quiet, loaded = statistics.median(quiet_p99s), statistics.median(loaded_p99s)
+    print(f"victim p99 quiet {quiet * 1000:.2f} ms, under a flood {loaded * 1000:.2f} ms "
+          f"(medians of {ROUNDS}: quiet {[round(q * 1000, 2) for q in quiet_p99s]}, "
+          f"flood {[round(v * 1000, 2) for v in loaded_p99s]})")
     assert server.metric('meshkp_http_bans_total{reason="errors"}') >= 1
-    assert loaded < 2 * quiet, (quiet, loaded)
+    assert loaded < 2 * quiet, (quiet_p99s, loaded_p99s)

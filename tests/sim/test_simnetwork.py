@@ -26,13 +26,13 @@ class Recorder:
         self.replies: list[Message] = []
         self.resumed = 0
 
-    def on_datagram(self, src: Addr, message: Message) -> None:
+    def on_datagram(self, src: Addr, message: Message, sender: str | None) -> None:
         self.datagrams.append((self.clock.now(), src, message))
 
-    def on_tcp_request(self, src: Addr, message: Message) -> Message | None:
+    def on_tcp_request(self, src: Addr, message: Message, sender: str | None) -> Message | None:
         return PushPull("server", join=False, reply=True, members=())
 
-    def on_tcp_reply(self, message: Message) -> None:
+    def on_tcp_reply(self, message: Message, sender: str | None) -> None:
         self.replies.append(message)
 
     def on_resume(self) -> None:

@@ -22,6 +22,7 @@ from meshkp.control.policy.commands import (
     Proposal,
     PutAdmin,
     RemoveAdmin,
+    ResetPeerKey,
     ResolveConflict,
     SetConflictRules,
     SetLimits,
@@ -129,6 +130,15 @@ def _apply_config(state: PolicyState, entry: Entry) -> Applied:
     return Applied(_with_audit(state, audit), entry.token, change=change, audit=audit, accepted=True)
 
 
+def _retire(state: PolicyState, key: bytes, hlc: int) -> dict[bytes, int]:
+    """The retired admin keys with `key` (if any) retired at `hlc`, when it was replaced or
+    removed: deletes it signed before stay provable, later ones do not."""
+    retired = dict(state.admin_keys_retired)
+    if key and key not in retired and hlc > 0:  # 0: a proposal without a stamp (older node)
+        retired[key] = hlc
+    return retired
+
+
 def _apply_command(state: PolicyState, proposal: Proposal) -> PolicyState:
     command: Command = proposal.command
     expect = proposal.expect_version
@@ -169,16 +179,29 @@ def _apply_command(state: PolicyState, proposal: Proposal) -> PolicyState:
         return dataclasses.replace(state, routing=routing)
     if isinstance(command, PutAdmin):
         admins = dict(state.admins)
-        admins[command.name] = Admin(command.token_sha256, actor, token)
+        admins[command.name] = Admin(command.token_sha256, actor, token, command.key)
         if len(admins) > bounds.MAX_ADMINS:
             raise _Refused(f"there are {bounds.MAX_ADMINS} admins, the bound; remove one first")
-        return dataclasses.replace(state, admins=admins)
+        keys = dict(state.admin_keys)
+        if command.key:
+            if keys.get(command.key, command.name) != command.name:
+                raise _Refused(f"that token is {keys[command.key]}'s (each admin needs its own)")
+            keys[command.key] = command.name
+        if len(keys) > bounds.MAX_ADMIN_KEYS:
+            raise _Refused(f"{bounds.MAX_ADMIN_KEYS} admin keys were set, the bound")
+        replaced = state.admins.get(command.name)
+        retired = _retire(state, replaced.key if replaced is not None else b"", proposal.hlc)
+        retired.pop(command.key, None)  # the same token set again is current again
+        return dataclasses.replace(state, admins=admins, admin_keys=keys,
+                                   admin_keys_retired=retired)
     if isinstance(command, RemoveAdmin):
         if command.name not in state.admins:
             raise _Refused(f"no admin is named {command.name}")
         if len(state.admins) == 1:
             raise _Refused(f"{command.name} is the last admin; add another one first")
-        return dataclasses.replace(state, admins={n: a for n, a in state.admins.items() if n != command.name})
+        retired = _retire(state, state.admins[command.name].key, proposal.hlc)
+        return dataclasses.replace(state, admins={n: a for n, a in state.admins.items() if n != command.name},
+                                   admin_keys_retired=retired)
     if isinstance(command, ResolveConflict):
         earlier = state.resolutions.get(command.conflict_id)
         if earlier is not None:
@@ -190,8 +213,8 @@ def _apply_command(state: PolicyState, proposal: Proposal) -> PolicyState:
             oldest = min(resolutions, key=lambda cid: resolutions[cid].token)
             del resolutions[oldest]
         return dataclasses.replace(state, resolutions=resolutions)
-    if isinstance(command, AuditDelete):
-        return state
+    if isinstance(command, AuditDelete | ResetPeerKey):
+        return state  # no policy: an audit entry (and, for ResetPeerKey, each node's effect)
     if isinstance(command, ChangeMembership):
         raise _Refused("membership changes are proposed as configuration entries, not commands")
     raise _Refused(f"command {command.OP} has no apply rule")

@@ -21,6 +21,10 @@ MAX_AUDIT = 2000
 MAX_RESOLUTIONS = 2000
 # Named admin identities, and per-node routing entries.
 MAX_ADMINS = 64
+# Admin public keys remembered (PolicyState.admin_keys), current and replaced: a delete signed
+# by an admin stays provable after the admin's token was rotated. One per PutAdmin; beyond it
+# a PutAdmin is refused (an admin rotated 4,096 times is a script gone wrong).
+MAX_ADMIN_KEYS = 4096
 MAX_ROUTES = 1024
 # Per-reason conflict rule overrides of one conflict kind.
 MAX_RULE_REASONS = 64
@@ -41,3 +45,8 @@ MAX_WEIGHT = 10_000
 FINGERPRINT_LENGTHS = frozenset({16, 20, 32})
 # An admin token is stored as its SHA-256.
 TOKEN_HASH_BYTES = 32
+# An admin's Ed25519 public key (meshkp/keys/adminkey.py).
+ADMIN_KEY_BYTES = 32
+# A resolution's signed proof: two keys, two signatures, its texts and the covers vector
+# (MAX_COVERS entries of an id and a counter, ~80 bytes each).
+MAX_PROOF_BYTES = 96 * 1024

@@ -222,23 +222,30 @@ class SetRouting(Command):
 
 @dataclass(frozen=True, slots=True)
 class PutAdmin(Command):
-    """Add or replace a named admin identity; only the SHA-256 of its token is replicated."""
+    """Add or replace a named admin identity; only the SHA-256 of its token and the public key
+    derived from it (meshkp/keys/adminkey.py) are replicated. An older node sends no key."""
 
     OP: ClassVar[str] = "put-admin"
     name: str
     token_sha256: bytes
+    key: bytes = b""
 
     def validate(self) -> None:
         _text(self.name, "name", bounds.MAX_NAME_CHARS, allow_empty=False)
         if not isinstance(self.token_sha256, bytes) or len(self.token_sha256) != bounds.TOKEN_HASH_BYTES:
             raise InvalidCommand("token_sha256 must be the 32-byte SHA-256 of the token")
+        if not isinstance(self.key, bytes) or len(self.key) not in (0, bounds.ADMIN_KEY_BYTES):
+            raise InvalidCommand("key must be the admin's 32-byte Ed25519 public key")
 
     def to_args(self) -> dict[str, Any]:
-        return {"name": self.name, "sha256": self.token_sha256}
+        args: dict[str, Any] = {"name": self.name, "sha256": self.token_sha256}
+        if self.key:
+            args["key"] = self.key
+        return args
 
     @classmethod
     def from_args(cls, args: Mapping[str, Any]) -> PutAdmin:
-        return cls(args.get("name"), args.get("sha256"))  # type: ignore[arg-type]
+        return cls(args.get("name"), args.get("sha256"), args.get("key", b""))  # type: ignore[arg-type]
 
     def describe(self) -> str:
         return f"admin {self.name} set"
@@ -275,9 +282,15 @@ class ResolveConflict(Command):
     fingerprint: bytes
     keep: Keep
     covers: Mapping[str, int]
+    # The proposing node's signed proof of the resolution (meshkp/keys/deleteproof.py, encoded;
+    # opaque here): every node writes it into the record, and peers check the record by it.
+    # b"" from an older node.
+    proof: bytes = b""
 
     def validate(self) -> None:
         _text(self.conflict_id, "conflict_id", bounds.MAX_CONFLICT_ID_CHARS, allow_empty=False)
+        if not isinstance(self.proof, bytes) or len(self.proof) > bounds.MAX_PROOF_BYTES:
+            raise InvalidCommand(f"proof must be bytes, at most {bounds.MAX_PROOF_BYTES}")
         _fingerprint(self.fingerprint)
         _enum(self.keep, Keep, "keep")
         if len(self.covers) > bounds.MAX_COVERS:
@@ -287,14 +300,18 @@ class ResolveConflict(Command):
             _integer(counter, f"covers counter of {node}", 1, 2**63 - 1)
 
     def to_args(self) -> dict[str, Any]:
-        return {"id": self.conflict_id, "fp": self.fingerprint, "keep": self.keep.value,
-                "covers": dict(sorted(self.covers.items()))}
+        args: dict[str, Any] = {"id": self.conflict_id, "fp": self.fingerprint,
+                                "keep": self.keep.value, "covers": dict(sorted(self.covers.items()))}
+        if self.proof:
+            args["proof"] = self.proof
+        return args
 
     @classmethod
     def from_args(cls, args: Mapping[str, Any]) -> ResolveConflict:
         covers = _get(args, "covers", Mapping)
         return cls(args.get("id"), args.get("fp"),  # type: ignore[arg-type]
-                   _parse_enum(Keep, args.get("keep"), "keep"), dict(covers))
+                   _parse_enum(Keep, args.get("keep"), "keep"), dict(covers),
+                   args.get("proof", b""))
 
     def describe(self) -> str:
         return f"conflict {self.conflict_id} on {self.fingerprint.hex()}: keep {self.keep.value}"
@@ -333,6 +350,36 @@ class AuditDelete(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class ResetPeerKey(Command):
+    """Forget the Ed25519 key every node pinned for the configured id `node` (trust on first
+    use), e.g. after `meshkp restore` gave that node a new identity; with `key`, pin that key
+    instead, so no other key can claim the id first. Each node applies it to its key directory
+    (meshkp/net/peerkeys.py); it changes no policy, and the audit trail names who asked."""
+
+    OP: ClassVar[str] = "reset-peer-key"
+    CHANGES_POLICY: ClassVar[bool] = False
+    node: str
+    key: bytes = b""
+
+    def validate(self) -> None:
+        _text(self.node, "node", MAX_NODE_ID_CHARS, allow_empty=False)
+        if not isinstance(self.key, bytes) or len(self.key) not in (0, bounds.ADMIN_KEY_BYTES):
+            raise InvalidCommand("key must be the node's 32-byte Ed25519 public key (64 hex "
+                                 "digits: identity.key of its GET /cluster/status), or empty")
+
+    def to_args(self) -> dict[str, Any]:
+        return {"node": self.node, "key": self.key}
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> ResetPeerKey:
+        return cls(args.get("node"), args.get("key", b""))  # type: ignore[arg-type]
+
+    def describe(self) -> str:
+        pinned = f"pinned to {self.key[:8].hex()}" if self.key else "to be learnt again"
+        return f"key of node {self.node} reset, {pinned}"
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeMembership(Command):
     """A membership change, forwarded like a command; proposed as a CONFIG entry, never applied."""
 
@@ -363,7 +410,7 @@ class ChangeMembership(Command):
 COMMANDS: dict[str, type[Command]] = {
     cls.OP: cls
     for cls in (SetLimits, BlacklistAdd, BlacklistRemove, SetConflictRules, SetRouting, PutAdmin,
-                RemoveAdmin, ResolveConflict, AuditDelete, ChangeMembership)
+                RemoveAdmin, ResolveConflict, AuditDelete, ResetPeerKey, ChangeMembership)
 }
 
 

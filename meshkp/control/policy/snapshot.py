@@ -44,7 +44,10 @@ def encode_state(state: PolicyState) -> bytes:
         "rules": {kind.value: [r.default.value, {k: v.value for k, v in sorted(r.by_reason.items())}]
                   for kind, r in sorted(state.conflict_rules.items())},
         "routing": {n: [r.weight, r.drain, r.read_only, r.zone] for n, r in sorted(state.routing.items())},
-        "admins": {n: [a.token_sha256, a.actor, _token(a.token)] for n, a in sorted(state.admins.items())},
+        "admins": {n: [a.token_sha256, a.actor, _token(a.token), a.key]
+                   for n, a in sorted(state.admins.items())},
+        "admin_keys": [[k, n, state.admin_keys_retired.get(k)]
+                       for k, n in sorted(state.admin_keys.items())],
         "resolutions": {cid: [r.fingerprint, r.keep.value, r.actor, _token(r.token)]
                         for cid, r in sorted(state.resolutions.items())},
         "audit": [[a.seq, _token(a.token), a.op, a.actor, a.node, a.hlc, a.outcome, a.detail]
@@ -87,8 +90,15 @@ def _decode(obj: Mapping[str, Any]) -> PolicyState:
     for node, (weight, drain, read_only, zone) in _map(obj["routing"], "routing", bounds.MAX_ROUTES).items():
         routing[_str(node)] = Routing(uint(weight, "weight"), _bool(drain), _bool(read_only), _str(zone))
     admins = {}
-    for name, (sha, actor, token) in _map(obj["admins"], "admins", bounds.MAX_ADMINS).items():
-        admins[_str(name)] = Admin(_bytes(sha, "token hash"), _str(actor), _from_token(token))
+    for name, entry in _map(obj["admins"], "admins", bounds.MAX_ADMINS).items():
+        sha, actor, token = entry[:3]
+        key = _bytes(entry[3], "admin key") if len(entry) > 3 else b""  # older snapshots: none
+        admins[_str(name)] = Admin(_bytes(sha, "token hash"), _str(actor), _from_token(token), key)
+    admin_keys, retired = {}, {}
+    for k, n, at in _list(obj.get("admin_keys", []), "admin keys", bounds.MAX_ADMIN_KEYS):
+        admin_keys[_bytes(k, "admin key")] = _str(n)
+        if at is not None:
+            retired[_bytes(k, "admin key")] = uint(at, "admin key retired at")
     resolutions = {}
     stored = _map(obj["resolutions"], "resolutions", bounds.MAX_RESOLUTIONS)
     for cid, (fp, keep, actor, token) in stored.items():
@@ -109,6 +119,8 @@ def _decode(obj: Mapping[str, Any]) -> PolicyState:
         conflict_rules=rules,
         routing=routing,
         admins=admins,
+        admin_keys=admin_keys,
+        admin_keys_retired=retired,
         resolutions=resolutions,
         audit=audit,
         audit_total=uint(obj["audit_total"], "audit_total"),

@@ -57,11 +57,13 @@ DEFAULT_ROUTING = Routing()
 
 @dataclass(frozen=True, slots=True)
 class Admin:
-    """A named admin identity: any node accepts its token (compared by SHA-256)."""
+    """A named admin identity: any node accepts its token (compared by SHA-256); `key` is the
+    public key derived from the token (meshkp/keys/adminkey.py; b"" if set by an older node)."""
 
     token_sha256: bytes
     actor: str
     token: FencingToken
+    key: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,12 @@ class PolicyState:
     conflict_rules: Mapping[ConflictKind, ConflictRules] = field(default_factory=lambda: dict(DEFAULT_RULES))
     routing: Mapping[str, Routing] = field(default_factory=dict)
     admins: Mapping[str, Admin] = field(default_factory=dict)
+    # Every admin public key ever set -> its admin's name, kept when the admin's token is
+    # replaced or removed, so deletes it signed stay provable (bounds.MAX_ADMIN_KEYS)...
+    admin_keys: Mapping[bytes, str] = field(default_factory=dict)
+    # ... but only those signed before then: key -> the HLC stamp of the entry that replaced or
+    # removed it. A token stolen after its rotation signs nothing that stands.
+    admin_keys_retired: Mapping[bytes, int] = field(default_factory=dict)
     resolutions: Mapping[str, Resolution] = field(default_factory=dict)
     audit: tuple[AuditEntry, ...] = ()
     audit_total: int = 0
@@ -116,6 +124,21 @@ class PolicyState:
 
     def routing_of(self, node: str) -> Routing:
         return self.routing.get(node, DEFAULT_ROUTING)
+
+    @property
+    def has_admin_keys(self) -> bool:
+        """True once some admin has a key: deletes must then be signed by one."""
+        return bool(self.admin_keys)
+
+    def rule_lifts(self, reason: str) -> bool:
+        """True if a delete of `reason` concurrent with an update is resolved for the update."""
+        return self.rule_for(ConflictKind.DELETE_UPDATE, reason) is Rule.UPDATE_WINS
+
+    def admin_at(self, key: bytes, hlc: int) -> str | None:
+        """The admin whose key `key` was at HLC stamp `hlc` (before its retirement), or None."""
+        name = self.admin_keys.get(key)
+        retired = self.admin_keys_retired.get(key)
+        return name if name is not None and (retired is None or hlc < retired) else None
 
     def admin_for(self, token_sha256: bytes) -> str | None:
         """The name of the admin whose token hashes to `token_sha256`, or None."""

@@ -27,7 +27,7 @@ from meshkp.control.policy.commands import (
     SetRouting,
     decode_proposal,
 )
-from meshkp.control.policy.snapshot import encode_state
+from meshkp.control.policy.snapshot import decode_state, encode_state
 from meshkp.control.policy.state import APPLIED, IGNORED, PolicyState
 from meshkp.control.raft.bootstrap import bootstrap
 from meshkp.control.raft.membership import ChangeOp
@@ -37,6 +37,7 @@ from meshkp.errors import InvalidCommand, RaftUsageError
 FP = bytes(range(20))
 FP2 = bytes(range(1, 33))
 TOKEN = hashlib.sha256(b"secret").digest()
+TOKEN2, TOKEN3, TOKEN4 = (hashlib.sha256(w).digest() for w in (b"two", b"three", b"four"))
 
 
 def _p(command: object, actor: str = "alice", expect: int | None = None) -> Proposal:
@@ -182,6 +183,25 @@ def test_admins_are_found_by_token_hash() -> None:
     state, _ = _run(_p(PutAdmin("alice", TOKEN)))
     assert state.admin_for(TOKEN) == "alice"
     assert state.admin_for(hashlib.sha256(b"guess").digest()) is None
+
+
+def test_admin_keys_are_kept_with_when_each_was_replaced_or_removed() -> None:
+    k1, k2, k3 = bytes([1]) * 32, bytes([2]) * 32, bytes([3]) * 32
+
+    def at(command: object, hlc: int) -> Proposal:
+        return Proposal(command, "ops", "n1", hlc)  # type: ignore[arg-type]
+
+    state, results = _run(at(PutAdmin("alice", TOKEN, k1), 10), at(PutAdmin("bob", TOKEN2, k3), 15),
+                          at(PutAdmin("alice", TOKEN3, k2), 20), at(RemoveAdmin("bob"), 30),
+                          at(PutAdmin("carol", TOKEN4, k2), 40))
+    assert [r.accepted for r in results] == [True, True, True, True, False]  # k2 is alice's
+    assert state.admins["alice"].key == k2 and state.admin_keys == {k1: "alice", k2: "alice",
+                                                                    k3: "bob"}
+    # A delete signed by alice's first key counts only if stamped before its replacement.
+    assert state.admin_at(k1, 19) == "alice" and state.admin_at(k1, 20) is None
+    assert state.admin_at(k2, 10**9) == "alice"
+    assert state.admin_at(k3, 29) == "bob" and state.admin_at(k3, 31) is None
+    assert decode_state(encode_state(state)) == state
 
 
 _commands = st.one_of(

@@ -159,3 +159,16 @@ def test_pins_are_bounded_and_never_evicted() -> None:
     assert keys.refused_full == 1 and keys.key_of("a") == a
     derived = NodeIdentity.generate()
     assert keys.bind(derived.node_id, derived.public_key)  # a derived id proves itself
+
+
+def test_a_pin_reset_by_the_operator_lets_the_new_key_in_and_keeps_the_old_out() -> None:
+    auth = FrameAuth(NodeIdentity.generate("self"))
+    keys = auth.peers
+    old, new, other = (NodeIdentity.generate("n2").public_key for _ in range(3))
+    assert keys.bind("n2", old) and not keys.bind("n2", new)  # pinned to the first key
+    assert keys.reset("n2", new) == old
+    assert keys.bind("n2", new) and not keys.bind("n2", old)  # pinned to the key given
+    assert keys.reset("n2") == new
+    assert keys.bind("n2", other) and not keys.bind("n2", new)  # no key: the next seen
+    assert keys.reset("self", other) is None  # our own id stays ours
+    assert not keys.bind("self", other)

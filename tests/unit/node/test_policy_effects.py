@@ -22,6 +22,7 @@ from meshkp.control.policy.commands import (
     SetRouting,
 )
 from meshkp.http.auth import token_sha256
+from meshkp.keys.adminkey import admin_public_key
 from meshkp.keys.commit import PULLED, joining
 from meshkp.keys.record import KeyRecord
 from meshkp.net.crypto import generate_key, write_key_file
@@ -236,6 +237,13 @@ async def test_a_rule_resolves_a_conflict_once_on_every_node(pair, rule: Rule) -
         await _sync(a, b)
         assert await _root(a) == await _root(b)
         assert (await _conflicts(session, a))["conflicts"] == []
+    # The leader signed the resolution; every node wrote that same signed record.
+    for node in (a, b):
+        stored = await node.keys.record(CERTS[0].fingerprint)  # type: ignore[union-attr]
+        assert stored is not None and stored.tombstone is not None
+        signed = stored.tombstone.lift_proofs if rule is Rule.UPDATE_WINS else [
+            p for p in stored.tombstone.proofs if p.actor == f"policy {rule.value}"]
+        assert [p.node for p in signed] == [a.node_id]
 
 
 async def _status_is(session: aiohttp.ClientSession, node: Node, index: int, status: int) -> bool:
@@ -331,6 +339,45 @@ async def test_a_named_admin_is_accepted_and_named_in_tombstones_and_the_audit(t
         assert await node.policy.drain_outbox() == 0  # none left, none twice
     finally:
         await node.stop()
+
+
+async def test_a_delete_is_signed_by_its_admin_and_a_bootstrap_token_alone_cannot_delete(
+        pair) -> None:
+    """The admin of a delete is proven, not vouched for: the tombstone carries the signature of
+    the key derived from the admin's token, which the admin table names, and a peer accepts it
+    by that key. A token that is no named admin's (a node's own bootstrap token) gets 403 once
+    admins have keys: peers would refuse its delete, which would stand on that node only."""
+    a, b = pair
+    log = PolicyLog()
+    _attach(log, a, leader=True)
+    plane_b = _attach(log, b)
+    ops_token = "p" * 40
+    fp0, fp1 = CERTS[0].fingerprint, CERTS[1].fingerprint
+    async with aiohttp.ClientSession() as session:
+        for index in (0, 1):
+            assert (await _upload(session, a, index)).status == 200
+        async with session.put(a.url + "/cluster/admins/ops", json={"token": ops_token},
+                               headers={"Authorization": f"Bearer {a.admin_token}"}) as reply:
+            assert reply.status == 200, await reply.text()
+        assert plane_b.state.admin_keys == {admin_public_key(ops_token): "ops"}
+        async with session.get(b.url + "/cluster/admins",
+                               headers={"Authorization": f"Bearer {ops_token}"}) as reply:
+            assert (await reply.json())["admins"][0]["key"] == admin_public_key(ops_token).hex()
+        async with session.delete(a.url + f"/cluster/keys/{fp0.hex()}?reason=abuse",
+                                  headers={"Authorization": f"Bearer {ops_token}"}) as reply:
+            assert reply.status == 200, await reply.text()
+        async with session.delete(b.url + f"/cluster/keys/{fp1.hex()}?reason=abuse",
+                                  headers={"Authorization": f"Bearer {b.admin_token}"}) as reply:
+            assert reply.status == 403
+            assert "no named admin's" in await reply.text()
+        await _sync(a, b)
+        assert await _get_status(session, b, 0) == 404  # the signed delete reached b
+        assert await _get_status(session, b, 1) == 200  # the refused one changed nothing
+    record = await b.keys.record(fp0)  # type: ignore[union-attr]
+    assert record is not None and record.tombstone is not None
+    (proof,) = record.tombstone.proofs
+    assert proof.node == a.node_id and proof.actor == "ops"
+    assert proof.admin_key == admin_public_key(ops_token) and proof.holds(fp0)
 
 
 async def _count_audits(plane: LogPlane, count: int) -> bool:

@@ -5,12 +5,19 @@ written; a push (or a delete) in the pusher's own name is logged with that name.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 import pytest
 
+from crdt.vclock import VersionVector
+from meshkp.control.policy.commands import ConflictKind, Rule
+from meshkp.control.policy.state import ConflictRules, PolicyState
 from meshkp.errors import PeerUnreachable
+from meshkp.keys.adminkey import admin_public_key, admin_signing_key
 from meshkp.keys.commit import Committer
+from meshkp.keys.deleteproof import DeleteProof
+from meshkp.keys.policy import resolution_proof
 from meshkp.keys.record import KeyRecord
 from meshkp.net.codec import SealedCodec
 from meshkp.net.crypto import Keyring, generate_key
@@ -23,6 +30,7 @@ from meshkp.replication.messages import PushAck, PushBatch, SyncError
 from meshkp.replication.peers import PeerRef, StaticPeers
 from meshkp.replication.replicator import Replicator
 from meshkp.replication.transport import ReplicationListener
+from meshkp.replication.validate import lift_allowed
 from meshkp.store.executor import AsyncStore
 from meshkp.store.memory import MemoryStore
 
@@ -156,3 +164,144 @@ async def test_a_captured_push_frame_sent_again_is_dropped_as_a_replay() -> None
         await rep.stop()
         await b.stop()
         await store.close()
+
+
+async def test_a_delete_stands_only_with_the_signature_of_an_admin_of_the_policy(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A node holding the cluster key and its own identity deleted any key in its own name,
+    naming any admin: the admin was vouched for, not proven. Now a receiver whose admin table
+    has keys needs a delete signed by one of them (the key derived from that admin's token)."""
+    keyring = Keyring([generate_key()])
+    store = AsyncStore(MemoryStore())
+    b_auth = FrameAuth(NodeIdentity.generate("node-b"))
+    b = ReplicationListener(("127.0.0.1", 0), keyring, b_auth, NetStats())
+    rep = Replicator(store, "node-b", Committer(LIMITS), FAST, StaticPeers([]), b.channel,
+                     identity=b_auth.identity, peer_keys=b_auth.peers)
+    alice_token, old_token = "a" * 64, "o" * 64
+    # node-b's applied policy: alice's current key, and the key of her token before it was
+    # replaced by an entry stamped 100.
+    table = PolicyState(admin_keys={admin_public_key(alice_token): "alice",
+                                    admin_public_key(old_token): "alice"},
+                        admin_keys_retired={admin_public_key(old_token): 100})
+    rep.admin_table = lambda: table
+    b.handler = rep.handle
+    mallory_id = NodeIdentity.generate("mallory")
+    mallory = ReplicationListener(("127.0.0.1", 0), keyring, FrameAuth(mallory_id), NetStats())
+    await b.start()
+    try:
+        peer = PeerRef("node-b", b.transport.local_addr)
+        await mallory.channel.request(peer, PushBatch((record(1).encode(),)), 5.0)
+        fp = certificate(1).fingerprint
+
+        def deleted() -> bool:
+            data = store.store.get(fp)
+            assert data is not None
+            return KeyRecord.decode(data).deleted
+
+        guessed = admin_signing_key("g" * 64)  # a key of her own, not in the table
+        forged_sig = record(1).delete("mallory", 6, "takedown", "alice", mallory_id,
+                                      admin_signing_key(alice_token))
+        tomb = forged_sig.tombstone
+        assert tomb is not None
+        (proof,) = tomb.proofs
+        bad_admin_sig = dataclasses.replace(proof, admin_sig=bytes(64))
+        forgeries = [
+            record(1).delete("mallory", 6, "takedown", "alice", mallory_id),  # no admin at all
+            record(1).delete("mallory", 6, "takedown", "alice", mallory_id, guessed),
+            KeyRecord(fp, forged_sig.certificate, forged_sig.vv,
+                      dataclasses.replace(tomb, proofs=(bad_admin_sig,))),
+            # the old token, stolen, signs a delete stamped after its rotation
+            record(1).delete("mallory", 200, "takedown", "alice", mallory_id,
+                             admin_signing_key(old_token)),
+        ]
+        for forged in forgeries:
+            reply = await mallory.channel.request(peer, PushBatch((forged.encode(),)), 5.0)
+            assert isinstance(reply, SyncError), reply
+            assert not deleted()
+        caplog.set_level(logging.INFO)
+        for token in (old_token, alice_token):  # signed before and after a rotation: both stand
+            signed = record(1).delete("mallory", 7, "takedown", "alice", mallory_id,
+                                      admin_signing_key(token))
+            ack = await mallory.channel.request(peer, PushBatch((signed.encode(),)), 5.0)
+            assert isinstance(ack, PushAck), ack
+            assert deleted()
+        admin_hex = admin_public_key(old_token)[:8].hex()
+        assert any("event=delete_received" in r.getMessage() and admin_hex in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        await rep.stop()
+        await b.stop()
+        await store.close()
+
+
+async def test_a_delete_cannot_be_widened_nor_lifted_without_a_signed_resolution() -> None:
+    """Lifts (keep-update resolutions) and keep-delete resolutions were written unsigned, and a
+    tombstone's vectors were not held to its proofs: a key holder could copy a real delete's
+    proof and lift it (the key served again everywhere), or widen what it had seen."""
+    keyring = Keyring([generate_key()])
+    store = AsyncStore(MemoryStore())
+    b_auth = FrameAuth(NodeIdentity.generate("node-b"))
+    b = ReplicationListener(("127.0.0.1", 0), keyring, b_auth, NetStats())
+    rep = Replicator(store, "node-b", Committer(LIMITS), FAST, StaticPeers([]), b.channel,
+                     identity=b_auth.identity, peer_keys=b_auth.peers)
+    alice_token = "a" * 64
+    policy = PolicyState(admin_keys={admin_public_key(alice_token): "alice"})
+    rep.admin_table = lambda: policy
+    b.handler = rep.handle
+    mallory_id = NodeIdentity.generate("mallory")
+    mallory = ReplicationListener(("127.0.0.1", 0), keyring, FrameAuth(mallory_id), NetStats())
+    alice = admin_signing_key(alice_token)
+    await b.start()
+    try:
+        peer = PeerRef("node-b", b.transport.local_addr)
+        fp = certificate(1).fingerprint
+        deleted = record(1).delete("mallory", 6, "spam", "alice", mallory_id, alice)
+        assert isinstance(await mallory.channel.request(peer, PushBatch((deleted.encode(),)), 5.0),
+                          PushAck)
+        tomb = deleted.tombstone
+        assert tomb is not None
+        wider = VersionVector.from_obj({**tomb.seen.to_obj(), "node-z": 99})
+
+        def lift(proofs: tuple[DeleteProof, ...]) -> KeyRecord:
+            lifted = dataclasses.replace(tomb, lifted=tomb.seen, lift_proofs=proofs)
+            return KeyRecord(fp, deleted.certificate, deleted.vv, lifted)
+
+        def served() -> bool:
+            data = store.store.get(fp)
+            assert data is not None
+            return not KeyRecord.decode(data).deleted
+
+        node_only = DeleteProof.make(mallory_id, fp, 0, "", "mallory", tomb.seen, lift=True)
+        as_delete = DeleteProof.make(mallory_id, fp, 0, "", "alice", tomb.seen, alice)  # not a lift
+        forgeries = [
+            lift(()),  # the lift alone, no proof
+            lift((dataclasses.replace(as_delete, lift=True),)),  # a delete's proof as a lift's
+            lift((node_only,)),  # signed by a node alone, and the rule here is delete-wins
+            KeyRecord(fp, deleted.certificate, wider, dataclasses.replace(tomb, seen=wider)),
+        ]
+        for forged in forgeries:
+            reply = await mallory.channel.request(peer, PushBatch((forged.encode(),)), 5.0)
+            assert isinstance(reply, SyncError), reply
+            assert not served()
+        # An admin's signed keep-update resolution lifts it (what meshkp conflicts resolve does).
+        signed = resolution_proof(mallory_id, fp, True, tomb.seen, 0, "", "alice", alice)
+        ack = await mallory.channel.request(peer, PushBatch((lift((signed,)).encode(),)), 5.0)
+        assert isinstance(ack, PushAck), ack
+        assert served()
+    finally:
+        await rep.stop()
+        await b.stop()
+        await store.close()
+
+
+def test_a_rule_lift_signed_by_the_leader_stands_where_the_rule_says_update_wins() -> None:
+    leader = NodeIdentity.generate("n0")
+    fp = certificate(1).fingerprint
+    deleted = record(1).delete("n0", 6, "keep-it", "alice", leader)
+    assert deleted.tombstone is not None
+    proof = resolution_proof(leader, fp, True, deleted.vv, 0, "", "policy update-wins")
+    tomb = dataclasses.replace(deleted.tombstone, lifted=deleted.vv, lift_proofs=(proof,))
+    update_wins = PolicyState(conflict_rules={
+        ConflictKind.DELETE_UPDATE: ConflictRules(Rule.DELETE_WINS, {"keep-it": Rule.UPDATE_WINS})})
+    assert lift_allowed(tomb, update_wins)
+    assert not lift_allowed(tomb, PolicyState())  # delete-wins here: only an admin may lift

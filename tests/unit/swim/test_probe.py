@@ -164,3 +164,76 @@ def test_sequence_numbers_differ_between_process_lives() -> None:
     lives = [make("a", seed=1).ms.next_seq() for _ in range(5)]  # same seed, fresh processes
     assert len(set(lives)) == 5
     assert all(seq < 2**63 and seq.bit_length() == 63 for seq in lives)
+
+
+def test_an_ack_counts_only_from_the_member_probed_or_a_helper_asked() -> None:
+    """Issue 12: the frame's proven sender is held to the probe. A holder of the cluster key
+    acking for the target (in the target's name, from its own frame) answered the probe."""
+    s = make("a")
+    know(s, "b", "c", "d", "e", "f")
+    t, target, seq = first_probe(s, "bcdef")
+    s.handle(t + 0.1, addr("x"), Ack(seq, target), sender="mallory")
+    assert s.stats.acks_refused == 1
+    reqs = sent(run(s, t + 0.6), PingReq)
+    helpers = {dest[0].split(".")[0] for dest, _ in reqs}
+    outsider = next(n for n in "bcdef" if n != target and n not in helpers)
+    s.handle(t + 0.7, addr(outsider), Ack(seq, target), sender=outsider)  # a member not asked
+    assert s.stats.acks_refused == 2
+    helper = sorted(helpers)[0]
+    s.handle(t + 0.8, addr(helper), Ack(seq, target), sender=helper)  # relayed: counts
+    assert changes(run(s, t + 0.99)) == []
+    assert s.stats.acks_refused == 2
+
+
+def test_a_direct_ack_from_the_target_counts() -> None:
+    s = make("a")
+    know(s, "b", "c", "d", "e")
+    t, target, seq = first_probe(s, "bcde")
+    s.handle(t + 0.1, addr(target), Ack(seq, target), sender=target)
+    assert not sent(run(s, t + 0.6), PingReq)
+    assert s.stats.acks_refused == 0
+
+
+def test_a_relay_forwards_only_the_targets_own_ack() -> None:
+    s = make("a")
+    effects = s.handle(0.0, addr("b"), PingReq(41, "c", addr("c"), "b", addr("b"), nack=True))
+    (_, ping), = sent(effects, Ping)
+    assert not sent(s.handle(0.1, addr("x"), Ack(ping.seq, "c"), sender="mallory"), Ack)
+    assert s.stats.acks_refused == 1
+    relayed = s.handle(0.2, addr("c"), Ack(ping.seq, "c"), sender="c")
+    assert sent(relayed, Ack) == [(addr("b"), Ack(41, "c"))]
+
+
+def test_a_final_probe_is_answered_only_by_the_suspect_or_its_helpers() -> None:
+    s = make("a")
+    know(s, "b", "c", "d", "e")
+    s.handle(0.0, addr("c"), Suspect("b", 1, "c"), sender="c")
+    for _ in range(1000):
+        due = s.next_deadline()
+        effects = s.tick(due)
+        final = [m for d, m in sent(effects, Ping) if m.target == "b"
+                 and s.ms.suspicions.get("b") is not None
+                 and s.ms.suspicions["b"].verify_seq == m.seq]
+        if final:
+            break
+    else:
+        raise AssertionError("no final probe of b")
+    seq = final[0].seq
+    assert not s.ms.verified(seq, "b", "mallory", due)
+    assert s.stats.acks_refused == 1
+    helper = sorted(s.ms.suspicions["b"].verify_helpers)[0]
+    assert s.ms.verified(seq, "b", helper, due)
+
+
+def test_nacks_count_once_per_helper_asked() -> None:
+    s = make("a")
+    know(s, "b", "c", "d", "e", "f")
+    t, target, seq = first_probe(s, "bcdef")
+    reqs = sent(run(s, t + 0.5), PingReq)
+    helpers = sorted(dest[0].split(".")[0] for dest, _ in reqs)
+    for _ in range(3):  # one helper's nack, three times, and a stranger's
+        s.handle(t + 0.7, addr(helpers[0]), Nack(seq), sender=helpers[0])
+    s.handle(t + 0.7, addr("x"), Nack(seq), sender="mallory")
+    assert s.stats.nacks_refused == 3
+    run(s, t + 1.0)
+    assert s.health_score == 2  # two of three asked members sent no nack
