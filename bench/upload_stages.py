@@ -29,7 +29,7 @@ from typing import Any
 import click
 
 from bench.common import NO_REFUSALS, free_port, median, report, stop_process
-from bench.upload_sequential import MAX_RUN_S, bodies
+from bench.upload_sequential import MAX_RUN_S, OneWriteConnection, bodies
 
 WARMUP = 20
 STAMPS_ENV = "MESHKP_BENCH_STAMPS"
@@ -55,7 +55,7 @@ LABELS: dict[tuple[str, str], str] = {
     ("store_write_in", "store_write_out"): "LevelDB write + fsync",
     ("store_write_out", "committed"): "hop: writer thread -> loop",
     ("committed", "published"): "observers (caches, push enqueue)",
-    ("published", "handler_out"): "reply (report, metrics, log, body)",
+    ("published", "handler_out"): "reply (report, metrics, body)",
     ("handler_out", "client_recv"): "reply out: handler -> client",
 }
 VERIFY = "  of which signature verify"
@@ -161,8 +161,7 @@ def serve_child(args: list[str]) -> None:
 
 def post_stamped(port: int, work: list[bytes]) -> list[tuple[int, int]]:
     """POST every body in turn over one keep-alive connection; (send, receive) ns of each."""
-    import http.client
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection = OneWriteConnection("127.0.0.1", port, timeout=30)
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     started = time.perf_counter()
     out = []
