@@ -1,4 +1,4 @@
-"""POST /pks/add's reply and its `event=upload` log line, which is written after the reply."""
+"""POST /pks/add's reply (content types, body) and its one `event=upload` log line."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ async def client() -> AsyncIterator[TestClient]:
         yield client
 
 
-async def test_the_text_reply_names_the_outcome_and_the_log_line_follows(
+async def test_the_text_reply_names_the_outcome_and_is_logged_once(
     client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="meshkp.http.hkp")
