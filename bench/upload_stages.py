@@ -55,7 +55,7 @@ LABELS: dict[tuple[str, str], str] = {
     ("store_write_in", "store_write_out"): "LevelDB write + fsync",
     ("store_write_out", "committed"): "hop: writer thread -> loop",
     ("committed", "published"): "observers (caches, push enqueue)",
-    ("published", "handler_out"): "reply (report, metrics, body)",
+    ("published", "handler_out"): "reply (report, metrics, log, body)",
     ("handler_out", "client_recv"): "reply out: handler -> client",
 }
 VERIFY = "  of which signature verify"
