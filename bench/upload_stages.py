@@ -29,7 +29,7 @@ from typing import Any
 import click
 
 from bench.common import NO_REFUSALS, free_port, median, report, stop_process
-from bench.upload_sequential import MAX_RUN_S, bodies
+from bench.upload_sequential import MAX_RUN_S, OneWriteConnection, bodies
 
 WARMUP = 20
 STAMPS_ENV = "MESHKP_BENCH_STAMPS"
@@ -161,8 +161,7 @@ def serve_child(args: list[str]) -> None:
 
 def post_stamped(port: int, work: list[bytes]) -> list[tuple[int, int]]:
     """POST every body in turn over one keep-alive connection; (send, receive) ns of each."""
-    import http.client
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection = OneWriteConnection("127.0.0.1", port, timeout=30)
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     started = time.perf_counter()
     out = []

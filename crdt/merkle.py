@@ -19,6 +19,7 @@ import hashlib
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple, Protocol
 
 import msgpack
@@ -299,7 +300,8 @@ class MerkleBatch:
         path = self._tree.bucket_of(item_id)
         entries = self._buckets.get(path)
         if entries is None:
-            entries = self._tree.bucket(path)
+            raw = self._tree.storage.get(bucket_key(path))  # bucket_of's path: no check
+            entries = {} if raw is None else self._tree._decode_bucket(path, raw)
             self._buckets[path] = entries
         return path, entries
 
@@ -333,16 +335,17 @@ class MerkleBatch:
             writes.append((bucket_key(path), encoded if entries else None))
             changed.setdefault(path[:-1], {})[path[-1]] = leaf_slot(encoded, len(entries))
         fanout = tree.config.fanout
-        counts = struct.Struct(">" + f"{HASH_BYTES}xI" * fanout)
+        counts = _counts_struct(fanout)
+        get = tree.storage.get
         while changed:
             above: dict[Path, dict[int, Slot]] = {}
             for path in sorted(changed):
                 # The node's bytes are patched in place rather than decoded into Slots and
                 # encoded again: this loop runs for every touched node of every write batch
                 # (a bootstrap rewrites most of the tree's nodes each batch), and the bytes
-                # are exactly encode_node() of the updated slots.
-                tree._check_path(path, leaf=False)
-                raw = tree.storage.get(node_key(path))
+                # are exactly encode_node() of the updated slots. `path` is a prefix of a
+                # bucket path that bucket_of computed, so it needs no _check_path.
+                raw = get(node_key(path))
                 if raw is not None and len(raw) != fanout * _SLOT_BYTES:
                     raise MerkleError(f"corrupt Merkle node at {path!r}: {len(raw)} bytes")
                 node = bytearray(raw if raw is not None else encode_node((EMPTY_SLOT,) * fanout))
@@ -358,6 +361,12 @@ class MerkleBatch:
                     above.setdefault(path[:-1], {})[path[-1]] = node_slot(encoded, count)
             changed = above
         return writes
+
+
+@lru_cache(maxsize=8)
+def _counts_struct(fanout: int) -> struct.Struct:
+    """Reads the `fanout` child counts of a node's bytes (compiled once per geometry)."""
+    return struct.Struct(">" + f"{HASH_BYTES}xI" * fanout)
 
 
 def build_nodes(entries: Iterable[tuple[bytes, bytes]], config: MerkleConfig) -> dict[bytes, bytes]:

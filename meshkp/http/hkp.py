@@ -180,17 +180,17 @@ class HkpHandlers:
         request[CPU_MS_KEY] = report.cpu_ms
         self._count(report)
         status = report.http_status
-        log.info(
-            "event=upload added=%d updated=%d unchanged=%d rejected=%d",
-            *(report.count(s) for s in _STATUSES),
-        )
+        # Logged before the reply is written. After it (loop.call_soon) showed no net gain: the
+        # line still runs on the loop while a client sending one upload at a time reads the
+        # reply and sends the next (docs/benchmarks.md, issue 14's third pass).
+        _log_upload(report)
         if as_json:
-            response = web.Response(
-                status=status, text=json.dumps(report.to_json()) + "\n",
-                content_type="application/json",
-            )
+            body = (json.dumps(report.to_json()) + "\n").encode()
+            response = web.Response(status=status, body=body, content_type="application/json",
+                                    charset="utf-8")
         else:
-            response = web.Response(status=status, text=report.to_text(), content_type="text/plain")
+            response = web.Response(status=status, body=report.to_text().encode(),
+                                    content_type="text/plain", charset="utf-8")
         if consistency is None:
             return response
         return await confirmed(consistency, level, report, response, as_json)
@@ -275,3 +275,8 @@ async def _field_bytes(value: object) -> bytes | None:
 
 
 _STATUSES = (Status.ADDED, Status.UPDATED, Status.UNCHANGED, Status.REJECTED)
+
+
+def _log_upload(report: AddReport) -> None:
+    log.info("event=upload added=%d updated=%d unchanged=%d rejected=%d",
+             *(report.count(s) for s in _STATUSES))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from meshkp.openpgp.packet import Packet, Tag
+from meshkp.openpgp.packet import CANONICAL, Packet, Tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,7 @@ class Component:
 
     def ordered_signatures(self) -> list[Packet]:
         """Signatures in canonical order (by body, as SKS sorts packets)."""
-        return sorted(self.signatures)
+        return sorted(self.signatures, key=CANONICAL)
 
 
 @dataclass(frozen=True, slots=True)

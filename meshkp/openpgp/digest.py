@@ -13,13 +13,13 @@ import hashlib
 from collections.abc import Iterable
 
 from meshkp.openpgp.certificate import Certificate
-from meshkp.openpgp.packet import Packet, Tag
+from meshkp.openpgp.packet import CANONICAL, Packet, Tag
 
 
 def sks_digest(packets: Iterable[Packet]) -> str:
     """SKS MD5 digest of a packet collection, as 32 lowercase hex digits (trust packets skipped)."""
     hasher = hashlib.md5()
-    for packet in sorted(p for p in packets if p.tag != Tag.TRUST):
+    for packet in sorted((p for p in packets if p.tag != Tag.TRUST), key=CANONICAL):
         hasher.update(packet.tag.to_bytes(4, "big"))
         hasher.update(len(packet.body).to_bytes(4, "big"))
         hasher.update(packet.body)

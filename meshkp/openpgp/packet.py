@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from operator import attrgetter
 
 
 class Tag(IntEnum):
@@ -34,6 +35,12 @@ class Packet:
 
     def __repr__(self) -> str:
         return f"Packet(tag={self.tag}, {len(self.body)} bytes)"
+
+
+# The sort key of Packet's order: `sorted(packets, key=CANONICAL)` gives the same order as
+# `sorted(packets)`, but compares in C instead of calling the dataclass's __lt__ per pair (a
+# small key's digest and encoding sort ~10 pairs each on every upload, issue 14).
+CANONICAL = attrgetter("tag", "body")
 
 
 def encode_length(length: int) -> bytes:
