@@ -269,7 +269,8 @@ def summary_table(name: str, result: CheckResult) -> str:
     for c in result.convergence:
         rows.append((f"heal -> converged after {c.get('after')}",
                      f"members {secs(c.get('members_s'))}, roots {secs(c.get('roots_s'))}, "
-                     f"policy {secs(c.get('policy_s'))}"))
+                     f"policy {secs(c.get('policy_s'))}"
+                     + (f" (writers paused at {secs(c['quiesced_s'])})" if "quiesced_s" in c else "")))
     for label, value in rows:
         table.add_row(label, value)
     out = io.StringIO()

@@ -68,6 +68,10 @@ class Writers:
         self.keytext: dict[str, str] = {}
         self.acked: list[str] = []
         self.stopping = threading.Event()
+        # Cleared by pause(): writers wait between operations (a quiet mesh for a convergence
+        # measurement that is not a moving target); set again by resume().
+        self.flowing = threading.Event()
+        self.flowing.set()
         self.errors: list[BaseException] = []
         self.threads = [threading.Thread(target=self._run, args=(w, random.Random(seed * 100 + w)),
                                          name=f"chaos-writer-{w}", daemon=True) for w in range(count)]
@@ -78,8 +82,16 @@ class Writers:
 
     def stop(self) -> None:
         self.stopping.set()
+        self.flowing.set()
         for t in self.threads:
             t.join(REQUEST_TIMEOUT_S * 4)
+
+    def pause(self) -> None:
+        """No new operation until resume() (one in flight completes)."""
+        self.flowing.clear()
+
+    def resume(self) -> None:
+        self.flowing.set()
 
     def _next_key(self) -> tuple[str, str]:
         with self._keys_lock:
@@ -90,6 +102,8 @@ class Writers:
     def _run(self, w: int, rng: random.Random) -> None:
         try:
             for n in range(MAX_OPS_PER_WRITER):
+                while not self.flowing.wait(1.0) and not self.stopping.is_set():
+                    pass  # paused: bounded by the runner's resume() or stop()
                 if self.stopping.is_set():
                     return
                 choices = [i for i in self.targets(w) if self.cluster.nodes[i] is not None]

@@ -28,6 +28,9 @@ from chaos.scenario import Scenario, run
 from chaos.schedule import schedule
 
 HOLD_S = 30.0  # each fault: longer than the LAN suspicion timeout
+# Two sync intervals of writes going on after a heal, then quiet: the time to equal roots after
+# the pause tells anti-entropy's speed apart from the writers' keys still in flight.
+QUIESCE_AFTER_S = 20.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -89,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=5)
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
     parser.add_argument("--hold", type=float, default=HOLD_S)
+    parser.add_argument("--quiesce-after", type=float, default=QUIESCE_AFTER_S,
+                        help="pause the writers this long after a heal if the roots still differ "
+                             "(0: never; docs/chaos.md)")
     args = parser.parse_args(argv)
     seconds = parse_duration(args.duration)
     print(f"chaos long run: seed={args.seed} nodes={args.nodes} duration={seconds:.0f}s "
@@ -113,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             name = f"long-{args.nodes}n-seed{args.seed}"
             try:
                 outcome = run(cluster, Scenario(name, faults, hold_s=args.hold, seed=args.seed,
-                                                control=True, writers=4))
+                                                control=True, writers=4,
+                                                quiesce_after_s=args.quiesce_after or None))
             finally:
                 sampler.stop()
             outcome.extra["cpu_s"] = sampler.cpu_s

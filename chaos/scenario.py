@@ -44,6 +44,9 @@ class Scenario:
     seed: int = 1
     converge_bound_s: float = CONVERGE_BOUND_S
     control: bool = False  # also stream policy changes and run the control checker
+    # Pause the writers this long after a heal if the roots still differ (long runs: with many
+    # nodes the keys in flight keep every root different while writes go on; see converge()).
+    quiesce_after_s: float | None = None
 
 
 @dataclass
@@ -60,9 +63,15 @@ def policy_version(cluster: ChaosCluster, i: int) -> object:
     return None if body is None else body.get("version")
 
 
-def converge(cluster: ChaosCluster, after: str, bound_s: float) -> dict[str, object]:
+def converge(cluster: ChaosCluster, after: str, bound_s: float, writers: Writers | None = None,
+             quiesce_after_s: float | None = None) -> dict[str, object]:
     """Seconds from now until members all alive, roots equal and policy versions equal, on
-    every node (all must be running); no POST /cluster/sync."""
+    every node (all must be running); no POST /cluster/sync.
+
+    With `quiesce_after_s`, `writers` are paused if the roots still differ that long after the
+    heal, and resumed at the end: `quiesced_s` says when. Roots equal only soon after the pause
+    mean the writes in flight were a moving target (every node's root differs while keys
+    spread), not that anti-entropy failed; roots that still differ mean it did."""
     began = time.monotonic()
     found: dict[str, object] = {"after": after}
     everyone = list(range(cluster.n))
@@ -73,12 +82,21 @@ def converge(cluster: ChaosCluster, after: str, bound_s: float) -> dict[str, obj
 
     checks = {"members_s": lambda: cluster.all_alive(everyone), "roots_s": cluster.roots_equal,
               "policy_s": versions_equal}
-    while time.monotonic() - began < bound_s and len(found) < 4:
-        for name, holds in checks.items():
-            if name not in found and holds():
-                found[name] = round(time.monotonic() - began, 2)
-        time.sleep(0.25)
-    found["converged"] = len(found) == 4
+    try:
+        while time.monotonic() - began < bound_s and not all(name in found for name in checks):
+            elapsed = time.monotonic() - began
+            if (writers is not None and quiesce_after_s is not None and "quiesced_s" not in found
+                    and "roots_s" not in found and elapsed >= quiesce_after_s):
+                writers.pause()
+                found["quiesced_s"] = round(elapsed, 2)
+            for name, holds in checks.items():
+                if name not in found and holds():
+                    found[name] = round(time.monotonic() - began, 2)
+            time.sleep(0.25)
+    finally:
+        if writers is not None:
+            writers.resume()
+    found["converged"] = all(name in found for name in checks)
     return found
 
 
@@ -119,7 +137,8 @@ def run(cluster: ChaosCluster, scenario: Scenario) -> Outcome:
             time.sleep(scenario.hold_s)
             active.pop()
             nemesis.stop(cluster, history)
-            convergence.append(converge(cluster, nemesis.name, scenario.converge_bound_s))
+            convergence.append(converge(cluster, nemesis.name, scenario.converge_bound_s, writers,
+                                        scenario.quiesce_after_s))
         time.sleep(scenario.after_s)
     finally:
         writers.stop()
