@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from chaos.cluster import ChaosCluster
 from chaos.history import FAIL, INFO, OK, History
+from chaos.problem_lines import problem_lines
 
 AUDIT_PAGE = 500
 MAX_POLICY_OPS = 600
@@ -119,14 +120,11 @@ class ControlResult:
     audit_lengths: dict[str, int] = field(default_factory=dict)
 
     def problems(self) -> list[str]:
-        found = []
-        if self.lost:
-            found.append(f"{len(self.lost)} committed policy changes lost: {self.lost[:5]}")
-        if self.divergent:
-            found.append(f"nodes applied different entries: {self.divergent[:5]}")
-        if self.minority_commits:
-            found.append(f"a minority committed: {self.minority_commits[:5]}")
-        return found
+        return problem_lines([
+            ("committed policy changes lost", self.lost),
+            ("differences between the nodes' applied entries", self.divergent),
+            ("policy changes committed by a minority", self.minority_commits),
+        ])
 
 
 def _value_of(entry: dict[str, object]) -> str | None:

@@ -177,6 +177,11 @@ def run(cluster: ChaosCluster, scenario: Scenario) -> Outcome:
             if "damaged" not in refusal or "move" not in refusal:
                 problems.append(f"a node on a damaged store did not refuse to start with the remedy: "
                                 f"{refusal[-300:]!r}")
+    for nemesis in scenario.nemeses:
+        problems += nemesis.problems()
+    notes = [note for nemesis in scenario.nemeses if (note := nemesis.note())]
+    if notes:
+        extra["faults"] = notes
     if scenario.control:
         control = check_control(cluster, history, minority_windows(scenario.nemeses, history))
         extra["control"] = {"committed": control.committed, "refused": control.refused,
