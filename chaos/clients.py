@@ -60,10 +60,12 @@ class Writers:
                  targets: Callable[[int], list[int]], count: int = 3,
                  levels: tuple[str, ...] = ("one", "quorum", "one", "all"), delete_every: int = 12,
                  interval_s: float = 0.05, seed: int = 1,
-                 on_ack: Callable[[str, float], None] | None = None) -> None:
+                 on_ack: Callable[[str, float], None] | None = None,
+                 max_ops: int = MAX_OPS_PER_WRITER) -> None:
         self.cluster, self.history, self.targets = cluster, history, targets
         self.levels, self.delete_every, self.interval_s = levels, delete_every, interval_s
         self.on_ack = on_ack
+        self.max_ops = max_ops
         self._keys, self._keys_lock = keys, threading.Lock()
         self.keytext: dict[str, str] = {}
         self.acked: list[str] = []
@@ -101,7 +103,7 @@ class Writers:
 
     def _run(self, w: int, rng: random.Random) -> None:
         try:
-            for n in range(MAX_OPS_PER_WRITER):
+            for n in range(self.max_ops):
                 while not self.flowing.wait(1.0) and not self.stopping.is_set():
                     pass  # paused: bounded by the runner's resume() or stop()
                 if self.stopping.is_set():

@@ -42,10 +42,12 @@ def leader_of(cluster: ChaosCluster) -> int | None:
 
 class PolicyWriter:
     def __init__(self, cluster: ChaosCluster, history: History, targets: Callable[[int], list[int]],
-                 seed: int = 1, interval_s: float = 0.1, first_value: int = 1000) -> None:
+                 seed: int = 1, interval_s: float = 0.1, first_value: int = 1000,
+                 max_ops: int = MAX_POLICY_OPS) -> None:
         self.cluster, self.history, self.targets = cluster, history, targets
         self.rng = random.Random(seed)
         self.interval_s = interval_s
+        self.max_ops = max_ops
         self.value = first_value
         self.stopping = threading.Event()
         self.errors: list[BaseException] = []
@@ -60,7 +62,7 @@ class PolicyWriter:
 
     def _run(self) -> None:
         try:
-            for n in range(MAX_POLICY_OPS):
+            for n in range(self.max_ops):
                 if self.stopping.is_set():
                     return
                 # Alternate between the sides a fault made (each side's writer slot in turn).

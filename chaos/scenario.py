@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chaos.checker import CheckResult, check, summary_table
-from chaos.clients import VisibilityTracker, Writers, final_reads, reupload_problems
+from chaos.clients import MAX_OPS_PER_WRITER, VisibilityTracker, Writers, final_reads, reupload_problems
 from chaos.cluster import ChaosCluster, poll
-from chaos.control_checker import PolicyWriter, check_control
+from chaos.control_checker import MAX_POLICY_OPS, PolicyWriter, check_control
 from chaos.history import History
 from chaos.invariants import OUT_DIR, error_lines
 from chaos.nemesis import Nemesis
@@ -47,6 +47,10 @@ class Scenario:
     # Pause the writers this long after a heal if the roots still differ (long runs: with many
     # nodes the keys in flight keep every root different while writes go on; see converge()).
     quiesce_after_s: float | None = None
+    # Bounds of the writers' loops (None: the defaults of chaos/clients.py and control_checker.py,
+    # which a few-minute scenario never reaches; a long run scales them to its length).
+    max_writer_ops: int | None = None
+    max_policy_ops: int | None = None
 
 
 @dataclass
@@ -119,12 +123,14 @@ def run(cluster: ChaosCluster, scenario: Scenario) -> Outcome:
         return list(range(cluster.n))
 
     writers = Writers(cluster, history, keys_of(f"{scenario.name}-{scenario.seed}".encode()),
-                      targets, count=scenario.writers, seed=scenario.seed, on_ack=tracker.acked)
+                      targets, count=scenario.writers, seed=scenario.seed, on_ack=tracker.acked,
+                      max_ops=scenario.max_writer_ops or MAX_OPS_PER_WRITER)
     assert poll(lambda: cluster.all_alive(list(range(cluster.n))), 90) is not None, "the mesh never formed"
     extra: dict[str, object] = {"seed": scenario.seed, "nodes": cluster.n, "profile": cluster.profile,
                                 "load_avg": os.getloadavg()}
     convergence = []
-    policy = PolicyWriter(cluster, history, targets, seed=scenario.seed)
+    policy = PolicyWriter(cluster, history, targets, seed=scenario.seed,
+                          max_ops=scenario.max_policy_ops or MAX_POLICY_OPS)
     tracker.start()
     writers.start()
     if scenario.control:
@@ -195,17 +201,23 @@ def run(cluster: ChaosCluster, scenario: Scenario) -> Outcome:
 
 
 def minority_windows(nemeses: list[Nemesis], history: History) -> list[tuple[float, float, list[int]]]:
-    """(start, stop, nodes) of each fault that cut off a minority (`minority` attribute)."""
+    """(start, stop, nodes) of each fault that cut off a minority (`minority` attribute).
+
+    The k-th nemesis of a name owns the k-th start and stop event of that name (a long run
+    draws the same fault several times, each with its own minority)."""
     events = history.snapshot()[1]
     windows = []
+    seen: dict[str, int] = {}
     for nemesis in nemeses:
+        k = seen.get(nemesis.name, 0)
+        seen[nemesis.name] = k + 1
         minority = getattr(nemesis, "minority", None)
         if not minority:
             continue
         starts = [e.at for e in events if e.fault == nemesis.name and e.phase == "start"]
         stops = [e.at for e in events if e.fault == nemesis.name and e.phase == "stop"]
-        if starts and stops:
-            windows.append((starts[0], stops[0], list(minority)))
+        if k < len(starts) and k < len(stops):
+            windows.append((starts[k], stops[k], list(minority)))
     return windows
 
 
