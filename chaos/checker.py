@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from chaos.history import FAIL, INFO, OK, Event, History, Op
+from chaos.problem_lines import problem_lines
 
 PRESENT, ABSENT, WRONG = "present", "absent", "wrong"
 
@@ -79,20 +80,14 @@ class CheckResult:
     unconverged: list[str] = field(default_factory=list)
 
     def problems(self) -> list[str]:
-        found = []
-        if self.lost:
-            found.append(f"{len(self.lost)} acknowledged writes lost: {_head(self.lost)}")
-        if self.never_read:
-            found.append(f"{len(self.never_read)} acknowledged writes never read: {self.never_read[:5]}")
-        if self.unexpected:
-            found.append(f"{len(self.unexpected)} unexpected reads: {self.unexpected[:5]}")
-        if self.resurrected:
-            found.append(f"{len(self.resurrected)} deleted keys served again: {_head(self.resurrected)}")
-        if self.stale:
-            found.append(f"{len(self.stale)} stale reads after quorum/all writes: {self.stale[:5]}")
-        if self.unconverged:
-            found.append(f"did not converge within its bound: {self.unconverged}")
-        return found
+        return problem_lines([
+            ("acknowledged writes lost", self.lost),
+            ("acknowledged writes never read", self.never_read),
+            ("unexpected reads", self.unexpected),
+            ("deleted keys served again", self.resurrected),
+            ("stale reads after quorum/all writes", self.stale),
+            ("heals not converged within their bound", self.unconverged),
+        ])
 
     @property
     def valid(self) -> bool:
@@ -108,10 +103,6 @@ class CheckResult:
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n")
-
-
-def _head(mapping: dict[str, list[int]]) -> dict[str, list[int]]:
-    return dict(list(mapping.items())[:5])
 
 
 def check(history: History, final: dict[int, dict[str, str]], visible_at: dict[str, float],
@@ -269,7 +260,8 @@ def summary_table(name: str, result: CheckResult) -> str:
     for c in result.convergence:
         rows.append((f"heal -> converged after {c.get('after')}",
                      f"members {secs(c.get('members_s'))}, roots {secs(c.get('roots_s'))}, "
-                     f"policy {secs(c.get('policy_s'))}"))
+                     f"policy {secs(c.get('policy_s'))}"
+                     + (f" (writers paused at {secs(c['quiesced_s'])})" if "quiesced_s" in c else "")))
     for label, value in rows:
         table.add_row(label, value)
     out = io.StringIO()

@@ -60,14 +60,20 @@ class Writers:
                  targets: Callable[[int], list[int]], count: int = 3,
                  levels: tuple[str, ...] = ("one", "quorum", "one", "all"), delete_every: int = 12,
                  interval_s: float = 0.05, seed: int = 1,
-                 on_ack: Callable[[str, float], None] | None = None) -> None:
+                 on_ack: Callable[[str, float], None] | None = None,
+                 max_ops: int = MAX_OPS_PER_WRITER) -> None:
         self.cluster, self.history, self.targets = cluster, history, targets
         self.levels, self.delete_every, self.interval_s = levels, delete_every, interval_s
         self.on_ack = on_ack
+        self.max_ops = max_ops
         self._keys, self._keys_lock = keys, threading.Lock()
         self.keytext: dict[str, str] = {}
         self.acked: list[str] = []
         self.stopping = threading.Event()
+        # Cleared by pause(): writers wait between operations (a quiet mesh for a convergence
+        # measurement that is not a moving target); set again by resume().
+        self.flowing = threading.Event()
+        self.flowing.set()
         self.errors: list[BaseException] = []
         self.threads = [threading.Thread(target=self._run, args=(w, random.Random(seed * 100 + w)),
                                          name=f"chaos-writer-{w}", daemon=True) for w in range(count)]
@@ -78,8 +84,16 @@ class Writers:
 
     def stop(self) -> None:
         self.stopping.set()
+        self.flowing.set()
         for t in self.threads:
             t.join(REQUEST_TIMEOUT_S * 4)
+
+    def pause(self) -> None:
+        """No new operation until resume() (one in flight completes)."""
+        self.flowing.clear()
+
+    def resume(self) -> None:
+        self.flowing.set()
 
     def _next_key(self) -> tuple[str, str]:
         with self._keys_lock:
@@ -89,7 +103,9 @@ class Writers:
 
     def _run(self, w: int, rng: random.Random) -> None:
         try:
-            for n in range(MAX_OPS_PER_WRITER):
+            for n in range(self.max_ops):
+                while not self.flowing.wait(1.0) and not self.stopping.is_set():
+                    pass  # paused: bounded by the runner's resume() or stop()
                 if self.stopping.is_set():
                     return
                 choices = [i for i in self.targets(w) if self.cluster.nodes[i] is not None]

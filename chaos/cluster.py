@@ -61,6 +61,10 @@ class ChaosCluster(Mesh):
     exited: list[str] = field(default_factory=list)  # nodes found exited when about to kill
     mounts: list[Path] = field(default_factory=list)  # tmpfs data dirs (unmounted at close)
     prefix: dict[int, list[str]] = field(default_factory=dict)  # e.g. faketime before a node's command
+    # A slot whose node was replaced runs under a new id (ReplaceVoter); the ids removed for good
+    # stay in the others' membership as gone (SWIM forgets the dead only after a day).
+    ids: dict[int, str] = field(default_factory=dict)
+    retired: set[str] = field(default_factory=set)
 
     @classmethod
     def launch(
@@ -98,7 +102,7 @@ class ChaosCluster(Mesh):
         return len(self.nodes)
 
     def node_id(self, i: int) -> str:
-        return f"n{i}"
+        return self.ids.get(i, f"n{i}")
 
     def delete_token(self, i: int) -> str:
         """The founder's bootstrap token, which it seeded as the named admin "admin": any node
@@ -113,8 +117,10 @@ class ChaosCluster(Mesh):
         # Node 0 starts with no seeds: a node with an empty control store and no --join founds
         # the control plane (docs/control-plane.md); the others join it and each other. After a
         # restart its control store is not empty, so it rejoins instead of founding again.
+        # A node that replaced the founder in its slot (ReplaceVoter) is a new node: it joins.
+        founder = i == FOUNDER and i not in self.ids
         seeds = [f"--join={self.host(j)}:{self.gossip_ports[j]}"
-                 for j in range(self.n) if j != i and peers_on and i != FOUNDER]
+                 for j in range(self.n) if j != i and peers_on and not founder]
         return ["--mesh", "--node-id", self.node_id(i), "--gossip-port", str(self.gossip_ports[i]),
                 "--replication-port", str(self.sync_ports[i]), "--cluster-key-file", str(self.key_file),
                 "--gossip-profile", self.profile, "--sync-interval", f"{self.sync_interval_s:g}",
@@ -215,10 +221,17 @@ class ChaosCluster(Mesh):
         return {} if body is None else {m["id"]: m["status"] for m in body["nodes"]}
 
     def all_alive(self, among: list[int] | None = None) -> bool:
-        """Every running node (of `among`) lists every node of the cluster as alive."""
+        """Every running node (of `among`) lists every node of the cluster as alive (and the
+        retired ids, if it knows them, as gone)."""
         want = {self.node_id(j): "alive" for j in range(self.n)}
         nodes = self.running() if among is None else among
-        return all(self.view(i) == want for i in nodes)
+
+        def agrees(view: dict[str, str]) -> bool:
+            gone = {m: s for m, s in view.items() if m in self.retired}
+            current = {m: s for m, s in view.items() if m not in self.retired}
+            return current == want and all(s in ("dead", "left") for s in gone.values())
+
+        return all(agrees(self.view(i)) for i in nodes)
 
     def sees_dead(self, observer: int, target: int) -> bool:
         return self.view(observer).get(self.node_id(target)) in ("dead", "left")

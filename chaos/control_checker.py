@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from chaos.cluster import ChaosCluster
 from chaos.history import FAIL, INFO, OK, History
+from chaos.problem_lines import problem_lines
 
 AUDIT_PAGE = 500
 MAX_POLICY_OPS = 600
@@ -41,10 +42,12 @@ def leader_of(cluster: ChaosCluster) -> int | None:
 
 class PolicyWriter:
     def __init__(self, cluster: ChaosCluster, history: History, targets: Callable[[int], list[int]],
-                 seed: int = 1, interval_s: float = 0.1, first_value: int = 1000) -> None:
+                 seed: int = 1, interval_s: float = 0.1, first_value: int = 1000,
+                 max_ops: int = MAX_POLICY_OPS) -> None:
         self.cluster, self.history, self.targets = cluster, history, targets
         self.rng = random.Random(seed)
         self.interval_s = interval_s
+        self.max_ops = max_ops
         self.value = first_value
         self.stopping = threading.Event()
         self.errors: list[BaseException] = []
@@ -59,7 +62,7 @@ class PolicyWriter:
 
     def _run(self) -> None:
         try:
-            for n in range(MAX_POLICY_OPS):
+            for n in range(self.max_ops):
                 if self.stopping.is_set():
                     return
                 # Alternate between the sides a fault made (each side's writer slot in turn).
@@ -119,14 +122,11 @@ class ControlResult:
     audit_lengths: dict[str, int] = field(default_factory=dict)
 
     def problems(self) -> list[str]:
-        found = []
-        if self.lost:
-            found.append(f"{len(self.lost)} committed policy changes lost: {self.lost[:5]}")
-        if self.divergent:
-            found.append(f"nodes applied different entries: {self.divergent[:5]}")
-        if self.minority_commits:
-            found.append(f"a minority committed: {self.minority_commits[:5]}")
-        return found
+        return problem_lines([
+            ("committed policy changes lost", self.lost),
+            ("differences between the nodes' applied entries", self.divergent),
+            ("policy changes committed by a minority", self.minority_commits),
+        ])
 
 
 def _value_of(entry: dict[str, object]) -> str | None:

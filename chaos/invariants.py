@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from chaos.cluster import ChaosCluster
+from chaos.problem_lines import problem_lines
 from chaos.workload import Ledger
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
@@ -48,23 +49,19 @@ class RunReport:
     def problems(self) -> list[str]:
         if not self.verified:
             return []  # the test failed before the checks; its own error says why
-        found = []
-        if self.lost:
-            found.append(f"{len(self.lost)} acknowledged writes lost: {dict(list(self.lost.items())[:5])}")
-        if self.resurrected:
-            found.append(f"{len(self.resurrected)} deleted keys served again: "
-                         f"{dict(list(self.resurrected.items())[:5])}")
-        if self.quorum_short:
-            found.append(f"quorum acks not held by a quorum: {self.quorum_short[:5]}")
+        found = problem_lines([
+            ("acknowledged writes lost", self.lost),
+            ("deleted keys served again", self.resurrected),
+            ("quorum acks not held by a quorum", self.quorum_short),
+        ])
         if not self.roots_equal:
             found.append("merkle roots did not become equal by themselves within the bound")
         if not self.all_alive:
             found.append("membership did not reconverge to all alive")
-        if self.crashed:
-            found.append(f"node processes exited on their own: {self.crashed}")
-        if self.log_errors:
-            found.append(f"{len(self.log_errors)} error lines in node logs: {self.log_errors[:3]}")
-        return found
+        return found + problem_lines([
+            ("node processes exited on their own", self.crashed),
+            ("error lines in node logs", self.log_errors),
+        ])
 
     def line(self) -> str:
         """The short report printed at the end of the run."""

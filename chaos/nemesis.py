@@ -43,6 +43,14 @@ class Nemesis:
             return list(self.sides[w % len(self.sides)])
         return list(range(cluster.n))
 
+    def problems(self) -> list[str]:
+        """What this fault itself saw go wrong (the run fails with each); none by default."""
+        return []
+
+    def note(self) -> str:
+        """What this fault measured, for the run's report ("" when nothing)."""
+        return ""
+
 
 def _topology(cluster: ChaosCluster):  # type: ignore[no-untyped-def]
     if cluster.topology is None:

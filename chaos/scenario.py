@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chaos.checker import CheckResult, check, summary_table
-from chaos.clients import VisibilityTracker, Writers, final_reads, reupload_problems
+from chaos.clients import MAX_OPS_PER_WRITER, VisibilityTracker, Writers, final_reads, reupload_problems
 from chaos.cluster import ChaosCluster, poll
-from chaos.control_checker import PolicyWriter, check_control
+from chaos.control_checker import MAX_POLICY_OPS, PolicyWriter, check_control
 from chaos.history import History
 from chaos.invariants import OUT_DIR, error_lines
 from chaos.nemesis import Nemesis
@@ -44,6 +44,13 @@ class Scenario:
     seed: int = 1
     converge_bound_s: float = CONVERGE_BOUND_S
     control: bool = False  # also stream policy changes and run the control checker
+    # Pause the writers this long after a heal if the roots still differ (long runs: with many
+    # nodes the keys in flight keep every root different while writes go on; see converge()).
+    quiesce_after_s: float | None = None
+    # Bounds of the writers' loops (None: the defaults of chaos/clients.py and control_checker.py,
+    # which a few-minute scenario never reaches; a long run scales them to its length).
+    max_writer_ops: int | None = None
+    max_policy_ops: int | None = None
 
 
 @dataclass
@@ -60,9 +67,15 @@ def policy_version(cluster: ChaosCluster, i: int) -> object:
     return None if body is None else body.get("version")
 
 
-def converge(cluster: ChaosCluster, after: str, bound_s: float) -> dict[str, object]:
+def converge(cluster: ChaosCluster, after: str, bound_s: float, writers: Writers | None = None,
+             quiesce_after_s: float | None = None) -> dict[str, object]:
     """Seconds from now until members all alive, roots equal and policy versions equal, on
-    every node (all must be running); no POST /cluster/sync."""
+    every node (all must be running); no POST /cluster/sync.
+
+    With `quiesce_after_s`, `writers` are paused if the roots still differ that long after the
+    heal, and resumed at the end: `quiesced_s` says when. Roots equal only soon after the pause
+    mean the writes in flight were a moving target (every node's root differs while keys
+    spread), not that anti-entropy failed; roots that still differ mean it did."""
     began = time.monotonic()
     found: dict[str, object] = {"after": after}
     everyone = list(range(cluster.n))
@@ -73,12 +86,21 @@ def converge(cluster: ChaosCluster, after: str, bound_s: float) -> dict[str, obj
 
     checks = {"members_s": lambda: cluster.all_alive(everyone), "roots_s": cluster.roots_equal,
               "policy_s": versions_equal}
-    while time.monotonic() - began < bound_s and len(found) < 4:
-        for name, holds in checks.items():
-            if name not in found and holds():
-                found[name] = round(time.monotonic() - began, 2)
-        time.sleep(0.25)
-    found["converged"] = len(found) == 4
+    try:
+        while time.monotonic() - began < bound_s and not all(name in found for name in checks):
+            elapsed = time.monotonic() - began
+            if (writers is not None and quiesce_after_s is not None and "quiesced_s" not in found
+                    and "roots_s" not in found and elapsed >= quiesce_after_s):
+                writers.pause()
+                found["quiesced_s"] = round(elapsed, 2)
+            for name, holds in checks.items():
+                if name not in found and holds():
+                    found[name] = round(time.monotonic() - began, 2)
+            time.sleep(0.25)
+    finally:
+        if writers is not None:
+            writers.resume()
+    found["converged"] = all(name in found for name in checks)
     return found
 
 
@@ -101,12 +123,14 @@ def run(cluster: ChaosCluster, scenario: Scenario) -> Outcome:
         return list(range(cluster.n))
 
     writers = Writers(cluster, history, keys_of(f"{scenario.name}-{scenario.seed}".encode()),
-                      targets, count=scenario.writers, seed=scenario.seed, on_ack=tracker.acked)
+                      targets, count=scenario.writers, seed=scenario.seed, on_ack=tracker.acked,
+                      max_ops=scenario.max_writer_ops or MAX_OPS_PER_WRITER)
     assert poll(lambda: cluster.all_alive(list(range(cluster.n))), 90) is not None, "the mesh never formed"
     extra: dict[str, object] = {"seed": scenario.seed, "nodes": cluster.n, "profile": cluster.profile,
                                 "load_avg": os.getloadavg()}
     convergence = []
-    policy = PolicyWriter(cluster, history, targets, seed=scenario.seed)
+    policy = PolicyWriter(cluster, history, targets, seed=scenario.seed,
+                          max_ops=scenario.max_policy_ops or MAX_POLICY_OPS)
     tracker.start()
     writers.start()
     if scenario.control:
@@ -119,7 +143,8 @@ def run(cluster: ChaosCluster, scenario: Scenario) -> Outcome:
             time.sleep(scenario.hold_s)
             active.pop()
             nemesis.stop(cluster, history)
-            convergence.append(converge(cluster, nemesis.name, scenario.converge_bound_s))
+            convergence.append(converge(cluster, nemesis.name, scenario.converge_bound_s, writers,
+                                        scenario.quiesce_after_s))
         time.sleep(scenario.after_s)
     finally:
         writers.stop()
@@ -158,6 +183,11 @@ def run(cluster: ChaosCluster, scenario: Scenario) -> Outcome:
             if "damaged" not in refusal or "move" not in refusal:
                 problems.append(f"a node on a damaged store did not refuse to start with the remedy: "
                                 f"{refusal[-300:]!r}")
+    for nemesis in scenario.nemeses:
+        problems += nemesis.problems()
+    notes = [note for nemesis in scenario.nemeses if (note := nemesis.note())]
+    if notes:
+        extra["faults"] = notes
     if scenario.control:
         control = check_control(cluster, history, minority_windows(scenario.nemeses, history))
         extra["control"] = {"committed": control.committed, "refused": control.refused,
@@ -171,17 +201,23 @@ def run(cluster: ChaosCluster, scenario: Scenario) -> Outcome:
 
 
 def minority_windows(nemeses: list[Nemesis], history: History) -> list[tuple[float, float, list[int]]]:
-    """(start, stop, nodes) of each fault that cut off a minority (`minority` attribute)."""
+    """(start, stop, nodes) of each fault that cut off a minority (`minority` attribute).
+
+    The k-th nemesis of a name owns the k-th start and stop event of that name (a long run
+    draws the same fault several times, each with its own minority)."""
     events = history.snapshot()[1]
     windows = []
+    seen: dict[str, int] = {}
     for nemesis in nemeses:
+        k = seen.get(nemesis.name, 0)
+        seen[nemesis.name] = k + 1
         minority = getattr(nemesis, "minority", None)
         if not minority:
             continue
         starts = [e.at for e in events if e.fault == nemesis.name and e.phase == "start"]
         stops = [e.at for e in events if e.fault == nemesis.name and e.phase == "stop"]
-        if starts and stops:
-            windows.append((starts[0], stops[0], list(minority)))
+        if k < len(starts) and k < len(stops):
+            windows.append((starts[k], stops[k], list(minority)))
     return windows
 
 

@@ -26,6 +26,7 @@ SCENARIOS: dict[str, Callable[[], list[Nemesis]]] = {
     "isolate-leader": lambda: [cn.IsolateLeader()],
     "pause-leader": lambda: [cn.PauseLeader()],
     "skew-leader": lambda: [cn.SkewLeader(offset="+300s")],
+    "replace-voter": lambda: [cn.ReplaceVoter()],
 }
 
 

@@ -201,7 +201,7 @@ class ControlPlane:
             "removed": sorted(cfg.removed),
             "generation": _generation(cfg.generation), "newest_generation": _generation(core.generation),
             "superseded": core.superseded, "generation_refused": core.generation_refused,
-            "forked_at": core.forked_at,
+            "forked_at": core.forked_at, "catching_up": core.catching_up,
             "policy_version": self._state.version, "policy_token": str(self._state.policy_token),
             "driver_errors": self.driver.errors, "snapshots_installed": self.driver.snapshots_installed,
             "net": self.net_stats.snapshot() if self.net_stats is not None else None,

@@ -110,15 +110,21 @@ def snapshot_from_obj(obj: object, max_data: int) -> Snapshot:
 
 
 def hard_state_to_obj(state: HardState) -> dict[str, Any]:
-    return {"t": state.term, "v": state.vote, "c": state.commit}
+    obj: dict[str, Any] = {"t": state.term, "v": state.vote, "c": state.commit}
+    if state.catching_up:
+        obj["u"] = True  # only then: the stored form of every other node stays as it was
+    return obj
 
 
 def hard_state_from_obj(obj: object) -> HardState:
     if not isinstance(obj, Mapping):
         raise WireError("a hard state must be a map")
+    catching_up = obj.get("u", False)
+    if not isinstance(catching_up, bool):
+        raise WireError("a hard state's catching-up flag must be a boolean")
     return HardState(uint(field(obj, "t", "hard state"), "term"),
                      node_id(field(obj, "v", "hard state"), "vote", allow_empty=True),
-                     uint(field(obj, "c", "hard state"), "commit"))
+                     uint(field(obj, "c", "hard state"), "commit"), catching_up)
 
 
 GENERATION_KEY = "g"

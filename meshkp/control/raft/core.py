@@ -21,6 +21,13 @@ Rules, and where they come from:
 - leader lease: valid for lease_duration after the latest send time a majority acknowledged
   (docs/control.md "The clock-drift bound" proves why no two leases overlap);
 - snapshots and InstallSnapshot (Raft §7), membership one change at a time (membership.py);
+- a node whose log was empty at start (a new joiner, or a member whose store was lost or
+  forgotten: the damaged-store remedy, `meshkp recover --rejoin`) is `catching_up`: it neither
+  votes nor campaigns until a leader's append shows it holds that leader's log up to the
+  leader's commit at an entry of the leader's term (persisted in the hard state, so a crash
+  midway does not end it). The entries it acknowledged before the loss may be committed on its
+  word: voting without them could elect a leader that lacks them, and its lost term and vote
+  could let it vote twice in one term (docs/control-plane.md "A member that lost its log");
 - generations (membership.Generation): every message carries the newest generation its sender
   knows; one of another cluster, or of an epoch older than the newest this node knows, is
   refused (counted, logged, answered with Refused so the sender learns), and a node that
@@ -106,6 +113,12 @@ class RaftCore:
         hard = state.hard_state
         self._term = hard.term
         self._vote = hard.vote
+        # A joiner and a member that lost its store look alike: both withhold their vote (it
+        # costs a joiner nothing: it is a learner until it has caught up anyway).
+        self._catching_up = hard.catching_up or (snapshot is None and self._log.last_index == 0)
+        if self._catching_up:
+            log.info("event=raft_catching_up node=%s term=%d: an empty log; no vote and no campaign "
+                     "until caught up with a leader", node_id, hard.term)
         self._applied = snapshot.index if snapshot else 0
         self._commit = min(max(hard.commit, self._applied), self._log.last_index)
         # Last committed index handed out in a Ready (applied once advance() says so).
@@ -190,6 +203,12 @@ class RaftCore:
         return own is not None and self._heard_epoch > own.epoch
 
     @property
+    def catching_up(self) -> bool:
+        """Whether this node started with an empty log and has not caught up with a leader yet
+        (it neither votes nor campaigns meanwhile; see the module doc)."""
+        return self._catching_up
+
+    @property
     def snapshot(self) -> Snapshot | None:
         return self._snapshot
 
@@ -270,7 +289,7 @@ class RaftCore:
                     self._send_append(peer, now)
             return
         if now >= self._election_deadline:
-            if self.id in self._configuration.voters and not self.superseded:
+            if self.id in self._configuration.voters and not self.superseded and not self._catching_up:
                 self._campaign(now)
             else:
                 if self.superseded and not self._superseded_logged:
@@ -509,7 +528,8 @@ class RaftCore:
             return
         if self._role is Role.LEADER or now < self._quiet_until:
             return  # a leader is alive as far as we know: neither vote nor move our term
-        up_to_date = self._log.is_up_to_date(m.last_index, m.last_term)
+        # A node catching up may lack entries it acknowledged before it lost its log: no vote.
+        up_to_date = self._log.is_up_to_date(m.last_index, m.last_term) and not self._catching_up
         if m.pre:
             self._send(sender, VoteResponse(m.term if up_to_date else self._term, up_to_date, True))
             return
@@ -580,6 +600,7 @@ class RaftCore:
                 if m.ack:
                     self._send(sender, AppendResponse(self._term, True, prev_index + len(entries),
                                                       m.sent_at))
+                self._check_caught_up(m)
                 return
             entries = entries[skip:]
             prev_index = self._commit
@@ -600,8 +621,23 @@ class RaftCore:
         last_new = prev_index + len(entries)
         self.forked_at = None
         self._commit_to(now, min(m.commit, last_new))
+        self._check_caught_up(m)
         if m.ack:
             self._send(sender, AppendResponse(self._term, True, last_new, m.sent_at))
+
+    def _check_caught_up(self, m: AppendEntries) -> None:
+        """End catching up once our commit reaches the leader's, at an entry of its term.
+
+        Every entry committed before the leader's term is in its log before that entry (Leader
+        Completeness), and every entry it committed on our lost acknowledgements is at or below
+        its commit: the leader counted them before our first reply after the loss told it our
+        log was gone (Leadership.on_reply), and we accept nothing of it before that reply.
+        """
+        if (self._catching_up and self._commit >= m.commit
+                and self._log.term_at(self._commit) == m.term):
+            self._catching_up = False
+            log.info("event=raft_caught_up node=%s term=%d commit=%d: votes again",
+                     self.id, self._term, self._commit)
 
     def _forked_from(self, prev_index: int, prev_term: int, entries: Sequence[Entry], sender: str) -> bool:
         """Whether the leader's entries up to our commit differ from ours (logged once per term)."""
@@ -767,7 +803,7 @@ class RaftCore:
             self._outbox.append(Outgoing(to, message))
 
     def _hard_state(self) -> HardState:
-        return HardState(self._term, self._vote, self._commit)
+        return HardState(self._term, self._vote, self._commit, self._catching_up)
 
     def _soft_state(self) -> SoftState:
         return SoftState(self._role, self._leader, self._term)

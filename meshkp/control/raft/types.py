@@ -63,11 +63,14 @@ class HardState:
 
     `vote` is "" when this node voted for nobody in `term`. `commit` need not be durable for
     safety; it is kept so a restarted node re-applies its committed entries at once.
+    `catching_up`: this node started with an empty log and has not yet caught up with a leader
+    (RaftCore.catching_up): it must neither vote nor campaign, across restarts too.
     """
 
     term: int = 0
     vote: str = ""
     commit: int = 0
+    catching_up: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -260,6 +260,14 @@ class Cluster:
         self.schedule.append(f"{self.now:.3f} restart {node_id}")
         self._start(self.nodes[node_id])
 
+    def wipe(self, node_id: str) -> None:
+        """Crash the node and restart it on an empty disk under the same id (its store moved
+        away: docs/operations.md "A damaged store"), term, vote and log gone."""
+        self.crash(node_id)
+        self.schedule.append(f"{self.now:.3f} wipe {node_id}")
+        self.nodes[node_id].disk = Disk()
+        self.restart(node_id)
+
     def pause(self, node_id: str) -> None:
         self.schedule.append(f"{self.now:.3f} pause {node_id}")
         self.nodes[node_id].paused = True
