@@ -262,22 +262,15 @@ class VisibilityTracker:
 
 
 def final_reads(cluster: ChaosCluster, keys: list[str]) -> dict[int, dict[str, str]]:
-    """node -> fingerprint -> present/absent/wrong, over one kept-alive connection per node."""
+    """node -> fingerprint -> present/absent/wrong, over kept-alive connections."""
     final: dict[int, dict[str, str]] = {}
     for i in range(cluster.n):
         answers: dict[str, str] = {}
-        conn = cluster[i].connection(30)
-        try:
-            for fpr in keys:
-                conn.request("GET", "/pks/lookup?" + urlencode({"op": "get", "search": "0x" + fpr}))
-                reply = conn.getresponse()
-                body = reply.read()
-                if reply.status == 404:
-                    answers[fpr] = ABSENT
-                elif reply.status == 200:
-                    answers[fpr] = PRESENT if served_key(body) == fpr else WRONG
-        finally:
-            conn.close()
+        for fpr, status, body in cluster[i].get_keys(keys):
+            if status == 404:
+                answers[fpr] = ABSENT
+            elif status == 200:
+                answers[fpr] = PRESENT if served_key(body) == fpr else WRONG
         final[i] = answers
     return final
 

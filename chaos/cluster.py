@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 from chaos.netns import Topology, connect_in
 from meshkp.net.crypto import generate_key as generate_cluster_key
@@ -245,20 +244,10 @@ class ChaosCluster(Mesh):
         return None not in roots and len(set(roots)) == 1
 
     def served(self, fingerprints: list[str], i: int) -> dict[str, bool]:
-        """fingerprint -> whether node i serves it (op=get is 200), over one kept-alive connection."""
-        node = self[i]
-        result: dict[str, bool] = {}
-        conn = node.connection(30)
-        try:
-            for fpr in fingerprints:
-                conn.request("GET", "/pks/lookup?" + urlencode({"op": "get", "search": "0x" + fpr}))
-                reply = conn.getresponse()
-                body = reply.read()
-                # Served = a 200 whose body is that key (a 404 for a deleted key is "not served").
-                result[fpr] = reply.status == 200 and served_key(body) == fpr
-        finally:
-            conn.close()
-        return result
+        """fingerprint -> whether node i serves it (op=get is 200), over kept-alive connections."""
+        # Served = a 200 whose body is that key (a 404 for a deleted key is "not served").
+        return {fpr: status == 200 and served_key(body) == fpr
+                for fpr, status, body in self[i].get_keys(fingerprints)}
 
     def serves(self, i: int, fpr: str) -> bool | None:
         """Whether node i serves the key now; None if it is down, paused or does not answer."""

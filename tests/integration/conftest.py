@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -82,6 +82,22 @@ class ServerProcess:
     def connection(self, timeout: float) -> http.client.HTTPConnection:
         """A new, unconnected HTTP connection to the server (chaos/ overrides it for netns)."""
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def get_keys(self, fingerprints: Iterable[str],
+                 timeout: float = 30) -> Iterator[tuple[str, int, bytes]]:
+        """(fingerprint, status, body) of op=get for each, over kept-alive connections: a new
+        one whenever the server closes one (it does after its per-connection request cap)."""
+        conn = self.connection(timeout)
+        try:
+            for fpr in fingerprints:
+                conn.request("GET", "/pks/lookup?" + urlencode({"op": "get", "search": "0x" + fpr}))
+                reply = conn.getresponse()
+                yield fpr, reply.status, reply.read()
+                if reply.will_close:
+                    conn.close()
+                    conn = self.connection(timeout)
+        finally:
+            conn.close()
 
     def lookup(self, headers: Mapping[str, str] | None = None, **params: str) -> Response:
         return self.request("GET", "/pks/lookup?" + urlencode(params), headers=headers)
