@@ -6,7 +6,8 @@ the History (kind `policy`, key V): ok = 200 (committed and applied on the answe
 fail = 4xx, info = 503 or no answer (it may still commit: Raft does not say).
 
 `check_control` proves, from every node's audit trail (`GET /cluster/audit`, the applied log):
-- no committed change lost: every V that got a 200 is in every node's audit trail;
+- no committed change lost: every V that got a 200 is in every node's audit trail (or older
+  than the oldest acked entry it keeps: a node keeps only the latest MAX_AUDIT entries);
 - no two nodes applied different entries at one position: the audit trails agree entry by entry
   (seq, token = term.index, op, detail) on their common prefix, and are all equally long;
 - a minority never commits: no V sent to a node of a minority side while it was cut off got a
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from chaos.cluster import ChaosCluster
 from chaos.history import FAIL, INFO, OK, History
 from chaos.problem_lines import problem_lines
+from meshkp.control.policy.bounds import MAX_AUDIT
 
 AUDIT_PAGE = 500
 MAX_POLICY_OPS = 600
@@ -137,6 +139,17 @@ def _value_of(entry: dict[str, object]) -> str | None:
     return detail.split(marker, 1)[1].split()[0].strip(",;")
 
 
+def kept_since(trail: list[dict[str, object]], acked_and_kept: set[str]) -> int:
+    """The value below which an acked change may be missing from `trail` without being lost.
+
+    A node keeps only the latest MAX_AUDIT entries. The one writer sends its changes one after
+    another with rising values, so acked changes commit in value order: every acked value above
+    the smallest acked one still kept committed after it, and must be kept too."""
+    if len(trail) < MAX_AUDIT:
+        return -1  # nothing dropped yet: every acked change must be there
+    return min((int(v) for v in acked_and_kept), default=1 << 62)
+
+
 def check_control(cluster: ChaosCluster, history: History,
                   minority_windows: list[tuple[float, float, list[int]]]) -> ControlResult:
     """See the module doc; `minority_windows`: (from, to, nodes) a minority was cut off."""
@@ -164,10 +177,12 @@ def check_control(cluster: ChaosCluster, history: History,
             if any(a.get(k) != b.get(k) for k in keys):
                 result.divergent.append(f"n{i} seq {a.get('seq')}: {a} != n{reference_node}: {b}")
                 break
+    acked = [o for o in ops if o.result == OK]
     for i, trail in trails.items():
         applied = {v for e in trail if (v := _value_of(e)) is not None}
-        for o in ops:
-            if o.result == OK and o.key not in applied:
+        oldest = kept_since(trail, {o.key for o in acked} & applied)
+        for o in acked:
+            if o.key not in applied and int(o.key) > oldest:
                 result.lost.append(f"{o.key} (acked by n{o.node}) missing on n{i}")
     for begin, end, nodes in minority_windows:
         for o in ops:

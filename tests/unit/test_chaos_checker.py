@@ -96,3 +96,43 @@ def test_a_delete_racing_the_quorum_check_is_not_a_stale_read() -> None:
     h.complete(h.invoke("w1", 4, "delete", "Q"), OK, 200)  # during the check
     h.complete(check_op, OK, 2, "short")
     assert check(h, {0: {"Q": ABSENT}}, {}).stale == []
+
+
+
+class _AuditOnly:
+    """A cluster of one node that answers GET /cluster/audit from a fixed trail (paged)."""
+
+    n = 1
+
+    def __init__(self, trail: list[dict[str, object]]) -> None:
+        self.trail = trail
+
+    def node_id(self, i: int) -> str:
+        return f"n{i}"
+
+    def get_json(self, i: int, path: str) -> dict[str, object]:
+        query = dict(part.split("=") for part in path.split("?", 1)[1].split("&"))
+        after, limit = int(query["after"]), int(query["limit"])
+        page = [e for e in self.trail if int(str(e["seq"])) > after][:limit]
+        return {"entries": page, "next_after": page[-1]["seq"] if page else after}
+
+
+def _set_limits(seq: int, value: int) -> dict[str, object]:
+    return {"seq": seq, "token": f"1.{seq}", "op": "set-limits", "detail": f"search_results={value}",
+            "outcome": "applied"}
+
+
+def test_a_full_audit_trail_excuses_only_the_changes_it_dropped() -> None:
+    from chaos.control_checker import check_control
+    from meshkp.control.policy.bounds import MAX_AUDIT
+
+    h = History()
+    for value in range(1, MAX_AUDIT + 501):  # one writer, one change after another
+        h.complete(h.invoke("policy", 0, "policy", str(value)), OK, 200)
+    # The node keeps the latest MAX_AUDIT entries: values 1..500 were dropped from its state.
+    trail = [_set_limits(seq, seq) for seq in range(501, MAX_AUDIT + 501)]
+    result = check_control(_AuditOnly(trail), h, [])  # type: ignore[arg-type]
+    assert result.lost == [], result.lost[:3]  # it read the full trail as the whole history
+    trail[700] = {**trail[700], "detail": "search_results=999999"}  # value 1201 never applied
+    result = check_control(_AuditOnly(trail), h, [])  # type: ignore[arg-type]
+    assert result.lost == ["1201 (acked by n0) missing on n0"]
