@@ -4,13 +4,31 @@ but not the identity of any member, and builds frames exactly as a real node wou
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from meshkp.membership.proofs import Proofs
+from meshkp.net.addr import Addr
 from meshkp.net.frameauth import FrameAuth
 from meshkp.net.identity import NodeIdentity
 from meshkp.net.stats import NetStats
 from meshkp.sim.codec import DEFAULT_KEY, make_codec
+from meshkp.swim.config import SwimConfig
 from meshkp.swim.messages import Message
+
+if TYPE_CHECKING:
+    from meshkp.sim.cluster import SimCluster
+    from tests.sim.conftest import MakeCluster
+
+LAN = SwimConfig.lan()
+MALLORY: Addr = ("10.9.9.9", 7946)  # the forger's address: no node of the sim has it
+
+
+def started(sim: MakeCluster, n: int, seed: int) -> SimCluster:
+    """A LAN-profile sim cluster of n nodes, converged."""
+    cluster = sim(LAN, seed=seed)
+    cluster.start(n)
+    assert cluster.run_until(cluster.converged, timeout=30.0) is not None, "no convergence"
+    return cluster
 
 
 class Forger:

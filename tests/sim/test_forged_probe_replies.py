@@ -10,23 +10,11 @@ sender, her acks kept node-1 alive for as long as she kept answering.
 from __future__ import annotations
 
 from meshkp.net.addr import Addr
-from meshkp.sim.cluster import SimCluster
 from meshkp.sim.codec import DEFAULT_KEY
-from meshkp.swim.config import SwimConfig
 from meshkp.swim.messages import Ack, Ping, PingReq, PushPull, unbundle
 from meshkp.swim.types import Status
 from tests.sim.conftest import MakeCluster
-from tests.sim.forger import Forger, peek
-
-LAN = SwimConfig.lan()
-MALLORY: Addr = ("10.9.9.9", 7946)
-
-
-def started(sim: MakeCluster, n: int, seed: int) -> SimCluster:
-    cluster = sim(LAN, seed=seed)
-    cluster.start(n)
-    assert cluster.run_until(cluster.converged, timeout=30.0) is not None, "no convergence"
-    return cluster
+from tests.sim.forger import MALLORY, Forger, peek, started
 
 
 def test_acks_forged_for_a_crashed_node_do_not_keep_it_alive(sim: MakeCluster) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from meshkp.net.addr import Addr
 from meshkp.sim.cluster import SimCluster
 from meshkp.sim.codec import DEFAULT_KEY
-from meshkp.swim.config import SwimConfig
 from meshkp.swim.messages import (
     Alive,
     Compound,
@@ -24,17 +23,7 @@ from meshkp.swim.messages import (
 )
 from meshkp.swim.types import Status
 from tests.sim.conftest import MakeCluster
-from tests.sim.forger import Forger, peek
-
-LAN = SwimConfig.lan()
-MALLORY: Addr = ("10.9.9.9", 7946)
-
-
-def started(sim: MakeCluster, n: int, seed: int) -> SimCluster:
-    cluster = sim(LAN, seed=seed)
-    cluster.start(n)
-    assert cluster.run_until(cluster.converged, timeout=30.0) is not None, "no convergence"
-    return cluster
+from tests.sim.forger import LAN, MALLORY, Forger, peek, started
 
 
 def view(cluster: SimCluster) -> dict[str, set[tuple[str, Status, int]]]:

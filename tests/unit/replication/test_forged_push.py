@@ -37,6 +37,18 @@ from meshkp.store.memory import MemoryStore
 from .helpers import FAST, LIMITS, certificate, record
 
 
+def _receiver() -> tuple[Keyring, AsyncStore, ReplicationListener, FrameAuth, Replicator]:
+    """node-b: a replicator behind a listener on 127.0.0.1, with its identity and peer keys
+    (start the listener; stop the replicator, the listener and the store)."""
+    keyring = Keyring([generate_key()])
+    store = AsyncStore(MemoryStore())
+    b_auth = FrameAuth(NodeIdentity.generate("node-b"))
+    b = ReplicationListener(("127.0.0.1", 0), keyring, b_auth, NetStats())
+    rep = Replicator(store, "node-b", Committer(LIMITS), FAST, StaticPeers([]), b.channel,
+                     identity=b_auth.identity, peer_keys=b_auth.peers)
+    return keyring, store, b, b_auth, rep
+
+
 async def test_a_push_as_another_node_is_dropped_and_changes_nothing(
         caplog: pytest.LogCaptureFixture) -> None:
     keyring = Keyring([generate_key()])
@@ -78,12 +90,7 @@ async def test_a_push_as_another_node_is_dropped_and_changes_nothing(
 async def test_a_forged_tombstone_deletes_nothing_and_a_signed_one_names_its_node(
         caplog: pytest.LogCaptureFixture) -> None:
     """Red-team finding 10: one forged tombstone push deleted a key everywhere, no admin token."""
-    keyring = Keyring([generate_key()])
-    store = AsyncStore(MemoryStore())
-    b_auth = FrameAuth(NodeIdentity.generate("node-b"))
-    b = ReplicationListener(("127.0.0.1", 0), keyring, b_auth, NetStats())
-    rep = Replicator(store, "node-b", Committer(LIMITS), FAST, StaticPeers([]), b.channel,
-                     identity=b_auth.identity, peer_keys=b_auth.peers)
+    keyring, store, b, b_auth, rep = _receiver()
     b.handler = rep.handle
     real_a = NodeIdentity.generate("node-a")
     b_auth.peers.bind("node-a", real_a.public_key)  # node-a is a member B knows
@@ -171,12 +178,7 @@ async def test_a_delete_stands_only_with_the_signature_of_an_admin_of_the_policy
     """A node holding the cluster key and its own identity deleted any key in its own name,
     naming any admin: the admin was vouched for, not proven. Now a receiver whose admin table
     has keys needs a delete signed by one of them (the key derived from that admin's token)."""
-    keyring = Keyring([generate_key()])
-    store = AsyncStore(MemoryStore())
-    b_auth = FrameAuth(NodeIdentity.generate("node-b"))
-    b = ReplicationListener(("127.0.0.1", 0), keyring, b_auth, NetStats())
-    rep = Replicator(store, "node-b", Committer(LIMITS), FAST, StaticPeers([]), b.channel,
-                     identity=b_auth.identity, peer_keys=b_auth.peers)
+    keyring, store, b, b_auth, rep = _receiver()
     alice_token, old_token = "a" * 64, "o" * 64
     # node-b's applied policy: alice's current key, and the key of her token before it was
     # replaced by an entry stamped 100.
@@ -238,12 +240,7 @@ async def test_a_delete_cannot_be_widened_nor_lifted_without_a_signed_resolution
     """Lifts (keep-update resolutions) and keep-delete resolutions were written unsigned, and a
     tombstone's vectors were not held to its proofs: a key holder could copy a real delete's
     proof and lift it (the key served again everywhere), or widen what it had seen."""
-    keyring = Keyring([generate_key()])
-    store = AsyncStore(MemoryStore())
-    b_auth = FrameAuth(NodeIdentity.generate("node-b"))
-    b = ReplicationListener(("127.0.0.1", 0), keyring, b_auth, NetStats())
-    rep = Replicator(store, "node-b", Committer(LIMITS), FAST, StaticPeers([]), b.channel,
-                     identity=b_auth.identity, peer_keys=b_auth.peers)
+    keyring, store, b, b_auth, rep = _receiver()
     alice_token = "a" * 64
     policy = PolicyState(admin_keys={admin_public_key(alice_token): "alice"})
     rep.admin_table = lambda: policy
