@@ -12,16 +12,7 @@ from crdt.errors import DiffProtocolError
 from crdt.merkle import MemoryMerkleStorage, MerkleConfig, MerkleTree
 from crdt.merkle_diff import DiffConfig, DiffInitiator, DiffResponder, diff_trees, should_list
 from crdt.merkle_wire import Answer, EntriesItem, NodeItem, encode_answer
-
-
-def tree_of(items: dict[bytes, bytes], config: MerkleConfig | None = None) -> MerkleTree:
-    storage = MemoryMerkleStorage()
-    tree = MerkleTree(storage, config)
-    batch = tree.batch()
-    for item_id, digest in items.items():
-        batch.put(item_id, digest)
-    storage.apply(batch.writes())
-    return tree
+from tests.unit.crdt.trees import tree_of
 
 
 def expected_diff(local: dict[bytes, bytes], remote: dict[bytes, bytes]):

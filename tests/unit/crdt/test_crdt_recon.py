@@ -17,25 +17,20 @@ from hypothesis import strategies as st
 from crdt import recon, recon_check, recon_config, recon_listings, recon_view
 from crdt.diff_session import run_in_process
 from crdt.errors import CrdtConfigError, DiffProtocolError
-from crdt.merkle import MemoryMerkleStorage, MerkleConfig, MerkleTree
+from crdt.merkle import MerkleConfig, MerkleTree
 from crdt.merkle_diff import DiffResult, diff_trees
 from crdt.recon import ReconConfig, ReconInitiator, ReconResponder, recon_trees
 from crdt.recon_body import Reader, encode_path
 from crdt.recon_view import QuadView, vpath_of
 from crdt.recon_wire import V3_ROOT_BYTES, is_recon_query
+from tests.unit.crdt.trees import tree_of as tree_in_memory
 
 SMALL = MerkleConfig(fanout=16, depth=2)  # 256 buckets: sub-bucket levels are reached
 FIXED = ReconConfig(new_salt=lambda: b"fixed.8b")  # the same salt every session
 
 
 def tree_of(items: dict[bytes, bytes], config: MerkleConfig = SMALL) -> MerkleTree:
-    storage = MemoryMerkleStorage()
-    tree = MerkleTree(storage, config)
-    batch = tree.batch()
-    for item_id, digest in items.items():
-        batch.put(item_id, digest)
-    storage.apply(batch.writes())
-    return tree
+    return tree_in_memory(items, config)
 
 
 def ident(i: int) -> bytes:
